@@ -1,0 +1,218 @@
+//! The GitHub Actions runtime: `INPUT_*`, workflow commands, `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write as _;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::cli::RawInputs;
+use crate::ports::Events;
+
+/// What the runner (or the shell) tells the program through the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Runtime {
+    /// `GITHUB_ACTIONS=true`: speak workflow commands.
+    pub in_actions: bool,
+    pub workspace: Option<String>,
+    pub api_url: String,
+    pub repository: Option<String>,
+    pub output_file: Option<String>,
+    pub summary_file: Option<String>,
+}
+
+impl Runtime {
+    pub fn from_env(env: &HashMap<String, String>) -> Self {
+        let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        Self {
+            in_actions: get("GITHUB_ACTIONS").as_deref() == Some("true"),
+            workspace: get("GITHUB_WORKSPACE"),
+            api_url: get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+            repository: get("GITHUB_REPOSITORY"),
+            output_file: get("GITHUB_OUTPUT"),
+            summary_file: get("GITHUB_STEP_SUMMARY"),
+        }
+    }
+}
+
+/// Reads the action's inputs: the runner upper-cases names and keeps dashes (`INPUT_DRY-RUN`).
+pub fn inputs_from_env(env: &HashMap<String, String>) -> RawInputs {
+    let get = |name: &str| {
+        env.get(&format!("INPUT_{}", name.to_ascii_uppercase()))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let token = get("github-token");
+    RawInputs {
+        command: get("command"),
+        config: get("config"),
+        user: get("user"),
+        iam_user: get("iam-user"),
+        environments: get("environments"),
+        github_token: (!token.trim().is_empty()).then(|| SecretString::from(token.trim().to_owned())),
+        dry_run: get("dry-run"),
+        force: get("force"),
+        json: get("json"),
+        delete_inactive: get("delete-inactive"),
+        old_access_key_id: get("old-access-key-id"),
+        straggler_window_minutes: get("straggler-window-minutes"),
+        expected_access_key_id: get("expected-access-key-id"),
+        verify_timeout_minutes: get("verify-timeout-minutes"),
+        poll_interval_seconds: get("poll-interval-seconds"),
+    }
+}
+
+/// Escapes the data of a workflow command (`%`, CR, LF).
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Prints the core's messages: workflow commands under Actions, plain lines elsewhere.
+/// With `quiet` (JSON output) progress goes to stderr so stdout stays one document.
+pub struct Console {
+    pub in_actions: bool,
+    pub quiet: bool,
+    /// Every value masked so far; nothing printed through the console may contain one.
+    masked: RefCell<Vec<SecretString>>,
+}
+
+impl Console {
+    pub fn new(in_actions: bool, quiet: bool) -> Self {
+        Self {
+            in_actions,
+            quiet,
+            masked: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Defence in depth: replaces any masked value that slipped into a line.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in self.masked.borrow().iter() {
+            let v = s.expose_secret();
+            if !v.is_empty() {
+                out = out.replace(v, "***");
+            }
+        }
+        out
+    }
+
+    fn out(&self, line: &str) {
+        let line = self.scrub(line);
+        if self.quiet {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+
+    pub fn error(&self, text: &str) {
+        let text = self.scrub(text);
+        if self.in_actions {
+            println!("::error::{}", escape_data(&text));
+        }
+        eprintln!("error: {text}");
+    }
+}
+
+impl Events for Console {
+    fn mask(&self, secret: &SecretString) {
+        if self.in_actions && !secret.expose_secret().is_empty() {
+            // The runner consumes this line; it must come before anything that could show the value.
+            println!("::add-mask::{}", escape_data(secret.expose_secret()));
+            let _ = std::io::stdout().flush();
+        }
+        self.masked.borrow_mut().push(secret.clone());
+    }
+    fn info(&self, text: &str) {
+        self.out(text);
+    }
+    fn warn(&self, text: &str) {
+        let text = self.scrub(text);
+        if self.in_actions {
+            println!("::warning::{}", escape_data(&text));
+        } else {
+            eprintln!("warning: {text}");
+        }
+    }
+    fn group(&self, title: &str) {
+        if self.in_actions {
+            println!("::group::{}", escape_data(title));
+        } else {
+            self.out(&format!("== {title}"));
+        }
+    }
+    fn end_group(&self) {
+        if self.in_actions {
+            println!("::endgroup::");
+        }
+    }
+}
+
+/// Appends `name=value` pairs to `$GITHUB_OUTPUT` (heredoc form for multi-line values).
+pub fn write_outputs(path: &str, outputs: &[(&str, String)]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    for (name, value) in outputs {
+        if value.contains('\n') {
+            let delimiter = format!("ghadelimiter_{}", uuid_like());
+            writeln!(f, "{name}<<{delimiter}\n{value}\n{delimiter}")?;
+        } else {
+            writeln!(f, "{name}={value}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
+pub fn append_summary(path: &str, markdown: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(markdown.as_bytes())
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_keep_dashes() {
+        let env: HashMap<String, String> = [
+            ("INPUT_DRY-RUN", "true"),
+            ("INPUT_COMMAND", "status"),
+            ("INPUT_OLD-ACCESS-KEY-ID", "AKIA1"),
+            ("INPUT_GITHUB-TOKEN", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let raw = inputs_from_env(&env);
+        assert_eq!(raw.dry_run, "true");
+        assert_eq!(raw.command, "status");
+        assert_eq!(raw.old_access_key_id, "AKIA1");
+        assert!(raw.github_token.is_none());
+    }
+
+    #[test]
+    fn escapes_workflow_command_data() {
+        assert_eq!(escape_data("50%\nnext\r"), "50%25%0Anext%0D");
+    }
+
+    #[test]
+    fn outputs_use_heredoc_for_multiline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let p = path.to_str().unwrap();
+        write_outputs(p, &[("a", "1".into()), ("b", "x\ny".into())]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("a=1\nb<<ghadelimiter_"), "{text}");
+        assert!(text.contains("\nx\ny\nghadelimiter_"));
+    }
+}

@@ -1,0 +1,288 @@
+//! Wiring: settings → manifest → adapters → prepare every user → execute → reports and exit code.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use crate::action::{self, Console, Runtime};
+use crate::aws;
+use crate::cli::{CommandName, ManifestSource, Settings};
+use crate::github::{GitHub, Pacing};
+use crate::manifest::{self, Manifest};
+use crate::ports::{Clock, Events, SystemClock};
+use crate::report;
+use crate::rotation::plan::Options;
+use crate::rotation::run::{self, Command, Ctx, Fault, Outcome, UserReport};
+
+/// Exit codes (CONTRACT §7).
+pub const OK: u8 = 0;
+pub const FAILED: u8 = 1;
+pub const INVALID: u8 = 2;
+pub const REFUSED: u8 = 3;
+
+/// Timing knobs, from `AWS_KEY_ROTATOR_*` variables (documented in the README).
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    pub pacing: Pacing,
+    pub propagation: Duration,
+}
+
+impl Tuning {
+    pub fn from_env(env: &HashMap<String, String>) -> Self {
+        let ms = |k: &str| {
+            env.get(k)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_millis)
+        };
+        let mut pacing = Pacing::default();
+        if let Some(d) = ms("AWS_KEY_ROTATOR_GITHUB_WRITE_INTERVAL_MS") {
+            pacing.write_interval = d;
+        }
+        if let Some(d) = ms("AWS_KEY_ROTATOR_RETRY_BASE_MS") {
+            pacing.retry_base = d;
+        }
+        Self {
+            pacing,
+            propagation: env
+                .get("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(Duration::from_secs(120)),
+        }
+    }
+}
+
+/// An error that ends the run before any user was touched.
+struct Stop(u8, String);
+
+fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
+    let ManifestSource::File { path, explicit } = &settings.config;
+    let full: PathBuf = match &rt.workspace {
+        Some(ws) if Path::new(path).is_relative() => Path::new(ws).join(path),
+        _ => PathBuf::from(path),
+    };
+    let manifest = match std::fs::read_to_string(&full) {
+        Ok(text) => {
+            if settings.iam_user.is_some() {
+                return Err(Stop(INVALID, format!(
+                    "both a manifest ({path}) and input iam-user are given: list the user in the manifest (select one with `user`), or remove the manifest"
+                )));
+            }
+            manifest::parse(path, &text).map_err(|e| Stop(INVALID, e.to_string()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            let Some(iam_user) = &settings.iam_user else {
+                return Err(Stop(INVALID, format!(
+                    "no manifest at {path}: add one (see the manifest reference in the README), point input config at it, or set input iam-user for a single user whose consumers are this repository"
+                )));
+            };
+            let repo = rt.repository.clone().unwrap_or_default();
+            manifest::shorthand(iam_user, &repo, &settings.environments)
+                .map_err(|e| Stop(INVALID, e))?
+        }
+        Err(e) => {
+            return Err(Stop(INVALID, format!(
+                "cannot read the manifest {path}: {e}; input config is relative to GITHUB_WORKSPACE"
+            )));
+        }
+    };
+    select_user(manifest, settings.user.as_deref())
+}
+
+fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, Stop> {
+    if let Some(name) = user {
+        if !manifest.users.iter().any(|u| u.name == name) {
+            let known: Vec<_> = manifest.users.iter().map(|u| u.name.as_str()).collect();
+            return Err(Stop(INVALID, format!(
+                "user {name:?} is not in {} (its users: {})",
+                manifest.source,
+                known.join(", ")
+            )));
+        }
+        manifest.users.retain(|u| u.name == name);
+    }
+    Ok(manifest)
+}
+
+/// Runs one invocation and returns the exit code. Prints through `console` only.
+pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> u8 {
+    match run_inner(settings, rt, console, tuning).await {
+        Ok(code) => code,
+        Err(Stop(code, message)) => {
+            console.error(&message);
+            if let Some(path) = &rt.summary_file {
+                let md = format!("## aws-key-rotator\n\n**Error:** {}\n\nNothing was changed.\n", message.replace('\n', " "));
+                let _ = action::append_summary(path, &console.scrub(&md));
+            }
+            code
+        }
+    }
+}
+
+async fn run_inner(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> Result<u8, Stop> {
+    if let Some(token) = &settings.github_token {
+        console.mask(token);
+    }
+    let command = match settings.command {
+        CommandName::Verify => return verify(&settings, console, &tuning).await,
+        CommandName::Status => Command::Status,
+        CommandName::Rotate => Command::Rotate,
+        CommandName::Deactivate => Command::Deactivate,
+        CommandName::Delete => Command::Delete,
+    };
+    let manifest = load_manifest(&settings, rt)?;
+    if settings.old_access_key_id.is_some() && manifest.users.len() > 1 {
+        return Err(Stop(INVALID, "old-access-key-id names one key, but the manifest has several users: select one with `user`".into()));
+    }
+    let aws = aws::load(tuning.propagation).await;
+    let step_key = aws.step_key().await.map_err(|e| Stop(INVALID, e.to_string()))?;
+    if let Some(k) = &step_key {
+        console.mask(&k.secret);
+    }
+    let github = GitHub::new(&rt.api_url, settings.github_token.clone(), tuning.pacing.clone())
+        .map_err(|e| Stop(INVALID, e))?;
+    let opts = Options {
+        force: settings.force,
+        delete_inactive: settings.delete_inactive,
+        straggler_window: settings.straggler_window,
+        old_access_key_id: settings.old_access_key_id.clone(),
+    };
+    let clock = SystemClock;
+    let ctx = Ctx {
+        iam: &aws,
+        store: &github,
+        events: console,
+        clock: &clock,
+        step_key: step_key.as_ref(),
+        opts: &opts,
+        dry_run: settings.dry_run,
+    };
+
+    // Phase 1: read everything and decide, for every user, before changing anything.
+    let mut prepared = Vec::new();
+    for user in &manifest.users {
+        match run::prepare(&ctx, user, command).await {
+            Ok(p) => prepared.push(p),
+            Err(Fault::Invalid(m)) => return Err(Stop(INVALID, m)),
+            Err(Fault::Failed(m)) => {
+                return Err(Stop(FAILED, format!("{m}. Nothing was changed; run again")));
+            }
+        }
+    }
+
+    // Phase 2: act, user by user.
+    let mut reports: Vec<UserReport> = Vec::new();
+    for (user, p) in manifest.users.iter().zip(prepared) {
+        console.group(&format!("{} ({})", user.name, command_name(command)));
+        let r = run::execute(&ctx, user, command, p).await;
+        console.end_group();
+        if let Outcome::Failed(m) | Outcome::Refused(m) | Outcome::Invalid(m) = &r.outcome {
+            console.error(&format!("{}: {m}", user.name));
+        }
+        reports.push(r);
+    }
+
+    let now = clock.now();
+    let name = command_name(command);
+    if settings.json {
+        print!("{}", console.scrub(&report::json(name, &reports, now)));
+    } else {
+        console.info(report::text(&reports, now).trim_end());
+    }
+    if let Some(path) = &rt.summary_file {
+        let md = report::markdown(name, &reports, now);
+        if let Err(e) = action::append_summary(path, &console.scrub(&md)) {
+            console.warn(&format!("could not write the step summary {path}: {e}"));
+        }
+    }
+    if let Some(path) = &rt.output_file {
+        if let Err(e) = action::write_outputs(path, &outputs(&reports)) {
+            console.warn(&format!("could not write the outputs {path}: {e}"));
+        }
+    }
+    Ok(exit_code(&reports))
+}
+
+fn command_name(c: Command) -> &'static str {
+    match c {
+        Command::Status => "status",
+        Command::Rotate => "rotate",
+        Command::Deactivate => "deactivate",
+        Command::Delete => "delete",
+    }
+}
+
+/// The most serious outcome wins: invalid, then failed, then refused.
+pub fn exit_code(reports: &[UserReport]) -> u8 {
+    let codes: Vec<u8> = reports.iter().map(|r| r.outcome.exit_code()).collect();
+    [INVALID, FAILED, REFUSED]
+        .into_iter()
+        .find(|c| codes.contains(c))
+        .unwrap_or(OK)
+}
+
+/// CONTRACT §6. With one user the values are that user's; with several, `state` and the key
+/// ids are `user=value` pairs joined by commas, and `rotated` is true when any user rotated.
+fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
+    let pick = |f: &dyn Fn(&UserReport) -> Option<String>| -> String {
+        match reports {
+            [one] => f(one).unwrap_or_default(),
+            many => many
+                .iter()
+                .filter_map(|r| f(r).map(|v| format!("{}={v}", r.user.name)))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    };
+    vec![
+        ("state", pick(&|r| r.state.map(|s| s.to_string()))),
+        ("rotated", reports.iter().any(UserReport::rotated).to_string()),
+        ("new-access-key-id", pick(&|r| r.new_key.clone())),
+        ("old-access-key-id", pick(&|r| r.old_key.clone())),
+        ("verification-run-urls", String::new()),
+    ]
+}
+
+/// `verify`: the credentials this step was given work, and are the expected key.
+async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Result<u8, Stop> {
+    let aws = aws::load(tuning.propagation).await;
+    let key_id = aws.key_id().await.map_err(|e| Stop(INVALID, e.to_string()))?;
+    if let Some(expected) = &settings.expected_access_key_id {
+        if &key_id != expected {
+            console.error(&format!(
+                "the credentials in this job are key {key_id}, not the expected {expected}: the secrets this workflow reads were not updated (check the consumer's secret names, or an environment that overrides them)"
+            ));
+            return Ok(FAILED);
+        }
+    }
+    match aws.whoami().await {
+        Ok(caller) => {
+            console.info(&format!(
+                "credentials work: key {key_id} is {} (account {})",
+                caller.arn, caller.account
+            ));
+            Ok(OK)
+        }
+        Err(e) => {
+            console.error(&format!("key {key_id} does not work with STS GetCallerIdentity: {e}"));
+            Ok(FAILED)
+        }
+    }
+}
+
+/// Collects the process environment once.
+pub fn environment() -> HashMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Whether a token string is present (never prints it).
+pub fn token_from_env(env: &HashMap<String, String>) -> Option<secrecy::SecretString> {
+    env.get("GITHUB_TOKEN")
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| secrecy::SecretString::from(t.trim().to_owned()))
+        .filter(|t| !t.expose_secret().is_empty())
+}

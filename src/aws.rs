@@ -1,0 +1,285 @@
+//! `Iam` on the AWS SDK (aws-sdk-iam, aws-sdk-sts), credentials from the SDK's default chain.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::types::StatusType;
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::ports::{Caller, Iam, IamError, IamErrorKind, NewKey, StepKey};
+use crate::rotation::plan::LastUse;
+use crate::rotation::state::{KeyInfo, KeyStatus};
+
+pub struct Aws {
+    config: SdkConfig,
+    iam: aws_sdk_iam::Client,
+    sts: aws_sdk_sts::Client,
+    /// How long a new key may take to start working (IAM propagation).
+    propagation: Duration,
+}
+
+/// Loads the SDK configuration: default credential chain, `AWS_ENDPOINT_URL`, region
+/// from the environment or `us-east-1`.
+pub async fn load(propagation: Duration) -> Aws {
+    let region = aws_config::meta::region::RegionProviderChain::default_provider()
+        .or_else(Region::new("us-east-1"));
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .load()
+        .await;
+    Aws {
+        iam: aws_sdk_iam::Client::new(&config),
+        sts: aws_sdk_sts::Client::new(&config),
+        config,
+        propagation,
+    }
+}
+
+fn to_chrono(t: &aws_sdk_iam::primitives::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
+}
+
+fn classify<E>(action: &str, err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> IamError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = match &err {
+        SdkError::ServiceError(s) => Some(raw_status(s.raw())),
+        SdkError::ResponseError(r) => Some(raw_status(r.raw())),
+        _ => None,
+    }
+    .flatten();
+    let code = err.code().map(str::to_owned);
+    let detail = err.message().map(str::to_owned);
+    let (kind, message) = match (code.as_deref(), status) {
+        (Some("NoSuchEntity"), _) => (IamErrorKind::NoSuchUser, "no such IAM user".to_owned()),
+        (Some("LimitExceeded"), _) => (
+            IamErrorKind::LimitExceeded,
+            "the user already has two access keys (IAM allows two): run status, then deactivate and delete the old one".to_owned(),
+        ),
+        (Some(c @ ("InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" | "ExpiredToken")), _) => (
+            IamErrorKind::Credentials,
+            format!("AWS rejected the credentials ({c}): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the role this step assumes"),
+        ),
+        (Some(c @ ("AccessDenied" | "AccessDeniedException")), _) => (
+            IamErrorKind::Credentials,
+            format!("AWS denied {action} ({c}): grant it to this identity (see docs/iam-policy.json)"),
+        ),
+        // Some emulators answer 403 with an error body the SDK cannot read.
+        (None, Some(403)) => (
+            IamErrorKind::Credentials,
+            format!("AWS answered 403 to {action}: the credentials are invalid or not allowed to call it (see docs/iam-policy.json)"),
+        ),
+        _ => {
+            let what = match &err {
+                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                    let mut m = format!("could not reach AWS for {action}");
+                    let mut source = std::error::Error::source(&err);
+                    while let Some(s) = source {
+                        m.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    m
+                }
+                SdkError::ConstructionFailure(_) => {
+                    let mut m = format!("{action} could not be sent");
+                    let mut source = std::error::Error::source(&err);
+                    while let Some(s) = source {
+                        m.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    if m.contains("credentials") || m.contains("Credentials") {
+                        return IamError {
+                            kind: IamErrorKind::Credentials,
+                            message: format!("{m}. Provide AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or aws-actions/configure-aws-credentials)"),
+                        };
+                    }
+                    m
+                }
+                _ => format!(
+                    "{action} failed: {}{}",
+                    code.as_deref().unwrap_or("error"),
+                    status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+                ),
+            };
+            (IamErrorKind::Other, what)
+        }
+    };
+    let message = match detail {
+        Some(d) if !d.is_empty() && kind != IamErrorKind::LimitExceeded => format!("{message}: {d}"),
+        _ => message,
+    };
+    IamError { kind, message }
+}
+
+fn raw_status(r: &aws_smithy_runtime_api::http::Response) -> Option<u16> {
+    Some(r.status().as_u16())
+}
+
+impl Aws {
+    /// The long-term key this process runs with, if any (session credentials have a token).
+    pub async fn step_key(&self) -> Result<Option<StepKey>, IamError> {
+        let creds = self.credentials().await?;
+        if creds.session_token().is_some() {
+            return Ok(None);
+        }
+        Ok(Some(StepKey {
+            id: creds.access_key_id().to_owned(),
+            secret: SecretString::from(creds.secret_access_key().to_owned()),
+        }))
+    }
+
+    async fn credentials(&self) -> Result<Credentials, IamError> {
+        let Some(provider) = self.config.credentials_provider() else {
+            return Err(no_credentials("no credentials provider is configured"));
+        };
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| no_credentials(&e.to_string()))
+    }
+
+    /// The access key id of the ambient credentials (long-term or session).
+    pub async fn key_id(&self) -> Result<String, IamError> {
+        Ok(self.credentials().await?.access_key_id().to_owned())
+    }
+
+    /// STS GetCallerIdentity with the ambient credentials, retrying through IAM propagation.
+    pub async fn whoami(&self) -> Result<Caller, IamError> {
+        self.caller_with(&self.sts).await
+    }
+
+    async fn caller_with(&self, sts: &aws_sdk_sts::Client) -> Result<Caller, IamError> {
+        let call = || async {
+            let out = sts
+                .get_caller_identity()
+                .send()
+                .await
+                .map_err(|e| classify("sts:GetCallerIdentity", e))?;
+            Ok::<_, IamError>(Caller {
+                account: out.account().unwrap_or_default().to_owned(),
+                arn: out.arn().unwrap_or_default().to_owned(),
+            })
+        };
+        call.retry(
+            ExponentialBuilder::new()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(10))
+                .with_total_delay(Some(self.propagation))
+                .without_max_times(),
+        )
+        .when(|e: &IamError| matches!(e.kind, IamErrorKind::Credentials | IamErrorKind::Other))
+        .notify(|e, wait| tracing::debug!("STS refused ({e}); retrying in {wait:?}"))
+        .await
+    }
+}
+
+fn no_credentials(detail: &str) -> IamError {
+    IamError {
+        kind: IamErrorKind::Credentials,
+        message: format!(
+            "no AWS credentials: {detail}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, use a profile, or run aws-actions/configure-aws-credentials before this step"
+        ),
+    }
+}
+
+impl Iam for Aws {
+    async fn list_keys(&self, user: &str) -> Result<Vec<KeyInfo>, IamError> {
+        let out = self
+            .iam
+            .list_access_keys()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|e| classify("iam:ListAccessKeys", e))?;
+        Ok(out
+            .access_key_metadata()
+            .iter()
+            .map(|k| KeyInfo {
+                id: k.access_key_id().unwrap_or_default().to_owned(),
+                status: match k.status() {
+                    Some(StatusType::Active) => KeyStatus::Active,
+                    _ => KeyStatus::Inactive,
+                },
+                created: k.create_date().map(to_chrono).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn create_key(&self, user: &str) -> Result<NewKey, IamError> {
+        let out = self
+            .iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|e| classify("iam:CreateAccessKey", e))?;
+        let key = out.access_key().ok_or_else(|| IamError {
+            kind: IamErrorKind::Other,
+            message: "iam:CreateAccessKey returned no key".into(),
+        })?;
+        Ok(NewKey {
+            id: key.access_key_id().to_owned(),
+            secret: SecretString::from(key.secret_access_key().to_owned()),
+            created: key.create_date().map(to_chrono).unwrap_or_else(Utc::now),
+        })
+    }
+
+    async fn set_inactive(&self, user: &str, key_id: &str) -> Result<(), IamError> {
+        self.iam
+            .update_access_key()
+            .user_name(user)
+            .access_key_id(key_id)
+            .status(StatusType::Inactive)
+            .send()
+            .await
+            .map_err(|e| classify("iam:UpdateAccessKey", e))?;
+        Ok(())
+    }
+
+    async fn delete_key(&self, user: &str, key_id: &str) -> Result<(), IamError> {
+        self.iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify("iam:DeleteAccessKey", e))?;
+        Ok(())
+    }
+
+    async fn last_used(&self, key_id: &str) -> Result<LastUse, IamError> {
+        let out = self
+            .iam
+            .get_access_key_last_used()
+            .access_key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| classify("iam:GetAccessKeyLastUsed", e))?;
+        let used = out.access_key_last_used();
+        Ok(LastUse {
+            date: used.and_then(|u| u.last_used_date()).map(to_chrono),
+            service: used.map(|u| u.service_name().to_owned()).unwrap_or_else(|| "N/A".into()),
+            region: used.map(|u| u.region().to_owned()).unwrap_or_else(|| "N/A".into()),
+        })
+    }
+
+    async fn prove_key(&self, key: &NewKey) -> Result<Caller, IamError> {
+        let creds = Credentials::new(
+            key.id.clone(),
+            key.secret.expose_secret().to_owned(),
+            None,
+            None,
+            "aws-key-rotator-new-key",
+        );
+        let conf = aws_sdk_sts::config::Builder::from(&self.config)
+            .credentials_provider(creds)
+            .build();
+        self.caller_with(&aws_sdk_sts::Client::from_conf(conf)).await
+    }
+}

@@ -1,0 +1,280 @@
+//! GitHub REST adapters on octocrab's raw requests: retries and pacing live here.
+//!
+//! octocrab's typed handlers are not used: its environment-secret handler takes the legacy
+//! repository-id path without URL-encoding, and its default retry resends every method. Its
+//! retry layer is compiled out (feature `retry` off); this module retries deliberately.
+
+mod secrets;
+
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use http::{HeaderMap, StatusCode};
+use octocrab::Octocrab;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+
+use crate::ports::{GhError, GhErrorKind};
+
+/// Knobs for talking to GitHub; the defaults follow GitHub's guidance.
+#[derive(Clone, Debug)]
+pub struct Pacing {
+    /// Minimum time between two content-creating requests (GitHub asks for about a second).
+    pub write_interval: Duration,
+    /// First retry delay; doubles up to 4 attempts in all.
+    pub retry_base: Duration,
+    /// The longest `retry-after` honoured before giving up.
+    pub max_wait: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            write_interval: Duration::from_secs(1),
+            retry_base: Duration::from_secs(1),
+            max_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+pub struct GitHub {
+    client: Octocrab,
+    has_token: bool,
+    pacing: Pacing,
+    last_write: Mutex<Option<Instant>>,
+}
+
+/// A finished exchange: status, headers and body text.
+struct Reply {
+    status: StatusCode,
+    body: String,
+}
+
+/// Why one attempt failed, with what the retry loop needs.
+#[derive(Debug)]
+struct Attempt {
+    error: GhError,
+    retry: bool,
+    retry_after: Option<Duration>,
+}
+
+impl GitHub {
+    /// `api_url` is `GITHUB_API_URL` (GitHub Enterprise Server: `https://HOST/api/v3`); plain http works.
+    pub fn new(api_url: &str, token: Option<SecretString>, pacing: Pacing) -> Result<Self, String> {
+        let mut builder = Octocrab::builder()
+            .base_uri(api_url.trim_end_matches('/'))
+            .map_err(|e| format!("GITHUB_API_URL {api_url:?} is not a valid URL: {e}"))?
+            .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
+            .add_header(
+                http::HeaderName::from_static("x-github-api-version"),
+                "2022-11-28".into(),
+            )
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)));
+        let has_token = token
+            .as_ref()
+            .is_some_and(|t| !t.expose_secret().trim().is_empty());
+        if let Some(token) = token.filter(|_| has_token) {
+            builder = builder.personal_token(token);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("could not set up the GitHub client: {e}"))?;
+        Ok(Self {
+            client,
+            has_token,
+            pacing,
+            last_write: Mutex::new(None),
+        })
+    }
+
+    /// Waits so that writes are at least `write_interval` apart.
+    async fn pace_write(&self) {
+        let mut last = self.last_write.lock().await;
+        if let Some(at) = *last {
+            let next = at + self.pacing.write_interval;
+            let now = Instant::now();
+            if next > now {
+                tokio::time::sleep(next - now).await;
+            }
+        }
+        *last = Some(Instant::now());
+    }
+
+    /// One request with retries on 5xx, 429, rate-limited 403 and transport errors.
+    /// `what` names the request in errors ("writing secret X in Y").
+    async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        what: &str,
+    ) -> Result<Reply, GhError> {
+        let attempt = || async {
+            if method != http::Method::GET {
+                self.pace_write().await;
+            }
+            self.once(method.clone(), path, body, what).await
+        };
+        let max_wait = self.pacing.max_wait;
+        attempt
+            .retry(
+                ExponentialBuilder::new()
+                    .with_min_delay(self.pacing.retry_base)
+                    .with_max_times(3),
+            )
+            .when(|a: &Attempt| a.retry)
+            .adjust(move |a: &Attempt, planned| match (a.retry_after, planned) {
+                (_, None) => None,
+                (Some(wait), Some(_)) if wait <= max_wait => Some(wait),
+                (Some(_), Some(_)) => None,
+                (None, planned) => planned,
+            })
+            .notify(|a, wait| tracing::warn!("{}; retrying in {wait:?}", a.error))
+            .await
+            .map_err(|a| a.error)
+    }
+
+    async fn once(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        what: &str,
+    ) -> Result<Reply, Attempt> {
+        let sent = match method {
+            http::Method::GET => self.client._get(path).await,
+            http::Method::PUT => self.client._put(path, body).await,
+            http::Method::POST => self.client._post(path, body).await,
+            _ => unreachable!("only GET, PUT and POST are used"),
+        };
+        let transport = |e: &dyn std::fmt::Display| Attempt {
+            error: GhError {
+                kind: GhErrorKind::Unavailable,
+                message: format!("{what}: could not reach GitHub: {e}"),
+                uncertain: method != http::Method::GET,
+            },
+            retry: true,
+            retry_after: None,
+        };
+        let response = sent.map_err(|e| transport(&e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = self
+            .client
+            .body_to_string(response)
+            .await
+            .map_err(|e| transport(&e))?;
+        if status.is_success() {
+            return Ok(Reply { status, body });
+        }
+        Err(self.classify(status, &headers, &body, what, &method))
+    }
+
+    fn classify(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &str,
+        what: &str,
+        method: &http::Method,
+    ) -> Attempt {
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let github_message = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        let retry_after = header("retry-after")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .or_else(|| {
+                (header("x-ratelimit-remaining").as_deref() == Some("0"))
+                    .then(|| header("x-ratelimit-reset"))
+                    .flatten()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .map(|reset| {
+                        Duration::from_secs((reset - chrono::Utc::now().timestamp()).max(1) as u64)
+                    })
+            });
+        let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::FORBIDDEN
+                && (retry_after.is_some() || github_message.to_lowercase().contains("rate limit")));
+        let code = status.as_u16();
+        let said = if github_message.is_empty() {
+            String::new()
+        } else {
+            format!(" ({github_message})")
+        };
+        let (kind, retry, message) = if rate_limited {
+            (
+                GhErrorKind::Unavailable,
+                true,
+                format!("{what}: GitHub's rate limit answered {code}{said}"),
+            )
+        } else if status.is_server_error() {
+            (
+                GhErrorKind::Unavailable,
+                true,
+                format!("{what}: GitHub answered {code}{said}"),
+            )
+        } else if status == StatusCode::UNAUTHORIZED {
+            let fix = if self.has_token {
+                "the token is wrong or expired"
+            } else {
+                "no token was given"
+            };
+            (
+                GhErrorKind::Unauthorized,
+                false,
+                format!("{what}: GitHub answered 401{said}: {fix}. Set input github-token (CLI: env GITHUB_TOKEN) to a fine-grained personal access token or a GitHub App installation token"),
+            )
+        } else if status == StatusCode::FORBIDDEN {
+            let need = if *method == http::Method::GET {
+                "read"
+            } else {
+                "write"
+            };
+            (
+                GhErrorKind::Forbidden,
+                false,
+                format!("{what}: GitHub answered 403{said}: the token cannot {need} secrets here. The workflow's own GITHUB_TOKEN can never write secrets; use a fine-grained token with \"Secrets: write\" (and \"Environments: write\" for environment secrets) on this repository"),
+            )
+        } else if status == StatusCode::NOT_FOUND {
+            (
+                GhErrorKind::NotFound,
+                false,
+                format!("{what}: GitHub answered 404{said}"),
+            )
+        } else {
+            (
+                GhErrorKind::Rejected,
+                false,
+                format!("{what}: GitHub answered {code}{said}"),
+            )
+        };
+        Attempt {
+            error: GhError {
+                kind,
+                message,
+                uncertain: false,
+            },
+            retry,
+            retry_after,
+        }
+    }
+}
+
+/// `/repos/{owner}/{repo}/…` or `/repos/{owner}/{repo}/environments/{name}/…`, encoded.
+pub(crate) fn encode_segment(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}

@@ -1,0 +1,15 @@
+//! aws-key-rotator: rotates AWS IAM access keys and writes them into every consumer's GitHub secrets.
+//!
+//! The core (`rotation`) decides and executes through the traits in `ports`; the adapters
+//! (`aws`, `github`, `action`, `cli`) are thin. `app` wires them for one invocation.
+
+pub mod action;
+pub mod app;
+pub mod aws;
+pub mod cli;
+pub mod github;
+pub mod manifest;
+pub mod ports;
+pub mod report;
+pub mod rotation;
+pub mod seal;

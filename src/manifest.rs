@@ -1,0 +1,621 @@
+//! The manifest (`.github/aws-key-rotation.yml`): every IAM user and every place its key lives.
+//!
+//! Two layers: `raw` types are only parsed (and describe the JSON Schema); [`Manifest`] is the
+//! validated, typed form the rest of the program uses. Every error names file, line and column.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub const DEFAULT_MAX_AGE_DAYS: u32 = 90;
+pub const DEFAULT_ACCESS_KEY_ID_SECRET: &str = "AWS_ACCESS_KEY_ID";
+pub const DEFAULT_SECRET_ACCESS_KEY_SECRET: &str = "AWS_SECRET_ACCESS_KEY";
+/// The manifest format this release reads.
+pub const VERSION: u32 = 1;
+
+/// The names of the two secrets written in a consumer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SecretNames {
+    /// Secret that receives the access key id.
+    pub access_key_id: String,
+    /// Secret that receives the secret access key.
+    pub secret_access_key: String,
+}
+
+impl Default for SecretNames {
+    fn default() -> Self {
+        Self {
+            access_key_id: DEFAULT_ACCESS_KEY_ID_SECRET.into(),
+            secret_access_key: DEFAULT_SECRET_ACCESS_KEY_SECRET.into(),
+        }
+    }
+}
+
+/// Where a secret lives on GitHub: one public key, one set of secrets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Repository Actions secrets of `owner/name`.
+    Repository(String),
+    /// Secrets of an environment of a repository.
+    Environment { repository: String, environment: String },
+}
+
+impl Scope {
+    pub fn repository(&self) -> &str {
+        match self {
+            Scope::Repository(r) | Scope::Environment { repository: r, .. } => r,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Repository(r) => write!(f, "{r} (repository secrets)"),
+            Scope::Environment {
+                repository,
+                environment,
+            } => write!(f, "{repository} environment {environment:?}"),
+        }
+    }
+}
+
+/// One place the key lives, with the names of its two secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consumer {
+    pub scope: Scope,
+    pub secrets: SecretNames,
+}
+
+/// A workflow dispatched after the push to prove the new secrets work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyWorkflow {
+    pub repository: String,
+    pub workflow: String,
+    pub git_ref: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSpec {
+    pub name: String,
+    pub max_age_days: u32,
+    pub consumers: Vec<Consumer>,
+    pub verify: Vec<VerifyWorkflow>,
+    pub external: Vec<String>,
+    /// `file:line:col` of the user's entry, for errors about it (e.g. no such IAM user).
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// Where it came from: a file path, or a note that it was built from inputs.
+    pub source: String,
+    pub users: Vec<UserSpec>,
+}
+
+/// A manifest problem, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ManifestError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+pub mod raw {
+    //! The manifest exactly as written; also the source of the JSON Schema.
+    use super::*;
+
+    /// aws-key-rotator manifest: the IAM users whose keys are rotated and every consumer of each key.
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    #[schemars(title = "aws-key-rotator manifest")]
+    pub struct RawManifest {
+        /// Manifest format version; must be 1.
+        #[schemars(range(min = 1, max = 1))]
+        pub version: u32,
+        #[serde(default)]
+        pub defaults: Option<RawDefaults>,
+        /// The IAM users whose access keys are rotated.
+        #[schemars(with = "Vec<RawUser>", length(min = 1))]
+        pub users: Vec<Spanned<RawUser>>,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    pub struct RawDefaults {
+        /// Rotate when the active key is at least this many days old (default 90).
+        #[schemars(range(min = 1))]
+        pub max_age_days: Option<u32>,
+        /// Secret names written in every consumer (default AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+        pub secrets: Option<SecretNames>,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    pub struct RawUser {
+        /// IAM user name.
+        pub name: String,
+        /// Overrides defaults.max-age-days for this user.
+        #[schemars(range(min = 1))]
+        pub max_age_days: Option<u32>,
+        /// Every GitHub place the key is stored.
+        #[schemars(with = "Vec<RawConsumer>", length(min = 1))]
+        pub consumers: Vec<Spanned<RawConsumer>>,
+        /// Workflows dispatched after the push; all must succeed.
+        #[serde(default)]
+        #[schemars(with = "Vec<RawVerify>")]
+        pub verify: Vec<Spanned<RawVerify>>,
+        /// Consumers outside GitHub, listed in status and the summary (updated by hand).
+        #[serde(default)]
+        pub external: Vec<String>,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    pub struct RawConsumer {
+        /// `owner/name`: the repository's Actions secrets (or, with `environment`, that environment's).
+        pub repository: Option<String>,
+        /// An environment of `repository`.
+        pub environment: Option<String>,
+        /// Reserved for organization secrets (a later release).
+        pub organization: Option<String>,
+        /// Reserved: `dependabot` secrets (a later release).
+        pub app: Option<String>,
+        /// Secret names for this consumer (default: defaults.secrets).
+        pub secrets: Option<SecretNames>,
+    }
+
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    pub struct RawVerify {
+        /// `owner/name` of the repository holding the workflow.
+        pub repository: String,
+        /// Workflow file name (e.g. verify-aws-credentials.yml) or id.
+        pub workflow: String,
+        /// Branch or tag to run on (default: the repository's default branch).
+        #[serde(rename = "ref")]
+        pub git_ref: Option<String>,
+    }
+}
+
+/// The JSON Schema of the manifest, pretty-printed (committed as `schema/aws-key-rotation.schema.json`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawManifest);
+    serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
+}
+
+/// Parses and validates a manifest's text; `file` is only used in messages.
+pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
+    let raw: raw::RawManifest = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    Validator { file }.manifest(raw)
+}
+
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ManifestError {
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    // The crate renders "error: line L column C: message" followed by a snippet; keep the message.
+    let rendered = e.without_snippet().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let message = first
+        .split_once(": ")
+        .map(|(_, rest)| rest)
+        .map(|rest| match rest.split_once(": ") {
+            Some((loc, msg)) if loc.starts_with("line ") => msg,
+            _ => rest,
+        })
+        .unwrap_or(first);
+    // Drop the crate's own " at line L, column C" suffix: the location leads the message.
+    let message = match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(", column ") => &message[..i],
+        _ => message,
+    }
+    .to_owned();
+    let hint = if message.starts_with("unknown field") {
+        " (see the manifest reference in the README)"
+    } else if message.starts_with("missing field `version`") {
+        " (add `version: 1` at the top)"
+    } else {
+        ""
+    };
+    ManifestError {
+        file: file.to_owned(),
+        line,
+        column,
+        message: format!("{message}{hint}"),
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(&self, at: &serde_saphyr::Location, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            file: self.file.to_owned(),
+            line: at.line(),
+            column: at.column(),
+            message: message.into(),
+        }
+    }
+
+    fn manifest(&self, raw: raw::RawManifest) -> Result<Manifest, ManifestError> {
+        if raw.version != VERSION {
+            return Err(ManifestError {
+                file: self.file.to_owned(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "unsupported manifest version {}: this release reads `version: {VERSION}`",
+                    raw.version
+                ),
+            });
+        }
+        if raw.users.is_empty() {
+            return Err(ManifestError {
+                file: self.file.to_owned(),
+                line: 1,
+                column: 1,
+                message: "`users` is empty: list at least one IAM user".into(),
+            });
+        }
+        let defaults = raw.defaults.unwrap_or(raw::RawDefaults {
+            max_age_days: None,
+            secrets: None,
+        });
+        let default_age = defaults.max_age_days.unwrap_or(DEFAULT_MAX_AGE_DAYS);
+        if default_age == 0 {
+            return Err(ManifestError {
+                file: self.file.to_owned(),
+                line: 1,
+                column: 1,
+                message: "defaults.max-age-days must be at least 1".into(),
+            });
+        }
+        let default_secrets = defaults.secrets.unwrap_or_default();
+        let mut users = Vec::new();
+        let mut seen_users: HashMap<String, u64> = HashMap::new();
+        // A secret written by two entries (one user twice, or two users) would be overwritten.
+        let mut seen_secrets: HashMap<(Scope, String), (String, u64)> = HashMap::new();
+        for user in raw.users {
+            let at = user.referenced;
+            let u = user.value;
+            if !valid_iam_user_name(&u.name) {
+                return Err(self.err(&at, format!(
+                    "{:?} is not a valid IAM user name (1-64 characters of letters, digits and +=,.@_-)",
+                    u.name
+                )));
+            }
+            if let Some(line) = seen_users.insert(u.name.clone(), at.line()) {
+                return Err(self.err(&at, format!(
+                    "user {:?} is listed twice (first at line {line}): merge the two entries",
+                    u.name
+                )));
+            }
+            let max_age_days = u.max_age_days.unwrap_or(default_age);
+            if max_age_days == 0 {
+                return Err(self.err(&at, "max-age-days must be at least 1"));
+            }
+            if u.consumers.is_empty() {
+                return Err(self.err(&at, format!(
+                    "user {:?} has no consumers: list every repository or environment that holds its key",
+                    u.name
+                )));
+            }
+            let mut consumers = Vec::new();
+            for c in u.consumers {
+                let consumer = self.consumer(&c.referenced, c.value, &default_secrets)?;
+                for name in [&consumer.secrets.access_key_id, &consumer.secrets.secret_access_key] {
+                    let key = (consumer.scope.clone(), name.clone());
+                    if let Some((other, line)) = seen_secrets.get(&key) {
+                        return Err(self.err(&c.referenced, format!(
+                            "duplicate consumer: secret {name} of {} is already written for user {other:?} (line {line}); each secret may have one source",
+                            consumer.scope
+                        )));
+                    }
+                    seen_secrets.insert(key, (u.name.clone(), c.referenced.line()));
+                }
+                consumers.push(consumer);
+            }
+            let mut verify = Vec::new();
+            for v in u.verify {
+                let raw::RawVerify {
+                    repository,
+                    workflow,
+                    git_ref,
+                } = v.value;
+                if !valid_repository(&repository) {
+                    return Err(self.err(&v.referenced, format!(
+                        "verify repository {repository:?} is not of the form owner/name"
+                    )));
+                }
+                if workflow.trim().is_empty() {
+                    return Err(self.err(&v.referenced, "verify workflow is empty: name the workflow file, e.g. verify-aws-credentials.yml"));
+                }
+                verify.push(VerifyWorkflow {
+                    repository,
+                    workflow,
+                    git_ref,
+                });
+            }
+            users.push(UserSpec {
+                origin: format!("{}:{}:{}", self.file, at.line(), at.column()),
+                name: u.name,
+                max_age_days,
+                consumers,
+                verify,
+                external: u.external,
+            });
+        }
+        Ok(Manifest {
+            source: self.file.to_owned(),
+            users,
+        })
+    }
+
+    fn consumer(
+        &self,
+        at: &serde_saphyr::Location,
+        c: raw::RawConsumer,
+        default_secrets: &SecretNames,
+    ) -> Result<Consumer, ManifestError> {
+        if c.organization.is_some() {
+            return Err(self.err(at, "organization consumers are reserved for a later release: list the repositories (or their environments) instead"));
+        }
+        if let Some(app) = &c.app {
+            return Err(self.err(at, format!(
+                "`app: {app}` consumers are reserved for a later release (`app: dependabot`): only Actions secrets are written today"
+            )));
+        }
+        let Some(repository) = c.repository else {
+            return Err(self.err(at, "a consumer needs `repository: owner/name`"));
+        };
+        if !valid_repository(&repository) {
+            return Err(self.err(at, format!("repository {repository:?} is not of the form owner/name")));
+        }
+        let scope = match c.environment {
+            None => Scope::Repository(repository),
+            Some(e) if e.trim().is_empty() => {
+                return Err(self.err(at, "environment is empty: name the environment or drop the key"));
+            }
+            Some(environment) => Scope::Environment {
+                repository,
+                environment,
+            },
+        };
+        let secrets = c.secrets.unwrap_or_else(|| default_secrets.clone());
+        for name in [&secrets.access_key_id, &secrets.secret_access_key] {
+            if let Err(why) = check_secret_name(name) {
+                return Err(self.err(at, format!("secret name {name:?} {why}")));
+            }
+        }
+        if secrets.access_key_id.eq_ignore_ascii_case(&secrets.secret_access_key) {
+            return Err(self.err(at, "the access-key-id and secret-access-key secrets have the same name"));
+        }
+        Ok(Consumer { scope, secrets })
+    }
+}
+
+/// The single-user shorthand: inputs `iam-user` and `environments`, consumers in `repository`.
+pub fn shorthand(
+    iam_user: &str,
+    repository: &str,
+    environments: &str,
+) -> Result<Manifest, String> {
+    if !valid_iam_user_name(iam_user) {
+        return Err(format!("input iam-user {iam_user:?} is not a valid IAM user name"));
+    }
+    if !valid_repository(repository) {
+        return Err(format!(
+            "GITHUB_REPOSITORY {repository:?} is not of the form owner/name: the single-user shorthand writes to the current repository"
+        ));
+    }
+    let mut consumers = vec![Consumer {
+        scope: Scope::Repository(repository.to_owned()),
+        secrets: SecretNames::default(),
+    }];
+    for env in environments
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let scope = Scope::Environment {
+            repository: repository.to_owned(),
+            environment: env.to_owned(),
+        };
+        if consumers.iter().any(|c| c.scope == scope) {
+            return Err(format!("input environments names {env:?} twice"));
+        }
+        consumers.push(Consumer {
+            scope,
+            secrets: SecretNames::default(),
+        });
+    }
+    Ok(Manifest {
+        source: "inputs iam-user/environments".into(),
+        users: vec![UserSpec {
+            name: iam_user.to_owned(),
+            max_age_days: DEFAULT_MAX_AGE_DAYS,
+            consumers,
+            verify: Vec::new(),
+            external: Vec::new(),
+            origin: "input iam-user".into(),
+        }],
+    })
+}
+
+fn valid_iam_user_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn valid_repository(repo: &str) -> bool {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    matches!(repo.split_once('/'), Some((owner, name)) if ok(owner) && ok(name))
+}
+
+fn check_secret_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("is empty"),
+        Some(c) if c.is_ascii_digit() => return Err("starts with a digit, which GitHub does not allow"),
+        _ => {}
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err("may contain only letters, digits and underscores (GitHub's rule)");
+    }
+    if name.to_ascii_uppercase().starts_with("GITHUB_") {
+        return Err("starts with GITHUB_, which GitHub reserves");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = "\
+version: 1
+defaults:
+  max-age-days: 90
+  secrets:
+    access-key-id: AWS_ACCESS_KEY_ID
+    secret-access-key: AWS_SECRET_ACCESS_KEY
+users:
+  - name: ci-deployer
+    max-age-days: 60
+    consumers:
+      - repository: acme/web
+      - repository: acme/web
+        environment: production
+      - repository: acme/api
+        secrets: { access-key-id: DEPLOY_KEY_ID, secret-access-key: DEPLOY_KEY_SECRET }
+    verify:
+      - repository: acme/web
+        workflow: verify-aws-credentials.yml
+        ref: main
+    external:
+      - on-prem backup script
+";
+
+    fn err(text: &str) -> String {
+        parse("m.yml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_the_contract_example() {
+        let m = parse("m.yml", FULL).unwrap();
+        let u = &m.users[0];
+        assert_eq!(u.name, "ci-deployer");
+        assert_eq!(u.max_age_days, 60);
+        assert_eq!(u.origin, "m.yml:8:5");
+        assert_eq!(
+            u.consumers[1].scope,
+            Scope::Environment {
+                repository: "acme/web".into(),
+                environment: "production".into()
+            }
+        );
+        assert_eq!(u.consumers[2].secrets.access_key_id, "DEPLOY_KEY_ID");
+        assert_eq!(u.consumers[0].secrets, SecretNames::default());
+        assert_eq!(u.verify[0].git_ref.as_deref(), Some("main"));
+        assert_eq!(u.external, vec!["on-prem backup script".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        assert_eq!(
+            err("version: 1\nusers:\n  - name: a\n    consumer:\n      - repository: a/b\n"),
+            "m.yml:4:5: unknown field `consumer`, expected one of name, max-age-days, consumers, verify, external (see the manifest reference in the README)"
+        );
+    }
+
+    #[test]
+    fn missing_version_is_located() {
+        assert_eq!(
+            err("users:\n  - name: a\n    consumers: [{repository: a/b}]\n"),
+            "m.yml:1:1: missing field `version` (add `version: 1` at the top)"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        assert_eq!(
+            err("version: 1\nusers:\n  - name: a\n    max-age-days: soon\n    consumers: [{repository: a/b}]\n"),
+            "m.yml:4:19: invalid u32"
+        );
+    }
+
+    #[test]
+    fn malformed_yaml_is_located() {
+        assert_eq!(err("version: 1\nusers: [\n"), "m.yml:2:8: unclosed bracket '['");
+    }
+
+    #[test]
+    fn duplicate_consumer_is_located() {
+        assert_eq!(
+            err("version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n      - repository: a/b\n"),
+            "m.yml:6:9: duplicate consumer: secret AWS_ACCESS_KEY_ID of a/b (repository secrets) is already written for user \"a\" (line 5); each secret may have one source"
+        );
+    }
+
+    #[test]
+    fn same_secret_for_two_users_is_a_duplicate() {
+        let e = err("version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: b\n    consumers: [{repository: a/b}]\n");
+        assert!(e.starts_with("m.yml:6:17: duplicate consumer"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_user_is_located() {
+        let e = err("version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: a\n    consumers: [{repository: a/c}]\n");
+        assert_eq!(e, "m.yml:5:5: user \"a\" is listed twice (first at line 3): merge the two entries");
+    }
+
+    #[test]
+    fn reserved_consumers_are_refused() {
+        let e = err("version: 1\nusers:\n  - name: a\n    consumers:\n      - organization: acme\n");
+        assert!(e.starts_with("m.yml:5:9: organization consumers are reserved"), "{e}");
+        let e = err("version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n        app: dependabot\n");
+        assert!(e.starts_with("m.yml:5:9: `app: dependabot` consumers are reserved"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (yaml, want) in [
+            ("version: 2\nusers: []\n", "m.yml:1:1: unsupported manifest version 2"),
+            ("version: 1\nusers: []\n", "m.yml:1:1: `users` is empty"),
+            ("version: 1\nusers:\n  - name: a\n    consumers: []\n", "m.yml:3:5: user \"a\" has no consumers"),
+            ("version: 1\nusers:\n  - name: a b\n    consumers: [{repository: a/b}]\n", "m.yml:3:5: \"a b\" is not a valid IAM user name"),
+            ("version: 1\nusers:\n  - name: a\n    consumers: [{repository: ab}]\n", "m.yml:4:17: repository \"ab\" is not of the form owner/name"),
+            ("version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b, secrets: {access-key-id: GITHUB_X, secret-access-key: Y}}]\n", "m.yml:4:17: secret name \"GITHUB_X\" starts with GITHUB_"),
+            ("version: 1\nusers:\n  - name: a\n    max-age-days: 0\n    consumers: [{repository: a/b}]\n", "m.yml:3:5: max-age-days must be at least 1"),
+        ] {
+            let e = err(yaml);
+            assert!(e.starts_with(want), "{e}\n  wanted: {want}");
+        }
+    }
+
+    #[test]
+    fn shorthand_builds_repository_and_environments() {
+        let m = shorthand("ci", "acme/web", "staging, production\n").unwrap();
+        let scopes: Vec<_> = m.users[0].consumers.iter().map(|c| c.scope.to_string()).collect();
+        assert_eq!(
+            scopes,
+            ["acme/web (repository secrets)", "acme/web environment \"staging\"", "acme/web environment \"production\""]
+        );
+        assert!(shorthand("ci", "nope", "").is_err());
+        assert!(shorthand("ci", "a/b", "x,x").is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! What the core needs from the world. Adapters implement these; tests drive real servers.
+// The ports are used on a current-thread runtime inside this crate: no `Send` bounds needed.
+#![allow(async_fn_in_trait)]
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use crate::manifest::Scope;
+use crate::rotation::plan::LastUse;
+use crate::rotation::state::KeyInfo;
+use crate::seal::{ScopeKey, Sealed};
+
+/// A key fresh from CreateAccessKey. Its `Debug` shows the id only.
+#[derive(Debug)]
+pub struct NewKey {
+    pub id: String,
+    pub secret: SecretString,
+    pub created: DateTime<Utc>,
+}
+
+/// The long-term key this process is authenticated with (absent for session credentials).
+#[derive(Debug, Clone)]
+pub struct StepKey {
+    pub id: String,
+    pub secret: SecretString,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IamErrorKind {
+    NoSuchUser,
+    /// Two keys already (AccessKeysPerUser quota).
+    LimitExceeded,
+    /// Credentials missing, unknown, wrong, or not allowed: fixable by the user.
+    Credentials,
+    Other,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct IamError {
+    pub kind: IamErrorKind,
+    pub message: String,
+}
+
+/// Who STS says the credentials are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub account: String,
+    pub arn: String,
+}
+
+pub trait Iam {
+    async fn list_keys(&self, user: &str) -> Result<Vec<KeyInfo>, IamError>;
+    async fn create_key(&self, user: &str) -> Result<NewKey, IamError>;
+    async fn set_inactive(&self, user: &str, key_id: &str) -> Result<(), IamError>;
+    async fn delete_key(&self, user: &str, key_id: &str) -> Result<(), IamError>;
+    async fn last_used(&self, key_id: &str) -> Result<LastUse, IamError>;
+    /// STS GetCallerIdentity with `key`, retrying through IAM propagation.
+    async fn prove_key(&self, key: &NewKey) -> Result<Caller, IamError>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GhErrorKind {
+    /// 404: the repository or environment does not exist, or the token cannot see it.
+    NotFound,
+    /// 401: the token is missing, expired or wrong.
+    Unauthorized,
+    /// 403 that is not a rate limit: the token lacks a permission.
+    Forbidden,
+    /// 422: GitHub rejected the request body.
+    Rejected,
+    /// Server errors, rate limits and transport failures that outlasted the retries.
+    Unavailable,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct GhError {
+    pub kind: GhErrorKind,
+    pub message: String,
+    /// True when the request may have taken effect (a transport failure after sending).
+    pub uncertain: bool,
+}
+
+pub trait SecretStore {
+    /// The scope's public key (fetched once per scope per run by the caller).
+    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError>;
+    /// When the secret was last written; `None` when it does not exist.
+    async fn updated_at(&self, scope: &Scope, name: &str) -> Result<Option<DateTime<Utc>>, GhError>;
+    async fn put(&self, scope: &Scope, name: &str, sealed: &Sealed) -> Result<(), GhError>;
+}
+
+pub trait Clock {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Where the core's messages go. The action face turns these into workflow commands.
+pub trait Events {
+    /// Hide `secret` from every later line of output (`::add-mask::`); called the moment it exists.
+    fn mask(&self, secret: &SecretString);
+    fn info(&self, text: &str);
+    fn warn(&self, text: &str);
+    fn group(&self, title: &str);
+    fn end_group(&self);
+}

@@ -1,0 +1,72 @@
+"""moto server for the test suite, with two changes that keep the tests honest.
+
+1. Stock moto accepts an *Inactive* access key in IAM auth mode. Real IAM refuses it, and
+   "a deactivated key stops working" is something the tests must be able to observe, so the
+   key lookup is patched to reject any key whose status is not Active.
+2. Real IAM keys age; moto's are created "now". `POST /_test/backdate` with a JSON body
+   `{"access_key_id": "...", "minutes": N}` moves a key's CreateDate N minutes into the past,
+   and `{"access_key_id": "...", "last_used_minutes_ago": N, "service": "s3"}` records a last use.
+
+Usage: python moto_server.py PORT
+"""
+
+import datetime
+import json
+import sys
+
+from moto.iam import access_control
+from moto.iam.models import AccessKeyLastUsed, iam_backends
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+from werkzeug.wrappers import Request, Response
+
+_original_init = access_control.IAMUserAccessKey.__init__
+
+
+def _init_rejecting_inactive(self, account_id, partition, access_key_id, headers):
+    _original_init(self, account_id, partition, access_key_id, headers)
+    for user in self.backend.list_users("/", None, None):
+        for key in user.access_keys:
+            if key.access_key_id == access_key_id and key.status != "Active":
+                raise access_control.CreateAccessKeyFailure(reason="InvalidId")
+
+
+access_control.IAMUserAccessKey.__init__ = _init_rejecting_inactive
+
+
+def _find_key(access_key_id):
+    for account in iam_backends.values():
+        for backend in account.values():
+            for user in backend.users.values():
+                for key in user.access_keys:
+                    if key.access_key_id == access_key_id:
+                        return key
+    return None
+
+
+class TestHooks:
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != "/_test/backdate":
+            return self.app(environ, start_response)
+        body = json.loads(Request(environ).get_data(as_text=True))
+        key = _find_key(body["access_key_id"])
+        if key is None:
+            return Response("no such key", status=404)(environ, start_response)
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        if "minutes" in body:
+            key.create_date = key.create_date - datetime.timedelta(minutes=body["minutes"])
+        if "last_used_minutes_ago" in body:
+            used = now - datetime.timedelta(minutes=body["last_used_minutes_ago"])
+            key.last_used = AccessKeyLastUsed(
+                timestamp=used, service=body.get("service", "s3"), region="us-east-1"
+            )
+        return Response("ok")(environ, start_response)
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1])
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple("127.0.0.1", port, TestHooks(app), threaded=True)
