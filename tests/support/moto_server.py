@@ -12,7 +12,10 @@ Usage: python moto_server.py PORT
 
 import datetime
 import json
+import os
 import sys
+import threading
+import time
 
 from moto.iam import access_control
 from moto.iam.models import AccessKeyLastUsed, iam_backends
@@ -66,7 +69,17 @@ class TestHooks:
         return Response("ok")(environ, start_response)
 
 
+def _exit_with_parent():
+    """The test binary that started this server may die without cleaning up: follow it."""
+    parent = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 if __name__ == "__main__":
     port = int(sys.argv[1])
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple("127.0.0.1", port, TestHooks(app), threaded=True)
