@@ -132,3 +132,421 @@ fn rotation_of_an_old_key_reaches_every_consumer() {
     assert_eq!(env.github.count("GET", "/public-key"), 3, "{:?}", env.github.log());
     assert_eq!(env.github.count("PUT", "/secrets/"), 6);
 }
+
+/// A user rotated once (by its own old key): returns (old, new).
+fn rotated_once(env: &TestEnv) -> (Key, Key) {
+    let old = setup_user(env, Some(91)).unwrap();
+    github_with_consumers(env);
+    seed_consumers(env, &old);
+    env.write_manifest(MANIFEST);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    (old, new)
+}
+
+#[test]
+fn a_young_key_is_left_alone_unless_forced() {
+    let env = TestEnv::new();
+    let key = setup_user(&env, Some(10)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &key);
+    env.write_manifest(MANIFEST);
+    let before = env.world(USER);
+    let run = env.action(&key, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.output("rotated").as_deref(), Some("false"));
+    assert_eq!(run.output("state").as_deref(), Some("current"));
+    assert!(run.stdout.contains("rotation is due in 80 days"), "{}", run.stdout);
+    assert_eq!(env.world(USER), before);
+
+    let run = env.action(&key, &[("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.output("rotated").as_deref(), Some("true"));
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_ne!(new.id, key.id);
+    assert_all_hold(&env, &new);
+}
+
+#[test]
+fn max_age_days_from_the_manifest_decides_what_is_due() {
+    let env = TestEnv::new();
+    let key = setup_user(&env, Some(31)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &key);
+    env.write_manifest(&MANIFEST.replace("  - name: ci-deployer\n", "  - name: ci-deployer\n    max-age-days: 30\n"));
+    let run = env.action(&key, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.output("rotated").as_deref(), Some("true"));
+}
+
+#[test]
+fn deactivate_in_a_later_job_retires_the_old_key() {
+    let env = TestEnv::new();
+    let (old, new) = rotated_once(&env);
+    // The same job's credentials are the old key: refused, nothing changes.
+    let before = env.world(USER);
+    let run = env.action(&old, &[("command", "deactivate")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("authenticated with"), "{}", run.stderr);
+    assert!(run.stdout.contains("::error::"), "an annotation: {}", run.stdout);
+    assert_eq!(env.world(USER), before);
+    // A later job reads the new key from the secret store.
+    let run = env.action(&new, &[("command", "deactivate"), ("old-access-key-id", &old.id)]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains(&format!("old key {}: ", old.id)), "reports the last use: {}", run.stdout);
+    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Inactive".into()), (new.id.clone(), "Active".into())]);
+    assert!(!env.sts_accepts(&old), "moto rejects the Inactive key");
+    assert!(env.sts_accepts(&new));
+    // Running it again changes nothing.
+    let run = env.action(&new, &[("command", "deactivate")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+#[test]
+fn delete_removes_only_an_inactive_old_key() {
+    let env = TestEnv::new();
+    let (old, new) = rotated_once(&env);
+    // Both Active: delete refuses.
+    let before = env.world(USER);
+    let run = env.action(&new, &[("command", "delete")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("is Active"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before);
+    let run = env.action(&new, &[("command", "deactivate")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // Naming the newest key is refused.
+    let run = env.action(&new, &[("command", "delete"), ("old-access-key-id", &new.id)]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(env.keys(USER).len(), 2);
+    let run = env.action(&new, &[("command", "delete"), ("old-access-key-id", &old.id)]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
+    assert!(env.sts_accepts(&new));
+    assert!(!env.sts_accepts(&old));
+    // A re-run of the same job has nothing to do; the only key is never deleted.
+    let run = env.action(&new, &[("command", "delete"), ("old-access-key-id", &old.id)]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.action(&new, &[("command", "delete")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
+}
+
+#[test]
+fn state_inactive_refuses_with_guidance() {
+    let env = TestEnv::new();
+    let key = setup_user(&env, Some(100)).unwrap();
+    github_with_consumers(&env);
+    env.write_manifest(MANIFEST);
+    let iam = env.iam();
+    runtime().block_on(async {
+        iam.update_access_key().user_name(USER).access_key_id(&key.id)
+            .status(aws_sdk_iam::types::StatusType::Inactive).send().await.unwrap();
+    });
+    let before = env.world(USER);
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[("force", "true")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(run.output("state").as_deref(), Some("inactive"));
+    assert!(run.stderr.contains("only an Inactive key"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before);
+}
+
+#[test]
+fn state_pending_deactivation_does_nothing() {
+    let env = TestEnv::new();
+    let (_old, new) = rotated_once(&env);
+    let before = env.world(USER);
+    let run = env.action(&new, &[("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.output("state").as_deref(), Some("pending-deactivation"));
+    assert_eq!(run.output("rotated").as_deref(), Some("false"));
+    assert!(run.stdout.contains("awaits `deactivate`"), "{}", run.stdout);
+    assert_eq!(env.world(USER), before);
+}
+
+#[test]
+fn state_incomplete_refuses_and_force_recovers() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(100)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    env.write_manifest(MANIFEST);
+    // A rotation that died after writing one consumer.
+    let half = env.create_key(USER);
+    env.age_key(&half.id, 60);
+    let written = chrono::Utc::now() - chrono::Duration::minutes(30);
+    env.github.set_secret(&repo("acme/web"), "AWS_ACCESS_KEY_ID", &half.id, written);
+    env.github.set_secret(&repo("acme/web"), "AWS_SECRET_ACCESS_KEY", &half.secret, written);
+    let before = env.world(USER);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(run.output("state").as_deref(), Some("incomplete"));
+    assert!(run.stderr.contains("acme/web environment \"production\", acme/api (repository secrets)"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before);
+
+    let run = env.action(&old, &[("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let keys = env.keys(USER);
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].0, old.id);
+    assert!(keys.iter().all(|k| k.0 != half.id), "the half-pushed key is deleted");
+    let third = env.held_default(&repo("acme/web")).unwrap();
+    assert_eq!(keys[1].0, third.id);
+    assert_all_hold(&env, &third);
+}
+
+#[test]
+fn state_pending_deletion_waits_then_needs_delete_inactive() {
+    let env = TestEnv::new();
+    let (old, new) = rotated_once(&env);
+    let run = env.action(&new, &[("command", "deactivate")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // Young active key: quiet.
+    let before = env.world(USER);
+    let run = env.action(&new, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.output("state").as_deref(), Some("pending-deletion"));
+    assert!(run.stdout.contains(&format!("leftover Inactive key {}", old.id)), "{}", run.stdout);
+    assert_eq!(env.world(USER), before);
+    // Due: refused until delete ran.
+    env.age_key_days(&old.id, 200);
+    env.age_key_days(&new.id, 95);
+    let run = env.action(&new, &[]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("delete-inactive"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before);
+    // delete-inactive: the leftover goes, and the rotation proceeds.
+    let run = env.action(&new, &[("delete-inactive", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let third = env.held_default(&repo("acme/web")).unwrap();
+    assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into()), (third.id.clone(), "Active".into())]);
+    assert_eq!(run.output("old-access-key-id"), Some(new.id.clone()));
+    assert_all_hold(&env, &third);
+}
+
+#[test]
+fn state_conflict_refuses() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(100)).unwrap();
+    github_with_consumers(&env);
+    env.write_manifest(MANIFEST);
+    let newer = env.create_key(USER);
+    let iam = env.iam();
+    runtime().block_on(async {
+        iam.update_access_key().user_name(USER).access_key_id(&newer.id)
+            .status(aws_sdk_iam::types::StatusType::Inactive).send().await.unwrap();
+    });
+    let before = env.world(USER);
+    let run = env.action(&old, &[("force", "true"), ("delete-inactive", "true")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(run.output("state").as_deref(), Some("conflict"));
+    assert_eq!(env.world(USER), before);
+    for cmd in ["deactivate", "delete"] {
+        let run = env.action(&env.admin.clone(), &[("command", cmd), ("force", "true")]);
+        assert_eq!(run.code, 3, "{cmd}: {}", run.all());
+        assert_eq!(env.world(USER), before);
+    }
+}
+
+#[test]
+fn the_only_key_is_never_deactivated_or_deleted() {
+    let env = TestEnv::new();
+    let key = setup_user(&env, Some(5)).unwrap();
+    github_with_consumers(&env);
+    env.write_manifest(MANIFEST);
+    let admin = env.admin.clone();
+    for cmd in ["deactivate", "delete"] {
+        let run = env.action(&admin, &[("command", cmd), ("force", "true")]);
+        assert_eq!(run.code, 3, "{cmd}: {}", run.all());
+        assert!(run.stderr.contains("only key"), "{}", run.stderr);
+    }
+    assert_eq!(env.keys(USER), vec![(key.id.clone(), "Active".into())]);
+}
+
+#[test]
+fn a_straggler_on_the_old_key_blocks_deactivation_unless_forced() {
+    let env = TestEnv::new();
+    let (old, new) = rotated_once(&env);
+    // The new key was made an hour ago; something used the old key 20 minutes ago.
+    env.age_key(&new.id, 60);
+    env.record_use(&old.id, 20, "s3");
+    let before = env.world(USER);
+    let run = env.action(&new, &[("command", "deactivate")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("40 minutes after the new key was created (window 15 minutes)"), "{}", run.stderr);
+    assert!(run.stderr.contains("s3 in us-east-1"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before);
+    // A wider window tolerates it.
+    let run = env.action(&new, &[("command", "deactivate"), ("straggler-window-minutes", "45"), ("dry-run", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.world(USER), before);
+    let run = env.action(&new, &[("command", "deactivate"), ("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.keys(USER)[0], (old.id.clone(), "Inactive".into()));
+}
+
+#[test]
+fn deactivate_refuses_while_consumers_still_hold_the_old_key() {
+    let env = TestEnv::new();
+    let (old, new) = rotated_once(&env);
+    // Someone put the old key back in one consumer after the rotation.
+    env.github.set_secret(&repo("acme/api"), "DEPLOY_KEY_ID", &old.id, chrono::Utc::now() - chrono::Duration::days(1));
+    let before = env.world(USER);
+    let run = env.action(&new, &[("command", "deactivate")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("acme/api (repository secrets)"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before);
+}
+
+#[test]
+fn a_new_key_that_never_works_is_deleted_before_any_secret_is_written() {
+    let env = TestEnv::new();
+    let key = setup_user(&env, Some(100)).unwrap();
+    env.break_new_keys(USER);
+    github_with_consumers(&env);
+    seed_consumers(&env, &key);
+    env.write_manifest(MANIFEST);
+    let before = env.world(USER);
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("never worked with STS"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before, "the new key is gone and no secret was written");
+    assert_eq!(env.github.count("PUT", "/secrets/"), 0);
+}
+
+#[test]
+fn a_write_that_keeps_failing_puts_the_old_key_back_and_deletes_the_new_one() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(91)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    env.write_manifest(MANIFEST);
+    // The 4th secret write (the environment's secret access key) fails for good.
+    env.github.add_fault(Fault::new(axum::http::Method::PUT, "/environments/production/secrets/AWS_SECRET_ACCESS_KEY", 500));
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    // Retried, then given up.
+    assert_eq!(env.github.count("PUT", "/environments/production/secrets/AWS_SECRET_ACCESS_KEY"), 4 + 4);
+    assert_all_hold(&env, &old);
+    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Active".into())], "the new key is deleted");
+    assert!(env.sts_accepts(&old));
+    assert_eq!(run.output("rotated").as_deref(), Some("false"));
+    // The summary names the key each consumer holds.
+    for row in run.summary.lines().filter(|l| l.starts_with("| acme/")) {
+        assert!(row.contains(&format!("`{}`", old.id)), "{row}\n{}", run.summary);
+    }
+    assert!(run.summary.contains("restored to the old key"), "{}", run.summary);
+    assert!(run.summary.contains("GitHub answered 500"), "{}", run.summary);
+}
+
+#[test]
+fn without_the_old_values_both_keys_stay_and_the_report_says_who_holds_what() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(91)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    env.write_manifest(MANIFEST);
+    env.github.add_fault(Fault::new(axum::http::Method::PUT, "/acme/api/", 503));
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let keys = env.keys(USER);
+    assert_eq!(keys.len(), 2, "both keys stay Active");
+    assert!(keys.iter().all(|k| k.1 == "Active"));
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_eq!(keys[1].0, new.id);
+    assert_eq!(env.held_default(&env_scope()).unwrap().id, new.id);
+    assert_eq!(env.held(&repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET").unwrap().id, old.id);
+    assert!(env.sts_accepts(&new) && env.sts_accepts(&old), "every consumer's key works");
+    let api_row = run.summary.lines().find(|l| l.starts_with("| acme/api")).unwrap();
+    assert!(api_row.contains(&old.id), "{api_row}");
+    let web_row = run.summary.lines().find(|l| l.starts_with("| acme/web | repository")).unwrap();
+    assert!(web_row.contains(&new.id), "{web_row}");
+    assert!(run.stderr.contains("both keys stay Active"), "{}", run.stderr);
+}
+
+fn env_scope() -> ScopeId {
+    env("acme/web", "production")
+}
+
+#[test]
+fn dry_run_plans_every_call_and_makes_none() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(91)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    env.write_manifest(MANIFEST);
+    let before = env.world(USER);
+    let run = env.action(&old, &[("dry-run", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    for step in [
+        "would create a new access key",
+        "would check the new key with STS GetCallerIdentity",
+        "would write AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in acme/web (repository secrets)",
+        "would write AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in acme/web environment \"production\"",
+        "would write DEPLOY_KEY_ID and DEPLOY_KEY_SECRET in acme/api (repository secrets)",
+    ] {
+        assert!(run.stdout.contains(step), "{step}\n{}", run.stdout);
+    }
+    assert_eq!(run.output("rotated").as_deref(), Some("false"));
+    assert_eq!(env.world(USER), before);
+    assert_eq!(env.github.count("PUT", "/"), 0);
+}
+
+#[test]
+fn rate_limits_and_blips_are_retried() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(91)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    env.write_manifest(MANIFEST);
+    env.github.add_fault(Fault::new(axum::http::Method::PUT, "/acme/api/", 429).retry_after(1).times(1));
+    env.github.add_fault(Fault::new(axum::http::Method::GET, "/public-key", 502).times(2));
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_all_hold(&env, &new);
+}
+
+#[test]
+fn the_single_user_shorthand_writes_this_repository_and_its_environments() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(91)).unwrap();
+    env.github.add_repo("acme/web");
+    env.github.add_environment("acme/web", "staging");
+    env.github.add_environment("acme/web", "prod eu");
+    let run = env.action(&old, &[("iam-user", USER), ("environments", "staging\nprod eu")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_eq!(env.held_default(&support::env("acme/web", "staging")).unwrap().id, new.id);
+    assert_eq!(env.held_default(&support::env("acme/web", "prod eu")).unwrap().id, new.id);
+    assert_eq!(run.output("rotated").as_deref(), Some("true"));
+}
+
+#[test]
+fn the_cli_face_reads_flags_and_github_token() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(91)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    let manifest = env.workspace.path().join("keys.yml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    let path = manifest.to_str().unwrap();
+    let run = env.cli(&old, &["status", "--config", path, "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    assert_eq!(v["users"][0]["name"], USER);
+    assert_eq!(v["users"][0]["state"], "current");
+    assert_eq!(v["users"][0]["due"], true);
+    assert_eq!(v["users"][0]["keys"][0]["access_key_id"], old.id.as_str());
+    assert_eq!(v["users"][0]["keys"][0]["age_days"], 91);
+    assert!(!run.stdout.contains("::"), "no workflow commands outside Actions");
+    let run = env.cli(&old, &["rotate", "--config", path, "--user", USER]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("rotated"), "{}", run.stdout);
+    assert!(!run.stdout.contains("::add-mask::"), "masking is for the runner only");
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_all_hold(&env, &new);
+}

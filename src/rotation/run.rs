@@ -319,11 +319,20 @@ pub async fn execute<I: Iam, S: SecretStore, E: Events, C: Clock>(
         new_key: None,
         written: Vec::new(),
     };
+    let mut failure = None;
     for step in steps {
         if let Err(why) = run.step(&step).await {
-            run.report.outcome = Outcome::Failed(why);
-            return run.report;
+            failure = Some(why);
+            break;
         }
+    }
+    // Report the keys as they are now (best effort: the outcome does not depend on it).
+    if let Ok(keys) = ctx.iam.list_keys(&user.name).await {
+        run.report.keys = state::oldest_first(keys);
+    }
+    if let Some(why) = failure {
+        run.report.outcome = Outcome::Failed(why);
+        return run.report;
     }
     run.report.outcome = match command {
         Command::Rotate => Outcome::Rotated,
@@ -394,7 +403,6 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
                     .await
                     .map_err(|e| format!("could not delete key {key_id} ({why}): {e}"))?;
                 ctx.events.info(&format!("deleted access key {key_id} ({why})"));
-                self.report.keys.retain(|k| &k.id != key_id);
             }
             Step::Deactivate { key_id } => {
                 ctx.iam

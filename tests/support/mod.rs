@@ -245,6 +245,16 @@ impl TestEnv {
         self.age_key(key_id, days * 24 * 60);
     }
 
+    /// Keys the user gets from now on never authenticate.
+    pub fn break_new_keys(&self, user: &str) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/_test/break-new-keys", self.moto_url))
+            .json(&serde_json::json!({"user_name": user}))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
     /// Records a use of the key `minutes_ago`.
     pub fn record_use(&self, key_id: &str, minutes_ago: i64, service: &str) {
         self.backdate(serde_json::json!({"access_key_id": key_id, "last_used_minutes_ago": minutes_ago, "service": service}));

@@ -3,7 +3,9 @@
 1. Stock moto accepts an *Inactive* access key in IAM auth mode. Real IAM refuses it, and
    "a deactivated key stops working" is something the tests must be able to observe, so the
    key lookup is patched to reject any key whose status is not Active.
-2. Real IAM keys age; moto's are created "now". `POST /_test/backdate` with a JSON body
+2. `POST /_test/break-new-keys` with `{"user_name": "..."}` makes every key that user gets from
+   then on fail authentication, as a key that never propagates would.
+3. Real IAM keys age; moto's are created "now". `POST /_test/backdate` with a JSON body
    `{"access_key_id": "...", "minutes": N}` moves a key's CreateDate N minutes into the past,
    and `{"access_key_id": "...", "last_used_minutes_ago": N, "service": "s3"}` records a last use.
 
@@ -25,12 +27,20 @@ from werkzeug.wrappers import Request, Response
 
 _original_init = access_control.IAMUserAccessKey.__init__
 
+# user name -> keys created after this moment never work (POST /_test/break-new-keys)
+_BROKEN_AFTER = {}
+
 
 def _init_rejecting_inactive(self, account_id, partition, access_key_id, headers):
     _original_init(self, account_id, partition, access_key_id, headers)
     for user in self.backend.list_users("/", None, None):
         for key in user.access_keys:
-            if key.access_key_id == access_key_id and key.status != "Active":
+            if key.access_key_id != access_key_id:
+                continue
+            if key.status != "Active":
+                raise access_control.CreateAccessKeyFailure(reason="InvalidId")
+            broken = _BROKEN_AFTER.get(user.name)
+            if broken is not None and key.create_date >= broken:
                 raise access_control.CreateAccessKeyFailure(reason="InvalidId")
 
 
@@ -52,7 +62,16 @@ class TestHooks:
         self.app = app
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") != "/_test/backdate":
+        path = environ.get("PATH_INFO")
+        if path == "/moto-api/reset":
+            _BROKEN_AFTER.clear()
+        if path == "/_test/break-new-keys":
+            body = json.loads(Request(environ).get_data(as_text=True))
+            _BROKEN_AFTER[body["user_name"]] = datetime.datetime.now(
+                datetime.timezone.utc
+            ).replace(tzinfo=None)
+            return Response("ok")(environ, start_response)
+        if path != "/_test/backdate":
             return self.app(environ, start_response)
         body = json.loads(Request(environ).get_data(as_text=True))
         key = _find_key(body["access_key_id"])
