@@ -66,26 +66,35 @@ fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
     let manifest = match std::fs::read_to_string(&full) {
         Ok(text) => {
             if settings.iam_user.is_some() {
-                return Err(Stop(INVALID, format!(
-                    "both a manifest ({path}) and input iam-user are given: list the user in the manifest (select one with `user`), or remove the manifest"
-                )));
+                return Err(Stop(
+                    INVALID,
+                    format!(
+                        "both a manifest ({path}) and input iam-user are given: list the user in the manifest (select one with `user`), or remove the manifest"
+                    ),
+                ));
             }
             manifest::parse(path, &text).map_err(|e| Stop(INVALID, e.to_string()))?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             let Some(iam_user) = &settings.iam_user else {
-                return Err(Stop(INVALID, format!(
-                    "no manifest at {path}: add one (see the manifest reference in the README), point input config at it, or set input iam-user for a single user whose consumers are this repository"
-                )));
+                return Err(Stop(
+                    INVALID,
+                    format!(
+                        "no manifest at {path}: add one (see the manifest reference in the README), point input config at it, or set input iam-user for a single user whose consumers are this repository"
+                    ),
+                ));
             };
             let repo = rt.repository.clone().unwrap_or_default();
             manifest::shorthand(iam_user, &repo, &settings.environments)
                 .map_err(|e| Stop(INVALID, e))?
         }
         Err(e) => {
-            return Err(Stop(INVALID, format!(
-                "cannot read the manifest {path}: {e}; input config is relative to GITHUB_WORKSPACE"
-            )));
+            return Err(Stop(
+                INVALID,
+                format!(
+                    "cannot read the manifest {path}: {e}; input config is relative to GITHUB_WORKSPACE"
+                ),
+            ));
         }
     };
     select_user(manifest, settings.user.as_deref())
@@ -95,11 +104,14 @@ fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, S
     if let Some(name) = user {
         if !manifest.users.iter().any(|u| u.name == name) {
             let known: Vec<_> = manifest.users.iter().map(|u| u.name.as_str()).collect();
-            return Err(Stop(INVALID, format!(
-                "user {name:?} is not in {} (its users: {})",
-                manifest.source,
-                known.join(", ")
-            )));
+            return Err(Stop(
+                INVALID,
+                format!(
+                    "user {name:?} is not in {} (its users: {})",
+                    manifest.source,
+                    known.join(", ")
+                ),
+            ));
         }
         manifest.users.retain(|u| u.name == name);
     }
@@ -113,7 +125,10 @@ pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tu
         Err(Stop(code, message)) => {
             console.error(&message);
             if let Some(path) = &rt.summary_file {
-                let md = format!("## aws-key-rotator\n\n**Error:** {}\n\nNothing was changed.\n", message.replace('\n', " "));
+                let md = format!(
+                    "## aws-key-rotator\n\n**Error:** {}\n\nNothing was changed.\n",
+                    message.replace('\n', " ")
+                );
                 let _ = action::append_summary(path, &console.scrub(&md));
             }
             code
@@ -121,7 +136,12 @@ pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tu
     }
 }
 
-async fn run_inner(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> Result<u8, Stop> {
+async fn run_inner(
+    settings: Settings,
+    rt: &Runtime,
+    console: &Console,
+    tuning: Tuning,
+) -> Result<u8, Stop> {
     if let Some(token) = &settings.github_token {
         console.mask(token);
     }
@@ -137,12 +157,19 @@ async fn run_inner(settings: Settings, rt: &Runtime, console: &Console, tuning: 
         return Err(Stop(INVALID, "old-access-key-id names one key, but the manifest has several users: select one with `user`".into()));
     }
     let aws = aws::load(tuning.propagation).await;
-    let step_key = aws.step_key().await.map_err(|e| Stop(INVALID, e.to_string()))?;
+    let step_key = aws
+        .step_key()
+        .await
+        .map_err(|e| Stop(INVALID, e.to_string()))?;
     if let Some(k) = &step_key {
         console.mask(&k.secret);
     }
-    let github = GitHub::new(&rt.api_url, settings.github_token.clone(), tuning.pacing.clone())
-        .map_err(|e| Stop(INVALID, e))?;
+    let github = GitHub::new(
+        &rt.api_url,
+        settings.github_token.clone(),
+        tuning.pacing.clone(),
+    )
+    .map_err(|e| Stop(INVALID, e))?;
     let opts = Options {
         force: settings.force,
         delete_inactive: settings.delete_inactive,
@@ -197,10 +224,10 @@ async fn run_inner(settings: Settings, rt: &Runtime, console: &Console, tuning: 
             console.warn(&format!("could not write the step summary {path}: {e}"));
         }
     }
-    if let Some(path) = &rt.output_file {
-        if let Err(e) = action::write_outputs(path, &outputs(&reports)) {
-            console.warn(&format!("could not write the outputs {path}: {e}"));
-        }
+    if let Some(path) = &rt.output_file
+        && let Err(e) = action::write_outputs(path, &outputs(&reports))
+    {
+        console.warn(&format!("could not write the outputs {path}: {e}"));
     }
     Ok(exit_code(&reports))
 }
@@ -238,7 +265,10 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
     };
     vec![
         ("state", pick(&|r| r.state.map(|s| s.to_string()))),
-        ("rotated", reports.iter().any(UserReport::rotated).to_string()),
+        (
+            "rotated",
+            reports.iter().any(UserReport::rotated).to_string(),
+        ),
         ("new-access-key-id", pick(&|r| r.new_key.clone())),
         ("old-access-key-id", pick(&|r| r.old_key.clone())),
         ("verification-run-urls", String::new()),
@@ -248,14 +278,17 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
 /// `verify`: the credentials this step was given work, and are the expected key.
 async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Result<u8, Stop> {
     let aws = aws::load(tuning.propagation).await;
-    let key_id = aws.key_id().await.map_err(|e| Stop(INVALID, e.to_string()))?;
-    if let Some(expected) = &settings.expected_access_key_id {
-        if &key_id != expected {
-            console.error(&format!(
+    let key_id = aws
+        .key_id()
+        .await
+        .map_err(|e| Stop(INVALID, e.to_string()))?;
+    if let Some(expected) = &settings.expected_access_key_id
+        && &key_id != expected
+    {
+        console.error(&format!(
                 "the credentials in this job are key {key_id}, not the expected {expected}: the secrets this workflow reads were not updated (check the consumer's secret names, or an environment that overrides them)"
             ));
-            return Ok(FAILED);
-        }
+        return Ok(FAILED);
     }
     match aws.whoami().await {
         Ok(caller) => {
@@ -266,7 +299,9 @@ async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Resu
             Ok(OK)
         }
         Err(e) => {
-            console.error(&format!("key {key_id} does not work with STS GetCallerIdentity: {e}"));
+            console.error(&format!(
+                "key {key_id} does not work with STS GetCallerIdentity: {e}"
+            ));
             Ok(FAILED)
         }
     }

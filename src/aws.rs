@@ -111,7 +111,9 @@ where
         }
     };
     let message = match detail {
-        Some(d) if !d.is_empty() && kind != IamErrorKind::LimitExceeded => format!("{message}: {d}"),
+        Some(d) if !d.is_empty() && kind != IamErrorKind::LimitExceeded => {
+            format!("{message}: {d}")
+        }
         _ => message,
     };
     IamError { kind, message }
@@ -264,8 +266,12 @@ impl Iam for Aws {
         let used = out.access_key_last_used();
         Ok(LastUse {
             date: used.and_then(|u| u.last_used_date()).map(to_chrono),
-            service: used.map(|u| u.service_name().to_owned()).unwrap_or_else(|| "N/A".into()),
-            region: used.map(|u| u.region().to_owned()).unwrap_or_else(|| "N/A".into()),
+            service: used
+                .map(|u| u.service_name().to_owned())
+                .unwrap_or_else(|| "N/A".into()),
+            region: used
+                .map(|u| u.region().to_owned())
+                .unwrap_or_else(|| "N/A".into()),
         })
     }
 
@@ -280,6 +286,7 @@ impl Iam for Aws {
         let conf = aws_sdk_sts::config::Builder::from(&self.config)
             .credentials_provider(creds)
             .build();
-        self.caller_with(&aws_sdk_sts::Client::from_conf(conf)).await
+        self.caller_with(&aws_sdk_sts::Client::from_conf(conf))
+            .await
     }
 }

@@ -156,7 +156,9 @@ fn number(name: &str, v: &str, default: u64, min: u64) -> Result<u64, String> {
         "" => Ok(default),
         s => match s.parse::<u64>() {
             Ok(n) if n >= min => Ok(n),
-            _ => Err(format!("input {name} must be a whole number of at least {min}, not {s:?}")),
+            _ => Err(format!(
+                "input {name} must be a whole number of at least {min}, not {s:?}"
+            )),
         },
     }
 }
@@ -170,7 +172,10 @@ impl Settings {
             })?,
         };
         let config = match opt(&raw.config) {
-            Some(path) => ManifestSource::File { path, explicit: true },
+            Some(path) => ManifestSource::File {
+                path,
+                explicit: true,
+            },
             None => ManifestSource::File {
                 path: DEFAULT_CONFIG.into(),
                 explicit: false,
@@ -220,16 +225,36 @@ mod tests {
         assert_eq!(s.verify_timeout, Duration::from_secs(1800));
         assert_eq!(
             s.config,
-            ManifestSource::File { path: DEFAULT_CONFIG.into(), explicit: false }
+            ManifestSource::File {
+                path: DEFAULT_CONFIG.into(),
+                explicit: false
+            }
         );
-        let bad = RawInputs { dry_run: "yes".into(), ..RawInputs::default() };
+        let bad = RawInputs {
+            dry_run: "yes".into(),
+            ..RawInputs::default()
+        };
         assert_eq!(
             Settings::from_raw(bad).unwrap_err(),
             "input dry-run must be true or false, not \"yes\""
         );
-        let bad = RawInputs { command: "spin".into(), ..RawInputs::default() };
-        assert!(Settings::from_raw(bad).unwrap_err().contains("not \"spin\""));
-        let bad = RawInputs { straggler_window_minutes: "-1".into(), ..RawInputs::default() };
-        assert!(Settings::from_raw(bad).unwrap_err().contains("straggler-window-minutes"));
+        let bad = RawInputs {
+            command: "spin".into(),
+            ..RawInputs::default()
+        };
+        assert!(
+            Settings::from_raw(bad)
+                .unwrap_err()
+                .contains("not \"spin\"")
+        );
+        let bad = RawInputs {
+            straggler_window_minutes: "-1".into(),
+            ..RawInputs::default()
+        };
+        assert!(
+            Settings::from_raw(bad)
+                .unwrap_err()
+                .contains("straggler-window-minutes")
+        );
     }
 }

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
         }
     };
     let tuning = Tuning::from_env(&env);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             console.error(&format!("could not start the async runtime: {e}"));

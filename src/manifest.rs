@@ -41,7 +41,10 @@ pub enum Scope {
     /// Repository Actions secrets of `owner/name`.
     Repository(String),
     /// Secrets of an environment of a repository.
-    Environment { repository: String, environment: String },
+    Environment {
+        repository: String,
+        environment: String,
+    },
 }
 
 impl Scope {
@@ -292,10 +295,13 @@ impl Validator<'_> {
                 )));
             }
             if let Some(line) = seen_users.insert(u.name.clone(), at.line()) {
-                return Err(self.err(&at, format!(
-                    "user {:?} is listed twice (first at line {line}): merge the two entries",
-                    u.name
-                )));
+                return Err(self.err(
+                    &at,
+                    format!(
+                        "user {:?} is listed twice (first at line {line}): merge the two entries",
+                        u.name
+                    ),
+                ));
             }
             let max_age_days = u.max_age_days.unwrap_or(default_age);
             if max_age_days == 0 {
@@ -310,7 +316,10 @@ impl Validator<'_> {
             let mut consumers = Vec::new();
             for c in u.consumers {
                 let consumer = self.consumer(&c.referenced, c.value, &default_secrets)?;
-                for name in [&consumer.secrets.access_key_id, &consumer.secrets.secret_access_key] {
+                for name in [
+                    &consumer.secrets.access_key_id,
+                    &consumer.secrets.secret_access_key,
+                ] {
                     let key = (consumer.scope.clone(), name.clone());
                     if let Some((other, line)) = seen_secrets.get(&key) {
                         return Err(self.err(&c.referenced, format!(
@@ -330,9 +339,10 @@ impl Validator<'_> {
                     git_ref,
                 } = v.value;
                 if !valid_repository(&repository) {
-                    return Err(self.err(&v.referenced, format!(
-                        "verify repository {repository:?} is not of the form owner/name"
-                    )));
+                    return Err(self.err(
+                        &v.referenced,
+                        format!("verify repository {repository:?} is not of the form owner/name"),
+                    ));
                 }
                 if workflow.trim().is_empty() {
                     return Err(self.err(&v.referenced, "verify workflow is empty: name the workflow file, e.g. verify-aws-credentials.yml"));
@@ -376,12 +386,18 @@ impl Validator<'_> {
             return Err(self.err(at, "a consumer needs `repository: owner/name`"));
         };
         if !valid_repository(&repository) {
-            return Err(self.err(at, format!("repository {repository:?} is not of the form owner/name")));
+            return Err(self.err(
+                at,
+                format!("repository {repository:?} is not of the form owner/name"),
+            ));
         }
         let scope = match c.environment {
             None => Scope::Repository(repository),
             Some(e) if e.trim().is_empty() => {
-                return Err(self.err(at, "environment is empty: name the environment or drop the key"));
+                return Err(self.err(
+                    at,
+                    "environment is empty: name the environment or drop the key",
+                ));
             }
             Some(environment) => Scope::Environment {
                 repository,
@@ -394,21 +410,25 @@ impl Validator<'_> {
                 return Err(self.err(at, format!("secret name {name:?} {why}")));
             }
         }
-        if secrets.access_key_id.eq_ignore_ascii_case(&secrets.secret_access_key) {
-            return Err(self.err(at, "the access-key-id and secret-access-key secrets have the same name"));
+        if secrets
+            .access_key_id
+            .eq_ignore_ascii_case(&secrets.secret_access_key)
+        {
+            return Err(self.err(
+                at,
+                "the access-key-id and secret-access-key secrets have the same name",
+            ));
         }
         Ok(Consumer { scope, secrets })
     }
 }
 
 /// The single-user shorthand: inputs `iam-user` and `environments`, consumers in `repository`.
-pub fn shorthand(
-    iam_user: &str,
-    repository: &str,
-    environments: &str,
-) -> Result<Manifest, String> {
+pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result<Manifest, String> {
     if !valid_iam_user_name(iam_user) {
-        return Err(format!("input iam-user {iam_user:?} is not a valid IAM user name"));
+        return Err(format!(
+            "input iam-user {iam_user:?} is not a valid IAM user name"
+        ));
     }
     if !valid_repository(repository) {
         return Err(format!(
@@ -459,8 +479,7 @@ fn valid_iam_user_name(name: &str) -> bool {
 fn valid_repository(repo: &str) -> bool {
     let ok = |s: &str| {
         !s.is_empty()
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     matches!(repo.split_once('/'), Some((owner, name)) if ok(owner) && ok(name))
@@ -470,7 +489,9 @@ fn check_secret_name(name: &str) -> Result<(), &'static str> {
     let mut chars = name.chars();
     match chars.next() {
         None => return Err("is empty"),
-        Some(c) if c.is_ascii_digit() => return Err("starts with a digit, which GitHub does not allow"),
+        Some(c) if c.is_ascii_digit() => {
+            return Err("starts with a digit, which GitHub does not allow");
+        }
         _ => {}
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -553,54 +574,95 @@ users:
     #[test]
     fn wrong_type_is_located() {
         assert_eq!(
-            err("version: 1\nusers:\n  - name: a\n    max-age-days: soon\n    consumers: [{repository: a/b}]\n"),
+            err(
+                "version: 1\nusers:\n  - name: a\n    max-age-days: soon\n    consumers: [{repository: a/b}]\n"
+            ),
             "m.yml:4:19: invalid u32"
         );
     }
 
     #[test]
     fn malformed_yaml_is_located() {
-        assert_eq!(err("version: 1\nusers: [\n"), "m.yml:2:8: unclosed bracket '['");
+        assert_eq!(
+            err("version: 1\nusers: [\n"),
+            "m.yml:2:8: unclosed bracket '['"
+        );
     }
 
     #[test]
     fn duplicate_consumer_is_located() {
         assert_eq!(
-            err("version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n      - repository: a/b\n"),
+            err(
+                "version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n      - repository: a/b\n"
+            ),
             "m.yml:6:9: duplicate consumer: secret AWS_ACCESS_KEY_ID of a/b (repository secrets) is already written for user \"a\" (line 5); each secret may have one source"
         );
     }
 
     #[test]
     fn same_secret_for_two_users_is_a_duplicate() {
-        let e = err("version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: b\n    consumers: [{repository: a/b}]\n");
+        let e = err(
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: b\n    consumers: [{repository: a/b}]\n",
+        );
         assert!(e.starts_with("m.yml:6:17: duplicate consumer"), "{e}");
     }
 
     #[test]
     fn duplicate_user_is_located() {
-        let e = err("version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: a\n    consumers: [{repository: a/c}]\n");
-        assert_eq!(e, "m.yml:5:5: user \"a\" is listed twice (first at line 3): merge the two entries");
+        let e = err(
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: a\n    consumers: [{repository: a/c}]\n",
+        );
+        assert_eq!(
+            e,
+            "m.yml:5:5: user \"a\" is listed twice (first at line 3): merge the two entries"
+        );
     }
 
     #[test]
     fn reserved_consumers_are_refused() {
-        let e = err("version: 1\nusers:\n  - name: a\n    consumers:\n      - organization: acme\n");
-        assert!(e.starts_with("m.yml:5:9: organization consumers are reserved"), "{e}");
-        let e = err("version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n        app: dependabot\n");
-        assert!(e.starts_with("m.yml:5:9: `app: dependabot` consumers are reserved"), "{e}");
+        let e =
+            err("version: 1\nusers:\n  - name: a\n    consumers:\n      - organization: acme\n");
+        assert!(
+            e.starts_with("m.yml:5:9: organization consumers are reserved"),
+            "{e}"
+        );
+        let e = err(
+            "version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n        app: dependabot\n",
+        );
+        assert!(
+            e.starts_with("m.yml:5:9: `app: dependabot` consumers are reserved"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_values_are_refused() {
         for (yaml, want) in [
-            ("version: 2\nusers: []\n", "m.yml:1:1: unsupported manifest version 2"),
+            (
+                "version: 2\nusers: []\n",
+                "m.yml:1:1: unsupported manifest version 2",
+            ),
             ("version: 1\nusers: []\n", "m.yml:1:1: `users` is empty"),
-            ("version: 1\nusers:\n  - name: a\n    consumers: []\n", "m.yml:3:5: user \"a\" has no consumers"),
-            ("version: 1\nusers:\n  - name: a b\n    consumers: [{repository: a/b}]\n", "m.yml:3:5: \"a b\" is not a valid IAM user name"),
-            ("version: 1\nusers:\n  - name: a\n    consumers: [{repository: ab}]\n", "m.yml:4:17: repository \"ab\" is not of the form owner/name"),
-            ("version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b, secrets: {access-key-id: GITHUB_X, secret-access-key: Y}}]\n", "m.yml:4:17: secret name \"GITHUB_X\" starts with GITHUB_"),
-            ("version: 1\nusers:\n  - name: a\n    max-age-days: 0\n    consumers: [{repository: a/b}]\n", "m.yml:3:5: max-age-days must be at least 1"),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: []\n",
+                "m.yml:3:5: user \"a\" has no consumers",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a b\n    consumers: [{repository: a/b}]\n",
+                "m.yml:3:5: \"a b\" is not a valid IAM user name",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{repository: ab}]\n",
+                "m.yml:4:17: repository \"ab\" is not of the form owner/name",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b, secrets: {access-key-id: GITHUB_X, secret-access-key: Y}}]\n",
+                "m.yml:4:17: secret name \"GITHUB_X\" starts with GITHUB_",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    max-age-days: 0\n    consumers: [{repository: a/b}]\n",
+                "m.yml:3:5: max-age-days must be at least 1",
+            ),
         ] {
             let e = err(yaml);
             assert!(e.starts_with(want), "{e}\n  wanted: {want}");
@@ -610,10 +672,18 @@ users:
     #[test]
     fn shorthand_builds_repository_and_environments() {
         let m = shorthand("ci", "acme/web", "staging, production\n").unwrap();
-        let scopes: Vec<_> = m.users[0].consumers.iter().map(|c| c.scope.to_string()).collect();
+        let scopes: Vec<_> = m.users[0]
+            .consumers
+            .iter()
+            .map(|c| c.scope.to_string())
+            .collect();
         assert_eq!(
             scopes,
-            ["acme/web (repository secrets)", "acme/web environment \"staging\"", "acme/web environment \"production\""]
+            [
+                "acme/web (repository secrets)",
+                "acme/web environment \"staging\"",
+                "acme/web environment \"production\""
+            ]
         );
         assert!(shorthand("ci", "nope", "").is_err());
         assert!(shorthand("ci", "a/b", "x,x").is_err());

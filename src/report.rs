@@ -50,7 +50,10 @@ fn status_word(s: KeyStatus) -> &'static str {
 pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> String {
     let mut out = String::new();
     for r in reports {
-        let state = r.state.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+        let state = r
+            .state
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into());
         out.push_str(&format!(
             "{}: {} (state {state}, {}due, max-age-days {})\n",
             r.user.name,
@@ -88,7 +91,10 @@ pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> Strin
                 c.consumer.secrets.access_key_id,
                 c.consumer.secrets.secret_access_key,
                 c.result,
-                c.holds.as_ref().map(|h| format!(", holds {h}")).unwrap_or_default()
+                c.holds
+                    .as_ref()
+                    .map(|h| format!(", holds {h}"))
+                    .unwrap_or_default()
             ));
         }
         for e in &r.user.external {
@@ -106,10 +112,17 @@ fn cell(s: &str) -> String {
 }
 
 /// The step summary.
-pub fn markdown(command: &str, reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> String {
+pub fn markdown(
+    command: &str,
+    reports: &[UserReport],
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
     let mut md = format!("## aws-key-rotator `{command}`\n\n");
     for r in reports {
-        let state = r.state.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+        let state = r
+            .state
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into());
         md.push_str(&format!(
             "### {} — {}\n\nState before: `{state}`{}\n\n",
             cell(&r.user.name),
@@ -134,7 +147,9 @@ pub fn markdown(command: &str, reports: &[UserReport], now: chrono::DateTime<chr
             md.push_str("\n\n");
         }
         if !r.keys.is_empty() {
-            md.push_str("| key | status | created | age (days) | last used |\n|---|---|---|---|---|\n");
+            md.push_str(
+                "| key | status | created | age (days) | last used |\n|---|---|---|---|---|\n",
+            );
             for k in &r.keys {
                 let used = r
                     .last_used
@@ -163,7 +178,10 @@ pub fn markdown(command: &str, reports: &[UserReport], now: chrono::DateTime<chr
                 c.consumer.secrets.access_key_id,
                 c.consumer.secrets.secret_access_key,
                 cell(&c.result),
-                c.holds.as_deref().map(|h| format!("`{}`", cell(h))).unwrap_or_else(|| "–".into())
+                c.holds
+                    .as_deref()
+                    .map(|h| format!("`{}`", cell(h)))
+                    .unwrap_or_else(|| "–".into())
             ));
         }
         md.push('\n');
@@ -269,13 +287,17 @@ pub fn json(command: &str, reports: &[UserReport], now: chrono::DateTime<chrono:
                     status: k.status,
                     created: k.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     age_days: state::age_days(k.created, now),
-                    last_used: r.last_used.iter().find(|(id, _)| id == &k.id).map(|(_, u)| {
-                        JsonLastUse {
-                            date: u.date.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    last_used: r
+                        .last_used
+                        .iter()
+                        .find(|(id, _)| id == &k.id)
+                        .map(|(_, u)| JsonLastUse {
+                            date: u
+                                .date
+                                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                             service: u.service.clone(),
                             region: u.region.clone(),
-                        }
-                    }),
+                        }),
                 })
                 .collect(),
             consumers: r

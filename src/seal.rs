@@ -5,8 +5,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use crypto_box::aead::rand_core::CryptoRngCore;
 use crypto_box::aead::OsRng;
+use crypto_box::aead::rand_core::CryptoRngCore;
 use secrecy::{ExposeSecret, SecretString};
 
 /// A scope's public key as GitHub returns it (`GET …/secrets/public-key`).
@@ -18,7 +18,9 @@ pub struct ScopeKey {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
-    #[error("the public key is not base64 of 32 bytes (key id {0}); GitHub returned something unexpected")]
+    #[error(
+        "the public key is not base64 of 32 bytes (key id {0}); GitHub returned something unexpected"
+    )]
     BadPublicKey(String),
     #[error("sealing failed")]
     Seal,
@@ -113,7 +115,10 @@ mod tests {
         fn fill_bytes(&mut self, dest: &mut [u8]) {
             dest.copy_from_slice(&self.0[..dest.len()]);
         }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), crypto_box::aead::rand_core::Error> {
+        fn try_fill_bytes(
+            &mut self,
+            dest: &mut [u8],
+        ) -> Result<(), crypto_box::aead::rand_core::Error> {
             self.fill_bytes(dest);
             Ok(())
         }
@@ -153,7 +158,9 @@ mod tests {
         let b = seal(&scope, &value).unwrap();
         assert_ne!(a.encrypted_value, b.encrypted_value);
         let sk = crypto_box::SecretKey::from_bytes(v.private_key);
-        let opened = sk.unseal(&STANDARD.decode(&a.encrypted_value).unwrap()).unwrap();
+        let opened = sk
+            .unseal(&STANDARD.decode(&a.encrypted_value).unwrap())
+            .unwrap();
         assert_eq!(opened, b"s3cr3t");
     }
 

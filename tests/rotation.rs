@@ -39,8 +39,16 @@ users:
 
 fn consumers() -> Vec<(ScopeId, &'static str, &'static str)> {
     vec![
-        (repo("acme/web"), "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
-        (env("acme/web", "production"), "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        (
+            repo("acme/web"),
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            environment("acme/web", "production"),
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
         (repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET"),
     ]
 }
@@ -54,7 +62,9 @@ fn github_with_consumers(env: &TestEnv) {
 /// Every consumer holds `key` (both secrets, opened from the sealed boxes by the fake).
 fn assert_all_hold(env: &TestEnv, key: &Key) {
     for (scope, id, secret) in consumers() {
-        let held = env.held(&scope, id, secret).unwrap_or_else(|| panic!("{scope:?} holds nothing"));
+        let held = env
+            .held(&scope, id, secret)
+            .unwrap_or_else(|| panic!("{scope:?} holds nothing"));
         assert_eq!(held.id, key.id, "{scope:?}");
         assert_eq!(held.secret, key.secret, "{scope:?}");
     }
@@ -107,7 +117,10 @@ fn rotation_of_an_old_key_reaches_every_consumer() {
     assert_ne!(new.id, old.id);
     assert_all_hold(&env, &new);
     assert!(env.sts_accepts(&new), "STS accepts the new key");
-    assert!(env.sts_accepts(&old), "the old key still works until deactivate");
+    assert!(
+        env.sts_accepts(&old),
+        "the old key still works until deactivate"
+    );
 
     assert_eq!(run.output("rotated").as_deref(), Some("true"));
     assert_eq!(run.output("state").as_deref(), Some("current"));
@@ -116,20 +129,42 @@ fn rotation_of_an_old_key_reaches_every_consumer() {
     // The new secret is masked before anything else mentions the new key.
     let mask = format!("::add-mask::{}", new.secret);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    let masked_at = lines.iter().position(|l| *l == mask).expect("the new secret is masked");
+    let masked_at = lines
+        .iter()
+        .position(|l| *l == mask)
+        .expect("the new secret is masked");
     let first_mention = lines.iter().position(|l| l.contains(&new.id)).unwrap();
     assert!(masked_at < first_mention, "{}", run.stdout);
     // The summary lists every consumer with the key it holds, and the external one.
-    for (line_start, _) in [("| acme/web | repository secrets | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | updated |", 0),
-        ("| acme/web | environment production | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | updated |", 0),
-        ("| acme/api | repository secrets | `DEPLOY_KEY_ID`, `DEPLOY_KEY_SECRET` | updated |", 0)]
-    {
-        let row = run.summary.lines().find(|l| l.starts_with(line_start)).unwrap_or_else(|| panic!("{line_start}\n{}", run.summary));
+    for (line_start, _) in [
+        (
+            "| acme/web | repository secrets | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | updated |",
+            0,
+        ),
+        (
+            "| acme/web | environment production | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | updated |",
+            0,
+        ),
+        (
+            "| acme/api | repository secrets | `DEPLOY_KEY_ID`, `DEPLOY_KEY_SECRET` | updated |",
+            0,
+        ),
+    ] {
+        let row = run
+            .summary
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("{line_start}\n{}", run.summary));
         assert!(row.contains(&new.id), "{row}");
     }
     assert!(run.summary.contains("on-prem backup script"));
     // One public key fetch per scope, reused for both secrets of the scope.
-    assert_eq!(env.github.count("GET", "/public-key"), 3, "{:?}", env.github.log());
+    assert_eq!(
+        env.github.count("GET", "/public-key"),
+        3,
+        "{:?}",
+        env.github.log()
+    );
     assert_eq!(env.github.count("PUT", "/secrets/"), 6);
 }
 
@@ -157,7 +192,11 @@ fn a_young_key_is_left_alone_unless_forced() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.output("rotated").as_deref(), Some("false"));
     assert_eq!(run.output("state").as_deref(), Some("current"));
-    assert!(run.stdout.contains("rotation is due in 80 days"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("rotation is due in 80 days"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(env.world(USER), before);
 
     let run = env.action(&key, &[("force", "true")]);
@@ -174,7 +213,10 @@ fn max_age_days_from_the_manifest_decides_what_is_due() {
     let key = setup_user(&env, Some(31)).unwrap();
     github_with_consumers(&env);
     seed_consumers(&env, &key);
-    env.write_manifest(&MANIFEST.replace("  - name: ci-deployer\n", "  - name: ci-deployer\n    max-age-days: 30\n"));
+    env.write_manifest(&MANIFEST.replace(
+        "  - name: ci-deployer\n",
+        "  - name: ci-deployer\n    max-age-days: 30\n",
+    ));
     let run = env.action(&key, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.output("rotated").as_deref(), Some("true"));
@@ -189,13 +231,30 @@ fn deactivate_in_a_later_job_retires_the_old_key() {
     let run = env.action(&old, &[("command", "deactivate")]);
     assert_eq!(run.code, 3, "{}", run.all());
     assert!(run.stderr.contains("authenticated with"), "{}", run.stderr);
-    assert!(run.stdout.contains("::error::"), "an annotation: {}", run.stdout);
+    assert!(
+        run.stdout.contains("::error::"),
+        "an annotation: {}",
+        run.stdout
+    );
     assert_eq!(env.world(USER), before);
     // A later job reads the new key from the secret store.
-    let run = env.action(&new, &[("command", "deactivate"), ("old-access-key-id", &old.id)]);
+    let run = env.action(
+        &new,
+        &[("command", "deactivate"), ("old-access-key-id", &old.id)],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains(&format!("old key {}: ", old.id)), "reports the last use: {}", run.stdout);
-    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Inactive".into()), (new.id.clone(), "Active".into())]);
+    assert!(
+        run.stdout.contains(&format!("old key {}: ", old.id)),
+        "reports the last use: {}",
+        run.stdout
+    );
+    assert_eq!(
+        env.keys(USER),
+        vec![
+            (old.id.clone(), "Inactive".into()),
+            (new.id.clone(), "Active".into())
+        ]
+    );
     assert!(!env.sts_accepts(&old), "moto rejects the Inactive key");
     assert!(env.sts_accepts(&new));
     // Running it again changes nothing.
@@ -216,16 +275,25 @@ fn delete_removes_only_an_inactive_old_key() {
     let run = env.action(&new, &[("command", "deactivate")]);
     assert_eq!(run.code, 0, "{}", run.all());
     // Naming the newest key is refused.
-    let run = env.action(&new, &[("command", "delete"), ("old-access-key-id", &new.id)]);
+    let run = env.action(
+        &new,
+        &[("command", "delete"), ("old-access-key-id", &new.id)],
+    );
     assert_eq!(run.code, 3, "{}", run.all());
     assert_eq!(env.keys(USER).len(), 2);
-    let run = env.action(&new, &[("command", "delete"), ("old-access-key-id", &old.id)]);
+    let run = env.action(
+        &new,
+        &[("command", "delete"), ("old-access-key-id", &old.id)],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
     assert!(env.sts_accepts(&new));
     assert!(!env.sts_accepts(&old));
     // A re-run of the same job has nothing to do; the only key is never deleted.
-    let run = env.action(&new, &[("command", "delete"), ("old-access-key-id", &old.id)]);
+    let run = env.action(
+        &new,
+        &[("command", "delete"), ("old-access-key-id", &old.id)],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     let run = env.action(&new, &[("command", "delete")]);
     assert_eq!(run.code, 3, "{}", run.all());
@@ -240,15 +308,24 @@ fn state_inactive_refuses_with_guidance() {
     env.write_manifest(MANIFEST);
     let iam = env.iam();
     runtime().block_on(async {
-        iam.update_access_key().user_name(USER).access_key_id(&key.id)
-            .status(aws_sdk_iam::types::StatusType::Inactive).send().await.unwrap();
+        iam.update_access_key()
+            .user_name(USER)
+            .access_key_id(&key.id)
+            .status(aws_sdk_iam::types::StatusType::Inactive)
+            .send()
+            .await
+            .unwrap();
     });
     let before = env.world(USER);
     let admin = env.admin.clone();
     let run = env.action(&admin, &[("force", "true")]);
     assert_eq!(run.code, 3, "{}", run.all());
     assert_eq!(run.output("state").as_deref(), Some("inactive"));
-    assert!(run.stderr.contains("only an Inactive key"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("only an Inactive key"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(env.world(USER), before);
 }
 
@@ -276,13 +353,24 @@ fn state_incomplete_refuses_and_force_recovers() {
     let half = env.create_key(USER);
     env.age_key(&half.id, 60);
     let written = chrono::Utc::now() - chrono::Duration::minutes(30);
-    env.github.set_secret(&repo("acme/web"), "AWS_ACCESS_KEY_ID", &half.id, written);
-    env.github.set_secret(&repo("acme/web"), "AWS_SECRET_ACCESS_KEY", &half.secret, written);
+    env.github
+        .set_secret(&repo("acme/web"), "AWS_ACCESS_KEY_ID", &half.id, written);
+    env.github.set_secret(
+        &repo("acme/web"),
+        "AWS_SECRET_ACCESS_KEY",
+        &half.secret,
+        written,
+    );
     let before = env.world(USER);
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 3, "{}", run.all());
     assert_eq!(run.output("state").as_deref(), Some("incomplete"));
-    assert!(run.stderr.contains("acme/web environment \"production\", acme/api (repository secrets)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("acme/web environment \"production\", acme/api (repository secrets)"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(env.world(USER), before);
 
     let run = env.action(&old, &[("force", "true")]);
@@ -290,7 +378,10 @@ fn state_incomplete_refuses_and_force_recovers() {
     let keys = env.keys(USER);
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].0, old.id);
-    assert!(keys.iter().all(|k| k.0 != half.id), "the half-pushed key is deleted");
+    assert!(
+        keys.iter().all(|k| k.0 != half.id),
+        "the half-pushed key is deleted"
+    );
     let third = env.held_default(&repo("acme/web")).unwrap();
     assert_eq!(keys[1].0, third.id);
     assert_all_hold(&env, &third);
@@ -307,7 +398,12 @@ fn state_pending_deletion_waits_then_needs_delete_inactive() {
     let run = env.action(&new, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.output("state").as_deref(), Some("pending-deletion"));
-    assert!(run.stdout.contains(&format!("leftover Inactive key {}", old.id)), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("leftover Inactive key {}", old.id)),
+        "{}",
+        run.stdout
+    );
     assert_eq!(env.world(USER), before);
     // Due: refused until delete ran.
     env.age_key_days(&old.id, 200);
@@ -320,7 +416,13 @@ fn state_pending_deletion_waits_then_needs_delete_inactive() {
     let run = env.action(&new, &[("delete-inactive", "true")]);
     assert_eq!(run.code, 0, "{}", run.all());
     let third = env.held_default(&repo("acme/web")).unwrap();
-    assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into()), (third.id.clone(), "Active".into())]);
+    assert_eq!(
+        env.keys(USER),
+        vec![
+            (new.id.clone(), "Active".into()),
+            (third.id.clone(), "Active".into())
+        ]
+    );
     assert_eq!(run.output("old-access-key-id"), Some(new.id.clone()));
     assert_all_hold(&env, &third);
 }
@@ -334,8 +436,13 @@ fn state_conflict_refuses() {
     let newer = env.create_key(USER);
     let iam = env.iam();
     runtime().block_on(async {
-        iam.update_access_key().user_name(USER).access_key_id(&newer.id)
-            .status(aws_sdk_iam::types::StatusType::Inactive).send().await.unwrap();
+        iam.update_access_key()
+            .user_name(USER)
+            .access_key_id(&newer.id)
+            .status(aws_sdk_iam::types::StatusType::Inactive)
+            .send()
+            .await
+            .unwrap();
     });
     let before = env.world(USER);
     let run = env.action(&old, &[("force", "true"), ("delete-inactive", "true")]);
@@ -374,11 +481,23 @@ fn a_straggler_on_the_old_key_blocks_deactivation_unless_forced() {
     let before = env.world(USER);
     let run = env.action(&new, &[("command", "deactivate")]);
     assert_eq!(run.code, 3, "{}", run.all());
-    assert!(run.stderr.contains("40 minutes after the new key was created (window 15 minutes)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("40 minutes after the new key was created (window 15 minutes)"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("s3 in us-east-1"), "{}", run.stderr);
     assert_eq!(env.world(USER), before);
     // A wider window tolerates it.
-    let run = env.action(&new, &[("command", "deactivate"), ("straggler-window-minutes", "45"), ("dry-run", "true")]);
+    let run = env.action(
+        &new,
+        &[
+            ("command", "deactivate"),
+            ("straggler-window-minutes", "45"),
+            ("dry-run", "true"),
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(env.world(USER), before);
     let run = env.action(&new, &[("command", "deactivate"), ("force", "true")]);
@@ -391,11 +510,20 @@ fn deactivate_refuses_while_consumers_still_hold_the_old_key() {
     let env = TestEnv::new();
     let (old, new) = rotated_once(&env);
     // Someone put the old key back in one consumer after the rotation.
-    env.github.set_secret(&repo("acme/api"), "DEPLOY_KEY_ID", &old.id, chrono::Utc::now() - chrono::Duration::days(1));
+    env.github.set_secret(
+        &repo("acme/api"),
+        "DEPLOY_KEY_ID",
+        &old.id,
+        chrono::Utc::now() - chrono::Duration::days(1),
+    );
     let before = env.world(USER);
     let run = env.action(&new, &[("command", "deactivate")]);
     assert_eq!(run.code, 3, "{}", run.all());
-    assert!(run.stderr.contains("acme/api (repository secrets)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("acme/api (repository secrets)"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(env.world(USER), before);
 }
 
@@ -411,8 +539,16 @@ fn a_new_key_that_never_works_is_deleted_before_any_secret_is_written() {
     let admin = env.admin.clone();
     let run = env.action(&admin, &[]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("never worked with STS"), "{}", run.stderr);
-    assert_eq!(env.world(USER), before, "the new key is gone and no secret was written");
+    assert!(
+        run.stderr.contains("never worked with STS"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        env.world(USER),
+        before,
+        "the new key is gone and no secret was written"
+    );
     assert_eq!(env.github.count("PUT", "/secrets/"), 0);
 }
 
@@ -424,21 +560,47 @@ fn a_write_that_keeps_failing_puts_the_old_key_back_and_deletes_the_new_one() {
     seed_consumers(&env, &old);
     env.write_manifest(MANIFEST);
     // The 4th secret write (the environment's secret access key) fails for good.
-    env.github.add_fault(Fault::new(axum::http::Method::PUT, "/environments/production/secrets/AWS_SECRET_ACCESS_KEY", 500));
+    env.github.add_fault(Fault::new(
+        axum::http::Method::PUT,
+        "/environments/production/secrets/AWS_SECRET_ACCESS_KEY",
+        500,
+    ));
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 1, "{}", run.all());
     // Retried, then given up.
-    assert_eq!(env.github.count("PUT", "/environments/production/secrets/AWS_SECRET_ACCESS_KEY"), 4 + 4);
+    assert_eq!(
+        env.github.count(
+            "PUT",
+            "/environments/production/secrets/AWS_SECRET_ACCESS_KEY"
+        ),
+        4 + 4
+    );
     assert_all_hold(&env, &old);
-    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Active".into())], "the new key is deleted");
+    assert_eq!(
+        env.keys(USER),
+        vec![(old.id.clone(), "Active".into())],
+        "the new key is deleted"
+    );
     assert!(env.sts_accepts(&old));
     assert_eq!(run.output("rotated").as_deref(), Some("false"));
     // The summary names the key each consumer holds.
     for row in run.summary.lines().filter(|l| l.starts_with("| acme/")) {
-        assert!(row.contains(&format!("`{}`", old.id)), "{row}\n{}", run.summary);
+        assert!(
+            row.contains(&format!("`{}`", old.id)),
+            "{row}\n{}",
+            run.summary
+        );
     }
-    assert!(run.summary.contains("restored to the old key"), "{}", run.summary);
-    assert!(run.summary.contains("GitHub answered 500"), "{}", run.summary);
+    assert!(
+        run.summary.contains("restored to the old key"),
+        "{}",
+        run.summary
+    );
+    assert!(
+        run.summary.contains("GitHub answered 500"),
+        "{}",
+        run.summary
+    );
 }
 
 #[test]
@@ -448,7 +610,8 @@ fn without_the_old_values_both_keys_stay_and_the_report_says_who_holds_what() {
     github_with_consumers(&env);
     seed_consumers(&env, &old);
     env.write_manifest(MANIFEST);
-    env.github.add_fault(Fault::new(axum::http::Method::PUT, "/acme/api/", 503));
+    env.github
+        .add_fault(Fault::new(axum::http::Method::PUT, "/acme/api/", 503));
     let admin = env.admin.clone();
     let run = env.action(&admin, &[]);
     assert_eq!(run.code, 1, "{}", run.all());
@@ -458,17 +621,37 @@ fn without_the_old_values_both_keys_stay_and_the_report_says_who_holds_what() {
     let new = env.held_default(&repo("acme/web")).unwrap();
     assert_eq!(keys[1].0, new.id);
     assert_eq!(env.held_default(&env_scope()).unwrap().id, new.id);
-    assert_eq!(env.held(&repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET").unwrap().id, old.id);
-    assert!(env.sts_accepts(&new) && env.sts_accepts(&old), "every consumer's key works");
-    let api_row = run.summary.lines().find(|l| l.starts_with("| acme/api")).unwrap();
+    assert_eq!(
+        env.held(&repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET")
+            .unwrap()
+            .id,
+        old.id
+    );
+    assert!(
+        env.sts_accepts(&new) && env.sts_accepts(&old),
+        "every consumer's key works"
+    );
+    let api_row = run
+        .summary
+        .lines()
+        .find(|l| l.starts_with("| acme/api"))
+        .unwrap();
     assert!(api_row.contains(&old.id), "{api_row}");
-    let web_row = run.summary.lines().find(|l| l.starts_with("| acme/web | repository")).unwrap();
+    let web_row = run
+        .summary
+        .lines()
+        .find(|l| l.starts_with("| acme/web | repository"))
+        .unwrap();
     assert!(web_row.contains(&new.id), "{web_row}");
-    assert!(run.stderr.contains("both keys stay Active"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("both keys stay Active"),
+        "{}",
+        run.stderr
+    );
 }
 
 fn env_scope() -> ScopeId {
-    env("acme/web", "production")
+    environment("acme/web", "production")
 }
 
 #[test]
@@ -502,8 +685,13 @@ fn rate_limits_and_blips_are_retried() {
     github_with_consumers(&env);
     seed_consumers(&env, &old);
     env.write_manifest(MANIFEST);
-    env.github.add_fault(Fault::new(axum::http::Method::PUT, "/acme/api/", 429).retry_after(1).times(1));
-    env.github.add_fault(Fault::new(axum::http::Method::GET, "/public-key", 502).times(2));
+    env.github.add_fault(
+        Fault::new(axum::http::Method::PUT, "/acme/api/", 429)
+            .retry_after(1)
+            .times(1),
+    );
+    env.github
+        .add_fault(Fault::new(axum::http::Method::GET, "/public-key", 502).times(2));
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
     let new = env.held_default(&repo("acme/web")).unwrap();
@@ -517,11 +705,24 @@ fn the_single_user_shorthand_writes_this_repository_and_its_environments() {
     env.github.add_repo("acme/web");
     env.github.add_environment("acme/web", "staging");
     env.github.add_environment("acme/web", "prod eu");
-    let run = env.action(&old, &[("iam-user", USER), ("environments", "staging\nprod eu")]);
+    let run = env.action(
+        &old,
+        &[("iam-user", USER), ("environments", "staging\nprod eu")],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     let new = env.held_default(&repo("acme/web")).unwrap();
-    assert_eq!(env.held_default(&support::env("acme/web", "staging")).unwrap().id, new.id);
-    assert_eq!(env.held_default(&support::env("acme/web", "prod eu")).unwrap().id, new.id);
+    assert_eq!(
+        env.held_default(&support::environment("acme/web", "staging"))
+            .unwrap()
+            .id,
+        new.id
+    );
+    assert_eq!(
+        env.held_default(&support::environment("acme/web", "prod eu"))
+            .unwrap()
+            .id,
+        new.id
+    );
     assert_eq!(run.output("rotated").as_deref(), Some("true"));
 }
 
@@ -536,17 +737,24 @@ fn the_cli_face_reads_flags_and_github_token() {
     let path = manifest.to_str().unwrap();
     let run = env.cli(&old, &["status", "--config", path, "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    let v: serde_json::Value =
+        serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
     assert_eq!(v["users"][0]["name"], USER);
     assert_eq!(v["users"][0]["state"], "current");
     assert_eq!(v["users"][0]["due"], true);
     assert_eq!(v["users"][0]["keys"][0]["access_key_id"], old.id.as_str());
     assert_eq!(v["users"][0]["keys"][0]["age_days"], 91);
-    assert!(!run.stdout.contains("::"), "no workflow commands outside Actions");
+    assert!(
+        !run.stdout.contains("::"),
+        "no workflow commands outside Actions"
+    );
     let run = env.cli(&old, &["rotate", "--config", path, "--user", USER]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("rotated"), "{}", run.stdout);
-    assert!(!run.stdout.contains("::add-mask::"), "masking is for the runner only");
+    assert!(
+        !run.stdout.contains("::add-mask::"),
+        "masking is for the runner only"
+    );
     let new = env.held_default(&repo("acme/web")).unwrap();
     assert_all_hold(&env, &new);
 }

@@ -49,7 +49,8 @@ pub fn inputs_from_env(env: &HashMap<String, String>) -> RawInputs {
         user: get("user"),
         iam_user: get("iam-user"),
         environments: get("environments"),
-        github_token: (!token.trim().is_empty()).then(|| SecretString::from(token.trim().to_owned())),
+        github_token: (!token.trim().is_empty())
+            .then(|| SecretString::from(token.trim().to_owned())),
         dry_run: get("dry-run"),
         force: get("force"),
         json: get("json"),
@@ -64,7 +65,9 @@ pub fn inputs_from_env(env: &HashMap<String, String>) -> RawInputs {
 
 /// Escapes the data of a workflow command (`%`, CR, LF).
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Prints the core's messages: workflow commands under Actions, plain lines elsewhere.
@@ -151,7 +154,10 @@ impl Events for Console {
 
 /// Appends `name=value` pairs to `$GITHUB_OUTPUT` (heredoc form for multi-line values).
 pub fn write_outputs(path: &str, outputs: &[(&str, String)]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     for (name, value) in outputs {
         if value.contains('\n') {
             let delimiter = format!("ghadelimiter_{}", uuid_like());
@@ -165,7 +171,10 @@ pub fn write_outputs(path: &str, outputs: &[(&str, String)]) -> std::io::Result<
 
 /// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
 pub fn append_summary(path: &str, markdown: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     f.write_all(markdown.as_bytes())
 }
 

@@ -231,7 +231,9 @@ impl GitHub {
             (
                 GhErrorKind::Unauthorized,
                 false,
-                format!("{what}: GitHub answered 401{said}: {fix}. Set input github-token (CLI: env GITHUB_TOKEN) to a fine-grained personal access token or a GitHub App installation token"),
+                format!(
+                    "{what}: GitHub answered 401{said}: {fix}. Set input github-token (CLI: env GITHUB_TOKEN) to a fine-grained personal access token or a GitHub App installation token"
+                ),
             )
         } else if status == StatusCode::FORBIDDEN {
             let need = if *method == http::Method::GET {
@@ -242,7 +244,9 @@ impl GitHub {
             (
                 GhErrorKind::Forbidden,
                 false,
-                format!("{what}: GitHub answered 403{said}: the token cannot {need} secrets here. The workflow's own GITHUB_TOKEN can never write secrets; use a fine-grained token with \"Secrets: write\" (and \"Environments: write\" for environment secrets) on this repository"),
+                format!(
+                    "{what}: GitHub answered 403{said}: the token cannot {need} secrets here. The workflow's own GITHUB_TOKEN can never write secrets; use a fine-grained token with \"Secrets: write\" (and \"Environments: write\" for environment secrets) on this repository"
+                ),
             )
         } else if status == StatusCode::NOT_FOUND {
             (

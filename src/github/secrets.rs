@@ -63,7 +63,11 @@ impl SecretStore for GitHub {
         ScopeKey::parse(&body.key_id, &body.key).map_err(|e| unexpected(&what, e))
     }
 
-    async fn updated_at(&self, scope: &Scope, name: &str) -> Result<Option<DateTime<Utc>>, GhError> {
+    async fn updated_at(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<DateTime<Utc>>, GhError> {
         let what = format!("reading secret {name} of {scope}");
         let path = format!("{}/{}", secrets_path(scope), encode_segment(name));
         match self.send(http::Method::GET, &path, None, &what).await {
@@ -88,7 +92,9 @@ impl SecretStore for GitHub {
             "encrypted_value": sealed.encrypted_value,
             "key_id": sealed.key_id,
         });
-        let reply = self.send(http::Method::PUT, &path, Some(&body), &what).await?;
+        let reply = self
+            .send(http::Method::PUT, &path, Some(&body), &what)
+            .await?;
         match reply.status.as_u16() {
             201 | 204 => Ok(()),
             other => Err(unexpected(&what, format!("HTTP {other}"))),
@@ -109,6 +115,9 @@ mod tests {
             }),
             "/repos/acme/web/environments/prod%20eu%2F1/secrets"
         );
-        assert_eq!(secrets_path(&Scope::Repository("acme/web".into())), "/repos/acme/web/actions/secrets");
+        assert_eq!(
+            secrets_path(&Scope::Repository("acme/web".into())),
+            "/repos/acme/web/actions/secrets"
+        );
     }
 }

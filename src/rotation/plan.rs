@@ -119,7 +119,10 @@ pub enum Plan {
     /// The request itself is wrong (exit 2).
     Invalid(String),
     /// Mutations to make, in order. `old_key` is the key consumers hold before (if any).
-    Act { steps: Vec<Step>, old_key: Option<String> },
+    Act {
+        steps: Vec<Step>,
+        old_key: Option<String>,
+    },
 }
 
 fn rotation_steps(user: &UserSpec, delete_first: Option<Step>) -> Vec<Step> {
@@ -264,7 +267,11 @@ fn check_named_old_key(user: &UserSpec, facts: &Facts, opts: &Options) -> Result
         _ => Err(Plan::Invalid(format!(
             "old-access-key-id {named} is not a key of user {} (its keys: {}): pass the old-access-key-id output of the rotate step",
             user.name,
-            if facts.keys.is_empty() { "none".to_owned() } else { describe(&facts.keys) }
+            if facts.keys.is_empty() {
+                "none".to_owned()
+            } else {
+                describe(&facts.keys)
+            }
         ))),
     }
 }
@@ -273,9 +280,12 @@ fn check_named_old_key(user: &UserSpec, facts: &Facts, opts: &Options) -> Result
 fn already_gone(facts: &Facts, opts: &Options) -> Option<Plan> {
     let named = opts.old_access_key_id.as_deref()?;
     match facts.keys.as_slice() {
-        [only] if only.id != named && only.status == KeyStatus::Active => Some(Plan::Nothing(
-            format!("key {named} is already deleted; {} is the only key", only.id),
-        )),
+        [only] if only.id != named && only.status == KeyStatus::Active => {
+            Some(Plan::Nothing(format!(
+                "key {named} is already deleted; {} is the only key",
+                only.id
+            )))
+        }
         _ => None,
     }
 }
@@ -292,7 +302,9 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     let state = facts.state();
     match state {
         State::None => {
-            return Plan::Refuse(format!("user {name} has no access key: nothing to deactivate"));
+            return Plan::Refuse(format!(
+                "user {name} has no access key: nothing to deactivate"
+            ));
         }
         State::Current | State::Inactive => {
             return Plan::Refuse(format!(
@@ -329,7 +341,12 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             list_stale(facts)
         ));
     }
-    if let Some(LastUse { date: Some(used), service, region }) = &facts.old_last_used {
+    if let Some(LastUse {
+        date: Some(used),
+        service,
+        region,
+    }) = &facts.old_last_used
+    {
         let limit = new.created + opts.straggler_window;
         if *used > limit && !opts.force {
             return Plan::Refuse(format!(
@@ -389,8 +406,8 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
 mod tests {
     use super::*;
     use crate::manifest::{Scope, SecretNames};
-    use chrono::TimeZone;
     use KeyStatus::{Active as A, Inactive as I};
+    use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
@@ -399,7 +416,11 @@ mod tests {
         now() - Duration::days(d)
     }
     fn key(id: &str, status: KeyStatus, created: DateTime<Utc>) -> KeyInfo {
-        KeyInfo { id: id.into(), status, created }
+        KeyInfo {
+            id: id.into(),
+            status,
+            created,
+        }
     }
     fn user() -> UserSpec {
         UserSpec {
@@ -416,7 +437,10 @@ mod tests {
     }
     fn facts(keys: Vec<KeyInfo>, updated: Option<DateTime<Utc>>) -> Facts {
         Facts {
-            freshness: vec![Freshness { consumer: user().consumers[0].clone(), updated_at: updated }],
+            freshness: vec![Freshness {
+                consumer: user().consumers[0].clone(),
+                updated_at: updated,
+            }],
             keys,
             now: now(),
             step_key_id: None,
@@ -424,7 +448,10 @@ mod tests {
         }
     }
     fn force() -> Options {
-        Options { force: true, ..Options::default() }
+        Options {
+            force: true,
+            ..Options::default()
+        }
     }
     fn is_act(p: &Plan) -> bool {
         matches!(p, Plan::Act { .. })
@@ -436,92 +463,184 @@ mod tests {
     #[test]
     fn bootstrap_creates_and_writes() {
         let p = rotate(&user(), &facts(vec![], None), &Options::default());
-        let Plan::Act { steps, old_key } = p else { panic!("{p:?}") };
+        let Plan::Act { steps, old_key } = p else {
+            panic!("{p:?}")
+        };
         assert_eq!(old_key, None);
         assert_eq!(steps[0], Step::CreateKey);
         assert_eq!(steps[1], Step::ProveNewKey);
-        assert!(matches!(&steps[2], Step::WriteSecrets(c) if c.scope == Scope::Repository("acme/web".into())));
+        assert!(
+            matches!(&steps[2], Step::WriteSecrets(c) if c.scope == Scope::Repository("acme/web".into()))
+        );
     }
 
     #[test]
     fn current_rotates_only_when_due_or_forced() {
         let young = facts(vec![key("K1", A, days_ago(89))], None);
         let p = rotate(&user(), &young, &Options::default());
-        assert!(matches!(&p, Plan::Nothing(m) if m.contains("due in 1 days")), "{p:?}");
+        assert!(
+            matches!(&p, Plan::Nothing(m) if m.contains("due in 1 days")),
+            "{p:?}"
+        );
         assert!(is_act(&rotate(&user(), &young, &force())));
         let due = facts(vec![key("K1", A, days_ago(90))], None);
-        assert!(matches!(rotate(&user(), &due, &Options::default()), Plan::Act { old_key: Some(k), .. } if k == "K1"));
+        assert!(
+            matches!(rotate(&user(), &due, &Options::default()), Plan::Act { old_key: Some(k), .. } if k == "K1")
+        );
     }
 
     #[test]
     fn inactive_and_conflict_refuse() {
-        let p = rotate(&user(), &facts(vec![key("K1", I, days_ago(200))], None), &force());
+        let p = rotate(
+            &user(),
+            &facts(vec![key("K1", I, days_ago(200))], None),
+            &force(),
+        );
         assert!(refused(&p, "only an Inactive key"), "{p:?}");
-        let p = rotate(&user(), &facts(vec![key("K1", A, days_ago(9)), key("K2", I, days_ago(1))], None), &force());
+        let p = rotate(
+            &user(),
+            &facts(
+                vec![key("K1", A, days_ago(9)), key("K2", I, days_ago(1))],
+                None,
+            ),
+            &force(),
+        );
         assert!(refused(&p, "combination"), "{p:?}");
     }
 
     #[test]
     fn pending_deactivation_does_nothing() {
-        let f = facts(vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))], Some(now()));
-        assert!(matches!(rotate(&user(), &f, &Options::default()), Plan::Nothing(m) if m.contains("awaits `deactivate`")));
+        let f = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(now()),
+        );
+        assert!(
+            matches!(rotate(&user(), &f, &Options::default()), Plan::Nothing(m) if m.contains("awaits `deactivate`"))
+        );
     }
 
     #[test]
     fn incomplete_refuses_and_force_recovers() {
-        let f = facts(vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))], Some(days_ago(2)));
-        assert!(refused(&rotate(&user(), &f, &Options::default()), "acme/web (repository secrets)"));
-        let Plan::Act { steps, old_key } = rotate(&user(), &f, &force()) else { panic!() };
+        let f = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(days_ago(2)),
+        );
+        assert!(refused(
+            &rotate(&user(), &f, &Options::default()),
+            "acme/web (repository secrets)"
+        ));
+        let Plan::Act { steps, old_key } = rotate(&user(), &f, &force()) else {
+            panic!()
+        };
         assert_eq!(old_key.as_deref(), Some("K1"));
         assert!(matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K2"));
         let mut own = f.clone();
         own.step_key_id = Some("K2".into());
-        assert!(refused(&rotate(&user(), &own, &force()), "authenticated with"));
+        assert!(refused(
+            &rotate(&user(), &own, &force()),
+            "authenticated with"
+        ));
     }
 
     #[test]
     fn pending_deletion_waits_refuses_or_deletes_first() {
-        let young = facts(vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(10))], None);
-        assert!(matches!(rotate(&user(), &young, &Options::default()), Plan::Nothing(m) if m.contains("awaits `delete`")));
-        let due = facts(vec![key("K1", I, days_ago(200)), key("K2", A, days_ago(95))], None);
-        assert!(refused(&rotate(&user(), &due, &Options::default()), "delete-inactive"));
-        let opts = Options { delete_inactive: true, ..Options::default() };
-        let Plan::Act { steps, old_key } = rotate(&user(), &due, &opts) else { panic!() };
+        let young = facts(
+            vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(10))],
+            None,
+        );
+        assert!(
+            matches!(rotate(&user(), &young, &Options::default()), Plan::Nothing(m) if m.contains("awaits `delete`"))
+        );
+        let due = facts(
+            vec![key("K1", I, days_ago(200)), key("K2", A, days_ago(95))],
+            None,
+        );
+        assert!(refused(
+            &rotate(&user(), &due, &Options::default()),
+            "delete-inactive"
+        ));
+        let opts = Options {
+            delete_inactive: true,
+            ..Options::default()
+        };
+        let Plan::Act { steps, old_key } = rotate(&user(), &due, &opts) else {
+            panic!()
+        };
         assert_eq!(old_key.as_deref(), Some("K2"));
         assert!(matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K1"));
     }
 
     #[test]
     fn deactivate_rules() {
-        let two = facts(vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))], Some(now()));
-        assert!(matches!(deactivate(&user(), &two, &Options::default()), Plan::Act { steps, .. } if steps == vec![Step::Deactivate { key_id: "K1".into() }]));
+        let two = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(now()),
+        );
+        assert!(
+            matches!(deactivate(&user(), &two, &Options::default()), Plan::Act { steps, .. } if steps == vec![Step::Deactivate { key_id: "K1".into() }])
+        );
         // the only key, no key
-        assert!(refused(&deactivate(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &force()), "only key"));
-        assert!(refused(&deactivate(&user(), &facts(vec![], None), &force()), "no access key"));
+        assert!(refused(
+            &deactivate(
+                &user(),
+                &facts(vec![key("K1", A, days_ago(1))], None),
+                &force()
+            ),
+            "only key"
+        ));
+        assert!(refused(
+            &deactivate(&user(), &facts(vec![], None), &force()),
+            "no access key"
+        ));
         // the step's own key
         let mut own = two.clone();
         own.step_key_id = Some("K1".into());
-        assert!(refused(&deactivate(&user(), &own, &force()), "authenticated with K1"));
+        assert!(refused(
+            &deactivate(&user(), &own, &force()),
+            "authenticated with K1"
+        ));
         // named key: the newest, a stranger, the right one
-        let named = |id: &str| Options { old_access_key_id: Some(id.into()), ..Options::default() };
+        let named = |id: &str| Options {
+            old_access_key_id: Some(id.into()),
+            ..Options::default()
+        };
         assert!(refused(&deactivate(&user(), &two, &named("K2")), "newest"));
-        assert!(matches!(deactivate(&user(), &two, &named("K9")), Plan::Invalid(m) if m.contains("not a key of user ci")));
+        assert!(
+            matches!(deactivate(&user(), &two, &named("K9")), Plan::Invalid(m) if m.contains("not a key of user ci"))
+        );
         assert!(is_act(&deactivate(&user(), &two, &named("K1"))));
         // incomplete needs force
-        let stale = facts(vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))], Some(days_ago(3)));
-        assert!(refused(&deactivate(&user(), &stale, &Options::default()), "not updated"));
+        let stale = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(days_ago(3)),
+        );
+        assert!(refused(
+            &deactivate(&user(), &stale, &Options::default()),
+            "not updated"
+        ));
         assert!(is_act(&deactivate(&user(), &stale, &force())));
         // already done
-        let done = facts(vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(1))], None);
-        assert!(matches!(deactivate(&user(), &done, &Options::default()), Plan::Nothing(_)));
+        let done = facts(
+            vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(1))],
+            None,
+        );
+        assert!(matches!(
+            deactivate(&user(), &done, &Options::default()),
+            Plan::Nothing(_)
+        ));
         let gone = facts(vec![key("K2", A, days_ago(1))], None);
-        assert!(matches!(deactivate(&user(), &gone, &named("K1")), Plan::Nothing(m) if m.contains("already deleted")));
+        assert!(
+            matches!(deactivate(&user(), &gone, &named("K1")), Plan::Nothing(m) if m.contains("already deleted"))
+        );
     }
 
     #[test]
     fn stragglers_refuse_unless_forced() {
         let new_created = now() - Duration::hours(2);
-        let mut f = facts(vec![key("K1", A, days_ago(100)), key("K2", A, new_created)], Some(now()));
+        let mut f = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, new_created)],
+            Some(now()),
+        );
         let used = |minutes_after: i64| LastUse {
             date: Some(new_created + Duration::minutes(minutes_after)),
             service: "s3".into(),
@@ -529,27 +648,68 @@ mod tests {
         };
         f.old_last_used = Some(used(16));
         let p = deactivate(&user(), &f, &Options::default());
-        assert!(refused(&p, "16 minutes after the new key was created (window 15 minutes)"), "{p:?}");
+        assert!(
+            refused(
+                &p,
+                "16 minutes after the new key was created (window 15 minutes)"
+            ),
+            "{p:?}"
+        );
         assert!(refused(&p, "s3 in eu-west-1"));
         assert!(is_act(&deactivate(&user(), &f, &force())));
         f.old_last_used = Some(used(15));
         assert!(is_act(&deactivate(&user(), &f, &Options::default())));
-        let narrow = Options { straggler_window: Duration::minutes(5), ..Options::default() };
+        let narrow = Options {
+            straggler_window: Duration::minutes(5),
+            ..Options::default()
+        };
         f.old_last_used = Some(used(6));
-        assert!(refused(&deactivate(&user(), &f, &narrow), "window 5 minutes"));
-        f.old_last_used = Some(LastUse { date: None, service: "N/A".into(), region: "N/A".into() });
+        assert!(refused(
+            &deactivate(&user(), &f, &narrow),
+            "window 5 minutes"
+        ));
+        f.old_last_used = Some(LastUse {
+            date: None,
+            service: "N/A".into(),
+            region: "N/A".into(),
+        });
         assert!(is_act(&deactivate(&user(), &f, &Options::default())));
     }
 
     #[test]
     fn delete_rules() {
-        let pending = facts(vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(1))], None);
-        assert!(matches!(delete(&user(), &pending, &Options::default()), Plan::Act { steps, .. } if matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K1")));
-        let active = facts(vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))], Some(now()));
+        let pending = facts(
+            vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(1))],
+            None,
+        );
+        assert!(
+            matches!(delete(&user(), &pending, &Options::default()), Plan::Act { steps, .. } if matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K1"))
+        );
+        let active = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(now()),
+        );
         assert!(refused(&delete(&user(), &active, &force()), "is Active"));
-        assert!(refused(&delete(&user(), &facts(vec![key("K1", I, days_ago(1))], None), &force()), "only key"));
-        assert!(refused(&delete(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &force()), "only key"));
-        let named = Options { old_access_key_id: Some("K2".into()), ..Options::default() };
+        assert!(refused(
+            &delete(
+                &user(),
+                &facts(vec![key("K1", I, days_ago(1))], None),
+                &force()
+            ),
+            "only key"
+        ));
+        assert!(refused(
+            &delete(
+                &user(),
+                &facts(vec![key("K1", A, days_ago(1))], None),
+                &force()
+            ),
+            "only key"
+        ));
+        let named = Options {
+            old_access_key_id: Some("K2".into()),
+            ..Options::default()
+        };
         assert!(refused(&delete(&user(), &pending, &named), "newest"));
     }
 }

@@ -215,15 +215,15 @@ pub async fn prepare<I: Iam, S: SecretStore, E: Events, C: Clock>(
     let mut scope_keys = BTreeMap::new();
     if let Plan::Act { steps, .. } = &plan {
         for step in steps {
-            if let Step::WriteSecrets(c) = step {
-                if !scope_keys.contains_key(&c.scope) {
-                    let key = ctx
-                        .store
-                        .public_key(&c.scope)
-                        .await
-                        .map_err(|e| gh_fault(&c.scope, e))?;
-                    scope_keys.insert(c.scope.clone(), key);
-                }
+            if let Step::WriteSecrets(c) = step
+                && !scope_keys.contains_key(&c.scope)
+            {
+                let key = ctx
+                    .store
+                    .public_key(&c.scope)
+                    .await
+                    .map_err(|e| gh_fault(&c.scope, e))?;
+                scope_keys.insert(c.scope.clone(), key);
             }
         }
     }
@@ -239,9 +239,10 @@ pub async fn prepare<I: Iam, S: SecretStore, E: Events, C: Clock>(
 pub fn is_due(user: &UserSpec, facts: &Facts) -> bool {
     match facts.state() {
         State::None => true,
-        State::Current | State::PendingDeletion => facts.keys.last().is_some_and(|k| {
-            state::age_days(k.created, facts.now) >= i64::from(user.max_age_days)
-        }),
+        State::Current | State::PendingDeletion => facts
+            .keys
+            .last()
+            .is_some_and(|k| state::age_days(k.created, facts.now) >= i64::from(user.max_age_days)),
         State::Incomplete => true,
         _ => false,
     }
@@ -274,12 +275,12 @@ pub async fn execute<I: Iam, S: SecretStore, E: Events, C: Clock>(
             holds: holds_before(&facts, c),
         })
         .collect();
-    if command == Command::Deactivate {
-        if let (Some(old), Some(used)) = (facts.keys.first(), &facts.old_last_used) {
-            let note = format!("old key {}: {used}", old.id);
-            ctx.events.info(&note);
-            report.notes.push(note);
-        }
+    if command == Command::Deactivate
+        && let (Some(old), Some(used)) = (facts.keys.first(), &facts.old_last_used)
+    {
+        let note = format!("old key {}: {used}", old.id);
+        ctx.events.info(&note);
+        report.notes.push(note);
     }
     let (steps, old_key) = match plan {
         Plan::Nothing(why) => {
@@ -340,12 +341,12 @@ pub async fn execute<I: Iam, S: SecretStore, E: Events, C: Clock>(
         Command::Delete => Outcome::Deleted,
         Command::Status => Outcome::Reported,
     };
-    if command == Command::Rotate {
-        if let Some(old) = &run.old_key {
-            run.report.notes.push(format!(
-                "the old key {old} stays Active until `deactivate` runs in a later job"
-            ));
-        }
+    if command == Command::Rotate
+        && let Some(old) = &run.old_key
+    {
+        run.report.notes.push(format!(
+            "the old key {old} stays Active until `deactivate` runs in a later job"
+        ));
     }
     run.report
 }
@@ -402,38 +403,48 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
                     .delete_key(name, key_id)
                     .await
                     .map_err(|e| format!("could not delete key {key_id} ({why}): {e}"))?;
-                ctx.events.info(&format!("deleted access key {key_id} ({why})"));
+                ctx.events
+                    .info(&format!("deleted access key {key_id} ({why})"));
             }
             Step::Deactivate { key_id } => {
                 ctx.iam
                     .set_inactive(name, key_id)
                     .await
                     .map_err(|e| format!("could not deactivate key {key_id}: {e}"))?;
-                ctx.events.info(&format!("access key {key_id} is now Inactive"));
+                ctx.events
+                    .info(&format!("access key {key_id} is now Inactive"));
             }
             Step::CreateKey => {
-                let key = ctx.iam.create_key(name).await.map_err(|e| {
-                    format!("could not create an access key for user {name}: {e}")
-                })?;
+                let key =
+                    ctx.iam.create_key(name).await.map_err(|e| {
+                        format!("could not create an access key for user {name}: {e}")
+                    })?;
                 ctx.events.mask(&key.secret);
-                ctx.events.info(&format!("created access key {} for user {name}", key.id));
+                ctx.events
+                    .info(&format!("created access key {} for user {name}", key.id));
                 self.report.new_key = Some(key.id.clone());
                 self.new_key = Some(key);
             }
             Step::ProveNewKey => {
-                let key = self.new_key.as_ref().expect("the plan creates the key first");
+                let key = self
+                    .new_key
+                    .as_ref()
+                    .expect("the plan creates the key first");
                 if let Err(e) = ctx.iam.prove_key(key).await {
                     let id = key.id.clone();
                     let cleanup = match ctx.iam.delete_key(name, &id).await {
-                        Ok(()) => format!("deleted it; no secret was written"),
-                        Err(d) => format!("could not delete it ({d}): delete it by hand; no secret was written"),
+                        Ok(()) => "deleted it; no secret was written".to_string(),
+                        Err(d) => format!(
+                            "could not delete it ({d}): delete it by hand; no secret was written"
+                        ),
                     };
                     self.report.new_key = None;
                     return Err(format!(
                         "the new key {id} never worked with STS GetCallerIdentity ({e}); {cleanup}"
                     ));
                 }
-                ctx.events.info(&format!("STS accepts the new key {}", key.id));
+                ctx.events
+                    .info(&format!("STS accepts the new key {}", key.id));
             }
             Step::WriteSecrets(c) => {
                 let index = self
@@ -442,14 +453,21 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
                     .iter()
                     .position(|x| x == c)
                     .expect("steps name manifest consumers");
-                let key = self.new_key.as_ref().expect("the plan creates the key first");
+                let key = self
+                    .new_key
+                    .as_ref()
+                    .expect("the plan creates the key first");
                 let values = [
                     (Part::Id, SecretString::from(key.id.clone())),
                     (Part::Secret, key.secret.clone()),
                 ];
                 for (part, value) in values {
                     if let Err(e) = self.write(index, part, &value).await {
-                        let held = if e.uncertain { Held::Unknown } else { Held::Old };
+                        let held = if e.uncertain {
+                            Held::Unknown
+                        } else {
+                            Held::Old
+                        };
                         self.written.push((index, part, held));
                         return Err(self.compensate(index, part, e).await);
                     }
@@ -500,7 +518,10 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
             Part::Secret => &c.secrets.secret_access_key,
         };
         let mut why = format!("writing {secret_name} in {} failed: {error}", c.scope);
-        let new = self.new_key.as_ref().expect("writes follow the key's creation");
+        let new = self
+            .new_key
+            .as_ref()
+            .expect("writes follow the key's creation");
         let new_id = new.id.clone();
         let old_values = match (&self.old_key, ctx.step_key) {
             (Some(old), Some(step)) if &step.id == old => Some(step.clone()),
@@ -586,7 +607,9 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
             }
         }
         let anyone_holds_new = self.report.consumers.iter().any(|c| {
-            c.holds.as_deref().is_some_and(|h| h.contains(new_id.as_str()) || h.contains("unknown"))
+            c.holds
+                .as_deref()
+                .is_some_and(|h| h.contains(new_id.as_str()) || h.contains("unknown"))
         });
         if !anyone_holds_new && self.old_key.is_some() {
             match ctx.iam.delete_key(&user.name, &new_id).await {

@@ -142,13 +142,41 @@ mod tests {
             (vec![], &[], State::None),
             (vec![key("K1", A, 0)], &[], State::Current),
             (vec![key("K1", I, 0)], &[], State::Inactive),
-            (vec![key("K1", A, 0), key("K2", A, new_at)], &all_updated, State::PendingDeactivation),
-            (vec![key("K1", A, 0), key("K2", A, new_at)], &one_stale, State::Incomplete),
-            (vec![key("K1", A, 0), key("K2", A, new_at)], &one_missing, State::Incomplete),
-            (vec![key("K1", I, 0), key("K2", A, new_at)], &[], State::PendingDeletion),
-            (vec![key("K1", A, 0), key("K2", I, new_at)], &[], State::Conflict),
-            (vec![key("K1", I, 0), key("K2", I, new_at)], &[], State::Conflict),
-            (vec![key("K1", A, 0), key("K2", A, 1), key("K3", A, 2)], &[], State::Conflict),
+            (
+                vec![key("K1", A, 0), key("K2", A, new_at)],
+                &all_updated,
+                State::PendingDeactivation,
+            ),
+            (
+                vec![key("K1", A, 0), key("K2", A, new_at)],
+                &one_stale,
+                State::Incomplete,
+            ),
+            (
+                vec![key("K1", A, 0), key("K2", A, new_at)],
+                &one_missing,
+                State::Incomplete,
+            ),
+            (
+                vec![key("K1", I, 0), key("K2", A, new_at)],
+                &[],
+                State::PendingDeletion,
+            ),
+            (
+                vec![key("K1", A, 0), key("K2", I, new_at)],
+                &[],
+                State::Conflict,
+            ),
+            (
+                vec![key("K1", I, 0), key("K2", I, new_at)],
+                &[],
+                State::Conflict,
+            ),
+            (
+                vec![key("K1", A, 0), key("K2", A, 1), key("K3", A, 2)],
+                &[],
+                State::Conflict,
+            ),
         ];
         for (keys, freshness, want) in cases {
             assert_eq!(derive(&keys, freshness), want, "{keys:?}");
@@ -160,7 +188,10 @@ mod tests {
         let mut new = key("K2", A, 100);
         new.created += chrono::Duration::milliseconds(700);
         assert!(stale_consumers(new.created, &[fresh("a/b", Some(100))]).is_empty());
-        assert_eq!(stale_consumers(new.created, &[fresh("a/b", Some(99))]).len(), 1);
+        assert_eq!(
+            stale_consumers(new.created, &[fresh("a/b", Some(99))]).len(),
+            1
+        );
     }
 
     #[test]

@@ -31,10 +31,16 @@ pub struct ScopeId {
 }
 
 pub fn repo(r: &str) -> ScopeId {
-    ScopeId { repository: r.into(), environment: None }
+    ScopeId {
+        repository: r.into(),
+        environment: None,
+    }
 }
-pub fn env(r: &str, e: &str) -> ScopeId {
-    ScopeId { repository: r.into(), environment: Some(e.into()) }
+pub fn environment(r: &str, e: &str) -> ScopeId {
+    ScopeId {
+        repository: r.into(),
+        environment: Some(e.into()),
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -134,26 +140,42 @@ impl FakeGitHub {
             },
         );
         runtime().spawn(async move {
-            axum::serve(listener, app).await.expect("serve the fake GitHub");
+            axum::serve(listener, app)
+                .await
+                .expect("serve the fake GitHub");
         });
-        Self { state, url: format!("http://{addr}") }
+        Self {
+            state,
+            url: format!("http://{addr}"),
+        }
     }
 
     pub fn add_repo(&self, name: &str) {
         let mut s = self.state.lock().unwrap();
         let n = s.scopes.len();
-        s.scopes.entry(repo(name)).or_insert_with(|| ScopeState::new(n));
+        s.scopes
+            .entry(repo(name))
+            .or_insert_with(|| ScopeState::new(n));
     }
 
     pub fn add_environment(&self, repository: &str, environment: &str) {
         self.add_repo(repository);
         let mut s = self.state.lock().unwrap();
         let n = s.scopes.len();
-        s.scopes.entry(env(repository, environment)).or_insert_with(|| ScopeState::new(n));
+        s.scopes
+            .entry(self::environment(repository, environment))
+            .or_insert_with(|| ScopeState::new(n));
     }
 
     pub fn secret(&self, scope: &ScopeId, name: &str) -> Option<StoredSecret> {
-        self.state.lock().unwrap().scopes.get(scope)?.secrets.get(name).cloned()
+        self.state
+            .lock()
+            .unwrap()
+            .scopes
+            .get(scope)?
+            .secrets
+            .get(name)
+            .cloned()
     }
 
     pub fn value(&self, scope: &ScopeId, name: &str) -> Option<String> {
@@ -167,7 +189,11 @@ impl FakeGitHub {
         let sc = s.scopes.get_mut(scope).expect("scope exists");
         sc.secrets.insert(
             name.into(),
-            StoredSecret { value: value.into(), created_at: updated_at, updated_at },
+            StoredSecret {
+                value: value.into(),
+                created_at: updated_at,
+                updated_at,
+            },
         );
     }
 
@@ -214,7 +240,12 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn ok(status: StatusCode, body: Value) -> Response {
-    (status, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -222,11 +253,24 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 fn decode(seg: &str) -> String {
-    percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-fn handle(state: &Mutex<State>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let segments: Vec<String> = uri.path().trim_matches('/').split('/').map(decode).collect();
+fn handle(
+    state: &Mutex<State>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let segments: Vec<String> = uri
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
     let path = format!("/{}", segments.join("/"));
     let response = respond(state, &method, &segments, &path, &headers, &body);
     state
@@ -248,16 +292,14 @@ fn respond(
     let mut s = state.lock().unwrap();
     // Faults first: they stand for GitHub being unwell, whatever the request.
     for f in s.faults.iter_mut() {
-        if &f.method == method && path.contains(&f.path_contains) {
+        if f.method == method && path.contains(&f.path_contains) {
             f.seen += 1;
             if f.seen > f.after && f.times.is_none_or(|t| f.fired < t) {
                 f.fired += 1;
-                let mut r = error(
-                    StatusCode::from_u16(f.status).unwrap(),
-                    "injected fault",
-                );
+                let mut r = error(StatusCode::from_u16(f.status).unwrap(), "injected fault");
                 if let Some(secs) = f.retry_after {
-                    r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+                    r.headers_mut()
+                        .insert("retry-after", secs.to_string().parse().unwrap());
                 }
                 return r;
             }
@@ -266,7 +308,10 @@ fn respond(
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("token "))
+        })
         .map(str::to_owned);
     let can_write = match token.as_deref() {
         None => return error(StatusCode::UNAUTHORIZED, "Requires authentication"),
@@ -277,7 +322,9 @@ fn respond(
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (scope, rest) = match seg.as_slice() {
         ["repos", o, r, "actions", "secrets", rest @ ..] => (repo(&format!("{o}/{r}")), rest),
-        ["repos", o, r, "environments", e, "secrets", rest @ ..] => (env(&format!("{o}/{r}"), e), rest),
+        ["repos", o, r, "environments", e, "secrets", rest @ ..] => {
+            (environment(&format!("{o}/{r}"), e), rest)
+        }
         _ => return error(StatusCode::NOT_FOUND, "Not Found"),
     };
     let Some(sc) = s.scopes.get_mut(&scope) else {
@@ -297,16 +344,26 @@ fn respond(
         },
         (Method::PUT, [name]) => {
             if !can_write {
-                return error(StatusCode::FORBIDDEN, "Resource not accessible by personal access token");
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "Resource not accessible by personal access token",
+                );
             }
             let Ok(v) = serde_json::from_slice::<Value>(body) else {
                 return error(StatusCode::BAD_REQUEST, "Problems parsing JSON");
             };
-            let (Some(enc), Some(key_id)) = (v["encrypted_value"].as_str(), v["key_id"].as_str()) else {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request.\n\n\"encrypted_value\", \"key_id\" are required");
+            let (Some(enc), Some(key_id)) = (v["encrypted_value"].as_str(), v["key_id"].as_str())
+            else {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid request.\n\n\"encrypted_value\", \"key_id\" are required",
+                );
             };
             if key_id != sc.key_id {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "Bad request - key_id does not match");
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Bad request - key_id does not match",
+                );
             }
             let Some(plain) = STANDARD
                 .decode(enc)
@@ -314,7 +371,10 @@ fn respond(
                 .and_then(|b| sc.secret_key.unseal(&b).ok())
                 .and_then(|p| String::from_utf8(p).ok())
             else {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "Bad request - could not decrypt the secret");
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Bad request - could not decrypt the secret",
+                );
             };
             let now = Utc::now().trunc_subsecs(0);
             let status = match sc.secrets.get_mut(*name) {
@@ -326,13 +386,21 @@ fn respond(
                 None => {
                     sc.secrets.insert(
                         (*name).to_owned(),
-                        StoredSecret { value: plain.clone(), created_at: now, updated_at: now },
+                        StoredSecret {
+                            value: plain.clone(),
+                            created_at: now,
+                            updated_at: now,
+                        },
                     );
                     StatusCode::CREATED
                 }
             };
             s.written.push(plain);
-            if status == StatusCode::CREATED { ok(status, json!({})) } else { status.into_response() }
+            if status == StatusCode::CREATED {
+                ok(status, json!({}))
+            } else {
+                status.into_response()
+            }
         }
         _ => error(StatusCode::NOT_FOUND, "Not Found"),
     }

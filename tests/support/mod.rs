@@ -12,7 +12,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
-pub use fake_github::{FakeGitHub, Fault, ScopeId, env, repo};
+#[allow(unused_imports)]
+pub use fake_github::{FakeGitHub, Fault, ScopeId, environment, repo};
 
 /// One multi-threaded runtime serves every fake and every SDK call of a test binary.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -37,7 +38,11 @@ pub fn python() -> PathBuf {
         return p.into();
     }
     let venv = repo_root().join(".venv/bin/python");
-    if venv.exists() { venv } else { "python3".into() }
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
 }
 
 struct Moto {
@@ -46,7 +51,11 @@ struct Moto {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn moto() -> &'static Moto {
@@ -61,12 +70,24 @@ fn moto() -> &'static Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start moto with {:?}: {e}; run scripts/setup-test-env", python()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto with {:?}: {e}; run scripts/setup-test-env",
+                    python()
+                )
+            });
         let url = format!("http://127.0.0.1:{port}");
         let client = reqwest::blocking::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while client.get(format!("{url}/moto-api/data.json")).send().is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on {url}; is moto[server] installed?");
+        while client
+            .get(format!("{url}/moto-api/data.json"))
+            .send()
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on {url}; is moto[server] installed?"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto { url, _child: child }
@@ -86,7 +107,10 @@ pub struct Key {
 }
 
 /// Everything that could change: the user's keys and every secret GitHub holds.
-pub type World = (Vec<(String, String)>, std::collections::BTreeMap<(ScopeId, String), String>);
+pub type World = (
+    Vec<(String, String)>,
+    std::collections::BTreeMap<(ScopeId, String), String>,
+);
 
 impl TestEnv {
     pub fn world(&self, user: &str) -> World {
@@ -141,10 +165,19 @@ impl Run {
             .lines()
             .filter(|l| !l.starts_with("::add-mask::"))
             .collect();
-        format!("{}\n{}\n{}\n{}", stdout.join("\n"), self.stderr, self.outputs, self.summary)
+        format!(
+            "{}\n{}\n{}\n{}",
+            stdout.join("\n"),
+            self.stderr,
+            self.outputs,
+            self.summary
+        )
     }
     pub fn all(&self) -> String {
-        format!("{}\n{}\n{}\n{}", self.stdout, self.stderr, self.outputs, self.summary)
+        format!(
+            "{}\n{}\n{}\n{}",
+            self.stdout, self.stderr, self.outputs, self.summary
+        )
     }
 }
 
@@ -165,7 +198,9 @@ impl TestEnv {
         let guard = serial();
         let moto = moto();
         let http = reqwest::blocking::Client::new();
-        http.post(format!("{}/moto-api/reset", moto.url)).send().unwrap();
+        http.post(format!("{}/moto-api/reset", moto.url))
+            .send()
+            .unwrap();
         http.post(format!("{}/moto-api/reset-auth", moto.url))
             .header("content-type", "text/plain")
             .body("3")
@@ -182,11 +217,20 @@ impl TestEnv {
                 .send()
                 .await
                 .unwrap();
-            let k = anon.create_access_key().user_name("admin").send().await.unwrap();
+            let k = anon
+                .create_access_key()
+                .user_name("admin")
+                .send()
+                .await
+                .unwrap();
             let k = k.access_key().unwrap();
-            Key { id: k.access_key_id().into(), secret: k.secret_access_key().into() }
+            Key {
+                id: k.access_key_id().into(),
+                secret: k.secret_access_key().into(),
+            }
         });
-        let env = Self {
+
+        Self {
             _guard: guard,
             moto_url: moto.url.clone(),
             github: FakeGitHub::start(),
@@ -198,8 +242,7 @@ impl TestEnv {
                 fake_github::READ_ONLY_TOKEN.into(),
             ]),
             runs: Mutex::new(Vec::new()),
-        };
-        env
+        }
     }
 
     pub fn iam(&self) -> aws_sdk_iam::Client {
@@ -224,9 +267,17 @@ impl TestEnv {
     pub fn create_key(&self, user: &str) -> Key {
         let iam = self.iam();
         let key = runtime().block_on(async {
-            let k = iam.create_access_key().user_name(user).send().await.unwrap();
+            let k = iam
+                .create_access_key()
+                .user_name(user)
+                .send()
+                .await
+                .unwrap();
             let k = k.access_key().unwrap();
-            Key { id: k.access_key_id().into(), secret: k.secret_access_key().into() }
+            Key {
+                id: k.access_key_id().into(),
+                secret: k.secret_access_key().into(),
+            }
         });
         self.remember(&key.secret);
         key
@@ -353,7 +404,8 @@ impl TestEnv {
             .env("AWS_KEY_ROTATOR_RETRY_BASE_MS", "10")
             .env("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS", "2");
         if !creds.id.is_empty() {
-            cmd.env("AWS_ACCESS_KEY_ID", &creds.id).env("AWS_SECRET_ACCESS_KEY", &creds.secret);
+            cmd.env("AWS_ACCESS_KEY_ID", &creds.id)
+                .env("AWS_SECRET_ACCESS_KEY", &creds.secret);
         }
         for (k, v) in vars {
             cmd.env(k, v);
@@ -371,7 +423,12 @@ impl TestEnv {
             s
         });
         let mut stdout = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
         let status = child.wait().unwrap();
         let run = Run {
             code: status.code().unwrap_or(-1),

@@ -1,0 +1,28 @@
+//! The committed JSON Schema of the manifest is the one the types generate.
+//! Regenerate with `UPDATE_SCHEMA=1 cargo test --test schema`.
+
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/schema/aws-key-rotation.schema.json"
+);
+
+#[test]
+fn committed_schema_is_current() {
+    let generated = aws_key_rotator::manifest::json_schema();
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(PATH, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(PATH).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "schema/aws-key-rotation.schema.json is stale: run UPDATE_SCHEMA=1 cargo test --test schema"
+    );
+}
+
+#[test]
+fn schema_describes_the_manifest() {
+    let v: serde_json::Value =
+        serde_json::from_str(&aws_key_rotator::manifest::json_schema()).unwrap();
+    assert_eq!(v["required"], serde_json::json!(["version", "users"]));
+    assert_eq!(v["additionalProperties"], false);
+}
