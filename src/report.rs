@@ -54,12 +54,14 @@ pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> Strin
             .state
             .map(|s| s.to_string())
             .unwrap_or_else(|| "unknown".into());
+        let due = if r.due { "rotation due" } else { "not due" };
+        let head = match r.outcome {
+            Outcome::Reported => format!("state {state}, {due}"),
+            _ => format!("{} (state before: {state}, {due})", outcome_word(&r.outcome)),
+        };
         out.push_str(&format!(
-            "{}: {} (state {state}, {}due, max-age-days {})\n",
-            r.user.name,
-            outcome_word(&r.outcome),
-            if r.due { "" } else { "not " },
-            r.user.max_age_days
+            "{}: {head}; max-age-days {}\n",
+            r.user.name, r.user.max_age_days
         ));
         if let Some(d) = outcome_detail(&r.outcome) {
             out.push_str(&format!("  {d}\n"));
