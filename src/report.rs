@@ -57,7 +57,10 @@ pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> Strin
         let due = if r.due { "rotation due" } else { "not due" };
         let head = match r.outcome {
             Outcome::Reported => format!("state {state}, {due}"),
-            _ => format!("{} (state before: {state}, {due})", outcome_word(&r.outcome)),
+            _ => format!(
+                "{} (state before: {state}, {due})",
+                outcome_word(&r.outcome)
+            ),
         };
         out.push_str(&format!(
             "{}: {head}; max-age-days {}\n",

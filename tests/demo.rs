@@ -18,7 +18,10 @@ users:
 ";
 
 fn show(title: &str, run: &Run) {
-    println!("\n$ aws-key-rotator {title}   (exit {})\n{}{}", run.code, run.stdout, run.stderr);
+    println!(
+        "\n$ aws-key-rotator {title}   (exit {})\n{}{}",
+        run.code, run.stdout, run.stderr
+    );
 }
 
 #[test]
@@ -33,14 +36,22 @@ fn local_rotation_from_start_to_finish() {
     env.github.add_environment("acme/web", "production");
     let then = chrono::Utc::now() - chrono::Duration::days(120);
     for scope in [repo("acme/web"), environment("acme/web", "production")] {
-        env.github.set_secret(&scope, "AWS_ACCESS_KEY_ID", &old.id, then);
-        env.github.set_secret(&scope, "AWS_SECRET_ACCESS_KEY", &old.secret, then);
+        env.github
+            .set_secret(&scope, "AWS_ACCESS_KEY_ID", &old.id, then);
+        env.github
+            .set_secret(&scope, "AWS_SECRET_ACCESS_KEY", &old.secret, then);
     }
     let manifest = env.workspace.path().join("aws-key-rotation.yml");
     std::fs::write(&manifest, MANIFEST).unwrap();
     let config = manifest.to_str().unwrap();
-    println!("moto (IAM auth mode) at {}, fake GitHub at {}", env.moto_url, env.github.url);
-    println!("user ci-deployer has one key, {}, 120 days old, in acme/web and its production environment", old.id);
+    println!(
+        "moto (IAM auth mode) at {}, fake GitHub at {}",
+        env.moto_url, env.github.url
+    );
+    println!(
+        "user ci-deployer has one key, {}, 120 days old, in acme/web and its production environment",
+        old.id
+    );
 
     let run = env.cli(&old, &["status", "--config", config]);
     show("status", &run);
@@ -55,19 +66,40 @@ fn local_rotation_from_start_to_finish() {
     assert_eq!(run.code, 0);
     let new = env.held_default(&repo("acme/web")).unwrap();
 
-    println!("\n(a later job starts and reads the new key {} from its secrets)", new.id);
+    println!(
+        "\n(a later job starts and reads the new key {} from its secrets)",
+        new.id
+    );
     let run = env.cli(&new, &["verify", "--expected-access-key-id", &new.id]);
     show("verify", &run);
     assert_eq!(run.code, 0);
 
-    let run = env.cli(&new, &["deactivate", "--config", config, "--old-access-key-id", &old.id]);
+    let run = env.cli(
+        &new,
+        &[
+            "deactivate",
+            "--config",
+            config,
+            "--old-access-key-id",
+            &old.id,
+        ],
+    );
     show("deactivate", &run);
     assert_eq!(run.code, 0);
     assert!(!env.sts_accepts(&old));
 
-    let run = env.cli(&new, &["delete", "--config", config, "--old-access-key-id", &old.id]);
+    let run = env.cli(
+        &new,
+        &["delete", "--config", config, "--old-access-key-id", &old.id],
+    );
     show("delete", &run);
     assert_eq!(run.code, 0);
-    assert_eq!(env.keys("ci-deployer"), vec![(new.id.clone(), "Active".to_owned())]);
-    println!("\nci-deployer now has exactly one key, {}, held by every consumer; the old key is gone.", new.id);
+    assert_eq!(
+        env.keys("ci-deployer"),
+        vec![(new.id.clone(), "Active".to_owned())]
+    );
+    println!(
+        "\nci-deployer now has exactly one key, {}, held by every consumer; the old key is gone.",
+        new.id
+    );
 }

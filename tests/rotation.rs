@@ -763,19 +763,40 @@ fn the_cli_face_reads_flags_and_github_token() {
 fn verify_checks_the_credentials_are_the_expected_working_key() {
     let env = TestEnv::new();
     let (old, new) = rotated_once(&env);
-    let run = env.action(&new, &[("command", "verify"), ("expected-access-key-id", &new.id)]);
+    let run = env.action(
+        &new,
+        &[("command", "verify"), ("expected-access-key-id", &new.id)],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains(&format!("credentials work: key {}", new.id)), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("credentials work: key {}", new.id)),
+        "{}",
+        run.stdout
+    );
     // The job still has the old key: the secrets it read were not updated.
-    let run = env.action(&old, &[("command", "verify"), ("expected-access-key-id", &new.id)]);
+    let run = env.action(
+        &old,
+        &[("command", "verify"), ("expected-access-key-id", &new.id)],
+    );
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains(&format!("are key {}, not the expected {}", old.id, new.id)), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("are key {}, not the expected {}", old.id, new.id)),
+        "{}",
+        run.stderr
+    );
     // A key that no longer works fails after the propagation retries.
     let run = env.action(&new, &[("command", "deactivate")]);
     assert_eq!(run.code, 0, "{}", run.all());
     let run = env.action(&old, &[("command", "verify")]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("does not work with STS GetCallerIdentity"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("does not work with STS GetCallerIdentity"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -787,10 +808,30 @@ fn status_reports_keys_states_consumers_and_last_use() {
     let run = env.action(&new, &[("command", "status")]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.output("state").as_deref(), Some("pending-deactivation"));
-    assert!(run.stdout.contains(&format!("key {} Active created", old.id)), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("key {} Active created", old.id)),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("(ec2 in us-east-1)"), "{}", run.stdout);
-    assert!(run.stdout.contains("consumer acme/api (repository secrets) DEPLOY_KEY_ID/DEPLOY_KEY_SECRET"), "{}", run.stdout);
-    assert!(run.stdout.contains("external consumer (update by hand): on-prem backup script"), "{}", run.stdout);
-    assert!(run.summary.contains("| consumer | store | secrets | result | holds key |"), "{}", run.summary);
+    assert!(
+        run.stdout
+            .contains("consumer acme/api (repository secrets) DEPLOY_KEY_ID/DEPLOY_KEY_SECRET"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("external consumer (update by hand): on-prem backup script"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.summary
+            .contains("| consumer | store | secrets | result | holds key |"),
+        "{}",
+        run.summary
+    );
     assert_eq!(env.world(USER), before);
 }
