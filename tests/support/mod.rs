@@ -441,6 +441,11 @@ impl TestEnv {
         run
     }
 
+    /// Adds a run made outside [`TestEnv::exec`] (e.g. in a container) to the leak scan.
+    pub fn record(&self, run: &Run) {
+        self.runs.lock().unwrap().push(run.visible());
+    }
+
     /// Every secret value: those the test made, those GitHub holds or ever received.
     pub fn known_secrets(&self) -> Vec<String> {
         let mut all = self.secrets.lock().unwrap().clone();
