@@ -15,6 +15,7 @@ use crate::ports::{Clock, Events, SystemClock};
 use crate::report;
 use crate::rotation::plan::Options;
 use crate::rotation::run::{self, Command, Ctx, Fault, Outcome, UserReport};
+use crate::rotation::verify::VerifySettings;
 
 /// Exit codes (CONTRACT §7).
 pub const OK: u8 = 0;
@@ -27,6 +28,9 @@ pub const REFUSED: u8 = 3;
 pub struct Tuning {
     pub pacing: Pacing,
     pub propagation: Duration,
+    /// Overrides poll-interval-seconds and verify-timeout-minutes with finer units.
+    pub poll_interval: Option<Duration>,
+    pub verify_timeout: Option<Duration>,
 }
 
 impl Tuning {
@@ -45,6 +49,8 @@ impl Tuning {
         }
         Self {
             pacing,
+            poll_interval: ms("AWS_KEY_ROTATOR_POLL_INTERVAL_MS"),
+            verify_timeout: ms("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS"),
             propagation: env
                 .get("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS")
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -180,6 +186,11 @@ async fn run_inner(
     let ctx = Ctx {
         iam: &aws,
         store: &github,
+        workflows: &github,
+        verify: VerifySettings {
+            timeout: tuning.verify_timeout.unwrap_or(settings.verify_timeout),
+            poll: tuning.poll_interval.unwrap_or(settings.poll_interval),
+        },
         events: console,
         clock: &clock,
         step_key: step_key.as_ref(),
@@ -271,7 +282,14 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
         ),
         ("new-access-key-id", pick(&|r| r.new_key.clone())),
         ("old-access-key-id", pick(&|r| r.old_key.clone())),
-        ("verification-run-urls", String::new()),
+        (
+            "verification-run-urls",
+            reports
+                .iter()
+                .flat_map(|r| r.runs.iter().filter_map(|run| run.url.clone()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
     ]
 }
 

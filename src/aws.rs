@@ -57,7 +57,13 @@ where
     let code = err.code().map(str::to_owned);
     let detail = err.message().map(str::to_owned);
     let (kind, message) = match (code.as_deref(), status) {
-        (Some("NoSuchEntity"), _) => (IamErrorKind::NoSuchUser, "no such IAM user".to_owned()),
+        (Some("NoSuchEntity"), _) if matches!(action, "iam:ListAccessKeys" | "iam:CreateAccessKey") => {
+            (IamErrorKind::NoSuchUser, "no such IAM user".to_owned())
+        }
+        (Some("NoSuchEntity"), _) => (
+            IamErrorKind::Other,
+            format!("{action}: the access key no longer exists (another run may have changed it): run status"),
+        ),
         (Some("LimitExceeded"), _) => (
             IamErrorKind::LimitExceeded,
             "the user already has two access keys (IAM allows two): run status, then deactivate and delete the old one".to_owned(),

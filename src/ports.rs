@@ -80,6 +80,8 @@ pub struct GhError {
     pub message: String,
     /// True when the request may have taken effect (a transport failure after sending).
     pub uncertain: bool,
+    /// The HTTP status GitHub answered, if it answered.
+    pub status: Option<u16>,
 }
 
 pub trait SecretStore {
@@ -91,8 +93,60 @@ pub trait SecretStore {
     async fn put(&self, scope: &Scope, name: &str, sealed: &Sealed) -> Result<(), GhError>;
 }
 
+/// A workflow run as GitHub reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunInfo {
+    pub id: u64,
+    pub html_url: String,
+    /// `queued`, `in_progress`, `completed`, …
+    pub status: String,
+    /// Set once completed: `success`, `failure`, `cancelled`, `timed_out`, …
+    pub conclusion: Option<String>,
+    pub display_title: String,
+}
+
+/// What a workflow dispatch answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dispatched {
+    /// 200 with run details.
+    Run { id: u64, html_url: String },
+    /// 204: accepted, run unknown; find it by its title.
+    Accepted,
+}
+
+#[derive(Clone, Debug)]
+pub enum DispatchError {
+    /// 400/422 naming `return_run_details` (GitHub Enterprise Server 3.20 and older).
+    DetailsUnsupported,
+    Failed(GhError),
+}
+
+pub trait Workflows {
+    async fn default_branch(&self, repository: &str) -> Result<String, GhError>;
+    /// One `POST …/dispatches`; never retried here.
+    async fn dispatch(
+        &self,
+        repository: &str,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &[(&str, &str)],
+        run_details: bool,
+    ) -> Result<Dispatched, DispatchError>;
+    /// The dispatched run of `workflow` whose title contains `marker`, created since `since`.
+    async fn find_run(
+        &self,
+        repository: &str,
+        workflow: &str,
+        marker: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<RunInfo>, GhError>;
+    /// The run's current state (conditional requests: unchanged runs cost no rate limit).
+    async fn run(&self, repository: &str, id: u64) -> Result<RunInfo, GhError>;
+}
+
 pub trait Clock {
     fn now(&self) -> DateTime<Utc>;
+    async fn sleep(&self, duration: std::time::Duration);
 }
 
 pub struct SystemClock;
@@ -100,6 +154,9 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+    async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
     }
 }
 

@@ -102,6 +102,18 @@ pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> Strin
                     .unwrap_or_default()
             ));
         }
+        for run in &r.runs {
+            out.push_str(&format!(
+                "  verification {} in {}: {}{}\n",
+                run.workflow.workflow,
+                run.workflow.repository,
+                run.conclusion,
+                run.url
+                    .as_ref()
+                    .map(|u| format!(" ({u})"))
+                    .unwrap_or_default()
+            ));
+        }
         for e in &r.user.external {
             out.push_str(&format!("  external consumer (update by hand): {e}\n"));
         }
@@ -190,6 +202,28 @@ pub fn markdown(
             ));
         }
         md.push('\n');
+        if !r.runs.is_empty() {
+            md.push_str(
+                "| verification workflow | repository | run | conclusion |\n|---|---|---|---|\n",
+            );
+            for run in &r.runs {
+                md.push_str(&format!(
+                    "| `{}` | {} | {} | {} |\n",
+                    cell(&run.workflow.workflow),
+                    cell(&run.workflow.repository),
+                    run.url
+                        .as_deref()
+                        .map(|u| format!("[run]({u})"))
+                        .unwrap_or_else(|| "–".into()),
+                    if run.ok {
+                        "✅ success".to_owned()
+                    } else {
+                        format!("❌ {}", cell(&run.conclusion))
+                    }
+                ));
+            }
+            md.push('\n');
+        }
         if !r.user.external.is_empty() {
             md.push_str("Outside GitHub (update by hand):\n\n");
             for e in &r.user.external {
@@ -228,6 +262,16 @@ pub struct JsonUser {
     pub consumers: Vec<JsonConsumer>,
     pub external: Vec<String>,
     pub notes: Vec<String>,
+    pub verification_runs: Vec<JsonRun>,
+}
+
+#[derive(Serialize)]
+pub struct JsonRun {
+    pub repository: String,
+    pub workflow: String,
+    pub url: Option<String>,
+    pub conclusion: String,
+    pub ok: bool,
 }
 
 #[derive(Serialize)]
@@ -328,6 +372,17 @@ pub fn json(command: &str, reports: &[UserReport], now: chrono::DateTime<chrono:
                 .collect(),
             external: r.user.external.clone(),
             notes: r.notes.clone(),
+            verification_runs: r
+                .runs
+                .iter()
+                .map(|run| JsonRun {
+                    repository: run.workflow.repository.clone(),
+                    workflow: run.workflow.workflow.clone(),
+                    url: run.url.clone(),
+                    conclusion: run.conclusion.clone(),
+                    ok: run.ok,
+                })
+                .collect(),
         })
         .collect();
     serde_json::to_string_pretty(&JsonReport {

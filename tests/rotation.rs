@@ -525,6 +525,9 @@ fn deactivate_refuses_while_consumers_still_hold_the_old_key() {
         run.stderr
     );
     assert_eq!(env.world(USER), before);
+    let run = env.action(&new, &[("command", "deactivate"), ("force", "true")]);
+    assert_eq!(run.code, 3, "force does not override: {}", run.all());
+    assert_eq!(env.world(USER), before);
 }
 
 #[test]
@@ -834,4 +837,69 @@ fn status_reports_keys_states_consumers_and_last_use() {
         run.summary
     );
     assert_eq!(env.world(USER), before);
+}
+
+#[test]
+fn a_half_written_consumer_gets_the_old_id_back_when_the_old_secret_is_unknown() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(91)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    env.write_manifest(MANIFEST);
+    // acme/api takes the new id, then refuses the new secret.
+    env.github.add_fault(Fault::new(
+        axum::http::Method::PUT,
+        "/acme/api/actions/secrets/DEPLOY_KEY_SECRET",
+        422,
+    ));
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let api = env
+        .held(&repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET")
+        .unwrap();
+    assert_eq!(api.id, old.id, "the id matches the secret again");
+    assert_eq!(api.secret, old.secret);
+    assert!(env.sts_accepts(&api));
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_ne!(new.id, old.id);
+    assert!(env.sts_accepts(&new));
+    assert_eq!(
+        env.keys(USER).len(),
+        2,
+        "consumers hold both keys: both stay"
+    );
+    let api_row = run
+        .summary
+        .lines()
+        .find(|l| l.starts_with("| acme/api"))
+        .unwrap();
+    assert!(api_row.contains(&format!("`{}`", old.id)), "{api_row}");
+}
+
+#[test]
+fn a_failed_recovery_puts_the_old_key_back_where_the_deleted_key_was() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(100)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    env.write_manifest(MANIFEST);
+    let half = env.create_key(USER);
+    env.age_key(&half.id, 60);
+    let written = chrono::Utc::now() - chrono::Duration::minutes(30);
+    env.github
+        .set_secret(&repo("acme/web"), "AWS_ACCESS_KEY_ID", &half.id, written);
+    env.github.set_secret(
+        &repo("acme/web"),
+        "AWS_SECRET_ACCESS_KEY",
+        &half.secret,
+        written,
+    );
+    // The replacement key will never work.
+    env.break_new_keys(USER);
+    let run = env.action(&old, &[("force", "true")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Active".to_owned())]);
+    assert_all_hold(&env, &old);
+    assert!(env.sts_accepts(&old));
 }

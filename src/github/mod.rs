@@ -5,6 +5,7 @@
 //! retry layer is compiled out (feature `retry` off); this module retries deliberately.
 
 mod secrets;
+mod workflows;
 
 use std::time::{Duration, Instant};
 
@@ -42,11 +43,13 @@ pub struct GitHub {
     has_token: bool,
     pacing: Pacing,
     last_write: Mutex<Option<Instant>>,
+    runs: workflows::RunCache,
 }
 
-/// A finished exchange: status, headers and body text.
+/// A finished exchange: status, `ETag` and body text.
 struct Reply {
     status: StatusCode,
+    etag: Option<String>,
     body: String,
 }
 
@@ -85,6 +88,7 @@ impl GitHub {
             has_token,
             pacing,
             last_write: Mutex::new(None),
+            runs: Default::default(),
         })
     }
 
@@ -110,11 +114,28 @@ impl GitHub {
         body: Option<&serde_json::Value>,
         what: &str,
     ) -> Result<Reply, GhError> {
+        self.send_with(method, path, body, what, None).await
+    }
+
+    /// [`GitHub::send`] with extra request headers (e.g. `If-None-Match`).
+    async fn send_with(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        what: &str,
+        headers: Option<HeaderMap>,
+    ) -> Result<Reply, GhError> {
+        debug_assert!(method != http::Method::POST, "POSTs go through send_once");
+        // Once any attempt may have landed, the request stays "may have landed".
+        let uncertain = std::cell::Cell::new(false);
         let attempt = || async {
             if method != http::Method::GET {
                 self.pace_write().await;
             }
-            self.once(method.clone(), path, body, what).await
+            self.once(method.clone(), path, body, what, headers.clone())
+                .await
+                .inspect_err(|a| uncertain.set(uncertain.get() || a.error.uncertain))
         };
         let max_wait = self.pacing.max_wait;
         attempt
@@ -132,7 +153,29 @@ impl GitHub {
             })
             .notify(|a, wait| tracing::warn!("{}; retrying in {wait:?}", a.error))
             .await
-            .map_err(|a| a.error)
+            .map_err(|a| {
+                let mut e = a.error;
+                e.uncertain |= uncertain.get();
+                e
+            })
+    }
+
+    /// A request that must not be repeated blindly (a workflow dispatch): one attempt, paced.
+    /// A server error or a lost answer is `uncertain`: the request may have taken effect.
+    async fn send_once(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        what: &str,
+    ) -> Result<Reply, GhError> {
+        self.pace_write().await;
+        self.once(http::Method::POST, path, Some(body), what, None)
+            .await
+            .map_err(|a| {
+                let mut e = a.error;
+                e.uncertain |= e.status.is_none_or(|s| s >= 500);
+                e
+            })
     }
 
     async fn once(
@@ -141,9 +184,10 @@ impl GitHub {
         path: &str,
         body: Option<&serde_json::Value>,
         what: &str,
+        headers: Option<HeaderMap>,
     ) -> Result<Reply, Attempt> {
         let sent = match method {
-            http::Method::GET => self.client._get(path).await,
+            http::Method::GET => self.client._get_with_headers(path, headers).await,
             http::Method::PUT => self.client._put(path, body).await,
             http::Method::POST => self.client._post(path, body).await,
             _ => unreachable!("only GET, PUT and POST are used"),
@@ -153,6 +197,7 @@ impl GitHub {
                 kind: GhErrorKind::Unavailable,
                 message: format!("{what}: could not reach GitHub: {e}"),
                 uncertain: method != http::Method::GET,
+                status: None,
             },
             retry: true,
             retry_after: None,
@@ -160,15 +205,19 @@ impl GitHub {
         let response = sent.map_err(|e| transport(&e))?;
         let status = response.status();
         let headers = response.headers().clone();
+        let etag = headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = self
             .client
             .body_to_string(response)
             .await
             .map_err(|e| transport(&e))?;
-        if status.is_success() {
-            return Ok(Reply { status, body });
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            return Ok(Reply { status, etag, body });
         }
-        Err(self.classify(status, &headers, &body, what, &method))
+        Err(self.classify(status, &headers, &body, what, &method, path))
     }
 
     fn classify(
@@ -178,6 +227,7 @@ impl GitHub {
         body: &str,
         what: &str,
         method: &http::Method,
+        path: &str,
     ) -> Attempt {
         let header = |n: &str| {
             headers
@@ -190,8 +240,17 @@ impl GitHub {
             .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
             .unwrap_or_default();
         let retry_after = header("retry-after")
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
+            .and_then(|s| {
+                let s = s.trim();
+                s.parse::<u64>().ok().map(Duration::from_secs).or_else(|| {
+                    // The HTTP-date form.
+                    chrono::DateTime::parse_from_rfc2822(s).ok().map(|at| {
+                        Duration::from_secs(
+                            (at.timestamp() - chrono::Utc::now().timestamp()).max(1) as u64,
+                        )
+                    })
+                })
+            })
             .or_else(|| {
                 (header("x-ratelimit-remaining").as_deref() == Some("0"))
                     .then(|| header("x-ratelimit-reset"))
@@ -209,6 +268,11 @@ impl GitHub {
             String::new()
         } else {
             format!(" ({github_message})")
+        };
+        // GitHub asks for at least a minute before retrying a secondary rate limit that names no time.
+        let retry_after = match (rate_limited, retry_after) {
+            (true, None) => Some(Duration::from_secs(60)),
+            (_, r) => r,
         };
         let (kind, retry, message) = if rate_limited {
             (
@@ -233,6 +297,14 @@ impl GitHub {
                 false,
                 format!(
                     "{what}: GitHub answered 401{said}: {fix}. Set input github-token (CLI: env GITHUB_TOKEN) to a fine-grained personal access token or a GitHub App installation token"
+                ),
+            )
+        } else if status == StatusCode::FORBIDDEN && path.contains("/actions/workflows/") {
+            (
+                GhErrorKind::Forbidden,
+                false,
+                format!(
+                    "{what}: GitHub answered 403{said}: the token cannot run workflows here. Give it \"Actions: write\" on this repository"
                 ),
             )
         } else if status == StatusCode::FORBIDDEN {
@@ -265,7 +337,9 @@ impl GitHub {
             error: GhError {
                 kind,
                 message,
-                uncertain: false,
+                // A server error on a write does not say whether the write landed.
+                uncertain: status.is_server_error() && *method != http::Method::GET,
+                status: Some(code),
             },
             retry,
             retry_after,

@@ -44,6 +44,7 @@ fn unexpected(what: &str, e: impl std::fmt::Display) -> GhError {
         kind: GhErrorKind::Rejected,
         message: format!("{what}: unexpected answer from GitHub: {e}"),
         uncertain: false,
+        status: None,
     }
 }
 

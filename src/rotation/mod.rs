@@ -4,3 +4,4 @@
 pub mod plan;
 pub mod run;
 pub mod state;
+pub mod verify;

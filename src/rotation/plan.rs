@@ -282,7 +282,7 @@ fn already_gone(facts: &Facts, opts: &Options) -> Option<Plan> {
     match facts.keys.as_slice() {
         [only] if only.id != named && only.status == KeyStatus::Active => {
             Some(Plan::Nothing(format!(
-                "key {named} is already deleted; {} is the only key",
+                "key {named} is not among the user's keys (already deleted, or mistyped); {} is the only key: nothing to do",
                 only.id
             )))
         }
@@ -333,9 +333,9 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             old.id, new.id
         ));
     }
-    if state == State::Incomplete && !opts.force {
+    if state == State::Incomplete {
         return Plan::Refuse(format!(
-            "these consumers were not updated after the new key {} was created and still hold the old key {}: {}. Finish the rotation (rotate with force) before deactivating, or pass force if you know they are not in use",
+            "these consumers were not updated after the new key {} was created and still hold the old key {}: {}. Finish the rotation first (rotate with force); force does not override this",
             new.id,
             old.id,
             list_stale(facts)
@@ -618,7 +618,10 @@ mod tests {
             &deactivate(&user(), &stale, &Options::default()),
             "not updated"
         ));
-        assert!(is_act(&deactivate(&user(), &stale, &force())));
+        assert!(refused(
+            &deactivate(&user(), &stale, &force()),
+            "force does not override"
+        ));
         // already done
         let done = facts(
             vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(1))],
@@ -630,7 +633,7 @@ mod tests {
         ));
         let gone = facts(vec![key("K2", A, days_ago(1))], None);
         assert!(
-            matches!(deactivate(&user(), &gone, &named("K1")), Plan::Nothing(m) if m.contains("already deleted"))
+            matches!(deactivate(&user(), &gone, &named("K1")), Plan::Nothing(m) if m.contains("already deleted, or mistyped"))
         );
     }
 

@@ -7,9 +7,11 @@ use secrecy::SecretString;
 
 use super::plan::{self, Facts, LastUse, Options, Plan, Step};
 use super::state::{self, Freshness, KeyInfo, State};
-use crate::manifest::{Consumer, Scope, UserSpec};
+use super::verify::{self, RunResult, VerifySettings};
+use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow};
 use crate::ports::{
     Clock, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey, SecretStore, StepKey,
+    Workflows,
 };
 use crate::seal::{self, ScopeKey};
 
@@ -22,9 +24,11 @@ pub enum Command {
 }
 
 /// The ports and settings one run works with.
-pub struct Ctx<'a, I, S, E, C> {
+pub struct Ctx<'a, I, S, W, E, C> {
     pub iam: &'a I,
     pub store: &'a S,
+    pub workflows: &'a W,
+    pub verify: VerifySettings,
     pub events: &'a E,
     pub clock: &'a C,
     pub step_key: Option<&'a StepKey>,
@@ -101,6 +105,8 @@ pub struct UserReport {
     pub new_key: Option<String>,
     pub old_key: Option<String>,
     pub notes: Vec<String>,
+    /// Verification workflow runs, in manifest order.
+    pub runs: Vec<RunResult>,
 }
 
 impl UserReport {
@@ -116,6 +122,7 @@ impl UserReport {
             new_key: None,
             old_key: None,
             notes: Vec::new(),
+            runs: Vec::new(),
         }
     }
     pub fn rotated(&self) -> bool {
@@ -147,8 +154,8 @@ pub(crate) fn gh_fault(scope: &Scope, e: GhError) -> Fault {
 }
 
 /// Reads everything a command needs about `user` and decides. Changes nothing.
-pub async fn prepare<I: Iam, S: SecretStore, E: Events, C: Clock>(
-    ctx: &Ctx<'_, I, S, E, C>,
+pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+    ctx: &Ctx<'_, I, S, W, E, C>,
     user: &UserSpec,
     command: Command,
 ) -> Result<Prepared, Fault> {
@@ -249,8 +256,8 @@ pub fn is_due(user: &UserSpec, facts: &Facts) -> bool {
 }
 
 /// Carries out a prepared plan and reports.
-pub async fn execute<I: Iam, S: SecretStore, E: Events, C: Clock>(
-    ctx: &Ctx<'_, I, S, E, C>,
+pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+    ctx: &Ctx<'_, I, S, W, E, C>,
     user: &UserSpec,
     command: Command,
     prepared: Prepared,
@@ -311,6 +318,7 @@ pub async fn execute<I: Iam, S: SecretStore, E: Events, C: Clock>(
         }
         return report;
     }
+    let before: Vec<Holding> = run_holdings(&report);
     let mut run = Rotation {
         ctx,
         user,
@@ -318,18 +326,33 @@ pub async fn execute<I: Iam, S: SecretStore, E: Events, C: Clock>(
         scope_keys,
         old_key,
         new_key: None,
-        written: Vec::new(),
+        deleted: Vec::new(),
+        holding: before.iter().map(|h| [h.clone(), h.clone()]).collect(),
+        before,
+        write_started: None,
     };
     let mut failure = None;
-    for step in steps {
-        if let Err(why) = run.step(&step).await {
+    let verifications: Vec<_> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::DispatchVerification(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
+    for step in steps
+        .iter()
+        .filter(|s| !matches!(s, Step::DispatchVerification(_)))
+    {
+        if let Err(why) = run.step(step).await {
             failure = Some(why);
             break;
         }
     }
-    // Report the keys as they are now (best effort: the outcome does not depend on it).
-    if let Ok(keys) = ctx.iam.list_keys(&user.name).await {
-        run.report.keys = state::oldest_first(keys);
+    if failure.is_none()
+        && !verifications.is_empty()
+        && let Err(why) = run.verify(&verifications).await
+    {
+        failure = Some(why);
     }
     if let Some(why) = failure {
         run.report.outcome = Outcome::Failed(why);
@@ -353,8 +376,9 @@ pub async fn execute<I: Iam, S: SecretStore, E: Events, C: Clock>(
 
 fn holds_before(facts: &Facts, c: &Consumer) -> Option<String> {
     match facts.state() {
-        State::Current | State::PendingDeletion => facts.keys.last().map(|k| k.id.clone()),
-        State::PendingDeactivation => facts.keys.last().map(|k| k.id.clone()),
+        State::Current | State::PendingDeletion | State::PendingDeactivation => {
+            facts.keys.last().map(|k| k.id.clone())
+        }
         State::Incomplete => {
             let new = facts.keys.last()?;
             let stale = state::stale_consumers(new.created, &facts.freshness);
@@ -368,32 +392,53 @@ fn holds_before(facts: &Facts, c: &Consumer) -> Option<String> {
     }
 }
 
+fn run_holdings(report: &UserReport) -> Vec<Holding> {
+    report
+        .consumers
+        .iter()
+        .map(|c| Holding::Key(c.holds.clone()))
+        .collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Part {
     Id,
     Secret,
 }
 
-/// Which key a secret holds after a write (or failed write).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Held {
-    New,
-    Old,
+const PARTS: [Part; 2] = [Part::Id, Part::Secret];
+
+impl Part {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What one secret holds, as far as this run knows: a key id (None: no key), or unknown
+/// (a write that may or may not have landed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Holding {
+    Key(Option<String>),
     Unknown,
 }
 
-struct Rotation<'c, 'a, I, S, E, C> {
-    ctx: &'c Ctx<'a, I, S, E, C>,
+struct Rotation<'c, 'a, I, S, W, E, C> {
+    ctx: &'c Ctx<'a, I, S, W, E, C>,
     user: &'c UserSpec,
     report: UserReport,
     scope_keys: BTreeMap<Scope, ScopeKey>,
     old_key: Option<String>,
     new_key: Option<NewKey>,
-    /// Every secret write attempted in this run, in order.
-    written: Vec<(usize, Part, Held)>,
+    /// Keys this run deleted.
+    deleted: Vec<String>,
+    /// What each consumer's two secrets held before the run, and hold now.
+    before: Vec<Holding>,
+    holding: Vec<[Holding; 2]>,
+    /// When the first secret write started (to tell a lost write from a landed one).
+    write_started: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
+impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_, I, S, W, E, C> {
     async fn step(&mut self, step: &Step) -> Result<(), String> {
         let ctx = self.ctx;
         let name = &self.user.name;
@@ -405,6 +450,8 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
                     .map_err(|e| format!("could not delete key {key_id} ({why}): {e}"))?;
                 ctx.events
                     .info(&format!("deleted access key {key_id} ({why})"));
+                self.deleted.push(key_id.clone());
+                self.report.keys.retain(|k| &k.id != key_id);
             }
             Step::Deactivate { key_id } => {
                 ctx.iam
@@ -413,16 +460,29 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
                     .map_err(|e| format!("could not deactivate key {key_id}: {e}"))?;
                 ctx.events
                     .info(&format!("access key {key_id} is now Inactive"));
+                for k in &mut self.report.keys {
+                    if &k.id == key_id {
+                        k.status = state::KeyStatus::Inactive;
+                    }
+                }
             }
             Step::CreateKey => {
-                let key =
-                    ctx.iam.create_key(name).await.map_err(|e| {
-                        format!("could not create an access key for user {name}: {e}")
-                    })?;
+                let key = match ctx.iam.create_key(name).await {
+                    Ok(k) => k,
+                    Err(e) => {
+                        let why = format!("could not create an access key for user {name}: {e}");
+                        return Err(self.after_failure(why).await);
+                    }
+                };
                 ctx.events.mask(&key.secret);
                 ctx.events
                     .info(&format!("created access key {} for user {name}", key.id));
                 self.report.new_key = Some(key.id.clone());
+                self.report.keys.push(KeyInfo {
+                    id: key.id.clone(),
+                    status: state::KeyStatus::Active,
+                    created: key.created,
+                });
                 self.new_key = Some(key);
             }
             Step::ProveNewKey => {
@@ -433,15 +493,21 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
                 if let Err(e) = ctx.iam.prove_key(key).await {
                     let id = key.id.clone();
                     let cleanup = match ctx.iam.delete_key(name, &id).await {
-                        Ok(()) => "deleted it; no secret was written".to_string(),
+                        Ok(()) => {
+                            self.deleted.push(id.clone());
+                            self.report.keys.retain(|k| k.id != id);
+                            self.report.new_key = None;
+                            self.new_key = None;
+                            "deleted it before writing any secret".to_owned()
+                        }
                         Err(d) => format!(
                             "could not delete it ({d}): delete it by hand; no secret was written"
                         ),
                     };
-                    self.report.new_key = None;
-                    return Err(format!(
+                    let why = format!(
                         "the new key {id} never worked with STS GetCallerIdentity ({e}); {cleanup}"
-                    ));
+                    );
+                    return Err(self.after_failure(why).await);
                 }
                 ctx.events
                     .info(&format!("STS accepts the new key {}", key.id));
@@ -461,177 +527,303 @@ impl<I: Iam, S: SecretStore, E: Events, C: Clock> Rotation<'_, '_, I, S, E, C> {
                     (Part::Id, SecretString::from(key.id.clone())),
                     (Part::Secret, key.secret.clone()),
                 ];
+                let new_id = key.id.clone();
+                self.write_started.get_or_insert_with(|| ctx.clock.now());
                 for (part, value) in values {
                     if let Err(e) = self.write(index, part, &value).await {
-                        let held = if e.uncertain {
-                            Held::Unknown
-                        } else {
-                            Held::Old
-                        };
-                        self.written.push((index, part, held));
-                        return Err(self.compensate(index, part, e).await);
+                        if e.uncertain {
+                            self.holding[index][part.index()] = Holding::Unknown;
+                        }
+                        self.report.consumers[index].result = format!("write failed: {e}");
+                        let why = format!(
+                            "writing {} in {} failed: {e}",
+                            secret_name(c, part),
+                            c.scope
+                        );
+                        return Err(self.compensate(why).await);
                     }
-                    self.written.push((index, part, Held::New));
+                    self.holding[index][part.index()] = Holding::Key(Some(new_id.clone()));
                 }
                 self.report.consumers[index].result = "updated".into();
-                self.report.consumers[index].holds = Some(key.id.clone());
+                self.report.consumers[index].holds = Some(new_id);
                 ctx.events.info(&format!(
                     "wrote {} and {} in {}",
                     c.secrets.access_key_id, c.secrets.secret_access_key, c.scope
                 ));
             }
-            Step::DispatchVerification(v) => {
-                let note = format!(
-                    "verification workflow {} in {} was not dispatched: this release does not dispatch verification workflows yet",
-                    v.workflow, v.repository
-                );
-                ctx.events.warn(&note);
-                self.report.notes.push(note);
-            }
+            Step::DispatchVerification(_) => unreachable!("verification runs as one group"),
         }
         Ok(())
     }
 
     async fn write(&self, index: usize, part: Part, value: &SecretString) -> Result<(), GhError> {
         let c = &self.user.consumers[index];
-        let name = match part {
-            Part::Id => &c.secrets.access_key_id,
-            Part::Secret => &c.secrets.secret_access_key,
-        };
         let key = &self.scope_keys[&c.scope];
         let sealed = seal::seal(key, value).map_err(|e| GhError {
             kind: GhErrorKind::Rejected,
             message: e.to_string(),
             uncertain: false,
+            status: None,
         })?;
-        self.ctx.store.put(&c.scope, name, &sealed).await
+        self.ctx
+            .store
+            .put(&c.scope, secret_name(c, part), &sealed)
+            .await
     }
 
-    /// A write failed for good: put back what is known, keep every key someone holds,
-    /// and say who holds what.
-    async fn compensate(&mut self, failed: usize, part: Part, error: GhError) -> String {
+    /// Dispatches the verification workflows and waits for them; a failure is compensated.
+    async fn verify(&mut self, entries: &[VerifyWorkflow]) -> Result<(), String> {
         let ctx = self.ctx;
-        let user = self.user;
-        let c = &user.consumers[failed];
-        let secret_name = match part {
-            Part::Id => &c.secrets.access_key_id,
-            Part::Secret => &c.secrets.secret_access_key,
-        };
-        let mut why = format!("writing {secret_name} in {} failed: {error}", c.scope);
-        let new = self
+        let key_id = self
             .new_key
             .as_ref()
-            .expect("writes follow the key's creation");
-        let new_id = new.id.clone();
-        let old_values = match (&self.old_key, ctx.step_key) {
+            .expect("verification follows the writes")
+            .id
+            .clone();
+        let rotation_id = format!("{key_id}-{}", ctx.clock.now().timestamp());
+        let results = verify::verify_all(
+            ctx.workflows,
+            ctx.clock,
+            ctx.events,
+            entries,
+            &key_id,
+            &rotation_id,
+            &ctx.verify,
+        )
+        .await;
+        self.report.runs = results.clone();
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| {
+                format!(
+                    "{} in {}: {}",
+                    r.workflow.workflow, r.workflow.repository, r.conclusion
+                )
+            })
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let why = format!("verification did not succeed ({})", failed.join("; "));
+        Err(self.compensate(why).await)
+    }
+
+    /// A failure before any secret was written: only consumers holding a key this run deleted
+    /// (recovering an incomplete rotation) need anything.
+    async fn after_failure(&mut self, why: String) -> String {
+        let holds_deleted = self.holding.iter().flatten().any(|h| self.is_deleted(h));
+        if holds_deleted {
+            self.compensate(why).await
+        } else {
+            why
+        }
+    }
+
+    fn is_deleted(&self, h: &Holding) -> bool {
+        matches!(h, Holding::Key(Some(id)) if self.deleted.contains(id))
+    }
+
+    /// The step's own credentials, when they are the old key: the old values, known.
+    fn old_values(&self) -> Option<StepKey> {
+        match (&self.old_key, self.ctx.step_key) {
             (Some(old), Some(step)) if &step.id == old => Some(step.clone()),
             _ => None,
-        };
-        let mut restored_all = false;
-        if let Some(old) = &old_values {
+        }
+    }
+
+    /// Something failed after consumers changed: put back what is known, repair half-written
+    /// consumers, keep every key someone holds, and say who holds what.
+    async fn compensate(&mut self, mut why: String) -> String {
+        let ctx = self.ctx;
+        let user = self.user;
+        let new_id = self.new_key.as_ref().map(|k| k.id.clone());
+        let old_id = self.old_key.clone();
+        let old_holding = Holding::Key(old_id.clone());
+        if let Some(old) = self.old_values() {
             ctx.events.warn(&format!(
-                "{why}; putting the old key {} back in every consumer already written",
+                "{why}; putting the old key {} back in every consumer that changed",
                 old.id
             ));
-            restored_all = true;
-            let touched: Vec<usize> = self
-                .written
-                .iter()
-                .filter(|(_, _, h)| *h != Held::Old)
-                .map(|(i, _, _)| *i)
-                .collect();
-            let mut done: Vec<usize> = Vec::new();
-            for i in touched {
-                if done.contains(&i) {
+            for i in 0..user.consumers.len() {
+                if self.holding[i].iter().all(|h| *h == old_holding) {
                     continue;
                 }
-                done.push(i);
-                let mut ok = true;
-                for (p, value) in [
-                    (Part::Id, SecretString::from(old.id.clone())),
-                    (Part::Secret, old.secret.clone()),
-                ] {
-                    match self.write(i, p, &value).await {
-                        Ok(()) => self.written.push((i, p, Held::Old)),
-                        Err(e) => {
-                            ok = false;
-                            // A refused write changed nothing; one that may have landed is unknown.
-                            if e.uncertain {
-                                self.written.push((i, p, Held::Unknown));
-                            }
-                            ctx.events.warn(&format!(
-                                "could not restore {}: {e}",
-                                user.consumers[i].scope
-                            ));
+                match self.restore(i, &old).await {
+                    Ok(()) => self.report.consumers[i].result = "restored to the old key".into(),
+                    Err(e) => ctx.events.warn(&format!(
+                        "could not restore {}: {e}",
+                        user.consumers[i].scope
+                    )),
+                }
+            }
+        } else if let Some(old) = &old_id {
+            // The old secret is unknown, but its id is not secret: a consumer whose id was
+            // written and whose secret was not gets the old id back, matching its secret again.
+            for i in 0..user.consumers.len() {
+                let [id, secret] = &self.holding[i];
+                if Some(id) != Some(&Holding::Key(new_id.clone())) || *secret != self.before[i] {
+                    continue;
+                }
+                if self.before[i] != old_holding {
+                    continue;
+                }
+                match self
+                    .write(i, Part::Id, &SecretString::from(old.clone()))
+                    .await
+                {
+                    Ok(()) => {
+                        self.holding[i][Part::Id.index()] = old_holding.clone();
+                        self.report.consumers[i].result = "restored to the old key".into();
+                    }
+                    Err(e) => {
+                        if e.uncertain {
+                            self.holding[i][Part::Id.index()] = Holding::Unknown;
                         }
                     }
                 }
-                restored_all &= ok;
-                if ok {
-                    self.report.consumers[i].result = "restored to the old key".into();
-                }
             }
         }
-        // Which key each consumer holds now, from the last write of each of its secrets.
-        let old_id = self.old_key.clone();
-        for (i, cr) in self.report.consumers.iter_mut().enumerate() {
-            let last = |p: Part| {
-                self.written
-                    .iter()
-                    .rev()
-                    .find(|(j, q, _)| *j == i && *q == p)
-                    .map(|(_, _, h)| *h)
-                    .unwrap_or(Held::Old)
-            };
-            let (id, secret) = (last(Part::Id), last(Part::Secret));
-            let name_of = |h: Held| match h {
-                Held::New => new_id.clone(),
-                Held::Old => old_id.clone().unwrap_or_else(|| "no key".into()),
-                Held::Unknown => "unknown".into(),
-            };
-            cr.holds = Some(if id == secret && id != Held::Unknown {
-                name_of(id)
-            } else {
-                format!(
-                    "mismatched: {} holds {}, {} holds {}",
-                    cr.consumer.secrets.access_key_id,
-                    name_of(id),
-                    cr.consumer.secrets.secret_access_key,
-                    name_of(secret)
-                )
-            });
-            if i == failed && cr.result == "unchanged" {
-                cr.result = format!("write failed: {error}");
-            } else if cr.result == "updated" && restored_all && old_values.is_some() {
-                cr.result = "restored to the old key".into();
-            }
+        self.resolve_unknowns().await;
+
+        // Which key each consumer holds now.
+        for i in 0..user.consumers.len() {
+            let holds = self.describe(i);
+            self.report.consumers[i].holds = Some(holds);
         }
-        let anyone_holds_new = self.report.consumers.iter().any(|c| {
-            c.holds
-                .as_deref()
-                .is_some_and(|h| h.contains(new_id.as_str()) || h.contains("unknown"))
-        });
-        if !anyone_holds_new && self.old_key.is_some() {
+        let Some(new_id) = new_id else {
+            return why;
+        };
+        let new_holding = Holding::Key(Some(new_id.clone()));
+        let anyone_holds_new = self
+            .holding
+            .iter()
+            .flatten()
+            .any(|h| *h == new_holding || *h == Holding::Unknown);
+        if !anyone_holds_new {
             match ctx.iam.delete_key(&user.name, &new_id).await {
                 Ok(()) => {
                     why.push_str(&format!(
-                        "; every consumer holds the old key again and the new key {new_id} was deleted"
+                        "; no consumer holds the new key {new_id}, so it was deleted"
                     ));
                     self.report.new_key = None;
+                    self.report.keys.retain(|k| k.id != new_id);
                 }
                 Err(e) => why.push_str(&format!(
-                    "; every consumer holds the old key again, but deleting the new key {new_id} failed ({e}): delete it by hand"
+                    "; no consumer holds the new key {new_id}, but deleting it failed ({e}): delete it by hand"
                 )),
             }
-        } else if self.old_key.is_some() {
+        } else if old_id.is_some() {
             why.push_str(&format!(
                 "; both keys stay Active because consumers hold the new key {new_id} and the old values could not be put back everywhere (they are known only when this step runs with the old key): fix the cause and run rotate with force to finish"
             ));
         } else {
             why.push_str(&format!(
-                "; the new key {new_id} stays (it is the user's only key): fix the cause and run rotate again"
+                "; the new key {new_id} stays (consumers hold it): fix the cause and run rotate with force to reach the rest"
             ));
         }
+        if self.holding.iter().flatten().any(|h| self.is_deleted(h)) {
+            why.push_str(
+                "; some consumers hold a deleted key (see the report) and need rotate with force",
+            );
+        }
         why
+    }
+
+    /// Writes the old id, then the old secret. If the secret fails after the id was written,
+    /// the id goes back to what matches the secret, so the pair never splits.
+    async fn restore(&mut self, i: usize, old: &StepKey) -> Result<(), GhError> {
+        let old_holding = Holding::Key(Some(old.id.clone()));
+        let prior_id = self.holding[i][Part::Id.index()].clone();
+        if prior_id != old_holding {
+            if let Err(e) = self
+                .write(i, Part::Id, &SecretString::from(old.id.clone()))
+                .await
+            {
+                if e.uncertain {
+                    self.holding[i][Part::Id.index()] = Holding::Unknown;
+                }
+                return Err(e);
+            }
+            self.holding[i][Part::Id.index()] = old_holding.clone();
+        }
+        if self.holding[i][Part::Secret.index()] != old_holding {
+            if let Err(e) = self.write(i, Part::Secret, &old.secret).await {
+                if e.uncertain {
+                    self.holding[i][Part::Secret.index()] = Holding::Unknown;
+                }
+                // Put the id back to what the secret still holds.
+                if let Holding::Key(Some(id)) = self.holding[i][Part::Secret.index()].clone()
+                    && self
+                        .write(i, Part::Id, &SecretString::from(id.clone()))
+                        .await
+                        .is_ok()
+                {
+                    self.holding[i][Part::Id.index()] = Holding::Key(Some(id));
+                }
+                return Err(e);
+            }
+            self.holding[i][Part::Secret.index()] = old_holding;
+        }
+        Ok(())
+    }
+
+    /// A write that may have landed is settled by the secret's `updated_at`: older than the
+    /// first write of this run means it did not land.
+    async fn resolve_unknowns(&mut self) {
+        let Some(started) = self.write_started else {
+            return;
+        };
+        for i in 0..self.user.consumers.len() {
+            for part in PARTS {
+                if self.holding[i][part.index()] != Holding::Unknown {
+                    continue;
+                }
+                let c = &self.user.consumers[i];
+                match self
+                    .ctx
+                    .store
+                    .updated_at(&c.scope, secret_name(c, part))
+                    .await
+                {
+                    Ok(None) => self.holding[i][part.index()] = Holding::Key(None),
+                    Ok(Some(at)) if at.timestamp() < started.timestamp() => {
+                        self.holding[i][part.index()] = self.before[i].clone();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn describe(&self, i: usize) -> String {
+        let name = |h: &Holding| match h {
+            Holding::Key(Some(id)) if self.deleted.contains(id) => {
+                format!("{id} (deleted: broken until rotated)")
+            }
+            Holding::Key(Some(id)) => id.clone(),
+            Holding::Key(None) => "no key".into(),
+            Holding::Unknown => "unknown (a write may have landed)".into(),
+        };
+        let [id, secret] = &self.holding[i];
+        if id == secret && *id != Holding::Unknown {
+            name(id)
+        } else {
+            let c = &self.user.consumers[i];
+            format!(
+                "mismatched: {} holds {}, {} holds {}",
+                c.secrets.access_key_id,
+                name(id),
+                c.secrets.secret_access_key,
+                name(secret)
+            )
+        }
+    }
+}
+
+fn secret_name(c: &Consumer, part: Part) -> &str {
+    match part {
+        Part::Id => &c.secrets.access_key_id,
+        Part::Secret => &c.secrets.secret_access_key,
     }
 }

@@ -1,0 +1,184 @@
+//! Workflow dispatch and run polling (CONTRACT §8).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{GitHub, encode_segment};
+use crate::ports::{DispatchError, Dispatched, GhError, GhErrorKind, RunInfo, Workflows};
+
+fn repo_path(repository: &str) -> String {
+    repository
+        .split('/')
+        .map(encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[derive(Deserialize)]
+struct RepoBody {
+    default_branch: String,
+}
+
+#[derive(Deserialize)]
+struct DispatchBody {
+    workflow_run_id: u64,
+    #[serde(default)]
+    html_url: String,
+}
+
+#[derive(Deserialize, Clone)]
+struct RunBody {
+    id: u64,
+    #[serde(default)]
+    html_url: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    display_title: String,
+}
+
+impl From<RunBody> for RunInfo {
+    fn from(r: RunBody) -> Self {
+        RunInfo {
+            id: r.id,
+            html_url: r.html_url,
+            status: r.status.unwrap_or_default(),
+            conclusion: r.conclusion,
+            display_title: r.display_title,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RunsBody {
+    workflow_runs: Vec<RunBody>,
+}
+
+fn unexpected(what: &str, e: impl std::fmt::Display) -> GhError {
+    GhError {
+        kind: GhErrorKind::Rejected,
+        message: format!("{what}: unexpected answer from GitHub: {e}"),
+        uncertain: false,
+        status: None,
+    }
+}
+
+/// The ETag and body of the last answer for each run, for `If-None-Match`.
+pub(crate) type RunCache = tokio::sync::Mutex<HashMap<u64, (String, RunInfo)>>;
+
+impl Workflows for GitHub {
+    async fn default_branch(&self, repository: &str) -> Result<String, GhError> {
+        let what = format!("reading repository {repository}");
+        let reply = self
+            .send(
+                http::Method::GET,
+                &format!("/repos/{}", repo_path(repository)),
+                None,
+                &what,
+            )
+            .await?;
+        let body: RepoBody = serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+        Ok(body.default_branch)
+    }
+
+    async fn dispatch(
+        &self,
+        repository: &str,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &[(&str, &str)],
+        run_details: bool,
+    ) -> Result<Dispatched, DispatchError> {
+        let what = format!("dispatching workflow {workflow} in {repository}");
+        let path = format!(
+            "/repos/{}/actions/workflows/{}/dispatches",
+            repo_path(repository),
+            encode_segment(workflow)
+        );
+        let inputs: serde_json::Map<String, serde_json::Value> = inputs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+            .collect();
+        let mut body = serde_json::json!({ "ref": git_ref, "inputs": inputs });
+        if run_details {
+            body["return_run_details"] = serde_json::Value::Bool(true);
+        }
+        match self.send_once(&path, &body, &what).await {
+            Ok(reply) if reply.status == http::StatusCode::OK => {
+                let d: DispatchBody = serde_json::from_str(&reply.body)
+                    .map_err(|e| DispatchError::Failed(unexpected(&what, e)))?;
+                Ok(Dispatched::Run {
+                    id: d.workflow_run_id,
+                    html_url: d.html_url,
+                })
+            }
+            Ok(_) => Ok(Dispatched::Accepted),
+            Err(e)
+                if run_details
+                    && matches!(e.status, Some(400 | 422))
+                    && e.message.contains("return_run_details") =>
+            {
+                Err(DispatchError::DetailsUnsupported)
+            }
+            Err(e) => Err(DispatchError::Failed(e)),
+        }
+    }
+
+    async fn find_run(
+        &self,
+        repository: &str,
+        workflow: &str,
+        marker: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<RunInfo>, GhError> {
+        let what = format!("listing runs of {workflow} in {repository}");
+        // A minute of slack for clock skew between this machine and GitHub.
+        let created = (since - chrono::Duration::minutes(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let path = format!(
+            "/repos/{}/actions/workflows/{}/runs?event=workflow_dispatch&per_page=100&created=%3E%3D{}",
+            repo_path(repository),
+            encode_segment(workflow),
+            encode_segment(&created)
+        );
+        let reply = self.send(http::Method::GET, &path, None, &what).await?;
+        let body: RunsBody = serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+        Ok(body
+            .workflow_runs
+            .into_iter()
+            .find(|r| r.display_title.contains(marker))
+            .map(RunInfo::from))
+    }
+
+    async fn run(&self, repository: &str, id: u64) -> Result<RunInfo, GhError> {
+        let what = format!("reading workflow run {id} in {repository}");
+        let path = format!("/repos/{}/actions/runs/{id}", repo_path(repository));
+        let cached = self.runs.lock().await.get(&id).cloned();
+        let headers = cached.as_ref().map(|(etag, _)| {
+            let mut h = http::HeaderMap::new();
+            if let Ok(v) = http::HeaderValue::from_str(etag) {
+                h.insert(http::header::IF_NONE_MATCH, v);
+            }
+            h
+        });
+        let reply = self
+            .send_with(http::Method::GET, &path, None, &what, headers)
+            .await?;
+        if reply.status == http::StatusCode::NOT_MODIFIED
+            && let Some((_, run)) = cached
+        {
+            return Ok(run);
+        }
+        let run: RunInfo = serde_json::from_str::<RunBody>(&reply.body)
+            .map_err(|e| unexpected(&what, e))?
+            .into();
+        if let Some(etag) = reply.etag {
+            self.runs.lock().await.insert(id, (etag, run.clone()));
+        }
+        Ok(run)
+    }
+}
