@@ -210,7 +210,7 @@ pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
         polls += 1;
     }
 
-    let minutes = settings.timeout.as_secs().div_ceil(60);
+    let within = human(settings.timeout);
     let failed_early = tracking
         .iter()
         .any(|t| matches!(t, Tracking::Done(r) if !r.ok));
@@ -228,19 +228,26 @@ pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
             Tracking::Known { url, .. } => RunResult {
                 workflow: w.clone(),
                 url: Some(url),
-                conclusion: format!("did not complete within {minutes} minutes"),
+                conclusion: format!("did not complete within {within}"),
                 ok: false,
             },
             Tracking::Lookup { .. } => RunResult {
                 workflow: w.clone(),
                 url: None,
                 conclusion: format!(
-                    "no run appeared within {minutes} minutes (does the workflow set `run-name` with the rotation-id input?)"
+                    "no run appeared within {within} (does the workflow set `run-name` with the rotation-id input?)"
                 ),
                 ok: false,
             },
         })
         .collect()
+}
+
+fn human(d: Duration) -> String {
+    match d.as_secs() {
+        s if s < 120 => format!("{s} seconds"),
+        s => format!("{} minutes", s.div_ceil(60)),
+    }
 }
 
 fn describe(e: DispatchError) -> String {

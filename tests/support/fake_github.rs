@@ -109,8 +109,93 @@ impl Fault {
     }
 }
 
+/// How a registered workflow behaves when dispatched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunMode {
+    /// Runs and succeeds when the secrets it sees are a working key equal to
+    /// `expected-access-key-id` (checked with STS on moto), fails otherwise.
+    Normal,
+    /// Runs and fails.
+    Fail,
+    /// Runs and is cancelled.
+    Cancel,
+    /// Runs and never completes.
+    NeverComplete,
+    /// Answers 204 and no run ever appears.
+    NeverAppear,
+    /// Answers 204 without run details, as github.com did before February 2026.
+    NoRunDetails,
+    /// Rejects `return_run_details` with 422, as GitHub Enterprise Server 3.20 and older do.
+    OldGhes,
+    /// Creates the run, then answers 502 (once): the answer was lost, not the dispatch.
+    LostAnswer,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkflowSpec {
+    /// The environment whose secrets the job sees (overriding repository secrets).
+    pub environment: Option<String>,
+    pub mode: RunMode,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeRun {
+    pub id: u64,
+    pub repository: String,
+    pub workflow: String,
+    pub display_title: String,
+    pub inputs: Value,
+    pub git_ref: String,
+    polls: u32,
+    mode: RunMode,
+    /// Decided when the job "starts" (at dispatch), reported once completed.
+    conclusion: Option<String>,
+    fixed_status: Option<(String, Option<String>)>,
+}
+
+impl FakeRun {
+    fn status(&self) -> (String, Option<String>) {
+        if let Some(f) = &self.fixed_status {
+            return f.clone();
+        }
+        match (self.polls, self.mode) {
+            (0 | 1, _) => ("queued".into(), None),
+            (_, RunMode::NeverComplete) => ("in_progress".into(), None),
+            (2, _) => ("in_progress".into(), None),
+            _ => ("completed".into(), self.conclusion.clone()),
+        }
+    }
+
+    fn json(&self) -> Value {
+        let (status, conclusion) = self.status();
+        json!({
+            "id": self.id,
+            "name": "verify AWS credentials",
+            "display_title": self.display_title,
+            "event": "workflow_dispatch",
+            "status": status,
+            "conclusion": conclusion,
+            "head_branch": self.git_ref,
+            "html_url": format!("https://github.example/{}/actions/runs/{}", self.repository, self.id),
+            "url": format!("https://api.github.example/repos/{}/actions/runs/{}", self.repository, self.id),
+        })
+    }
+}
+
+/// A dispatched run whose conclusion needs STS.
+struct Eval {
+    run_id: u64,
+    key: Option<(String, String)>,
+    expected: String,
+}
+
 #[derive(Default)]
 struct State {
+    workflows: HashMap<(String, String), WorkflowSpec>,
+    runs: Vec<FakeRun>,
+    pending: Vec<Eval>,
+    lost_answer_used: bool,
+    moto_url: Option<String>,
     scopes: HashMap<ScopeId, ScopeState>,
     faults: Vec<Fault>,
     /// "METHOD path status" for every request, in order.
@@ -126,8 +211,12 @@ pub struct FakeGitHub {
 }
 
 impl FakeGitHub {
-    pub fn start() -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
+    /// `moto_url`: where simulated verification runs check their credentials.
+    pub fn start(moto_url: Option<String>) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            moto_url,
+            ..State::default()
+        }));
         let app_state = state.clone();
         let listener = runtime()
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -136,7 +225,7 @@ impl FakeGitHub {
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let state = app_state.clone();
-                async move { handle(&state, method, uri, headers, body) }
+                async move { handle(&state, method, uri, headers, body).await }
             },
         );
         runtime().spawn(async move {
@@ -213,6 +302,43 @@ impl FakeGitHub {
         self.state.lock().unwrap().written.clone()
     }
 
+    pub fn add_workflow(&self, repository: &str, workflow: &str, spec: WorkflowSpec) {
+        self.add_repo(repository);
+        self.state
+            .lock()
+            .unwrap()
+            .workflows
+            .insert((repository.into(), workflow.into()), spec);
+    }
+
+    /// A run that has nothing to do with this rotation (another day's, another person's).
+    pub fn add_other_run(&self, repository: &str, workflow: &str, title: &str, conclusion: &str) {
+        let mut s = self.state.lock().unwrap();
+        let id = 9_000 + s.runs.len() as u64;
+        s.runs.push(FakeRun {
+            id,
+            repository: repository.into(),
+            workflow: workflow.into(),
+            display_title: title.into(),
+            inputs: json!({}),
+            git_ref: "main".into(),
+            polls: 0,
+            mode: RunMode::Normal,
+            conclusion: None,
+            fixed_status: Some(("completed".into(), Some(conclusion.into()))),
+        });
+    }
+
+    /// The runs dispatched (not the other ones), in order.
+    pub fn dispatched_runs(&self) -> Vec<FakeRun> {
+        let s = self.state.lock().unwrap();
+        s.runs
+            .iter()
+            .filter(|r| r.fixed_status.is_none())
+            .cloned()
+            .collect()
+    }
+
     pub fn add_fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push(fault);
     }
@@ -258,7 +384,7 @@ fn decode(seg: &str) -> String {
         .into_owned()
 }
 
-fn handle(
+async fn handle(
     state: &Mutex<State>,
     method: Method,
     uri: Uri,
@@ -273,6 +399,32 @@ fn handle(
         .collect();
     let path = format!("/{}", segments.join("/"));
     let response = respond(state, &method, &segments, &path, &headers, &body);
+    // A dispatched job "starts" now: it reads its secrets and checks them with STS.
+    let (evals, moto) = {
+        let mut s = state.lock().unwrap();
+        (std::mem::take(&mut s.pending), s.moto_url.clone())
+    };
+    for eval in evals {
+        let works = match (&eval.key, &moto) {
+            (Some((id, secret)), Some(url)) => {
+                let sts = super::sts_client(url, id, secret);
+                sts.get_caller_identity().send().await.is_ok() && *id == eval.expected
+            }
+            _ => false,
+        };
+        let mut s = state.lock().unwrap();
+        if let Some(run) = s.runs.iter_mut().find(|r| r.id == eval.run_id) {
+            run.conclusion = Some(
+                match run.mode {
+                    RunMode::Fail => "failure",
+                    RunMode::Cancel => "cancelled",
+                    _ if works => "success",
+                    _ => "failure",
+                }
+                .into(),
+            );
+        }
+    }
     state
         .lock()
         .unwrap()
@@ -320,6 +472,9 @@ fn respond(
         Some(_) => return error(StatusCode::UNAUTHORIZED, "Bad credentials"),
     };
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let Some(r) = workflow_route(&mut s, method, &seg, headers, body, can_write) {
+        return r;
+    }
     let (scope, rest) = match seg.as_slice() {
         ["repos", o, r, "actions", "secrets", rest @ ..] => (repo(&format!("{o}/{r}")), rest),
         ["repos", o, r, "environments", e, "secrets", rest @ ..] => {
@@ -404,4 +559,172 @@ fn respond(
         }
         _ => error(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// What a job of `spec` in `repository` would read as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+fn secrets_seen(s: &State, repository: &str, spec: &WorkflowSpec) -> Option<(String, String)> {
+    let get = |scope: &ScopeId, name: &str| {
+        s.scopes
+            .get(scope)
+            .and_then(|sc| sc.secrets.get(name))
+            .map(|v| v.value.clone())
+    };
+    let from_env = spec
+        .environment
+        .as_ref()
+        .map(|e| environment(repository, e));
+    let pick = |name: &str| {
+        from_env
+            .as_ref()
+            .and_then(|e| get(e, name))
+            .or_else(|| get(&repo(repository), name))
+    };
+    Some((pick("AWS_ACCESS_KEY_ID")?, pick("AWS_SECRET_ACCESS_KEY")?))
+}
+
+fn workflow_route(
+    s: &mut State,
+    method: &Method,
+    seg: &[&str],
+    headers: &HeaderMap,
+    body: &Bytes,
+    can_write: bool,
+) -> Option<Response> {
+    let response = match (method.clone(), seg) {
+        (Method::GET, ["repos", o, r]) => {
+            let name = format!("{o}/{r}");
+            if !s.scopes.contains_key(&repo(&name)) {
+                return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+            }
+            ok(
+                StatusCode::OK,
+                json!({"full_name": name, "default_branch": "main"}),
+            )
+        }
+        (Method::POST, ["repos", o, r, "actions", "workflows", wf, "dispatches"]) => {
+            let name = format!("{o}/{r}");
+            let Some(spec) = s.workflows.get(&(name.clone(), (*wf).to_owned())).cloned() else {
+                return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+            };
+            if !can_write {
+                return Some(error(
+                    StatusCode::FORBIDDEN,
+                    "Resource not accessible by personal access token",
+                ));
+            }
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return Some(error(StatusCode::BAD_REQUEST, "Problems parsing JSON"));
+            };
+            let Some(git_ref) = v["ref"].as_str() else {
+                return Some(error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid request.\n\n\"ref\" wasn't supplied.",
+                ));
+            };
+            let details = v.get("return_run_details").is_some();
+            if spec.mode == RunMode::OldGhes && details {
+                return Some(error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid request.\n\n\"return_run_details\" is not a permitted key.",
+                ));
+            }
+            if v["inputs"]
+                .as_object()
+                .is_some_and(|m| m.values().any(|x| !x.is_string()))
+            {
+                return Some(error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "inputs must be strings",
+                ));
+            }
+            if spec.mode == RunMode::NeverAppear {
+                return Some(StatusCode::NO_CONTENT.into_response());
+            }
+            let id = 1_000 + s.runs.len() as u64;
+            let rotation_id = v["inputs"]["rotation-id"].as_str().unwrap_or_default();
+            let key = secrets_seen(s, &name, &spec);
+            s.pending.push(Eval {
+                run_id: id,
+                key,
+                expected: v["inputs"]["expected-access-key-id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
+            });
+            let run = FakeRun {
+                id,
+                repository: name.clone(),
+                workflow: (*wf).to_owned(),
+                display_title: format!("verify AWS credentials {rotation_id}"),
+                inputs: v["inputs"].clone(),
+                git_ref: git_ref.into(),
+                polls: 0,
+                mode: spec.mode,
+                conclusion: None,
+                fixed_status: None,
+            };
+            let details_body = json!({
+                "workflow_run_id": id,
+                "run_url": run.json()["url"],
+                "html_url": run.json()["html_url"],
+            });
+            s.runs.push(run);
+            if spec.mode == RunMode::LostAnswer && !s.lost_answer_used {
+                s.lost_answer_used = true;
+                return Some(error(StatusCode::BAD_GATEWAY, "Server Error"));
+            }
+            if details && spec.mode != RunMode::NoRunDetails {
+                ok(StatusCode::OK, details_body)
+            } else {
+                StatusCode::NO_CONTENT.into_response()
+            }
+        }
+        (Method::GET, ["repos", o, r, "actions", "workflows", wf, "runs"]) => {
+            let name = format!("{o}/{r}");
+            if !s.workflows.contains_key(&(name.clone(), (*wf).to_owned())) {
+                return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+            }
+            let runs: Vec<Value> = s
+                .runs
+                .iter()
+                .rev()
+                .filter(|r| r.repository == name && r.workflow == *wf)
+                .map(FakeRun::json)
+                .collect();
+            ok(
+                StatusCode::OK,
+                json!({"total_count": runs.len(), "workflow_runs": runs}),
+            )
+        }
+        (Method::GET, ["repos", o, r, "actions", "runs", id]) => {
+            let name = format!("{o}/{r}");
+            let Some(run) = s
+                .runs
+                .iter_mut()
+                .find(|x| x.repository == name && x.id.to_string() == *id)
+            else {
+                return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+            };
+            run.polls += 1;
+            let (status, conclusion) = run.status();
+            let etag = format!(
+                "W/\"{}-{status}-{}\"",
+                run.id,
+                conclusion.unwrap_or_default()
+            );
+            let fresh = headers
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v == etag);
+            let mut r = if fresh {
+                StatusCode::NOT_MODIFIED.into_response()
+            } else {
+                ok(StatusCode::OK, run.json())
+            };
+            r.headers_mut().insert("etag", etag.parse().unwrap());
+            r
+        }
+        _ => return None,
+    };
+    Some(response)
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
 #[allow(unused_imports)]
-pub use fake_github::{FakeGitHub, Fault, ScopeId, environment, repo};
+pub use fake_github::{FakeGitHub, Fault, RunMode, ScopeId, WorkflowSpec, environment, repo};
 
 /// One multi-threaded runtime serves every fake and every SDK call of a test binary.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
@@ -233,7 +233,7 @@ impl TestEnv {
         Self {
             _guard: guard,
             moto_url: moto.url.clone(),
-            github: FakeGitHub::start(),
+            github: FakeGitHub::start(Some(moto.url.clone())),
             admin: admin.clone(),
             workspace: tempfile::tempdir().unwrap(),
             secrets: Mutex::new(vec![
@@ -402,7 +402,9 @@ impl TestEnv {
             .env("GITHUB_STEP_SUMMARY", &summary)
             .env("AWS_KEY_ROTATOR_GITHUB_WRITE_INTERVAL_MS", "0")
             .env("AWS_KEY_ROTATOR_RETRY_BASE_MS", "10")
-            .env("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS", "2");
+            .env("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS", "2")
+            .env("AWS_KEY_ROTATOR_POLL_INTERVAL_MS", "20")
+            .env("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS", "3000");
         if !creds.id.is_empty() {
             cmd.env("AWS_ACCESS_KEY_ID", &creds.id)
                 .env("AWS_SECRET_ACCESS_KEY", &creds.secret);
