@@ -263,6 +263,7 @@ pub fn exit_code(reports: &[UserReport]) -> u8 {
 
 /// CONTRACT §6. With one user the values are that user's; with several, `state` and the key
 /// ids are `user=value` pairs joined by commas, and `rotated` is true when any user rotated.
+/// `users` and `users-due` (JSON lists) feed a workflow matrix.
 fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
     let pick = |f: &dyn Fn(&UserReport) -> Option<String>| -> String {
         match reports {
@@ -274,6 +275,17 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
                 .join(","),
         }
     };
+    // JSON lists of user names, for a workflow matrix (`fromJSON`).
+    let names = |keep: &dyn Fn(&UserReport) -> bool| {
+        serde_json::to_string(
+            &reports
+                .iter()
+                .filter(|r| keep(r))
+                .map(|r| r.user.name.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .expect("names serialize")
+    };
     vec![
         ("state", pick(&|r| r.state.map(|s| s.to_string()))),
         (
@@ -282,6 +294,8 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
         ),
         ("new-access-key-id", pick(&|r| r.new_key.clone())),
         ("old-access-key-id", pick(&|r| r.old_key.clone())),
+        ("users", names(&|_| true)),
+        ("users-due", names(&|r| r.due)),
         (
             "verification-run-urls",
             reports

@@ -35,9 +35,29 @@ impl Runtime {
     }
 }
 
+/// Every input the action reads (action.yml declares exactly these; a test checks).
+pub const INPUTS: &[&str] = &[
+    "command",
+    "config",
+    "user",
+    "iam-user",
+    "environments",
+    "github-token",
+    "dry-run",
+    "force",
+    "json",
+    "delete-inactive",
+    "old-access-key-id",
+    "straggler-window-minutes",
+    "expected-access-key-id",
+    "verify-timeout-minutes",
+    "poll-interval-seconds",
+];
+
 /// Reads the action's inputs: the runner upper-cases names and keeps dashes (`INPUT_DRY-RUN`).
 pub fn inputs_from_env(env: &HashMap<String, String>) -> RawInputs {
     let get = |name: &str| {
+        debug_assert!(INPUTS.contains(&name), "{name} is listed in INPUTS");
         env.get(&format!("INPUT_{}", name.to_ascii_uppercase()))
             .cloned()
             .unwrap_or_default()

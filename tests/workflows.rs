@@ -1,0 +1,275 @@
+//! The shipped workflows and `action.yml` agree with the binary, and the reusable workflow's
+//! life cycle works when its jobs are run the way the runner runs them.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use support::*;
+
+fn yaml(path: &str) -> Value {
+    let text = std::fs::read_to_string(repo_root().join(path)).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+const WORKFLOWS: &[&str] = &[
+    ".github/workflows/rotate-aws-key.yml",
+    "examples/workflows/rotate-aws-keys.yml",
+    "examples/workflows/verify-aws-credentials.yml",
+];
+
+fn action_names(section: &str) -> BTreeSet<String> {
+    yaml("action.yml")[section]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn action_yml_declares_exactly_the_inputs_the_binary_reads() {
+    let declared = action_names("inputs");
+    let read: BTreeSet<String> = aws_key_rotator::action::INPUTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(declared, read);
+}
+
+#[test]
+fn workflows_use_only_declared_inputs_and_outputs_of_the_action() {
+    let inputs = action_names("inputs");
+    let outputs = action_names("outputs");
+    for path in WORKFLOWS {
+        let wf = yaml(path);
+        let text = std::fs::read_to_string(repo_root().join(path)).unwrap();
+        let mut our_steps = Vec::new();
+        for (job_name, job) in wf["jobs"].as_object().unwrap() {
+            for step in job["steps"].as_array().into_iter().flatten() {
+                let uses = step["uses"].as_str().unwrap_or_default();
+                if !uses.starts_with("aws-key-rotator/aws-key-rotator@") {
+                    continue;
+                }
+                for key in step["with"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                {
+                    assert!(
+                        inputs.contains(key),
+                        "{path} job {job_name}: input {key} is not in action.yml"
+                    );
+                }
+                if let Some(id) = step["id"].as_str() {
+                    our_steps.push(id.to_owned());
+                }
+            }
+        }
+        for id in our_steps {
+            let needle = format!("steps.{id}.outputs.");
+            for (at, _) in text.match_indices(&needle) {
+                let name: String = text[at + needle.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect();
+                assert!(
+                    outputs.contains(&name),
+                    "{path}: output {name} of step {id} is not in action.yml"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
+    let wf = yaml(".github/workflows/rotate-aws-key.yml");
+    let plan = &wf["jobs"]["plan"];
+    let users = plan["outputs"]["users"].as_str().unwrap();
+    assert!(users.contains("steps.status.outputs.users-due"), "{users}");
+    assert!(users.contains("steps.status.outputs.users"), "{users}");
+    let status_step = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "status")
+        .unwrap();
+    assert_eq!(status_step["with"]["command"], "status");
+    for job in ["rotate", "deactivate", "delete"] {
+        let j = &wf["jobs"][job];
+        assert_eq!(
+            j["strategy"]["matrix"]["user"], "${{ fromJSON(needs.plan.outputs.users) }}",
+            "{job}"
+        );
+        assert_eq!(
+            j["strategy"]["max-parallel"], "${{ inputs.max-parallel }}",
+            "{job}"
+        );
+    }
+    assert_eq!(
+        wf["jobs"]["delete"]["environment"],
+        "${{ inputs.deletion-environment }}"
+    );
+    assert_eq!(wf["permissions"], serde_json::json!({}));
+}
+
+const MANIFEST: &str = "\
+version: 1
+users:
+  - name: ci-deployer
+    consumers:
+      - repository: acme/web
+      - repository: acme/web
+        environment: production
+    verify:
+      - repository: acme/web
+        workflow: verify-aws-credentials.yml
+  - name: reporting
+    max-age-days: 30
+    consumers:
+      - repository: acme/reports
+";
+
+/// The jobs of rotate-aws-key.yml, in order, each a new process with the secrets a new job
+/// would read: plan (status) → rotate → deactivate → delete.
+#[test]
+fn the_life_cycle_as_the_runner_runs_the_reusable_workflow() {
+    let env = TestEnv::new();
+    let actions = shipped_actions();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    env.user("ci-deployer", &actions);
+    env.user("reporting", &actions);
+    let old = env.create_key("ci-deployer");
+    env.age_key_days(&old.id, 100);
+    let reporting = env.create_key("reporting");
+    env.age_key_days(&reporting.id, 3);
+    env.github.add_repo("acme/web");
+    env.github.add_environment("acme/web", "production");
+    env.github.add_repo("acme/reports");
+    env.github.add_workflow(
+        "acme/web",
+        "verify-aws-credentials.yml",
+        WorkflowSpec {
+            environment: Some("production".into()),
+            mode: RunMode::Normal,
+        },
+    );
+    let then = chrono::Utc::now() - chrono::Duration::days(100);
+    for scope in [repo("acme/web"), environment("acme/web", "production")] {
+        env.github
+            .set_secret(&scope, "AWS_ACCESS_KEY_ID", &old.id, then);
+        env.github
+            .set_secret(&scope, "AWS_SECRET_ACCESS_KEY", &old.secret, then);
+    }
+    env.write_manifest(MANIFEST);
+    // The caller passes acme/web's repository secrets; each job reads them when it starts.
+    let job_creds = || env.held_default(&repo("acme/web")).unwrap();
+
+    let plan = env.action(&job_creds(), &[("command", "status")]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let due: Vec<String> = serde_json::from_str(&plan.output("users-due").unwrap()).unwrap();
+    assert_eq!(due, ["ci-deployer"], "reporting's key is young");
+    let all: Vec<String> = serde_json::from_str(&plan.output("users").unwrap()).unwrap();
+    assert_eq!(all, ["ci-deployer", "reporting"]);
+
+    for user in &due {
+        let rotate = env.action(&job_creds(), &[("command", "rotate"), ("user", user)]);
+        assert_eq!(rotate.code, 0, "{}", rotate.all());
+        assert_eq!(rotate.output("rotated").as_deref(), Some("true"));
+        let old_id = rotate.output("old-access-key-id").unwrap();
+        let new_id = rotate.output("new-access-key-id").unwrap();
+        assert_eq!(old_id, old.id);
+        assert!(
+            rotate
+                .outputs
+                .contains("verification-run-urls=https://github.example/acme/web/actions/runs/"),
+            "{}",
+            rotate.outputs
+        );
+
+        let deactivate = env.action(
+            &job_creds(),
+            &[
+                ("command", "deactivate"),
+                ("user", user),
+                ("old-access-key-id", &old_id),
+            ],
+        );
+        assert_eq!(deactivate.code, 0, "{}", deactivate.all());
+        let delete = env.action(
+            &job_creds(),
+            &[
+                ("command", "delete"),
+                ("user", user),
+                ("old-access-key-id", &old_id),
+            ],
+        );
+        assert_eq!(delete.code, 0, "{}", delete.all());
+
+        let new = job_creds();
+        assert_eq!(new.id, new_id);
+        assert_eq!(env.keys(user), vec![(new_id.clone(), "Active".to_owned())]);
+        assert!(env.sts_accepts(&new));
+        assert!(!env.sts_accepts(&old));
+    }
+    assert_eq!(
+        env.keys("reporting"),
+        vec![(reporting.id.clone(), "Active".to_owned())]
+    );
+}
+
+/// Replaces what changes from run to run (key ids, dates, ages) with stable placeholders.
+fn normalize(json: &str, ids: &[(&str, &str)]) -> String {
+    let mut v: Value = serde_json::from_str(json).unwrap();
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    match (k.as_str(), &x) {
+                        ("created" | "date", Value::String(_)) => {
+                            *x = Value::String("<time>".into())
+                        }
+                        _ => walk(x),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    let mut text = serde_json::to_string_pretty(&v).unwrap();
+    for (id, name) in ids {
+        text = text.replace(id, name);
+    }
+    text
+}
+
+#[test]
+fn status_json_shape() {
+    let env = TestEnv::new();
+    let actions = shipped_actions();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    env.user("ci-deployer", &actions);
+    env.user("reporting", &actions);
+    let old = env.create_key("ci-deployer");
+    env.age_key_days(&old.id, 100);
+    let reporting = env.create_key("reporting");
+    env.age_key_days(&reporting.id, 3);
+    env.github.add_repo("acme/web");
+    env.github.add_environment("acme/web", "production");
+    env.github.add_repo("acme/reports");
+    env.write_manifest(MANIFEST);
+    let run = env.cli(&old, &["status", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    insta::assert_snapshot!(normalize(
+        &run.stdout,
+        &[
+            (&old.id, "<ci-deployer key>"),
+            (&reporting.id, "<reporting key>")
+        ]
+    ));
+}
