@@ -18,20 +18,15 @@ users:
 
 /// A due user with one key held by both consumers; returns the key.
 fn due_user(env: &TestEnv) -> Key {
-    let actions = shipped_actions();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    env.user(USER, &actions);
-    let key = env.create_key(USER);
-    env.age_key_days(&key.id, 120);
+    env.rotating_user(USER);
+    let key = env.aged_key(USER, 120);
     env.github.add_repo("acme/web");
     env.github.add_environment("acme/web", "production");
-    let then = chrono::Utc::now() - chrono::Duration::days(120);
-    for scope in [repo("acme/web"), environment("acme/web", "production")] {
-        env.github
-            .set_secret(&scope, "AWS_ACCESS_KEY_ID", &key.id, then);
-        env.github
-            .set_secret(&scope, "AWS_SECRET_ACCESS_KEY", &key.secret, then);
-    }
+    env.seed(
+        &[repo("acme/web"), environment("acme/web", "production")],
+        &key,
+        120,
+    );
     key
 }
 
@@ -268,8 +263,7 @@ fn bad_input_on_one_user_stops_before_any_user_changes() {
     let env = TestEnv::new();
     let key = due_user(&env);
     env.user("other", &["iam:ListAccessKeys"]);
-    let other = env.create_key("other");
-    env.age_key_days(&other.id, 200);
+    env.aged_key("other", 200);
     env.write_manifest(&format!(
         "version: 1\nusers:\n  - name: other\n    consumers:\n      - repository: acme/web\n        secrets: {{ access-key-id: OTHER_ID, secret-access-key: OTHER_SECRET }}\n{}",
         MANIFEST.trim_start_matches("version: 1\nusers:\n")

@@ -165,11 +165,8 @@ fn run_action(
 }
 
 fn due_user(env: &TestEnv) -> Key {
-    let actions = shipped_actions();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    env.user(USER, &actions);
-    let old = env.create_key(USER);
-    env.age_key_days(&old.id, 100);
+    env.rotating_user(USER);
+    let old = env.aged_key(USER, 100);
     env.github.add_repo("acme/web");
     env.github.add_environment("acme/web", "production");
     env.write_manifest(MANIFEST);

@@ -27,20 +27,15 @@ fn show(title: &str, run: &Run) {
 #[test]
 fn local_rotation_from_start_to_finish() {
     let env = TestEnv::new();
-    let actions = shipped_actions();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    env.user("ci-deployer", &actions);
-    let old = env.create_key("ci-deployer");
-    env.age_key_days(&old.id, 120);
+    env.rotating_user("ci-deployer");
+    let old = env.aged_key("ci-deployer", 120);
     env.github.add_repo("acme/web");
     env.github.add_environment("acme/web", "production");
-    let then = chrono::Utc::now() - chrono::Duration::days(120);
-    for scope in [repo("acme/web"), environment("acme/web", "production")] {
-        env.github
-            .set_secret(&scope, "AWS_ACCESS_KEY_ID", &old.id, then);
-        env.github
-            .set_secret(&scope, "AWS_SECRET_ACCESS_KEY", &old.secret, then);
-    }
+    env.seed(
+        &[repo("acme/web"), environment("acme/web", "production")],
+        &old,
+        120,
+    );
     let manifest = env.workspace.path().join("aws-key-rotation.yml");
     std::fs::write(&manifest, MANIFEST).unwrap();
     let config = manifest.to_str().unwrap();

@@ -17,8 +17,7 @@ const MANIFEST: &str =
 fn life_cycle(actions: &[&str]) -> Option<String> {
     let env = TestEnv::new();
     env.user(USER, actions);
-    let old = env.create_key(USER);
-    env.age_key_days(&old.id, 100);
+    let old = env.aged_key(USER, 100);
     env.github.add_repo("acme/web");
     env.write_manifest(MANIFEST);
     let run = env.action(&old, &[("command", "status")]);

@@ -31,25 +31,20 @@ const TWO_VERIFIES: &str = "      - repository: acme/web
 ";
 
 fn setup(env: &TestEnv, verify: &str, specs: &[(&str, &str, Option<&str>, RunMode)]) -> Key {
-    let actions = shipped_actions();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    env.user(USER, &actions);
-    let old = env.create_key(USER);
-    env.age_key_days(&old.id, 100);
+    env.rotating_user(USER);
+    let old = env.aged_key(USER, 100);
     env.github.add_repo("acme/web");
     env.github.add_environment("acme/web", "production");
     env.github.add_repo("acme/api");
-    let then = chrono::Utc::now() - chrono::Duration::days(100);
-    for scope in [
-        repo("acme/web"),
-        environment("acme/web", "production"),
-        repo("acme/api"),
-    ] {
-        env.github
-            .set_secret(&scope, "AWS_ACCESS_KEY_ID", &old.id, then);
-        env.github
-            .set_secret(&scope, "AWS_SECRET_ACCESS_KEY", &old.secret, then);
-    }
+    env.seed(
+        &[
+            repo("acme/web"),
+            environment("acme/web", "production"),
+            repo("acme/api"),
+        ],
+        &old,
+        100,
+    );
     for (repository, workflow, environment_name, mode) in specs {
         env.github.add_workflow(
             repository,

@@ -138,14 +138,10 @@ users:
 #[test]
 fn the_life_cycle_as_the_runner_runs_the_reusable_workflow() {
     let env = TestEnv::new();
-    let actions = shipped_actions();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    env.user("ci-deployer", &actions);
-    env.user("reporting", &actions);
-    let old = env.create_key("ci-deployer");
-    env.age_key_days(&old.id, 100);
-    let reporting = env.create_key("reporting");
-    env.age_key_days(&reporting.id, 3);
+    env.rotating_user("ci-deployer");
+    env.rotating_user("reporting");
+    let old = env.aged_key("ci-deployer", 100);
+    let reporting = env.aged_key("reporting", 3);
     env.github.add_repo("acme/web");
     env.github.add_environment("acme/web", "production");
     env.github.add_repo("acme/reports");
@@ -157,13 +153,11 @@ fn the_life_cycle_as_the_runner_runs_the_reusable_workflow() {
             mode: RunMode::Normal,
         },
     );
-    let then = chrono::Utc::now() - chrono::Duration::days(100);
-    for scope in [repo("acme/web"), environment("acme/web", "production")] {
-        env.github
-            .set_secret(&scope, "AWS_ACCESS_KEY_ID", &old.id, then);
-        env.github
-            .set_secret(&scope, "AWS_SECRET_ACCESS_KEY", &old.secret, then);
-    }
+    env.seed(
+        &[repo("acme/web"), environment("acme/web", "production")],
+        &old,
+        100,
+    );
     env.write_manifest(MANIFEST);
     // The caller passes acme/web's repository secrets; each job reads them when it starts.
     let job_creds = || env.held_default(&repo("acme/web")).unwrap();
@@ -251,14 +245,10 @@ fn normalize(json: &str, ids: &[(&str, &str)]) -> String {
 #[test]
 fn status_json_shape() {
     let env = TestEnv::new();
-    let actions = shipped_actions();
-    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
-    env.user("ci-deployer", &actions);
-    env.user("reporting", &actions);
-    let old = env.create_key("ci-deployer");
-    env.age_key_days(&old.id, 100);
-    let reporting = env.create_key("reporting");
-    env.age_key_days(&reporting.id, 3);
+    env.rotating_user("ci-deployer");
+    env.rotating_user("reporting");
+    let old = env.aged_key("ci-deployer", 100);
+    let reporting = env.aged_key("reporting", 3);
     env.github.add_repo("acme/web");
     env.github.add_environment("acme/web", "production");
     env.github.add_repo("acme/reports");

@@ -356,3 +356,13 @@ pub(crate) fn encode_segment(s: &str) -> String {
         .remove(b'~');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
+
+/// An answer GitHub should not have given (a body that does not parse).
+pub(crate) fn unexpected(what: &str, e: impl std::fmt::Display) -> GhError {
+    GhError {
+        kind: GhErrorKind::Rejected,
+        message: format!("{what}: unexpected answer from GitHub: {e}"),
+        uncertain: false,
+        status: None,
+    }
+}

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{GitHub, encode_segment};
+use super::{GitHub, encode_segment, unexpected};
 use crate::manifest::Scope;
 use crate::ports::{GhError, GhErrorKind, SecretStore};
 use crate::seal::{ScopeKey, Sealed};
@@ -37,15 +37,6 @@ struct PublicKeyBody {
 #[derive(Deserialize)]
 struct SecretMeta {
     updated_at: DateTime<Utc>,
-}
-
-fn unexpected(what: &str, e: impl std::fmt::Display) -> GhError {
-    GhError {
-        kind: GhErrorKind::Rejected,
-        message: format!("{what}: unexpected answer from GitHub: {e}"),
-        uncertain: false,
-        status: None,
-    }
 }
 
 impl SecretStore for GitHub {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{GitHub, encode_segment};
-use crate::ports::{DispatchError, Dispatched, GhError, GhErrorKind, RunInfo, Workflows};
+use super::{GitHub, encode_segment, unexpected};
+use crate::ports::{DispatchError, Dispatched, GhError, RunInfo, Workflows};
 
 fn repo_path(repository: &str) -> String {
     repository
@@ -56,15 +56,6 @@ impl From<RunBody> for RunInfo {
 #[derive(Deserialize)]
 struct RunsBody {
     workflow_runs: Vec<RunBody>,
-}
-
-fn unexpected(what: &str, e: impl std::fmt::Display) -> GhError {
-    GhError {
-        kind: GhErrorKind::Rejected,
-        message: format!("{what}: unexpected answer from GitHub: {e}"),
-        uncertain: false,
-        status: None,
-    }
 }
 
 /// The ETag and body of the last answer for each run, for `If-None-Match`.

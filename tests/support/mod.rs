@@ -264,6 +264,36 @@ impl TestEnv {
         });
     }
 
+    /// An IAM user allowed exactly the actions of the shipped policy.
+    pub fn rotating_user(&self, name: &str) {
+        let actions = shipped_actions();
+        let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+        self.user(name, &actions);
+    }
+
+    /// A new key of `user`, made to look `days` old.
+    pub fn aged_key(&self, user: &str, days: i64) -> Key {
+        let key = self.create_key(user);
+        self.age_key_days(&key.id, days);
+        key
+    }
+
+    /// Creates `scopes` on the fake GitHub, each holding `key` under the default secret names,
+    /// written `days` ago.
+    pub fn seed(&self, scopes: &[ScopeId], key: &Key, days: i64) {
+        let then = chrono::Utc::now() - chrono::Duration::days(days);
+        for scope in scopes {
+            match &scope.environment {
+                None => self.github.add_repo(&scope.repository),
+                Some(e) => self.github.add_environment(&scope.repository, e),
+            }
+            self.github
+                .set_secret(scope, "AWS_ACCESS_KEY_ID", &key.id, then);
+            self.github
+                .set_secret(scope, "AWS_SECRET_ACCESS_KEY", &key.secret, then);
+        }
+    }
+
     pub fn create_key(&self, user: &str) -> Key {
         let iam = self.iam();
         let key = runtime().block_on(async {
