@@ -303,7 +303,7 @@ fn older_github_enterprise_server_is_dispatched_again_without_run_details() {
     assert_eq!(
         env.github.count("POST", "/dispatches"),
         2,
-        "once with return_run_details (422), once without"
+        "once with return_run_details (400), once without"
     );
 }
 

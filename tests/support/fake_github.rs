@@ -125,7 +125,7 @@ pub enum RunMode {
     NeverAppear,
     /// Answers 204 without run details, as github.com did before February 2026.
     NoRunDetails,
-    /// Rejects `return_run_details` with 422, as GitHub Enterprise Server 3.20 and older do.
+    /// Rejects `return_run_details` with 400, as GitHub Enterprise Server 3.20 and older do.
     OldGhes,
     /// Creates the run, then answers 502 (once): the answer was lost, not the dispatch.
     LostAnswer,
@@ -624,7 +624,7 @@ fn workflow_route(
             let details = v.get("return_run_details").is_some();
             if spec.mode == RunMode::OldGhes && details {
                 return Some(error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
+                    StatusCode::BAD_REQUEST,
                     "Invalid request.\n\n\"return_run_details\" is not a permitted key.",
                 ));
             }
