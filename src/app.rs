@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
-
 use crate::action::{self, Console, Runtime};
 use crate::aws;
 use crate::cli::{CommandName, ManifestSource, Settings};
@@ -346,10 +344,10 @@ pub fn environment() -> HashMap<String, String> {
         .collect()
 }
 
-/// Whether a token string is present (never prints it).
+/// The CLI's GitHub token: `GITHUB_TOKEN`, when set and not blank.
 pub fn token_from_env(env: &HashMap<String, String>) -> Option<secrecy::SecretString> {
     env.get("GITHUB_TOKEN")
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| secrecy::SecretString::from(t.trim().to_owned()))
-        .filter(|t| !t.expose_secret().is_empty())
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(|t| secrecy::SecretString::from(t.to_owned()))
 }

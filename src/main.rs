@@ -14,12 +14,18 @@ fn main() -> ExitCode {
     } else {
         RawInputs::from_cli(Cli::parse(), app::token_from_env(&env))
     };
+    // Only this crate's own logs can be turned up: the SDKs' debug and trace logs may carry
+    // request and response bodies, and a CreateAccessKey response holds a secret.
+    let level = env
+        .get("AWS_KEY_ROTATOR_LOG")
+        .map(|l| l.trim().to_ascii_lowercase())
+        .filter(|l| ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()))
+        .unwrap_or_else(|| "warn".into());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AWS_KEY_ROTATOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "warn,aws_key_rotator={level}"
+        )))
         .without_time()
         .init();
     let json = raw.json.trim() == "true";
