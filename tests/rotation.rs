@@ -903,3 +903,26 @@ fn a_failed_recovery_puts_the_old_key_back_where_the_deleted_key_was() {
     assert_all_hold(&env, &old);
     assert!(env.sts_accepts(&old));
 }
+
+#[test]
+fn the_most_verbose_logs_show_no_secret() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(91)).unwrap();
+    github_with_consumers(&env);
+    seed_consumers(&env, &old);
+    env.write_manifest(MANIFEST);
+    let vars = vec![
+        (
+            "GITHUB_TOKEN".to_owned(),
+            support::fake_github::TOKEN.to_owned(),
+        ),
+        ("AWS_KEY_ROTATOR_LOG".to_owned(), "trace".to_owned()),
+        ("RUST_LOG".to_owned(), "trace".to_owned()),
+    ];
+    let run = env.exec(&old, &["rotate"], vars);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert!(!run.all().contains(&new.secret));
+    assert!(!run.all().contains(&old.secret));
+    // (TestEnv's drop scans every output for every secret as well.)
+}
