@@ -87,7 +87,8 @@ pub struct GhError {
 pub trait SecretStore {
     /// The scope's public key (fetched once per scope per run by the caller).
     async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError>;
-    /// When the secret was last written; `None` when it does not exist.
+    /// When the secret was last written; `None` when it does not exist (callers have checked
+    /// the scope exists through its public key: a missing scope also answers 404).
     async fn updated_at(&self, scope: &Scope, name: &str)
     -> Result<Option<DateTime<Utc>>, GhError>;
     async fn put(&self, scope: &Scope, name: &str, sealed: &Sealed) -> Result<(), GhError>;

@@ -68,11 +68,8 @@ impl SecretStore for GitHub {
                     serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
                 Ok(Some(meta.updated_at))
             }
-            Err(e) if e.kind == GhErrorKind::NotFound => {
-                // A missing secret and a missing scope both answer 404: tell them apart.
-                self.public_key(scope).await?;
-                Ok(None)
-            }
+            // The caller has fetched the scope's public key, so the scope exists: the secret does not.
+            Err(e) if e.kind == GhErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -165,26 +165,13 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         .await
         .map_err(|e| iam_fault(user, "iam:ListAccessKeys", e))?;
     let keys = state::oldest_first(keys);
+    // One public key per scope, fetched before anything changes and before any secret is read:
+    // a repository or environment that does not exist, or a token that cannot read it, stops
+    // the run here (and a 404 on a secret then means only that the secret is missing).
+    let mut scope_keys = BTreeMap::new();
     let mut freshness = Vec::new();
     if state::needs_freshness(&keys) {
-        for c in &user.consumers {
-            let mut updated = Some(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-            for name in [&c.secrets.access_key_id, &c.secrets.secret_access_key] {
-                let at = ctx
-                    .store
-                    .updated_at(&c.scope, name)
-                    .await
-                    .map_err(|e| gh_fault(&c.scope, e))?;
-                updated = match (updated, at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    _ => None,
-                };
-            }
-            freshness.push(Freshness {
-                consumer: c.clone(),
-                updated_at: updated,
-            });
-        }
+        freshness = read_freshness(ctx, user, &mut scope_keys).await?;
     }
     let mut last_used = Vec::new();
     let wants_last_use = match command {
@@ -217,22 +204,11 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         Command::Deactivate => plan::deactivate(user, &facts, ctx.opts),
         Command::Delete => plan::delete(user, &facts, ctx.opts),
     };
-    // One public key per scope, fetched before anything changes: a repository or environment
-    // that does not exist, or a token that cannot read it, stops the run here.
-    let mut scope_keys = BTreeMap::new();
-    if let Plan::Act { steps, .. } = &plan {
-        for step in steps {
-            if let Step::WriteSecrets(c) = step
-                && !scope_keys.contains_key(&c.scope)
-            {
-                let key = ctx
-                    .store
-                    .public_key(&c.scope)
-                    .await
-                    .map_err(|e| gh_fault(&c.scope, e))?;
-                scope_keys.insert(c.scope.clone(), key);
-            }
-        }
+    let mut facts = facts;
+    let writes = matches!(&plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_))));
+    if writes && facts.freshness.is_empty() {
+        // Which consumers hold a secret at all, for an exact report if something fails.
+        facts.freshness = read_freshness(ctx, user, &mut scope_keys).await?;
     }
     Ok(Prepared {
         facts,
@@ -240,6 +216,43 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         scope_keys,
         last_used,
     })
+}
+
+/// Each consumer's scope key (fetched once per scope) and the time both its secrets were
+/// last written (`None` when one is missing).
+async fn read_freshness<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+    ctx: &Ctx<'_, I, S, W, E, C>,
+    user: &UserSpec,
+    scope_keys: &mut BTreeMap<Scope, ScopeKey>,
+) -> Result<Vec<Freshness>, Fault> {
+    let mut freshness = Vec::new();
+    for c in &user.consumers {
+        if !scope_keys.contains_key(&c.scope) {
+            let key = ctx
+                .store
+                .public_key(&c.scope)
+                .await
+                .map_err(|e| gh_fault(&c.scope, e))?;
+            scope_keys.insert(c.scope.clone(), key);
+        }
+        let mut updated = Some(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        for name in [&c.secrets.access_key_id, &c.secrets.secret_access_key] {
+            let at = ctx
+                .store
+                .updated_at(&c.scope, name)
+                .await
+                .map_err(|e| gh_fault(&c.scope, e))?;
+            updated = match (updated, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            };
+        }
+        freshness.push(Freshness {
+            consumer: c.clone(),
+            updated_at: updated,
+        });
+    }
+    Ok(freshness)
 }
 
 /// Whether the newest Active key is at least max-age-days old (or there is none).
@@ -375,6 +388,13 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
 }
 
 fn holds_before(facts: &Facts, c: &Consumer) -> Option<String> {
+    let missing = facts
+        .freshness
+        .iter()
+        .any(|f| &f.consumer == c && f.updated_at.is_none());
+    if missing {
+        return None;
+    }
     match facts.state() {
         State::Current | State::PendingDeletion | State::PendingDeactivation => {
             facts.keys.last().map(|k| k.id.clone())
@@ -640,6 +660,8 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         let new_id = self.new_key.as_ref().map(|k| k.id.clone());
         let old_id = self.old_key.clone();
         let old_holding = Holding::Key(old_id.clone());
+        // Settle lost answers first: what is really where decides what needs repair.
+        self.resolve_unknowns().await;
         if let Some(old) = self.old_values() {
             ctx.events.warn(&format!(
                 "{why}; putting the old key {} back in every consumer that changed",
@@ -657,12 +679,14 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                     )),
                 }
             }
+            self.resolve_unknowns().await;
         } else if let Some(old) = &old_id {
             // The old secret is unknown, but its id is not secret: a consumer whose id was
             // written and whose secret was not gets the old id back, matching its secret again.
             for i in 0..user.consumers.len() {
                 let [id, secret] = &self.holding[i];
-                if Some(id) != Some(&Holding::Key(new_id.clone())) || *secret != self.before[i] {
+                let id_changed = *id == Holding::Key(new_id.clone()) || *id == Holding::Unknown;
+                if !id_changed || *secret != self.before[i] {
                     continue;
                 }
                 if self.before[i] != old_holding {
@@ -691,7 +715,13 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             let holds = self.describe(i);
             self.report.consumers[i].holds = Some(holds);
         }
+        let holds_deleted = self.holding.iter().flatten().any(|h| self.is_deleted(h));
+        let deleted_note =
+            "; some consumers hold a deleted key (see the report) and need rotate with force";
         let Some(new_id) = new_id else {
+            if holds_deleted {
+                why.push_str(deleted_note);
+            }
             return why;
         };
         let new_holding = Holding::Key(Some(new_id.clone()));
@@ -722,10 +752,8 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 "; the new key {new_id} stays (consumers hold it): fix the cause and run rotate with force to reach the rest"
             ));
         }
-        if self.holding.iter().flatten().any(|h| self.is_deleted(h)) {
-            why.push_str(
-                "; some consumers hold a deleted key (see the report) and need rotate with force",
-            );
+        if holds_deleted {
+            why.push_str(deleted_note);
         }
         why
     }
@@ -768,8 +796,8 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         Ok(())
     }
 
-    /// A write that may have landed is settled by the secret's `updated_at`: older than the
-    /// first write of this run means it did not land.
+    /// A write that may have landed is settled by the secret's `updated_at`: clearly older than
+    /// the first write of this run (a minute of slack for clock skew) means it did not land.
     async fn resolve_unknowns(&mut self) {
         let Some(started) = self.write_started else {
             return;
@@ -787,7 +815,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                     .await
                 {
                     Ok(None) => self.holding[i][part.index()] = Holding::Key(None),
-                    Ok(Some(at)) if at.timestamp() < started.timestamp() => {
+                    Ok(Some(at)) if at < started - chrono::Duration::minutes(1) => {
                         self.holding[i][part.index()] = self.before[i].clone();
                     }
                     _ => {}
