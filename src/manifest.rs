@@ -347,11 +347,21 @@ impl Validator<'_> {
                 if workflow.trim().is_empty() {
                     return Err(self.err(&v.referenced, "verify workflow is empty: name the workflow file, e.g. verify-aws-credentials.yml"));
                 }
-                verify.push(VerifyWorkflow {
+                let entry = VerifyWorkflow {
                     repository,
                     workflow,
                     git_ref,
-                });
+                };
+                if verify.contains(&entry) {
+                    return Err(self.err(
+                        &v.referenced,
+                        format!(
+                            "duplicate verify entry: {} in {} is already listed for this user",
+                            entry.workflow, entry.repository
+                        ),
+                    ));
+                }
+                verify.push(entry);
             }
             users.push(UserSpec {
                 origin: format!("{}:{}:{}", self.file, at.line(), at.column()),
@@ -605,6 +615,17 @@ users:
             "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: b\n    consumers: [{repository: a/b}]\n",
         );
         assert!(e.starts_with("m.yml:6:17: duplicate consumer"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_verify_entry_is_located() {
+        let e = err(
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n    verify:\n      - {repository: a/b, workflow: v.yml}\n      - {repository: a/b, workflow: v.yml}\n",
+        );
+        assert_eq!(
+            e,
+            "m.yml:7:9: duplicate verify entry: v.yml in a/b is already listed for this user"
+        );
     }
 
     #[test]

@@ -133,14 +133,13 @@ pub trait Workflows {
         inputs: &[(&str, &str)],
         run_details: bool,
     ) -> Result<Dispatched, DispatchError>;
-    /// The dispatched run of `workflow` whose title contains `marker`, created since `since`.
-    async fn find_run(
+    /// The workflow's `workflow_dispatch` runs created since about `since`, newest first.
+    async fn recent_runs(
         &self,
         repository: &str,
         workflow: &str,
-        marker: &str,
         since: DateTime<Utc>,
-    ) -> Result<Option<RunInfo>, GhError>;
+    ) -> Result<Vec<RunInfo>, GhError>;
     /// The run's current state (conditional requests: unchanged runs cost no rate limit).
     async fn run(&self, repository: &str, id: u64) -> Result<RunInfo, GhError>;
 }

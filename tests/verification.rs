@@ -362,3 +362,48 @@ fn a_verification_workflow_that_does_not_exist_fails_the_rotation_safely() {
     all_hold(&env, &old);
     assert!(run.summary.contains("not dispatched"), "{}", run.summary);
 }
+
+#[test]
+fn a_rate_limited_dispatch_is_sent_again_after_the_wait() {
+    let env = TestEnv::new();
+    let old = setup(
+        &env,
+        "      - repository: acme/api\n        workflow: verify.yml\n",
+        &[("acme/api", "verify.yml", None, RunMode::Normal)],
+    );
+    env.github.add_fault(
+        Fault::new(axum::http::Method::POST, "/dispatches", 429)
+            .retry_after(1)
+            .times(1),
+    );
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        env.github.count("POST", "/dispatches"),
+        2,
+        "the 429, then the dispatch"
+    );
+    assert_eq!(env.github.dispatched_runs().len(), 1);
+}
+
+#[test]
+fn the_same_workflow_on_two_branches_is_two_runs() {
+    let env = TestEnv::new();
+    let old = setup(
+        &env,
+        "      - repository: acme/api\n        workflow: verify.yml\n        ref: main\n      - repository: acme/api\n        workflow: verify.yml\n        ref: release\n",
+        &[("acme/api", "verify.yml", None, RunMode::NoRunDetails)],
+    );
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let runs = env.github.dispatched_runs();
+    assert_eq!(runs.len(), 2);
+    let urls = run.outputs.split("verification-run-urls<<").nth(1).unwrap();
+    for r in &runs {
+        assert!(
+            urls.contains(&format!("/actions/runs/{}\n", r.id)),
+            "each entry follows its own run: {}",
+            run.outputs
+        );
+    }
+}

@@ -168,14 +168,35 @@ impl GitHub {
         body: &serde_json::Value,
         what: &str,
     ) -> Result<Reply, GhError> {
-        self.pace_write().await;
-        self.once(http::Method::POST, path, Some(body), what, None)
-            .await
-            .map_err(|a| {
-                let mut e = a.error;
-                e.uncertain |= e.status.is_none_or(|s| s >= 500);
-                e
-            })
+        let mut waits = 0;
+        loop {
+            self.pace_write().await;
+            match self
+                .once(http::Method::POST, path, Some(body), what, None)
+                .await
+            {
+                Ok(reply) => return Ok(reply),
+                // A rate-limited request was not processed: waiting and sending it again is safe.
+                Err(a)
+                    if a.error.status.is_some_and(|s| s == 429 || s == 403)
+                        && a.retry
+                        && waits < 3 =>
+                {
+                    let wait = a.retry_after.unwrap_or(self.pacing.retry_base);
+                    if wait > self.pacing.max_wait {
+                        return Err(a.error);
+                    }
+                    tracing::warn!("{}; sending it again in {wait:?}", a.error);
+                    tokio::time::sleep(wait).await;
+                    waits += 1;
+                }
+                Err(a) => {
+                    let mut e = a.error;
+                    e.uncertain |= e.status.is_none_or(|s| s >= 500);
+                    return Err(e);
+                }
+            }
+        }
     }
 
     async fn once(
@@ -299,7 +320,9 @@ impl GitHub {
                     "{what}: GitHub answered 401{said}: {fix}. Set input github-token (CLI: env GITHUB_TOKEN) to a fine-grained personal access token or a GitHub App installation token"
                 ),
             )
-        } else if status == StatusCode::FORBIDDEN && path.contains("/actions/workflows/") {
+        } else if status == StatusCode::FORBIDDEN
+            && (path.contains("/actions/workflows/") || path.contains("/actions/runs/"))
+        {
             (
                 GhErrorKind::Forbidden,
                 false,

@@ -100,11 +100,13 @@ impl Workflows for GitHub {
         }
         match self.send_once(&path, &body, &what).await {
             Ok(reply) if reply.status == http::StatusCode::OK => {
-                let d: DispatchBody = serde_json::from_str(&reply.body)
-                    .map_err(|e| DispatchError::Failed(unexpected(&what, e)))?;
-                Ok(Dispatched::Run {
-                    id: d.workflow_run_id,
-                    html_url: d.html_url,
+                // The dispatch happened even when its details do not parse: find the run.
+                Ok(match serde_json::from_str::<DispatchBody>(&reply.body) {
+                    Ok(d) => Dispatched::Run {
+                        id: d.workflow_run_id,
+                        html_url: d.html_url,
+                    },
+                    Err(_) => Dispatched::Accepted,
                 })
             }
             Ok(_) => Ok(Dispatched::Accepted),
@@ -119,13 +121,12 @@ impl Workflows for GitHub {
         }
     }
 
-    async fn find_run(
+    async fn recent_runs(
         &self,
         repository: &str,
         workflow: &str,
-        marker: &str,
         since: DateTime<Utc>,
-    ) -> Result<Option<RunInfo>, GhError> {
+    ) -> Result<Vec<RunInfo>, GhError> {
         let what = format!("listing runs of {workflow} in {repository}");
         // A minute of slack for clock skew between this machine and GitHub.
         let created = (since - chrono::Duration::minutes(1))
@@ -138,11 +139,7 @@ impl Workflows for GitHub {
         );
         let reply = self.send(http::Method::GET, &path, None, &what).await?;
         let body: RunsBody = serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
-        Ok(body
-            .workflow_runs
-            .into_iter()
-            .find(|r| r.display_title.contains(marker))
-            .map(RunInfo::from))
+        Ok(body.workflow_runs.into_iter().map(RunInfo::from).collect())
     }
 
     async fn run(&self, repository: &str, id: u64) -> Result<RunInfo, GhError> {

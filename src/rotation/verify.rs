@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::manifest::VerifyWorkflow;
-use crate::ports::{Clock, DispatchError, Dispatched, Events, GhError, Workflows};
+use crate::ports::{Clock, DispatchError, Dispatched, Events, GhError, GhErrorKind, Workflows};
 
 #[derive(Clone, Debug)]
 pub struct VerifySettings {
@@ -25,13 +25,11 @@ pub struct RunResult {
 }
 
 enum Tracking {
-    /// Waiting for the run to show up; `resend` once if it never does (the dispatch may
-    /// have been lost — but only after looking).
+    /// Waiting for the run to show up among the workflow's runs. `resend`: the dispatch's
+    /// answer was lost, so it may not have happened; dispatch again once if no run appears.
     Lookup {
         since: DateTime<Utc>,
         resend: bool,
-        details: bool,
-        git_ref: String,
     },
     Known {
         id: u64,
@@ -40,8 +38,8 @@ enum Tracking {
     Done(RunResult),
 }
 
-/// Polls before a run that may have been lost is dispatched again.
-const LOOK_BEFORE_RESEND: u32 = 3;
+/// How long a run may take to appear before a dispatch whose answer was lost is sent again.
+const APPEAR_WITHIN: Duration = Duration::from_secs(60);
 
 fn done(w: &VerifyWorkflow, url: Option<String>, conclusion: impl Into<String>) -> Tracking {
     let conclusion = conclusion.into();
@@ -53,7 +51,73 @@ fn done(w: &VerifyWorkflow, url: Option<String>, conclusion: impl Into<String>) 
     })
 }
 
-/// Dispatches every entry and waits for their runs; stops early when one fails.
+/// Whether a run title carries `marker` as a whole word (so `…-1` does not match `…-10`).
+pub fn title_has_marker(title: &str, marker: &str) -> bool {
+    title.match_indices(marker).any(|(at, _)| {
+        title[at + marker.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+    })
+}
+
+/// One dispatch, falling back to no run details where GitHub (Enterprise Server 3.20 and
+/// older) rejects them. `may_resend`: whether a lost answer may later lead to a second dispatch.
+async fn dispatch<W: Workflows, C: Clock, E: Events>(
+    workflows: &W,
+    clock: &C,
+    events: &E,
+    w: &VerifyWorkflow,
+    git_ref: &str,
+    inputs: &[(&str, &str)],
+    may_resend: bool,
+) -> Tracking {
+    let since = clock.now();
+    let lost = |e: &GhError| {
+        events.warn(&format!(
+            "{e}; looking for the run before dispatching again"
+        ));
+        Tracking::Lookup {
+            since,
+            resend: may_resend,
+        }
+    };
+    match workflows
+        .dispatch(&w.repository, &w.workflow, git_ref, inputs, true)
+        .await
+    {
+        Ok(Dispatched::Run { id, html_url }) => {
+            events.info(&format!(
+                "dispatched {} in {}: {html_url}",
+                w.workflow, w.repository
+            ));
+            Tracking::Known { id, url: html_url }
+        }
+        Ok(Dispatched::Accepted) => Tracking::Lookup {
+            since,
+            resend: false,
+        },
+        Err(DispatchError::DetailsUnsupported) => match workflows
+            .dispatch(&w.repository, &w.workflow, git_ref, inputs, false)
+            .await
+        {
+            Ok(_) => Tracking::Lookup {
+                since,
+                resend: false,
+            },
+            Err(DispatchError::Failed(e)) if e.uncertain => lost(&e),
+            Err(DispatchError::Failed(e)) => done(w, None, format!("not dispatched: {e}")),
+            Err(DispatchError::DetailsUnsupported) => {
+                done(w, None, "not dispatched: GitHub refused the dispatch")
+            }
+        },
+        Err(DispatchError::Failed(e)) if e.uncertain => lost(&e),
+        Err(DispatchError::Failed(e)) => done(w, None, format!("not dispatched: {e}")),
+    }
+}
+
+/// Dispatches every entry and waits for their runs; stops early when one fails. Entry `i`
+/// gets the rotation id `{rotation_id}-{i}`, which its run carries in its title.
 pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
     workflows: &W,
     clock: &C,
@@ -65,120 +129,74 @@ pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
 ) -> Vec<RunResult> {
     let deadline =
         clock.now() + chrono::Duration::from_std(settings.timeout).unwrap_or(chrono::Duration::MAX);
-    let inputs = [
-        ("expected-access-key-id", new_key_id),
-        ("rotation-id", rotation_id),
-    ];
+    let appear_within = chrono::Duration::from_std(APPEAR_WITHIN.max(settings.poll * 3))
+        .unwrap_or(chrono::Duration::MAX);
+    let markers: Vec<String> = (0..entries.len())
+        .map(|i| format!("{rotation_id}-{i}"))
+        .collect();
+    let mut refs = Vec::new();
     let mut tracking = Vec::new();
-    for w in entries {
+    for (w, marker) in entries.iter().zip(&markers) {
         let git_ref = match &w.git_ref {
             Some(r) => r.clone(),
             None => match workflows.default_branch(&w.repository).await {
                 Ok(b) => b,
                 Err(e) => {
+                    refs.push(String::new());
                     tracking.push(done(w, None, format!("not dispatched: {e}")));
                     continue;
                 }
             },
         };
-        let since = clock.now();
-        let t = match workflows
-            .dispatch(&w.repository, &w.workflow, &git_ref, &inputs, true)
-            .await
-        {
-            Ok(Dispatched::Run { id, html_url }) => Tracking::Known { id, url: html_url },
-            Ok(Dispatched::Accepted) => Tracking::Lookup {
-                since,
-                resend: false,
-                details: true,
-                git_ref,
-            },
-            Err(DispatchError::DetailsUnsupported) => {
-                match workflows
-                    .dispatch(&w.repository, &w.workflow, &git_ref, &inputs, false)
-                    .await
-                {
-                    Ok(_) => Tracking::Lookup {
-                        since,
-                        resend: false,
-                        details: false,
-                        git_ref,
-                    },
-                    Err(DispatchError::Failed(e)) if e.uncertain => Tracking::Lookup {
-                        since,
-                        resend: true,
-                        details: false,
-                        git_ref,
-                    },
-                    Err(DispatchError::Failed(e)) => done(w, None, format!("not dispatched: {e}")),
-                    Err(DispatchError::DetailsUnsupported) => {
-                        done(w, None, "not dispatched: GitHub refused the dispatch")
-                    }
-                }
-            }
-            Err(DispatchError::Failed(e)) if e.uncertain => {
-                events.warn(&format!(
-                    "{e}; looking for the run before dispatching again"
-                ));
-                Tracking::Lookup {
-                    since,
-                    resend: true,
-                    details: true,
-                    git_ref,
-                }
-            }
-            Err(DispatchError::Failed(e)) => done(w, None, format!("not dispatched: {e}")),
-        };
-        if let Tracking::Known { url, .. } = &t {
-            events.info(&format!(
-                "dispatched {} in {}: {url}",
-                w.workflow, w.repository
-            ));
-        }
-        tracking.push(t);
+        let inputs = [
+            ("expected-access-key-id", new_key_id),
+            ("rotation-id", marker.as_str()),
+        ];
+        tracking.push(dispatch(workflows, clock, events, w, &git_ref, &inputs, true).await);
+        refs.push(git_ref);
     }
 
-    let mut polls = 0u32;
+    let mut claimed: Vec<u64> = Vec::new();
     loop {
-        for (w, t) in entries.iter().zip(tracking.iter_mut()) {
-            let next = match t {
+        for i in 0..entries.len() {
+            let (w, marker) = (&entries[i], &markers[i]);
+            let next = match &tracking[i] {
                 Tracking::Done(_) => continue,
-                Tracking::Lookup {
-                    since,
-                    resend,
-                    details,
-                    git_ref,
-                } => {
+                Tracking::Lookup { since, resend } => {
+                    let (since, resend) = (*since, *resend);
                     match workflows
-                        .find_run(&w.repository, &w.workflow, rotation_id, *since)
+                        .recent_runs(&w.repository, &w.workflow, since)
                         .await
                     {
-                        Ok(Some(run)) => {
-                            events.info(&format!(
-                                "found the run of {} in {}: {}",
-                                w.workflow, w.repository, run.html_url
-                            ));
-                            Some(Tracking::Known {
-                                id: run.id,
-                                url: run.html_url,
-                            })
-                        }
-                        Ok(None) if *resend && polls >= LOOK_BEFORE_RESEND => {
-                            events.warn(&format!(
-                                "no run of {} in {} appeared: dispatching it again",
-                                w.workflow, w.repository
-                            ));
-                            *resend = false;
-                            if let Err(e) = workflows
-                                .dispatch(&w.repository, &w.workflow, git_ref, &inputs, *details)
-                                .await
-                            {
-                                Some(done(w, None, format!("not dispatched: {}", describe(e))))
-                            } else {
-                                None
+                        Ok(runs) => match runs.into_iter().find(|r| {
+                            title_has_marker(&r.display_title, marker) && !claimed.contains(&r.id)
+                        }) {
+                            Some(run) => {
+                                events.info(&format!(
+                                    "found the run of {} in {}: {}",
+                                    w.workflow, w.repository, run.html_url
+                                ));
+                                Some(Tracking::Known {
+                                    id: run.id,
+                                    url: run.html_url,
+                                })
                             }
-                        }
-                        Ok(None) => None,
+                            None if resend && clock.now() >= since + appear_within => {
+                                events.warn(&format!(
+                                    "no run of {} in {} appeared: dispatching it again",
+                                    w.workflow, w.repository
+                                ));
+                                let inputs = [
+                                    ("expected-access-key-id", new_key_id),
+                                    ("rotation-id", marker.as_str()),
+                                ];
+                                Some(
+                                    dispatch(workflows, clock, events, w, &refs[i], &inputs, false)
+                                        .await,
+                                )
+                            }
+                            None => None,
+                        },
                         Err(e) => transient(w, None, e),
                     }
                 }
@@ -196,7 +214,10 @@ pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
                 },
             };
             if let Some(n) = next {
-                *t = n;
+                if let Tracking::Known { id, .. } = &n {
+                    claimed.push(*id);
+                }
+                tracking[i] = n;
             }
         }
         let failed = tracking
@@ -207,7 +228,6 @@ pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
             break;
         }
         clock.sleep(settings.poll).await;
-        polls += 1;
     }
 
     let within = human(settings.timeout);
@@ -250,17 +270,29 @@ fn human(d: Duration) -> String {
     }
 }
 
-fn describe(e: DispatchError) -> String {
-    match e {
-        DispatchError::DetailsUnsupported => "GitHub refused the dispatch".into(),
-        DispatchError::Failed(e) => e.to_string(),
-    }
-}
-
 /// A read that failed after the adapter's retries: keep waiting unless it can never work.
 fn transient(w: &VerifyWorkflow, url: Option<String>, e: GhError) -> Option<Tracking> {
     match e.kind {
-        crate::ports::GhErrorKind::Unavailable => None,
+        GhErrorKind::Unavailable => None,
         _ => Some(done(w, url, format!("could not follow the run: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_match_whole_words_only() {
+        assert!(title_has_marker(
+            "verify AWS credentials AKIA1-17-1",
+            "AKIA1-17-1"
+        ));
+        assert!(title_has_marker("Verify (AKIA1-17-1)", "AKIA1-17-1"));
+        assert!(!title_has_marker(
+            "verify AWS credentials AKIA1-17-10",
+            "AKIA1-17-1"
+        ));
+        assert!(!title_has_marker("verify AWS credentials", "AKIA1-17-1"));
     }
 }
