@@ -87,33 +87,130 @@ fn workflows_use_only_declared_inputs_and_outputs_of_the_action() {
 #[test]
 fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
     let wf = yaml(".github/workflows/rotate-aws-key.yml");
-    let plan = &wf["jobs"]["plan"];
-    let users = plan["outputs"]["users"].as_str().unwrap();
+    let jobs = &wf["jobs"];
+    let users = jobs["plan"]["outputs"]["users"].as_str().unwrap();
     assert!(users.contains("steps.status.outputs.users-due"), "{users}");
     assert!(users.contains("steps.status.outputs.users"), "{users}");
-    let status_step = plan["steps"]
+    let status_step = jobs["plan"]["steps"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["id"] == "status")
         .unwrap();
     assert_eq!(status_step["with"]["command"], "status");
-    for job in ["rotate", "deactivate", "delete"] {
-        let j = &wf["jobs"][job];
+    // Each stage fans out over the users the stage before it left to do.
+    for (job, from) in [
+        ("rotate", "plan"),
+        ("deactivate", "rotated"),
+        ("delete", "deactivated"),
+    ] {
+        let j = &jobs[job];
         assert_eq!(
-            j["strategy"]["matrix"]["user"], "${{ fromJSON(needs.plan.outputs.users) }}",
+            j["strategy"]["matrix"]["user"],
+            format!("${{{{ fromJSON(needs.{from}.outputs.users) }}}}"),
             "{job}"
         );
         assert_eq!(
             j["strategy"]["max-parallel"], "${{ inputs.max-parallel }}",
             "{job}"
         );
+        assert_eq!(j["strategy"]["fail-fast"], false, "{job}");
     }
     assert_eq!(
-        wf["jobs"]["delete"]["environment"],
+        jobs["delete"]["environment"],
         "${{ inputs.deletion-environment }}"
     );
     assert_eq!(wf["permissions"], serde_json::json!({}));
+    for (name, job) in jobs.as_object().unwrap() {
+        assert_eq!(
+            job["permissions"],
+            serde_json::json!({"contents": "read"}),
+            "{name}"
+        );
+    }
+}
+
+/// The `run:` script of step `id` (or named `name`) in job `job`.
+fn script(job: &str, step: &str) -> String {
+    let wf = yaml(".github/workflows/rotate-aws-key.yml");
+    wf["jobs"][job]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == step || s["name"] == step)
+        .and_then(|s| s["run"].as_str())
+        .unwrap_or_else(|| panic!("{job}/{step} has no run script"))
+        .to_owned()
+}
+
+/// Runs a workflow script with bash in `dir`, the way a runner step does; returns $GITHUB_OUTPUT.
+fn run_script(text: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let output = dir.join("github_output");
+    std::fs::write(&output, "").unwrap();
+    let out = std::process::Command::new("bash")
+        .args(["-e", "-o", "pipefail", "-c", text])
+        .current_dir(dir)
+        .env("GITHUB_OUTPUT", &output)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(output).unwrap()
+}
+
+#[test]
+fn key_ids_travel_from_rotate_to_the_later_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = script("rotate", "Record the key ids for the later jobs");
+    for (user, rotated, old) in [
+        ("ci-deployer", "true", "AKIAOLD0000000000001"),
+        ("bootstrapped", "true", ""),
+        ("young", "false", "AKIAOLD0000000000003"),
+        ("failed", "", ""),
+    ] {
+        run_script(
+            &record,
+            dir.path(),
+            &[
+                ("USER_NAME", user),
+                ("ROTATED", rotated),
+                ("OLD_KEY", old),
+                ("NEW_KEY", "AKIANEW"),
+            ],
+        );
+    }
+    let out = run_script(&script("rotated", "list"), dir.path(), &[]);
+    assert_eq!(
+        out, "users=[\"ci-deployer\"]\n",
+        "only a rotation with an old key leaves work"
+    );
+    let out = run_script(
+        &script("deactivate", "ids"),
+        dir.path(),
+        &[("USER_NAME", "ci-deployer")],
+    );
+    assert_eq!(out, "old=AKIAOLD0000000000001\n");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = run_script(&script("rotated", "list"), empty.path(), &[]);
+    assert_eq!(out, "users=[]\n", "no artifacts: nothing to retire");
+
+    std::fs::rename(dir.path().join("rotation"), dir.path().join("deactivated")).unwrap();
+    std::fs::remove_file(dir.path().join("deactivated/young.json")).unwrap();
+    std::fs::remove_file(dir.path().join("deactivated/failed.json")).unwrap();
+    std::fs::remove_file(dir.path().join("deactivated/bootstrapped.json")).unwrap();
+    let out = run_script(&script("deactivated", "list"), dir.path(), &[]);
+    assert_eq!(out, "users=[\"ci-deployer\"]\n");
+    let out = run_script(
+        &script("delete", "ids"),
+        dir.path(),
+        &[("USER_NAME", "ci-deployer")],
+    );
+    assert_eq!(out, "old=AKIAOLD0000000000001\n");
 }
 
 const MANIFEST: &str = "\
