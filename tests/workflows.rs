@@ -230,11 +230,9 @@ users:
       - repository: acme/reports
 ";
 
-/// The jobs of rotate-aws-key.yml, in order, each a new process with the secrets a new job
-/// would read: plan (status) → rotate → deactivate → delete.
-#[test]
-fn the_life_cycle_as_the_runner_runs_the_reusable_workflow() {
-    let env = TestEnv::new();
+/// ci-deployer with a 100-day-old key (due), reporting with a 3-day-old one (not due), and
+/// their repositories; returns their keys.
+fn two_users(env: &TestEnv) -> (Key, Key) {
     env.rotating_user("ci-deployer");
     env.rotating_user("reporting");
     let old = env.aged_key("ci-deployer", 100);
@@ -242,6 +240,15 @@ fn the_life_cycle_as_the_runner_runs_the_reusable_workflow() {
     env.github.add_repo("acme/web");
     env.github.add_environment("acme/web", "production");
     env.github.add_repo("acme/reports");
+    (old, reporting)
+}
+
+/// The jobs of rotate-aws-key.yml, in order, each a new process with the secrets a new job
+/// would read: plan (status) → rotate → deactivate → delete.
+#[test]
+fn the_life_cycle_as_the_runner_runs_the_reusable_workflow() {
+    let env = TestEnv::new();
+    let (old, reporting) = two_users(&env);
     env.github.add_workflow(
         "acme/web",
         "verify-aws-credentials.yml",
@@ -342,13 +349,7 @@ fn normalize(json: &str, ids: &[(&str, &str)]) -> String {
 #[test]
 fn status_json_shape() {
     let env = TestEnv::new();
-    env.rotating_user("ci-deployer");
-    env.rotating_user("reporting");
-    let old = env.aged_key("ci-deployer", 100);
-    let reporting = env.aged_key("reporting", 3);
-    env.github.add_repo("acme/web");
-    env.github.add_environment("acme/web", "production");
-    env.github.add_repo("acme/reports");
+    let (old, reporting) = two_users(&env);
     env.write_manifest(MANIFEST);
     let run = env.cli(&old, &["status", "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
