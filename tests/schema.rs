@@ -26,3 +26,13 @@ fn schema_describes_the_manifest() {
     assert_eq!(v["required"], serde_json::json!(["version", "users"]));
     assert_eq!(v["additionalProperties"], false);
 }
+
+#[test]
+fn the_example_manifest_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/aws-key-rotation.yml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let m = aws_key_rotator::manifest::parse("examples/aws-key-rotation.yml", &text).unwrap();
+    assert_eq!(m.users[0].name, "ci-deployer");
+    assert_eq!(m.users[0].consumers.len(), 3);
+    assert_eq!(m.users[0].verify.len(), 1);
+}
