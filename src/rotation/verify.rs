@@ -281,6 +281,160 @@ fn transient(w: &VerifyWorkflow, url: Option<String>, e: GhError) -> Option<Trac
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::RunInfo;
+    use secrecy::SecretString;
+    use std::cell::{Cell, RefCell};
+
+    /// Time that moves only when someone sleeps.
+    struct FakeClock(Cell<DateTime<Utc>>);
+    impl Clock for FakeClock {
+        fn now(&self) -> DateTime<Utc> {
+            self.0.get()
+        }
+        async fn sleep(&self, d: Duration) {
+            self.0
+                .set(self.0.get() + chrono::Duration::from_std(d).unwrap());
+        }
+    }
+
+    struct Quiet;
+    impl Events for Quiet {
+        fn mask(&self, _: &SecretString) {}
+        fn info(&self, _: &str) {}
+        fn warn(&self, _: &str) {}
+        fn group(&self, _: &str) {}
+        fn end_group(&self) {}
+    }
+
+    /// Dispatches answer with `answers` in turn; a dispatch that "landed" creates a run that
+    /// appears in listings and completes with success on the first look.
+    struct Scripted {
+        answers: RefCell<Vec<(bool, Result<Dispatched, DispatchError>)>>,
+        runs: RefCell<Vec<RunInfo>>,
+        dispatches: Cell<usize>,
+    }
+    impl Workflows for Scripted {
+        async fn default_branch(&self, _: &str) -> Result<String, GhError> {
+            Ok("main".into())
+        }
+        async fn dispatch(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            inputs: &[(&str, &str)],
+            _: bool,
+        ) -> Result<Dispatched, DispatchError> {
+            self.dispatches.set(self.dispatches.get() + 1);
+            let (landed, answer) = self.answers.borrow_mut().remove(0);
+            if landed {
+                let id = 100 + self.runs.borrow().len() as u64;
+                self.runs.borrow_mut().push(RunInfo {
+                    id,
+                    html_url: format!("https://example/runs/{id}"),
+                    status: "completed".into(),
+                    conclusion: Some("success".into()),
+                    display_title: format!("verify {}", inputs[1].1),
+                });
+            }
+            answer
+        }
+        async fn recent_runs(
+            &self,
+            _: &str,
+            _: &str,
+            _: DateTime<Utc>,
+        ) -> Result<Vec<RunInfo>, GhError> {
+            Ok(self.runs.borrow().clone())
+        }
+        async fn run(&self, _: &str, id: u64) -> Result<RunInfo, GhError> {
+            Ok(self
+                .runs
+                .borrow()
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap()
+                .clone())
+        }
+    }
+
+    fn lost() -> Result<Dispatched, DispatchError> {
+        Err(DispatchError::Failed(GhError {
+            kind: GhErrorKind::Unavailable,
+            message: "GitHub answered 502".into(),
+            uncertain: true,
+            status: Some(502),
+        }))
+    }
+
+    fn verify_with(
+        answers: Vec<(bool, Result<Dispatched, DispatchError>)>,
+    ) -> (Vec<RunResult>, usize, Duration) {
+        let start = Utc::now();
+        let clock = FakeClock(Cell::new(start));
+        let gh = Scripted {
+            answers: RefCell::new(answers),
+            runs: RefCell::new(Vec::new()),
+            dispatches: Cell::new(0),
+        };
+        let entry = VerifyWorkflow {
+            repository: "acme/web".into(),
+            workflow: "v.yml".into(),
+            git_ref: None,
+        };
+        let settings = VerifySettings {
+            timeout: Duration::from_secs(600),
+            poll: Duration::from_secs(10),
+        };
+        let results = block_on(verify_all(
+            &gh,
+            &clock,
+            &Quiet,
+            &[entry],
+            "AKIA1",
+            "AKIA1-1",
+            &settings,
+        ));
+        let waited = (clock.now() - start).to_std().unwrap();
+        (results, gh.dispatches.get(), waited)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_lost_answer_whose_dispatch_landed_is_found_not_resent() {
+        let (results, dispatches, _) = verify_with(vec![(true, lost())]);
+        assert_eq!(dispatches, 1);
+        assert!(results[0].ok, "{results:?}");
+    }
+
+    #[test]
+    fn a_lost_dispatch_is_sent_again_only_after_a_minute_of_looking() {
+        let (results, dispatches, waited) =
+            verify_with(vec![(false, lost()), (true, Ok(Dispatched::Accepted))]);
+        assert_eq!(dispatches, 2);
+        assert!(results[0].ok, "{results:?}");
+        assert!(waited >= APPEAR_WITHIN, "resent after {waited:?}");
+    }
+
+    #[test]
+    fn a_second_lost_answer_is_not_followed_by_a_third_dispatch() {
+        let (results, dispatches, waited) = verify_with(vec![(false, lost()), (false, lost())]);
+        assert_eq!(dispatches, 2);
+        assert!(!results[0].ok);
+        assert!(
+            results[0]
+                .conclusion
+                .starts_with("no run appeared within 10 minutes"),
+            "{results:?}"
+        );
+        assert!(waited >= Duration::from_secs(600));
+    }
 
     #[test]
     fn markers_match_whole_words_only() {
