@@ -342,14 +342,13 @@ fn state_pending_deactivation_does_nothing() {
     assert_eq!(env.world(USER), before);
 }
 
-#[test]
-fn state_incomplete_refuses_and_force_recovers() {
-    let env = TestEnv::new();
-    let old = setup_user(&env, Some(100)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+/// A rotation that died after writing one consumer: the old key (100 days) everywhere but in
+/// acme/web, which holds a key made an hour ago. Returns (old, half).
+fn half_rotated(env: &TestEnv) -> (Key, Key) {
+    let old = setup_user(env, Some(100)).unwrap();
+    github_with_consumers(env);
+    seed_consumers(env, &old);
     env.write_manifest(MANIFEST);
-    // A rotation that died after writing one consumer.
     let half = env.create_key(USER);
     env.age_key(&half.id, 60);
     let written = chrono::Utc::now() - chrono::Duration::minutes(30);
@@ -361,6 +360,13 @@ fn state_incomplete_refuses_and_force_recovers() {
         &half.secret,
         written,
     );
+    (old, half)
+}
+
+#[test]
+fn state_incomplete_refuses_and_force_recovers() {
+    let env = TestEnv::new();
+    let (old, half) = half_rotated(&env);
     let before = env.world(USER);
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 3, "{}", run.all());
@@ -887,21 +893,7 @@ fn a_half_written_consumer_gets_the_old_id_back_when_the_old_secret_is_unknown()
 #[test]
 fn a_failed_recovery_puts_the_old_key_back_where_the_deleted_key_was() {
     let env = TestEnv::new();
-    let old = setup_user(&env, Some(100)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
-    env.write_manifest(MANIFEST);
-    let half = env.create_key(USER);
-    env.age_key(&half.id, 60);
-    let written = chrono::Utc::now() - chrono::Duration::minutes(30);
-    env.github
-        .set_secret(&repo("acme/web"), "AWS_ACCESS_KEY_ID", &half.id, written);
-    env.github.set_secret(
-        &repo("acme/web"),
-        "AWS_SECRET_ACCESS_KEY",
-        &half.secret,
-        written,
-    );
+    let (old, _) = half_rotated(&env);
     // The replacement key will never work.
     env.break_new_keys(USER);
     let run = env.action(&old, &[("force", "true")]);

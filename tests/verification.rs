@@ -23,6 +23,8 @@ users:
     )
 }
 
+const ONE_VERIFY: &str = "      - repository: acme/api\n        workflow: verify.yml\n";
+
 const TWO_VERIFIES: &str = "      - repository: acme/web
         workflow: verify-production.yml
         ref: main
@@ -249,11 +251,7 @@ fn without_the_old_values_a_failed_run_keeps_both_keys() {
 
 fn fallback(mode: RunMode) {
     let env = TestEnv::new();
-    let old = setup(
-        &env,
-        "      - repository: acme/api\n        workflow: verify.yml\n",
-        &[("acme/api", "verify.yml", None, mode)],
-    );
+    let old = setup(&env, ONE_VERIFY, &[("acme/api", "verify.yml", None, mode)]);
     // Runs of the same workflow that are not this rotation's.
     env.github.add_other_run(
         "acme/api",
@@ -295,7 +293,7 @@ fn older_github_enterprise_server_is_dispatched_again_without_run_details() {
     let env = TestEnv::new();
     let old = setup(
         &env,
-        "      - repository: acme/api\n        workflow: verify.yml\n",
+        ONE_VERIFY,
         &[("acme/api", "verify.yml", None, RunMode::OldGhes)],
     );
     let run = env.action(&old, &[]);
@@ -312,7 +310,7 @@ fn a_dispatch_whose_answer_is_lost_is_not_dispatched_twice() {
     let env = TestEnv::new();
     let old = setup(
         &env,
-        "      - repository: acme/api\n        workflow: verify.yml\n",
+        ONE_VERIFY,
         &[("acme/api", "verify.yml", None, RunMode::LostAnswer)],
     );
     let run = env.action(&old, &[]);
@@ -331,7 +329,7 @@ fn polling_uses_conditional_requests() {
     let env = TestEnv::new();
     let old = setup(
         &env,
-        "      - repository: acme/api\n        workflow: verify.yml\n",
+        ONE_VERIFY,
         &[("acme/api", "verify.yml", None, RunMode::NeverComplete)],
     );
     let run = env.action(&old, &[]);
@@ -368,7 +366,7 @@ fn a_rate_limited_dispatch_is_sent_again_after_the_wait() {
     let env = TestEnv::new();
     let old = setup(
         &env,
-        "      - repository: acme/api\n        workflow: verify.yml\n",
+        ONE_VERIFY,
         &[("acme/api", "verify.yml", None, RunMode::Normal)],
     );
     env.github.add_fault(

@@ -141,7 +141,7 @@ fn iam_fault(user: &UserSpec, action: &str, e: IamError) -> Fault {
     }
 }
 
-pub(crate) fn gh_fault(scope: &Scope, e: GhError) -> Fault {
+fn gh_fault(scope: &Scope, e: GhError) -> Fault {
     match e.kind {
         GhErrorKind::NotFound => Fault::Invalid(format!(
             "{scope}: GitHub answered 404: the repository or environment does not exist, or the token cannot see it. Check the manifest, create the environment, or grant the token access to the repository"

@@ -6,12 +6,14 @@ pub mod fake_github;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 #[allow(unused_imports)]
 pub use fake_github::{FakeGitHub, Fault, RunMode, ScopeId, WorkflowSpec, environment, repo};
 
@@ -505,26 +507,22 @@ impl Drop for TestEnv {
     }
 }
 
-pub fn iam_client(url: &str, id: &str, secret: &str) -> aws_sdk_iam::Client {
-    let conf = aws_sdk_iam::Config::builder()
+/// SDK settings for `url` with a fixed key: the same for every client the tests make.
+fn sdk_config(url: &str, id: &str, secret: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
-        .credentials_provider(Credentials::new(id, secret, None, None, "test"))
-        .build();
-    aws_sdk_iam::Client::from_conf(conf)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            id, secret, None, None, "test",
+        )))
+        .build()
+}
+
+pub fn iam_client(url: &str, id: &str, secret: &str) -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&sdk_config(url, id, secret))
 }
 
 pub fn sts_client(url: &str, id: &str, secret: &str) -> aws_sdk_sts::Client {
-    let conf = aws_sdk_sts::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(url)
-        .credentials_provider(Credentials::new(id, secret, None, None, "test"))
-        .build();
-    aws_sdk_sts::Client::from_conf(conf)
-}
-
-pub fn path_exists(p: &Path) -> bool {
-    p.exists()
+    aws_sdk_sts::Client::new(&sdk_config(url, id, secret))
 }
