@@ -11,8 +11,9 @@ use crate::github::{GitHub, Pacing};
 use crate::manifest::{self, Manifest};
 use crate::ports::{Clock, Events, SystemClock};
 use crate::report;
+use crate::rotation::journal;
 use crate::rotation::plan::Options;
-use crate::rotation::run::{self, Command, Ctx, Fault, Outcome, UserReport};
+use crate::rotation::run::{self, Command, Ctx, Fault, LeaseSettings, Outcome, UserReport};
 use crate::rotation::verify::VerifySettings;
 
 /// Exit codes (CONTRACT §7).
@@ -29,6 +30,8 @@ pub struct Tuning {
     /// Overrides poll-interval-seconds and verify-timeout-minutes with finer units.
     pub poll_interval: Option<Duration>,
     pub verify_timeout: Option<Duration>,
+    /// How long a run waits between writing the lease and reading it back.
+    pub lease_settle: Duration,
 }
 
 impl Tuning {
@@ -49,6 +52,7 @@ impl Tuning {
             pacing,
             poll_interval: ms("AWS_KEY_ROTATOR_POLL_INTERVAL_MS"),
             verify_timeout: ms("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS"),
+            lease_settle: ms("AWS_KEY_ROTATOR_LEASE_SETTLE_MS").unwrap_or(Duration::from_secs(3)),
             propagation: env
                 .get("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS")
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -179,21 +183,41 @@ async fn run_inner(
         delete_inactive: settings.delete_inactive,
         straggler_window: settings.straggler_window,
         old_access_key_id: settings.old_access_key_id.clone(),
+        deactivate_after: settings.deactivate_after,
+        delete_after: settings.delete_after,
     };
     let clock = SystemClock;
+    let verify_settings = VerifySettings {
+        timeout: tuning.verify_timeout.unwrap_or(settings.verify_timeout),
+        poll: tuning.poll_interval.unwrap_or(settings.poll_interval),
+    };
+    // The lease outlives every wait of a run: propagation, verification, and a margin.
+    let ttl = chrono::Duration::from_std(
+        tuning.propagation + verify_settings.timeout + Duration::from_secs(15 * 60),
+    )
+    .unwrap_or(chrono::Duration::hours(1));
+    let lease = LeaseSettings {
+        run_id: journal::run_id(
+            rt.github_run
+                .as_ref()
+                .map(|(id, attempt)| (id.as_str(), attempt.as_str())),
+            std::process::id(),
+            clock.now(),
+        ),
+        settle: tuning.lease_settle,
+        ttl,
+    };
     let ctx = Ctx {
         iam: &aws,
         store: &github,
         workflows: &github,
-        verify: VerifySettings {
-            timeout: tuning.verify_timeout.unwrap_or(settings.verify_timeout),
-            poll: tuning.poll_interval.unwrap_or(settings.poll_interval),
-        },
+        verify: verify_settings,
         events: console,
         clock: &clock,
         step_key: step_key.as_ref(),
         opts: &opts,
         dry_run: settings.dry_run,
+        lease: &lease,
     };
 
     // Phase 1: read everything and decide, for every user, before changing anything.
@@ -216,6 +240,9 @@ async fn run_inner(
         console.end_group();
         if let Outcome::Failed(m) | Outcome::Refused(m) | Outcome::Invalid(m) = &r.outcome {
             console.error(&format!("{}: {m}", user.name));
+        }
+        if let Some(why) = &r.attention {
+            console.error(&format!("{} needs a person: {why}", user.name));
         }
         reports.push(r);
     }
@@ -252,7 +279,7 @@ fn command_name(c: Command) -> &'static str {
 
 /// The most serious outcome wins: invalid, then failed, then refused.
 pub fn exit_code(reports: &[UserReport]) -> u8 {
-    let codes: Vec<u8> = reports.iter().map(|r| r.outcome.exit_code()).collect();
+    let codes: Vec<u8> = reports.iter().map(UserReport::exit_code).collect();
     [INVALID, FAILED, REFUSED]
         .into_iter()
         .find(|c| codes.contains(c))

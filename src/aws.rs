@@ -57,9 +57,13 @@ where
     let code = err.code().map(str::to_owned);
     let detail = err.message().map(str::to_owned);
     let (kind, message) = match (code.as_deref(), status) {
-        (Some("NoSuchEntity"), _) if matches!(action, "iam:ListAccessKeys" | "iam:CreateAccessKey") => {
+        (Some("NoSuchEntity"), _) if matches!(action, "iam:ListAccessKeys" | "iam:CreateAccessKey" | "iam:ListUserTags") => {
             (IamErrorKind::NoSuchUser, "no such IAM user".to_owned())
         }
+        (Some("NoSuchEntity"), _) if matches!(action, "iam:DeleteAccessKey" | "iam:UpdateAccessKey") => (
+            IamErrorKind::NoSuchKey,
+            format!("{action}: the access key no longer exists"),
+        ),
         (Some("NoSuchEntity"), _) => (
             IamErrorKind::Other,
             format!("{action}: the access key no longer exists (another run may have changed it): run status"),
@@ -123,6 +127,14 @@ where
         _ => message,
     };
     IamError { kind, message }
+}
+
+/// CreateAccessKey and DeleteAccessKey are not idempotent: the SDK's standard retry would
+/// resend them after a lost answer (a second key, or NoSuchEntity). They are sent once and
+/// the core settles what happened by listing the keys.
+fn sent_once() -> aws_sdk_iam::config::Builder {
+    aws_sdk_iam::config::Builder::default()
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
 }
 
 fn raw_status(r: &aws_smithy_runtime_api::http::Response) -> Option<u16> {
@@ -224,6 +236,8 @@ impl Iam for Aws {
             .iam
             .create_access_key()
             .user_name(user)
+            .customize()
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| classify("iam:CreateAccessKey", e))?;
@@ -255,6 +269,8 @@ impl Iam for Aws {
             .delete_access_key()
             .user_name(user)
             .access_key_id(key_id)
+            .customize()
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| classify("iam:DeleteAccessKey", e))?;
@@ -279,6 +295,60 @@ impl Iam for Aws {
                 .map(|u| u.region().to_owned())
                 .unwrap_or_else(|| "N/A".into()),
         })
+    }
+
+    async fn tags(&self, user: &str) -> Result<Vec<(String, String)>, IamError> {
+        let mut tags = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .iam
+                .list_user_tags()
+                .user_name(user)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| classify("iam:ListUserTags", e))?;
+            tags.extend(
+                out.tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned())),
+            );
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+                _ => return Ok(tags),
+            }
+        }
+    }
+
+    async fn set_tag(&self, user: &str, key: &str, value: &str) -> Result<(), IamError> {
+        let tag = aws_sdk_iam::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .map_err(|e| IamError {
+                kind: IamErrorKind::Other,
+                message: format!("iam:TagUser could not be built: {e}"),
+            })?;
+        self.iam
+            .tag_user()
+            .user_name(user)
+            .tags(tag)
+            .send()
+            .await
+            .map_err(|e| classify("iam:TagUser", e))?;
+        Ok(())
+    }
+
+    async fn remove_tag(&self, user: &str, key: &str) -> Result<(), IamError> {
+        self.iam
+            .untag_user()
+            .user_name(user)
+            .tag_keys(key)
+            .send()
+            .await
+            .map_err(|e| classify("iam:UntagUser", e))?;
+        Ok(())
     }
 
     async fn prove_key(&self, key: &NewKey) -> Result<Caller, IamError> {

@@ -51,6 +51,12 @@ pub struct Cli {
     /// deactivate: refuse when the old key was used this long after the new key was created
     #[arg(long, value_name = "MINUTES")]
     pub straggler_window_minutes: Option<String>,
+    /// deactivate: grace period after the new key was verified (default: the manifest's, else 24)
+    #[arg(long, value_name = "HOURS")]
+    pub deactivate_after_hours: Option<String>,
+    /// delete: grace period after the old key was deactivated (default: the manifest's, else 7)
+    #[arg(long, value_name = "DAYS")]
+    pub delete_after_days: Option<String>,
     /// verify: the access key id the credentials must be
     #[arg(long, value_name = "ID")]
     pub expected_access_key_id: Option<String>,
@@ -77,6 +83,8 @@ pub struct RawInputs {
     pub delete_inactive: String,
     pub old_access_key_id: String,
     pub straggler_window_minutes: String,
+    pub deactivate_after_hours: String,
+    pub delete_after_days: String,
     pub expected_access_key_id: String,
     pub verify_timeout_minutes: String,
     pub poll_interval_seconds: String,
@@ -102,6 +110,8 @@ impl RawInputs {
             delete_inactive: b(cli.delete_inactive),
             old_access_key_id: cli.old_access_key_id.unwrap_or_default(),
             straggler_window_minutes: cli.straggler_window_minutes.unwrap_or_default(),
+            deactivate_after_hours: cli.deactivate_after_hours.unwrap_or_default(),
+            delete_after_days: cli.delete_after_days.unwrap_or_default(),
             expected_access_key_id: cli.expected_access_key_id.unwrap_or_default(),
             verify_timeout_minutes: cli.verify_timeout_minutes.unwrap_or_default(),
             poll_interval_seconds: cli.poll_interval_seconds.unwrap_or_default(),
@@ -131,6 +141,9 @@ pub struct Settings {
     pub delete_inactive: bool,
     pub old_access_key_id: Option<String>,
     pub straggler_window: chrono::Duration,
+    /// Overrides of the manifest's grace periods.
+    pub deactivate_after: Option<chrono::Duration>,
+    pub delete_after: Option<chrono::Duration>,
     pub expected_access_key_id: Option<String>,
     pub verify_timeout: Duration,
     pub poll_interval: Duration,
@@ -160,6 +173,17 @@ fn number(name: &str, v: &str, default: u64, min: u64) -> Result<u64, String> {
                 "input {name} must be a whole number of at least {min}, not {s:?}"
             )),
         },
+    }
+}
+
+/// A whole number that may be left unset (then the manifest decides).
+fn optional_number(name: &str, v: &str) -> Result<Option<u64>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        s => s
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| format!("input {name} must be a whole number (0 or more), not {s:?}")),
     }
 }
 
@@ -199,6 +223,13 @@ impl Settings {
                 15,
                 0,
             )? as i64),
+            deactivate_after: optional_number(
+                "deactivate-after-hours",
+                &raw.deactivate_after_hours,
+            )?
+            .map(|h| chrono::Duration::hours(h as i64)),
+            delete_after: optional_number("delete-after-days", &raw.delete_after_days)?
+                .map(|d| chrono::Duration::days(d as i64)),
             expected_access_key_id: opt(&raw.expected_access_key_id),
             verify_timeout: Duration::from_secs(
                 60 * number("verify-timeout-minutes", &raw.verify_timeout_minutes, 30, 1)?,

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 pub const DEFAULT_MAX_AGE_DAYS: u32 = 90;
+pub const DEFAULT_DEACTIVATE_AFTER_HOURS: u32 = 24;
+pub const DEFAULT_DELETE_AFTER_DAYS: u32 = 7;
 pub const DEFAULT_ACCESS_KEY_ID_SECRET: &str = "AWS_ACCESS_KEY_ID";
 pub const DEFAULT_SECRET_ACCESS_KEY_SECRET: &str = "AWS_SECRET_ACCESS_KEY";
 /// The manifest format this release reads.
@@ -86,6 +88,10 @@ pub struct VerifyWorkflow {
 pub struct UserSpec {
     pub name: String,
     pub max_age_days: u32,
+    /// Grace: the old key stays Active this long after the new one is verified.
+    pub deactivate_after_hours: u32,
+    /// Grace: the old key stays Inactive this long before it is deleted.
+    pub delete_after_days: u32,
     pub consumers: Vec<Consumer>,
     pub verify: Vec<VerifyWorkflow>,
     pub external: Vec<String>,
@@ -135,6 +141,10 @@ pub mod raw {
         /// Rotate when the active key is at least this many days old (default 90).
         #[schemars(range(min = 1))]
         pub max_age_days: Option<u32>,
+        /// Grace period: the old key stays Active this many hours after the new one is verified (default 24).
+        pub deactivate_after_hours: Option<u32>,
+        /// Grace period: the old key stays Inactive this many days before it is deleted (default 7).
+        pub delete_after_days: Option<u32>,
         /// Secret names written in every consumer (default AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
         pub secrets: Option<SecretNames>,
     }
@@ -147,6 +157,10 @@ pub mod raw {
         /// Overrides defaults.max-age-days for this user.
         #[schemars(range(min = 1))]
         pub max_age_days: Option<u32>,
+        /// Overrides defaults.deactivate-after-hours for this user.
+        pub deactivate_after_hours: Option<u32>,
+        /// Overrides defaults.delete-after-days for this user.
+        pub delete_after_days: Option<u32>,
         /// Every GitHub place the key is stored.
         #[schemars(with = "Vec<RawConsumer>", length(min = 1))]
         pub consumers: Vec<Spanned<RawConsumer>>,
@@ -154,7 +168,8 @@ pub mod raw {
         #[serde(default)]
         #[schemars(with = "Vec<RawVerify>")]
         pub verify: Vec<Spanned<RawVerify>>,
-        /// Consumers outside GitHub, listed in status and the summary (updated by hand).
+        /// Consumers outside GitHub, updated by people: listed in status and the summary, and
+        /// `deactivate` then needs `force` (a person confirms they hold the new key).
         #[serde(default)]
         pub external: Vec<String>,
     }
@@ -269,8 +284,16 @@ impl Validator<'_> {
         }
         let defaults = raw.defaults.unwrap_or(raw::RawDefaults {
             max_age_days: None,
+            deactivate_after_hours: None,
+            delete_after_days: None,
             secrets: None,
         });
+        let default_deactivate = defaults
+            .deactivate_after_hours
+            .unwrap_or(DEFAULT_DEACTIVATE_AFTER_HOURS);
+        let default_delete = defaults
+            .delete_after_days
+            .unwrap_or(DEFAULT_DELETE_AFTER_DAYS);
         let default_age = defaults.max_age_days.unwrap_or(DEFAULT_MAX_AGE_DAYS);
         if default_age == 0 {
             return Err(ManifestError {
@@ -367,6 +390,8 @@ impl Validator<'_> {
                 origin: format!("{}:{}:{}", self.file, at.line(), at.column()),
                 name: u.name,
                 max_age_days,
+                deactivate_after_hours: u.deactivate_after_hours.unwrap_or(default_deactivate),
+                delete_after_days: u.delete_after_days.unwrap_or(default_delete),
                 consumers,
                 verify,
                 external: u.external,
@@ -471,6 +496,8 @@ pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result
         users: vec![UserSpec {
             name: iam_user.to_owned(),
             max_age_days: DEFAULT_MAX_AGE_DAYS,
+            deactivate_after_hours: DEFAULT_DEACTIVATE_AFTER_HOURS,
+            delete_after_days: DEFAULT_DELETE_AFTER_DAYS,
             consumers,
             verify: Vec::new(),
             external: Vec::new(),
@@ -569,7 +596,7 @@ users:
     fn unknown_field_is_located() {
         assert_eq!(
             err("version: 1\nusers:\n  - name: a\n    consumer:\n      - repository: a/b\n"),
-            "m.yml:4:5: unknown field `consumer`, expected one of name, max-age-days, consumers, verify, external (see the manifest reference in the README)"
+            "m.yml:4:5: unknown field `consumer`, expected one of name, max-age-days, deactivate-after-hours, delete-after-days, consumers, verify, external (see the manifest reference in the README)"
         );
     }
 

@@ -28,6 +28,8 @@ pub struct StepKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IamErrorKind {
     NoSuchUser,
+    /// The access key does not exist (already deleted: a resent delete is done).
+    NoSuchKey,
     /// Two keys already (AccessKeysPerUser quota).
     LimitExceeded,
     /// Credentials missing, unknown, wrong, or not allowed: fixable by the user.
@@ -49,12 +51,20 @@ pub struct Caller {
     pub arn: String,
 }
 
+/// IAM as the core uses it. CreateAccessKey and DeleteAccessKey are sent once: the adapter
+/// never resends them (the core lists the keys after an error instead).
 pub trait Iam {
     async fn list_keys(&self, user: &str) -> Result<Vec<KeyInfo>, IamError>;
     async fn create_key(&self, user: &str) -> Result<NewKey, IamError>;
     async fn set_inactive(&self, user: &str, key_id: &str) -> Result<(), IamError>;
     async fn delete_key(&self, user: &str, key_id: &str) -> Result<(), IamError>;
     async fn last_used(&self, key_id: &str) -> Result<LastUse, IamError>;
+    /// ListUserTags: every tag of the user (the core reads its own two).
+    async fn tags(&self, user: &str) -> Result<Vec<(String, String)>, IamError>;
+    /// TagUser with one tag (overwrites its value).
+    async fn set_tag(&self, user: &str, key: &str, value: &str) -> Result<(), IamError>;
+    /// UntagUser of one tag key.
+    async fn remove_tag(&self, user: &str, key: &str) -> Result<(), IamError>;
     /// STS GetCallerIdentity with `key`, retrying through IAM propagation.
     async fn prove_key(&self, key: &NewKey) -> Result<Caller, IamError>;
 }

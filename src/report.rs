@@ -15,6 +15,7 @@ fn outcome_word(o: &Outcome) -> &'static str {
         Outcome::Rotated => "rotated",
         Outcome::Deactivated => "old key deactivated",
         Outcome::Deleted => "old key deleted",
+        Outcome::RolledBack(_) => "rolled back",
         Outcome::Failed(_) => "failed",
         Outcome::Reported => "status",
     }
@@ -22,9 +23,11 @@ fn outcome_word(o: &Outcome) -> &'static str {
 
 fn outcome_detail(o: &Outcome) -> Option<&str> {
     match o {
-        Outcome::Nothing(s) | Outcome::Refused(s) | Outcome::Invalid(s) | Outcome::Failed(s) => {
-            Some(s.as_str()).filter(|s| !s.is_empty())
-        }
+        Outcome::Nothing(s)
+        | Outcome::Refused(s)
+        | Outcome::Invalid(s)
+        | Outcome::Failed(s)
+        | Outcome::RolledBack(s) => Some(s.as_str()).filter(|s| !s.is_empty()),
         _ => None,
     }
 }
@@ -68,6 +71,9 @@ pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> Strin
         ));
         if let Some(d) = outcome_detail(&r.outcome) {
             out.push_str(&format!("  {d}\n"));
+        }
+        if let Some(a) = &r.attention {
+            out.push_str(&format!("  needs a person: {a}\n"));
         }
         if let Outcome::Planned(steps) = &r.outcome {
             for s in steps {
@@ -148,6 +154,9 @@ pub fn markdown(
         ));
         if let Some(d) = outcome_detail(&r.outcome) {
             md.push_str(&format!("> {}\n\n", cell(d)));
+        }
+        if let Some(a) = &r.attention {
+            md.push_str(&format!("> **Needs a person:** {}\n\n", cell(a)));
         }
         if let Outcome::Planned(steps) = &r.outcome {
             md.push_str("Planned (dry run, nothing changed):\n\n");
@@ -255,6 +264,8 @@ pub struct JsonUser {
     pub max_age_days: u32,
     pub outcome: String,
     pub message: Option<String>,
+    /// Why the user needs a person (then the exit code is 3).
+    pub attention: Option<String>,
     pub planned: Vec<String>,
     pub new_access_key_id: Option<String>,
     pub old_access_key_id: Option<String>,
@@ -317,11 +328,13 @@ pub fn json(command: &str, reports: &[UserReport], now: chrono::DateTime<chrono:
                 Outcome::Rotated => "rotated",
                 Outcome::Deactivated => "deactivated",
                 Outcome::Deleted => "deleted",
+                Outcome::RolledBack(_) => "rolled-back",
                 Outcome::Failed(_) => "failed",
                 Outcome::Reported => "status",
             }
             .into(),
             message: outcome_detail(&r.outcome).map(str::to_owned),
+            attention: r.attention.clone(),
             planned: match &r.outcome {
                 Outcome::Planned(s) => s.clone(),
                 _ => Vec::new(),

@@ -19,6 +19,8 @@ pub struct Runtime {
     pub repository: Option<String>,
     pub output_file: Option<String>,
     pub summary_file: Option<String>,
+    /// `GITHUB_RUN_ID` and `GITHUB_RUN_ATTEMPT`, which name this run in the lease.
+    pub github_run: Option<(String, String)>,
 }
 
 impl Runtime {
@@ -31,6 +33,8 @@ impl Runtime {
             repository: get("GITHUB_REPOSITORY"),
             output_file: get("GITHUB_OUTPUT"),
             summary_file: get("GITHUB_STEP_SUMMARY"),
+            github_run: get("GITHUB_RUN_ID")
+                .map(|id| (id, get("GITHUB_RUN_ATTEMPT").unwrap_or_else(|| "1".into()))),
         }
     }
 }
@@ -49,6 +53,8 @@ pub const INPUTS: &[&str] = &[
     "delete-inactive",
     "old-access-key-id",
     "straggler-window-minutes",
+    "deactivate-after-hours",
+    "delete-after-days",
     "expected-access-key-id",
     "verify-timeout-minutes",
     "poll-interval-seconds",
@@ -77,6 +83,8 @@ pub fn inputs_from_env(env: &HashMap<String, String>) -> RawInputs {
         delete_inactive: get("delete-inactive"),
         old_access_key_id: get("old-access-key-id"),
         straggler_window_minutes: get("straggler-window-minutes"),
+        deactivate_after_hours: get("deactivate-after-hours"),
+        delete_after_days: get("delete-after-days"),
         expected_access_key_id: get("expected-access-key-id"),
         verify_timeout_minutes: get("verify-timeout-minutes"),
         poll_interval_seconds: get("poll-interval-seconds"),

@@ -5,6 +5,7 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::journal::{Journal, Phase};
 use super::state::{self, Freshness, KeyInfo, KeyStatus, State};
 use crate::manifest::{Consumer, UserSpec, VerifyWorkflow};
 
@@ -43,11 +44,35 @@ pub struct Facts {
     pub step_key_id: Option<String>,
     /// The older key's last use; gathered for `deactivate`.
     pub old_last_used: Option<LastUse>,
+    /// The journal tag, when it is readable.
+    pub journal: Option<Journal>,
+    /// Whether the user has verification workflows.
+    pub has_verify: bool,
+}
+
+/// How long a rolled-back key is kept: GitHub's longest job may still hold it.
+pub fn job_lifetime() -> Duration {
+    Duration::hours(6)
+}
+
+/// A retirement this much past its grace period needs a person.
+pub fn overdue_after() -> Duration {
+    Duration::days(1)
 }
 
 impl Facts {
     pub fn state(&self) -> State {
-        state::derive(&self.keys, &self.freshness)
+        state::derive(
+            &self.keys,
+            self.journal.as_ref(),
+            &self.freshness,
+            self.has_verify,
+        )
+    }
+    /// The journal, when it is about the newest key.
+    pub fn journal_of_newest(&self) -> Option<&Journal> {
+        let new = self.newest()?;
+        self.journal.as_ref().filter(|j| j.key == new.id)
     }
     fn newest(&self) -> Option<&KeyInfo> {
         self.keys.last()
@@ -63,6 +88,9 @@ pub struct Options {
     pub delete_inactive: bool,
     pub straggler_window: Duration,
     pub old_access_key_id: Option<String>,
+    /// Inputs `deactivate-after-hours` / `delete-after-days`: override the manifest's.
+    pub deactivate_after: Option<Duration>,
+    pub delete_after: Option<Duration>,
 }
 
 impl Default for Options {
@@ -72,19 +100,55 @@ impl Default for Options {
             delete_inactive: false,
             straggler_window: Duration::minutes(15),
             old_access_key_id: None,
+            deactivate_after: None,
+            delete_after: None,
         }
+    }
+}
+
+impl Options {
+    pub fn deactivate_after(&self, user: &UserSpec) -> Duration {
+        self.deactivate_after
+            .unwrap_or_else(|| Duration::hours(i64::from(user.deactivate_after_hours)))
+    }
+    pub fn delete_after(&self, user: &UserSpec) -> Duration {
+        self.delete_after
+            .unwrap_or_else(|| Duration::days(i64::from(user.delete_after_days)))
+    }
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn span(d: Duration) -> String {
+    if d.num_hours() >= 48 && d.num_hours() % 24 == 0 {
+        format!("{} days", d.num_days())
+    } else if d.num_minutes() >= 60 && d.num_minutes() % 60 == 0 {
+        format!("{} hours", d.num_hours())
+    } else {
+        format!("{} minutes", d.num_minutes())
     }
 }
 
 /// One mutating call (or group of calls) of a plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    DeleteKey { key_id: String, why: String },
+    DeleteKey {
+        key_id: String,
+        why: String,
+    },
     CreateKey,
     ProveNewKey,
     WriteSecrets(Consumer),
     DispatchVerification(VerifyWorkflow),
-    Deactivate { key_id: String },
+    Deactivate {
+        key_id: String,
+    },
+    /// Repair: the step runs with the new key, so its secret is known again.
+    AdoptStepKey,
+    /// Repair: put the old values (the step's own key) back in every consumer.
+    RollBack,
 }
 
 impl fmt::Display for Step {
@@ -106,6 +170,12 @@ impl fmt::Display for Step {
                 v.git_ref.as_deref().unwrap_or("the default branch")
             ),
             Step::Deactivate { key_id } => write!(f, "set access key {key_id} Inactive"),
+            Step::AdoptStepKey => {
+                f.write_str("use this step's own credentials (the new key) to finish the push")
+            }
+            Step::RollBack => f.write_str(
+                "write this step's own credentials (the old key) back into every consumer",
+            ),
         }
     }
 }
@@ -145,6 +215,10 @@ fn list_stale(facts: &Facts) -> String {
         .join(", ")
 }
 
+fn verify_steps(user: &UserSpec) -> impl Iterator<Item = Step> + '_ {
+    user.verify.iter().cloned().map(Step::DispatchVerification)
+}
+
 /// `rotate` (CONTRACT §4, last column).
 pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     let name = &user.name;
@@ -180,21 +254,90 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             "every consumer holds the new key {}; the old key {} awaits `deactivate`",
             keys[1].id, keys[0].id
         )),
-        State::Incomplete => {
+        State::RolledBack => {
             let (old, new) = (&keys[0], &keys[1]);
-            if !opts.force {
-                return Plan::Refuse(format!(
-                    "an earlier rotation did not finish: user {name} has two Active keys, but these consumers were not updated after the new key {} was created: {}. Run rotate with force to recover (it deletes {}, creates another key and writes it to every consumer)",
+            let since = facts.journal_of_newest().map_or(new.created, |j| j.at);
+            let free_at = since + job_lifetime();
+            if facts.now < free_at && !opts.force {
+                return Plan::Nothing(format!(
+                    "the rotation to {} was rolled back at {}; every consumer holds {} again. The new key is deleted from {} on, when no job can still hold it (or now with force)",
                     new.id,
-                    list_stale(facts),
-                    new.id
+                    when(since),
+                    old.id,
+                    when(free_at)
                 ));
             }
             if facts.step_key_id.as_deref() == Some(new.id.as_str()) {
                 return Plan::Refuse(format!(
-                    "recovering would delete key {}, which this step is authenticated with: run it with the old key {} or another identity",
+                    "the rolled-back key {} is the one this step is authenticated with: run with the old key {} or another identity",
                     new.id, old.id
                 ));
+            }
+            let delete = Step::DeleteKey {
+                key_id: new.id.clone(),
+                why: "rolled back; no job can still hold it".into(),
+            };
+            let steps = if due_in(old) <= 0 || opts.force {
+                rotation_steps(user, Some(delete))
+            } else {
+                vec![delete]
+            };
+            Plan::Act {
+                steps,
+                old_key: Some(old.id.clone()),
+            }
+        }
+        State::Incomplete => {
+            let (old, new) = (&keys[0], &keys[1]);
+            let phase = facts.journal_of_newest().map(|j| j.phase);
+            if !opts.force {
+                let what = match phase {
+                    Some(Phase::Partial) => {
+                        "a rotation failed and could not be rolled back everywhere".to_owned()
+                    }
+                    Some(Phase::Written) => {
+                        "a rotation wrote every consumer but its verification did not succeed"
+                            .to_owned()
+                    }
+                    Some(p) => format!("a rotation stopped while {p}"),
+                    None => "an earlier rotation did not finish (no journal records it)".to_owned(),
+                };
+                let stale = list_stale(facts);
+                let stale = if stale.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " These consumers were not updated after the new key was created: {stale}."
+                    )
+                };
+                return Plan::Refuse(format!(
+                    "{what}: user {name} has two Active keys ({} and the new {}).{stale} Run rotate with force to repair: {}",
+                    old.id,
+                    new.id,
+                    repair_words(facts, old, new, phase)
+                ));
+            }
+            let step = facts.step_key_id.as_deref();
+            if step == Some(new.id.as_str()) {
+                return Plan::Act {
+                    steps: std::iter::once(Step::AdoptStepKey)
+                        .chain(user.consumers.iter().cloned().map(Step::WriteSecrets))
+                        .chain(verify_steps(user))
+                        .collect(),
+                    old_key: Some(old.id.clone()),
+                };
+            }
+            if step == Some(old.id.as_str()) {
+                return Plan::Act {
+                    steps: vec![Step::RollBack],
+                    old_key: Some(old.id.clone()),
+                };
+            }
+            if phase == Some(Phase::Written) && !user.verify.is_empty() {
+                return Plan::Act {
+                    steps: verify_steps(user).collect(),
+                    old_key: Some(old.id.clone()),
+                };
             }
             Plan::Act {
                 steps: rotation_steps(
@@ -212,7 +355,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             let left = due_in(active);
             if left > 0 && !opts.force {
                 return Plan::Nothing(format!(
-                    "key {} is current; the leftover Inactive key {} awaits `delete`",
+                    "key {} is current; the Inactive old key {} awaits `delete`",
                     active.id, old.id
                 ));
             }
@@ -233,10 +376,94 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
                 old_key: Some(active.id.clone()),
             }
         }
-        State::Conflict => Plan::Refuse(format!(
-            "user {name} has keys in a combination rotate does not handle ({}): an Inactive key is newer than an Active one, or there are more than two. Sort them out by hand (aws iam list-access-keys --user-name {name}) and run status",
-            describe(keys)
+        State::Conflict => Plan::Refuse(conflict(user, facts, "rotate")),
+    }
+}
+
+/// What `rotate --force` would do with an incomplete rotation, in words.
+fn repair_words(facts: &Facts, old: &KeyInfo, new: &KeyInfo, phase: Option<Phase>) -> String {
+    let step = facts.step_key_id.as_deref();
+    if step == Some(new.id.as_str()) {
+        format!(
+            "with this step's credentials (the new key {}) it writes the new key into every consumer and verifies it",
+            new.id
+        )
+    } else if step == Some(old.id.as_str()) {
+        format!(
+            "with this step's credentials (the old key {}) it writes the old key back into every consumer",
+            old.id
+        )
+    } else if phase == Some(Phase::Written) {
+        "it runs the verification workflows again".to_owned()
+    } else {
+        format!(
+            "it deletes {}, creates another key and writes it to every consumer (consumers holding {} fail until then; run it with the old or the new key as credentials to avoid that)",
+            new.id, new.id
+        )
+    }
+}
+
+fn conflict(user: &UserSpec, facts: &Facts, command: &str) -> String {
+    let name = &user.name;
+    let hint = match facts.keys.as_slice() {
+        [old, new] if old.status == KeyStatus::Inactive && new.status == KeyStatus::Active => {
+            format!(
+                " The Inactive key {} was not retired by this tool (no journal records it): if nothing uses it, run delete with force",
+                old.id
+            )
+        }
+        _ => String::new(),
+    };
+    format!(
+        "user {name} has keys in a combination {command} does not handle ({}).{hint} Otherwise sort them out by hand (aws iam list-access-keys --user-name {name}) and run status",
+        describe(&facts.keys)
+    )
+}
+
+/// Why a user needs a person (CONTRACT §4: a scheduled run is loud), if it does.
+pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<String> {
+    let name = &user.name;
+    let j = facts.journal_of_newest();
+    match facts.state() {
+        State::Inactive => Some(format!("user {name} has only an Inactive key")),
+        State::Conflict => Some(format!(
+            "user {name} has keys in a combination no command handles"
         )),
+        State::Incomplete if !opts.force => Some(format!(
+            "user {name} has an incomplete rotation: run rotate with force"
+        )),
+        State::PendingDeactivation => {
+            let since = j.map(|j| j.at)?;
+            let due = since + opts.deactivate_after(user);
+            (facts.now > due + overdue_after()).then(|| {
+                format!(
+                    "the old key {} of user {name} was due for deactivation at {} and is still Active (a straggler, external consumers or a failed deactivate hold it back)",
+                    facts.keys[0].id,
+                    when(due)
+                )
+            })
+        }
+        State::PendingDeletion => {
+            let since = j.map(|j| j.at)?;
+            let due = since + opts.delete_after(user);
+            (facts.now > due + overdue_after()).then(|| {
+                format!(
+                    "the Inactive key {} of user {name} was due for deletion at {} and still exists",
+                    facts.keys[0].id,
+                    when(due)
+                )
+            })
+        }
+        State::RolledBack => {
+            let since = j.map(|j| j.at)?;
+            (facts.now > since + job_lifetime() + overdue_after()).then(|| {
+                format!(
+                    "the rolled-back key {} of user {name} is still there: run rotate",
+                    facts.keys[1].id
+                )
+            })
+        }
+        _ => None,
     }
 }
 
@@ -290,7 +517,7 @@ fn already_gone(facts: &Facts, opts: &Options) -> Option<Plan> {
     }
 }
 
-/// `deactivate`: set the older key Inactive after the safety checks.
+/// `deactivate`: set the older key Inactive after the safety checks and the grace period.
 pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     if let Some(p) = already_gone(facts, opts) {
         return p;
@@ -299,16 +526,30 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         return p;
     }
     let name = &user.name;
+    let named = opts.old_access_key_id.is_some();
     let state = facts.state();
     match state {
-        State::None => {
+        State::None if named => {
             return Plan::Refuse(format!(
                 "user {name} has no access key: nothing to deactivate"
             ));
         }
-        State::Current | State::Inactive => {
+        State::None => return Plan::Nothing(format!("user {name} has no access key")),
+        State::Current | State::Inactive if named => {
             return Plan::Refuse(format!(
                 "user {name} has a single key ({}): the only key is never deactivated. Run rotate first",
+                facts.keys[0].id
+            ));
+        }
+        State::Current => {
+            return Plan::Nothing(format!(
+                "user {name} has a single key ({}): nothing to deactivate",
+                facts.keys[0].id
+            ));
+        }
+        State::Inactive => {
+            return Plan::Refuse(format!(
+                "user {name} has only an Inactive key ({}): the only key is never touched; see status",
                 facts.keys[0].id
             ));
         }
@@ -318,12 +559,13 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
                 facts.keys[0].id
             ));
         }
-        State::Conflict => {
-            return Plan::Refuse(format!(
-                "user {name} has keys in a combination deactivate does not handle ({}); sort them out by hand",
-                describe(&facts.keys)
+        State::RolledBack => {
+            return Plan::Nothing(format!(
+                "the rotation to {} was rolled back: every consumer holds {} again, which stays Active",
+                facts.keys[1].id, facts.keys[0].id
             ));
         }
+        State::Conflict => return Plan::Refuse(conflict(user, facts, "deactivate")),
         State::PendingDeactivation | State::Incomplete => {}
     }
     let (old, new) = (&facts.keys[0], &facts.keys[1]);
@@ -334,11 +576,35 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         ));
     }
     if state == State::Incomplete {
+        let stale = list_stale(facts);
+        let who = if stale.is_empty() {
+            "the journal does not record that every consumer holds and has proven it".to_owned()
+        } else {
+            format!("these consumers were not updated after it was created: {stale}")
+        };
         return Plan::Refuse(format!(
-            "these consumers were not updated after the new key {} was created and still hold the old key {}: {}. Finish the rotation first (rotate with force); force does not override this",
-            new.id,
+            "the new key {} is not known to be in use everywhere ({who}), so the old key {} stays Active. Finish the rotation first (rotate with force); force does not override this",
+            new.id, old.id,
+        ));
+    }
+    let j = facts.journal_of_newest();
+    let verified_at = j.map_or(new.created, |j| j.at);
+    let grace_ends = verified_at + opts.deactivate_after(user);
+    if facts.now < grace_ends && !opts.force {
+        return Plan::Nothing(format!(
+            "not yet: the old key {} stays Active until {} (deactivate-after-hours: {} after the new key {} was verified at {}); force deactivates now",
             old.id,
-            list_stale(facts)
+            when(grace_ends),
+            span(opts.deactivate_after(user)),
+            new.id,
+            when(verified_at)
+        ));
+    }
+    if !user.external.is_empty() && !opts.force {
+        return Plan::Refuse(format!(
+            "user {name} has consumers outside GitHub that a person updates ({}): confirm they hold the new key {}, then run deactivate with force",
+            user.external.join("; "),
+            new.id
         ));
     }
     if let Some(LastUse {
@@ -347,13 +613,14 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         region,
     }) = &facts.old_last_used
     {
-        let limit = new.created + opts.straggler_window;
+        let held = j.and_then(|j| j.held).unwrap_or(new.created);
+        let limit = held + opts.straggler_window;
         if *used > limit && !opts.force {
             return Plan::Refuse(format!(
-                "key {} was used at {} ({service} in {region}), {} minutes after the new key was created (window {} minutes): something outside the manifest still uses it. Find it (CloudTrail, or the service above), update it, and run deactivate again, or pass force",
+                "key {} was used at {} ({service} in {region}), {} minutes after every consumer held the new key (window {} minutes): something outside the manifest still uses it. Find it (CloudTrail, or the service above), update it, and run deactivate again, or pass force",
                 old.id,
                 used.format("%Y-%m-%d %H:%M:%S UTC"),
-                (*used - new.created).num_minutes(),
+                (*used - held).num_minutes(),
                 opts.straggler_window.num_minutes()
             ));
         }
@@ -366,7 +633,7 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     }
 }
 
-/// `delete`: remove the older key, only if it is already Inactive.
+/// `delete`: remove the older key, only if it is already Inactive and its grace has passed.
 pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     if let Some(p) = already_gone(facts, opts) {
         return p;
@@ -375,30 +642,67 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         return p;
     }
     let name = &user.name;
+    let named = opts.old_access_key_id.is_some();
+    let delete_old = |why: &str| Plan::Act {
+        steps: vec![Step::DeleteKey {
+            key_id: facts.keys[0].id.clone(),
+            why: why.into(),
+        }],
+        old_key: Some(facts.keys[0].id.clone()),
+    };
     match facts.state() {
         State::PendingDeletion => {
             let old = &facts.keys[0];
-            Plan::Act {
-                steps: vec![Step::DeleteKey {
-                    key_id: old.id.clone(),
-                    why: "the Inactive old key".into(),
-                }],
-                old_key: Some(old.id.clone()),
+            let since = facts.journal_of_newest().map_or(facts.now, |j| j.at);
+            let grace_ends = since + opts.delete_after(user);
+            if facts.now < grace_ends && !opts.force {
+                return Plan::Nothing(format!(
+                    "not yet: the Inactive key {} is kept until {} (delete-after-days: {} after it was deactivated at {}); force deletes now",
+                    old.id,
+                    when(grace_ends),
+                    span(opts.delete_after(user)),
+                    when(since)
+                ));
             }
+            delete_old("the Inactive old key")
         }
-        State::PendingDeactivation | State::Incomplete => Plan::Refuse(format!(
-            "the old key {} is Active: delete removes only an Inactive key. Run deactivate first",
+        State::Conflict
+            if opts.force
+                && matches!(facts.keys.as_slice(), [o, n] if o.status == KeyStatus::Inactive && n.status == KeyStatus::Active) =>
+        {
+            delete_old("an Inactive old key no journal records (force)")
+        }
+        State::PendingDeactivation | State::Incomplete | State::RolledBack if named => {
+            Plan::Refuse(format!(
+                "the old key {} is Active: delete removes only an Inactive key. Run deactivate first",
+                facts.keys[0].id
+            ))
+        }
+        State::PendingDeactivation | State::RolledBack => Plan::Nothing(format!(
+            "the old key {} is still Active: nothing to delete yet",
             facts.keys[0].id
         )),
-        State::Current | State::Inactive => Plan::Refuse(format!(
+        State::Incomplete => Plan::Refuse(format!(
+            "the old key {} is Active and the rotation is incomplete: nothing can be deleted. Run rotate with force first",
+            facts.keys[0].id
+        )),
+        State::Current | State::Inactive if named => Plan::Refuse(format!(
             "user {name} has a single key ({}): the only key is never deleted",
             facts.keys[0].id
         )),
-        State::None => Plan::Refuse(format!("user {name} has no access key: nothing to delete")),
-        State::Conflict => Plan::Refuse(format!(
-            "user {name} has keys in a combination delete does not handle ({}); sort them out by hand",
-            describe(&facts.keys)
+        State::Current => Plan::Nothing(format!(
+            "user {name} has a single key ({}): nothing to delete",
+            facts.keys[0].id
         )),
+        State::Inactive => Plan::Refuse(format!(
+            "user {name} has only an Inactive key ({}): the only key is never deleted; see status",
+            facts.keys[0].id
+        )),
+        State::None if named => {
+            Plan::Refuse(format!("user {name} has no access key: nothing to delete"))
+        }
+        State::None => Plan::Nothing(format!("user {name} has no access key")),
+        State::Conflict => Plan::Refuse(conflict(user, facts, "delete")),
     }
 }
 
@@ -426,6 +730,8 @@ mod tests {
         UserSpec {
             name: "ci".into(),
             max_age_days: 90,
+            deactivate_after_hours: 24,
+            delete_after_days: 7,
             consumers: vec![Consumer {
                 scope: Scope::Repository("acme/web".into()),
                 secrets: SecretNames::default(),
@@ -435,7 +741,22 @@ mod tests {
             origin: "m.yml:3:5".into(),
         }
     }
+    /// Facts with the journal a finished step leaves: two Active keys are `verified` and an
+    /// Inactive old key `deactivated`, both when the new key was created (tests override).
     fn facts(keys: Vec<KeyInfo>, updated: Option<DateTime<Utc>>) -> Facts {
+        let journal = match keys.as_slice() {
+            [o, n] => {
+                let phase = if o.status == A {
+                    Phase::Verified
+                } else {
+                    Phase::Deactivated
+                };
+                let mut j = Journal::new(phase, &n.id, "R", n.created);
+                j.held = Some(n.created);
+                Some(j)
+            }
+            _ => None,
+        };
         Facts {
             freshness: vec![Freshness {
                 consumer: user().consumers[0].clone(),
@@ -445,6 +766,21 @@ mod tests {
             now: now(),
             step_key_id: None,
             old_last_used: None,
+            journal,
+            has_verify: false,
+        }
+    }
+    fn with_phase(mut f: Facts, phase: Phase, at: DateTime<Utc>) -> Facts {
+        let j = f.journal.as_mut().expect("two keys");
+        j.phase = phase;
+        j.at = at;
+        f
+    }
+    fn no_grace() -> Options {
+        Options {
+            deactivate_after: Some(Duration::zero()),
+            delete_after: Some(Duration::zero()),
+            ..Options::default()
         }
     }
     fn force() -> Options {
@@ -536,10 +872,16 @@ mod tests {
         assert!(matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K2"));
         let mut own = f.clone();
         own.step_key_id = Some("K2".into());
-        assert!(refused(
-            &rotate(&user(), &own, &force()),
-            "authenticated with"
-        ));
+        // Repairs: with the new key as credentials, finish the push; with the old, roll back.
+        let Plan::Act { steps, .. } = rotate(&user(), &own, &force()) else {
+            panic!()
+        };
+        assert_eq!(steps[0], Step::AdoptStepKey);
+        assert!(matches!(&steps[1], Step::WriteSecrets(_)));
+        own.step_key_id = Some("K1".into());
+        assert!(
+            matches!(rotate(&user(), &own, &force()), Plan::Act { steps, .. } if steps == vec![Step::RollBack])
+        );
     }
 
     #[test]
@@ -579,18 +921,22 @@ mod tests {
         assert!(
             matches!(deactivate(&user(), &two, &Options::default()), Plan::Act { steps, .. } if steps == vec![Step::Deactivate { key_id: "K1".into() }])
         );
-        // the only key, no key
+        // the only key, no key: nothing to do (a fleet-wide deactivate passes over them)
+        assert!(matches!(
+            deactivate(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &force()),
+            Plan::Nothing(m) if m.contains("nothing to deactivate")
+        ));
+        assert!(matches!(
+            deactivate(&user(), &facts(vec![], None), &force()),
+            Plan::Nothing(m) if m.contains("no access key")
+        ));
         assert!(refused(
             &deactivate(
                 &user(),
-                &facts(vec![key("K1", A, days_ago(1))], None),
+                &facts(vec![key("K1", I, days_ago(1))], None),
                 &force()
             ),
             "only key"
-        ));
-        assert!(refused(
-            &deactivate(&user(), &facts(vec![], None), &force()),
-            "no access key"
         ));
         // the step's own key
         let mut own = two.clone();
@@ -650,21 +996,21 @@ mod tests {
             region: "eu-west-1".into(),
         };
         f.old_last_used = Some(used(16));
-        let p = deactivate(&user(), &f, &Options::default());
+        let p = deactivate(&user(), &f, &no_grace());
         assert!(
             refused(
                 &p,
-                "16 minutes after the new key was created (window 15 minutes)"
+                "16 minutes after every consumer held the new key (window 15 minutes)"
             ),
             "{p:?}"
         );
         assert!(refused(&p, "s3 in eu-west-1"));
         assert!(is_act(&deactivate(&user(), &f, &force())));
         f.old_last_used = Some(used(15));
-        assert!(is_act(&deactivate(&user(), &f, &Options::default())));
+        assert!(is_act(&deactivate(&user(), &f, &no_grace())));
         let narrow = Options {
             straggler_window: Duration::minutes(5),
-            ..Options::default()
+            ..no_grace()
         };
         f.old_last_used = Some(used(6));
         assert!(refused(
@@ -676,7 +1022,7 @@ mod tests {
             service: "N/A".into(),
             region: "N/A".into(),
         });
-        assert!(is_act(&deactivate(&user(), &f, &Options::default())));
+        assert!(is_act(&deactivate(&user(), &f, &no_grace())));
     }
 
     #[test]
@@ -686,13 +1032,20 @@ mod tests {
             None,
         );
         assert!(
-            matches!(delete(&user(), &pending, &Options::default()), Plan::Act { steps, .. } if matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K1"))
+            matches!(delete(&user(), &pending, &no_grace()), Plan::Act { steps, .. } if matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K1"))
         );
         let active = facts(
             vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
             Some(now()),
         );
-        assert!(refused(&delete(&user(), &active, &force()), "is Active"));
+        let k1 = Options {
+            old_access_key_id: Some("K1".into()),
+            ..force()
+        };
+        assert!(refused(&delete(&user(), &active, &k1), "is Active"));
+        assert!(
+            matches!(delete(&user(), &active, &force()), Plan::Nothing(m) if m.contains("still Active"))
+        );
         assert!(refused(
             &delete(
                 &user(),
@@ -701,18 +1054,185 @@ mod tests {
             ),
             "only key"
         ));
-        assert!(refused(
-            &delete(
-                &user(),
-                &facts(vec![key("K1", A, days_ago(1))], None),
-                &force()
-            ),
-            "only key"
+        assert!(matches!(
+            delete(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &force()),
+            Plan::Nothing(m) if m.contains("nothing to delete")
         ));
         let named = Options {
             old_access_key_id: Some("K2".into()),
             ..Options::default()
         };
         assert!(refused(&delete(&user(), &pending, &named), "newest"));
+    }
+
+    #[test]
+    fn grace_periods_hold_retirement_back_quietly() {
+        // verified 23 hours ago: deactivate waits; 24 hours: acts; force: acts at once
+        let two = |verified_hours_ago: i64| {
+            with_phase(
+                facts(
+                    vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(2))],
+                    Some(now()),
+                ),
+                Phase::Verified,
+                now() - Duration::hours(verified_hours_ago),
+            )
+        };
+        let p = deactivate(&user(), &two(23), &Options::default());
+        assert!(
+            matches!(&p, Plan::Nothing(m) if m.contains("not yet") && m.contains("2026-11-26 13:00 UTC")),
+            "{p:?}"
+        );
+        assert!(is_act(&deactivate(&user(), &two(24), &Options::default())));
+        assert!(is_act(&deactivate(&user(), &two(1), &force())));
+        let shorter = Options {
+            deactivate_after: Some(Duration::hours(1)),
+            ..Options::default()
+        };
+        assert!(is_act(&deactivate(&user(), &two(1), &shorter)));
+        // deactivated 6 days ago: delete waits for the 7th
+        let retired = |days: i64| {
+            with_phase(
+                facts(
+                    vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(9))],
+                    None,
+                ),
+                Phase::Deactivated,
+                days_ago(days),
+            )
+        };
+        let p = delete(&user(), &retired(6), &Options::default());
+        assert!(
+            matches!(&p, Plan::Nothing(m) if m.contains("delete-after-days: 7 days")),
+            "{p:?}"
+        );
+        assert!(is_act(&delete(&user(), &retired(7), &Options::default())));
+        assert!(is_act(&delete(&user(), &retired(0), &force())));
+    }
+
+    #[test]
+    fn external_consumers_need_a_person() {
+        let mut u = user();
+        u.external = vec!["on-prem backup script".into()];
+        let f = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(2))],
+            Some(now()),
+        );
+        assert!(refused(
+            &deactivate(&u, &f, &Options::default()),
+            "on-prem backup script"
+        ));
+        assert!(is_act(&deactivate(&u, &f, &force())));
+    }
+
+    #[test]
+    fn rolled_back_keys_wait_for_every_job_to_end() {
+        let rolled = |hours_ago: i64| {
+            with_phase(
+                facts(
+                    vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+                    Some(now()),
+                ),
+                Phase::RolledBack,
+                now() - Duration::hours(hours_ago),
+            )
+        };
+        assert_eq!(rolled(1).state(), State::RolledBack);
+        assert!(
+            matches!(rotate(&user(), &rolled(5), &Options::default()), Plan::Nothing(m) if m.contains("rolled back"))
+        );
+        let Plan::Act { steps, .. } = rotate(&user(), &rolled(6), &Options::default()) else {
+            panic!()
+        };
+        assert!(matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K2"));
+        assert_eq!(
+            steps[1],
+            Step::CreateKey,
+            "the old key is due, so it rotates again"
+        );
+        assert!(matches!(
+            rotate(&user(), &rolled(0), &force()),
+            Plan::Act { .. }
+        ));
+        assert!(matches!(
+            deactivate(&user(), &rolled(9), &force()),
+            Plan::Nothing(_)
+        ));
+        assert!(matches!(
+            delete(&user(), &rolled(9), &force()),
+            Plan::Nothing(_)
+        ));
+    }
+
+    #[test]
+    fn an_unverified_rotation_is_verified_again_without_a_key_at_hand() {
+        let mut u = user();
+        u.verify = vec![VerifyWorkflow {
+            repository: "acme/web".into(),
+            workflow: "v.yml".into(),
+            git_ref: None,
+        }];
+        let mut f = with_phase(
+            facts(
+                vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+                Some(now()),
+            ),
+            Phase::Written,
+            days_ago(1),
+        );
+        f.has_verify = true;
+        assert_eq!(f.state(), State::Incomplete);
+        let p = rotate(&u, &f, &Options::default());
+        assert!(refused(&p, "verification did not succeed"), "{p:?}");
+        assert!(
+            refused(&p, "runs the verification workflows again"),
+            "{p:?}"
+        );
+        assert!(
+            matches!(rotate(&u, &f, &force()), Plan::Act { steps, .. } if matches!(steps.as_slice(), [Step::DispatchVerification(_)]))
+        );
+    }
+
+    #[test]
+    fn who_needs_a_person() {
+        let o = Options::default();
+        assert!(attention(&user(), &facts(vec![key("K1", I, days_ago(1))], None), &o).is_some());
+        assert!(attention(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &o).is_none());
+        let stale = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(days_ago(3)),
+        );
+        assert!(attention(&user(), &stale, &o).is_some());
+        assert!(attention(&user(), &stale, &force()).is_none());
+        // a retirement a day past its grace (held back by a straggler, say)
+        let verified = |hours_ago: i64| {
+            with_phase(
+                facts(
+                    vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(3))],
+                    Some(now()),
+                ),
+                Phase::Verified,
+                now() - Duration::hours(hours_ago),
+            )
+        };
+        assert!(attention(&user(), &verified(48), &o).is_none());
+        assert!(
+            attention(&user(), &verified(49), &o)
+                .unwrap()
+                .contains("still Active")
+        );
+        let retired = with_phase(
+            facts(
+                vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(20))],
+                None,
+            ),
+            Phase::Deactivated,
+            days_ago(9),
+        );
+        assert!(
+            attention(&user(), &retired, &o)
+                .unwrap()
+                .contains("due for deletion")
+        );
     }
 }

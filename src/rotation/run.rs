@@ -1,12 +1,16 @@
-//! Executes plans against the ports, with the compensation of CONTRACT §5.
-//! Reads the world only through the ports; says things only through [`Events`].
+//! Executes plans against the ports (CONTRACT §4, §5): the lease, the journal, a re-read before
+//! every destructive step, no blind resends, and compensation. Reads the world only through the
+//! ports and says things only through [`Events`]; what each consumer holds is kept by [`Ledger`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
+use super::journal::{JOURNAL_TAG, Journal, LEASE_TAG, Lease, Phase, Tags};
+use super::ledger::{Held, Holding, Ledger, PARTS, Part};
 use super::plan::{self, Facts, LastUse, Options, Plan, Step};
-use super::state::{self, Freshness, KeyInfo, State};
+use super::state::{self, Freshness, KeyInfo, KeyStatus, State};
 use super::verify::{self, RunResult, VerifySettings};
 use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow};
 use crate::ports::{
@@ -23,6 +27,18 @@ pub enum Command {
     Delete,
 }
 
+/// How this run takes the lease on a user (CONTRACT §5).
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    /// This run's id, written in the lease.
+    pub run_id: String,
+    /// How long to wait between writing the lease and reading it back: two runs that both saw
+    /// the lease free both write it, and the wait lets the later write win for both of them.
+    pub settle: std::time::Duration,
+    /// How long the lease lasts (past the verification timeout), should the run die.
+    pub ttl: chrono::Duration,
+}
+
 /// The ports and settings one run works with.
 pub struct Ctx<'a, I, S, W, E, C> {
     pub iam: &'a I,
@@ -34,6 +50,7 @@ pub struct Ctx<'a, I, S, W, E, C> {
     pub step_key: Option<&'a StepKey>,
     pub opts: &'a Options,
     pub dry_run: bool,
+    pub lease: &'a LeaseSettings,
 }
 
 /// Why a user could not even be planned.
@@ -53,6 +70,10 @@ pub struct Prepared {
     pub scope_keys: BTreeMap<Scope, ScopeKey>,
     /// GetAccessKeyLastUsed for every key (status only).
     pub last_used: Vec<(String, LastUse)>,
+    /// Each consumer's two secrets' `updated_at`, when read (`None` inside: missing).
+    pub stamps: Vec<[Option<DateTime<Utc>>; 2]>,
+    /// Why the user needs a person, if it does.
+    pub attention: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +86,8 @@ pub enum Outcome {
     Rotated,
     Deactivated,
     Deleted,
+    /// `rotate --force` put the old key back everywhere (a repair).
+    RolledBack(String),
     /// An operation failed; compensation (if any) has run.
     Failed(String),
     /// `status`: nothing was asked.
@@ -90,6 +113,8 @@ pub struct ConsumerReport {
     pub result: String,
     /// The key id it holds; a description when its two secrets disagree or are unknown.
     pub holds: Option<String>,
+    /// The same, as data.
+    pub held: Held,
 }
 
 /// Everything the reports need about one user.
@@ -107,6 +132,8 @@ pub struct UserReport {
     pub notes: Vec<String>,
     /// Verification workflow runs, in manifest order.
     pub runs: Vec<RunResult>,
+    /// Why a person is needed (a scheduled run is loud: exit 3).
+    pub attention: Option<String>,
 }
 
 impl UserReport {
@@ -123,10 +150,18 @@ impl UserReport {
             old_key: None,
             notes: Vec::new(),
             runs: Vec::new(),
+            attention: None,
         }
     }
     pub fn rotated(&self) -> bool {
         self.outcome == Outcome::Rotated
+    }
+    /// CONTRACT §7, with §4's rule that a user who needs a person makes the run loud.
+    pub fn exit_code(&self) -> u8 {
+        match self.outcome.exit_code() {
+            0 if self.attention.is_some() => 3,
+            c => c,
+        }
     }
 }
 
@@ -165,13 +200,16 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         .await
         .map_err(|e| iam_fault(user, "iam:ListAccessKeys", e))?;
     let keys = state::oldest_first(keys);
+    let tags = read_tags(ctx.iam, &user.name)
+        .await
+        .map_err(|e| iam_fault(user, "iam:ListUserTags", e))?;
     // One public key per scope, fetched before anything changes and before any secret is read:
     // a repository or environment that does not exist, or a token that cannot read it, stops
     // the run here (and a 404 on a secret then means only that the secret is missing).
     let mut scope_keys = BTreeMap::new();
-    let mut freshness = Vec::new();
+    let mut stamps = Vec::new();
     if state::needs_freshness(&keys) {
-        freshness = read_freshness(ctx, user, &mut scope_keys).await?;
+        stamps = read_stamps(ctx, user, &mut scope_keys).await?;
     }
     let mut last_used = Vec::new();
     let wants_last_use = match command {
@@ -189,14 +227,16 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
             last_used.push((k.id.clone(), used));
         }
     }
-    let facts = Facts {
+    let mut facts = Facts {
         old_last_used: (command == Command::Deactivate)
             .then(|| last_used.first().map(|(_, u)| u.clone()))
             .flatten(),
         keys,
-        freshness,
+        freshness: freshness(user, &stamps),
         now: ctx.clock.now(),
         step_key_id: ctx.step_key.map(|k| k.id.clone()),
+        journal: tags.journal().cloned(),
+        has_verify: !user.verify.is_empty(),
     };
     let plan = match command {
         Command::Status => Plan::Nothing(String::new()),
@@ -204,28 +244,51 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         Command::Deactivate => plan::deactivate(user, &facts, ctx.opts),
         Command::Delete => plan::delete(user, &facts, ctx.opts),
     };
-    let mut facts = facts;
-    let writes = matches!(&plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_))));
-    if writes && facts.freshness.is_empty() {
-        // Which consumers hold a secret at all, for an exact report if something fails.
-        facts.freshness = read_freshness(ctx, user, &mut scope_keys).await?;
+    let attention = plan::attention(user, &facts, ctx.opts);
+    let writes = matches!(&plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_) | Step::RollBack)));
+    if writes && stamps.is_empty() {
+        // What every secret's `updated_at` was before: a lost write is settled against it.
+        stamps = read_stamps(ctx, user, &mut scope_keys).await?;
+        facts.freshness = freshness(user, &stamps);
     }
     Ok(Prepared {
         facts,
         plan,
         scope_keys,
         last_used,
+        stamps,
+        attention,
     })
 }
 
-/// Each consumer's scope key (fetched once per scope) and the time both its secrets were
-/// last written (`None` when one is missing).
-async fn read_freshness<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+async fn read_tags<I: Iam>(iam: &I, user: &str) -> Result<Tags, IamError> {
+    let pairs = iam.tags(user).await?;
+    Ok(Tags::from_pairs(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+}
+
+fn freshness(user: &UserSpec, stamps: &[[Option<DateTime<Utc>>; 2]]) -> Vec<Freshness> {
+    user.consumers
+        .iter()
+        .zip(stamps)
+        .map(|(c, [a, b])| Freshness {
+            consumer: c.clone(),
+            updated_at: match (a, b) {
+                (Some(a), Some(b)) => Some(*a.min(b)),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// Each consumer's scope key (fetched once per scope) and its two secrets' `updated_at`.
+async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     ctx: &Ctx<'_, I, S, W, E, C>,
     user: &UserSpec,
     scope_keys: &mut BTreeMap<Scope, ScopeKey>,
-) -> Result<Vec<Freshness>, Fault> {
-    let mut freshness = Vec::new();
+) -> Result<Vec<[Option<DateTime<Utc>>; 2]>, Fault> {
+    let mut stamps = Vec::new();
     for c in &user.consumers {
         if !scope_keys.contains_key(&c.scope) {
             let key = ctx
@@ -235,36 +298,81 @@ async fn read_freshness<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Cloc
                 .map_err(|e| gh_fault(&c.scope, e))?;
             scope_keys.insert(c.scope.clone(), key);
         }
-        let mut updated = Some(chrono::DateTime::<chrono::Utc>::MAX_UTC);
-        for name in [&c.secrets.access_key_id, &c.secrets.secret_access_key] {
-            let at = ctx
+        let mut both = [None, None];
+        for (slot, part) in both.iter_mut().zip(PARTS) {
+            *slot = ctx
                 .store
-                .updated_at(&c.scope, name)
+                .updated_at(&c.scope, secret_name(c, part))
                 .await
                 .map_err(|e| gh_fault(&c.scope, e))?;
-            updated = match (updated, at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                _ => None,
-            };
         }
-        freshness.push(Freshness {
-            consumer: c.clone(),
-            updated_at: updated,
-        });
+        stamps.push(both);
     }
-    Ok(freshness)
+    Ok(stamps)
 }
 
 /// Whether the newest Active key is at least max-age-days old (or there is none).
 pub fn is_due(user: &UserSpec, facts: &Facts) -> bool {
+    let old_enough =
+        |k: &KeyInfo| state::age_days(k.created, facts.now) >= i64::from(user.max_age_days);
     match facts.state() {
-        State::None => true,
-        State::Current | State::PendingDeletion => facts
-            .keys
-            .last()
-            .is_some_and(|k| state::age_days(k.created, facts.now) >= i64::from(user.max_age_days)),
-        State::Incomplete => true,
+        State::None | State::Incomplete => true,
+        State::Current | State::PendingDeletion => facts.keys.last().is_some_and(old_enough),
+        State::RolledBack => facts.keys.first().is_some_and(old_enough),
         _ => false,
+    }
+}
+
+/// What consumer `i` most likely holds before this run, from the keys, the journal and when
+/// its secrets were written.
+fn guess_before(facts: &Facts, stamps: Option<&[Option<DateTime<Utc>>; 2]>) -> [Holding; 2] {
+    let keys = &facts.keys;
+    let id = |k: Option<&KeyInfo>| Holding::Key(k.map(|k| k.id.clone()));
+    let guess = match facts.state() {
+        State::Current | State::PendingDeletion | State::PendingDeactivation => id(keys.last()),
+        State::RolledBack => id(keys.first()),
+        State::Incomplete => match facts.journal_of_newest().map(|j| j.phase) {
+            Some(Phase::Written | Phase::Verified) => id(keys.last()),
+            Some(Phase::Partial | Phase::RolledBack | Phase::Writing) => Holding::Unknown,
+            _ => {
+                // No journal (an older release): written after the new key means the new key.
+                let new = keys.last();
+                let fresh = stamps.is_some_and(|s| {
+                    s.iter().all(|t| {
+                        t.is_some_and(|t| {
+                            new.is_some_and(|n| t.timestamp() >= n.created.timestamp())
+                        })
+                    })
+                });
+                if fresh { id(new) } else { id(keys.first()) }
+            }
+        },
+        _ => Holding::Unknown,
+    };
+    let mut both = [guess.clone(), guess];
+    if let Some(s) = stamps {
+        for (h, t) in both.iter_mut().zip(s) {
+            if t.is_none() {
+                *h = Holding::Key(None);
+            }
+        }
+    }
+    both
+}
+
+/// Reads, decides and carries out one user's command.
+pub async fn run_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+    ctx: &Ctx<'_, I, S, W, E, C>,
+    user: &UserSpec,
+    command: Command,
+) -> UserReport {
+    match prepare(ctx, user, command).await {
+        Ok(p) => execute(ctx, user, command, p).await,
+        Err(Fault::Invalid(m)) => UserReport::new(user, Outcome::Invalid(m)),
+        Err(Fault::Failed(m)) => UserReport::new(
+            user,
+            Outcome::Failed(format!("{m}. Nothing was changed; run again")),
+        ),
     }
 }
 
@@ -280,19 +388,36 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         plan,
         scope_keys,
         last_used,
+        stamps,
+        attention,
     } = prepared;
     let mut report = UserReport::new(user, Outcome::Reported);
     report.state = Some(facts.state());
     report.due = is_due(user, &facts);
     report.keys = facts.keys.clone();
     report.last_used = last_used;
+    report.attention = attention;
+    let before: Vec<[(Holding, Option<DateTime<Utc>>); 2]> = (0..user.consumers.len())
+        .map(|i| {
+            let s = stamps.get(i);
+            let guess = guess_before(&facts, s);
+            let at = s.copied().unwrap_or([None, None]);
+            [(guess[0].clone(), at[0]), (guess[1].clone(), at[1])]
+        })
+        .collect();
+    let ledger = Ledger::new(before);
     report.consumers = user
         .consumers
         .iter()
-        .map(|c| ConsumerReport {
-            consumer: c.clone(),
-            result: "unchanged".into(),
-            holds: holds_before(&facts, c),
+        .enumerate()
+        .map(|(i, c)| {
+            let held = ledger.held(i);
+            ConsumerReport {
+                consumer: c.clone(),
+                result: "unchanged".into(),
+                holds: describe_before(&held),
+                held,
+            }
         })
         .collect();
     if command == Command::Deactivate
@@ -325,185 +450,529 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     if ctx.dry_run {
         report.outcome = Outcome::Planned(steps.iter().map(ToString::to_string).collect());
         for c in &mut report.consumers {
-            if steps.contains(&Step::WriteSecrets(c.consumer.clone())) {
+            if steps.contains(&Step::WriteSecrets(c.consumer.clone()))
+                || steps.contains(&Step::RollBack)
+            {
                 c.result = "would be updated (dry run)".into();
             }
         }
         return report;
     }
-    let before: Vec<Holding> = run_holdings(&report);
     let mut run = Rotation {
         ctx,
         user,
         report,
         scope_keys,
+        keys: facts.keys.clone(),
+        journal: facts.journal.clone(),
         old_key,
         new_key: None,
+        created_here: false,
+        rotation_id: String::new(),
         deleted: Vec::new(),
-        holding: before.iter().map(|h| [h.clone(), h.clone()]).collect(),
-        before,
-        write_started: None,
+        ledger,
+        last_sent: HashMap::new(),
+        leased: false,
     };
-    let mut failure = None;
-    let verifications: Vec<_> = steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::DispatchVerification(v) => Some(v.clone()),
-            _ => None,
-        })
-        .collect();
-    for step in steps
-        .iter()
-        .filter(|s| !matches!(s, Step::DispatchVerification(_)))
-    {
-        if let Err(why) = run.step(step).await {
-            failure = Some(why);
-            break;
-        }
-    }
-    if failure.is_none()
-        && !verifications.is_empty()
-        && let Err(why) = run.verify(&verifications).await
-    {
-        failure = Some(why);
-    }
-    if let Some(why) = failure {
-        run.report.outcome = Outcome::Failed(why);
-        return run.report;
-    }
-    run.report.outcome = match command {
-        Command::Rotate => Outcome::Rotated,
-        Command::Deactivate => Outcome::Deactivated,
-        Command::Delete => Outcome::Deleted,
-        Command::Status => Outcome::Reported,
+    let result = run.act(command, &steps).await;
+    run.release().await;
+    let mut report = run.finish();
+    report.outcome = match result {
+        Ok(Done::Rolled(why)) => Outcome::RolledBack(why),
+        Ok(Done::Finished) => match command {
+            Command::Rotate => Outcome::Rotated,
+            Command::Deactivate => Outcome::Deactivated,
+            Command::Delete => Outcome::Deleted,
+            Command::Status => Outcome::Reported,
+        },
+        Err(Halt::Failed(why)) => Outcome::Failed(why),
+        Err(Halt::Refused(why)) => Outcome::Refused(why),
     };
-    if command == Command::Rotate
-        && let Some(old) = &run.old_key
+    if report.outcome == Outcome::Rotated
+        && let Some(old) = &report.old_key
     {
-        run.report.notes.push(format!(
-            "the old key {old} stays Active until `deactivate` runs in a later job"
+        report.notes.push(format!(
+            "the old key {old} stays Active until `deactivate` runs after the grace period"
         ));
     }
-    run.report
-}
-
-fn holds_before(facts: &Facts, c: &Consumer) -> Option<String> {
-    let missing = facts
-        .freshness
-        .iter()
-        .any(|f| &f.consumer == c && f.updated_at.is_none());
-    if missing {
-        return None;
-    }
-    match facts.state() {
-        State::Current | State::PendingDeletion | State::PendingDeactivation => {
-            facts.keys.last().map(|k| k.id.clone())
-        }
-        State::Incomplete => {
-            let new = facts.keys.last()?;
-            let stale = state::stale_consumers(new.created, &facts.freshness);
-            Some(if stale.contains(&c) {
-                facts.keys[0].id.clone()
-            } else {
-                new.id.clone()
-            })
-        }
-        _ => None,
-    }
-}
-
-fn run_holdings(report: &UserReport) -> Vec<Holding> {
     report
-        .consumers
-        .iter()
-        .map(|c| Holding::Key(c.holds.clone()))
-        .collect()
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
-    Id,
-    Secret,
-}
-
-const PARTS: [Part; 2] = [Part::Id, Part::Secret];
-
-impl Part {
-    fn index(self) -> usize {
-        self as usize
+fn describe_before(held: &Held) -> Option<String> {
+    match held {
+        Held::Key(k) => Some(k.clone()),
+        Held::Nothing | Held::Unknown => None,
+        Held::Split { .. } => None,
     }
 }
 
-/// What one secret holds, as far as this run knows: a key id (None: no key), or unknown
-/// (a write that may or may not have landed).
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Holding {
-    Key(Option<String>),
-    Unknown,
+/// How an act ended well.
+enum Done {
+    Finished,
+    /// A repair put the old key back everywhere.
+    Rolled(String),
 }
+
+/// How an act stopped.
+enum Halt {
+    /// An operation failed (compensation has run): exit 1.
+    Failed(String),
+    /// A lease or a re-read stopped it before it acted: exit 3.
+    Refused(String),
+}
+
+/// Attempts for the idempotent calls the core repeats on purpose (tags, secret writes while
+/// compensating): the same value written again is harmless.
+const ATTEMPTS: usize = 3;
 
 struct Rotation<'c, 'a, I, S, W, E, C> {
     ctx: &'c Ctx<'a, I, S, W, E, C>,
     user: &'c UserSpec,
     report: UserReport,
     scope_keys: BTreeMap<Scope, ScopeKey>,
+    /// The keys as this run last saw or left them, oldest first.
+    keys: Vec<KeyInfo>,
+    /// The journal as this run last read or wrote it.
+    journal: Option<Journal>,
     old_key: Option<String>,
     new_key: Option<NewKey>,
+    /// This run created the new key (a repair works with one made earlier).
+    created_here: bool,
+    rotation_id: String,
     /// Keys this run deleted.
     deleted: Vec<String>,
-    /// What each consumer's two secrets held before the run, and hold now.
-    before: Vec<Holding>,
-    holding: Vec<[Holding; 2]>,
-    /// When the first secret write started (to tell a lost write from a landed one).
-    write_started: Option<chrono::DateTime<chrono::Utc>>,
+    ledger: Ledger,
+    /// When this run last sent each secret (two writes of one secret are a second apart, so
+    /// GitHub's whole-second `updated_at` tells them apart).
+    last_sent: HashMap<(usize, usize), DateTime<Utc>>,
+    leased: bool,
 }
 
 impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_, I, S, W, E, C> {
-    async fn step(&mut self, step: &Step) -> Result<(), String> {
+    fn now(&self) -> DateTime<Utc> {
+        let t = self.ctx.clock.now();
+        DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
+    }
+
+    fn name(&self) -> &str {
+        &self.user.name
+    }
+
+    async fn act(&mut self, command: Command, steps: &[Step]) -> Result<Done, Halt> {
+        self.take_lease().await?;
+        self.recheck("before starting").await?;
+        let verifications: Vec<VerifyWorkflow> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::DispatchVerification(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect();
+        let writes = steps.iter().any(|s| matches!(s, Step::WriteSecrets(_)));
+        for step in steps {
+            match step {
+                Step::DispatchVerification(_) => {}
+                Step::RollBack => return self.roll_back_repair().await,
+                other => self.step(other).await?,
+            }
+        }
+        if writes {
+            let phase = if verifications.is_empty() {
+                Phase::Verified
+            } else {
+                Phase::Written
+            };
+            if let Err(e) = self.record(phase).await {
+                if phase == Phase::Verified {
+                    return Err(Halt::Failed(format!(
+                        "every consumer holds the new key, but recording it on the IAM user failed ({e}): run rotate with force to record it"
+                    )));
+                }
+                self.ctx
+                    .events
+                    .warn(&format!("could not record phase written: {e}"));
+            }
+        }
+        if !verifications.is_empty() {
+            self.verify(&verifications).await?;
+            if let Err(e) = self.record(Phase::Verified).await {
+                return Err(Halt::Failed(format!(
+                    "the verification succeeded, but recording it on the IAM user failed ({e}): the old key stays Active; run rotate with force to verify again and record it"
+                )));
+            }
+        }
+        let _ = command;
+        Ok(Done::Finished)
+    }
+
+    // ---- the lease --------------------------------------------------------------------------
+
+    async fn take_lease(&mut self) -> Result<(), Halt> {
         let ctx = self.ctx;
-        let name = &self.user.name;
+        let me = &ctx.lease.run_id;
+        let tags = self.read_tags().await.map_err(|e| {
+            Halt::Failed(format!(
+                "could not read the tags of IAM user {}: {e}. Nothing was changed; run again",
+                self.name()
+            ))
+        })?;
+        match &tags.lease {
+            Some(Ok(l)) if &l.run != me && l.live(ctx.clock.now()) => {
+                return Err(Halt::Refused(format!(
+                    "run {} is changing user {} (its lease lasts until {}): one run at a time. Wait for it; if it died, the lease expires at that time",
+                    l.run,
+                    self.name(),
+                    l.until.format("%Y-%m-%d %H:%M:%S UTC")
+                )));
+            }
+            Some(Err(raw)) => {
+                return Err(Halt::Refused(format!(
+                    "the lease tag {LEASE_TAG} of user {} holds {raw:?}, which this release cannot read: if no run is changing the user, remove it (aws iam untag-user --user-name {} --tag-keys {LEASE_TAG}) and run again",
+                    self.name(),
+                    self.name()
+                )));
+            }
+            _ => {}
+        }
+        let lease = Lease {
+            run: me.clone(),
+            until: self.now() + ctx.lease.ttl,
+        };
+        self.leased = true;
+        if let Err(e) = ctx
+            .iam
+            .set_tag(&self.user.name, LEASE_TAG, &lease.value())
+            .await
+        {
+            return Err(Halt::Failed(format!(
+                "could not take the lease on IAM user {} (iam:TagUser: {e}). Nothing was changed; run again",
+                self.name()
+            )));
+        }
+        ctx.clock.sleep(ctx.lease.settle).await;
+        let tags = self.read_tags().await.map_err(|e| {
+            Halt::Failed(format!(
+                "could not read back the lease on IAM user {}: {e}. Nothing was changed; run again",
+                self.name()
+            ))
+        })?;
+        match tags.lease() {
+            Some(l) if &l.run == me => Ok(()),
+            Some(l) => {
+                self.leased = false;
+                Err(Halt::Refused(format!(
+                    "run {} took the lease on user {} at the same time: one run at a time. Nothing was changed",
+                    l.run,
+                    self.name()
+                )))
+            }
+            None => Err(Halt::Refused(format!(
+                "the lease on user {} was removed while this run took it (another run or a person): nothing was changed; run again",
+                self.name()
+            ))),
+        }
+    }
+
+    /// Gives the lease back, if it is still this run's.
+    async fn release(&mut self) {
+        if !self.leased {
+            return;
+        }
+        for _ in 0..ATTEMPTS {
+            let tags = match self.read_tags().await {
+                Ok(t) => t,
+                Err(_) => continue,
+            };
+            match tags.lease() {
+                Some(l) if l.run == self.ctx.lease.run_id => {}
+                _ => return,
+            }
+            if self
+                .ctx
+                .iam
+                .remove_tag(&self.user.name, LEASE_TAG)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let note = format!(
+            "could not give back the lease tag {LEASE_TAG} of user {}: it expires by itself",
+            self.name()
+        );
+        self.ctx.events.warn(&note);
+        self.report.notes.push(note);
+    }
+
+    async fn read_tags(&self) -> Result<Tags, IamError> {
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            match read_tags(self.ctx.iam, &self.user.name).await {
+                Ok(t) => return Ok(t),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// Reads the keys, the journal and the lease again: if anything moved since this run last
+    /// looked (or left them), stop.
+    async fn recheck(&mut self, before: &str) -> Result<(), Halt> {
+        self.moved().await.map_err(|m| {
+            Halt::Refused(format!(
+                "stopped {before}: {m}. Nothing more was changed; run status"
+            ))
+        })
+    }
+
+    async fn moved(&self) -> Result<(), String> {
+        let keys = self
+            .ctx
+            .iam
+            .list_keys(&self.user.name)
+            .await
+            .map_err(|e| format!("could not read the keys again ({e})"))?;
+        let keys = state::oldest_first(keys);
+        let tags = self
+            .read_tags()
+            .await
+            .map_err(|e| format!("could not read the journal again ({e})"))?;
+        let same_keys = keys.len() == self.keys.len()
+            && keys
+                .iter()
+                .zip(&self.keys)
+                .all(|(a, b)| a.id == b.id && a.status == b.status);
+        if !same_keys {
+            return Err(format!(
+                "the keys of user {} changed under this run (now: {})",
+                self.name(),
+                keys.iter()
+                    .map(|k| format!("{} {:?}", k.id, k.status))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if tags.journal() != self.journal.as_ref() {
+            return Err(format!(
+                "the rotation journal of user {} changed under this run (another run or a person)",
+                self.name()
+            ));
+        }
+        match tags.lease() {
+            Some(l) if l.run == self.ctx.lease.run_id => Ok(()),
+            Some(l) => Err(format!(
+                "run {} holds the lease on user {} now",
+                l.run,
+                self.name()
+            )),
+            None => Err(format!("the lease on user {} was removed", self.name())),
+        }
+    }
+
+    // ---- the journal ------------------------------------------------------------------------
+
+    async fn record(&mut self, phase: Phase) -> Result<(), IamError> {
+        let now = self.now();
+        let j = match &self.journal {
+            Some(j) if Some(&j.key) == self.new_id().as_ref() => j.moved(phase, now),
+            _ => Journal::new(
+                phase,
+                &self.new_id().unwrap_or_default(),
+                &self.rotation_id,
+                now,
+            ),
+        };
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            match self
+                .ctx
+                .iam
+                .set_tag(&self.user.name, JOURNAL_TAG, &j.value())
+                .await
+            {
+                Ok(()) => {
+                    self.journal = Some(j);
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        // The write may have landed: read what is there, so the next re-read compares with it.
+        if let Ok(t) = self.read_tags().await {
+            self.journal = t.journal().cloned();
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    async fn forget_journal(&mut self) {
+        if self.journal.is_none() {
+            return;
+        }
+        for _ in 0..ATTEMPTS {
+            if self
+                .ctx
+                .iam
+                .remove_tag(&self.user.name, JOURNAL_TAG)
+                .await
+                .is_ok()
+            {
+                self.journal = None;
+                return;
+            }
+        }
+        if let Ok(t) = self.read_tags().await {
+            self.journal = t.journal().cloned();
+        }
+    }
+
+    fn new_id(&self) -> Option<String> {
+        self.new_key.as_ref().map(|k| k.id.clone()).or_else(|| {
+            // A verification-only repair works with the newest key, whose secret it never sees.
+            match self.keys.as_slice() {
+                [_, new] => Some(new.id.clone()),
+                _ => None,
+            }
+        })
+    }
+
+    // ---- keys -------------------------------------------------------------------------------
+
+    /// DeleteAccessKey, sent once: NoSuchEntity means it is done (a resent or raced delete);
+    /// after any other error the keys are listed to see whether it happened.
+    async fn delete_key(&mut self, key_id: &str) -> Result<(), String> {
+        let result = self.ctx.iam.delete_key(&self.user.name, key_id).await;
+        let gone = match result {
+            Ok(()) => true,
+            Err(e) if e.kind == IamErrorKind::NoSuchKey => true,
+            Err(e) => match self.ctx.iam.list_keys(&self.user.name).await {
+                Ok(keys) if keys.iter().all(|k| k.id != key_id) => true,
+                Ok(_) => return Err(e.to_string()),
+                Err(l) => return Err(format!("{e}; listing the keys to check also failed ({l})")),
+            },
+        };
+        if gone {
+            self.deleted.push(key_id.to_owned());
+            self.keys.retain(|k| k.id != key_id);
+            self.report.keys.retain(|k| k.id != key_id);
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), Halt> {
+        let ctx = self.ctx;
+        let name = self.user.name.clone();
         match step {
             Step::DeleteKey { key_id, why } => {
-                ctx.iam
-                    .delete_key(name, key_id)
-                    .await
-                    .map_err(|e| format!("could not delete key {key_id} ({why}): {e}"))?;
+                self.recheck(&format!("before deleting key {key_id}"))
+                    .await?;
+                if let Err(e) = self.delete_key(key_id).await {
+                    return Err(self
+                        .compensate(format!("could not delete key {key_id} ({why}): {e}"))
+                        .await);
+                }
                 ctx.events
                     .info(&format!("deleted access key {key_id} ({why})"));
-                self.deleted.push(key_id.clone());
-                self.report.keys.retain(|k| &k.id != key_id);
+                if self
+                    .journal
+                    .as_ref()
+                    .is_some_and(|j| &j.key == key_id || j.phase == Phase::Deactivated)
+                {
+                    self.forget_journal().await;
+                }
             }
             Step::Deactivate { key_id } => {
-                ctx.iam
-                    .set_inactive(name, key_id)
-                    .await
-                    .map_err(|e| format!("could not deactivate key {key_id}: {e}"))?;
+                self.recheck(&format!("before deactivating key {key_id}"))
+                    .await?;
+                if let Err(e) = ctx.iam.set_inactive(&name, key_id).await {
+                    let now_inactive = matches!(
+                        ctx.iam.list_keys(&name).await,
+                        Ok(keys) if keys.iter().any(|k| &k.id == key_id && k.status == KeyStatus::Inactive)
+                    );
+                    if !now_inactive {
+                        return Err(Halt::Failed(format!(
+                            "could not deactivate key {key_id}: {e}. Nothing was changed; run again"
+                        )));
+                    }
+                }
                 ctx.events
                     .info(&format!("access key {key_id} is now Inactive"));
-                for k in &mut self.report.keys {
+                for k in self.keys.iter_mut().chain(self.report.keys.iter_mut()) {
                     if &k.id == key_id {
-                        k.status = state::KeyStatus::Inactive;
+                        k.status = KeyStatus::Inactive;
                     }
+                }
+                let now = self.now();
+                let j = match &self.journal {
+                    Some(j) => j.moved(Phase::Deactivated, now),
+                    None => Journal::new(
+                        Phase::Deactivated,
+                        &self.keys.last().map(|k| k.id.clone()).unwrap_or_default(),
+                        "unrecorded",
+                        now,
+                    ),
+                };
+                self.journal = Some(j.clone());
+                let mut recorded = false;
+                for _ in 0..ATTEMPTS {
+                    if ctx
+                        .iam
+                        .set_tag(&name, JOURNAL_TAG, &j.value())
+                        .await
+                        .is_ok()
+                    {
+                        recorded = true;
+                        break;
+                    }
+                }
+                if !recorded {
+                    return Err(Halt::Failed(format!(
+                        "key {key_id} is Inactive, but recording when it was deactivated failed: `delete` will call the user a conflict; run delete with force after the grace period"
+                    )));
                 }
             }
             Step::CreateKey => {
-                let key = match ctx.iam.create_key(name).await {
+                let before: Vec<String> = self.keys.iter().map(|k| k.id.clone()).collect();
+                let key = match ctx.iam.create_key(&name).await {
                     Ok(k) => k,
-                    Err(e) => {
-                        let why = format!("could not create an access key for user {name}: {e}");
-                        return Err(self.after_failure(why).await);
-                    }
+                    Err(e) => return Err(self.create_failed(e, &before).await),
                 };
                 ctx.events.mask(&key.secret);
                 ctx.events
                     .info(&format!("created access key {} for user {name}", key.id));
+                self.rotation_id = format!("{}-{}", key.id, self.now().timestamp());
                 self.report.new_key = Some(key.id.clone());
-                self.report.keys.push(KeyInfo {
+                let info = KeyInfo {
                     id: key.id.clone(),
-                    status: state::KeyStatus::Active,
+                    status: KeyStatus::Active,
                     created: key.created,
-                });
+                };
+                self.report.keys.push(info.clone());
+                self.keys.push(info);
                 self.new_key = Some(key);
+                self.created_here = true;
+                if let Err(e) = self.record(Phase::Writing).await {
+                    let why = format!("could not record the rotation on IAM user {name} ({e})");
+                    return Err(self.compensate(why).await);
+                }
+            }
+            Step::AdoptStepKey => {
+                let step = ctx.step_key.expect("planned only with a step key");
+                let created = self.keys.last().map_or_else(|| self.now(), |k| k.created);
+                self.new_key = Some(NewKey {
+                    id: step.id.clone(),
+                    secret: step.secret.clone(),
+                    created,
+                });
+                self.report.new_key = Some(step.id.clone());
+                self.rotation_id = self
+                    .journal
+                    .as_ref()
+                    .filter(|j| j.key == step.id)
+                    .map_or_else(
+                        || format!("{}-{}", step.id, self.now().timestamp()),
+                        |j| j.rotation.clone(),
+                    );
             }
             Step::ProveNewKey => {
                 let key = self
@@ -512,22 +981,9 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                     .expect("the plan creates the key first");
                 if let Err(e) = ctx.iam.prove_key(key).await {
                     let id = key.id.clone();
-                    let cleanup = match ctx.iam.delete_key(name, &id).await {
-                        Ok(()) => {
-                            self.deleted.push(id.clone());
-                            self.report.keys.retain(|k| k.id != id);
-                            self.report.new_key = None;
-                            self.new_key = None;
-                            "deleted it before writing any secret".to_owned()
-                        }
-                        Err(d) => format!(
-                            "could not delete it ({d}): delete it by hand; no secret was written"
-                        ),
-                    };
-                    let why = format!(
-                        "the new key {id} never worked with STS GetCallerIdentity ({e}); {cleanup}"
-                    );
-                    return Err(self.after_failure(why).await);
+                    let why =
+                        format!("the new key {id} never worked with STS GetCallerIdentity ({e})");
+                    return Err(self.compensate(why).await);
                 }
                 ctx.events
                     .info(&format!("STS accepts the new key {}", key.id));
@@ -542,18 +998,14 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 let key = self
                     .new_key
                     .as_ref()
-                    .expect("the plan creates the key first");
+                    .expect("the plan has the new key first");
+                let new_id = key.id.clone();
                 let values = [
                     (Part::Id, SecretString::from(key.id.clone())),
                     (Part::Secret, key.secret.clone()),
                 ];
-                let new_id = key.id.clone();
-                self.write_started.get_or_insert_with(|| ctx.clock.now());
                 for (part, value) in values {
-                    if let Err(e) = self.write(index, part, &value).await {
-                        if e.uncertain {
-                            self.holding[index][part.index()] = Holding::Unknown;
-                        }
+                    if let Err(e) = self.write(index, part, &new_id, &value, true).await {
                         self.report.consumers[index].result = format!("write failed: {e}");
                         let why = format!(
                             "writing {} in {} failed: {e}",
@@ -562,22 +1014,101 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                         );
                         return Err(self.compensate(why).await);
                     }
-                    self.holding[index][part.index()] = Holding::Key(Some(new_id.clone()));
                 }
                 self.report.consumers[index].result = "updated".into();
-                self.report.consumers[index].holds = Some(new_id);
                 ctx.events.info(&format!(
                     "wrote {} and {} in {}",
                     c.secrets.access_key_id, c.secrets.secret_access_key, c.scope
                 ));
             }
-            Step::DispatchVerification(_) => unreachable!("verification runs as one group"),
+            Step::DispatchVerification(_) | Step::RollBack => {
+                unreachable!("handled by act")
+            }
         }
         Ok(())
     }
 
-    async fn write(&self, index: usize, part: Part, value: &SecretString) -> Result<(), GhError> {
-        let c = &self.user.consumers[index];
+    /// CreateAccessKey failed. It is never resent: list the keys, and delete any key that
+    /// appeared, which only this run (holding the lease) can have made and nobody received.
+    async fn create_failed(&mut self, e: IamError, before: &[String]) -> Halt {
+        let name = self.user.name.clone();
+        let what = format!("could not create an access key for user {name}: {e}");
+        if matches!(e.kind, IamErrorKind::NoSuchUser | IamErrorKind::Credentials) {
+            return Halt::Failed(format!("{what}. Nothing was changed"));
+        }
+        let keys = match self.ctx.iam.list_keys(&name).await {
+            Ok(k) => k,
+            Err(l) => {
+                return Halt::Failed(format!(
+                    "{what}; listing the keys to see whether one was created also failed ({l}): run status, and if it shows a key no journal records, rotate with force"
+                ));
+            }
+        };
+        let appeared: Vec<String> = keys
+            .iter()
+            .map(|k| k.id.clone())
+            .filter(|id| !before.contains(id))
+            .collect();
+        if e.kind == IamErrorKind::LimitExceeded {
+            // Sent once: this call created nothing. Someone else did.
+            return Halt::Refused(format!(
+                "stopped: user {name} got another key ({}) from outside this run while it held the lease. Nothing was changed; run status",
+                appeared.join(", ")
+            ));
+        }
+        let mut notes = Vec::new();
+        for id in appeared {
+            match self.delete_key(&id).await {
+                Ok(()) => notes.push(format!(
+                    "the call had created key {id} although its answer was lost; nobody could hold it, so it was deleted"
+                )),
+                Err(d) => notes.push(format!(
+                    "the call had created key {id} although its answer was lost, and deleting it failed ({d}): delete it by hand (aws iam delete-access-key --user-name {name} --access-key-id {id})"
+                )),
+            }
+        }
+        let mut why = what;
+        for n in notes {
+            why.push_str("; ");
+            why.push_str(&n);
+        }
+        why.push_str(". No secret was written; run again");
+        Halt::Failed(why)
+    }
+
+    /// Writes one secret of consumer `i`, a second after this run's previous write of it, with
+    /// its `updated_at` read first when this run wrote it before (to settle a lost answer).
+    async fn write(
+        &mut self,
+        i: usize,
+        part: Part,
+        key_id: &str,
+        value: &SecretString,
+        is_new: bool,
+    ) -> Result<(), GhError> {
+        let c = self.user.consumers[i].clone();
+        let slot = (i, part as usize);
+        if let Some(prev) = self.last_sent.get(&slot) {
+            let gap = self.ctx.clock.now() - *prev;
+            if gap < chrono::Duration::seconds(1) {
+                let wait = (chrono::Duration::seconds(1) - gap)
+                    .to_std()
+                    .unwrap_or_default();
+                self.ctx.clock.sleep(wait).await;
+            }
+        }
+        if self.ledger.is_unsettled(i, part) {
+            self.settle(i, part).await;
+        }
+        if self.ledger.needs_stamp(i, part)
+            && let Ok(at) = self
+                .ctx
+                .store
+                .updated_at(&c.scope, secret_name(&c, part))
+                .await
+        {
+            self.ledger.stamped(i, part, at);
+        }
         let key = &self.scope_keys[&c.scope];
         let sealed = seal::seal(key, value).map_err(|e| GhError {
             kind: GhErrorKind::Rejected,
@@ -585,29 +1116,87 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             uncertain: false,
             status: None,
         })?;
-        self.ctx
+        self.last_sent.insert(slot, self.ctx.clock.now());
+        let result = self
+            .ctx
             .store
-            .put(&c.scope, secret_name(c, part), &sealed)
-            .await
+            .put(&c.scope, secret_name(&c, part), &sealed)
+            .await;
+        let landed_or_may_have = result.as_ref().map_or_else(|e| e.uncertain, |()| true);
+        if landed_or_may_have {
+            self.ledger.sending(i, part, is_new);
+        }
+        match result {
+            Ok(()) => {
+                self.ledger.wrote(i, part, key_id);
+                Ok(())
+            }
+            Err(e) => {
+                self.ledger.write_failed(i, part, key_id, e.uncertain);
+                Err(e)
+            }
+        }
     }
 
+    /// A write that repairs: tried a few times (the same value again is harmless).
+    async fn write_again(
+        &mut self,
+        i: usize,
+        part: Part,
+        key_id: &str,
+        value: &SecretString,
+    ) -> Result<(), GhError> {
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            match self.write(i, part, key_id, value, false).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    async fn settle(&mut self, i: usize, part: Part) {
+        let c = &self.user.consumers[i];
+        if let Ok(at) = self
+            .ctx
+            .store
+            .updated_at(&c.scope, secret_name(c, part))
+            .await
+        {
+            self.ledger.settle(i, part, at);
+        }
+    }
+
+    async fn settle_all(&mut self) {
+        for (i, part) in self.ledger.unsettled() {
+            self.settle(i, part).await;
+        }
+    }
+
+    // ---- verification -----------------------------------------------------------------------
+
     /// Dispatches the verification workflows and waits for them; a failure is compensated.
-    async fn verify(&mut self, entries: &[VerifyWorkflow]) -> Result<(), String> {
+    async fn verify(&mut self, entries: &[VerifyWorkflow]) -> Result<(), Halt> {
         let ctx = self.ctx;
-        let key_id = self
-            .new_key
-            .as_ref()
-            .expect("verification follows the writes")
-            .id
-            .clone();
-        let rotation_id = format!("{key_id}-{}", ctx.clock.now().timestamp());
+        let key_id = self.new_id().expect("verification follows a new key");
+        if self.rotation_id.is_empty() {
+            self.rotation_id = self
+                .journal
+                .as_ref()
+                .filter(|j| j.key == key_id)
+                .map_or_else(
+                    || format!("{key_id}-{}", self.now().timestamp()),
+                    |j| j.rotation.clone(),
+                );
+        }
         let results = verify::verify_all(
             ctx.workflows,
             ctx.clock,
             ctx.events,
             entries,
             &key_id,
-            &rotation_id,
+            &format!("{}-{}", self.rotation_id, self.now().timestamp()),
             &ctx.verify,
         )
         .await;
@@ -629,20 +1218,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         Err(self.compensate(why).await)
     }
 
-    /// A failure before any secret was written: only consumers holding a key this run deleted
-    /// (recovering an incomplete rotation) need anything.
-    async fn after_failure(&mut self, why: String) -> String {
-        let holds_deleted = self.holding.iter().flatten().any(|h| self.is_deleted(h));
-        if holds_deleted {
-            self.compensate(why).await
-        } else {
-            why
-        }
-    }
-
-    fn is_deleted(&self, h: &Holding) -> bool {
-        matches!(h, Holding::Key(Some(id)) if self.deleted.contains(id))
-    }
+    // ---- compensation -----------------------------------------------------------------------
 
     /// The step's own credentials, when they are the old key: the old values, known.
     fn old_values(&self) -> Option<StepKey> {
@@ -652,204 +1228,198 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         }
     }
 
-    /// Something failed after consumers changed: put back what is known, repair half-written
-    /// consumers, keep every key someone holds, and say who holds what.
-    async fn compensate(&mut self, mut why: String) -> String {
+    /// Puts consumer `i` back on `old` (id first, then secret). If the secret fails after the
+    /// id was written, the id goes back to what the secret still holds, so the pair stays whole.
+    async fn restore(&mut self, i: usize, old: &StepKey) -> Result<(), GhError> {
+        for part in self.ledger.parts_not_holding(i, &old.id) {
+            let value = match part {
+                Part::Id => SecretString::from(old.id.clone()),
+                Part::Secret => old.secret.clone(),
+            };
+            if let Err(e) = self.write_again(i, part, &old.id, &value).await {
+                if part == Part::Secret
+                    && let Holding::Key(Some(id)) = self.ledger.holds(i, Part::Secret).clone()
+                {
+                    let _ = self
+                        .write_again(i, Part::Id, &id, &SecretString::from(id.clone()))
+                        .await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Something failed after the new key existed: put back what is known, keep every key
+    /// someone may hold, record where the rotation stands, and say who holds what.
+    async fn compensate(&mut self, mut why: String) -> Halt {
         let ctx = self.ctx;
-        let user = self.user;
+        self.settle_all().await;
         let new_id = self.new_key.as_ref().map(|k| k.id.clone());
         let old_id = self.old_key.clone();
-        let old_holding = Holding::Key(old_id.clone());
-        // Settle lost answers first: what is really where decides what needs repair.
-        self.resolve_unknowns().await;
-        if let Some(old) = self.old_values() {
-            ctx.events.warn(&format!(
-                "{why}; putting the old key {} back in every consumer that changed",
-                old.id
-            ));
-            for i in 0..user.consumers.len() {
-                if self.holding[i].iter().all(|h| *h == old_holding) {
-                    continue;
+        if let Some(new) = &new_id
+            && self.created_here
+            && !self.ledger.new_key_went_out()
+        {
+            // No secret ever carried it: nobody can hold it.
+            match self.delete_key(new).await {
+                Ok(()) => {
+                    why.push_str(&format!(
+                        "; no secret had been written, so the new key {new} was deleted"
+                    ));
+                    self.report.new_key = None;
+                    self.new_key = None;
+                    self.forget_journal().await;
                 }
-                match self.restore(i, &old).await {
-                    Ok(()) => self.report.consumers[i].result = "restored to the old key".into(),
-                    Err(e) => ctx.events.warn(&format!(
-                        "could not restore {}: {e}",
-                        user.consumers[i].scope
-                    )),
-                }
+                Err(e) => why.push_str(&format!(
+                    "; no secret had been written, but deleting the new key {new} failed ({e}): delete it by hand"
+                )),
             }
-            self.resolve_unknowns().await;
-        } else if let Some(old) = &old_id {
-            // The old secret is unknown, but its id is not secret: a consumer whose id was
-            // written and whose secret was not gets the old id back, matching its secret again.
-            for i in 0..user.consumers.len() {
-                let [id, secret] = &self.holding[i];
-                let id_changed = *id == Holding::Key(new_id.clone()) || *id == Holding::Unknown;
-                if !id_changed || *secret != self.before[i] {
-                    continue;
-                }
-                if self.before[i] != old_holding {
-                    continue;
-                }
-                match self
-                    .write(i, Part::Id, &SecretString::from(old.clone()))
-                    .await
-                {
-                    Ok(()) => {
-                        self.holding[i][Part::Id.index()] = old_holding.clone();
-                        self.report.consumers[i].result = "restored to the old key".into();
+            return Halt::Failed(self.with_deleted_note(why));
+        }
+        let Some(new_id) = new_id else {
+            return Halt::Failed(self.with_deleted_note(why));
+        };
+        // Before putting anything back: the keys and the journal must be as this run left them
+        // (a deactivate started meanwhile would make the old key a broken one to restore).
+        let moved = self.moved().await;
+        match &moved {
+            Err(m) => why.push_str(&format!("; nothing was put back: {m}")),
+            Ok(()) => {
+                if let Some(old) = self.old_values() {
+                    ctx.events.warn(&format!(
+                        "{why}; putting the old key {} back in every consumer that changed",
+                        old.id
+                    ));
+                    for i in 0..self.user.consumers.len() {
+                        if self.ledger.held(i) == Held::Key(old.id.clone()) {
+                            continue;
+                        }
+                        match self.restore(i, &old).await {
+                            Ok(()) => {
+                                self.report.consumers[i].result = "restored to the old key".into()
+                            }
+                            Err(e) => ctx.events.warn(&format!(
+                                "could not restore {}: {e}",
+                                self.user.consumers[i].scope
+                            )),
+                        }
                     }
-                    Err(e) => {
-                        if e.uncertain {
-                            self.holding[i][Part::Id.index()] = Holding::Unknown;
+                } else if let Some(old) = &old_id {
+                    // The old secret is unknown, but its id is not secret: a consumer whose id
+                    // changed while its secret did not gets the old id back, a whole pair again.
+                    for i in 0..self.user.consumers.len() {
+                        if !self.ledger.id_split_from(i, old) {
+                            continue;
+                        }
+                        if self
+                            .write_again(i, Part::Id, old, &SecretString::from(old.clone()))
+                            .await
+                            .is_ok()
+                        {
+                            self.report.consumers[i].result = "restored to the old key".into();
                         }
                     }
                 }
             }
         }
-        self.resolve_unknowns().await;
-
-        // Which key each consumer holds now.
-        for i in 0..user.consumers.len() {
-            let holds = self.describe(i);
-            self.report.consumers[i].holds = Some(holds);
-        }
-        let holds_deleted = self.holding.iter().flatten().any(|h| self.is_deleted(h));
-        let deleted_note =
-            "; some consumers hold a deleted key (see the report) and need rotate with force";
-        let Some(new_id) = new_id else {
-            if holds_deleted {
-                why.push_str(deleted_note);
-            }
-            return why;
-        };
-        let new_holding = Holding::Key(Some(new_id.clone()));
-        let anyone_holds_new = self
-            .holding
-            .iter()
-            .flatten()
-            .any(|h| *h == new_holding || *h == Holding::Unknown);
-        if !anyone_holds_new {
-            match ctx.iam.delete_key(&user.name, &new_id).await {
-                Ok(()) => {
-                    why.push_str(&format!(
-                        "; no consumer holds the new key {new_id}, so it was deleted"
-                    ));
-                    self.report.new_key = None;
-                    self.report.keys.retain(|k| k.id != new_id);
+        self.settle_all().await;
+        match &old_id {
+            Some(old) if moved.is_ok() && self.ledger.all_hold(old) => {
+                let free_at = self.now() + plan::job_lifetime();
+                match self.record(Phase::RolledBack).await {
+                    Ok(()) => why.push_str(&format!(
+                        "; every consumer holds the old key {old} again. The new key {new_id} stays Active until {} (a job may still hold it); the next rotate deletes it then",
+                        free_at.format("%Y-%m-%d %H:%M UTC")
+                    )),
+                    Err(e) => why.push_str(&format!(
+                        "; every consumer holds the old key {old} again, but recording the rollback failed ({e}): both keys stay Active and the user reads as incomplete"
+                    )),
                 }
-                Err(e) => why.push_str(&format!(
-                    "; no consumer holds the new key {new_id}, but deleting it failed ({e}): delete it by hand"
-                )),
             }
-        } else if old_id.is_some() {
-            why.push_str(&format!(
-                "; both keys stay Active because consumers hold the new key {new_id} and the old values could not be put back everywhere (they are known only when this step runs with the old key): fix the cause and run rotate with force to finish"
-            ));
-        } else {
-            why.push_str(&format!(
-                "; the new key {new_id} stays (consumers hold it): fix the cause and run rotate with force to reach the rest"
-            ));
+            Some(_) => {
+                let _ = self.record(Phase::Partial).await;
+                why.push_str(&format!(
+                    "; both keys stay Active because consumers hold (or may hold) the new key {new_id} and the old values could not be put back everywhere (they are known only when this step runs with the old key): fix the cause and run rotate with force to repair"
+                ));
+            }
+            None => {
+                // A first key: it is the only one, and nobody else can have an older one.
+                self.forget_journal().await;
+                why.push_str(&format!(
+                    "; the new key {new_id} stays (consumers hold it): fix the cause and run rotate with force to reach the rest"
+                ));
+            }
         }
+        Halt::Failed(self.with_deleted_note(why))
+    }
+
+    fn with_deleted_note(&self, mut why: String) -> String {
+        let holds_deleted = self.deleted.iter().any(|d| self.ledger.may_hold(d));
         if holds_deleted {
-            why.push_str(deleted_note);
+            why.push_str(
+                "; some consumers hold a deleted key (see the report) and need rotate with force",
+            );
         }
         why
     }
 
-    /// Writes the old id, then the old secret. If the secret fails after the id was written,
-    /// the id goes back to what matches the secret, so the pair never splits.
-    async fn restore(&mut self, i: usize, old: &StepKey) -> Result<(), GhError> {
-        let old_holding = Holding::Key(Some(old.id.clone()));
-        let prior_id = self.holding[i][Part::Id.index()].clone();
-        if prior_id != old_holding {
-            if let Err(e) = self
-                .write(i, Part::Id, &SecretString::from(old.id.clone()))
-                .await
-            {
-                if e.uncertain {
-                    self.holding[i][Part::Id.index()] = Holding::Unknown;
-                }
-                return Err(e);
-            }
-            self.holding[i][Part::Id.index()] = old_holding.clone();
-        }
-        if self.holding[i][Part::Secret.index()] != old_holding {
-            if let Err(e) = self.write(i, Part::Secret, &old.secret).await {
-                if e.uncertain {
-                    self.holding[i][Part::Secret.index()] = Holding::Unknown;
-                }
-                // Put the id back to what the secret still holds.
-                if let Holding::Key(Some(id)) = self.holding[i][Part::Secret.index()].clone()
-                    && self
-                        .write(i, Part::Id, &SecretString::from(id.clone()))
-                        .await
-                        .is_ok()
-                {
-                    self.holding[i][Part::Id.index()] = Holding::Key(Some(id));
-                }
-                return Err(e);
-            }
-            self.holding[i][Part::Secret.index()] = old_holding;
-        }
-        Ok(())
-    }
-
-    /// A write that may have landed is settled by the secret's `updated_at`: clearly older than
-    /// the first write of this run (a minute of slack for clock skew) means it did not land.
-    async fn resolve_unknowns(&mut self) {
-        let Some(started) = self.write_started else {
-            return;
-        };
+    /// `rotate --force` with the old key as credentials: write it back everywhere.
+    async fn roll_back_repair(&mut self) -> Result<Done, Halt> {
+        let old = self.old_values().expect("planned only with the old key");
+        let new_id = self.new_id().unwrap_or_default();
         for i in 0..self.user.consumers.len() {
-            for part in PARTS {
-                if self.holding[i][part.index()] != Holding::Unknown {
-                    continue;
-                }
-                let c = &self.user.consumers[i];
-                match self
-                    .ctx
-                    .store
-                    .updated_at(&c.scope, secret_name(c, part))
-                    .await
-                {
-                    Ok(None) => self.holding[i][part.index()] = Holding::Key(None),
-                    Ok(Some(at)) if at < started - chrono::Duration::minutes(1) => {
-                        self.holding[i][part.index()] = self.before[i].clone();
-                    }
-                    _ => {}
+            match self.restore(i, &old).await {
+                Ok(()) => self.report.consumers[i].result = "restored to the old key".into(),
+                Err(e) => {
+                    self.report.consumers[i].result = format!("restore failed: {e}");
                 }
             }
         }
+        self.settle_all().await;
+        if !self.ledger.all_hold(&old.id) {
+            let _ = self.record(Phase::Partial).await;
+            return Err(Halt::Failed(format!(
+                "could not put the old key {} back in every consumer (see the report); both keys stay Active: run rotate with force again",
+                old.id
+            )));
+        }
+        if let Err(e) = self.record(Phase::RolledBack).await {
+            return Err(Halt::Failed(format!(
+                "every consumer holds the old key {} again, but recording it failed ({e}): run rotate with force again",
+                old.id
+            )));
+        }
+        let free_at = self.now() + plan::job_lifetime();
+        Ok(Done::Rolled(format!(
+            "every consumer holds the old key {} again; the new key {new_id} is deleted by the next rotate from {} on",
+            old.id,
+            free_at.format("%Y-%m-%d %H:%M UTC")
+        )))
     }
 
-    fn describe(&self, i: usize) -> String {
-        let name = |h: &Holding| match h {
-            Holding::Key(Some(id)) if self.deleted.contains(id) => {
-                format!("{id} (deleted: broken until rotated)")
-            }
-            Holding::Key(Some(id)) => id.clone(),
-            Holding::Key(None) => "no key".into(),
-            Holding::Unknown => "unknown (a write may have landed)".into(),
-        };
-        let [id, secret] = &self.holding[i];
-        if id == secret && *id != Holding::Unknown {
-            name(id)
-        } else {
-            let c = &self.user.consumers[i];
-            format!(
-                "mismatched: {} holds {}, {} holds {}",
-                c.secrets.access_key_id,
-                name(id),
-                c.secrets.secret_access_key,
-                name(secret)
-            )
+    /// The report, with what every consumer holds now.
+    fn finish(mut self) -> UserReport {
+        let deleted = self.deleted.clone();
+        for (i, c) in self.user.consumers.iter().enumerate() {
+            let held = self.ledger.held(i);
+            let names = (
+                c.secrets.access_key_id.as_str(),
+                c.secrets.secret_access_key.as_str(),
+            );
+            let text = held.describe(names, &|k| deleted.iter().any(|d| d == k));
+            let r = &mut self.report.consumers[i];
+            r.holds = match &held {
+                Held::Nothing => None,
+                _ => Some(text),
+            };
+            r.held = held;
         }
+        self.report
     }
 }
 
-fn secret_name(c: &Consumer, part: Part) -> &str {
+pub fn secret_name(c: &Consumer, part: Part) -> &str {
     match part {
         Part::Id => &c.secrets.access_key_id,
         Part::Secret => &c.secrets.secret_access_key,

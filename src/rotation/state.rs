@@ -1,8 +1,9 @@
-//! Key states (CONTRACT §4), derived from ListAccessKeys alone — no other state store.
+//! Key states (CONTRACT §4), derived from ListAccessKeys and the journal kept on the IAM user.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::journal::{Journal, Phase};
 use crate::manifest::Consumer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +35,7 @@ pub enum State {
     Inactive,
     PendingDeactivation,
     Incomplete,
+    RolledBack,
     PendingDeletion,
     Conflict,
 }
@@ -46,6 +48,7 @@ impl State {
             State::Inactive => "inactive",
             State::PendingDeactivation => "pending-deactivation",
             State::Incomplete => "incomplete",
+            State::RolledBack => "rolled-back",
             State::PendingDeletion => "pending-deletion",
             State::Conflict => "conflict",
         }
@@ -80,24 +83,40 @@ pub fn stale_consumers(since: DateTime<Utc>, freshness: &[Freshness]) -> Vec<&Co
         .collect()
 }
 
-/// The state of a user's keys (`keys` oldest first). `freshness` is consulted only when
-/// both keys are Active and must then cover every consumer.
-pub fn derive(keys: &[KeyInfo], freshness: &[Freshness]) -> State {
+/// The state of a user's keys (`keys` oldest first) and the journal. `freshness` is consulted
+/// only when both keys are Active and must then cover every consumer; `has_verify` says whether
+/// the user has verification workflows (without them `written` is as good as `verified`).
+pub fn derive(
+    keys: &[KeyInfo],
+    journal: Option<&Journal>,
+    freshness: &[Freshness],
+    has_verify: bool,
+) -> State {
     use KeyStatus::{Active, Inactive};
+    let about = |k: &KeyInfo| journal.filter(|j| j.key == k.id).map(|j| j.phase);
     match keys {
         [] => State::None,
         [k] if k.status == Active => State::Current,
         [_] => State::Inactive,
-        [old, new] => match (old.status, new.status) {
-            (Active, Active) if stale_consumers(new.created, freshness).is_empty() => {
+        [old, new] => match (old.status, new.status, about(new)) {
+            (Active, Active, phase)
+                if proven(phase, has_verify)
+                    && stale_consumers(new.created, freshness).is_empty() =>
+            {
                 State::PendingDeactivation
             }
-            (Active, Active) => State::Incomplete,
-            (Inactive, Active) => State::PendingDeletion,
+            (Active, Active, Some(Phase::RolledBack)) => State::RolledBack,
+            (Active, Active, _) => State::Incomplete,
+            (Inactive, Active, Some(Phase::Deactivated)) => State::PendingDeletion,
             _ => State::Conflict,
         },
         _ => State::Conflict,
     }
+}
+
+/// Every consumer holds the new key and it has proven itself.
+fn proven(phase: Option<Phase>, has_verify: bool) -> bool {
+    phase == Some(Phase::Verified) || (phase == Some(Phase::Written) && !has_verify)
 }
 
 /// Whole days since `created`.
@@ -110,6 +129,10 @@ mod tests {
     use super::*;
     use crate::manifest::{Scope, SecretNames};
     use chrono::TimeZone;
+
+    fn journal(phase: Phase, key: &str) -> Journal {
+        Journal::new(phase, key, "R", at(100))
+    }
 
     fn at(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
@@ -138,48 +161,128 @@ mod tests {
         let all_updated = [fresh("a/b", Some(100)), fresh("a/c", Some(150))];
         let one_stale = [fresh("a/b", Some(150)), fresh("a/c", Some(99))];
         let one_missing = [fresh("a/b", Some(150)), fresh("a/c", None)];
-        let cases: Vec<(Vec<KeyInfo>, &[Freshness], State)> = vec![
-            (vec![], &[], State::None),
-            (vec![key("K1", A, 0)], &[], State::Current),
-            (vec![key("K1", I, 0)], &[], State::Inactive),
+        let two = || vec![key("K1", A, 0), key("K2", A, new_at)];
+        let retired = || vec![key("K1", I, 0), key("K2", A, new_at)];
+        use Phase::*;
+        // (keys, journal, freshness, has verify entries) → state
+        let cases: Vec<(Vec<KeyInfo>, Option<Journal>, &[Freshness], bool, State)> = vec![
+            (vec![], None, &[], true, State::None),
+            (vec![key("K1", A, 0)], None, &[], true, State::Current),
             (
-                vec![key("K1", A, 0), key("K2", A, new_at)],
+                vec![key("K1", A, 0)],
+                Some(journal(Partial, "K0")),
+                &[],
+                true,
+                State::Current,
+            ),
+            (vec![key("K1", I, 0)], None, &[], true, State::Inactive),
+            (
+                two(),
+                Some(journal(Verified, "K2")),
                 &all_updated,
+                true,
                 State::PendingDeactivation,
             ),
             (
-                vec![key("K1", A, 0), key("K2", A, new_at)],
+                two(),
+                Some(journal(Written, "K2")),
+                &all_updated,
+                false,
+                State::PendingDeactivation,
+            ),
+            (
+                two(),
+                Some(journal(Written, "K2")),
+                &all_updated,
+                true,
+                State::Incomplete,
+            ),
+            (
+                two(),
+                Some(journal(Verified, "K2")),
                 &one_stale,
+                true,
                 State::Incomplete,
             ),
             (
-                vec![key("K1", A, 0), key("K2", A, new_at)],
+                two(),
+                Some(journal(Verified, "K2")),
                 &one_missing,
+                true,
                 State::Incomplete,
             ),
             (
-                vec![key("K1", I, 0), key("K2", A, new_at)],
+                two(),
+                Some(journal(Verified, "K1")),
+                &all_updated,
+                true,
+                State::Incomplete,
+            ),
+            (two(), None, &all_updated, true, State::Incomplete),
+            (
+                two(),
+                Some(journal(Writing, "K2")),
+                &all_updated,
+                true,
+                State::Incomplete,
+            ),
+            (
+                two(),
+                Some(journal(Partial, "K2")),
+                &all_updated,
+                true,
+                State::Incomplete,
+            ),
+            (
+                two(),
+                Some(journal(RolledBack, "K2")),
+                &all_updated,
+                true,
+                State::RolledBack,
+            ),
+            (
+                retired(),
+                Some(journal(Deactivated, "K2")),
                 &[],
+                true,
                 State::PendingDeletion,
+            ),
+            (retired(), None, &[], true, State::Conflict),
+            (
+                retired(),
+                Some(journal(Verified, "K2")),
+                &[],
+                true,
+                State::Conflict,
             ),
             (
                 vec![key("K1", A, 0), key("K2", I, new_at)],
+                None,
                 &[],
+                true,
                 State::Conflict,
             ),
             (
                 vec![key("K1", I, 0), key("K2", I, new_at)],
+                None,
                 &[],
+                true,
                 State::Conflict,
             ),
             (
                 vec![key("K1", A, 0), key("K2", A, 1), key("K3", A, 2)],
+                None,
                 &[],
+                true,
                 State::Conflict,
             ),
         ];
-        for (keys, freshness, want) in cases {
-            assert_eq!(derive(&keys, freshness), want, "{keys:?}");
+        for (keys, journal, freshness, has_verify, want) in cases {
+            assert_eq!(
+                derive(&keys, journal.as_ref(), freshness, has_verify),
+                want,
+                "{keys:?} {journal:?}"
+            );
         }
     }
 

@@ -1,0 +1,318 @@
+//! The journal and the lease: two tags on the IAM user (CONTRACT §4, §5). Pure: parsing,
+//! formatting and the rules that read them; the adapter only stores strings.
+//!
+//! Tag values use only what IAM allows (letters, digits, spaces and `_.:/=+-@`):
+//!
+//! ```text
+//! aws-key-rotator/rotation = v1 phase=written key=AKIA… rotation=AKIA…-1764158400 at=2026-11-26T12:00:00Z held=2026-11-26T12:00:00Z
+//! aws-key-rotator/lease    = v1 run=gh-123456-1-4242-1764158400 until=2026-11-26T12:45:00Z
+//! ```
+//!
+//! `at` is when the phase was reached; `held` (from `written` on) is when every consumer held
+//! the new key, the moment the straggler rule measures from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+pub const JOURNAL_TAG: &str = "aws-key-rotator/rotation";
+pub const LEASE_TAG: &str = "aws-key-rotator/lease";
+
+/// Where a rotation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The new key exists; secrets are being written.
+    Writing,
+    /// Every consumer holds the new key; verification has not succeeded yet.
+    Written,
+    /// Every consumer holds the new key and the verification workflows succeeded.
+    Verified,
+    /// Every consumer holds the old key again; the new key waits until no job can hold it.
+    RolledBack,
+    /// A failure left consumers on different keys (or on unknown values): a person decides.
+    Partial,
+    /// The old key is Inactive since `at`.
+    Deactivated,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Writing => "writing",
+            Phase::Written => "written",
+            Phase::Verified => "verified",
+            Phase::RolledBack => "rolled-back",
+            Phase::Partial => "partial",
+            Phase::Deactivated => "deactivated",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "writing" => Phase::Writing,
+            "written" => Phase::Written,
+            "verified" => Phase::Verified,
+            "rolled-back" => Phase::RolledBack,
+            "partial" => Phase::Partial,
+            "deactivated" => Phase::Deactivated,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The record of the user's latest rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Journal {
+    pub phase: Phase,
+    /// The access key id the rotation created.
+    pub key: String,
+    pub rotation: String,
+    /// When `phase` was reached.
+    pub at: DateTime<Utc>,
+    /// When every consumer held the new key (from `written` on).
+    pub held: Option<DateTime<Utc>>,
+}
+
+/// Who may change the user right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub run: String,
+    pub until: DateTime<Utc>,
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn fields(value: &str) -> Option<BTreeMap<&str, &str>> {
+    let mut words = value.split(' ').filter(|w| !w.is_empty());
+    if words.next()? != "v1" {
+        return None;
+    }
+    words.map(|w| w.split_once('=')).collect()
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Journal {
+    pub fn new(phase: Phase, key: &str, rotation: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            phase,
+            key: key.to_owned(),
+            rotation: rotation.to_owned(),
+            at,
+            held: None,
+        }
+    }
+
+    /// The same rotation, moved on to `phase` at `at`.
+    pub fn moved(&self, phase: Phase, at: DateTime<Utc>) -> Self {
+        let held = match phase {
+            Phase::Written => Some(at),
+            Phase::Verified | Phase::Deactivated => self.held.or(Some(at)),
+            _ => self.held,
+        };
+        Self {
+            phase,
+            at,
+            held,
+            ..self.clone()
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        let f = fields(value)?;
+        Some(Self {
+            phase: Phase::parse(f.get("phase")?)?,
+            key: f.get("key")?.to_string(),
+            rotation: f.get("rotation")?.to_string(),
+            at: parse_time(f.get("at")?)?,
+            held: match f.get("held") {
+                Some(t) => Some(parse_time(t)?),
+                None => None,
+            },
+        })
+    }
+
+    /// The tag value.
+    pub fn value(&self) -> String {
+        let mut v = format!(
+            "v1 phase={} key={} rotation={} at={}",
+            self.phase,
+            self.key,
+            self.rotation,
+            time(self.at)
+        );
+        if let Some(h) = self.held {
+            v.push_str(&format!(" held={}", time(h)));
+        }
+        v
+    }
+}
+
+impl Lease {
+    pub fn parse(value: &str) -> Option<Self> {
+        let f = fields(value)?;
+        Some(Self {
+            run: f.get("run")?.to_string(),
+            until: parse_time(f.get("until")?)?,
+        })
+    }
+    pub fn value(&self) -> String {
+        format!("v1 run={} until={}", self.run, time(self.until))
+    }
+    pub fn live(&self, now: DateTime<Utc>) -> bool {
+        self.until > now
+    }
+}
+
+/// The tool's two tags as read from ListUserTags. A tag that cannot be parsed is kept as text
+/// so that it is reported, never silently replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags {
+    pub journal: Option<Result<Journal, String>>,
+    pub lease: Option<Result<Lease, String>>,
+}
+
+impl Tags {
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut tags = Tags::default();
+        for (k, v) in pairs {
+            match k {
+                JOURNAL_TAG => tags.journal = Some(Journal::parse(v).ok_or_else(|| v.to_owned())),
+                LEASE_TAG => tags.lease = Some(Lease::parse(v).ok_or_else(|| v.to_owned())),
+                _ => {}
+            }
+        }
+        tags
+    }
+    /// The journal, if it is readable.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref().and_then(|j| j.as_ref().ok())
+    }
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref().and_then(|l| l.as_ref().ok())
+    }
+}
+
+/// Builds a run id that is unique enough across runners: the workflow run and attempt (when
+/// in Actions), the process id and the start time.
+pub fn run_id(github_run: Option<(&str, &str)>, pid: u32, now: DateTime<Utc>) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(24)
+            .collect()
+    };
+    match github_run {
+        Some((run, attempt)) => format!(
+            "gh-{}-{}-{pid}-{}",
+            clean(run),
+            clean(attempt),
+            now.timestamp_millis()
+        ),
+        None => format!("cli-{pid}-{}", now.timestamp_millis()),
+    }
+}
+
+/// Whether `value` fits an IAM tag value (≤ 256 of letters, digits, spaces and `_.:/=+-@`).
+pub fn valid_tag_value(value: &str) -> bool {
+    value.len() <= 256
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_764_158_400 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn journal_round_trips_through_its_tag_value() {
+        let j = Journal::new(
+            Phase::Writing,
+            "AKIAEXAMPLE2",
+            "AKIAEXAMPLE2-1764158400",
+            at(0),
+        );
+        assert_eq!(
+            j.value(),
+            "v1 phase=writing key=AKIAEXAMPLE2 rotation=AKIAEXAMPLE2-1764158400 at=2025-11-26T12:00:00Z"
+        );
+        assert_eq!(Journal::parse(&j.value()), Some(j.clone()));
+        let w = j.moved(Phase::Written, at(60));
+        assert_eq!(w.held, Some(at(60)));
+        let v = w.moved(Phase::Verified, at(600));
+        assert_eq!((v.at, v.held), (at(600), Some(at(60))));
+        assert_eq!(Journal::parse(&v.value()), Some(v.clone()));
+        assert!(valid_tag_value(&v.value()));
+        for phase in [
+            Phase::Writing,
+            Phase::Written,
+            Phase::Verified,
+            Phase::RolledBack,
+            Phase::Partial,
+            Phase::Deactivated,
+        ] {
+            assert_eq!(Phase::parse(phase.as_str()), Some(phase));
+        }
+    }
+
+    #[test]
+    fn lease_round_trips_and_expires() {
+        let l = Lease {
+            run: run_id(Some(("123456", "2")), 42, at(0)),
+            until: at(900),
+        };
+        assert_eq!(l.run, "gh-123456-2-42-1764158400000");
+        assert_eq!(Lease::parse(&l.value()), Some(l.clone()));
+        assert!(valid_tag_value(&l.value()));
+        assert!(l.live(at(899)));
+        assert!(!l.live(at(900)));
+        assert!(run_id(None, 7, at(0)).starts_with("cli-7-"));
+    }
+
+    #[test]
+    fn unreadable_tags_are_kept_as_text() {
+        for bad in [
+            "",
+            "v2 phase=written",
+            "v1 phase=nope key=K rotation=R at=2025-11-26T12:00:00Z",
+            "v1 phase=written key=K",
+            "v1 garbage",
+        ] {
+            assert_eq!(Journal::parse(bad), None, "{bad}");
+        }
+        let tags = Tags::from_pairs([
+            (JOURNAL_TAG, "hand-written"),
+            ("team", "ci"),
+            (LEASE_TAG, "v1 run=r until=2025-11-26T12:00:00Z"),
+        ]);
+        assert_eq!(tags.journal, Some(Err("hand-written".into())));
+        assert_eq!(tags.journal(), None);
+        assert_eq!(tags.lease().map(|l| l.run.as_str()), Some("r"));
+        assert_eq!(Tags::from_pairs([]), Tags::default());
+    }
+
+    #[test]
+    fn tag_values_are_checked() {
+        assert!(valid_tag_value("v1 run=cli-1 until=2025-11-26T12:00:00Z"));
+        assert!(!valid_tag_value("semi;colon"));
+        assert!(!valid_tag_value(&"a".repeat(257)));
+    }
+}
