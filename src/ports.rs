@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use crate::manifest::Scope;
 use crate::rotation::plan::LastUse;
 use crate::rotation::state::KeyInfo;
-use crate::seal::{ScopeKey, Sealed};
+use crate::seal::ScopeKey;
 
 /// A key fresh from CreateAccessKey. Its `Debug` shows the id only.
 #[derive(Debug)]
@@ -101,7 +101,15 @@ pub trait SecretStore {
     /// the scope exists through its public key: a missing scope also answers 404).
     async fn updated_at(&self, scope: &Scope, name: &str)
     -> Result<Option<DateTime<Utc>>, GhError>;
-    async fn put(&self, scope: &Scope, name: &str, sealed: &Sealed) -> Result<(), GhError>;
+    /// Writes one secret: the adapter seals `value` with the scope's public `key` (fetched by
+    /// the caller through [`SecretStore::public_key`]) and sends only the sealed box.
+    async fn put(
+        &self,
+        scope: &Scope,
+        key: &ScopeKey,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<(), GhError>;
 }
 
 /// A workflow run as GitHub reports it.

@@ -34,7 +34,12 @@ fn life_cycle(actions: &[&str]) -> Option<String> {
     for command in ["deactivate", "delete"] {
         let run = env.action(
             &new,
-            &[("command", command), ("old-access-key-id", &old.id)],
+            &[
+                ("command", command),
+                ("old-access-key-id", &old.id),
+                ("deactivate-after-hours", "0"),
+                ("delete-after-days", "0"),
+            ],
         );
         if run.code != 0 {
             return Some(format!("{command}: {}", run.stderr));
@@ -87,6 +92,9 @@ fn the_shipped_policy_is_scoped_to_the_callers_own_user() {
             "iam:DeleteAccessKey",
             "iam:GetAccessKeyLastUsed",
             "iam:ListAccessKeys",
+            "iam:ListUserTags",
+            "iam:TagUser",
+            "iam:UntagUser",
             "iam:UpdateAccessKey"
         ]
     );

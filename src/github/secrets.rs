@@ -6,7 +6,8 @@ use serde::Deserialize;
 use super::{GitHub, encode_segment, unexpected};
 use crate::manifest::Scope;
 use crate::ports::{GhError, GhErrorKind, SecretStore};
-use crate::seal::{ScopeKey, Sealed};
+use crate::seal::{self, ScopeKey, Sealed};
+use secrecy::SecretString;
 
 fn secrets_path(scope: &Scope) -> String {
     let repo = |r: &str| {
@@ -74,8 +75,20 @@ impl SecretStore for GitHub {
         }
     }
 
-    async fn put(&self, scope: &Scope, name: &str, sealed: &Sealed) -> Result<(), GhError> {
+    async fn put(
+        &self,
+        scope: &Scope,
+        key: &ScopeKey,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<(), GhError> {
         let what = format!("writing secret {name} in {scope}");
+        let sealed: Sealed = seal::seal(key, value).map_err(|e| GhError {
+            kind: GhErrorKind::Rejected,
+            message: format!("{what}: {e}"),
+            uncertain: false,
+            status: None,
+        })?;
         let path = format!("{}/{}", secrets_path(scope), encode_segment(name));
         let body = serde_json::json!({
             "encrypted_value": sealed.encrypted_value,

@@ -308,7 +308,8 @@ mod tests {
             Lost,
         }
         use Part::{Id, Secret};
-        let cases: Vec<(&str, Vec<(Part, &str, W)>, Held)> = vec![
+        type Case<'a> = (&'a str, Vec<(Part, &'a str, W)>, Held);
+        let cases: Vec<Case> = vec![
             ("nothing written", vec![], Held::Key("OLD".into())),
             (
                 "both written",

@@ -857,9 +857,13 @@ mod tests {
 
     #[test]
     fn incomplete_refuses_and_force_recovers() {
-        let f = facts(
-            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
-            Some(days_ago(2)),
+        let f = with_phase(
+            facts(
+                vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+                Some(days_ago(2)),
+            ),
+            Phase::Partial,
+            days_ago(1),
         );
         assert!(refused(
             &rotate(&user(), &f, &Options::default()),
@@ -956,9 +960,13 @@ mod tests {
         );
         assert!(is_act(&deactivate(&user(), &two, &named("K1"))));
         // incomplete needs force
-        let stale = facts(
-            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
-            Some(days_ago(3)),
+        let stale = with_phase(
+            facts(
+                vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+                Some(days_ago(3)),
+            ),
+            Phase::Partial,
+            days_ago(1),
         );
         assert!(refused(
             &deactivate(&user(), &stale, &Options::default()),
@@ -1198,9 +1206,13 @@ mod tests {
         let o = Options::default();
         assert!(attention(&user(), &facts(vec![key("K1", I, days_ago(1))], None), &o).is_some());
         assert!(attention(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &o).is_none());
-        let stale = facts(
-            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
-            Some(days_ago(3)),
+        let stale = with_phase(
+            facts(
+                vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+                Some(days_ago(3)),
+            ),
+            Phase::Partial,
+            days_ago(1),
         );
         assert!(attention(&user(), &stale, &o).is_some());
         assert!(attention(&user(), &stale, &force()).is_none());

@@ -17,7 +17,7 @@ use crate::ports::{
     Clock, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey, SecretStore, StepKey,
     Workflows,
 };
-use crate::seal::{self, ScopeKey};
+use crate::seal::ScopeKey;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -488,6 +488,13 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         Err(Halt::Failed(why)) => Outcome::Failed(why),
         Err(Halt::Refused(why)) => Outcome::Refused(why),
     };
+    if matches!(
+        report.outcome,
+        Outcome::Rotated | Outcome::Deactivated | Outcome::Deleted | Outcome::RolledBack(_)
+    ) {
+        // What needed a person was just done.
+        report.attention = None;
+    }
     if report.outcome == Outcome::Rotated
         && let Some(old) = &report.old_key
     {
@@ -805,6 +812,36 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         Err(last.expect("at least one attempt"))
     }
 
+    /// Records `deactivated` (now) for the newest key.
+    async fn record_retirement(&mut self) -> Result<(), IamError> {
+        let now = self.now();
+        let j = match &self.journal {
+            Some(j) => j.moved(Phase::Deactivated, now),
+            None => Journal::new(
+                Phase::Deactivated,
+                &self.keys.last().map(|k| k.id.clone()).unwrap_or_default(),
+                "unrecorded",
+                now,
+            ),
+        };
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            match self
+                .ctx
+                .iam
+                .set_tag(&self.user.name, JOURNAL_TAG, &j.value())
+                .await
+            {
+                Ok(()) => {
+                    self.journal = Some(j);
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
     async fn forget_journal(&mut self) {
         if self.journal.is_none() {
             return;
@@ -884,14 +921,27 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             Step::Deactivate { key_id } => {
                 self.recheck(&format!("before deactivating key {key_id}"))
                     .await?;
+                // The journal first: a key made Inactive with no record of when would leave
+                // the user a conflict. `deactivated` on two Active keys still reads as
+                // pending-deactivation, so a failed attempt is simply tried again.
+                let verified = self.journal.clone();
+                if let Err(e) = self.record_retirement().await {
+                    return Err(Halt::Failed(format!(
+                        "could not record the deactivation on IAM user {name} ({e}). Nothing was changed; run again"
+                    )));
+                }
                 if let Err(e) = ctx.iam.set_inactive(&name, key_id).await {
                     let now_inactive = matches!(
                         ctx.iam.list_keys(&name).await,
                         Ok(keys) if keys.iter().any(|k| &k.id == key_id && k.status == KeyStatus::Inactive)
                     );
                     if !now_inactive {
+                        // Back to when it was verified, so the grace period is not restarted.
+                        if let Some(j) = verified {
+                            let _ = ctx.iam.set_tag(&name, JOURNAL_TAG, &j.value()).await;
+                        }
                         return Err(Halt::Failed(format!(
-                            "could not deactivate key {key_id}: {e}. Nothing was changed; run again"
+                            "could not deactivate key {key_id}: {e}. It stays Active; run again"
                         )));
                     }
                 }
@@ -901,34 +951,6 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                     if &k.id == key_id {
                         k.status = KeyStatus::Inactive;
                     }
-                }
-                let now = self.now();
-                let j = match &self.journal {
-                    Some(j) => j.moved(Phase::Deactivated, now),
-                    None => Journal::new(
-                        Phase::Deactivated,
-                        &self.keys.last().map(|k| k.id.clone()).unwrap_or_default(),
-                        "unrecorded",
-                        now,
-                    ),
-                };
-                self.journal = Some(j.clone());
-                let mut recorded = false;
-                for _ in 0..ATTEMPTS {
-                    if ctx
-                        .iam
-                        .set_tag(&name, JOURNAL_TAG, &j.value())
-                        .await
-                        .is_ok()
-                    {
-                        recorded = true;
-                        break;
-                    }
-                }
-                if !recorded {
-                    return Err(Halt::Failed(format!(
-                        "key {key_id} is Inactive, but recording when it was deactivated failed: `delete` will call the user a conflict; run delete with force after the grace period"
-                    )));
                 }
             }
             Step::CreateKey => {
@@ -1110,17 +1132,11 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             self.ledger.stamped(i, part, at);
         }
         let key = &self.scope_keys[&c.scope];
-        let sealed = seal::seal(key, value).map_err(|e| GhError {
-            kind: GhErrorKind::Rejected,
-            message: e.to_string(),
-            uncertain: false,
-            status: None,
-        })?;
         self.last_sent.insert(slot, self.ctx.clock.now());
         let result = self
             .ctx
             .store
-            .put(&c.scope, secret_name(&c, part), &sealed)
+            .put(&c.scope, key, secret_name(&c, part), value)
             .await;
         let landed_or_may_have = result.as_ref().map_or_else(|e| e.uncertain, |()| true);
         if landed_or_may_have {

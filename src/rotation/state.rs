@@ -84,7 +84,7 @@ pub fn stale_consumers(since: DateTime<Utc>, freshness: &[Freshness]) -> Vec<&Co
 }
 
 /// The state of a user's keys (`keys` oldest first) and the journal. `freshness` is consulted
-/// only when both keys are Active and must then cover every consumer; `has_verify` says whether
+/// only when both keys are Active (a missing secret holds no key); `has_verify` says whether
 /// the user has verification workflows (without them `written` is as good as `verified`).
 pub fn derive(
     keys: &[KeyInfo],
@@ -99,9 +99,12 @@ pub fn derive(
         [k] if k.status == Active => State::Current,
         [_] => State::Inactive,
         [old, new] => match (old.status, new.status, about(new)) {
+            // The journal is written only after every secret was written, so it is trusted; a
+            // secret missing now (deleted since) still holds nothing. `updated_at` against the
+            // key's creation date would mix GitHub's clock with AWS's, so it is not compared.
             (Active, Active, phase)
                 if proven(phase, has_verify)
-                    && stale_consumers(new.created, freshness).is_empty() =>
+                    && freshness.iter().all(|f| f.updated_at.is_some()) =>
             {
                 State::PendingDeactivation
             }
@@ -114,9 +117,11 @@ pub fn derive(
     }
 }
 
-/// Every consumer holds the new key and it has proven itself.
+/// Every consumer holds the new key and it has proven itself (`deactivated` on two Active
+/// keys: a deactivation was recorded and then did not happen).
 fn proven(phase: Option<Phase>, has_verify: bool) -> bool {
-    phase == Some(Phase::Verified) || (phase == Some(Phase::Written) && !has_verify)
+    matches!(phase, Some(Phase::Verified | Phase::Deactivated))
+        || (phase == Some(Phase::Written) && !has_verify)
 }
 
 /// Whole days since `created`.
@@ -165,7 +170,8 @@ mod tests {
         let retired = || vec![key("K1", I, 0), key("K2", A, new_at)];
         use Phase::*;
         // (keys, journal, freshness, has verify entries) → state
-        let cases: Vec<(Vec<KeyInfo>, Option<Journal>, &[Freshness], bool, State)> = vec![
+        type Case<'a> = (Vec<KeyInfo>, Option<Journal>, &'a [Freshness], bool, State);
+        let cases: Vec<Case> = vec![
             (vec![], None, &[], true, State::None),
             (vec![key("K1", A, 0)], None, &[], true, State::Current),
             (

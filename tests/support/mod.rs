@@ -436,7 +436,8 @@ impl TestEnv {
             .env("AWS_KEY_ROTATOR_RETRY_BASE_MS", "10")
             .env("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS", "2")
             .env("AWS_KEY_ROTATOR_POLL_INTERVAL_MS", "20")
-            .env("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS", "3000");
+            .env("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS", "3000")
+            .env("AWS_KEY_ROTATOR_LEASE_SETTLE_MS", "20");
         if !creds.id.is_empty() {
             cmd.env("AWS_ACCESS_KEY_ID", &creds.id)
                 .env("AWS_SECRET_ACCESS_KEY", &creds.secret);

@@ -1,4 +1,4 @@
-"""moto server for the test suite, with two changes that keep the tests honest.
+"""moto server for the test suite, with changes that keep the tests honest.
 
 1. Stock moto accepts an *Inactive* access key in IAM auth mode. Real IAM refuses it, and
    "a deactivated key stops working" is something the tests must be able to observe, so the
@@ -9,10 +9,16 @@
    `{"access_key_id": "...", "minutes": N}` moves a key's CreateDate N minutes into the past,
    and `{"access_key_id": "...", "last_used_minutes_ago": N, "service": "s3"}` records a last use.
 
+4. In IAM auth mode moto checks a request's signature against a body it re-encodes from the
+   parsed form (spaces as `+`), so a correctly signed body that encodes a space as `%20` (as the
+   AWS SDK for Rust does, in tag values) is refused with SignatureDoesNotMatch. Real IAM signs
+   the bytes sent: the wrapper hands moto's check the raw body.
+
 Usage: python moto_server.py PORT
 """
 
 import datetime
+import io
 import json
 import os
 import sys
@@ -46,6 +52,21 @@ def _init_rejecting_inactive(self, account_id, partition, access_key_id, headers
 
 access_control.IAMUserAccessKey.__init__ = _init_rejecting_inactive
 
+# The raw body of the request this thread is serving (the server is threaded).
+_RAW = threading.local()
+_original_create_aws_request = access_control.IAMRequestBase._create_aws_request
+
+
+def _create_aws_request_from_raw_body(self):
+    request = _original_create_aws_request(self)
+    raw = getattr(_RAW, "body", None)
+    if raw:
+        request.data = raw
+    return request
+
+
+access_control.IAMRequestBase._create_aws_request = _create_aws_request_from_raw_body
+
 
 def _find_key(access_key_id):
     for account in iam_backends.values():
@@ -62,6 +83,10 @@ class TestHooks:
         self.app = app
 
     def __call__(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        _RAW.body = raw
         path = environ.get("PATH_INFO")
         if path == "/moto-api/reset":
             _BROKEN_AFTER.clear()
