@@ -23,7 +23,25 @@ fn setup_user(env: &TestEnv, age_days: Option<i64>) -> Option<Key> {
     })
 }
 
+/// Grace periods of zero: the mechanics of each step, without waiting (the grace periods have
+/// their own tests, with `MANIFEST_WITH_GRACE`).
 const MANIFEST: &str = "\
+version: 1
+defaults:
+  deactivate-after-hours: 0
+  delete-after-days: 0
+users:
+  - name: ci-deployer
+    consumers:
+      - repository: acme/web
+      - repository: acme/web
+        environment: production
+      - repository: acme/api
+        secrets: { access-key-id: DEPLOY_KEY_ID, secret-access-key: DEPLOY_KEY_SECRET }
+";
+
+/// The defaults (24 hours, 7 days) and a consumer outside GitHub.
+const MANIFEST_WITH_GRACE: &str = "\
 version: 1
 users:
   - name: ci-deployer
@@ -105,7 +123,7 @@ fn rotation_of_an_old_key_reaches_every_consumer() {
     let old = setup_user(&env, Some(91)).unwrap();
     github_with_consumers(&env);
     seed_consumers(&env, &old);
-    env.write_manifest(MANIFEST);
+    env.write_manifest(MANIFEST_WITH_GRACE);
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
 
@@ -266,11 +284,22 @@ fn deactivate_in_a_later_job_retires_the_old_key() {
 fn delete_removes_only_an_inactive_old_key() {
     let env = TestEnv::new();
     let (old, new) = rotated_once(&env);
-    // Both Active: delete refuses.
+    // Both Active: delete of the old key refuses; without naming it, there is nothing to do yet.
     let before = env.world(USER);
-    let run = env.action(&new, &[("command", "delete")]);
+    let run = env.action(
+        &new,
+        &[("command", "delete"), ("old-access-key-id", &old.id)],
+    );
     assert_eq!(run.code, 3, "{}", run.all());
     assert!(run.stderr.contains("is Active"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before);
+    let run = env.action(&new, &[("command", "delete")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("nothing to delete yet"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(env.world(USER), before);
     let run = env.action(&new, &[("command", "deactivate")]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -289,6 +318,8 @@ fn delete_removes_only_an_inactive_old_key() {
     assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
     assert!(env.sts_accepts(&new));
     assert!(!env.sts_accepts(&old));
+    // The cycle is over: no tag is left on the user.
+    assert_eq!(env.tags(USER), Default::default());
     // A re-run of the same job has nothing to do; the only key is never deleted.
     let run = env.action(
         &new,
@@ -296,6 +327,11 @@ fn delete_removes_only_an_inactive_old_key() {
     );
     assert_eq!(run.code, 0, "{}", run.all());
     let run = env.action(&new, &[("command", "delete")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.action(
+        &new,
+        &[("command", "delete"), ("old-access-key-id", &new.id)],
+    );
     assert_eq!(run.code, 3, "{}", run.all());
     assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
 }
@@ -379,6 +415,26 @@ fn state_incomplete_refuses_and_force_recovers() {
     );
     assert_eq!(env.world(USER), before);
 
+    // With the old key as its credentials, the repair writes it back everywhere; the
+    // half-written key stays until no job can still hold it.
+    let run = env.action(&old, &[("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("rolled back"), "{}", run.stdout);
+    assert_all_hold(&env, &old);
+    assert_eq!(env.keys(USER).len(), 2);
+    let run = env.action(&old, &[("command", "status")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.output("state").as_deref(), Some("rolled-back"));
+    let before = env.world(USER);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("no job can still hold it"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.world(USER), before, "quiet until then");
+    // With force (or six hours later) the next rotate deletes it and rotates again.
     let run = env.action(&old, &[("force", "true")]);
     assert_eq!(run.code, 0, "{}", run.all());
     let keys = env.keys(USER);
@@ -406,7 +462,7 @@ fn state_pending_deletion_waits_then_needs_delete_inactive() {
     assert_eq!(run.output("state").as_deref(), Some("pending-deletion"));
     assert!(
         run.stdout
-            .contains(&format!("leftover Inactive key {}", old.id)),
+            .contains(&format!("the Inactive old key {} awaits `delete`", old.id)),
         "{}",
         run.stdout
     );
@@ -470,9 +526,21 @@ fn the_only_key_is_never_deactivated_or_deleted() {
     env.write_manifest(MANIFEST);
     let admin = env.admin.clone();
     for cmd in ["deactivate", "delete"] {
-        let run = env.action(&admin, &[("command", cmd), ("force", "true")]);
+        // Named: refused.
+        let run = env.action(
+            &admin,
+            &[
+                ("command", cmd),
+                ("force", "true"),
+                ("old-access-key-id", &key.id),
+            ],
+        );
         assert_eq!(run.code, 3, "{cmd}: {}", run.all());
-        assert!(run.stderr.contains("only key"), "{}", run.stderr);
+        assert!(run.stderr.contains("newest key"), "{}", run.stderr);
+        // Not named (a fleet-wide run): nothing to do, quietly.
+        let run = env.action(&admin, &[("command", cmd), ("force", "true")]);
+        assert_eq!(run.code, 0, "{cmd}: {}", run.all());
+        assert!(run.stdout.contains("single key"), "{}", run.stdout);
     }
     assert_eq!(env.keys(USER), vec![(key.id.clone(), "Active".into())]);
 }
@@ -481,15 +549,16 @@ fn the_only_key_is_never_deactivated_or_deleted() {
 fn a_straggler_on_the_old_key_blocks_deactivation_unless_forced() {
     let env = TestEnv::new();
     let (old, new) = rotated_once(&env);
-    // The new key was made an hour ago; something used the old key 20 minutes ago.
+    // Every consumer held the new key an hour ago; something used the old key 20 minutes ago.
     env.age_key(&new.id, 60);
+    env.backdate_journal(USER, 60);
     env.record_use(&old.id, 20, "s3");
     let before = env.world(USER);
     let run = env.action(&new, &[("command", "deactivate")]);
     assert_eq!(run.code, 3, "{}", run.all());
     assert!(
         run.stderr
-            .contains("40 minutes after the new key was created (window 15 minutes)"),
+            .contains("40 minutes after every consumer held the new key (window 15 minutes)"),
         "{}",
         run.stderr
     );
@@ -562,7 +631,7 @@ fn a_new_key_that_never_works_is_deleted_before_any_secret_is_written() {
 }
 
 #[test]
-fn a_write_that_keeps_failing_puts_the_old_key_back_and_deletes_the_new_one() {
+fn a_write_that_keeps_failing_puts_the_old_key_back_and_keeps_the_new_one_until_no_job_holds_it() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
     github_with_consumers(&env);
@@ -592,11 +661,16 @@ fn a_write_that_keeps_failing_puts_the_old_key_back_and_deletes_the_new_one() {
         ) >= 1
     );
     assert_all_hold(&env, &old);
+    // Jobs that started while a consumer held the new key may still hold it: it stays
+    // Active (journal `rolled-back`) until the next rotate six hours on.
+    let keys = env.keys(USER);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|k| k.1 == "Active"));
     assert_eq!(
-        env.keys(USER),
-        vec![(old.id.clone(), "Active".into())],
-        "the new key is deleted"
+        env.journal(USER).map(|j| j.phase),
+        Some(aws_key_rotator::rotation::journal::Phase::RolledBack)
     );
+    assert!(!env.tags(USER).contains_key("aws-key-rotator/lease"));
     assert!(env.sts_accepts(&old));
     assert_eq!(run.output("rotated").as_deref(), Some("false"));
     // The summary names the key each consumer holds.
@@ -819,6 +893,7 @@ fn verify_checks_the_credentials_are_the_expected_working_key() {
 fn status_reports_keys_states_consumers_and_last_use() {
     let env = TestEnv::new();
     let (old, new) = rotated_once(&env);
+    env.write_manifest(MANIFEST_WITH_GRACE);
     env.record_use(&old.id, 5, "ec2");
     let before = env.world(USER);
     let run = env.action(&new, &[("command", "status")]);
@@ -891,16 +966,20 @@ fn a_half_written_consumer_gets_the_old_id_back_when_the_old_secret_is_unknown()
 }
 
 #[test]
-fn a_failed_recovery_puts_the_old_key_back_where_the_deleted_key_was() {
+fn a_dedicated_identity_repairs_by_replacing_the_half_written_key() {
     let env = TestEnv::new();
-    let (old, _) = half_rotated(&env);
-    // The replacement key will never work.
-    env.break_new_keys(USER);
-    let run = env.action(&old, &[("force", "true")]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Active".to_owned())]);
-    assert_all_hold(&env, &old);
-    assert!(env.sts_accepts(&old));
+    let (old, half) = half_rotated(&env);
+    // Neither key's secret is known to this identity: the half-written key is replaced.
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let keys = env.keys(USER);
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].0, old.id);
+    assert!(keys.iter().all(|k| k.0 != half.id));
+    let third = env.held_default(&repo("acme/web")).unwrap();
+    assert_all_hold(&env, &third);
+    assert!(env.sts_accepts(&third));
 }
 
 #[test]
@@ -924,4 +1003,64 @@ fn the_most_verbose_logs_show_no_secret() {
     assert!(!run.all().contains(&new.secret));
     assert!(!run.all().contains(&old.secret));
     // (TestEnv's drop scans every output for every secret as well.)
+}
+
+#[test]
+fn retirement_waits_for_its_grace_periods_and_for_a_person_with_external_consumers() {
+    let env = TestEnv::new();
+    let (old, new) = rotated_once(&env);
+    env.write_manifest(MANIFEST_WITH_GRACE);
+    // Minutes after the rotation: not yet, quietly, nothing changed.
+    let before = env.world(USER);
+    let run = env.action(&new, &[("command", "deactivate")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("not yet"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("deactivate-after-hours: 24 hours"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.world(USER), before);
+    // A day later the external consumer still needs a person.
+    env.backdate_journal(USER, 25 * 60);
+    let before = env.world(USER);
+    let run = env.action(&new, &[("command", "deactivate")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.stderr.contains("on-prem backup script"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.world(USER), before);
+    let run = env.action(&new, &[("command", "deactivate"), ("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.keys(USER)[0], (old.id.clone(), "Inactive".into()));
+    // delete waits seven days after the deactivation; the input shortens it.
+    let before = env.world(USER);
+    let run = env.action(&new, &[("command", "delete")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("delete-after-days: 7 days"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.world(USER), before);
+    let run = env.action(&new, &[("command", "delete"), ("delete-after-days", "0")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
+    assert_eq!(env.tags(USER), Default::default());
+}
+
+#[test]
+fn a_retirement_overdue_by_a_day_makes_status_loud() {
+    let env = TestEnv::new();
+    let (_old, new) = rotated_once(&env);
+    env.write_manifest(MANIFEST_WITH_GRACE);
+    // Verified 49 hours ago: 24 hours of grace and a day more have passed.
+    env.backdate_journal(USER, 49 * 60);
+    let run = env.action(&new, &[("command", "status")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stdout.contains("::error::"), "{}", run.stdout);
+    assert!(run.stderr.contains("needs a person"), "{}", run.stderr);
+    assert!(run.summary.contains("Needs a person"), "{}", run.summary);
 }

@@ -99,12 +99,15 @@ pub fn derive(
         [k] if k.status == Active => State::Current,
         [_] => State::Inactive,
         [old, new] => match (old.status, new.status, about(new)) {
-            // The journal is written only after every secret was written, so it is trusted; a
-            // secret missing now (deleted since) still holds nothing. `updated_at` against the
-            // key's creation date would mix GitHub's clock with AWS's, so it is not compared.
+            // The journal is written only after every secret was written, so it is trusted; but
+            // a secret missing now, or last written well before the new key existed, cannot hold
+            // it (someone changed it since). "Well before": GitHub's and AWS's clocks may differ.
             (Active, Active, phase)
                 if proven(phase, has_verify)
-                    && freshness.iter().all(|f| f.updated_at.is_some()) =>
+                    && freshness.iter().all(|f| {
+                        f.updated_at
+                            .is_some_and(|u| u >= new.created - clock_slack())
+                    }) =>
             {
                 State::PendingDeactivation
             }
@@ -115,6 +118,12 @@ pub fn derive(
         },
         _ => State::Conflict,
     }
+}
+
+/// How far GitHub's clock (a secret's `updated_at`) and AWS's (a key's creation date) may
+/// disagree before a secret "written before the key existed" is believed.
+pub fn clock_slack() -> chrono::Duration {
+    chrono::Duration::minutes(15)
 }
 
 /// Every consumer holds the new key and it has proven itself (`deactivated` on two Active
@@ -166,6 +175,8 @@ mod tests {
         let all_updated = [fresh("a/b", Some(100)), fresh("a/c", Some(150))];
         let one_stale = [fresh("a/b", Some(150)), fresh("a/c", Some(99))];
         let one_missing = [fresh("a/b", Some(150)), fresh("a/c", None)];
+        // written 15 minutes before the key existed: clock skew; 16: someone else
+        let long_before = [fresh("a/b", Some(150)), fresh("a/c", Some(100 - 16 * 60))];
         let two = || vec![key("K1", A, 0), key("K2", A, new_at)];
         let retired = || vec![key("K1", I, 0), key("K2", A, new_at)];
         use Phase::*;

@@ -112,11 +112,12 @@ pub struct Key {
 pub type World = (
     Vec<(String, String)>,
     std::collections::BTreeMap<(ScopeId, String), String>,
+    std::collections::BTreeMap<String, String>,
 );
 
 impl TestEnv {
     pub fn world(&self, user: &str) -> World {
-        (self.keys(user), self.github.all_secrets())
+        (self.keys(user), self.github.all_secrets(), self.tags(user))
     }
 }
 
@@ -371,6 +372,58 @@ impl TestEnv {
             keys.sort();
             keys.into_iter().map(|(_, id, s)| (id, s)).collect()
         })
+    }
+
+    /// The user's tags (the journal and the lease among them).
+    pub fn tags(&self, user: &str) -> std::collections::BTreeMap<String, String> {
+        let iam = self.iam();
+        runtime().block_on(async {
+            match iam.list_user_tags().user_name(user).send().await {
+                Ok(out) => out
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                    .collect(),
+                Err(_) => Default::default(),
+            }
+        })
+    }
+
+    /// The rotation journal on the user, parsed.
+    pub fn journal(&self, user: &str) -> Option<aws_key_rotator::rotation::journal::Journal> {
+        let tags = self.tags(user);
+        let value = tags.get(aws_key_rotator::rotation::journal::JOURNAL_TAG)?;
+        aws_key_rotator::rotation::journal::Journal::parse(value)
+    }
+
+    /// Moves the journal's times `minutes` into the past (grace periods, stragglers).
+    pub fn backdate_journal(&self, user: &str, minutes: i64) {
+        let mut j = self.journal(user).expect("a journal to backdate");
+        let d = chrono::Duration::minutes(minutes);
+        j.at -= d;
+        j.held = j.held.map(|h| h - d);
+        self.set_tag(
+            user,
+            aws_key_rotator::rotation::journal::JOURNAL_TAG,
+            &j.value(),
+        );
+    }
+
+    pub fn set_tag(&self, user: &str, key: &str, value: &str) {
+        let iam = self.iam();
+        runtime().block_on(async {
+            let tag = aws_sdk_iam::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .unwrap();
+            iam.tag_user()
+                .user_name(user)
+                .tags(tag)
+                .send()
+                .await
+                .unwrap();
+        });
     }
 
     /// Whether STS accepts the key (moto in auth mode; Inactive and deleted keys refused).
