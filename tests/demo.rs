@@ -69,25 +69,54 @@ fn local_rotation_from_start_to_finish() {
     show("verify", &run);
     assert_eq!(run.code, 0);
 
+    let run = env.cli(&new, &["deactivate", "--config", config]);
+    show("deactivate", &run);
+    assert_eq!(
+        run.code, 0,
+        "the grace period has not passed: nothing to do yet"
+    );
+    assert!(env.sts_accepts(&old));
+
+    println!("\n(skipping the 24-hour grace period with --deactivate-after-hours 0)");
     let run = env.cli(
         &new,
         &[
             "deactivate",
             "--config",
             config,
-            "--old-access-key-id",
-            &old.id,
+            "--deactivate-after-hours",
+            "0",
         ],
     );
-    show("deactivate", &run);
+    show("deactivate --deactivate-after-hours 0", &run);
+    assert_eq!(
+        run.code, 3,
+        "an external consumer needs a person to confirm"
+    );
+    assert!(env.sts_accepts(&old));
+
+    println!("\n(a person confirms the on-prem backup script holds the new key)");
+    let run = env.cli(
+        &new,
+        &[
+            "deactivate",
+            "--config",
+            config,
+            "--deactivate-after-hours",
+            "0",
+            "--force",
+        ],
+    );
+    show("deactivate --deactivate-after-hours 0 --force", &run);
     assert_eq!(run.code, 0);
     assert!(!env.sts_accepts(&old));
 
+    println!("\n(skipping the 7-day grace period with --delete-after-days 0)");
     let run = env.cli(
         &new,
-        &["delete", "--config", config, "--old-access-key-id", &old.id],
+        &["delete", "--config", config, "--delete-after-days", "0"],
     );
-    show("delete", &run);
+    show("delete --delete-after-days 0", &run);
     assert_eq!(run.code, 0);
     assert_eq!(
         env.keys("ci-deployer"),

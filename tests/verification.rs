@@ -161,8 +161,24 @@ fn a_run_that_reads_a_consumer_missing_from_the_manifest_fails_and_everything_go
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 1, "{}", run.all());
     all_hold(&env, &old);
-    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Active".into())]);
+    rolled_back(&env, &old);
     assert!(run.summary.contains("❌ failure"), "{}", run.summary);
+}
+
+/// After a failed verification every consumer holds the old key again; the new key stays
+/// Active (the verification job, or any job started meanwhile, may still hold it) and the
+/// journal says `rolled-back`, so the next rotate deletes it once no job can hold it.
+fn rolled_back(env: &TestEnv, old: &Key) {
+    let keys = env.keys(USER);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[0], (old.id.clone(), "Active".into()));
+    let journal = env.journal(USER).expect("a journal");
+    assert_eq!(
+        journal.phase,
+        aws_key_rotator::rotation::journal::Phase::RolledBack
+    );
+    assert_eq!(journal.key, keys[1].0);
+    assert!(!env.tags(USER).contains_key("aws-key-rotator/lease"));
 }
 
 fn failing(mode: RunMode, why: &str) {
@@ -183,11 +199,7 @@ fn failing(mode: RunMode, why: &str) {
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 1, "{}", run.all());
     all_hold(&env, &old);
-    assert_eq!(
-        env.keys(USER),
-        vec![(old.id.clone(), "Active".into())],
-        "the new key is gone"
-    );
+    rolled_back(&env, &old);
     assert!(env.sts_accepts(&old));
     assert!(run.summary.contains(why), "{why}\n{}", run.summary);
     assert!(

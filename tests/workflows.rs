@@ -98,24 +98,56 @@ fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
         .find(|s| s["id"] == "status")
         .unwrap();
     assert_eq!(status_step["with"]["command"], "status");
-    // Each stage fans out over the users the stage before it left to do.
-    for (job, from) in [
-        ("rotate", "plan"),
-        ("deactivate", "rotated"),
-        ("delete", "deactivated"),
+    // Rotation fans out over the due users; retirement runs over the whole manifest, so it
+    // reaches users rotated by earlier runs once their grace has passed.
+    let rotate = &jobs["rotate"];
+    assert_eq!(
+        rotate["strategy"]["matrix"]["user"],
+        "${{ fromJSON(needs.plan.outputs.users) }}"
+    );
+    assert_eq!(
+        rotate["strategy"]["max-parallel"],
+        "${{ inputs.max-parallel }}"
+    );
+    assert_eq!(rotate["strategy"]["fail-fast"], false);
+    for (job, command, grace) in [
+        ("deactivate", "deactivate", "deactivate-after-hours"),
+        ("delete", "delete", "delete-after-days"),
     ] {
         let j = &jobs[job];
-        assert_eq!(
-            j["strategy"]["matrix"]["user"],
-            format!("${{{{ fromJSON(needs.{from}.outputs.users) }}}}"),
-            "{job}"
+        assert!(j["strategy"].is_null(), "{job} is one job over every user");
+        let step = j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["with"]["command"] == command)
+            .unwrap_or_else(|| panic!("{job} runs {command}"));
+        assert!(step["with"]["user"].is_null(), "{job}: every user");
+        assert!(
+            step["with"]["old-access-key-id"].is_null(),
+            "{job}: the tool finds the old key"
         );
         assert_eq!(
-            j["strategy"]["max-parallel"], "${{ inputs.max-parallel }}",
+            step["with"][grace],
+            format!("${{{{ inputs.{grace} }}}}"),
             "{job}"
         );
-        assert_eq!(j["strategy"]["fail-fast"], false, "{job}");
     }
+    assert_eq!(
+        jobs["deactivate"]["if"],
+        "${{ !cancelled() && needs.plan.result == 'success' && !inputs.dry-run }}",
+        "retirement runs even when no user was due today"
+    );
+    // A user that needs a person does not stop the others, but fails the run at the end.
+    assert_eq!(status_step["continue-on-error"], true);
+    assert_eq!(
+        jobs["plan"]["outputs"]["needs-person"],
+        "${{ steps.status.outcome == 'failure' }}"
+    );
+    assert_eq!(
+        jobs["attention"]["if"],
+        "${{ always() && needs.plan.outputs.needs-person == 'true' }}"
+    );
     assert_eq!(
         jobs["delete"]["environment"],
         "${{ inputs.deletion-environment }}"
@@ -128,89 +160,6 @@ fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
             "{name}"
         );
     }
-}
-
-/// The `run:` script of step `id` (or named `name`) in job `job`.
-fn script(job: &str, step: &str) -> String {
-    let wf = yaml(".github/workflows/rotate-aws-key.yml");
-    wf["jobs"][job]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == step || s["name"] == step)
-        .and_then(|s| s["run"].as_str())
-        .unwrap_or_else(|| panic!("{job}/{step} has no run script"))
-        .to_owned()
-}
-
-/// Runs a workflow script with bash in `dir`, the way a runner step does; returns $GITHUB_OUTPUT.
-fn run_script(text: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> String {
-    let output = dir.join("github_output");
-    std::fs::write(&output, "").unwrap();
-    let out = std::process::Command::new("bash")
-        .args(["-e", "-o", "pipefail", "-c", text])
-        .current_dir(dir)
-        .env("GITHUB_OUTPUT", &output)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(output).unwrap()
-}
-
-#[test]
-fn key_ids_travel_from_rotate_to_the_later_jobs() {
-    let dir = tempfile::tempdir().unwrap();
-    let record = script("rotate", "Record the key ids for the later jobs");
-    for (user, rotated, old) in [
-        ("ci-deployer", "true", "AKIAOLD0000000000001"),
-        ("bootstrapped", "true", ""),
-        ("young", "false", "AKIAOLD0000000000003"),
-        ("failed", "", ""),
-    ] {
-        run_script(
-            &record,
-            dir.path(),
-            &[
-                ("USER_NAME", user),
-                ("ROTATED", rotated),
-                ("OLD_KEY", old),
-                ("NEW_KEY", "AKIANEW"),
-            ],
-        );
-    }
-    let out = run_script(&script("rotated", "list"), dir.path(), &[]);
-    assert_eq!(
-        out, "users=[\"ci-deployer\"]\n",
-        "only a rotation with an old key leaves work"
-    );
-    let out = run_script(
-        &script("deactivate", "ids"),
-        dir.path(),
-        &[("USER_NAME", "ci-deployer")],
-    );
-    assert_eq!(out, "old=AKIAOLD0000000000001\n");
-
-    let empty = tempfile::tempdir().unwrap();
-    let out = run_script(&script("rotated", "list"), empty.path(), &[]);
-    assert_eq!(out, "users=[]\n", "no artifacts: nothing to retire");
-
-    std::fs::rename(dir.path().join("rotation"), dir.path().join("deactivated")).unwrap();
-    std::fs::remove_file(dir.path().join("deactivated/young.json")).unwrap();
-    std::fs::remove_file(dir.path().join("deactivated/failed.json")).unwrap();
-    std::fs::remove_file(dir.path().join("deactivated/bootstrapped.json")).unwrap();
-    let out = run_script(&script("deactivated", "list"), dir.path(), &[]);
-    assert_eq!(out, "users=[\"ci-deployer\"]\n");
-    let out = run_script(
-        &script("delete", "ids"),
-        dir.path(),
-        &[("USER_NAME", "ci-deployer")],
-    );
-    assert_eq!(out, "old=AKIAOLD0000000000001\n");
 }
 
 const MANIFEST: &str = "\
@@ -243,10 +192,42 @@ fn two_users(env: &TestEnv) -> (Key, Key) {
     (old, reporting)
 }
 
-/// The jobs of rotate-aws-key.yml, in order, each a new process with the secrets a new job
-/// would read: plan (status) → rotate → deactivate → delete.
-#[test]
-fn the_life_cycle_as_the_runner_runs_the_reusable_workflow() {
+/// One run of rotate-aws-key.yml's jobs, in order, each a new process with the secrets a new
+/// job would read: plan (status) → rotate (each due user) → deactivate → delete (every user).
+fn workflow_run(env: &TestEnv, grace: &[(&str, &str)]) -> Vec<String> {
+    // The caller passes acme/web's repository secrets; each job reads them when it starts.
+    let job_creds = || env.held_default(&repo("acme/web")).unwrap();
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut inputs: Vec<(&str, &str)> = grace.to_vec();
+        inputs.extend_from_slice(extra);
+        inputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let run = |inputs: Vec<(String, String)>| {
+        let inputs: Vec<(&str, &str)> = inputs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.action(&job_creds(), &inputs)
+    };
+    let plan = run(with(&[("command", "status")]));
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let due: Vec<String> = serde_json::from_str(&plan.output("users-due").unwrap()).unwrap();
+    for user in &due {
+        let rotate = run(with(&[("command", "rotate"), ("user", user)]));
+        assert_eq!(rotate.code, 0, "{}", rotate.all());
+        assert_eq!(rotate.output("rotated").as_deref(), Some("true"));
+    }
+    let deactivate = run(with(&[("command", "deactivate")]));
+    assert_eq!(deactivate.code, 0, "{}", deactivate.all());
+    let delete = run(with(&[("command", "delete")]));
+    assert_eq!(delete.code, 0, "{}", delete.all());
+    due
+}
+
+fn lifecycle_env() -> (TestEnv, Key, Key) {
     let env = TestEnv::new();
     let (old, reporting) = two_users(&env);
     env.github.add_workflow(
@@ -263,60 +244,81 @@ fn the_life_cycle_as_the_runner_runs_the_reusable_workflow() {
         100,
     );
     env.write_manifest(MANIFEST);
-    // The caller passes acme/web's repository secrets; each job reads them when it starts.
-    let job_creds = || env.held_default(&repo("acme/web")).unwrap();
+    (env, old, reporting)
+}
 
-    let plan = env.action(&job_creds(), &[("command", "status")]);
-    assert_eq!(plan.code, 0, "{}", plan.all());
-    let due: Vec<String> = serde_json::from_str(&plan.output("users-due").unwrap()).unwrap();
+/// A manual dispatch with both grace periods at 0 runs every stage back to back.
+#[test]
+fn a_manual_run_with_no_grace_carries_a_key_through_its_whole_life() {
+    let (env, old, reporting) = lifecycle_env();
+    let due = workflow_run(
+        &env,
+        &[("deactivate-after-hours", "0"), ("delete-after-days", "0")],
+    );
     assert_eq!(due, ["ci-deployer"], "reporting's key is young");
-    let all: Vec<String> = serde_json::from_str(&plan.output("users").unwrap()).unwrap();
-    assert_eq!(all, ["ci-deployer", "reporting"]);
-
-    for user in &due {
-        let rotate = env.action(&job_creds(), &[("command", "rotate"), ("user", user)]);
-        assert_eq!(rotate.code, 0, "{}", rotate.all());
-        assert_eq!(rotate.output("rotated").as_deref(), Some("true"));
-        let old_id = rotate.output("old-access-key-id").unwrap();
-        let new_id = rotate.output("new-access-key-id").unwrap();
-        assert_eq!(old_id, old.id);
-        assert!(
-            rotate
-                .outputs
-                .contains("verification-run-urls=https://github.example/acme/web/actions/runs/"),
-            "{}",
-            rotate.outputs
-        );
-
-        let deactivate = env.action(
-            &job_creds(),
-            &[
-                ("command", "deactivate"),
-                ("user", user),
-                ("old-access-key-id", &old_id),
-            ],
-        );
-        assert_eq!(deactivate.code, 0, "{}", deactivate.all());
-        let delete = env.action(
-            &job_creds(),
-            &[
-                ("command", "delete"),
-                ("user", user),
-                ("old-access-key-id", &old_id),
-            ],
-        );
-        assert_eq!(delete.code, 0, "{}", delete.all());
-
-        let new = job_creds();
-        assert_eq!(new.id, new_id);
-        assert_eq!(env.keys(user), vec![(new_id.clone(), "Active".to_owned())]);
-        assert!(env.sts_accepts(&new));
-        assert!(!env.sts_accepts(&old));
-    }
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_ne!(new.id, old.id);
+    assert_eq!(
+        env.keys("ci-deployer"),
+        vec![(new.id.clone(), "Active".to_owned())]
+    );
+    assert!(env.sts_accepts(&new));
+    assert!(!env.sts_accepts(&old));
+    assert_eq!(
+        env.tags("ci-deployer"),
+        Default::default(),
+        "no tag left behind"
+    );
     assert_eq!(
         env.keys("reporting"),
         vec![(reporting.id.clone(), "Active".to_owned())]
     );
+}
+
+/// On the daily schedule, each run does the stage that is due: rotate on day 0, deactivate
+/// once the rotation is a day old, delete a week after that.
+#[test]
+fn the_daily_schedule_carries_a_key_through_its_whole_life() {
+    let (env, old, _) = lifecycle_env();
+    // Time passes: the journal moves into the past, and with it the old key's last use (by the
+    // jobs of the rotating run, before every consumer held the new key).
+    let day = |minutes_ago: i64| {
+        env.backdate_journal("ci-deployer", minutes_ago);
+        env.record_use(&old.id, minutes_ago + 1, "iam");
+    };
+    assert_eq!(workflow_run(&env, &[]), ["ci-deployer"]);
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    let both_active = vec![
+        (old.id.clone(), "Active".to_owned()),
+        (new.id.clone(), "Active".to_owned()),
+    ];
+    assert_eq!(
+        env.keys("ci-deployer"),
+        both_active,
+        "day 0: the old key stays"
+    );
+    // The next day's run: nothing is due to rotate, but the grace has passed.
+    day(25 * 60);
+    assert!(workflow_run(&env, &[]).is_empty());
+    assert_eq!(
+        env.keys("ci-deployer"),
+        vec![
+            (old.id.clone(), "Inactive".to_owned()),
+            (new.id.clone(), "Active".to_owned()),
+        ]
+    );
+    // Six days on: kept; seven and a half: deleted.
+    day(6 * 24 * 60);
+    workflow_run(&env, &[]);
+    assert_eq!(env.keys("ci-deployer").len(), 2);
+    day(36 * 60);
+    workflow_run(&env, &[]);
+    assert_eq!(
+        env.keys("ci-deployer"),
+        vec![(new.id.clone(), "Active".to_owned())]
+    );
+    assert!(!env.sts_accepts(&old));
+    assert_eq!(env.tags("ci-deployer"), Default::default());
 }
 
 /// Replaces what changes from run to run (key ids, dates, ages) with stable placeholders.
