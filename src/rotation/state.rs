@@ -214,10 +214,18 @@ mod tests {
                 true,
                 State::Incomplete,
             ),
+            // a second before the key existed: clock skew between GitHub and AWS
             (
                 two(),
                 Some(journal(Verified, "K2")),
                 &one_stale,
+                true,
+                State::PendingDeactivation,
+            ),
+            (
+                two(),
+                Some(journal(Verified, "K2")),
+                &long_before,
                 true,
                 State::Incomplete,
             ),

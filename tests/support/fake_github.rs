@@ -78,6 +78,8 @@ pub struct Fault {
     pub times: Option<usize>,
     pub status: u16,
     pub retry_after: Option<u64>,
+    /// The request takes effect, and then the answer is lost (`status` instead).
+    pub lands: bool,
     seen: usize,
     fired: usize,
 }
@@ -91,9 +93,15 @@ impl Fault {
             times: None,
             status,
             retry_after: None,
+            lands: false,
             seen: 0,
             fired: 0,
         }
+    }
+    /// The request takes effect before the fault answers: a lost answer.
+    pub fn lands(mut self) -> Self {
+        self.lands = true;
+        self
     }
     pub fn after(mut self, n: usize) -> Self {
         self.after = n;
@@ -202,6 +210,8 @@ struct State {
     log: Vec<String>,
     /// Every plaintext ever written, for the leak scan.
     written: Vec<String>,
+    /// How far GitHub's clock is from the test's (stamps `updated_at`).
+    clock_skew: chrono::Duration,
 }
 
 #[derive(Clone)]
@@ -339,6 +349,11 @@ impl FakeGitHub {
             .collect()
     }
 
+    /// Moves GitHub's clock (the `updated_at` it stamps) by `skew` from the test's.
+    pub fn set_clock_skew(&self, skew: chrono::Duration) {
+        self.state.lock().unwrap().clock_skew = skew;
+    }
+
     pub fn add_fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push(fault);
     }
@@ -453,10 +468,26 @@ fn respond(
                     r.headers_mut()
                         .insert("retry-after", secs.to_string().parse().unwrap());
                 }
+                if f.lands {
+                    drop(s);
+                    let _landed = respond_after_faults(state, method, segments, headers, body);
+                }
                 return r;
             }
         }
     }
+    drop(s);
+    respond_after_faults(state, method, segments, headers, body)
+}
+
+fn respond_after_faults(
+    state: &Mutex<State>,
+    method: &Method,
+    segments: &[String],
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let mut s = state.lock().unwrap();
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -482,6 +513,7 @@ fn respond(
         }
         _ => return error(StatusCode::NOT_FOUND, "Not Found"),
     };
+    let skew = s.clock_skew;
     let Some(sc) = s.scopes.get_mut(&scope) else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
@@ -531,7 +563,7 @@ fn respond(
                     "Bad request - could not decrypt the secret",
                 );
             };
-            let now = Utc::now().trunc_subsecs(0);
+            let now = (Utc::now() + skew).trunc_subsecs(0);
             let status = match sc.secrets.get_mut(*name) {
                 Some(existing) => {
                     existing.value = plain.clone();

@@ -339,6 +339,17 @@ impl TestEnv {
         assert!(r.status().is_success());
     }
 
+    /// The next `times` answers to IAM `action` (e.g. "CreateAccessKey") are lost: the call
+    /// takes effect, and moto answers 503 instead.
+    pub fn lose_answer(&self, action: &str, times: u32) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/_test/lose-answer", self.moto_url))
+            .json(&serde_json::json!({"action": action, "times": times}))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
     /// Records a use of the key `minutes_ago`.
     pub fn record_use(&self, key_id: &str, minutes_ago: i64, service: &str) {
         self.backdate(serde_json::json!({"access_key_id": key_id, "last_used_minutes_ago": minutes_ago, "service": service}));

@@ -14,6 +14,9 @@
    AWS SDK for Rust does, in tag values) is refused with SignatureDoesNotMatch. Real IAM signs
    the bytes sent: the wrapper hands moto's check the raw body.
 
+5. `POST /_test/lose-answer` with `{"action": "CreateAccessKey", "times": 1}` lets the next
+   such call take effect and then answers 500 instead of its result: a lost answer.
+
 Usage: python moto_server.py PORT
 """
 
@@ -24,6 +27,7 @@ import os
 import sys
 import threading
 import time
+import urllib.parse
 
 from moto.iam import access_control
 from moto.iam.models import AccessKeyLastUsed, iam_backends
@@ -35,6 +39,14 @@ _original_init = access_control.IAMUserAccessKey.__init__
 
 # user name -> keys created after this moment never work (POST /_test/break-new-keys)
 _BROKEN_AFTER = {}
+
+# IAM action -> how many more of its answers are lost (POST /_test/lose-answer)
+_LOSE = {}
+
+_LOST_ANSWER = (
+    '<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>'
+    "<Message>the answer was lost (test)</Message></Error></ErrorResponse>"
+)
 
 
 def _init_rejecting_inactive(self, account_id, partition, access_key_id, headers):
@@ -90,6 +102,23 @@ class TestHooks:
         path = environ.get("PATH_INFO")
         if path == "/moto-api/reset":
             _BROKEN_AFTER.clear()
+            _LOSE.clear()
+        if path == "/_test/lose-answer":
+            body = json.loads(raw.decode())
+            _LOSE[body["action"]] = body.get("times", 1)
+            return Response("ok")(environ, start_response)
+        action = urllib.parse.parse_qs(raw.decode(errors="replace")).get("Action", [None])[0]
+        if action and _LOSE.get(action, 0) > 0:
+            _LOSE[action] -= 1
+            result = self.app(environ, lambda status, headers, exc_info=None: None)
+            try:
+                b"".join(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            return Response(_LOST_ANSWER, status=503, content_type="text/xml")(
+                environ, start_response
+            )
         if path == "/_test/break-new-keys":
             body = json.loads(Request(environ).get_data(as_text=True))
             _BROKEN_AFTER[body["user_name"]] = datetime.datetime.now(

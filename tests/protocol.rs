@@ -1,0 +1,330 @@
+//! End-to-end: the rotation protocol (CONTRACT §4, §5) against moto and the fake GitHub, one
+//! test for each way the first release could break a consumer: two runs at once, a deactivate
+//! during verification, a partial rollback, retirement too early, resent calls that are not
+//! idempotent, the runner's clock, and stuck states that stayed quiet. (Every fault at every
+//! call, pairs of faults and interleavings are explored by `tests/simulation.rs`.)
+
+mod support;
+
+use aws_key_rotator::rotation::journal::{LEASE_TAG, Phase};
+use support::*;
+
+const USER: &str = "ci-deployer";
+
+const MANIFEST: &str = "\
+version: 1
+defaults:
+  deactivate-after-hours: 0
+  delete-after-days: 0
+users:
+  - name: ci-deployer
+    consumers:
+      - repository: acme/web
+      - repository: acme/web
+        environment: production
+      - repository: acme/api
+        secrets: { access-key-id: DEPLOY_KEY_ID, secret-access-key: DEPLOY_KEY_SECRET }
+";
+
+fn with_verify(workflow_repo: &str) -> String {
+    format!(
+        "{MANIFEST}    verify:\n      - repository: {workflow_repo}\n        workflow: verify.yml\n"
+    )
+}
+
+fn scopes() -> Vec<(ScopeId, &'static str, &'static str)> {
+    vec![
+        (
+            repo("acme/web"),
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            environment("acme/web", "production"),
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+        (repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET"),
+    ]
+}
+
+/// The user, its three consumers, and (unless `None`) a key of `age` days in all of them.
+fn setup(env: &TestEnv, age: Option<i64>) -> Option<Key> {
+    env.rotating_user(USER);
+    env.github.add_repo("acme/web");
+    env.github.add_environment("acme/web", "production");
+    env.github.add_repo("acme/api");
+    env.write_manifest(MANIFEST);
+    let key = age.map(|days| env.aged_key(USER, days))?;
+    let then = chrono::Utc::now() - chrono::Duration::days(age.unwrap());
+    for (scope, id, secret) in scopes() {
+        env.github.set_secret(&scope, id, &key.id, then);
+        env.github.set_secret(&scope, secret, &key.secret, then);
+    }
+    Some(key)
+}
+
+/// Every consumer holds the same working key, id and secret together; returns it.
+fn one_working_key(env: &TestEnv) -> Key {
+    let first = env
+        .held_default(&repo("acme/web"))
+        .expect("acme/web holds a key");
+    for (scope, id, secret) in scopes() {
+        let k = env.held(&scope, id, secret).expect("a key");
+        assert_eq!(k.id, first.id, "{scope:?}");
+        assert_eq!(
+            k.secret, first.secret,
+            "{scope:?}: id and secret belong together"
+        );
+    }
+    assert!(env.sts_accepts(&first), "the key works");
+    first
+}
+
+fn slow_lease() -> Vec<(String, String)> {
+    vec![
+        ("GITHUB_ACTIONS".into(), "true".into()),
+        ("INPUT_GITHUB-TOKEN".into(), fake_github::TOKEN.into()),
+        ("AWS_KEY_ROTATOR_LEASE_SETTLE_MS".into(), "400".into()),
+    ]
+}
+
+/// Case 1: two runs at once. One takes the lease; the other stops before changing anything,
+/// naming the run that holds it, and every consumer ends with one working pair.
+#[test]
+fn two_runs_at_once_one_refuses_and_every_consumer_holds_one_working_pair() {
+    for age in [None, Some(100)] {
+        let env = TestEnv::new();
+        let old = setup(&env, age);
+        let creds = env.admin.clone();
+        let runs: Vec<Run> = std::thread::scope(|s| {
+            let a = s.spawn(|| env.exec(&creds, &[], slow_lease()));
+            let b = s.spawn(|| env.exec(&creds, &[], slow_lease()));
+            vec![a.join().unwrap(), b.join().unwrap()]
+        });
+        let mut codes: Vec<i32> = runs.iter().map(|r| r.code).collect();
+        codes.sort();
+        assert_eq!(codes, [0, 3], "{}\n----\n{}", runs[0].all(), runs[1].all());
+        let loser = runs.iter().find(|r| r.code == 3).unwrap();
+        assert!(
+            loser.stderr.contains("is changing user") || loser.stderr.contains("took the lease"),
+            "names the other run: {}",
+            loser.stderr
+        );
+        assert!(
+            !loser.stderr.contains("deactivate and delete"),
+            "{}",
+            loser.stderr
+        );
+        let held = one_working_key(&env);
+        assert_eq!(env.keys(USER).last().unwrap().0, held.id, "the newest key");
+        let expected_keys = if old.is_some() { 2 } else { 1 };
+        assert_eq!(env.keys(USER).len(), expected_keys);
+        assert!(
+            !env.tags(USER).contains_key(LEASE_TAG),
+            "the lease was given back"
+        );
+    }
+}
+
+/// Case 2: a deactivate while a rotation waits for its verification is refused (the run holds
+/// the lease, and the rotation is not verified); when the verification then fails, the old key
+/// put back is still Active.
+#[test]
+fn a_deactivate_during_verification_is_refused_and_the_rollback_stays_safe() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.write_manifest(&with_verify("acme/api"));
+    env.github.add_workflow(
+        "acme/api",
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::NeverComplete,
+        },
+    );
+    let admin = env.admin.clone();
+    std::thread::scope(|s| {
+        let rotate = s.spawn(|| env.action(&old, &[]));
+        // Wait for the new key, then try to retire the old one, forcefully, from elsewhere.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while env.keys(USER).len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "no new key appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let deactivate = env.action(&admin, &[("command", "deactivate"), ("force", "true")]);
+        assert_eq!(deactivate.code, 3, "{}", deactivate.all());
+        assert_eq!(env.keys(USER)[0], (old.id.clone(), "Active".into()));
+        let rotate = rotate.join().unwrap();
+        assert_eq!(
+            rotate.code,
+            1,
+            "verification never completes: {}",
+            rotate.all()
+        );
+    });
+    assert_eq!(env.keys(USER)[0], (old.id.clone(), "Active".into()));
+    assert_eq!(
+        one_working_key(&env).id,
+        old.id,
+        "every consumer holds the old key again"
+    );
+    assert_eq!(env.journal(USER).unwrap().phase, Phase::RolledBack);
+}
+
+/// Case 3: a rollback that could not reach every consumer, or a failed verification when the
+/// old values are unknown, is recorded (`partial`): the next deactivate refuses and status is
+/// loud, where the first release read `pending-deactivation` and broke the rolled-back ones.
+#[test]
+fn a_partial_rollback_is_remembered_and_retirement_refuses() {
+    for dedicated_identity in [false, true] {
+        let env = TestEnv::new();
+        let old = setup(&env, Some(100)).unwrap();
+        env.write_manifest(&with_verify("acme/web"));
+        env.github.add_workflow(
+            "acme/web",
+            "verify.yml",
+            WorkflowSpec {
+                environment: None,
+                mode: RunMode::Fail,
+            },
+        );
+        let creds = if dedicated_identity {
+            env.admin.clone()
+        } else {
+            // Putting acme/api back fails: its two writes of the new key pass, then nothing.
+            env.github.add_fault(
+                Fault::new(axum::http::Method::PUT, "/acme/api/actions/secrets/", 500).after(2),
+            );
+            old.clone()
+        };
+        let run = env.action(&creds, &[]);
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert_eq!(
+            env.journal(USER).unwrap().phase,
+            Phase::Partial,
+            "{}",
+            run.all()
+        );
+        let keys = env.keys(USER);
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|k| k.1 == "Active"), "both keys stay");
+        // Every consumer still works.
+        for (scope, id, secret) in scopes() {
+            let k = env.held(&scope, id, secret).unwrap();
+            assert!(env.sts_accepts(&k), "{scope:?}");
+        }
+        let before = env.world(USER);
+        let admin = env.admin.clone();
+        let run = env.action(&admin, &[("command", "deactivate"), ("force", "true")]);
+        assert_eq!(run.code, 3, "{}", run.all());
+        assert_eq!(env.world(USER), before, "nothing changed, no tag left");
+        let run = env.action(&admin, &[("command", "status")]);
+        assert_eq!(run.code, 3, "loud: {}", run.all());
+        assert!(run.stdout.contains("::error::"), "{}", run.stdout);
+    }
+}
+
+/// Case 5: a lost CreateAccessKey answer is not resent; the key it made is found and deleted,
+/// so the next run is not blocked by a key nobody holds. A lost DeleteAccessKey answer is done.
+#[test]
+fn lost_answers_to_create_and_delete_are_settled_by_listing_the_keys() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.lose_answer("CreateAccessKey", 1);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("answer was lost"), "{}", run.stderr);
+    assert_eq!(
+        env.keys(USER),
+        vec![(old.id.clone(), "Active".into())],
+        "no orphan key"
+    );
+    assert_eq!(one_working_key(&env).id, old.id);
+    assert_eq!(env.tags(USER), Default::default());
+    // The next run is not blocked.
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = one_working_key(&env);
+    let run = env.action(&new, &[("command", "deactivate")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    env.lose_answer("DeleteAccessKey", 1);
+    let run = env.action(&new, &[("command", "delete")]);
+    assert_eq!(
+        run.code,
+        0,
+        "a delete whose answer was lost is done: {}",
+        run.all()
+    );
+    assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
+    assert_eq!(env.tags(USER), Default::default());
+}
+
+/// Case 6: whether a lost secret write landed is settled by the secret's `updated_at` against
+/// the value read before, not the runner's clock (here GitHub's clock is two minutes behind
+/// the runner's, which the first release read as "did not land").
+#[test]
+fn a_lost_write_is_settled_by_updated_at_whatever_the_clocks_say() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.github.set_clock_skew(chrono::Duration::minutes(-2));
+    // Every write of acme/api's secret lands, and every answer is lost.
+    env.github.add_fault(
+        Fault::new(
+            axum::http::Method::PUT,
+            "/acme/api/actions/secrets/DEPLOY_KEY_SECRET",
+            502,
+        )
+        .lands(),
+    );
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let new_id = env.keys(USER)[1].0.clone();
+    let api = env
+        .held(&repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET")
+        .unwrap();
+    assert_eq!(api.id, new_id, "the write landed");
+    assert!(env.sts_accepts(&api), "and the pair works");
+    let row = run
+        .summary
+        .lines()
+        .find(|l| l.starts_with("| acme/api"))
+        .unwrap();
+    assert!(
+        row.contains(&format!("`{new_id}`")),
+        "the report says what it holds: {row}"
+    );
+    assert!(!row.contains("unknown"), "{row}");
+    assert!(
+        env.sts_accepts(&old),
+        "the old key stays for the consumers that hold it"
+    );
+}
+
+/// Case 7: a user that needs a person makes every scheduled run loud (exit 3, an annotation).
+#[test]
+fn stuck_states_are_loud() {
+    let env = TestEnv::new();
+    let key = setup(&env, Some(100)).unwrap();
+    let iam = env.iam();
+    runtime().block_on(async {
+        iam.update_access_key()
+            .user_name(USER)
+            .access_key_id(&key.id)
+            .status(aws_sdk_iam::types::StatusType::Inactive)
+            .send()
+            .await
+            .unwrap();
+    });
+    let admin = env.admin.clone();
+    for command in ["status", "rotate", "deactivate", "delete"] {
+        let run = env.action(&admin, &[("command", command)]);
+        assert_eq!(run.code, 3, "{command}: {}", run.all());
+        assert!(
+            run.stdout.contains("::error::"),
+            "{command}: {}",
+            run.stdout
+        );
+    }
+}
