@@ -49,6 +49,23 @@ fn status_word(s: KeyStatus) -> &'static str {
     }
 }
 
+/// The journal in words: "rotation to AKIA…: verified at …".
+fn journal_line(j: &crate::rotation::journal::Journal) -> String {
+    let mut line = format!(
+        "rotation to {}: {} since {}",
+        j.key,
+        j.phase,
+        j.at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    if let Some(h) = j.held {
+        line.push_str(&format!(
+            "; every consumer held it from {}",
+            h.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    line
+}
+
 /// Plain text, one block per user.
 pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> String {
     let mut out = String::new();
@@ -74,6 +91,9 @@ pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> Strin
         }
         if let Some(a) = &r.attention {
             out.push_str(&format!("  needs a person: {a}\n"));
+        }
+        if let Some(j) = &r.journal {
+            out.push_str(&format!("  {}\n", journal_line(j)));
         }
         if let Outcome::Planned(steps) = &r.outcome {
             for s in steps {
@@ -157,6 +177,9 @@ pub fn markdown(
         }
         if let Some(a) = &r.attention {
             md.push_str(&format!("> **Needs a person:** {}\n\n", cell(a)));
+        }
+        if let Some(j) = &r.journal {
+            md.push_str(&format!("{}\n\n", cell(&journal_line(j))));
         }
         if let Outcome::Planned(steps) = &r.outcome {
             md.push_str("Planned (dry run, nothing changed):\n\n");
@@ -266,6 +289,8 @@ pub struct JsonUser {
     pub message: Option<String>,
     /// Why the user needs a person (then the exit code is 3).
     pub attention: Option<String>,
+    /// The rotation journal kept on the IAM user.
+    pub journal: Option<JsonJournal>,
     pub planned: Vec<String>,
     pub new_access_key_id: Option<String>,
     pub old_access_key_id: Option<String>,
@@ -274,6 +299,15 @@ pub struct JsonUser {
     pub external: Vec<String>,
     pub notes: Vec<String>,
     pub verification_runs: Vec<JsonRun>,
+}
+
+#[derive(Serialize)]
+pub struct JsonJournal {
+    pub phase: String,
+    pub access_key_id: String,
+    pub rotation: String,
+    pub at: String,
+    pub held: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -335,6 +369,15 @@ pub fn json(command: &str, reports: &[UserReport], now: chrono::DateTime<chrono:
             .into(),
             message: outcome_detail(&r.outcome).map(str::to_owned),
             attention: r.attention.clone(),
+            journal: r.journal.as_ref().map(|j| JsonJournal {
+                phase: j.phase.to_string(),
+                access_key_id: j.key.clone(),
+                rotation: j.rotation.clone(),
+                at: j.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                held: j
+                    .held
+                    .map(|h| h.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            }),
             planned: match &r.outcome {
                 Outcome::Planned(s) => s.clone(),
                 _ => Vec::new(),

@@ -1171,6 +1171,12 @@ struct Tally {
 }
 
 impl Tally {
+    fn new() -> Self {
+        Tally {
+            explored: 0,
+            failures: Vec::new(),
+        }
+    }
     fn run(&mut self, h: &History) {
         self.explored += 1;
         if let Err(e) = explore(h)
@@ -1246,10 +1252,7 @@ fn replay() {
 
 #[test]
 fn fault_free_histories_rotate_and_retire() {
-    let mut t = Tally {
-        explored: 0,
-        failures: Vec::new(),
-    };
+    let mut t = Tally::new();
     for h in lone_runs() {
         t.run(&h);
     }
@@ -1318,10 +1321,7 @@ fn fault_free_histories_rotate_and_retire() {
 
 #[test]
 fn every_fault_at_every_call() {
-    let mut t = Tally {
-        explored: 0,
-        failures: Vec::new(),
-    };
+    let mut t = Tally::new();
     for h in lone_runs() {
         let n = calls_of(&h);
         for call in 0..n {
@@ -1344,10 +1344,7 @@ fn every_fault_at_every_call() {
 
 #[test]
 fn every_pair_of_faults_in_a_rotation() {
-    let mut t = Tally {
-        explored: 0,
-        failures: Vec::new(),
-    };
+    let mut t = Tally::new();
     let budget: usize = std::env::var("SIM_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -1393,10 +1390,7 @@ fn every_pair_of_faults_in_a_rotation() {
 
 #[test]
 fn two_runs_interleaved() {
-    let mut t = Tally {
-        explored: 0,
-        failures: Vec::new(),
-    };
+    let mut t = Tally::new();
     let seeds: u64 = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())

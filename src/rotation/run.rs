@@ -134,6 +134,8 @@ pub struct UserReport {
     pub runs: Vec<RunResult>,
     /// Why a person is needed (a scheduled run is loud: exit 3).
     pub attention: Option<String>,
+    /// The journal on the user as this run read (or left) it.
+    pub journal: Option<Journal>,
 }
 
 impl UserReport {
@@ -151,6 +153,7 @@ impl UserReport {
             notes: Vec::new(),
             runs: Vec::new(),
             attention: None,
+            journal: None,
         }
     }
     pub fn rotated(&self) -> bool {
@@ -397,6 +400,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     report.keys = facts.keys.clone();
     report.last_used = last_used;
     report.attention = attention;
+    report.journal = facts.journal.clone();
     let before: Vec<[(Holding, Option<DateTime<Utc>>); 2]> = (0..user.consumers.len())
         .map(|i| {
             let s = stamps.get(i);
@@ -474,7 +478,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         last_sent: HashMap::new(),
         leased: false,
     };
-    let result = run.act(command, &steps).await;
+    let result = run.act(&steps).await;
     run.release().await;
     let mut report = run.finish();
     report.outcome = match result {
@@ -565,7 +569,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         &self.user.name
     }
 
-    async fn act(&mut self, command: Command, steps: &[Step]) -> Result<Done, Halt> {
+    async fn act(&mut self, steps: &[Step]) -> Result<Done, Halt> {
         self.take_lease().await?;
         self.recheck("before starting").await?;
         let verifications: Vec<VerifyWorkflow> = steps
@@ -608,7 +612,6 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 )));
             }
         }
-        let _ = command;
         Ok(Done::Finished)
     }
 
@@ -779,6 +782,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
 
     // ---- the journal ------------------------------------------------------------------------
 
+    /// Moves the journal of the new key on to `phase` (now).
     async fn record(&mut self, phase: Phase) -> Result<(), IamError> {
         let now = self.now();
         let j = match &self.journal {
@@ -790,6 +794,26 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 now,
             ),
         };
+        self.write_journal(j).await
+    }
+
+    /// Records `deactivated` (now) for the newest key.
+    async fn record_retirement(&mut self) -> Result<(), IamError> {
+        let now = self.now();
+        let j = match &self.journal {
+            Some(j) => j.moved(Phase::Deactivated, now),
+            None => Journal::new(
+                Phase::Deactivated,
+                &self.keys.last().map(|k| k.id.clone()).unwrap_or_default(),
+                "unrecorded",
+                now,
+            ),
+        };
+        self.write_journal(j).await
+    }
+
+    /// TagUser with the journal (idempotent, so tried a few times).
+    async fn write_journal(&mut self, j: Journal) -> Result<(), IamError> {
         let mut last = None;
         for _ in 0..ATTEMPTS {
             match self
@@ -808,36 +832,6 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         // The write may have landed: read what is there, so the next re-read compares with it.
         if let Ok(t) = self.read_tags().await {
             self.journal = t.journal().cloned();
-        }
-        Err(last.expect("at least one attempt"))
-    }
-
-    /// Records `deactivated` (now) for the newest key.
-    async fn record_retirement(&mut self) -> Result<(), IamError> {
-        let now = self.now();
-        let j = match &self.journal {
-            Some(j) => j.moved(Phase::Deactivated, now),
-            None => Journal::new(
-                Phase::Deactivated,
-                &self.keys.last().map(|k| k.id.clone()).unwrap_or_default(),
-                "unrecorded",
-                now,
-            ),
-        };
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
-            match self
-                .ctx
-                .iam
-                .set_tag(&self.user.name, JOURNAL_TAG, &j.value())
-                .await
-            {
-                Ok(()) => {
-                    self.journal = Some(j);
-                    return Ok(());
-                }
-                Err(e) => last = Some(e),
-            }
         }
         Err(last.expect("at least one attempt"))
     }
@@ -1416,6 +1410,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
 
     /// The report, with what every consumer holds now.
     fn finish(mut self) -> UserReport {
+        self.report.journal = self.journal.clone();
         let deleted = self.deleted.clone();
         for (i, c) in self.user.consumers.iter().enumerate() {
             let held = self.ledger.held(i);
