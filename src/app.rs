@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::action::{self, Console, Runtime};
 use crate::aws;
 use crate::cli::{CommandName, ManifestSource, Settings};
+use crate::exit::Exit;
 use crate::github::{GitHub, Pacing};
 use crate::manifest::{self, Manifest};
 use crate::ports::{Clock, Events, SystemClock};
@@ -15,12 +16,6 @@ use crate::rotation::journal;
 use crate::rotation::plan::Options;
 use crate::rotation::run::{self, Command, Ctx, Fault, LeaseSettings, Outcome, UserReport};
 use crate::rotation::verify::VerifySettings;
-
-/// Exit codes (CONTRACT §7).
-pub const OK: u8 = 0;
-pub const FAILED: u8 = 1;
-pub const INVALID: u8 = 2;
-pub const REFUSED: u8 = 3;
 
 /// Timing knobs, from `AWS_KEY_ROTATOR_*` variables (documented in the README).
 #[derive(Clone, Debug)]
@@ -63,7 +58,7 @@ impl Tuning {
 }
 
 /// An error that ends the run before any user was touched.
-struct Stop(u8, String);
+struct Stop(Exit, String);
 
 fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
     let ManifestSource::File { path, explicit } = &settings.config;
@@ -75,18 +70,18 @@ fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
         Ok(text) => {
             if settings.iam_user.is_some() {
                 return Err(Stop(
-                    INVALID,
+                    Exit::Invalid,
                     format!(
                         "both a manifest ({path}) and input iam-user are given: list the user in the manifest (select one with `user`), or remove the manifest"
                     ),
                 ));
             }
-            manifest::parse(path, &text).map_err(|e| Stop(INVALID, e.to_string()))?
+            manifest::parse(path, &text).map_err(|e| Stop(Exit::Invalid, e.to_string()))?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             let Some(iam_user) = &settings.iam_user else {
                 return Err(Stop(
-                    INVALID,
+                    Exit::Invalid,
                     format!(
                         "no manifest at {path}: add one (see the manifest reference in the README), point input config at it, or set input iam-user for a single user whose consumers are this repository"
                     ),
@@ -94,11 +89,11 @@ fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
             };
             let repo = rt.repository.clone().unwrap_or_default();
             manifest::shorthand(iam_user, &repo, &settings.environments)
-                .map_err(|e| Stop(INVALID, e))?
+                .map_err(|e| Stop(Exit::Invalid, e))?
         }
         Err(e) => {
             return Err(Stop(
-                INVALID,
+                Exit::Invalid,
                 format!(
                     "cannot read the manifest {path}: {e}; input config is relative to GITHUB_WORKSPACE"
                 ),
@@ -113,7 +108,7 @@ fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, S
         if !manifest.users.iter().any(|u| u.name == name) {
             let known: Vec<_> = manifest.users.iter().map(|u| u.name.as_str()).collect();
             return Err(Stop(
-                INVALID,
+                Exit::Invalid,
                 format!(
                     "user {name:?} is not in {} (its users: {})",
                     manifest.source,
@@ -127,7 +122,7 @@ fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, S
 }
 
 /// Runs one invocation and returns the exit code. Prints through `console` only.
-pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> u8 {
+pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> Exit {
     match run_inner(settings, rt, console, tuning).await {
         Ok(code) => code,
         Err(Stop(code, message)) => {
@@ -149,7 +144,7 @@ async fn run_inner(
     rt: &Runtime,
     console: &Console,
     tuning: Tuning,
-) -> Result<u8, Stop> {
+) -> Result<Exit, Stop> {
     if let Some(token) = &settings.github_token {
         console.mask(token);
     }
@@ -162,13 +157,13 @@ async fn run_inner(
     };
     let manifest = load_manifest(&settings, rt)?;
     if settings.old_access_key_id.is_some() && manifest.users.len() > 1 {
-        return Err(Stop(INVALID, "old-access-key-id names one key, but the manifest has several users: select one with `user`".into()));
+        return Err(Stop(Exit::Invalid, "old-access-key-id names one key, but the manifest has several users: select one with `user`".into()));
     }
     let aws = aws::load(tuning.propagation).await;
     let step_key = aws
         .step_key()
         .await
-        .map_err(|e| Stop(INVALID, e.to_string()))?;
+        .map_err(|e| Stop(Exit::Invalid, e.to_string()))?;
     if let Some(k) = &step_key {
         console.mask(&k.secret);
     }
@@ -177,7 +172,7 @@ async fn run_inner(
         settings.github_token.clone(),
         tuning.pacing.clone(),
     )
-    .map_err(|e| Stop(INVALID, e))?;
+    .map_err(|e| Stop(Exit::Invalid, e))?;
     let opts = Options {
         force: settings.force,
         delete_inactive: settings.delete_inactive,
@@ -225,9 +220,12 @@ async fn run_inner(
     for user in &manifest.users {
         match run::prepare(&ctx, user, command).await {
             Ok(p) => prepared.push(p),
-            Err(Fault::Invalid(m)) => return Err(Stop(INVALID, m)),
+            Err(Fault::Invalid(m)) => return Err(Stop(Exit::Invalid, m)),
             Err(Fault::Failed(m)) => {
-                return Err(Stop(FAILED, format!("{m}. Nothing was changed; run again")));
+                return Err(Stop(
+                    Exit::Failed,
+                    format!("{m}. Nothing was changed; run again"),
+                ));
             }
         }
     }
@@ -247,15 +245,14 @@ async fn run_inner(
         reports.push(r);
     }
 
-    let now = clock.now();
-    let name = command_name(command);
+    let view = report::views(command_name(command), &reports, clock.now());
     if settings.json {
-        print!("{}", console.scrub(&report::json(name, &reports, now)));
+        print!("{}", console.scrub(&report::json(&view)));
     } else {
-        console.info(report::text(&reports, now).trim_end());
+        console.info(report::text(&view).trim_end());
     }
     if let Some(path) = &rt.summary_file {
-        let md = report::markdown(name, &reports, now);
+        let md = report::markdown(&view);
         if let Err(e) = action::append_summary(path, &console.scrub(&md)) {
             console.warn(&format!("could not write the step summary {path}: {e}"));
         }
@@ -278,12 +275,12 @@ fn command_name(c: Command) -> &'static str {
 }
 
 /// The most serious outcome wins: invalid, then failed, then refused.
-pub fn exit_code(reports: &[UserReport]) -> u8 {
-    let codes: Vec<u8> = reports.iter().map(UserReport::exit_code).collect();
-    [INVALID, FAILED, REFUSED]
-        .into_iter()
-        .find(|c| codes.contains(c))
-        .unwrap_or(OK)
+pub fn exit_code(reports: &[UserReport]) -> Exit {
+    reports
+        .iter()
+        .map(UserReport::exit)
+        .max()
+        .unwrap_or(Exit::Ok)
 }
 
 /// CONTRACT §6. With one user the values are that user's; with several, `state` and the key
@@ -333,19 +330,19 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
 }
 
 /// `verify`: the credentials this step was given work, and are the expected key.
-async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Result<u8, Stop> {
+async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Result<Exit, Stop> {
     let aws = aws::load(tuning.propagation).await;
     let key_id = aws
         .key_id()
         .await
-        .map_err(|e| Stop(INVALID, e.to_string()))?;
+        .map_err(|e| Stop(Exit::Invalid, e.to_string()))?;
     if let Some(expected) = &settings.expected_access_key_id
         && &key_id != expected
     {
         console.error(&format!(
                 "the credentials in this job are key {key_id}, not the expected {expected}: the secrets this workflow reads were not updated (check the consumer's secret names, or an environment that overrides them)"
             ));
-        return Ok(FAILED);
+        return Ok(Exit::Failed);
     }
     match aws.whoami().await {
         Ok(caller) => {
@@ -353,13 +350,13 @@ async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Resu
                 "credentials work: key {key_id} is {} (account {})",
                 caller.arn, caller.account
             ));
-            Ok(OK)
+            Ok(Exit::Ok)
         }
         Err(e) => {
             console.error(&format!(
                 "key {key_id} does not work with STS GetCallerIdentity: {e}"
             ));
-            Ok(FAILED)
+            Ok(Exit::Failed)
         }
     }
 }

@@ -17,6 +17,8 @@ use crate::rotation::state::{KeyInfo, KeyStatus};
 
 pub struct Aws {
     config: SdkConfig,
+    /// Where requests go, in words for messages about reaching it.
+    endpoint: String,
     iam: aws_sdk_iam::Client,
     sts: aws_sdk_sts::Client,
     /// How long a new key may take to start working (IAM propagation).
@@ -32,7 +34,12 @@ pub async fn load(propagation: Duration) -> Aws {
         .region(region)
         .load()
         .await;
+    let endpoint = match config.endpoint_url() {
+        Some(url) => format!("{url} (from AWS_ENDPOINT_URL or the profile)"),
+        None => "AWS's endpoints".to_owned(),
+    };
     Aws {
+        endpoint,
         iam: aws_sdk_iam::Client::new(&config),
         sts: aws_sdk_sts::Client::new(&config),
         config,
@@ -44,7 +51,11 @@ fn to_chrono(t: &aws_sdk_iam::primitives::DateTime) -> DateTime<Utc> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
 }
 
-fn classify<E>(action: &str, err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> IamError
+fn classify<E>(
+    action: &str,
+    endpoint: &str,
+    err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> IamError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -88,7 +99,7 @@ where
         _ => {
             let what = match &err {
                 SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                    let mut m = format!("could not reach AWS for {action}");
+                    let mut m = format!("could not reach {endpoint} for {action}");
                     let mut source = std::error::Error::source(&err);
                     while let Some(s) = source {
                         m.push_str(&format!(": {s}"));
@@ -117,7 +128,13 @@ where
                     status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
                 ),
             };
-            (IamErrorKind::Other, what)
+            let kind = match &err {
+                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                    IamErrorKind::Unreachable
+                }
+                _ => IamErrorKind::Other,
+            };
+            (kind, what)
         }
     };
     let message = match detail {
@@ -180,7 +197,7 @@ impl Aws {
                 .get_caller_identity()
                 .send()
                 .await
-                .map_err(|e| classify("sts:GetCallerIdentity", e))?;
+                .map_err(|e| classify("sts:GetCallerIdentity", &self.endpoint, e))?;
             Ok::<_, IamError>(Caller {
                 account: out.account().unwrap_or_default().to_owned(),
                 arn: out.arn().unwrap_or_default().to_owned(),
@@ -216,7 +233,7 @@ impl Iam for Aws {
             .user_name(user)
             .send()
             .await
-            .map_err(|e| classify("iam:ListAccessKeys", e))?;
+            .map_err(|e| classify("iam:ListAccessKeys", &self.endpoint, e))?;
         Ok(out
             .access_key_metadata()
             .iter()
@@ -240,7 +257,7 @@ impl Iam for Aws {
             .config_override(sent_once())
             .send()
             .await
-            .map_err(|e| classify("iam:CreateAccessKey", e))?;
+            .map_err(|e| classify("iam:CreateAccessKey", &self.endpoint, e))?;
         let key = out.access_key().ok_or_else(|| IamError {
             kind: IamErrorKind::Other,
             message: "iam:CreateAccessKey returned no key".into(),
@@ -260,7 +277,7 @@ impl Iam for Aws {
             .status(StatusType::Inactive)
             .send()
             .await
-            .map_err(|e| classify("iam:UpdateAccessKey", e))?;
+            .map_err(|e| classify("iam:UpdateAccessKey", &self.endpoint, e))?;
         Ok(())
     }
 
@@ -273,7 +290,7 @@ impl Iam for Aws {
             .config_override(sent_once())
             .send()
             .await
-            .map_err(|e| classify("iam:DeleteAccessKey", e))?;
+            .map_err(|e| classify("iam:DeleteAccessKey", &self.endpoint, e))?;
         Ok(())
     }
 
@@ -284,7 +301,7 @@ impl Iam for Aws {
             .access_key_id(key_id)
             .send()
             .await
-            .map_err(|e| classify("iam:GetAccessKeyLastUsed", e))?;
+            .map_err(|e| classify("iam:GetAccessKeyLastUsed", &self.endpoint, e))?;
         let used = out.access_key_last_used();
         Ok(LastUse {
             date: used.and_then(|u| u.last_used_date()).map(to_chrono),
@@ -308,7 +325,7 @@ impl Iam for Aws {
                 .set_marker(marker)
                 .send()
                 .await
-                .map_err(|e| classify("iam:ListUserTags", e))?;
+                .map_err(|e| classify("iam:ListUserTags", &self.endpoint, e))?;
             tags.extend(
                 out.tags()
                     .iter()
@@ -336,7 +353,7 @@ impl Iam for Aws {
             .tags(tag)
             .send()
             .await
-            .map_err(|e| classify("iam:TagUser", e))?;
+            .map_err(|e| classify("iam:TagUser", &self.endpoint, e))?;
         Ok(())
     }
 
@@ -347,7 +364,7 @@ impl Iam for Aws {
             .tag_keys(key)
             .send()
             .await
-            .map_err(|e| classify("iam:UntagUser", e))?;
+            .map_err(|e| classify("iam:UntagUser", &self.endpoint, e))?;
         Ok(())
     }
 

@@ -1,8 +1,10 @@
 //! Raw inputs from either face (command line or `INPUT_*`), and the typed settings derived once.
 
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Arg, ArgAction, ValueEnum};
 use secrecy::SecretString;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -14,107 +16,233 @@ pub enum CommandName {
     Verify,
 }
 
-/// Rotates AWS IAM access keys and writes them into every consumer's GitHub secrets.
-#[derive(Debug, Default, Parser)]
-#[command(name = "aws-key-rotator", version, about)]
-pub struct Cli {
-    /// What to do: status | rotate | deactivate | delete | verify
-    #[arg(value_enum)]
-    pub command: Option<CommandName>,
-    /// The manifest (default .github/aws-key-rotation.yml, relative to GITHUB_WORKSPACE)
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<String>,
-    /// Only this IAM user of the manifest
-    #[arg(long, value_name = "NAME")]
-    pub user: Option<String>,
-    /// Without a manifest: the IAM user whose consumers are this repository and --environments
-    #[arg(long, value_name = "NAME")]
-    pub iam_user: Option<String>,
-    /// Without a manifest: environments of this repository (comma separated)
-    #[arg(long, value_name = "LIST")]
-    pub environments: Option<String>,
-    /// Print the plan of every mutating call and make none
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Rotate a young key; recover an incomplete rotation; deactivate despite a recent use
-    #[arg(long)]
-    pub force: bool,
-    /// Print the report as JSON
-    #[arg(long)]
-    pub json: bool,
-    /// rotate: delete a leftover Inactive key first
-    #[arg(long)]
-    pub delete_inactive: bool,
-    /// deactivate/delete: the key meant (must be the older key)
-    #[arg(long, value_name = "ID")]
-    pub old_access_key_id: Option<String>,
-    /// deactivate: refuse when the old key was used this long after the new key was created
-    #[arg(long, value_name = "MINUTES")]
-    pub straggler_window_minutes: Option<String>,
-    /// deactivate: grace period after the new key was verified (default: the manifest's, else 24)
-    #[arg(long, value_name = "HOURS")]
-    pub deactivate_after_hours: Option<String>,
-    /// delete: grace period after the old key was deactivated (default: the manifest's, else 7)
-    #[arg(long, value_name = "DAYS")]
-    pub delete_after_days: Option<String>,
-    /// verify: the access key id the credentials must be
-    #[arg(long, value_name = "ID")]
-    pub expected_access_key_id: Option<String>,
-    /// How long to wait for verification workflows
-    #[arg(long, value_name = "MINUTES")]
-    pub verify_timeout_minutes: Option<String>,
-    /// How often to poll verification workflows
-    #[arg(long, value_name = "SECONDS")]
-    pub poll_interval_seconds: Option<String>,
+/// How an input takes its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The command: `INPUT_COMMAND`, or the CLI's first argument.
+    Command,
+    /// `true`/`false`; a flag without a value on the CLI.
+    Bool,
+    /// A value; the CLI flag takes it, named as given here in the help.
+    Value(&'static str),
+    /// A token: `INPUT_GITHUB-TOKEN`, or env `GITHUB_TOKEN` on the CLI (never a flag: command
+    /// lines are visible to other processes).
+    Token,
+}
+
+/// One input of the action, which is also a flag of the CLI with the same name.
+#[derive(Clone, Copy, Debug)]
+pub struct Input {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+const fn input(name: &'static str, kind: Kind, help: &'static str) -> Input {
+    Input { name, kind, help }
+}
+
+/// Every input, in one place: `action.yml` declares exactly these (a test checks), the action
+/// reads them as `INPUT_<NAME>` (dashes kept), the CLI takes them as `--name`, and [`Settings`]
+/// validates them by name.
+pub const INPUTS: &[Input] = &[
+    input(
+        "command",
+        Kind::Command,
+        "What to do: status | rotate | deactivate | delete | verify",
+    ),
+    input(
+        "config",
+        Kind::Value("FILE"),
+        "The manifest (default .github/aws-key-rotation.yml, relative to GITHUB_WORKSPACE)",
+    ),
+    input(
+        "user",
+        Kind::Value("NAME"),
+        "Only this IAM user of the manifest",
+    ),
+    input(
+        "iam-user",
+        Kind::Value("NAME"),
+        "Without a manifest: the IAM user whose consumers are this repository and --environments",
+    ),
+    input(
+        "environments",
+        Kind::Value("LIST"),
+        "Without a manifest: environments of this repository (comma separated)",
+    ),
+    input(
+        "github-token",
+        Kind::Token,
+        "Token that can write the consumers' secrets (CLI: env GITHUB_TOKEN)",
+    ),
+    input(
+        "dry-run",
+        Kind::Bool,
+        "Print the plan of every mutating call and make none",
+    ),
+    input(
+        "force",
+        Kind::Bool,
+        "Rotate a young key; repair an incomplete rotation; retire before the grace period, despite a recent use, or with external consumers",
+    ),
+    input("json", Kind::Bool, "Print the report as JSON"),
+    input(
+        "delete-inactive",
+        Kind::Bool,
+        "rotate: delete a leftover Inactive key first",
+    ),
+    input(
+        "old-access-key-id",
+        Kind::Value("ID"),
+        "deactivate/delete: the key meant (must be the older key)",
+    ),
+    input(
+        "straggler-window-minutes",
+        Kind::Value("MINUTES"),
+        "deactivate: refuse when the old key was used this long after every consumer held the new key",
+    ),
+    input(
+        "deactivate-after-hours",
+        Kind::Value("HOURS"),
+        "deactivate: grace period after the new key was verified (default: the manifest's, else 24)",
+    ),
+    input(
+        "delete-after-days",
+        Kind::Value("DAYS"),
+        "delete: grace period after the old key was deactivated (default: the manifest's, else 7)",
+    ),
+    input(
+        "expected-access-key-id",
+        Kind::Value("ID"),
+        "verify: the access key id the credentials must be",
+    ),
+    input(
+        "verify-timeout-minutes",
+        Kind::Value("MINUTES"),
+        "How long to wait for verification workflows",
+    ),
+    input(
+        "poll-interval-seconds",
+        Kind::Value("SECONDS"),
+        "How often to poll verification workflows",
+    ),
+];
+
+/// Which face the inputs came from: it decides how messages name them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Face {
+    #[default]
+    Action,
+    Cli,
 }
 
 /// Inputs as strings, whichever face they came from ("" means not set).
 #[derive(Debug, Default, Clone)]
 pub struct RawInputs {
-    pub command: String,
-    pub config: String,
-    pub user: String,
-    pub iam_user: String,
-    pub environments: String,
+    values: BTreeMap<&'static str, String>,
     pub github_token: Option<SecretString>,
-    pub dry_run: String,
-    pub force: String,
-    pub json: String,
-    pub delete_inactive: String,
-    pub old_access_key_id: String,
-    pub straggler_window_minutes: String,
-    pub deactivate_after_hours: String,
-    pub delete_after_days: String,
-    pub expected_access_key_id: String,
-    pub verify_timeout_minutes: String,
-    pub poll_interval_seconds: String,
+    pub face: Face,
+}
+
+fn spec(name: &str) -> &'static Input {
+    INPUTS
+        .iter()
+        .find(|i| i.name == name)
+        .unwrap_or_else(|| panic!("{name} is not in INPUTS"))
+}
+
+fn token(value: &str) -> Option<SecretString> {
+    let t = value.trim();
+    (!t.is_empty()).then(|| SecretString::from(t.to_owned()))
+}
+
+/// The CLI: a command and a flag per input (the token excepted).
+pub fn command_line() -> clap::Command {
+    let mut cmd = clap::Command::new("aws-key-rotator")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Rotates AWS IAM access keys and writes them into every consumer's GitHub secrets");
+    for i in INPUTS {
+        let arg = Arg::new(i.name).help(i.help);
+        let arg = match i.kind {
+            Kind::Command => arg.value_parser(clap::builder::EnumValueParser::<CommandName>::new()),
+            Kind::Bool => arg.long(i.name).action(ArgAction::SetTrue),
+            Kind::Value(v) => arg.long(i.name).value_name(v),
+            Kind::Token => continue,
+        };
+        cmd = cmd.arg(arg);
+    }
+    cmd
 }
 
 impl RawInputs {
-    pub fn from_cli(cli: Cli, github_token: Option<SecretString>) -> Self {
-        let b = |v: bool| if v { "true".to_owned() } else { String::new() };
-        Self {
-            command: cli
-                .command
-                .and_then(|c| c.to_possible_value())
-                .map(|v| v.get_name().to_owned())
-                .unwrap_or_default(),
-            config: cli.config.unwrap_or_default(),
-            user: cli.user.unwrap_or_default(),
-            iam_user: cli.iam_user.unwrap_or_default(),
-            environments: cli.environments.unwrap_or_default(),
+    /// The raw value of input `name` ("" when not set).
+    pub fn get(&self, name: &str) -> &str {
+        self.values
+            .get(spec(name).name)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        self.values.insert(spec(name).name, value.into());
+        self
+    }
+
+    /// The action's inputs: the runner upper-cases names and keeps dashes (`INPUT_DRY-RUN`).
+    pub fn from_env(env: &HashMap<String, String>) -> Self {
+        let mut raw = RawInputs::default();
+        for i in INPUTS {
+            let value = env
+                .get(&format!("INPUT_{}", i.name.to_ascii_uppercase()))
+                .cloned()
+                .unwrap_or_default();
+            match i.kind {
+                Kind::Token => raw.github_token = token(&value),
+                _ => {
+                    raw.values.insert(i.name, value);
+                }
+            }
+        }
+        raw
+    }
+
+    /// The CLI's arguments (the first is the program); `--help`, `--version` and mistakes come
+    /// back as clap's error, which prints itself.
+    pub fn from_args<I, T>(args: I, github_token: Option<SecretString>) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let m = command_line().try_get_matches_from(args)?;
+        let mut raw = RawInputs {
+            face: Face::Cli,
             github_token,
-            dry_run: b(cli.dry_run),
-            force: b(cli.force),
-            json: b(cli.json),
-            delete_inactive: b(cli.delete_inactive),
-            old_access_key_id: cli.old_access_key_id.unwrap_or_default(),
-            straggler_window_minutes: cli.straggler_window_minutes.unwrap_or_default(),
-            deactivate_after_hours: cli.deactivate_after_hours.unwrap_or_default(),
-            delete_after_days: cli.delete_after_days.unwrap_or_default(),
-            expected_access_key_id: cli.expected_access_key_id.unwrap_or_default(),
-            verify_timeout_minutes: cli.verify_timeout_minutes.unwrap_or_default(),
-            poll_interval_seconds: cli.poll_interval_seconds.unwrap_or_default(),
+            ..RawInputs::default()
+        };
+        for i in INPUTS {
+            let value = match i.kind {
+                Kind::Command => m
+                    .get_one::<CommandName>(i.name)
+                    .and_then(|c| c.to_possible_value())
+                    .map(|v| v.get_name().to_owned()),
+                Kind::Bool => m.get_flag(i.name).then(|| "true".to_owned()),
+                Kind::Value(_) => m.get_one::<String>(i.name).cloned(),
+                Kind::Token => continue,
+            };
+            raw.values.insert(i.name, value.unwrap_or_default());
+        }
+        Ok(raw)
+    }
+
+    /// How a message names input `name` to this face's user.
+    pub fn named(&self, name: &str) -> String {
+        let i = spec(name);
+        match (self.face, i.kind) {
+            (Face::Action, _) => format!("input {}", i.name),
+            (Face::Cli, Kind::Command) => "the command".to_owned(),
+            (Face::Cli, Kind::Token) => "env GITHUB_TOKEN".to_owned(),
+            (Face::Cli, _) => format!("flag --{}", i.name),
         }
     }
 }
@@ -156,46 +284,57 @@ fn opt(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-fn boolean(name: &str, v: &str) -> Result<bool, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "" | "false" => Ok(false),
-        "true" => Ok(true),
-        other => Err(format!("input {name} must be true or false, not {other:?}")),
-    }
-}
-
-fn number(name: &str, v: &str, default: u64, min: u64) -> Result<u64, String> {
-    match v.trim() {
-        "" => Ok(default),
-        s => match s.parse::<u64>() {
-            Ok(n) if n >= min => Ok(n),
-            _ => Err(format!(
-                "input {name} must be a whole number of at least {min}, not {s:?}"
+impl RawInputs {
+    fn boolean(&self, name: &str) -> Result<bool, String> {
+        match self.get(name).trim().to_ascii_lowercase().as_str() {
+            "" | "false" => Ok(false),
+            "true" => Ok(true),
+            other => Err(format!(
+                "{} must be true or false, not {other:?}",
+                self.named(name)
             )),
-        },
+        }
     }
-}
 
-/// A whole number that may be left unset (then the manifest decides).
-fn optional_number(name: &str, v: &str) -> Result<Option<u64>, String> {
-    match v.trim() {
-        "" => Ok(None),
-        s => s
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| format!("input {name} must be a whole number (0 or more), not {s:?}")),
+    fn number(&self, name: &str, default: u64, min: u64) -> Result<u64, String> {
+        match self.get(name).trim() {
+            "" => Ok(default),
+            s => match s.parse::<u64>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(format!(
+                    "{} must be a whole number of at least {min}, not {s:?}",
+                    self.named(name)
+                )),
+            },
+        }
+    }
+
+    /// A whole number that may be left unset (then the manifest decides).
+    fn optional_number(&self, name: &str) -> Result<Option<u64>, String> {
+        match self.get(name).trim() {
+            "" => Ok(None),
+            s => s.parse::<u64>().map(Some).map_err(|_| {
+                format!(
+                    "{} must be a whole number (0 or more), not {s:?}",
+                    self.named(name)
+                )
+            }),
+        }
     }
 }
 
 impl Settings {
     pub fn from_raw(raw: RawInputs) -> Result<Self, String> {
-        let command = match raw.command.trim() {
+        let command = match raw.get("command").trim() {
             "" => CommandName::Rotate,
             s => CommandName::from_str(s, true).map_err(|_| {
-                format!("input command must be one of status, rotate, deactivate, delete, verify; not {s:?}")
+                format!(
+                    "{} must be one of status, rotate, deactivate, delete, verify; not {s:?}",
+                    raw.named("command")
+                )
             })?,
         };
-        let config = match opt(&raw.config) {
+        let config = match opt(raw.get("config")) {
             Some(path) => ManifestSource::File {
                 path,
                 explicit: true,
@@ -208,38 +347,29 @@ impl Settings {
         Ok(Self {
             command,
             config,
-            user: opt(&raw.user),
-            iam_user: opt(&raw.iam_user),
-            environments: raw.environments,
-            github_token: raw.github_token,
-            dry_run: boolean("dry-run", &raw.dry_run)?,
-            force: boolean("force", &raw.force)?,
-            json: boolean("json", &raw.json)?,
-            delete_inactive: boolean("delete-inactive", &raw.delete_inactive)?,
-            old_access_key_id: opt(&raw.old_access_key_id),
-            straggler_window: chrono::Duration::minutes(number(
+            user: opt(raw.get("user")),
+            iam_user: opt(raw.get("iam-user")),
+            environments: raw.get("environments").to_owned(),
+            dry_run: raw.boolean("dry-run")?,
+            force: raw.boolean("force")?,
+            json: raw.boolean("json")?,
+            delete_inactive: raw.boolean("delete-inactive")?,
+            old_access_key_id: opt(raw.get("old-access-key-id")),
+            straggler_window: chrono::Duration::minutes(raw.number(
                 "straggler-window-minutes",
-                &raw.straggler_window_minutes,
                 15,
                 0,
             )? as i64),
-            deactivate_after: optional_number(
-                "deactivate-after-hours",
-                &raw.deactivate_after_hours,
-            )?
-            .map(|h| chrono::Duration::hours(h as i64)),
-            delete_after: optional_number("delete-after-days", &raw.delete_after_days)?
+            deactivate_after: raw
+                .optional_number("deactivate-after-hours")?
+                .map(|h| chrono::Duration::hours(h as i64)),
+            delete_after: raw
+                .optional_number("delete-after-days")?
                 .map(|d| chrono::Duration::days(d as i64)),
-            expected_access_key_id: opt(&raw.expected_access_key_id),
-            verify_timeout: Duration::from_secs(
-                60 * number("verify-timeout-minutes", &raw.verify_timeout_minutes, 30, 1)?,
-            ),
-            poll_interval: Duration::from_secs(number(
-                "poll-interval-seconds",
-                &raw.poll_interval_seconds,
-                10,
-                1,
-            )?),
+            expected_access_key_id: opt(raw.get("expected-access-key-id")),
+            verify_timeout: Duration::from_secs(60 * raw.number("verify-timeout-minutes", 30, 1)?),
+            poll_interval: Duration::from_secs(raw.number("poll-interval-seconds", 10, 1)?),
+            github_token: raw.github_token,
         })
     }
 }
@@ -248,12 +378,21 @@ impl Settings {
 mod tests {
     use super::*;
 
+    fn with(pairs: &[(&str, &str)]) -> RawInputs {
+        let mut raw = RawInputs::default();
+        for (k, v) in pairs {
+            raw.set(k, *v);
+        }
+        raw
+    }
+
     #[test]
     fn defaults_and_validation() {
         let s = Settings::from_raw(RawInputs::default()).unwrap();
         assert_eq!(s.command, CommandName::Rotate);
         assert_eq!(s.straggler_window, chrono::Duration::minutes(15));
         assert_eq!(s.verify_timeout, Duration::from_secs(1800));
+        assert_eq!(s.deactivate_after, None);
         assert_eq!(
             s.config,
             ManifestSource::File {
@@ -261,31 +400,76 @@ mod tests {
                 explicit: false
             }
         );
-        let bad = RawInputs {
-            dry_run: "yes".into(),
-            ..RawInputs::default()
-        };
         assert_eq!(
-            Settings::from_raw(bad).unwrap_err(),
+            Settings::from_raw(with(&[("dry-run", "yes")])).unwrap_err(),
             "input dry-run must be true or false, not \"yes\""
         );
-        let bad = RawInputs {
-            command: "spin".into(),
-            ..RawInputs::default()
-        };
         assert!(
-            Settings::from_raw(bad)
+            Settings::from_raw(with(&[("command", "spin")]))
                 .unwrap_err()
                 .contains("not \"spin\"")
         );
-        let bad = RawInputs {
-            straggler_window_minutes: "-1".into(),
-            ..RawInputs::default()
-        };
         assert!(
-            Settings::from_raw(bad)
+            Settings::from_raw(with(&[("straggler-window-minutes", "-1")]))
                 .unwrap_err()
                 .contains("straggler-window-minutes")
         );
+        let s = Settings::from_raw(with(&[
+            ("deactivate-after-hours", "0"),
+            ("delete-after-days", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(s.deactivate_after, Some(chrono::Duration::zero()));
+        assert_eq!(s.delete_after, Some(chrono::Duration::days(3)));
+    }
+
+    #[test]
+    fn each_face_names_inputs_its_own_way() {
+        let mut raw = with(&[("force", "maybe")]);
+        assert!(
+            Settings::from_raw(raw.clone())
+                .unwrap_err()
+                .starts_with("input force ")
+        );
+        raw.face = Face::Cli;
+        assert!(
+            Settings::from_raw(raw)
+                .unwrap_err()
+                .starts_with("flag --force ")
+        );
+    }
+
+    #[test]
+    fn the_command_line_and_the_environment_give_the_same_raw_inputs() {
+        let args = [
+            "aws-key-rotator",
+            "deactivate",
+            "--dry-run",
+            "--old-access-key-id",
+            "AKIA1",
+            "--deactivate-after-hours",
+            "0",
+        ];
+        let cli = RawInputs::from_args(args, None).unwrap();
+        let env: HashMap<String, String> = [
+            ("INPUT_COMMAND", "deactivate"),
+            ("INPUT_DRY-RUN", "true"),
+            ("INPUT_OLD-ACCESS-KEY-ID", "AKIA1"),
+            ("INPUT_DEACTIVATE-AFTER-HOURS", "0"),
+            ("INPUT_GITHUB-TOKEN", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let action = RawInputs::from_env(&env);
+        for i in INPUTS {
+            if i.kind != Kind::Token {
+                assert_eq!(cli.get(i.name), action.get(i.name), "{}", i.name);
+            }
+        }
+        assert!(action.github_token.is_none());
+        assert_eq!(cli.face, Face::Cli);
+        // The token is never a flag.
+        assert!(RawInputs::from_args(["aws-key-rotator", "--github-token", "x"], None).is_err());
     }
 }

@@ -7,6 +7,7 @@ pub mod action;
 pub mod app;
 pub mod aws;
 pub mod cli;
+pub mod exit;
 pub mod github;
 pub mod manifest;
 pub mod ports;

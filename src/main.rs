@@ -2,8 +2,8 @@ use std::process::ExitCode;
 
 use aws_key_rotator::action::{self, Console, Runtime};
 use aws_key_rotator::app::{self, Tuning};
-use aws_key_rotator::cli::{Cli, RawInputs, Settings};
-use clap::Parser;
+use aws_key_rotator::cli::{RawInputs, Settings};
+use aws_key_rotator::exit::Exit;
 
 fn main() -> ExitCode {
     let env = app::environment();
@@ -12,7 +12,18 @@ fn main() -> ExitCode {
     let raw = if rt.in_actions && std::env::args_os().len() <= 1 {
         action::inputs_from_env(&env)
     } else {
-        RawInputs::from_cli(Cli::parse(), app::token_from_env(&env))
+        match RawInputs::from_args(std::env::args_os(), app::token_from_env(&env)) {
+            Ok(raw) => raw,
+            // --help and --version print to stdout and succeed; mistakes print the usage.
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() {
+                    Exit::Invalid.into()
+                } else {
+                    Exit::Ok.into()
+                };
+            }
+        }
     };
     // Only this crate's own logs can be turned up: the SDKs' debug and trace logs may carry
     // request and response bodies, and a CreateAccessKey response holds a secret.
@@ -28,13 +39,13 @@ fn main() -> ExitCode {
         )))
         .without_time()
         .init();
-    let json = raw.json.trim() == "true";
+    let json = raw.get("json").trim() == "true";
     let console = Console::new(rt.in_actions, json);
     let settings = match Settings::from_raw(raw) {
         Ok(s) => s,
         Err(e) => {
             console.error(&e);
-            return ExitCode::from(app::INVALID);
+            return Exit::Invalid.into();
         }
     };
     let tuning = Tuning::from_env(&env);
@@ -45,8 +56,10 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             console.error(&format!("could not start the async runtime: {e}"));
-            return ExitCode::from(app::FAILED);
+            return Exit::Failed.into();
         }
     };
-    ExitCode::from(runtime.block_on(app::run(settings, &rt, &console, tuning)))
+    runtime
+        .block_on(app::run(settings, &rt, &console, tuning))
+        .into()
 }

@@ -34,6 +34,9 @@ pub enum IamErrorKind {
     LimitExceeded,
     /// Credentials missing, unknown, wrong, or not allowed: fixable by the user.
     Credentials,
+    /// AWS could not be reached (a name that does not resolve, a refused connection, a
+    /// timeout): not worth waiting for as if a new key were still propagating.
+    Unreachable,
     Other,
 }
 

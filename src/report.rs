@@ -1,44 +1,243 @@
 //! What the user sees: text for the terminal, Markdown for the step summary, JSON for machines.
+//!
+//! One view of each user's report ([`UserView`]) is built once; the JSON document is that view
+//! serialized, and the text and Markdown renderers only lay it out.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::manifest::Scope;
 use crate::rotation::run::{Outcome, UserReport};
 use crate::rotation::state::{self, KeyStatus};
 
-fn outcome_word(o: &Outcome) -> &'static str {
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The whole report (`--json`; its shape is documented in the README).
+#[derive(Serialize)]
+pub struct ReportView {
+    pub command: String,
+    pub users: Vec<UserView>,
+}
+
+#[derive(Serialize)]
+pub struct UserView {
+    pub name: String,
+    pub state: Option<String>,
+    pub due: bool,
+    pub max_age_days: u32,
+    /// One word for machines: `status`, `nothing`, `planned`, `rotated`, …
+    pub outcome: String,
+    /// Why, for the outcomes that carry a reason.
+    pub message: Option<String>,
+    /// Why the user needs a person (then the exit code is 3).
+    pub attention: Option<String>,
+    /// The rotation journal kept on the IAM user.
+    pub journal: Option<JournalView>,
+    pub planned: Vec<String>,
+    pub new_access_key_id: Option<String>,
+    pub old_access_key_id: Option<String>,
+    pub keys: Vec<KeyView>,
+    pub consumers: Vec<ConsumerView>,
+    pub external: Vec<String>,
+    pub notes: Vec<String>,
+    pub verification_runs: Vec<RunView>,
+    /// The outcome in words, for people.
+    #[serde(skip)]
+    pub outcome_words: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct JournalView {
+    pub phase: String,
+    pub access_key_id: String,
+    pub rotation: String,
+    pub at: String,
+    pub held: Option<String>,
+    #[serde(skip)]
+    pub words: String,
+}
+
+#[derive(Serialize)]
+pub struct RunView {
+    pub repository: String,
+    pub workflow: String,
+    pub url: Option<String>,
+    pub conclusion: String,
+    pub ok: bool,
+}
+
+#[derive(Serialize)]
+pub struct KeyView {
+    pub access_key_id: String,
+    pub status: KeyStatus,
+    pub created: String,
+    pub age_days: i64,
+    pub last_used: Option<LastUseView>,
+    #[serde(skip)]
+    pub created_at: DateTime<Utc>,
+    /// "last used … (service in region)" or "never used".
+    #[serde(skip)]
+    pub last_used_words: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct LastUseView {
+    pub date: Option<String>,
+    pub service: String,
+    pub region: String,
+}
+
+#[derive(Serialize)]
+pub struct ConsumerView {
+    pub repository: String,
+    pub environment: Option<String>,
+    pub access_key_id_secret: String,
+    pub secret_access_key_secret: String,
+    pub result: String,
+    pub holds: Option<String>,
+    /// The kind of store, in words ("repository secrets", "environment production").
+    #[serde(skip)]
+    pub store: String,
+}
+
+fn outcome_words(o: &Outcome) -> (&'static str, &'static str) {
     match o {
-        Outcome::Nothing(_) => "nothing to do",
-        Outcome::Refused(_) => "refused",
-        Outcome::Invalid(_) => "invalid input",
-        Outcome::Planned(_) => "planned (dry run)",
-        Outcome::Rotated => "rotated",
-        Outcome::Deactivated => "old key deactivated",
-        Outcome::Deleted => "old key deleted",
-        Outcome::RolledBack(_) => "rolled back",
-        Outcome::Failed(_) => "failed",
-        Outcome::Reported => "status",
+        Outcome::Nothing(_) => ("nothing", "nothing to do"),
+        Outcome::Refused(_) => ("refused", "refused"),
+        Outcome::Invalid(_) => ("invalid", "invalid input"),
+        Outcome::Planned(_) => ("planned", "planned (dry run)"),
+        Outcome::Rotated => ("rotated", "rotated"),
+        Outcome::Deactivated => ("deactivated", "old key deactivated"),
+        Outcome::Deleted => ("deleted", "old key deleted"),
+        Outcome::RolledBack(_) => ("rolled-back", "rolled back"),
+        Outcome::Failed(_) => ("failed", "failed"),
+        Outcome::Reported => ("status", "status"),
     }
 }
 
-fn outcome_detail(o: &Outcome) -> Option<&str> {
+fn message(o: &Outcome) -> Option<String> {
     match o {
         Outcome::Nothing(s)
         | Outcome::Refused(s)
         | Outcome::Invalid(s)
         | Outcome::Failed(s)
-        | Outcome::RolledBack(s) => Some(s.as_str()).filter(|s| !s.is_empty()),
+        | Outcome::RolledBack(s) => Some(s.clone()).filter(|s| !s.is_empty()),
         _ => None,
     }
 }
 
-fn store(scope: &Scope) -> (String, String) {
-    match scope {
-        Scope::Repository(r) => (r.clone(), "repository secrets".into()),
-        Scope::Environment {
-            repository,
-            environment,
-        } => (repository.clone(), format!("environment {environment}")),
+/// The one view of a user's report that every format renders.
+pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
+    let (outcome, outcome_words) = outcome_words(&r.outcome);
+    UserView {
+        name: r.user.name.clone(),
+        state: r.state.map(|s| s.to_string()),
+        due: r.due,
+        max_age_days: r.user.max_age_days,
+        outcome: outcome.into(),
+        outcome_words,
+        message: message(&r.outcome),
+        attention: r.attention.clone(),
+        journal: r.journal.as_ref().map(|j| {
+            let mut words = format!(
+                "rotation to {}: {} since {}",
+                j.key,
+                j.phase,
+                j.at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            if let Some(h) = j.held {
+                words.push_str(&format!(
+                    "; every consumer held it from {}",
+                    h.format("%Y-%m-%d %H:%M:%S UTC")
+                ));
+            }
+            JournalView {
+                phase: j.phase.to_string(),
+                access_key_id: j.key.clone(),
+                rotation: j.rotation.clone(),
+                at: rfc3339(j.at),
+                held: j.held.map(rfc3339),
+                words,
+            }
+        }),
+        planned: match &r.outcome {
+            Outcome::Planned(s) => s.clone(),
+            _ => Vec::new(),
+        },
+        new_access_key_id: r.new_key.clone(),
+        old_access_key_id: r.old_key.clone(),
+        keys: r
+            .keys
+            .iter()
+            .map(|k| {
+                let used = r
+                    .last_used
+                    .iter()
+                    .find(|(id, _)| id == &k.id)
+                    .map(|(_, u)| u);
+                KeyView {
+                    access_key_id: k.id.clone(),
+                    status: k.status,
+                    created: rfc3339(k.created),
+                    created_at: k.created,
+                    age_days: state::age_days(k.created, now),
+                    last_used: used.map(|u| LastUseView {
+                        date: u.date.map(rfc3339),
+                        service: u.service.clone(),
+                        region: u.region.clone(),
+                    }),
+                    last_used_words: used.map(ToString::to_string),
+                }
+            })
+            .collect(),
+        consumers: r
+            .consumers
+            .iter()
+            .map(|c| {
+                let (repository, environment, store) = match &c.consumer.scope {
+                    Scope::Repository(r) => (r.clone(), None, "repository secrets".to_owned()),
+                    Scope::Environment {
+                        repository,
+                        environment,
+                    } => (
+                        repository.clone(),
+                        Some(environment.clone()),
+                        format!("environment {environment}"),
+                    ),
+                };
+                ConsumerView {
+                    repository,
+                    environment,
+                    store,
+                    access_key_id_secret: c.consumer.secrets.access_key_id.clone(),
+                    secret_access_key_secret: c.consumer.secrets.secret_access_key.clone(),
+                    result: c.result.clone(),
+                    holds: c.holds.clone(),
+                }
+            })
+            .collect(),
+        external: r.user.external.clone(),
+        notes: r.notes.clone(),
+        verification_runs: r
+            .runs
+            .iter()
+            .map(|run| RunView {
+                repository: run.workflow.repository.clone(),
+                workflow: run.workflow.workflow.clone(),
+                url: run.url.clone(),
+                conclusion: run.conclusion.clone(),
+                ok: run.ok,
+            })
+            .collect(),
+    }
+}
+
+pub fn views(command: &str, reports: &[UserReport], now: DateTime<Utc>) -> ReportView {
+    ReportView {
+        command: command.into(),
+        users: reports.iter().map(|r| view(r, now)).collect(),
     }
 }
 
@@ -49,78 +248,53 @@ fn status_word(s: KeyStatus) -> &'static str {
     }
 }
 
-/// The journal in words: "rotation to AKIA…: verified at …".
-fn journal_line(j: &crate::rotation::journal::Journal) -> String {
-    let mut line = format!(
-        "rotation to {}: {} since {}",
-        j.key,
-        j.phase,
-        j.at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
-    if let Some(h) = j.held {
-        line.push_str(&format!(
-            "; every consumer held it from {}",
-            h.format("%Y-%m-%d %H:%M:%S UTC")
-        ));
-    }
-    line
-}
-
 /// Plain text, one block per user.
-pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> String {
+pub fn text(report: &ReportView) -> String {
     let mut out = String::new();
-    for r in reports {
-        let state = r
-            .state
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let due = if r.due { "rotation due" } else { "not due" };
-        let head = match r.outcome {
-            Outcome::Reported => format!("state {state}, {due}"),
-            _ => format!(
-                "{} (state before: {state}, {due})",
-                outcome_word(&r.outcome)
-            ),
+    for u in &report.users {
+        let state = u.state.as_deref().unwrap_or("unknown");
+        let due = if u.due { "rotation due" } else { "not due" };
+        let head = if u.outcome == "status" {
+            format!("state {state}, {due}")
+        } else {
+            format!("{} (state before: {state}, {due})", u.outcome_words)
         };
         out.push_str(&format!(
             "{}: {head}; max-age-days {}\n",
-            r.user.name, r.user.max_age_days
+            u.name, u.max_age_days
         ));
-        if let Some(d) = outcome_detail(&r.outcome) {
-            out.push_str(&format!("  {d}\n"));
+        for line in u.message.iter() {
+            out.push_str(&format!("  {line}\n"));
         }
-        if let Some(a) = &r.attention {
+        if let Some(a) = &u.attention {
             out.push_str(&format!("  needs a person: {a}\n"));
         }
-        if let Some(j) = &r.journal {
-            out.push_str(&format!("  {}\n", journal_line(j)));
+        if let Some(j) = &u.journal {
+            out.push_str(&format!("  {}\n", j.words));
         }
-        if let Outcome::Planned(steps) = &r.outcome {
-            for s in steps {
-                out.push_str(&format!("  would {s}\n"));
-            }
+        for s in &u.planned {
+            out.push_str(&format!("  would {s}\n"));
         }
-        for k in &r.keys {
-            let used = r
-                .last_used
-                .iter()
-                .find(|(id, _)| id == &k.id)
-                .map(|(_, u)| format!(", {u}"))
-                .unwrap_or_default();
+        for k in &u.keys {
             out.push_str(&format!(
-                "  key {} {} created {} ({} days){used}\n",
-                k.id,
+                "  key {} {} created {} ({} days){}\n",
+                k.access_key_id,
                 status_word(k.status),
-                k.created.format("%Y-%m-%d"),
-                state::age_days(k.created, now)
+                k.created_at.format("%Y-%m-%d"),
+                k.age_days,
+                k.last_used_words
+                    .as_ref()
+                    .map(|w| format!(", {w}"))
+                    .unwrap_or_default()
             ));
         }
-        for c in &r.consumers {
-            let (repo, kind) = store(&c.consumer.scope);
+        for c in &u.consumers {
             out.push_str(&format!(
-                "  consumer {repo} ({kind}) {}/{}: {}{}\n",
-                c.consumer.secrets.access_key_id,
-                c.consumer.secrets.secret_access_key,
+                "  consumer {} ({}) {}/{}: {}{}\n",
+                c.repository,
+                c.store,
+                c.access_key_id_secret,
+                c.secret_access_key_secret,
                 c.result,
                 c.holds
                     .as_ref()
@@ -128,11 +302,11 @@ pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> Strin
                     .unwrap_or_default()
             ));
         }
-        for run in &r.runs {
+        for run in &u.verification_runs {
             out.push_str(&format!(
                 "  verification {} in {}: {}{}\n",
-                run.workflow.workflow,
-                run.workflow.repository,
+                run.workflow,
+                run.repository,
                 run.conclusion,
                 run.url
                     .as_ref()
@@ -140,10 +314,10 @@ pub fn text(reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> Strin
                     .unwrap_or_default()
             ));
         }
-        for e in &r.user.external {
+        for e in &u.external {
             out.push_str(&format!("  external consumer (update by hand): {e}\n"));
         }
-        for n in &r.notes {
+        for n in &u.notes {
             out.push_str(&format!("  note: {n}\n"));
         }
     }
@@ -155,77 +329,63 @@ fn cell(s: &str) -> String {
 }
 
 /// The step summary.
-pub fn markdown(
-    command: &str,
-    reports: &[UserReport],
-    now: chrono::DateTime<chrono::Utc>,
-) -> String {
-    let mut md = format!("## aws-key-rotator `{command}`\n\n");
-    for r in reports {
-        let state = r
-            .state
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "unknown".into());
+pub fn markdown(report: &ReportView) -> String {
+    let mut md = format!("## aws-key-rotator `{}`\n\n", report.command);
+    for u in &report.users {
         md.push_str(&format!(
-            "### {} — {}\n\nState before: `{state}`{}\n\n",
-            cell(&r.user.name),
-            outcome_word(&r.outcome),
-            if r.due { " (rotation due)" } else { "" }
+            "### {} — {}\n\nState before: `{}`{}\n\n",
+            cell(&u.name),
+            u.outcome_words,
+            u.state.as_deref().unwrap_or("unknown"),
+            if u.due { " (rotation due)" } else { "" }
         ));
-        if let Some(d) = outcome_detail(&r.outcome) {
-            md.push_str(&format!("> {}\n\n", cell(d)));
+        if let Some(m) = &u.message {
+            md.push_str(&format!("> {}\n\n", cell(m)));
         }
-        if let Some(a) = &r.attention {
+        if let Some(a) = &u.attention {
             md.push_str(&format!("> **Needs a person:** {}\n\n", cell(a)));
         }
-        if let Some(j) = &r.journal {
-            md.push_str(&format!("{}\n\n", cell(&journal_line(j))));
+        if let Some(j) = &u.journal {
+            md.push_str(&format!("{}\n\n", cell(&j.words)));
         }
-        if let Outcome::Planned(steps) = &r.outcome {
+        if !u.planned.is_empty() {
             md.push_str("Planned (dry run, nothing changed):\n\n");
-            for s in steps {
+            for s in &u.planned {
                 md.push_str(&format!("1. {}\n", cell(s)));
             }
             md.push('\n');
         }
-        if let Some(new) = &r.new_key {
+        if let Some(new) = &u.new_access_key_id {
             md.push_str(&format!("New key: `{new}`"));
-            if let Some(old) = &r.old_key {
+            if let Some(old) = &u.old_access_key_id {
                 md.push_str(&format!(" · old key: `{old}`"));
             }
             md.push_str("\n\n");
         }
-        if !r.keys.is_empty() {
+        if !u.keys.is_empty() {
             md.push_str(
                 "| key | status | created | age (days) | last used |\n|---|---|---|---|---|\n",
             );
-            for k in &r.keys {
-                let used = r
-                    .last_used
-                    .iter()
-                    .find(|(id, _)| id == &k.id)
-                    .map(|(_, u)| u.to_string())
-                    .unwrap_or_else(|| "–".into());
+            for k in &u.keys {
                 md.push_str(&format!(
                     "| `{}` | {} | {} | {} | {} |\n",
-                    k.id,
+                    k.access_key_id,
                     status_word(k.status),
-                    k.created.format("%Y-%m-%d %H:%M UTC"),
-                    state::age_days(k.created, now),
-                    cell(&used)
+                    k.created_at.format("%Y-%m-%d %H:%M UTC"),
+                    k.age_days,
+                    cell(k.last_used_words.as_deref().unwrap_or("–"))
                 ));
             }
             md.push('\n');
         }
         md.push_str("| consumer | store | secrets | result | holds key |\n|---|---|---|---|---|\n");
-        for c in &r.consumers {
-            let (repo, kind) = store(&c.consumer.scope);
+        for c in &u.consumers {
             md.push_str(&format!(
                 "| {} | {} | `{}`, `{}` | {} | {} |\n",
-                cell(&repo),
-                cell(&kind),
-                c.consumer.secrets.access_key_id,
-                c.consumer.secrets.secret_access_key,
+                cell(&c.repository),
+                cell(&c.store),
+                c.access_key_id_secret,
+                c.secret_access_key_secret,
                 cell(&c.result),
                 c.holds
                     .as_deref()
@@ -234,15 +394,15 @@ pub fn markdown(
             ));
         }
         md.push('\n');
-        if !r.runs.is_empty() {
+        if !u.verification_runs.is_empty() {
             md.push_str(
                 "| verification workflow | repository | run | conclusion |\n|---|---|---|---|\n",
             );
-            for run in &r.runs {
+            for run in &u.verification_runs {
                 md.push_str(&format!(
                     "| `{}` | {} | {} | {} |\n",
-                    cell(&run.workflow.workflow),
-                    cell(&run.workflow.repository),
+                    cell(&run.workflow),
+                    cell(&run.repository),
                     run.url
                         .as_deref()
                         .map(|u| format!("[run]({u})"))
@@ -256,195 +416,24 @@ pub fn markdown(
             }
             md.push('\n');
         }
-        if !r.user.external.is_empty() {
+        if !u.external.is_empty() {
             md.push_str("Outside GitHub (update by hand):\n\n");
-            for e in &r.user.external {
+            for e in &u.external {
                 md.push_str(&format!("- {}\n", cell(e)));
             }
             md.push('\n');
         }
-        for n in &r.notes {
+        for n in &u.notes {
             md.push_str(&format!("- {}\n", cell(n)));
         }
-        if !r.notes.is_empty() {
+        if !u.notes.is_empty() {
             md.push('\n');
         }
     }
     md
 }
 
-#[derive(Serialize)]
-pub struct JsonReport {
-    pub command: String,
-    pub users: Vec<JsonUser>,
-}
-
-#[derive(Serialize)]
-pub struct JsonUser {
-    pub name: String,
-    pub state: Option<String>,
-    pub due: bool,
-    pub max_age_days: u32,
-    pub outcome: String,
-    pub message: Option<String>,
-    /// Why the user needs a person (then the exit code is 3).
-    pub attention: Option<String>,
-    /// The rotation journal kept on the IAM user.
-    pub journal: Option<JsonJournal>,
-    pub planned: Vec<String>,
-    pub new_access_key_id: Option<String>,
-    pub old_access_key_id: Option<String>,
-    pub keys: Vec<JsonKey>,
-    pub consumers: Vec<JsonConsumer>,
-    pub external: Vec<String>,
-    pub notes: Vec<String>,
-    pub verification_runs: Vec<JsonRun>,
-}
-
-#[derive(Serialize)]
-pub struct JsonJournal {
-    pub phase: String,
-    pub access_key_id: String,
-    pub rotation: String,
-    pub at: String,
-    pub held: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct JsonRun {
-    pub repository: String,
-    pub workflow: String,
-    pub url: Option<String>,
-    pub conclusion: String,
-    pub ok: bool,
-}
-
-#[derive(Serialize)]
-pub struct JsonKey {
-    pub access_key_id: String,
-    pub status: KeyStatus,
-    pub created: String,
-    pub age_days: i64,
-    pub last_used: Option<JsonLastUse>,
-}
-
-#[derive(Serialize)]
-pub struct JsonLastUse {
-    pub date: Option<String>,
-    pub service: String,
-    pub region: String,
-}
-
-#[derive(Serialize)]
-pub struct JsonConsumer {
-    pub repository: String,
-    pub environment: Option<String>,
-    pub access_key_id_secret: String,
-    pub secret_access_key_secret: String,
-    pub result: String,
-    pub holds: Option<String>,
-}
-
-/// The `--json` document (the shape is documented in the README).
-pub fn json(command: &str, reports: &[UserReport], now: chrono::DateTime<chrono::Utc>) -> String {
-    let users = reports
-        .iter()
-        .map(|r| JsonUser {
-            name: r.user.name.clone(),
-            state: r.state.map(|s| s.to_string()),
-            due: r.due,
-            max_age_days: r.user.max_age_days,
-            outcome: match &r.outcome {
-                Outcome::Nothing(_) => "nothing",
-                Outcome::Refused(_) => "refused",
-                Outcome::Invalid(_) => "invalid",
-                Outcome::Planned(_) => "planned",
-                Outcome::Rotated => "rotated",
-                Outcome::Deactivated => "deactivated",
-                Outcome::Deleted => "deleted",
-                Outcome::RolledBack(_) => "rolled-back",
-                Outcome::Failed(_) => "failed",
-                Outcome::Reported => "status",
-            }
-            .into(),
-            message: outcome_detail(&r.outcome).map(str::to_owned),
-            attention: r.attention.clone(),
-            journal: r.journal.as_ref().map(|j| JsonJournal {
-                phase: j.phase.to_string(),
-                access_key_id: j.key.clone(),
-                rotation: j.rotation.clone(),
-                at: j.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                held: j
-                    .held
-                    .map(|h| h.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            }),
-            planned: match &r.outcome {
-                Outcome::Planned(s) => s.clone(),
-                _ => Vec::new(),
-            },
-            new_access_key_id: r.new_key.clone(),
-            old_access_key_id: r.old_key.clone(),
-            keys: r
-                .keys
-                .iter()
-                .map(|k| JsonKey {
-                    access_key_id: k.id.clone(),
-                    status: k.status,
-                    created: k.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    age_days: state::age_days(k.created, now),
-                    last_used: r
-                        .last_used
-                        .iter()
-                        .find(|(id, _)| id == &k.id)
-                        .map(|(_, u)| JsonLastUse {
-                            date: u
-                                .date
-                                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                            service: u.service.clone(),
-                            region: u.region.clone(),
-                        }),
-                })
-                .collect(),
-            consumers: r
-                .consumers
-                .iter()
-                .map(|c| {
-                    let (repository, environment) = match &c.consumer.scope {
-                        Scope::Repository(r) => (r.clone(), None),
-                        Scope::Environment {
-                            repository,
-                            environment,
-                        } => (repository.clone(), Some(environment.clone())),
-                    };
-                    JsonConsumer {
-                        repository,
-                        environment,
-                        access_key_id_secret: c.consumer.secrets.access_key_id.clone(),
-                        secret_access_key_secret: c.consumer.secrets.secret_access_key.clone(),
-                        result: c.result.clone(),
-                        holds: c.holds.clone(),
-                    }
-                })
-                .collect(),
-            external: r.user.external.clone(),
-            notes: r.notes.clone(),
-            verification_runs: r
-                .runs
-                .iter()
-                .map(|run| JsonRun {
-                    repository: run.workflow.repository.clone(),
-                    workflow: run.workflow.workflow.clone(),
-                    url: run.url.clone(),
-                    conclusion: run.conclusion.clone(),
-                    ok: run.ok,
-                })
-                .collect(),
-        })
-        .collect();
-    serde_json::to_string_pretty(&JsonReport {
-        command: command.into(),
-        users,
-    })
-    .expect("the report serializes")
-        + "\n"
+/// The `--json` document.
+pub fn json(report: &ReportView) -> String {
+    serde_json::to_string_pretty(report).expect("the report serializes") + "\n"
 }

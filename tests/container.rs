@@ -1,25 +1,28 @@
-//! The container action, run exactly as the runner runs it: the image's runtime stage (copied
-//! verbatim from the Dockerfile) around a locally built static binary, `--workdir
-//! /github/workspace`, the workspace and `/github/file_commands` mounted, `INPUT_*` variables
-//! with dashes, host networking to the emulators.
+//! The container action, run exactly as the runner runs it: the image `scripts/image` builds
+//! (the recipe `release.yml` ships), `--workdir /github/workspace`, the workspace and
+//! `/github/file_commands` mounted, `INPUT_*` variables with dashes. The emulators are reached by
+//! host name, resolved inside the image through the `/etc/resolv.conf` it is given, which names a
+//! DNS server this test starts.
 //!
-//! Needs a Docker engine and a static binary: `scripts/container-test` installs and starts
-//! both, then runs these tests with `--ignored`. Without an engine they fail.
+//! Needs a Docker engine, the image and root (the DNS server listens on port 53):
+//! `scripts/container-test` provides all three and runs these tests with `--ignored`.
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use support::*;
 
-const IMAGE: &str = "aws-key-rotator:container-test";
 const USER: &str = "ci-deployer";
 const MANIFEST: &str = "version: 1\nusers:\n  - name: ci-deployer\n    consumers:\n      - repository: acme/web\n      - repository: acme/web\n        environment: production\n";
+/// Where the test's DNS server listens (any loopback address will do; port 53 is the only one
+/// a resolv.conf can name).
+const DNS_ADDRESS: &str = "127.0.0.153";
 
 fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker")
@@ -28,66 +31,81 @@ fn docker(args: &[&str]) -> std::process::Output {
         .expect("the docker CLI (scripts/container-test installs it)")
 }
 
+/// The image under test, as `scripts/image` tagged it.
+fn image() -> String {
+    let image = std::env::var("AWS_KEY_ROTATOR_IMAGE").expect(
+        "AWS_KEY_ROTATOR_IMAGE: the image scripts/image built (run scripts/container-test)",
+    );
+    let info = docker(&["image", "inspect", "-f", "{{.Id}}", &image]);
+    assert!(
+        info.status.success(),
+        "no image {image} (or no Docker engine): {}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    image
+}
+
 fn static_binary() -> PathBuf {
     let p = std::env::var("AWS_KEY_ROTATOR_STATIC_BINARY")
-        .expect("AWS_KEY_ROTATOR_STATIC_BINARY: the statically linked binary (scripts/container-test builds it)");
+        .expect("AWS_KEY_ROTATOR_STATIC_BINARY: the binary in the image (scripts/container-test)");
     PathBuf::from(p)
 }
 
-/// The Dockerfile's runtime stage, verbatim.
-fn runtime_stage() -> String {
-    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
-    let start = dockerfile
-        .find("FROM scratch AS runtime")
-        .expect("a runtime stage");
-    dockerfile[start..].to_owned()
-}
-
-/// Builds the image once per test binary.
-fn build_image() {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let info = docker(&["info", "--format", "{{.ServerVersion}}"]);
-        assert!(
-            info.status.success(),
-            "no Docker engine: {}",
-            String::from_utf8_lossy(&info.stderr)
+/// The DNS server (github.test and moto.test are this machine; nothing else exists) and the
+/// resolv.conf that names it, once per test binary.
+fn resolv_conf() -> PathBuf {
+    struct Dns {
+        _server: Child,
+        dir: tempfile::TempDir,
+    }
+    static DNS: OnceLock<Mutex<Dns>> = OnceLock::new();
+    let dns = DNS.get_or_init(|| {
+        let mut server = Command::new(python())
+            .arg(repo_root().join("tests/support/dns_server.py"))
+            .args([
+                DNS_ADDRESS,
+                "53",
+                "github.test=127.0.0.1",
+                "moto.test=127.0.0.1",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the DNS server");
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the DNS server did not start (port 53 needs root: run scripts/container-test as root)"
         );
-        let ctx = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(ctx.path().join("out")).unwrap();
-        std::fs::copy(static_binary(), ctx.path().join("out/aws-key-rotator")).unwrap();
-        std::fs::copy(
-            "/etc/ssl/certs/ca-certificates.crt",
-            ctx.path().join("ca-certificates.crt"),
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("resolv.conf"),
+            format!("nameserver {DNS_ADDRESS}\noptions timeout:1 attempts:2\n"),
         )
         .unwrap();
-        let dockerfile = format!(
-            "# The build stage stands in for the Rust builder: base images cannot be pulled here.\n\
-             FROM scratch AS build\n\
-             COPY out/aws-key-rotator /out/aws-key-rotator\n\
-             COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\n\n{}",
-            runtime_stage()
-        );
-        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", IMAGE])
-            .arg(ctx.path())
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        Mutex::new(Dns {
+            _server: server,
+            dir,
+        })
     });
+    dns.lock().unwrap().dir.path().join("resolv.conf")
+}
+
+/// `url` with its host replaced by `host` (the fakes listen on 127.0.0.1).
+fn by_name(url: &str, host: &str) -> String {
+    url.replace("127.0.0.1", host)
 }
 
 /// Runs the image as the runner does; returns the run and the container's start time.
 fn run_action(
     env: &TestEnv,
     creds: &Key,
-    endpoint: &str,
+    aws_endpoint: &str,
+    github_url: &str,
     inputs: &[(&str, &str)],
 ) -> (Run, String) {
     let files = tempfile::tempdir().unwrap();
@@ -108,6 +126,8 @@ fn run_action(
         format!("{}:/github/workspace", env.workspace.path().display()),
         "-v".into(),
         format!("{}:/github/file_commands", commands.display()),
+        "-v".into(),
+        format!("{}:/etc/resolv.conf:ro", resolv_conf().display()),
     ];
     let mut vars: Vec<(String, String)> = vec![
         ("GITHUB_ACTIONS".into(), "true".into()),
@@ -121,8 +141,9 @@ fn run_action(
             "/github/file_commands/step_summary".into(),
         ),
         ("GITHUB_REPOSITORY".into(), "acme/web".into()),
-        ("GITHUB_API_URL".into(), env.github.url.clone()),
-        ("AWS_ENDPOINT_URL".into(), endpoint.into()),
+        ("GITHUB_API_URL".into(), github_url.into()),
+        ("AWS_ENDPOINT_URL".into(), aws_endpoint.into()),
+        ("AWS_KEY_ROTATOR_LEASE_SETTLE_MS".into(), "100".into()),
         ("AWS_REGION".into(), "us-east-1".into()),
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ("AWS_ACCESS_KEY_ID".into(), creds.id.clone()),
@@ -146,7 +167,7 @@ fn run_action(
         args.push(k.clone());
         cmd.env(k, v);
     }
-    args.push(IMAGE.into());
+    args.push(image());
     let out = cmd.args(&args).stdin(Stdio::null()).output().unwrap();
     let started = docker(&["inspect", "-f", "{{.State.StartedAt}}", &name]);
     docker(&["rm", "-f", &name]);
@@ -174,12 +195,17 @@ fn due_user(env: &TestEnv) -> Key {
 }
 
 #[test]
-#[ignore = "needs a Docker engine: scripts/container-test"]
-fn the_image_rotates_a_key_end_to_end() {
-    build_image();
+#[ignore = "needs a Docker engine and root: scripts/container-test"]
+fn the_image_rotates_a_key_end_to_end_reaching_the_services_by_name() {
     let env = TestEnv::new();
     let old = due_user(&env);
-    let (run, _) = run_action(&env, &old, &env.moto_url.clone(), &[("dry-run", "false")]);
+    let (run, _) = run_action(
+        &env,
+        &old,
+        &by_name(&env.moto_url, "moto.test"),
+        &by_name(&env.github.url, "github.test"),
+        &[("dry-run", "false")],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     let new = env
         .held_default(&repo("acme/web"))
@@ -214,15 +240,44 @@ fn the_image_rotates_a_key_end_to_end() {
 }
 
 #[test]
-#[ignore = "needs a Docker engine: scripts/container-test"]
+#[ignore = "needs a Docker engine and root: scripts/container-test"]
+fn an_unknown_host_name_fails_clearly_naming_it() {
+    let env = TestEnv::new();
+    let old = due_user(&env);
+    let github = by_name(&env.github.url, "github.test");
+    let moto = by_name(&env.moto_url, "moto.test");
+    for (aws, gh, host) in [
+        (
+            "http://iam.nowhere.test:4566",
+            github.as_str(),
+            "iam.nowhere.test",
+        ),
+        (
+            moto.as_str(),
+            "http://api.nowhere.test:8080",
+            "api.nowhere.test",
+        ),
+    ] {
+        let before = env.world(USER);
+        let (run, _) = run_action(&env, &old, aws, gh, &[("command", "rotate")]);
+        assert!(matches!(run.code, 1 | 2), "{}", run.all());
+        assert!(run.stderr.contains(host), "names {host}: {}", run.stderr);
+        assert!(!run.all().contains("panicked"), "{}", run.all());
+        assert!(run.stdout.contains("::error::"), "{}", run.stdout);
+        assert_eq!(env.world(USER), before, "nothing changed");
+    }
+}
+
+#[test]
+#[ignore = "needs a Docker engine and root: scripts/container-test"]
 fn the_image_has_no_shell() {
-    build_image();
+    let image = image();
     let out = docker(&[
         "run",
         "--rm",
         "--entrypoint",
         "/bin/sh",
-        IMAGE,
+        &image,
         "-c",
         "true",
     ]);
@@ -232,7 +287,7 @@ fn the_image_has_no_shell() {
         "inspect",
         "-f",
         "{{json .Config.Entrypoint}} {{.Config.User}}|{{.Config.WorkingDir}}",
-        IMAGE,
+        &image,
     ]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -290,11 +345,11 @@ fn run_measuring_rss(cmd: &mut Command) -> (i32, i64) {
     (libc::WEXITSTATUS(status), usage.ru_maxrss)
 }
 
-/// Prints the figures the README quotes (scripts/measure-image runs it).
+/// Prints the figures the README quotes (`scripts/container-test --measure` runs it).
 #[test]
-#[ignore = "needs a Docker engine: scripts/measure-image"]
+#[ignore = "needs a Docker engine and root: scripts/container-test --measure"]
 fn measure() {
-    build_image();
+    let image = image();
     let env = TestEnv::new();
     let old = due_user(&env);
 
@@ -321,7 +376,13 @@ fn measure() {
 
     // Container start to the first AWS request, through a relay that notes its arrival.
     let (endpoint, first) = first_request_recorder(env.moto_url.clone());
-    let (run, started) = run_action(&env, &new, &endpoint, &[("command", "status")]);
+    let (run, started) = run_action(
+        &env,
+        &new,
+        &by_name(&endpoint, "moto.test"),
+        &by_name(&env.github.url, "github.test"),
+        &[("command", "status")],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     let started = chrono::DateTime::parse_from_rfc3339(&started).expect("StartedAt");
     let first: chrono::DateTime<chrono::Utc> =
@@ -332,7 +393,7 @@ fn measure() {
         / 1000.0;
 
     let image_bytes: u64 =
-        String::from_utf8_lossy(&docker(&["image", "inspect", "-f", "{{.Size}}", IMAGE]).stdout)
+        String::from_utf8_lossy(&docker(&["image", "inspect", "-f", "{{.Size}}", &image]).stdout)
             .trim()
             .parse()
             .unwrap();
@@ -345,7 +406,9 @@ fn measure() {
         "static binary size:                  {:.1} MB ({binary_bytes} bytes)",
         binary_bytes as f64 / 1e6
     );
-    println!("container start to first AWS request: {start_to_first_ms:.1} ms");
+    println!(
+        "container start to first AWS request: {start_to_first_ms:.1} ms (its host name resolved through DNS)"
+    );
     println!(
         "peak memory of a full rotation:      {:.1} MB (max RSS)",
         rss_kib as f64 / 1024.0

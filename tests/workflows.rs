@@ -31,9 +31,9 @@ fn action_names(section: &str) -> BTreeSet<String> {
 #[test]
 fn action_yml_declares_exactly_the_inputs_the_binary_reads() {
     let declared = action_names("inputs");
-    let read: BTreeSet<String> = aws_key_rotator::action::INPUTS
+    let read: BTreeSet<String> = aws_key_rotator::cli::INPUTS
         .iter()
-        .map(|s| s.to_string())
+        .map(|i| i.name.to_string())
         .collect();
     assert_eq!(declared, read);
 }
@@ -348,6 +348,77 @@ fn normalize(json: &str, ids: &[(&str, &str)]) -> String {
     text
 }
 
+/// Dates and times (`2026-11-26`, `2026-11-26 12:00 UTC`, `…12:00:00 UTC`) become `<date>`.
+fn without_dates(text: &str) -> String {
+    let b = text.as_bytes();
+    let digits =
+        |at: usize, n: usize| at + n <= b.len() && b[at..at + n].iter().all(u8::is_ascii_digit);
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if digits(i, 4)
+            && b.get(i + 4) == Some(&b'-')
+            && digits(i + 5, 2)
+            && b.get(i + 7) == Some(&b'-')
+            && digits(i + 8, 2)
+        {
+            i += 10;
+            if b.get(i) == Some(&b' ')
+                && digits(i + 1, 2)
+                && b.get(i + 3) == Some(&b':')
+                && digits(i + 4, 2)
+            {
+                i += 6;
+                if b.get(i) == Some(&b':') && digits(i + 1, 2) {
+                    i += 3;
+                }
+                if text[i..].starts_with(" UTC") {
+                    i += 4;
+                }
+            }
+            out.push_str("<date>");
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// What a person reads: the text report and the step summary of `status`, and of a rotation.
+#[test]
+fn text_and_summary_shapes() {
+    let env = TestEnv::new();
+    let (old, reporting) = two_users(&env);
+    env.seed(
+        &[repo("acme/web"), environment("acme/web", "production")],
+        &old,
+        100,
+    );
+    env.write_manifest(MANIFEST);
+    let ids = |text: &str, more: &[(&str, &str)]| {
+        let mut t = without_dates(text);
+        for (id, name) in [
+            (old.id.as_str(), "<ci-deployer key>"),
+            (reporting.id.as_str(), "<reporting key>"),
+        ]
+        .iter()
+        .chain(more)
+        {
+            t = t.replace(id, name);
+        }
+        t
+    };
+    let run = env.cli(&old, &["status"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    insta::assert_snapshot!("status_text", ids(&run.stdout, &[]));
+    insta::assert_snapshot!("status_summary", ids(&run.summary, &[]));
+    let run = env.cli(&old, &["rotate", "--user", "ci-deployer", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    insta::assert_snapshot!("dry_run_summary", ids(&run.summary, &[]));
+}
+
 #[test]
 fn status_json_shape() {
     let env = TestEnv::new();
@@ -362,4 +433,112 @@ fn status_json_shape() {
             (&reporting.id, "<reporting key>")
         ]
     ));
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+}
+
+/// The `@…` reference of every `uses:` of this project's action or reusable workflow.
+fn own_refs(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("uses: "))
+        .filter(|u| u.starts_with("aws-key-rotator/aws-key-rotator"))
+        .map(|u| {
+            u.split_once('@')
+                .unwrap()
+                .1
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_action_runs_its_image_by_digest_and_the_workflows_use_it_by_commit() {
+    let image = yaml("action.yml")["runs"]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let digest = image
+        .strip_prefix("docker://ghcr.io/aws-key-rotator/aws-key-rotator@sha256:")
+        .unwrap_or_else(|| panic!("action.yml runs {image}: not pinned by digest"));
+    assert!(is_hex(digest, 64), "{image}");
+    for path in WORKFLOWS {
+        let text = std::fs::read_to_string(repo_root().join(path)).unwrap();
+        for r in own_refs(&text) {
+            assert!(
+                is_hex(&r, 40),
+                "{path} uses the action at {r}, not a commit SHA"
+            );
+        }
+    }
+}
+
+/// `scripts/pin-release`, the second half of release.yml, run on a copy of the repository.
+#[test]
+fn the_release_pins_the_image_digest_and_the_action_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = repo_root();
+    for f in [
+        "action.yml",
+        ".github/workflows/rotate-aws-key.yml",
+        "examples/workflows/rotate-aws-keys.yml",
+        "examples/workflows/verify-aws-credentials.yml",
+        "scripts/pin-release",
+    ] {
+        let to = dir.path().join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(root.join(f), &to).unwrap();
+    }
+    let pin = |args: &[&str]| {
+        std::process::Command::new(dir.path().join("scripts/pin-release"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let digest = "0123456789abcdef".repeat(4);
+    let sha = "89abcdef01234567".repeat(3)[..40].to_owned();
+    // Bad references are refused and change nothing.
+    let before = read("action.yml");
+    for bad in [
+        vec!["image", "ghcr.io/aws-key-rotator/aws-key-rotator:v1.2.3"],
+        vec!["image", "ghcr.io/x/y@sha256:1234"],
+        vec!["action", "main", "v1.2.3"],
+        vec!["action", &sha, "latest"],
+        vec!["tag"],
+    ] {
+        let out = pin(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!out.stderr.is_empty(), "{bad:?} says why");
+    }
+    assert_eq!(read("action.yml"), before);
+
+    let image = format!("ghcr.io/aws-key-rotator/aws-key-rotator@sha256:{digest}");
+    assert!(pin(&["image", &image]).status.success());
+    assert!(read("action.yml").contains(&format!("  image: docker://{image}\n")));
+    assert!(pin(&["action", &sha, "v1.2.3"]).status.success());
+    let mut pinned = 0;
+    for f in [
+        ".github/workflows/rotate-aws-key.yml",
+        "examples/workflows/rotate-aws-keys.yml",
+        "examples/workflows/verify-aws-credentials.yml",
+    ] {
+        let text = read(f);
+        for r in own_refs(&text) {
+            assert_eq!(r, sha, "{f}");
+            pinned += 1;
+        }
+        assert!(!text.contains("unreleased"), "{f}");
+        assert!(text.contains(&format!("@{sha} # v1.2.3")), "{f}");
+    }
+    assert_eq!(
+        pinned, 6,
+        "the four steps of the reusable workflow and two examples"
+    );
 }

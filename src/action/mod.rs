@@ -39,56 +39,9 @@ impl Runtime {
     }
 }
 
-/// Every input the action reads (action.yml declares exactly these; a test checks).
-pub const INPUTS: &[&str] = &[
-    "command",
-    "config",
-    "user",
-    "iam-user",
-    "environments",
-    "github-token",
-    "dry-run",
-    "force",
-    "json",
-    "delete-inactive",
-    "old-access-key-id",
-    "straggler-window-minutes",
-    "deactivate-after-hours",
-    "delete-after-days",
-    "expected-access-key-id",
-    "verify-timeout-minutes",
-    "poll-interval-seconds",
-];
-
-/// Reads the action's inputs: the runner upper-cases names and keeps dashes (`INPUT_DRY-RUN`).
+/// Reads the action's inputs (`INPUT_*`, dashes kept); the table is [`crate::cli::INPUTS`].
 pub fn inputs_from_env(env: &HashMap<String, String>) -> RawInputs {
-    let get = |name: &str| {
-        debug_assert!(INPUTS.contains(&name), "{name} is listed in INPUTS");
-        env.get(&format!("INPUT_{}", name.to_ascii_uppercase()))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let token = get("github-token");
-    RawInputs {
-        command: get("command"),
-        config: get("config"),
-        user: get("user"),
-        iam_user: get("iam-user"),
-        environments: get("environments"),
-        github_token: (!token.trim().is_empty())
-            .then(|| SecretString::from(token.trim().to_owned())),
-        dry_run: get("dry-run"),
-        force: get("force"),
-        json: get("json"),
-        delete_inactive: get("delete-inactive"),
-        old_access_key_id: get("old-access-key-id"),
-        straggler_window_minutes: get("straggler-window-minutes"),
-        deactivate_after_hours: get("deactivate-after-hours"),
-        delete_after_days: get("delete-after-days"),
-        expected_access_key_id: get("expected-access-key-id"),
-        verify_timeout_minutes: get("verify-timeout-minutes"),
-        poll_interval_seconds: get("poll-interval-seconds"),
-    }
+    RawInputs::from_env(env)
 }
 
 /// Escapes the data of a workflow command (`%`, CR, LF).
@@ -231,9 +184,9 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let raw = inputs_from_env(&env);
-        assert_eq!(raw.dry_run, "true");
-        assert_eq!(raw.command, "status");
-        assert_eq!(raw.old_access_key_id, "AKIA1");
+        assert_eq!(raw.get("dry-run"), "true");
+        assert_eq!(raw.get("command"), "status");
+        assert_eq!(raw.get("old-access-key-id"), "AKIA1");
         assert!(raw.github_token.is_none());
     }
 

@@ -40,6 +40,8 @@ impl Default for Pacing {
 
 pub struct GitHub {
     client: Octocrab,
+    /// `GITHUB_API_URL`, for messages about reaching it.
+    base: String,
     has_token: bool,
     pacing: Pacing,
     last_write: Mutex<Option<Instant>>,
@@ -85,6 +87,7 @@ impl GitHub {
             .map_err(|e| format!("could not set up the GitHub client: {e}"))?;
         Ok(Self {
             client,
+            base: api_url.trim_end_matches('/').to_owned(),
             has_token,
             pacing,
             last_write: Mutex::new(None),
@@ -216,7 +219,10 @@ impl GitHub {
         let transport = |e: &dyn std::fmt::Display| Attempt {
             error: GhError {
                 kind: GhErrorKind::Unavailable,
-                message: format!("{what}: could not reach GitHub: {e}"),
+                message: format!(
+                    "{what}: could not reach GitHub at {} (GITHUB_API_URL): {e}",
+                    self.base
+                ),
                 uncertain: method != http::Method::GET,
                 status: None,
             },

@@ -12,6 +12,7 @@ use super::ledger::{Held, Holding, Ledger, PARTS, Part};
 use super::plan::{self, Facts, LastUse, Options, Plan, Step};
 use super::state::{self, Freshness, KeyInfo, KeyStatus, State};
 use super::verify::{self, RunResult, VerifySettings};
+use crate::exit::Exit;
 use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow};
 use crate::ports::{
     Clock, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey, SecretStore, StepKey,
@@ -96,12 +97,12 @@ pub enum Outcome {
 
 impl Outcome {
     /// CONTRACT §7.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit(&self) -> Exit {
         match self {
-            Outcome::Failed(_) => 1,
-            Outcome::Invalid(_) => 2,
-            Outcome::Refused(_) => 3,
-            _ => 0,
+            Outcome::Failed(_) => Exit::Failed,
+            Outcome::Invalid(_) => Exit::Invalid,
+            Outcome::Refused(_) => Exit::Refused,
+            _ => Exit::Ok,
         }
     }
 }
@@ -160,11 +161,15 @@ impl UserReport {
         self.outcome == Outcome::Rotated
     }
     /// CONTRACT §7, with §4's rule that a user who needs a person makes the run loud.
-    pub fn exit_code(&self) -> u8 {
-        match self.outcome.exit_code() {
-            0 if self.attention.is_some() => 3,
-            c => c,
+    pub fn exit(&self) -> Exit {
+        match self.outcome.exit() {
+            Exit::Ok if self.attention.is_some() => Exit::Refused,
+            e => e,
         }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.exit().code()
     }
 }
 
@@ -174,8 +179,17 @@ fn iam_fault(user: &UserSpec, action: &str, e: IamError) -> Fault {
             "{}: IAM user {:?} does not exist in this account: fix the name in the manifest or create the user",
             user.origin, user.name
         )),
-        IamErrorKind::Credentials => Fault::Invalid(format!("{action}: {e}")),
-        _ => Fault::Failed(format!("{action}: {e}")),
+        IamErrorKind::Credentials => Fault::Invalid(with_action(action, e)),
+        _ => Fault::Failed(with_action(action, e)),
+    }
+}
+
+/// The error, prefixed with the action unless it already names it.
+fn with_action(action: &str, e: IamError) -> String {
+    if e.message.contains(action) {
+        e.message
+    } else {
+        format!("{action}: {}", e.message)
     }
 }
 

@@ -1,0 +1,53 @@
+//! Exit codes (CONTRACT §7), in one ordered type: a run with several users exits with the most
+//! serious of their codes.
+
+/// Declared from least to most serious, so `max()` picks what a run exits with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// Done, or nothing to do (including a grace period still running).
+    Ok,
+    /// Refused by a safety rule, or a user needs a person.
+    Refused,
+    /// An operation failed (after compensation).
+    Failed,
+    /// Invalid input, manifest or credentials; nothing changed.
+    Invalid,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::Invalid => 2,
+            Exit::Refused => 3,
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_serious_wins() {
+        assert_eq!(
+            [Exit::Ok, Exit::Refused, Exit::Failed].into_iter().max(),
+            Some(Exit::Failed)
+        );
+        assert_eq!(
+            [Exit::Refused, Exit::Invalid].into_iter().max(),
+            Some(Exit::Invalid)
+        );
+        assert_eq!(
+            [Exit::Ok, Exit::Failed, Exit::Invalid, Exit::Refused].map(Exit::code),
+            [0, 1, 2, 3]
+        );
+    }
+}
