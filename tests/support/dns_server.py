@@ -14,7 +14,7 @@ import threading
 import time
 
 from dnslib import QTYPE, RCODE, RR, A
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 
 class Names(BaseResolver):
@@ -43,8 +43,10 @@ if __name__ == "__main__":
     address, port = sys.argv[1], int(sys.argv[2])
     names = dict(arg.lower().split("=", 1) for arg in sys.argv[3:])
     threading.Thread(target=_exit_with_parent, daemon=True).start()
-    udp = DNSServer(Names(names), address=address, port=port)
-    tcp = DNSServer(Names(names), address=address, port=port, tcp=True)
+    # Quiet: the test reads one line ("ready") and then closes the pipe.
+    quiet = DNSLogger(logf=lambda _: None)
+    udp = DNSServer(Names(names), address=address, port=port, logger=quiet)
+    tcp = DNSServer(Names(names), address=address, port=port, tcp=True, logger=quiet)
     udp.start_thread()
     tcp.start_thread()
     print("ready", flush=True)
