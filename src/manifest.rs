@@ -37,6 +37,28 @@ impl Default for SecretNames {
     }
 }
 
+/// Who reads an organization secret (GitHub's `visibility`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Visibility {
+    /// Every repository of the organization.
+    All,
+    /// The organization's private (and internal) repositories.
+    Private,
+    /// The repositories chosen for the secret.
+    Selected,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::All => "all",
+            Visibility::Private => "private",
+            Visibility::Selected => "selected",
+        }
+    }
+}
+
 /// Where a secret lives on GitHub: one public key, one set of secrets.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
@@ -47,14 +69,15 @@ pub enum Scope {
         repository: String,
         environment: String,
     },
-}
-
-impl Scope {
-    pub fn repository(&self) -> &str {
-        match self {
-            Scope::Repository(r) | Scope::Environment { repository: r, .. } => r,
-        }
-    }
+    /// Repository Dependabot secrets of `owner/name`.
+    RepositoryDependabot(String),
+    /// Organization secrets (Actions, or Dependabot's). `visibility` is used only to create a
+    /// secret that does not exist yet (default `private`): an existing secret keeps its own.
+    Organization {
+        organization: String,
+        dependabot: bool,
+        visibility: Option<Visibility>,
+    },
 }
 
 impl fmt::Display for Scope {
@@ -65,6 +88,16 @@ impl fmt::Display for Scope {
                 repository,
                 environment,
             } => write!(f, "{repository} environment {environment:?}"),
+            Scope::RepositoryDependabot(r) => write!(f, "{r} (Dependabot secrets)"),
+            Scope::Organization {
+                organization,
+                dependabot,
+                ..
+            } => write!(
+                f,
+                "organization {organization} ({} secrets)",
+                if *dependabot { "Dependabot" } else { "Actions" }
+            ),
         }
     }
 }
@@ -181,10 +214,13 @@ pub mod raw {
         pub repository: Option<String>,
         /// An environment of `repository`.
         pub environment: Option<String>,
-        /// Reserved for organization secrets (a later release).
+        /// An organization: its Actions secrets (or, with `app: dependabot`, its Dependabot
+        /// secrets). Who can read them is kept as it is.
         pub organization: Option<String>,
-        /// Reserved: `dependabot` secrets (a later release).
+        /// `dependabot`: the Dependabot secrets of `repository` or `organization`.
         pub app: Option<String>,
+        /// With `organization`: who reads a secret that does not exist yet (default `private`).
+        pub visibility: Option<Visibility>,
         /// Secret names for this consumer (default: defaults.secrets).
         pub secrets: Option<SecretNames>,
     }
@@ -409,35 +445,84 @@ impl Validator<'_> {
         c: raw::RawConsumer,
         default_secrets: &SecretNames,
     ) -> Result<Consumer, ManifestError> {
-        if c.organization.is_some() {
-            return Err(self.err(at, "organization consumers are reserved for a later release: list the repositories (or their environments) instead"));
-        }
-        if let Some(app) = &c.app {
-            return Err(self.err(at, format!(
-                "`app: {app}` consumers are reserved for a later release (`app: dependabot`): only Actions secrets are written today"
-            )));
-        }
-        let Some(repository) = c.repository else {
-            return Err(self.err(at, "a consumer needs `repository: owner/name`"));
-        };
-        if !valid_repository(&repository) {
-            return Err(self.err(
-                at,
-                format!("repository {repository:?} is not of the form owner/name"),
-            ));
-        }
-        let scope = match c.environment {
-            None => Scope::Repository(repository),
-            Some(e) if e.trim().is_empty() => {
+        let dependabot = match c.app.as_deref() {
+            None => false,
+            Some("dependabot") => true,
+            Some(other) => {
                 return Err(self.err(
                     at,
-                    "environment is empty: name the environment or drop the key",
+                    format!("`app: {other}` is not a secret store: the only app is `dependabot`"),
                 ));
             }
-            Some(environment) => Scope::Environment {
-                repository,
-                environment,
-            },
+        };
+        if c.visibility.is_some() && c.organization.is_none() {
+            return Err(self.err(
+                at,
+                "`visibility` belongs to organization secrets: drop it, or name the `organization`",
+            ));
+        }
+        let scope = match (c.organization, c.repository) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    at,
+                    "a consumer is either a `repository` or an `organization`, not both: make them two entries",
+                ));
+            }
+            (Some(organization), None) => {
+                if c.environment.is_some() {
+                    return Err(self.err(
+                        at,
+                        "environments belong to repositories: an organization has no `environment`",
+                    ));
+                }
+                if !valid_owner(&organization) {
+                    return Err(self.err(
+                        at,
+                        format!(
+                            "organization {organization:?} is not a valid GitHub organization name"
+                        ),
+                    ));
+                }
+                Scope::Organization {
+                    organization,
+                    dependabot,
+                    visibility: c.visibility,
+                }
+            }
+            (None, None) => {
+                return Err(self.err(
+                    at,
+                    "a consumer needs `repository: owner/name` or `organization: name`",
+                ));
+            }
+            (None, Some(repository)) => {
+                if !valid_repository(&repository) {
+                    return Err(self.err(
+                        at,
+                        format!("repository {repository:?} is not of the form owner/name"),
+                    ));
+                }
+                match (c.environment, dependabot) {
+                    (None, false) => Scope::Repository(repository),
+                    (None, true) => Scope::RepositoryDependabot(repository),
+                    (Some(_), true) => {
+                        return Err(self.err(
+                            at,
+                            "Dependabot secrets have no environments: drop `environment` or `app`",
+                        ));
+                    }
+                    (Some(e), false) if e.trim().is_empty() => {
+                        return Err(self.err(
+                            at,
+                            "environment is empty: name the environment or drop the key",
+                        ));
+                    }
+                    (Some(environment), false) => Scope::Environment {
+                        repository,
+                        environment,
+                    },
+                }
+            }
         };
         let secrets = c.secrets.unwrap_or_else(|| default_secrets.clone());
         for name in [&secrets.access_key_id, &secrets.secret_access_key] {
@@ -511,6 +596,12 @@ fn valid_iam_user_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn valid_owner(name: &str) -> bool {
+    (1..=39).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
 }
 
 fn valid_repository(repo: &str) -> bool {
@@ -667,20 +758,85 @@ users:
     }
 
     #[test]
-    fn reserved_consumers_are_refused() {
-        let e =
-            err("version: 1\nusers:\n  - name: a\n    consumers:\n      - organization: acme\n");
-        assert!(
-            e.starts_with("m.yml:5:9: organization consumers are reserved"),
-            "{e}"
+    fn every_github_store_is_a_scope() {
+        let m = parse(
+            "m.yml",
+            "version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n      - repository: a/b\n        app: dependabot\n      - organization: acme\n      - organization: acme\n        app: dependabot\n        visibility: selected\n",
+        )
+        .unwrap();
+        let scopes: Vec<Scope> = m.users[0]
+            .consumers
+            .iter()
+            .map(|c| c.scope.clone())
+            .collect();
+        assert_eq!(
+            scopes,
+            [
+                Scope::Repository("a/b".into()),
+                Scope::RepositoryDependabot("a/b".into()),
+                Scope::Organization {
+                    organization: "acme".into(),
+                    dependabot: false,
+                    visibility: None
+                },
+                Scope::Organization {
+                    organization: "acme".into(),
+                    dependabot: true,
+                    visibility: Some(Visibility::Selected)
+                },
+            ]
         );
-        let e = err(
-            "version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n        app: dependabot\n",
+        assert_eq!(
+            scopes[3].to_string(),
+            "organization acme (Dependabot secrets)"
         );
-        assert!(
-            e.starts_with("m.yml:5:9: `app: dependabot` consumers are reserved"),
-            "{e}"
-        );
+    }
+
+    #[test]
+    fn store_combinations_that_make_no_sense_are_refused() {
+        let consumer = |c: &str| {
+            err(&format!(
+                "version: 1\nusers:\n  - name: a\n    consumers:\n      - {c}\n"
+            ))
+        };
+        for (c, want) in [
+            (
+                "organization: acme\n        repository: a/b",
+                "either a `repository` or an `organization`",
+            ),
+            (
+                "organization: acme\n        environment: prod",
+                "an organization has no `environment`",
+            ),
+            (
+                "repository: a/b\n        app: dependabot\n        environment: prod",
+                "Dependabot secrets have no environments",
+            ),
+            (
+                "repository: a/b\n        app: codespaces",
+                "the only app is `dependabot`",
+            ),
+            (
+                "repository: a/b\n        visibility: all",
+                "`visibility` belongs to organization secrets",
+            ),
+            (
+                "organization: acme\n        visibility: public",
+                "m.yml:6:21",
+            ),
+            (
+                "organization: -acme",
+                "not a valid GitHub organization name",
+            ),
+            (
+                "app: dependabot",
+                "needs `repository: owner/name` or `organization: name`",
+            ),
+        ] {
+            let e = consumer(c);
+            assert!(e.contains(want), "{c}: {e}");
+            assert!(e.starts_with("m.yml:"), "located: {e}");
+        }
     }
 
     #[test]

@@ -91,15 +91,18 @@ pub struct LastUseView {
 
 #[derive(Serialize)]
 pub struct ConsumerView {
+    /// The repository, or for an organization secret, the organization (then also
+    /// `organization`).
     pub repository: String,
+    pub organization: Option<String>,
     pub environment: Option<String>,
+    /// The kind of store in words: "repository secrets", "environment production",
+    /// "Dependabot secret", "organization secret", "organization Dependabot secret".
+    pub store: String,
     pub access_key_id_secret: String,
     pub secret_access_key_secret: String,
     pub result: String,
     pub holds: Option<String>,
-    /// The kind of store, in words ("repository secrets", "environment production").
-    #[serde(skip)]
-    pub store: String,
 }
 
 fn outcome_words(o: &Outcome) -> (&'static str, &'static str) {
@@ -206,9 +209,30 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
                         Some(environment.clone()),
                         format!("environment {environment}"),
                     ),
+                    Scope::RepositoryDependabot(r) => {
+                        (r.clone(), None, "Dependabot secret".to_owned())
+                    }
+                    Scope::Organization {
+                        organization,
+                        dependabot,
+                        ..
+                    } => (
+                        organization.clone(),
+                        None,
+                        if *dependabot {
+                            "organization Dependabot secret".to_owned()
+                        } else {
+                            "organization secret".to_owned()
+                        },
+                    ),
+                };
+                let organization = match &c.consumer.scope {
+                    Scope::Organization { organization, .. } => Some(organization.clone()),
+                    _ => None,
                 };
                 ConsumerView {
                     repository,
+                    organization,
                     environment,
                     store,
                     access_key_id_secret: c.consumer.secrets.access_key_id.clone(),

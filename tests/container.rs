@@ -268,10 +268,56 @@ fn an_unknown_host_name_fails_clearly_naming_it() {
     }
 }
 
+/// Every file in the image's layers, from `docker save`.
+fn image_files(image: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("image.tar");
+    let out = docker(&["save", "-o", saved.to_str().unwrap(), image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tar = |args: &[&str]| {
+        let out = Command::new("tar").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    tar(&[
+        "-xf",
+        saved.to_str().unwrap(),
+        "-C",
+        dir.path().to_str().unwrap(),
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let mut files = Vec::new();
+    for layer in manifest[0]["Layers"].as_array().unwrap() {
+        let layer = dir.path().join(layer.as_str().unwrap());
+        for f in tar(&["-tf", layer.to_str().unwrap()]).lines() {
+            if !f.ends_with('/') {
+                files.push(f.to_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 #[test]
 #[ignore = "needs a Docker engine and root: scripts/container-test"]
-fn the_image_has_no_shell() {
+fn the_image_holds_the_binary_and_the_ca_roots_and_nothing_else() {
     let image = image();
+    assert_eq!(
+        image_files(&image),
+        ["aws-key-rotator", "etc/ssl/certs/ca-certificates.crt"],
+        "no shell, no libc files, no NSS modules"
+    );
     let out = docker(&[
         "run",
         "--rm",

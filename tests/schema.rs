@@ -33,6 +33,6 @@ fn the_example_manifest_is_valid() {
     let text = std::fs::read_to_string(path).unwrap();
     let m = aws_key_rotator::manifest::parse("examples/aws-key-rotation.yml", &text).unwrap();
     assert_eq!(m.users[0].name, "ci-deployer");
-    assert_eq!(m.users[0].consumers.len(), 3);
+    assert_eq!(m.users[0].consumers.len(), 5);
     assert_eq!(m.users[0].verify.len(), 1);
 }

@@ -1,10 +1,12 @@
-//! Repository and environment Actions secrets: public keys, metadata, writes.
+//! Secrets in every GitHub store — repository, environment and organization Actions secrets,
+//! repository and organization Dependabot secrets: public keys, metadata, writes. A write to an
+//! organization secret keeps who can read it (its visibility and selected repositories).
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{GitHub, encode_segment, unexpected};
-use crate::manifest::Scope;
+use crate::manifest::{Scope, Visibility};
 use crate::ports::{GhError, GhErrorKind, SecretStore};
 use crate::seal::{self, ScopeKey, Sealed};
 use secrecy::SecretString;
@@ -26,6 +28,88 @@ fn secrets_path(scope: &Scope) -> String {
             repo(repository),
             encode_segment(environment)
         ),
+        Scope::RepositoryDependabot(r) => format!("/repos/{}/dependabot/secrets", repo(r)),
+        Scope::Organization {
+            organization,
+            dependabot,
+            ..
+        } => format!(
+            "/orgs/{}/{}/secrets",
+            encode_segment(organization),
+            if *dependabot { "dependabot" } else { "actions" }
+        ),
+    }
+}
+
+/// An organization secret's metadata: who reads it.
+#[derive(Deserialize)]
+struct OrgSecretMeta {
+    visibility: String,
+}
+
+/// One page of an organization secret's selected repositories.
+#[derive(Deserialize)]
+struct RepositoriesPage {
+    total_count: u64,
+    repositories: Vec<RepositoryId>,
+}
+
+#[derive(Deserialize)]
+struct RepositoryId {
+    id: u64,
+}
+
+/// GitHub's largest page.
+const PER_PAGE: usize = 100;
+
+impl GitHub {
+    /// Who reads organization secret `name` now: its visibility and, for `selected`, every
+    /// selected repository's id (all pages). A secret that does not exist yet gets the
+    /// manifest's visibility, else `private`.
+    async fn org_access(
+        &self,
+        scope: &Scope,
+        name: &str,
+        default: Option<Visibility>,
+    ) -> Result<(String, Option<Vec<u64>>), GhError> {
+        let what = format!("reading who can read secret {name} of {scope}");
+        let path = format!("{}/{}", secrets_path(scope), encode_segment(name));
+        let visibility = match self.send(http::Method::GET, &path, None, &what).await {
+            Ok(reply) => {
+                let meta: OrgSecretMeta =
+                    serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+                meta.visibility
+            }
+            Err(e) if e.kind == GhErrorKind::NotFound => {
+                return Ok((
+                    default.unwrap_or(Visibility::Private).as_str().to_owned(),
+                    (default == Some(Visibility::Selected)).then(Vec::new),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if visibility != "selected" {
+            return Ok((visibility, None));
+        }
+        let mut ids = Vec::new();
+        for page in 1.. {
+            let reply = self
+                .send(
+                    http::Method::GET,
+                    &format!("{path}/repositories?per_page={PER_PAGE}&page={page}"),
+                    None,
+                    &what,
+                )
+                .await?;
+            let body: RepositoriesPage =
+                serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+            let got = body.repositories.len();
+            ids.extend(body.repositories.into_iter().map(|r| r.id));
+            if got < PER_PAGE || ids.len() as u64 >= body.total_count {
+                break;
+            }
+        }
+        Ok((visibility, Some(ids)))
     }
 }
 
@@ -90,10 +174,19 @@ impl SecretStore for GitHub {
             status: None,
         })?;
         let path = format!("{}/{}", secrets_path(scope), encode_segment(name));
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "encrypted_value": sealed.encrypted_value,
             "key_id": sealed.key_id,
         });
+        if let Scope::Organization { visibility, .. } = scope {
+            // GitHub requires the visibility on every write: send back what the secret has, so
+            // a rotation never changes who can read it.
+            let (visibility, selected) = self.org_access(scope, name, *visibility).await?;
+            body["visibility"] = visibility.into();
+            if let Some(ids) = selected {
+                body["selected_repository_ids"] = ids.into();
+            }
+        }
         let reply = self
             .send(http::Method::PUT, &path, Some(&body), &what)
             .await?;

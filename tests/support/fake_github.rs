@@ -23,23 +23,53 @@ use super::runtime;
 pub const TOKEN: &str = "ghp_fakeTokenThatCanWriteSecrets0001";
 pub const READ_ONLY_TOKEN: &str = "ghp_fakeTokenThatCanOnlyRead000002";
 
+/// Which secrets of a repository or organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum App {
+    Actions,
+    Dependabot,
+}
+
 /// Identifies a scope the way the manifest does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ScopeId {
+    /// `owner/name`, or an organization's name when `organization`.
     pub repository: String,
     pub environment: Option<String>,
+    pub organization: bool,
+    pub app: App,
 }
 
 pub fn repo(r: &str) -> ScopeId {
     ScopeId {
         repository: r.into(),
         environment: None,
+        organization: false,
+        app: App::Actions,
     }
 }
 pub fn environment(r: &str, e: &str) -> ScopeId {
     ScopeId {
-        repository: r.into(),
         environment: Some(e.into()),
+        ..repo(r)
+    }
+}
+pub fn dependabot(r: &str) -> ScopeId {
+    ScopeId {
+        app: App::Dependabot,
+        ..repo(r)
+    }
+}
+pub fn org(o: &str) -> ScopeId {
+    ScopeId {
+        organization: true,
+        ..repo(o)
+    }
+}
+pub fn org_dependabot(o: &str) -> ScopeId {
+    ScopeId {
+        app: App::Dependabot,
+        ..org(o)
     }
 }
 
@@ -48,6 +78,9 @@ pub struct StoredSecret {
     pub value: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Organization secrets: `all`, `private` or `selected`, and the selected repositories' ids.
+    pub visibility: Option<String>,
+    pub selected: Vec<u64>,
 }
 
 struct ScopeState {
@@ -212,6 +245,8 @@ struct State {
     written: Vec<String>,
     /// How far GitHub's clock is from the test's (stamps `updated_at`).
     clock_skew: chrono::Duration,
+    /// Every repository's numeric id (organization secrets select repositories by id).
+    repo_ids: BTreeMap<String, u64>,
 }
 
 #[derive(Clone)]
@@ -255,6 +290,54 @@ impl FakeGitHub {
         s.scopes
             .entry(repo(name))
             .or_insert_with(|| ScopeState::new(n));
+        let id = 100_000 + s.repo_ids.len() as u64;
+        s.repo_ids.entry(name.to_owned()).or_insert(id);
+    }
+
+    /// A repository's numeric id.
+    pub fn repo_id(&self, name: &str) -> u64 {
+        self.state.lock().unwrap().repo_ids[name]
+    }
+
+    /// The repository's Dependabot secrets (their own public key).
+    pub fn add_dependabot(&self, repository: &str) {
+        self.add_repo(repository);
+        self.add_scope(dependabot(repository));
+    }
+
+    /// An organization's Actions and Dependabot secrets (each with its own public key).
+    pub fn add_org(&self, name: &str) {
+        self.add_scope(org(name));
+        self.add_scope(org_dependabot(name));
+    }
+
+    fn add_scope(&self, scope: ScopeId) {
+        let mut s = self.state.lock().unwrap();
+        let n = s.scopes.len();
+        s.scopes.entry(scope).or_insert_with(|| ScopeState::new(n));
+    }
+
+    /// Stores an organization secret with who can read it, as if written at `updated_at`.
+    pub fn set_org_secret(
+        &self,
+        scope: &ScopeId,
+        name: &str,
+        value: &str,
+        visibility: &str,
+        selected: &[u64],
+        updated_at: DateTime<Utc>,
+    ) {
+        self.set_secret(scope, name, value, updated_at);
+        let mut s = self.state.lock().unwrap();
+        let secret = s
+            .scopes
+            .get_mut(scope)
+            .unwrap()
+            .secrets
+            .get_mut(name)
+            .unwrap();
+        secret.visibility = Some(visibility.to_owned());
+        secret.selected = selected.to_vec();
     }
 
     pub fn add_environment(&self, repository: &str, environment: &str) {
@@ -292,6 +375,8 @@ impl FakeGitHub {
                 value: value.into(),
                 created_at: updated_at,
                 updated_at,
+                visibility: None,
+                selected: Vec::new(),
             },
         );
     }
@@ -413,7 +498,8 @@ async fn handle(
         .map(decode)
         .collect();
     let path = format!("/{}", segments.join("/"));
-    let response = respond(state, &method, &segments, &path, &headers, &body);
+    let query = uri.query().unwrap_or_default().to_owned();
+    let response = respond(state, &method, &segments, &path, &query, &headers, &body);
     // A dispatched job "starts" now: it reads its secrets and checks them with STS.
     let (evals, moto) = {
         let mut s = state.lock().unwrap();
@@ -453,6 +539,7 @@ fn respond(
     method: &Method,
     segments: &[String],
     path: &str,
+    query: &str,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
@@ -470,20 +557,22 @@ fn respond(
                 }
                 if f.lands {
                     drop(s);
-                    let _landed = respond_after_faults(state, method, segments, headers, body);
+                    let _landed =
+                        respond_after_faults(state, method, segments, query, headers, body);
                 }
                 return r;
             }
         }
     }
     drop(s);
-    respond_after_faults(state, method, segments, headers, body)
+    respond_after_faults(state, method, segments, query, headers, body)
 }
 
 fn respond_after_faults(
     state: &Mutex<State>,
     method: &Method,
     segments: &[String],
+    query: &str,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Response {
@@ -511,9 +600,16 @@ fn respond_after_faults(
         ["repos", o, r, "environments", e, "secrets", rest @ ..] => {
             (environment(&format!("{o}/{r}"), e), rest)
         }
+        ["repos", o, r, "dependabot", "secrets", rest @ ..] => {
+            (dependabot(&format!("{o}/{r}")), rest)
+        }
+        ["orgs", o, "actions", "secrets", rest @ ..] => (org(o), rest),
+        ["orgs", o, "dependabot", "secrets", rest @ ..] => (org_dependabot(o), rest),
         _ => return error(StatusCode::NOT_FOUND, "Not Found"),
     };
     let skew = s.clock_skew;
+    let repo_names: BTreeMap<u64, String> =
+        s.repo_ids.iter().map(|(n, id)| (*id, n.clone())).collect();
     let Some(sc) = s.scopes.get_mut(&scope) else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
@@ -523,12 +619,43 @@ fn respond_after_faults(
             json!({"key_id": sc.key_id, "key": STANDARD.encode(sc.secret_key.public_key().as_bytes())}),
         ),
         (Method::GET, [name]) => match sc.secrets.get(*name) {
+            Some(v) if scope.organization => ok(
+                StatusCode::OK,
+                json!({"name": name, "created_at": time(v.created_at), "updated_at": time(v.updated_at),
+                       "visibility": v.visibility.clone().unwrap_or_else(|| "private".into()),
+                       "selected_repositories_url": format!("https://api.github.example/{}/{name}/repositories", seg[..seg.len() - 1].join("/"))}),
+            ),
             Some(v) => ok(
                 StatusCode::OK,
                 json!({"name": name, "created_at": time(v.created_at), "updated_at": time(v.updated_at)}),
             ),
             None => error(StatusCode::NOT_FOUND, "Not Found"),
         },
+        (Method::GET, [name, "repositories"]) if scope.organization => {
+            let Some(v) = sc.secrets.get(*name) else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .filter_map(|p| p.split_once('='))
+                    .find(|(n, _)| *n == k)
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+            };
+            let per_page = param("per_page").unwrap_or(30).min(100);
+            let page = param("page").unwrap_or(1).max(1);
+            let repositories: Vec<Value> = v
+                .selected
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|id| json!({"id": id, "full_name": repo_names.get(id).cloned().unwrap_or_default()}))
+                .collect();
+            ok(
+                StatusCode::OK,
+                json!({"total_count": v.selected.len(), "repositories": repositories}),
+            )
+        }
         (Method::PUT, [name]) => {
             if !can_write {
                 return error(
@@ -552,6 +679,25 @@ fn respond_after_faults(
                     "Bad request - key_id does not match",
                 );
             }
+            // Organization secrets: GitHub requires the visibility on every write.
+            let access = if scope.organization {
+                let Some(visibility) = v["visibility"].as_str() else {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "Invalid request.\n\n\"visibility\" is required",
+                    );
+                };
+                if !["all", "private", "selected"].contains(&visibility) {
+                    return error(StatusCode::UNPROCESSABLE_ENTITY, "visibility is not valid");
+                }
+                let selected: Vec<u64> = v["selected_repository_ids"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                    .unwrap_or_default();
+                Some((visibility.to_owned(), selected))
+            } else {
+                None
+            };
             let Some(plain) = STANDARD
                 .decode(enc)
                 .ok()
@@ -568,15 +714,22 @@ fn respond_after_faults(
                 Some(existing) => {
                     existing.value = plain.clone();
                     existing.updated_at = now;
+                    if let Some((visibility, selected)) = access {
+                        existing.visibility = Some(visibility);
+                        existing.selected = selected;
+                    }
                     StatusCode::NO_CONTENT
                 }
                 None => {
+                    let (visibility, selected) = access.unzip();
                     sc.secrets.insert(
                         (*name).to_owned(),
                         StoredSecret {
                             value: plain.clone(),
                             created_at: now,
                             updated_at: now,
+                            visibility,
+                            selected: selected.unwrap_or_default(),
                         },
                     );
                     StatusCode::CREATED
@@ -605,11 +758,24 @@ fn secrets_seen(s: &State, repository: &str, spec: &WorkflowSpec) -> Option<(Str
         .environment
         .as_ref()
         .map(|e| environment(repository, e));
+    // An organization secret reaches the repository when it is `all`/`private` (every
+    // repository here is private) or selects it.
+    let owner = repository.split('/').next().unwrap_or_default();
+    let repo_id = s.repo_ids.get(repository).copied();
+    let from_org = |name: &str| {
+        let secret = s.scopes.get(&org(owner))?.secrets.get(name)?;
+        let reaches = match secret.visibility.as_deref() {
+            Some("selected") => repo_id.is_some_and(|id| secret.selected.contains(&id)),
+            _ => true,
+        };
+        reaches.then(|| secret.value.clone())
+    };
     let pick = |name: &str| {
         from_env
             .as_ref()
             .and_then(|e| get(e, name))
             .or_else(|| get(&repo(repository), name))
+            .or_else(|| from_org(name))
     };
     Some((pick("AWS_ACCESS_KEY_ID")?, pick("AWS_SECRET_ACCESS_KEY")?))
 }

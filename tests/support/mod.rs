@@ -15,7 +15,10 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 #[allow(unused_imports)]
-pub use fake_github::{FakeGitHub, Fault, RunMode, ScopeId, WorkflowSpec, environment, repo};
+pub use fake_github::{
+    FakeGitHub, Fault, RunMode, ScopeId, WorkflowSpec, dependabot, environment, org,
+    org_dependabot, repo,
+};
 
 /// One multi-threaded runtime serves every fake and every SDK call of a test binary.
 pub fn runtime() -> &'static tokio::runtime::Runtime {

@@ -1,0 +1,220 @@
+//! End-to-end: every GitHub store a key lives in — repository, environment and organization
+//! Actions secrets, repository and organization Dependabot secrets — written, verified, rolled
+//! back, and refused when missing. Organization secrets keep who can read them.
+
+mod support;
+
+use support::*;
+
+const USER: &str = "ci-deployer";
+
+const MANIFEST: &str = "\
+version: 1
+defaults:
+  deactivate-after-hours: 0
+  delete-after-days: 0
+users:
+  - name: ci-deployer
+    consumers:
+      - repository: acme/web
+      - repository: acme/web
+        environment: production
+      - repository: acme/web
+        app: dependabot
+      - organization: acme
+      - organization: acme
+        app: dependabot
+    verify:
+      - repository: acme/api
+        workflow: verify.yml
+";
+
+fn stores() -> Vec<ScopeId> {
+    vec![
+        repo("acme/web"),
+        environment("acme/web", "production"),
+        dependabot("acme/web"),
+        org("acme"),
+        org_dependabot("acme"),
+    ]
+}
+
+/// The user's key (100 days old) in every store but the organization's Dependabot secrets; the
+/// organization's Actions secret is read by 150 selected repositories (two pages), acme/api
+/// among them, whose verification workflow sees only that secret.
+fn setup(env: &TestEnv) -> (Key, Vec<u64>) {
+    env.rotating_user(USER);
+    let old = env.aged_key(USER, 100);
+    env.github.add_environment("acme/web", "production");
+    env.github.add_dependabot("acme/web");
+    env.github.add_repo("acme/api");
+    env.github.add_org("acme");
+    let mut selected = vec![env.github.repo_id("acme/api")];
+    for i in 0..149 {
+        let name = format!("acme/service-{i:03}");
+        env.github.add_repo(&name);
+        selected.push(env.github.repo_id(&name));
+    }
+    let then = chrono::Utc::now() - chrono::Duration::days(100);
+    for scope in &stores()[..3] {
+        env.github
+            .set_secret(scope, "AWS_ACCESS_KEY_ID", &old.id, then);
+        env.github
+            .set_secret(scope, "AWS_SECRET_ACCESS_KEY", &old.secret, then);
+    }
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", &old.id),
+        ("AWS_SECRET_ACCESS_KEY", &old.secret),
+    ] {
+        env.github
+            .set_org_secret(&org("acme"), name, value, "selected", &selected, then);
+    }
+    env.github.add_workflow(
+        "acme/api",
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::Normal,
+        },
+    );
+    env.write_manifest(MANIFEST);
+    (old, selected)
+}
+
+fn access(env: &TestEnv, scope: &ScopeId, name: &str) -> (Option<String>, Vec<u64>) {
+    let s = env.github.secret(scope, name).expect("the secret exists");
+    (s.visibility, s.selected)
+}
+
+#[test]
+fn a_rotation_reaches_every_github_store_and_keeps_who_can_read_organization_secrets() {
+    let env = TestEnv::new();
+    let (old, selected) = setup(&env);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_ne!(new.id, old.id);
+    for scope in stores() {
+        let k = env
+            .held_default(&scope)
+            .unwrap_or_else(|| panic!("{scope:?} holds a key"));
+        assert_eq!(
+            (k.id, k.secret),
+            (new.id.clone(), new.secret.clone()),
+            "{scope:?}"
+        );
+    }
+    // The selected secret still reaches the same 150 repositories (read over two pages).
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert_eq!(
+            access(&env, &org("acme"), name),
+            (Some("selected".into()), selected.clone()),
+            "{name}"
+        );
+        // The Dependabot secret did not exist: created private.
+        assert_eq!(
+            access(&env, &org_dependabot("acme"), name),
+            (Some("private".into()), vec![])
+        );
+    }
+    assert!(
+        env.github.count(
+            "GET",
+            "/orgs/acme/actions/secrets/AWS_ACCESS_KEY_ID/repositories"
+        ) >= 2,
+        "every page of selected repositories was read"
+    );
+    // acme/api's verification saw the new key through the organization secret.
+    assert!(run.summary.contains("✅ success"), "{}", run.summary);
+    for words in [
+        "Dependabot secret",
+        "organization secret",
+        "organization Dependabot secret",
+    ] {
+        assert!(
+            run.summary.contains(&format!("| {words} |")),
+            "{words}: {}",
+            run.summary
+        );
+    }
+    let json = env.cli(&new, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let consumers = v["users"][0]["consumers"].as_array().unwrap();
+    assert_eq!(consumers[3]["organization"], "acme");
+    assert_eq!(consumers[3]["store"], "organization secret");
+    assert_eq!(consumers[4]["store"], "organization Dependabot secret");
+}
+
+#[test]
+fn when_the_last_github_write_keeps_failing_every_store_gets_the_old_pair_back() {
+    let env = TestEnv::new();
+    let (old, selected) = setup(&env);
+    env.github.add_fault(Fault::new(
+        axum::http::Method::PUT,
+        "/orgs/acme/dependabot/secrets/AWS_SECRET_ACCESS_KEY",
+        500,
+    ));
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    for scope in &stores()[..4] {
+        let k = env.held_default(scope).unwrap();
+        assert_eq!(
+            (k.id, k.secret),
+            (old.id.clone(), old.secret.clone()),
+            "{scope:?}"
+        );
+    }
+    // The organization's Dependabot secrets did not exist, and their secret half can never be
+    // written: nothing there holds the new key, and the report says exactly what is there.
+    assert!(
+        env.github
+            .value(&org_dependabot("acme"), "AWS_SECRET_ACCESS_KEY")
+            .is_none()
+    );
+    let row = run
+        .summary
+        .lines()
+        .find(|l| l.contains("| organization Dependabot secret |"))
+        .unwrap();
+    assert!(row.contains("AWS_SECRET_ACCESS_KEY holds nothing"), "{row}");
+    assert_eq!(
+        access(&env, &org("acme"), "AWS_ACCESS_KEY_ID"),
+        (Some("selected".into()), selected),
+        "a rollback keeps who can read it too"
+    );
+    assert!(env.sts_accepts(&old));
+}
+
+#[test]
+fn a_missing_store_of_each_kind_is_bad_input_and_changes_nothing() {
+    for (consumer, needle) in [
+        (
+            "      - repository: acme/web\n        app: dependabot\n",
+            "acme/web (Dependabot secrets)",
+        ),
+        (
+            "      - organization: nowhere\n",
+            "organization nowhere (Actions secrets)",
+        ),
+        (
+            "      - organization: nowhere\n        app: dependabot\n",
+            "organization nowhere (Dependabot secrets)",
+        ),
+    ] {
+        let env = TestEnv::new();
+        env.rotating_user(USER);
+        let old = env.aged_key(USER, 100);
+        env.github.add_repo("acme/web");
+        env.seed(&[repo("acme/web")], &old, 100);
+        env.write_manifest(&format!(
+            "version: 1\nusers:\n  - name: ci-deployer\n    consumers:\n      - repository: acme/web\n{consumer}"
+        ));
+        let before = env.world(USER);
+        let run = env.action(&old, &[]);
+        assert_eq!(run.code, 2, "{consumer}: {}", run.all());
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+        assert!(run.stderr.contains("404"), "{}", run.stderr);
+        assert_eq!(env.world(USER), before, "nothing changed");
+        assert_eq!(env.github.count("PUT", "/"), 0);
+    }
+}
