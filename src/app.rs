@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::action::{self, Console, Runtime};
 use crate::aws;
+use crate::aws_stores::{AwsStores, Stores};
 use crate::cli::{CommandName, ManifestSource, Settings};
 use crate::exit::Exit;
 use crate::github::{GitHub, Pacing};
@@ -202,9 +203,14 @@ async fn run_inner(
         settle: tuning.lease_settle,
         ttl,
     };
+    let aws_stores = AwsStores::new(aws.config());
+    let stores = Stores {
+        github: &github,
+        aws: &aws_stores,
+    };
     let ctx = Ctx {
         iam: &aws,
-        store: &github,
+        store: &stores,
         workflows: &github,
         verify: verify_settings,
         events: console,

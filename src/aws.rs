@@ -159,6 +159,11 @@ fn raw_status(r: &aws_smithy_runtime_api::http::Response) -> Option<u16> {
 }
 
 impl Aws {
+    /// The SDK configuration (credentials, region, endpoint) the other AWS clients share.
+    pub fn config(&self) -> &SdkConfig {
+        &self.config
+    }
+
     /// The long-term key this process runs with, if any (session credentials have a token).
     pub async fn step_key(&self) -> Result<Option<StepKey>, IamError> {
         let creds = self.credentials().await?;

@@ -6,6 +6,7 @@
 pub mod action;
 pub mod app;
 pub mod aws;
+pub mod aws_stores;
 pub mod cli;
 pub mod exit;
 pub mod github;

@@ -78,6 +78,29 @@ pub enum Scope {
         dependabot: bool,
         visibility: Option<Visibility>,
     },
+    /// One AWS Secrets Manager secret (name or ARN) whose JSON `SecretString` holds the pair
+    /// under the consumer's secret names; its other fields are kept.
+    SecretsManager {
+        secret: String,
+        region: Option<String>,
+    },
+    /// SSM Parameter Store: the consumer's secret names are the two parameters' names.
+    ParameterStore { region: Option<String> },
+}
+
+impl Scope {
+    /// GitHub stores: write-only, sealed with the scope's public key.
+    pub fn is_github(&self) -> bool {
+        !self.is_readable()
+    }
+
+    /// AWS stores: the tool reads the old value before writing and reads back after.
+    pub fn is_readable(&self) -> bool {
+        matches!(
+            self,
+            Scope::SecretsManager { .. } | Scope::ParameterStore { .. }
+        )
+    }
 }
 
 impl fmt::Display for Scope {
@@ -98,6 +121,14 @@ impl fmt::Display for Scope {
                 "organization {organization} ({} secrets)",
                 if *dependabot { "Dependabot" } else { "Actions" }
             ),
+            Scope::SecretsManager { secret, region } => {
+                write!(f, "Secrets Manager secret {secret}")?;
+                region.iter().try_for_each(|r| write!(f, " in {r}"))
+            }
+            Scope::ParameterStore { region } => {
+                f.write_str("Parameter Store")?;
+                region.iter().try_for_each(|r| write!(f, " in {r}"))
+            }
         }
     }
 }
@@ -221,6 +252,13 @@ pub mod raw {
         pub app: Option<String>,
         /// With `organization`: who reads a secret that does not exist yet (default `private`).
         pub visibility: Option<Visibility>,
+        /// An AWS Secrets Manager secret (name or ARN) whose JSON holds the pair under the
+        /// secret names; its other fields are kept.
+        pub aws_secrets_manager: Option<String>,
+        /// Two SSM Parameter Store parameters (SecureString): the pair's names.
+        pub ssm_parameters: Option<SecretNames>,
+        /// With an AWS store: its region (default: the run's region).
+        pub region: Option<String>,
         /// Secret names for this consumer (default: defaults.secrets).
         pub secrets: Option<SecretNames>,
     }
@@ -445,6 +483,15 @@ impl Validator<'_> {
         c: raw::RawConsumer,
         default_secrets: &SecretNames,
     ) -> Result<Consumer, ManifestError> {
+        if c.aws_secrets_manager.is_some() || c.ssm_parameters.is_some() {
+            return self.aws_consumer(at, c, default_secrets);
+        }
+        if c.region.is_some() {
+            return Err(self.err(
+                at,
+                "`region` belongs to AWS stores (`aws-secrets-manager`, `ssm-parameters`): drop it",
+            ));
+        }
         let dependabot = match c.app.as_deref() {
             None => false,
             Some("dependabot") => true,
@@ -541,6 +588,98 @@ impl Validator<'_> {
         }
         Ok(Consumer { scope, secrets })
     }
+}
+
+impl Validator<'_> {
+    /// `aws-secrets-manager:` or `ssm-parameters:`.
+    fn aws_consumer(
+        &self,
+        at: &serde_saphyr::Location,
+        c: raw::RawConsumer,
+        default_secrets: &SecretNames,
+    ) -> Result<Consumer, ManifestError> {
+        let github = [
+            ("repository", c.repository.is_some()),
+            ("organization", c.organization.is_some()),
+            ("environment", c.environment.is_some()),
+            ("app", c.app.is_some()),
+            ("visibility", c.visibility.is_some()),
+        ];
+        if let Some((key, _)) = github.iter().find(|(_, set)| *set) {
+            return Err(self.err(
+                at,
+                format!(
+                    "`{key}` belongs to GitHub stores, not to an AWS store: make it its own entry"
+                ),
+            ));
+        }
+        if let Some(r) = &c.region
+            && !valid_region(r)
+        {
+            return Err(self.err(
+                at,
+                format!("region {r:?} is not an AWS region name (like eu-west-1)"),
+            ));
+        }
+        match (c.aws_secrets_manager, c.ssm_parameters) {
+            (Some(_), Some(_)) => Err(self.err(
+                at,
+                "a consumer is one store: put `aws-secrets-manager` and `ssm-parameters` in two entries",
+            )),
+            (Some(secret), None) => {
+                if secret.trim().is_empty() {
+                    return Err(self.err(at, "aws-secrets-manager is empty: name the secret or give its ARN"));
+                }
+                let secrets = c.secrets.unwrap_or_else(|| default_secrets.clone());
+                if secrets.access_key_id == secrets.secret_access_key {
+                    return Err(self.err(at, "the two JSON fields have the same name"));
+                }
+                Ok(Consumer {
+                    scope: Scope::SecretsManager {
+                        secret,
+                        region: c.region,
+                    },
+                    secrets,
+                })
+            }
+            (None, Some(paths)) => {
+                if c.secrets.is_some() {
+                    return Err(self.err(
+                        at,
+                        "`secrets` does not apply to ssm-parameters: the parameters' names are the pair",
+                    ));
+                }
+                for p in [&paths.access_key_id, &paths.secret_access_key] {
+                    if !valid_parameter_name(p) {
+                        return Err(self.err(at, format!(
+                            "{p:?} is not an SSM parameter name (letters, digits and _.-/, at most 2048 characters)"
+                        )));
+                    }
+                }
+                if paths.access_key_id == paths.secret_access_key {
+                    return Err(self.err(at, "the two parameters have the same name"));
+                }
+                Ok(Consumer {
+                    scope: Scope::ParameterStore { region: c.region },
+                    secrets: paths,
+                })
+            }
+            (None, None) => unreachable!("called for AWS stores"),
+        }
+    }
+}
+
+fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn valid_parameter_name(p: &str) -> bool {
+    (1..=2048).contains(&p.len())
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
 }
 
 /// The single-user shorthand: inputs `iam-user` and `environments`, consumers in `repository`.

@@ -97,22 +97,28 @@ pub struct GhError {
     pub status: Option<u16>,
 }
 
+/// Where consumers keep the key: GitHub's secret stores (write-only, sealed with each scope's
+/// public key) and AWS's (readable). Errors of either kind are [`GhError`]s: the core treats a
+/// store the same whichever side it is on.
 pub trait SecretStore {
-    /// The scope's public key (fetched once per scope per run by the caller).
+    /// A GitHub scope's public key (fetched once per scope per run by the caller; it also
+    /// proves the scope exists).
     async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError>;
     /// When the secret was last written; `None` when it does not exist (callers have checked
-    /// the scope exists through its public key: a missing scope also answers 404).
+    /// the scope exists: a missing scope also answers 404).
     async fn updated_at(&self, scope: &Scope, name: &str)
     -> Result<Option<DateTime<Utc>>, GhError>;
-    /// Writes one secret: the adapter seals `value` with the scope's public `key` (fetched by
-    /// the caller through [`SecretStore::public_key`]) and sends only the sealed box.
+    /// Writes one secret. GitHub stores seal `value` with the scope's public `key`.
     async fn put(
         &self,
         scope: &Scope,
-        key: &ScopeKey,
+        key: Option<&ScopeKey>,
         name: &str,
         value: &SecretString,
     ) -> Result<(), GhError>;
+    /// A readable store's current value (`None`: not set). A store that does not exist answers
+    /// `NotFound`. GitHub stores are write-only: never called for them.
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError>;
 }
 
 /// A workflow run as GitHub reports it.

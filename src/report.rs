@@ -91,13 +91,14 @@ pub struct LastUseView {
 
 #[derive(Serialize)]
 pub struct ConsumerView {
-    /// The repository, or for an organization secret, the organization (then also
-    /// `organization`).
+    /// The repository; for an organization secret the organization (then also `organization`);
+    /// for Secrets Manager the secret; for Parameter Store the access key id's parameter.
     pub repository: String,
     pub organization: Option<String>,
     pub environment: Option<String>,
     /// The kind of store in words: "repository secrets", "environment production",
-    /// "Dependabot secret", "organization secret", "organization Dependabot secret".
+    /// "Dependabot secret", "organization secret", "organization Dependabot secret",
+    /// "Secrets Manager", "Parameter Store" (with the region when the manifest names one).
     pub store: String,
     pub access_key_id_secret: String,
     pub secret_access_key_secret: String,
@@ -128,6 +129,13 @@ fn message(o: &Outcome) -> Option<String> {
         | Outcome::Failed(s)
         | Outcome::RolledBack(s) => Some(s.clone()).filter(|s| !s.is_empty()),
         _ => None,
+    }
+}
+
+fn with_region(store: &str, region: &Option<String>) -> String {
+    match region {
+        Some(r) => format!("{store} ({r})"),
+        None => store.to_owned(),
     }
 }
 
@@ -224,6 +232,14 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
                         } else {
                             "organization secret".to_owned()
                         },
+                    ),
+                    Scope::SecretsManager { secret, region } => {
+                        (secret.clone(), None, with_region("Secrets Manager", region))
+                    }
+                    Scope::ParameterStore { region } => (
+                        c.consumer.secrets.access_key_id.clone(),
+                        None,
+                        with_region("Parameter Store", region),
                     ),
                 };
                 let organization = match &c.consumer.scope {

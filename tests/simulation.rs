@@ -43,8 +43,6 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 const USER: &str = "ci-deployer";
-const ID: &str = "AWS_ACCESS_KEY_ID";
-const SECRET: &str = "AWS_SECRET_ACCESS_KEY";
 
 // ---- a small seeded random source (splitmix64) ------------------------------------------------
 
@@ -212,11 +210,15 @@ impl World {
         id
     }
 
-    fn hold(&mut self, scope: &Scope, key: &str, at: DateTime<Utc>) {
-        self.secrets
-            .insert((scope.clone(), ID.into()), (key.to_owned(), at));
-        self.secrets
-            .insert((scope.clone(), SECRET.into()), (secret_of(key), at));
+    fn hold(&mut self, c: &Consumer, key: &str, at: DateTime<Utc>) {
+        self.secrets.insert(
+            (c.scope.clone(), c.secrets.access_key_id.clone()),
+            (key.to_owned(), at),
+        );
+        self.secrets.insert(
+            (c.scope.clone(), c.secrets.secret_access_key.clone()),
+            (secret_of(key), at),
+        );
     }
 
     fn working(&self, id: &str) -> bool {
@@ -224,20 +226,20 @@ impl World {
     }
 
     /// What a consumer really holds: (id secret's key, secret secret's key).
-    fn holds(&self, scope: &Scope) -> (Option<String>, Option<String>) {
+    fn holds(&self, c: &Consumer) -> (Option<String>, Option<String>) {
         let id = self
             .secrets
-            .get(&(scope.clone(), ID.into()))
+            .get(&(c.scope.clone(), c.secrets.access_key_id.clone()))
             .map(|(v, _)| v.clone());
         let secret = self
             .secrets
-            .get(&(scope.clone(), SECRET.into()))
+            .get(&(c.scope.clone(), c.secrets.secret_access_key.clone()))
             .map(|(v, _)| key_of_secret(v).unwrap_or("?").to_owned());
         (id, secret)
     }
 
-    fn held(&self, scope: &Scope) -> Held {
-        match self.holds(scope) {
+    fn held(&self, c: &Consumer) -> Held {
+        match self.holds(c) {
             (None, None) => Held::Nothing,
             (Some(a), Some(b)) if a == b => Held::Key(a),
             (id, secret) => Held::Split { id, secret },
@@ -510,10 +512,18 @@ impl SecretStore for Sim {
         })
         .await
     }
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError> {
+        self.gh("read secret", |w| {
+            Ok(w.secrets
+                .get(&(scope.clone(), name.to_owned()))
+                .map(|(v, _)| SecretString::from(v.clone())))
+        })
+        .await
+    }
     async fn put(
         &self,
         scope: &Scope,
-        _: &ScopeKey,
+        _: Option<&ScopeKey>,
         name: &str,
         value: &SecretString,
     ) -> Result<(), GhError> {
@@ -605,7 +615,10 @@ impl Workflows for Sim {
 fn run_info(w: &World, r: &WfRun) -> RunInfo {
     let done = w.now >= r.done_at;
     let ok = || {
-        let (id, secret) = w.holds(&Scope::Repository(r.repo.clone()));
+        let (id, secret) = w.holds(&Consumer {
+            scope: Scope::Repository(r.repo.clone()),
+            secrets: SecretNames::default(),
+        });
         !w.verify_breaks
             && id.as_deref() == Some(r.expected.as_str())
             && secret == id
@@ -708,6 +721,14 @@ fn user_spec(verify: bool) -> UserSpec {
                 environment: "production".into(),
             }),
             consumer(Scope::Repository("acme/api".into())),
+            // A readable store (Parameter Store): its old values are known to every run.
+            Consumer {
+                scope: Scope::ParameterStore { region: None },
+                secrets: SecretNames {
+                    access_key_id: "/ci/key-id".into(),
+                    secret_access_key: "/ci/secret".into(),
+                },
+            },
         ],
         verify: if verify {
             vec![VerifyWorkflow {
@@ -855,7 +876,7 @@ fn setup(h: &History) -> World {
     }
     let all = |w: &mut World, key: &str, at: DateTime<Utc>| {
         for c in &spec.consumers {
-            w.hold(&c.scope, key, at);
+            w.hold(c, key, at);
         }
     };
     match h.start {
@@ -888,7 +909,10 @@ fn step_key(w: &World, self_rotating: bool) -> Option<StepKey> {
     if !self_rotating {
         return None;
     }
-    match w.holds(&web()) {
+    match w.holds(&Consumer {
+        scope: web(),
+        secrets: SecretNames::default(),
+    }) {
         (Some(id), Some(s)) if id == s => Some(StepKey {
             secret: SecretString::from(secret_of(&id)),
             id,
@@ -974,7 +998,7 @@ fn check(w: &World, spec: &UserSpec, h: &History, reports: &[UserReport]) -> Res
         return Err(format!("{} keys", w.keys.len()));
     }
     for (i, c) in spec.consumers.iter().enumerate() {
-        let (id, secret) = w.holds(&c.scope);
+        let (id, secret) = w.holds(c);
         // No consumer holds a key that is deleted or Inactive.
         for k in [&id, &secret].into_iter().flatten() {
             if !w.working(k) {
@@ -1011,7 +1035,7 @@ fn check(w: &World, spec: &UserSpec, h: &History, reports: &[UserReport]) -> Res
             let r = &reports[0];
             // A run that failed while reading (no consumer in its report) changed nothing.
             if acted(r) && !r.consumers.is_empty() {
-                let truth = w.held(&c.scope);
+                let truth = w.held(c);
                 let said = &r.consumers[i].held;
                 let fault_hit = w.fired > 0;
                 if *said != truth && !(*said == Held::Unknown && fault_hit) {
@@ -1030,7 +1054,7 @@ fn check(w: &World, spec: &UserSpec, h: &History, reports: &[UserReport]) -> Res
                 && !spec
                     .consumers
                     .iter()
-                    .all(|c| w.held(&c.scope) == Held::Key(new.to_owned()))
+                    .all(|c| w.held(c) == Held::Key(new.to_owned()))
             {
                 return Err(format!("rotated to {new}, but not every consumer holds it"));
             }
@@ -1079,9 +1103,10 @@ fn converge(w: &Rc<RefCell<World>>, spec: &UserSpec, h: &History) -> Result<(), 
             match state {
                 State::Current
                     if world.keys.len() == 1
-                        && spec.consumers.iter().all(|c| {
-                            world.held(&c.scope) == Held::Key(world.keys[0].id.clone())
-                        })
+                        && spec
+                            .consumers
+                            .iter()
+                            .all(|c| world.held(c) == Held::Key(world.keys[0].id.clone()))
                         && world.tags.is_empty() =>
                 {
                     return Ok(());

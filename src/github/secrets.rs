@@ -38,6 +38,9 @@ fn secrets_path(scope: &Scope) -> String {
             encode_segment(organization),
             if *dependabot { "dependabot" } else { "actions" }
         ),
+        Scope::SecretsManager { .. } | Scope::ParameterStore { .. } => {
+            unreachable!("AWS stores are written by aws_stores, never through GitHub")
+        }
     }
 }
 
@@ -162,11 +165,12 @@ impl SecretStore for GitHub {
     async fn put(
         &self,
         scope: &Scope,
-        key: &ScopeKey,
+        key: Option<&ScopeKey>,
         name: &str,
         value: &SecretString,
     ) -> Result<(), GhError> {
         let what = format!("writing secret {name} in {scope}");
+        let key = key.ok_or_else(|| unexpected(&what, "no public key was fetched"))?;
         let sealed: Sealed = seal::seal(key, value).map_err(|e| GhError {
             kind: GhErrorKind::Rejected,
             message: format!("{what}: {e}"),
@@ -194,6 +198,13 @@ impl SecretStore for GitHub {
             201 | 204 => Ok(()),
             other => Err(unexpected(&what, format!("HTTP {other}"))),
         }
+    }
+
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError> {
+        Err(unexpected(
+            &format!("reading secret {name} of {scope}"),
+            "GitHub secrets are write-only",
+        ))
     }
 }
 

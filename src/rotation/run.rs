@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::journal::{JOURNAL_TAG, Journal, LEASE_TAG, Lease, Phase, Tags};
 use super::ledger::{Held, Holding, Ledger, PARTS, Part};
@@ -73,6 +73,9 @@ pub struct Prepared {
     pub last_used: Vec<(String, LastUse)>,
     /// Each consumer's two secrets' `updated_at`, when read (`None` inside: missing).
     pub stamps: Vec<[Option<DateTime<Utc>>; 2]>,
+    /// What each readable (AWS) store holds before anything changes, read with the stamps;
+    /// `None` for GitHub stores, which are write-only.
+    pub old_values: Vec<Option<[Option<SecretString>; 2]>>,
     /// Why the user needs a person, if it does.
     pub attention: Option<String>,
 }
@@ -195,6 +198,9 @@ fn with_action(action: &str, e: IamError) -> String {
 
 fn gh_fault(scope: &Scope, e: GhError) -> Fault {
     match e.kind {
+        GhErrorKind::NotFound if scope.is_readable() => Fault::Invalid(format!(
+            "{scope}: it does not exist, or these credentials cannot see it ({e}). Create it first (the tool keeps its type, KMS key and other fields), or fix the manifest"
+        )),
         GhErrorKind::NotFound => Fault::Invalid(format!(
             "{scope}: GitHub answered 404: the repository or environment does not exist, or the token cannot see it. Check the manifest, create the environment, or grant the token access to the repository"
         )),
@@ -225,8 +231,9 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     // the run here (and a 404 on a secret then means only that the secret is missing).
     let mut scope_keys = BTreeMap::new();
     let mut stamps = Vec::new();
+    let mut old_values = Vec::new();
     if state::needs_freshness(&keys) {
-        stamps = read_stamps(ctx, user, &mut scope_keys).await?;
+        (stamps, old_values) = read_stamps(ctx, user, &mut scope_keys).await?;
     }
     let mut last_used = Vec::new();
     let wants_last_use = match command {
@@ -265,7 +272,7 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let writes = matches!(&plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_) | Step::RollBack)));
     if writes && stamps.is_empty() {
         // What every secret's `updated_at` was before: a lost write is settled against it.
-        stamps = read_stamps(ctx, user, &mut scope_keys).await?;
+        (stamps, old_values) = read_stamps(ctx, user, &mut scope_keys).await?;
         facts.freshness = freshness(user, &stamps);
     }
     Ok(Prepared {
@@ -274,6 +281,7 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         scope_keys,
         last_used,
         stamps,
+        old_values,
         attention,
     })
 }
@@ -299,21 +307,42 @@ fn freshness(user: &UserSpec, stamps: &[[Option<DateTime<Utc>>; 2]]) -> Vec<Fres
         .collect()
 }
 
-/// Each consumer's scope key (fetched once per scope) and its two secrets' `updated_at`.
+/// The consumers' stamps and old values: [`read_stamps`].
+type Stamps = (
+    Vec<[Option<DateTime<Utc>>; 2]>,
+    Vec<Option<[Option<SecretString>; 2]>>,
+);
+
+/// Each GitHub consumer's scope key (fetched once per scope: it proves the scope exists) and
+/// every consumer's two secrets' `updated_at`; each readable store's two values.
 async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     ctx: &Ctx<'_, I, S, W, E, C>,
     user: &UserSpec,
     scope_keys: &mut BTreeMap<Scope, ScopeKey>,
-) -> Result<Vec<[Option<DateTime<Utc>>; 2]>, Fault> {
+) -> Result<Stamps, Fault> {
     let mut stamps = Vec::new();
+    let mut values = Vec::new();
     for c in &user.consumers {
-        if !scope_keys.contains_key(&c.scope) {
-            let key = ctx
-                .store
-                .public_key(&c.scope)
-                .await
-                .map_err(|e| gh_fault(&c.scope, e))?;
-            scope_keys.insert(c.scope.clone(), key);
+        let mut old = None;
+        if c.scope.is_github() {
+            if !scope_keys.contains_key(&c.scope) {
+                let key = ctx
+                    .store
+                    .public_key(&c.scope)
+                    .await
+                    .map_err(|e| gh_fault(&c.scope, e))?;
+                scope_keys.insert(c.scope.clone(), key);
+            }
+        } else {
+            let mut both = [None, None];
+            for (slot, part) in both.iter_mut().zip(PARTS) {
+                *slot = ctx
+                    .store
+                    .read(&c.scope, secret_name(c, part))
+                    .await
+                    .map_err(|e| gh_fault(&c.scope, e))?;
+            }
+            old = Some(both);
         }
         let mut both = [None, None];
         for (slot, part) in both.iter_mut().zip(PARTS) {
@@ -324,8 +353,9 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
                 .map_err(|e| gh_fault(&c.scope, e))?;
         }
         stamps.push(both);
+        values.push(old);
     }
-    Ok(stamps)
+    Ok((stamps, values))
 }
 
 /// Whether the newest Active key is at least max-age-days old (or there is none).
@@ -406,6 +436,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         scope_keys,
         last_used,
         stamps,
+        old_values,
         attention,
     } = prepared;
     let mut report = UserReport::new(user, Outcome::Reported);
@@ -418,7 +449,12 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let before: Vec<[(Holding, Option<DateTime<Utc>>); 2]> = (0..user.consumers.len())
         .map(|i| {
             let s = stamps.get(i);
-            let guess = guess_before(&facts, s);
+            let mut guess = guess_before(&facts, s);
+            // A readable store says what it holds: its id value is the key id.
+            if let Some(Some([id, _])) = old_values.get(i) {
+                let held = Holding::Key(id.as_ref().map(|v| v.expose_secret().to_owned()));
+                guess = [held.clone(), held];
+            }
             let at = s.copied().unwrap_or([None, None]);
             [(guess[0].clone(), at[0]), (guess[1].clone(), at[1])]
         })
@@ -489,6 +525,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         rotation_id: String::new(),
         deleted: Vec::new(),
         ledger,
+        old_values,
         last_sent: HashMap::new(),
         leased: false,
     };
@@ -567,6 +604,8 @@ struct Rotation<'c, 'a, I, S, W, E, C> {
     /// Keys this run deleted.
     deleted: Vec<String>,
     ledger: Ledger,
+    /// What each readable store held before (its old values, put back on a rollback).
+    old_values: Vec<Option<[Option<SecretString>; 2]>>,
     /// When this run last sent each secret (two writes of one secret are a second apart, so
     /// GitHub's whole-second `updated_at` tells them apart).
     last_sent: HashMap<(usize, usize), DateTime<Utc>>,
@@ -1139,7 +1178,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         {
             self.ledger.stamped(i, part, at);
         }
-        let key = &self.scope_keys[&c.scope];
+        let key = self.scope_keys.get(&c.scope);
         self.last_sent.insert(slot, self.ctx.clock.now());
         let result = self
             .ctx
@@ -1245,11 +1284,26 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
     // ---- compensation -----------------------------------------------------------------------
 
     /// The step's own credentials, when they are the old key: the old values, known.
-    fn old_values(&self) -> Option<StepKey> {
+    fn step_is_old(&self) -> Option<StepKey> {
         match (&self.old_key, self.ctx.step_key) {
             (Some(old), Some(step)) if &step.id == old => Some(step.clone()),
             _ => None,
         }
+    }
+
+    /// What consumer `i` held before, when it is known: a readable (AWS) store's own values,
+    /// else, for a GitHub store, the step's credentials when they are the old key.
+    fn old_pair(&self, i: usize) -> Option<StepKey> {
+        if self.user.consumers[i].scope.is_readable() {
+            return match self.old_values.get(i) {
+                Some(Some([Some(id), Some(secret)])) => Some(StepKey {
+                    id: id.expose_secret().to_owned(),
+                    secret: secret.clone(),
+                }),
+                _ => None,
+            };
+        }
+        self.step_is_old()
     }
 
     /// Puts consumer `i` back on `old` (id first, then secret). If the secret fails after the
@@ -1310,38 +1364,43 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         match &moved {
             Err(m) => why.push_str(&format!("; nothing was put back: {m}")),
             Ok(()) => {
-                if let Some(old) = self.old_values() {
+                if (0..self.user.consumers.len()).any(|i| self.old_pair(i).is_some()) {
                     ctx.events.warn(&format!(
-                        "{why}; putting the old key {} back in every consumer that changed",
-                        old.id
+                        "{why}; putting the old values back in every consumer that changed, where they are known"
                     ));
-                    for i in 0..self.user.consumers.len() {
-                        if self.ledger.held(i) == Held::Key(old.id.clone()) {
-                            continue;
-                        }
-                        match self.restore(i, &old).await {
-                            Ok(()) => {
-                                self.report.consumers[i].result = "restored to the old key".into()
+                }
+                for i in 0..self.user.consumers.len() {
+                    match self.old_pair(i) {
+                        Some(old) => {
+                            if self.ledger.held(i) == Held::Key(old.id.clone()) {
+                                continue;
                             }
-                            Err(e) => ctx.events.warn(&format!(
-                                "could not restore {}: {e}",
-                                self.user.consumers[i].scope
-                            )),
+                            match self.restore(i, &old).await {
+                                Ok(()) => {
+                                    self.report.consumers[i].result =
+                                        "restored to the old key".into()
+                                }
+                                Err(e) => ctx.events.warn(&format!(
+                                    "could not restore {}: {e}",
+                                    self.user.consumers[i].scope
+                                )),
+                            }
                         }
-                    }
-                } else if let Some(old) = &old_id {
-                    // The old secret is unknown, but its id is not secret: a consumer whose id
-                    // changed while its secret did not gets the old id back, a whole pair again.
-                    for i in 0..self.user.consumers.len() {
-                        if !self.ledger.id_split_from(i, old) {
-                            continue;
-                        }
-                        if self
-                            .write_again(i, Part::Id, old, &SecretString::from(old.clone()))
-                            .await
-                            .is_ok()
-                        {
-                            self.report.consumers[i].result = "restored to the old key".into();
+                        // The old secret is unknown, but its id is not secret: a consumer whose
+                        // id changed while its secret did not gets the old id back, a whole
+                        // pair again.
+                        None => {
+                            let Some(old) = &old_id else { continue };
+                            if !self.ledger.id_split_from(i, old) {
+                                continue;
+                            }
+                            if self
+                                .write_again(i, Part::Id, old, &SecretString::from(old.clone()))
+                                .await
+                                .is_ok()
+                            {
+                                self.report.consumers[i].result = "restored to the old key".into();
+                            }
                         }
                     }
                 }
@@ -1364,7 +1423,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             Some(_) => {
                 let _ = self.record(Phase::Partial).await;
                 why.push_str(&format!(
-                    "; both keys stay Active because consumers hold (or may hold) the new key {new_id} and the old values could not be put back everywhere (they are known only when this step runs with the old key): fix the cause and run rotate with force to repair"
+                    "; both keys stay Active because consumers hold (or may hold) the new key {new_id} and the old values could not be put back everywhere (a GitHub secret's are known only when this step runs with the old key): fix the cause and run rotate with force to repair"
                 ));
             }
             None => {
@@ -1390,8 +1449,10 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
 
     /// `rotate --force` with the old key as credentials: write it back everywhere.
     async fn roll_back_repair(&mut self) -> Result<Done, Halt> {
-        let old = self.old_values().expect("planned only with the old key");
+        let old = self.step_is_old().expect("planned only with the old key");
         let new_id = self.new_id().unwrap_or_default();
+        // Every store gets the old key, readable ones too: what they held when this run
+        // started is the incomplete rotation's doing, not the old values.
         for i in 0..self.user.consumers.len() {
             match self.restore(i, &old).await {
                 Ok(()) => self.report.consumers[i].result = "restored to the old key".into(),

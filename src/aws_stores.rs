@@ -1,0 +1,343 @@
+//! The AWS secret stores on the SDK: one Secrets Manager secret whose JSON `SecretString` holds
+//! the pair (its other fields kept), and SSM Parameter Store parameters (their type and KMS key
+//! kept). Both are readable: the core reads the old values before writing, and reads back.
+//! [`Stores`] puts them beside GitHub's behind one [`SecretStore`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::github::GitHub;
+use crate::manifest::Scope;
+use crate::ports::{GhError, GhErrorKind, SecretStore};
+use crate::seal::ScopeKey;
+
+pub struct AwsStores {
+    config: SdkConfig,
+    sm: Mutex<HashMap<Option<String>, aws_sdk_secretsmanager::Client>>,
+    ssm: Mutex<HashMap<Option<String>, aws_sdk_ssm::Client>>,
+}
+
+fn to_chrono(t: &aws_sdk_secretsmanager::primitives::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
+}
+
+/// An SDK error as a store error, with what was being done.
+fn store_error<E>(what: &str, err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> GhError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = match &err {
+        SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
+        SdkError::ResponseError(r) => Some(r.raw().status().as_u16()),
+        _ => None,
+    };
+    let code = err.code().unwrap_or_default().to_owned();
+    let detail = err.message().unwrap_or_default().to_owned();
+    let (kind, uncertain) = match (code.as_str(), status) {
+        ("ResourceNotFoundException" | "ParameterNotFound", _) => (GhErrorKind::NotFound, false),
+        (
+            "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "AccessDenied",
+            _,
+        )
+        | ("", Some(403)) => (GhErrorKind::Forbidden, false),
+        (_, Some(s)) if s < 500 => (GhErrorKind::Rejected, false),
+        // A 5xx, a timeout or a broken connection: a write may have landed.
+        _ => (GhErrorKind::Unavailable, true),
+    };
+    let mut message = format!(
+        "{what}: AWS answered {}",
+        if code.is_empty() { "an error" } else { &code }
+    );
+    if let Some(s) = status {
+        message.push_str(&format!(" (HTTP {s})"));
+    }
+    if !detail.is_empty() {
+        message.push_str(&format!(": {detail}"));
+    }
+    if kind == GhErrorKind::Forbidden {
+        message.push_str(" — grant this identity the store's actions (see docs/iam-policy.json, statement UpdateAwsStores)");
+    }
+    if status.is_none() {
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+    }
+    GhError {
+        kind,
+        message,
+        uncertain,
+        status,
+    }
+}
+
+fn rejected(what: &str, why: &str) -> GhError {
+    GhError {
+        kind: GhErrorKind::Rejected,
+        message: format!("{what}: {why}"),
+        uncertain: false,
+        status: None,
+    }
+}
+
+impl AwsStores {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            config: config.clone(),
+            sm: Mutex::new(HashMap::new()),
+            ssm: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn sm(&self, region: &Option<String>) -> aws_sdk_secretsmanager::Client {
+        let mut clients = self.sm.lock().expect("not poisoned");
+        clients
+            .entry(region.clone())
+            .or_insert_with(|| {
+                let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.config);
+                if let Some(r) = region {
+                    b = b.region(Region::new(r.clone()));
+                }
+                aws_sdk_secretsmanager::Client::from_conf(b.build())
+            })
+            .clone()
+    }
+
+    fn ssm(&self, region: &Option<String>) -> aws_sdk_ssm::Client {
+        let mut clients = self.ssm.lock().expect("not poisoned");
+        clients
+            .entry(region.clone())
+            .or_insert_with(|| {
+                let mut b = aws_sdk_ssm::config::Builder::from(&self.config);
+                if let Some(r) = region {
+                    b = b.region(Region::new(r.clone()));
+                }
+                aws_sdk_ssm::Client::from_conf(b.build())
+            })
+            .clone()
+    }
+
+    /// The secret's JSON object (its current version).
+    async fn sm_object(
+        &self,
+        secret: &str,
+        region: &Option<String>,
+        what: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, GhError> {
+        let out = self
+            .sm(region)
+            .get_secret_value()
+            .secret_id(secret)
+            .send()
+            .await
+            .map_err(|e| store_error(what, e))?;
+        let Some(text) = out.secret_string() else {
+            return Err(rejected(
+                what,
+                "the secret holds binary data: the tool keeps the pair as fields of a JSON object in SecretString",
+            ));
+        };
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            _ => Err(rejected(
+                what,
+                "its SecretString is not a JSON object: the tool keeps the pair as fields of one (other fields are kept)",
+            )),
+        }
+    }
+}
+
+impl SecretStore for AwsStores {
+    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError> {
+        Err(rejected(
+            &format!("reading the public key of {scope}"),
+            "AWS stores have none",
+        ))
+    }
+
+    async fn updated_at(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<DateTime<Utc>>, GhError> {
+        let what = format!("reading when {name} of {scope} was written");
+        match scope {
+            Scope::SecretsManager { secret, region } => {
+                let out = self
+                    .sm(region)
+                    .describe_secret()
+                    .secret_id(secret)
+                    .send()
+                    .await
+                    .map_err(|e| store_error(&what, e))?;
+                Ok(out
+                    .last_changed_date()
+                    .or(out.created_date())
+                    .map(to_chrono))
+            }
+            Scope::ParameterStore { region } => {
+                let out = self
+                    .ssm(region)
+                    .get_parameter()
+                    .name(name)
+                    .send()
+                    .await
+                    .map_err(|e| store_error(&what, e))?;
+                Ok(out
+                    .parameter()
+                    .and_then(|p| p.last_modified_date())
+                    .map(to_chrono))
+            }
+            _ => Err(rejected(&what, "not an AWS store")),
+        }
+    }
+
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError> {
+        let what = format!("reading {name} of {scope}");
+        match scope {
+            Scope::SecretsManager { secret, region } => {
+                let object = self.sm_object(secret, region, &what).await?;
+                match object.get(name) {
+                    None => Ok(None),
+                    Some(serde_json::Value::String(v)) => Ok(Some(SecretString::from(v.clone()))),
+                    Some(_) => Err(rejected(&what, "the field is not a string")),
+                }
+            }
+            Scope::ParameterStore { region } => {
+                let out = self
+                    .ssm(region)
+                    .get_parameter()
+                    .name(name)
+                    .with_decryption(true)
+                    .send()
+                    .await
+                    .map_err(|e| store_error(&what, e))?;
+                Ok(out
+                    .parameter()
+                    .and_then(|p| p.value())
+                    .map(|v| SecretString::from(v.to_owned())))
+            }
+            _ => Err(rejected(&what, "not an AWS store")),
+        }
+    }
+
+    async fn put(
+        &self,
+        scope: &Scope,
+        _key: Option<&ScopeKey>,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<(), GhError> {
+        let what = format!("writing {name} in {scope}");
+        match scope {
+            Scope::SecretsManager { secret, region } => {
+                // Every other field of the JSON is kept.
+                let mut object = self.sm_object(secret, region, &what).await?;
+                object.insert(
+                    name.to_owned(),
+                    serde_json::Value::String(value.expose_secret().to_owned()),
+                );
+                let text = SecretString::from(serde_json::Value::Object(object).to_string());
+                self.sm(region)
+                    .put_secret_value()
+                    .secret_id(secret)
+                    .secret_string(text.expose_secret())
+                    .send()
+                    .await
+                    .map_err(|e| store_error(&what, e))?;
+                Ok(())
+            }
+            Scope::ParameterStore { region } => {
+                let client = self.ssm(region);
+                // Keep the parameter's type and KMS key.
+                let described = client
+                    .describe_parameters()
+                    .parameter_filters(
+                        aws_sdk_ssm::types::ParameterStringFilter::builder()
+                            .key("Name")
+                            .option("Equals")
+                            .values(name)
+                            .build()
+                            .map_err(|e| rejected(&what, &e.to_string()))?,
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| store_error(&what, e))?;
+                let Some(meta) = described.parameters().first() else {
+                    return Err(GhError {
+                        kind: GhErrorKind::NotFound,
+                        message: format!("{what}: the parameter does not exist"),
+                        uncertain: false,
+                        status: None,
+                    });
+                };
+                let mut put = client
+                    .put_parameter()
+                    .name(name)
+                    .value(value.expose_secret())
+                    .overwrite(true);
+                if let Some(t) = meta.r#type() {
+                    put = put.r#type(t.clone());
+                }
+                if let Some(k) = meta.key_id() {
+                    put = put.key_id(k);
+                }
+                put.send().await.map_err(|e| store_error(&what, e))?;
+                Ok(())
+            }
+            _ => Err(rejected(&what, "not an AWS store")),
+        }
+    }
+}
+
+/// Every store a consumer may use, behind one port: GitHub's and AWS's.
+pub struct Stores<'a> {
+    pub github: &'a GitHub,
+    pub aws: &'a AwsStores,
+}
+
+impl SecretStore for Stores<'_> {
+    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError> {
+        self.github.public_key(scope).await
+    }
+    async fn updated_at(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<DateTime<Utc>>, GhError> {
+        if scope.is_readable() {
+            self.aws.updated_at(scope, name).await
+        } else {
+            self.github.updated_at(scope, name).await
+        }
+    }
+    async fn put(
+        &self,
+        scope: &Scope,
+        key: Option<&ScopeKey>,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<(), GhError> {
+        if scope.is_readable() {
+            self.aws.put(scope, key, name, value).await
+        } else {
+            self.github.put(scope, key, name, value).await
+        }
+    }
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError> {
+        if scope.is_readable() {
+            self.aws.read(scope, name).await
+        } else {
+            self.github.read(scope, name).await
+        }
+    }
+}
