@@ -81,7 +81,18 @@ fn the_shipped_policy_is_scoped_to_the_callers_own_user() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     for st in v["Statement"].as_array().unwrap() {
         assert_eq!(st["Effect"], "Allow");
-        assert_eq!(st["Resource"], "arn:aws:iam::*:user/${aws:username}");
+        if st["Sid"] == "OptionalAwsStores" {
+            // Only for users with AWS stores; scoped to secrets and parameters.
+            assert_eq!(
+                st["Resource"],
+                serde_json::json!([
+                    "arn:aws:secretsmanager:*:*:secret:*",
+                    "arn:aws:ssm:*:*:parameter/*"
+                ])
+            );
+        } else {
+            assert_eq!(st["Resource"], "arn:aws:iam::*:user/${aws:username}");
+        }
     }
     let mut actions = shipped_actions();
     actions.sort();

@@ -218,3 +218,192 @@ fn a_missing_store_of_each_kind_is_bad_input_and_changes_nothing() {
         assert_eq!(env.github.count("PUT", "/"), 0);
     }
 }
+
+// ---- AWS stores ------------------------------------------------------------------------------
+
+const AWS_MANIFEST: &str = "\
+version: 1
+users:
+  - name: ci-deployer
+    consumers:
+      - aws-secrets-manager: ci/deployer
+        region: eu-west-1
+      - ssm-parameters: { access-key-id: /ci/deployer/key-id, secret-access-key: /ci/deployer/secret }
+      - repository: acme/web
+";
+
+fn sm(env: &TestEnv) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk_config(
+        &env.moto_url,
+        &env.admin.id,
+        &env.admin.secret,
+    ))
+    .region(aws_sdk_secretsmanager::config::Region::new("eu-west-1"))
+    .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+fn ssm(env: &TestEnv) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&sdk_config(&env.moto_url, &env.admin.id, &env.admin.secret))
+}
+
+/// The user (allowed the AWS stores' actions too) with a 100-day-old key in a Secrets Manager
+/// secret that has another field, two SecureString parameters, and acme/web.
+fn aws_setup(env: &TestEnv) -> Key {
+    let mut actions = shipped_actions();
+    actions.extend(aws_store_actions());
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    env.user(USER, &actions);
+    let old = env.aged_key(USER, 100);
+    env.github.add_repo("acme/web");
+    env.seed(&[repo("acme/web")], &old, 100);
+    let json = serde_json::json!({
+        "AWS_ACCESS_KEY_ID": old.id,
+        "AWS_SECRET_ACCESS_KEY": old.secret,
+        "DB_PASSWORD": "kept-as-it-is",
+    });
+    let (sm, ssm) = (sm(env), ssm(env));
+    runtime().block_on(async {
+        sm.create_secret()
+            .name("ci/deployer")
+            .secret_string(json.to_string())
+            .send()
+            .await
+            .unwrap();
+        for (name, value) in [
+            ("/ci/deployer/key-id", &old.id),
+            ("/ci/deployer/secret", &old.secret),
+        ] {
+            ssm.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    env.write_manifest(AWS_MANIFEST);
+    old
+}
+
+/// (the secret's JSON, the two parameters' values and types).
+fn aws_world(env: &TestEnv) -> (serde_json::Value, Vec<(String, String)>) {
+    let (sm, ssm) = (sm(env), ssm(env));
+    runtime().block_on(async {
+        let out = sm
+            .get_secret_value()
+            .secret_id("ci/deployer")
+            .send()
+            .await
+            .unwrap();
+        let json = serde_json::from_str(out.secret_string().unwrap()).unwrap();
+        let mut params = Vec::new();
+        for name in ["/ci/deployer/key-id", "/ci/deployer/secret"] {
+            let p = ssm
+                .get_parameter()
+                .name(name)
+                .with_decryption(true)
+                .send()
+                .await
+                .unwrap();
+            let p = p.parameter().unwrap();
+            params.push((
+                p.value().unwrap().to_owned(),
+                p.r#type().unwrap().as_str().to_owned(),
+            ));
+        }
+        (json, params)
+    })
+}
+
+#[test]
+fn a_rotation_reaches_secrets_manager_and_parameter_store_keeping_what_else_they_hold() {
+    let env = TestEnv::new();
+    let old = aws_setup(&env);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_ne!(new.id, old.id);
+    env.remember(&new.secret);
+    let (json, params) = aws_world(&env);
+    assert_eq!(json["AWS_ACCESS_KEY_ID"], new.id.as_str());
+    assert_eq!(json["AWS_SECRET_ACCESS_KEY"], new.secret.as_str());
+    assert_eq!(
+        json["DB_PASSWORD"], "kept-as-it-is",
+        "other fields are kept"
+    );
+    assert_eq!(
+        params,
+        [
+            (new.id.clone(), "SecureString".to_owned()),
+            (new.secret.clone(), "SecureString".to_owned())
+        ]
+    );
+    for words in ["| Secrets Manager (eu-west-1) |", "| Parameter Store |"] {
+        let row = run
+            .summary
+            .lines()
+            .find(|l| l.contains(words))
+            .unwrap_or_else(|| panic!("{words}: {}", run.summary));
+        assert!(row.contains(&format!("`{}`", new.id)), "{row}");
+    }
+}
+
+#[test]
+fn a_rollback_puts_each_aws_store_back_to_its_own_old_values_even_for_a_dedicated_identity() {
+    let env = TestEnv::new();
+    let old = aws_setup(&env);
+    // The last write, acme/web's secret access key, keeps failing.
+    env.github.add_fault(Fault::new(
+        axum::http::Method::PUT,
+        "/acme/web/actions/secrets/AWS_SECRET_ACCESS_KEY",
+        500,
+    ));
+    let before = aws_world(&env);
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(
+        aws_world(&env),
+        before,
+        "both AWS stores hold their old values again"
+    );
+    let web = env.held_default(&repo("acme/web")).unwrap();
+    assert_eq!(web.id, old.id, "the id went back to match the secret");
+    assert!(env.sts_accepts(&old));
+    assert_eq!(
+        env.journal(USER).map(|j| j.phase),
+        Some(aws_key_rotator::rotation::journal::Phase::RolledBack),
+        "every consumer holds the old key again: {}",
+        run.all()
+    );
+}
+
+#[test]
+fn a_missing_aws_store_is_bad_input_and_changes_nothing() {
+    for (consumer, needle) in [
+        (
+            "      - aws-secrets-manager: ci/nowhere\n",
+            "Secrets Manager secret ci/nowhere",
+        ),
+        (
+            "      - ssm-parameters: { access-key-id: /ci/nowhere/id, secret-access-key: /ci/nowhere/secret }\n",
+            "Parameter Store",
+        ),
+    ] {
+        let env = TestEnv::new();
+        let old = aws_setup(&env);
+        env.write_manifest(&format!("{AWS_MANIFEST}{consumer}"));
+        let before = (env.world(USER), aws_world(&env));
+        let run = env.action(&old, &[]);
+        assert_eq!(run.code, 2, "{consumer}: {}", run.all());
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+        assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+        assert_eq!(
+            (env.world(USER), aws_world(&env)),
+            before,
+            "nothing changed"
+        );
+    }
+}

@@ -135,12 +135,25 @@ pub fn policy(actions: &[&str]) -> String {
     .to_string()
 }
 
-/// The actions the tool calls, read from the shipped policy.
+/// The actions the tool always calls, read from the shipped policy (every statement but the
+/// optional one for the AWS stores).
 pub fn shipped_actions() -> Vec<String> {
+    policy_actions(|sid| !sid.starts_with("Optional"))
+}
+
+/// The shipped policy's actions for the AWS stores (Secrets Manager, Parameter Store).
+pub fn aws_store_actions() -> Vec<String> {
+    policy_actions(|sid| sid == "OptionalAwsStores")
+}
+
+fn policy_actions(keep: impl Fn(&str) -> bool) -> Vec<String> {
     let text = std::fs::read_to_string(repo_root().join("docs/iam-policy.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut out = Vec::new();
     for st in v["Statement"].as_array().unwrap() {
+        if !keep(st["Sid"].as_str().unwrap_or_default()) {
+            continue;
+        }
         for a in st["Action"].as_array().unwrap() {
             out.push(a.as_str().unwrap().to_owned());
         }
@@ -576,7 +589,7 @@ impl Drop for TestEnv {
 }
 
 /// SDK settings for `url` with a fixed key: the same for every client the tests make.
-fn sdk_config(url: &str, id: &str, secret: &str) -> aws_config::SdkConfig {
+pub fn sdk_config(url: &str, id: &str, secret: &str) -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
