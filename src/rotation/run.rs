@@ -232,7 +232,8 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let mut scope_keys = BTreeMap::new();
     let mut stamps = Vec::new();
     let mut old_values = Vec::new();
-    if state::needs_freshness(&keys) {
+    // `status` reads them too: it reports what each store holds, AWS stores read back.
+    if state::needs_freshness(&keys) || command == Command::Status {
         (stamps, old_values) = read_stamps(ctx, user, &mut scope_keys).await?;
     }
     let mut last_used = Vec::new();
@@ -1189,6 +1190,27 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         if landed_or_may_have {
             self.ledger.sending(i, part, is_new);
         }
+        // A readable store is read back: what it holds now is what the report says.
+        let result = match result {
+            Ok(()) if c.scope.is_readable() => {
+                match self.ctx.store.read(&c.scope, secret_name(&c, part)).await {
+                    Ok(Some(v)) if v.expose_secret() == value.expose_secret() => Ok(()),
+                    Ok(_) => Err(GhError {
+                        kind: GhErrorKind::Unavailable,
+                        message: format!(
+                            "{} of {} read back something other than what was written (another writer?)",
+                            secret_name(&c, part),
+                            c.scope
+                        ),
+                        uncertain: true,
+                        status: None,
+                    }),
+                    // The write was acknowledged; a failed read-back does not undo it.
+                    Err(_) => Ok(()),
+                }
+            }
+            other => other,
+        };
         match result {
             Ok(()) => {
                 self.ledger.wrote(i, part, key_id);
