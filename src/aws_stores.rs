@@ -340,4 +340,11 @@ impl SecretStore for Stores<'_> {
             self.github.read(scope, name).await
         }
     }
+    async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, GhError> {
+        if scope.is_readable() {
+            Ok(None)
+        } else {
+            self.github.access(scope, name).await
+        }
+    }
 }

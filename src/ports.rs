@@ -119,6 +119,11 @@ pub trait SecretStore {
     /// A readable store's current value (`None`: not set). A store that does not exist answers
     /// `NotFound`. GitHub stores are write-only: never called for them.
     async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError>;
+    /// Who can read the secret, in words, where a store says (an organization secret's
+    /// visibility: "selected: 3 repositories"); `None` elsewhere.
+    async fn access(&self, _scope: &Scope, _name: &str) -> Result<Option<String>, GhError> {
+        Ok(None)
+    }
 }
 
 /// A workflow run as GitHub reports it.

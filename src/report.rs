@@ -242,6 +242,10 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
                         with_region("Parameter Store", region),
                     ),
                 };
+                let store = match &c.access {
+                    Some(a) => format!("{store} ({a})"),
+                    None => store,
+                };
                 let organization = match &c.consumer.scope {
                     Scope::Organization { organization, .. } => Some(organization.clone()),
                     _ => None,

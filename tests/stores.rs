@@ -128,7 +128,7 @@ fn a_rotation_reaches_every_github_store_and_keeps_who_can_read_organization_sec
     assert!(run.summary.contains("✅ success"), "{}", run.summary);
     for words in [
         "Dependabot secret",
-        "organization secret",
+        "organization secret (selected: 150 repositories)",
         "organization Dependabot secret",
     ] {
         assert!(
@@ -141,8 +141,14 @@ fn a_rotation_reaches_every_github_store_and_keeps_who_can_read_organization_sec
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let consumers = v["users"][0]["consumers"].as_array().unwrap();
     assert_eq!(consumers[3]["organization"], "acme");
-    assert_eq!(consumers[3]["store"], "organization secret");
-    assert_eq!(consumers[4]["store"], "organization Dependabot secret");
+    assert_eq!(
+        consumers[3]["store"],
+        "organization secret (selected: 150 repositories)"
+    );
+    assert_eq!(
+        consumers[4]["store"],
+        "organization Dependabot secret (private repositories)"
+    );
 }
 
 #[test]

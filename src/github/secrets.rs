@@ -200,6 +200,23 @@ impl SecretStore for GitHub {
         }
     }
 
+    async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, GhError> {
+        let Scope::Organization { visibility, .. } = scope else {
+            return Ok(None);
+        };
+        let (visibility, selected) = self.org_access(scope, name, *visibility).await?;
+        Ok(Some(match (visibility.as_str(), selected) {
+            ("selected", Some(ids)) => format!(
+                "selected: {} repositor{}",
+                ids.len(),
+                if ids.len() == 1 { "y" } else { "ies" }
+            ),
+            ("all", _) => "all repositories".to_owned(),
+            ("private", _) => "private repositories".to_owned(),
+            (other, _) => other.to_owned(),
+        }))
+    }
+
     async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError> {
         Err(unexpected(
             &format!("reading secret {name} of {scope}"),

@@ -76,6 +76,8 @@ pub struct Prepared {
     /// What each readable (AWS) store holds before anything changes, read with the stamps;
     /// `None` for GitHub stores, which are write-only.
     pub old_values: Vec<Option<[Option<SecretString>; 2]>>,
+    /// Who reads each consumer's secret, where the store says (organization secrets).
+    pub access: Vec<Option<String>>,
     /// Why the user needs a person, if it does.
     pub attention: Option<String>,
 }
@@ -119,6 +121,8 @@ pub struct ConsumerReport {
     pub holds: Option<String>,
     /// The same, as data.
     pub held: Held,
+    /// Who reads it, where the store says ("selected: 3 repositories").
+    pub access: Option<String>,
 }
 
 /// Everything the reports need about one user.
@@ -232,9 +236,10 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let mut scope_keys = BTreeMap::new();
     let mut stamps = Vec::new();
     let mut old_values = Vec::new();
+    let mut access = Vec::new();
     // `status` reads them too: it reports what each store holds, AWS stores read back.
     if state::needs_freshness(&keys) || command == Command::Status {
-        (stamps, old_values) = read_stamps(ctx, user, &mut scope_keys).await?;
+        (stamps, old_values, access) = read_stamps(ctx, user, &mut scope_keys).await?;
     }
     let mut last_used = Vec::new();
     let wants_last_use = match command {
@@ -273,7 +278,7 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let writes = matches!(&plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_) | Step::RollBack)));
     if writes && stamps.is_empty() {
         // What every secret's `updated_at` was before: a lost write is settled against it.
-        (stamps, old_values) = read_stamps(ctx, user, &mut scope_keys).await?;
+        (stamps, old_values, access) = read_stamps(ctx, user, &mut scope_keys).await?;
         facts.freshness = freshness(user, &stamps);
     }
     Ok(Prepared {
@@ -283,6 +288,7 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         last_used,
         stamps,
         old_values,
+        access,
         attention,
     })
 }
@@ -308,10 +314,11 @@ fn freshness(user: &UserSpec, stamps: &[[Option<DateTime<Utc>>; 2]]) -> Vec<Fres
         .collect()
 }
 
-/// The consumers' stamps and old values: [`read_stamps`].
+/// The consumers' stamps, old values and access: [`read_stamps`].
 type Stamps = (
     Vec<[Option<DateTime<Utc>>; 2]>,
     Vec<Option<[Option<SecretString>; 2]>>,
+    Vec<Option<String>>,
 );
 
 /// Each GitHub consumer's scope key (fetched once per scope: it proves the scope exists) and
@@ -323,6 +330,7 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
 ) -> Result<Stamps, Fault> {
     let mut stamps = Vec::new();
     let mut values = Vec::new();
+    let mut access = Vec::new();
     for c in &user.consumers {
         let mut old = None;
         if c.scope.is_github() {
@@ -353,10 +361,20 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
                 .await
                 .map_err(|e| gh_fault(&c.scope, e))?;
         }
+        // Who reads it, where the store says: reported, never changed.
+        let reach = if both[0].is_some() {
+            ctx.store
+                .access(&c.scope, secret_name(c, Part::Id))
+                .await
+                .map_err(|e| gh_fault(&c.scope, e))?
+        } else {
+            None
+        };
         stamps.push(both);
         values.push(old);
+        access.push(reach);
     }
-    Ok((stamps, values))
+    Ok((stamps, values, access))
 }
 
 /// Whether the newest Active key is at least max-age-days old (or there is none).
@@ -438,6 +456,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         last_used,
         stamps,
         old_values,
+        access,
         attention,
     } = prepared;
     let mut report = UserReport::new(user, Outcome::Reported);
@@ -472,6 +491,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
                 result: "unchanged".into(),
                 holds: describe_before(&held),
                 held,
+                access: access.get(i).cloned().flatten(),
             }
         })
         .collect();
