@@ -413,3 +413,68 @@ fn a_missing_aws_store_is_bad_input_and_changes_nothing() {
         );
     }
 }
+
+/// All six kinds of store in one rotation, and a rollback that puts every one of them back.
+#[test]
+fn one_rotation_across_all_six_store_kinds_and_one_rollback() {
+    let env = TestEnv::new();
+    let old = aws_setup(&env);
+    env.github.add_dependabot("acme/web");
+    env.github.add_org("acme");
+    let then = chrono::Utc::now() - chrono::Duration::days(100);
+    for scope in [dependabot("acme/web"), org("acme"), org_dependabot("acme")] {
+        env.github
+            .set_secret(&scope, "AWS_ACCESS_KEY_ID", &old.id, then);
+        env.github
+            .set_secret(&scope, "AWS_SECRET_ACCESS_KEY", &old.secret, then);
+    }
+    env.write_manifest(&format!(
+        "{AWS_MANIFEST}      - repository: acme/web\n        app: dependabot\n      - organization: acme\n      - organization: acme\n        app: dependabot\n"
+    ));
+    let github = [
+        repo("acme/web"),
+        dependabot("acme/web"),
+        org("acme"),
+        org_dependabot("acme"),
+    ];
+    // First a rollback: the last write (the organization's Dependabot secret) keeps failing.
+    env.github.add_fault(Fault::new(
+        axum::http::Method::PUT,
+        "/orgs/acme/dependabot/secrets/AWS_SECRET_ACCESS_KEY",
+        500,
+    ));
+    let before = aws_world(&env);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(aws_world(&env), before);
+    for scope in &github {
+        let k = env.held_default(scope).unwrap();
+        assert_eq!(
+            (k.id, k.secret),
+            (old.id.clone(), old.secret.clone()),
+            "{scope:?}"
+        );
+    }
+    // Then, once no job can hold the rolled-back key (force: now), the rotation goes through.
+    env.github.clear_faults();
+    let run = env.action(&old, &[("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_ne!(new.id, old.id);
+    env.remember(&new.secret);
+    for scope in &github {
+        let k = env.held_default(scope).unwrap();
+        assert_eq!(
+            (k.id, k.secret),
+            (new.id.clone(), new.secret.clone()),
+            "{scope:?}"
+        );
+    }
+    let (json, params) = aws_world(&env);
+    assert_eq!(
+        (&json["AWS_ACCESS_KEY_ID"], &json["AWS_SECRET_ACCESS_KEY"]),
+        (&serde_json::json!(new.id), &serde_json::json!(new.secret))
+    );
+    assert_eq!(params[0].0, new.id);
+    assert_eq!(params[1].0, new.secret);
+}

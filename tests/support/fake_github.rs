@@ -439,6 +439,11 @@ impl FakeGitHub {
         self.state.lock().unwrap().clock_skew = skew;
     }
 
+    /// GitHub is well again.
+    pub fn clear_faults(&self) {
+        self.state.lock().unwrap().faults.clear();
+    }
+
     pub fn add_fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push(fault);
     }
