@@ -247,6 +247,8 @@ struct State {
     clock_skew: chrono::Duration,
     /// Every repository's numeric id (organization secrets select repositories by id).
     repo_ids: BTreeMap<String, u64>,
+    /// GitHub Enterprise Server: the path prefix every request must carry.
+    prefix: Option<&'static str>,
 }
 
 #[derive(Clone)]
@@ -258,8 +260,19 @@ pub struct FakeGitHub {
 impl FakeGitHub {
     /// `moto_url`: where simulated verification runs check their credentials.
     pub fn start(moto_url: Option<String>) -> Self {
+        Self::serve(moto_url, None)
+    }
+
+    /// GitHub Enterprise Server 3.20: the API only under `/api/v3` (anything else is 404), and
+    /// `return_run_details` refused.
+    pub fn start_ghes(moto_url: Option<String>) -> Self {
+        Self::serve(moto_url, Some("/api/v3"))
+    }
+
+    fn serve(moto_url: Option<String>, prefix: Option<&'static str>) -> Self {
         let state = Arc::new(Mutex::new(State {
             moto_url,
+            prefix,
             ..State::default()
         }));
         let app_state = state.clone();
@@ -280,7 +293,7 @@ impl FakeGitHub {
         });
         Self {
             state,
-            url: format!("http://{addr}"),
+            url: format!("http://{addr}{}", prefix.unwrap_or_default()),
         }
     }
 
@@ -496,12 +509,22 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let segments: Vec<String> = uri
-        .path()
-        .trim_matches('/')
-        .split('/')
-        .map(decode)
-        .collect();
+    let prefix = state.lock().unwrap().prefix;
+    let path = match prefix {
+        None => uri.path(),
+        Some(p) => match uri.path().strip_prefix(p) {
+            Some(rest) => rest,
+            None => {
+                let mut s = state.lock().unwrap();
+                s.log.push(format!("{method} {} 404", uri.path()));
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "Not Found (GHES serves the API under /api/v3)",
+                );
+            }
+        },
+    };
+    let segments: Vec<String> = path.trim_matches('/').split('/').map(decode).collect();
     let path = format!("/{}", segments.join("/"));
     let query = uri.query().unwrap_or_default().to_owned();
     let response = respond(state, &method, &segments, &path, &query, &headers, &body);
@@ -825,7 +848,7 @@ fn workflow_route(
                 ));
             };
             let details = v.get("return_run_details").is_some();
-            if spec.mode == RunMode::OldGhes && details {
+            if (spec.mode == RunMode::OldGhes || s.prefix.is_some()) && details {
                 return Some(error(
                     StatusCode::BAD_REQUEST,
                     "Invalid request.\n\n\"return_run_details\" is not a permitted key.",

@@ -214,6 +214,15 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
+        Self::with_github(FakeGitHub::start)
+    }
+
+    /// With GitHub Enterprise Server: the API under `/api/v3` only.
+    pub fn ghes() -> Self {
+        Self::with_github(FakeGitHub::start_ghes)
+    }
+
+    fn with_github(start: fn(Option<String>) -> FakeGitHub) -> Self {
         let guard = serial();
         let moto = moto();
         let http = reqwest::blocking::Client::new();
@@ -252,7 +261,7 @@ impl TestEnv {
         Self {
             _guard: guard,
             moto_url: moto.url.clone(),
-            github: FakeGitHub::start(Some(moto.url.clone())),
+            github: start(Some(moto.url.clone())),
             admin: admin.clone(),
             workspace: tempfile::tempdir().unwrap(),
             secrets: Mutex::new(vec![
