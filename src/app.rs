@@ -151,6 +151,7 @@ async fn run_inner(
     }
     let command = match settings.command {
         CommandName::Verify => return verify(&settings, console, &tuning).await,
+        CommandName::Discover => return discover(&settings, rt, console, &tuning).await,
         CommandName::Status => Command::Status,
         CommandName::Rotate => Command::Rotate,
         CommandName::Deactivate => Command::Deactivate,
@@ -365,6 +366,91 @@ async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Resu
             Ok(Exit::Failed)
         }
     }
+}
+
+/// `discover`: every place a managed secret name lives that the manifest does not list. Reads
+/// only; each finding is a warning, and the run exits 0.
+async fn discover(
+    settings: &Settings,
+    rt: &Runtime,
+    console: &Console,
+    tuning: &Tuning,
+) -> Result<Exit, Stop> {
+    use crate::discover::{self, Inventory, KeyUse, Lister, Report};
+    use crate::ports::{GhErrorKind, Iam};
+    let manifest = load_manifest(settings, rt)?;
+    let github = GitHub::new(
+        &rt.api_url,
+        settings.github_token.clone(),
+        tuning.pacing.clone(),
+    )
+    .map_err(|e| Stop(Exit::Invalid, e))?;
+    let mut inventory = Inventory::default();
+    let owners = discover::owners(&manifest.users);
+    for owner in &owners {
+        let inv = github.inventory(owner).await.map_err(|e| {
+            let code = match e.kind {
+                GhErrorKind::Unavailable => Exit::Failed,
+                _ => Exit::Invalid,
+            };
+            Stop(code, format!("discover: {}", e.message))
+        })?;
+        inventory.repositories += inv.repositories;
+        inventory.stores.extend(inv.stores);
+    }
+    let findings = discover::findings(&manifest.users, &inventory);
+    let aws = aws::load(tuning.propagation).await;
+    let mut keys = std::collections::BTreeMap::new();
+    for user in &manifest.users {
+        if !findings.iter().any(|f| f.user == user.name) {
+            continue;
+        }
+        let listed = aws.list_keys(&user.name).await.map_err(|e| {
+            Stop(
+                Exit::Invalid,
+                format!("iam:ListAccessKeys for {}: {e}", user.name),
+            )
+        })?;
+        let mut uses = Vec::new();
+        for k in crate::rotation::state::oldest_first(listed) {
+            let used = aws
+                .last_used(&k.id)
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_else(|e| format!("last use unknown ({e})"));
+            uses.push(KeyUse {
+                access_key_id: k.id.clone(),
+                status: format!("{:?}", k.status),
+                last_used: used,
+            });
+        }
+        keys.insert(user.name.clone(), uses);
+    }
+    for f in &findings {
+        console.warn(&format!(
+            "{}: {} holds {}, but the manifest does not list it as a consumer: it may use this user's key and would break when the old key is retired. Check it, then add it to the manifest",
+            f.user, f.store, f.secret
+        ));
+    }
+    let report = Report::new(
+        owners,
+        inventory.repositories,
+        github.requests(),
+        &manifest.users,
+        &findings,
+        &keys,
+    );
+    if settings.json {
+        print!("{}", console.scrub(&report.json()));
+    } else {
+        console.info(report.text().trim_end());
+    }
+    if let Some(path) = &rt.summary_file
+        && let Err(e) = action::append_summary(path, &console.scrub(&report.markdown()))
+    {
+        console.warn(&format!("could not write the step summary {path}: {e}"));
+    }
+    Ok(Exit::Ok)
 }
 
 /// Collects the process environment once.

@@ -13,6 +13,7 @@ pub enum CommandName {
     Rotate,
     Deactivate,
     Delete,
+    Discover,
     Verify,
 }
 
@@ -329,7 +330,7 @@ impl Settings {
             "" => CommandName::Rotate,
             s => CommandName::from_str(s, true).map_err(|_| {
                 format!(
-                    "{} must be one of status, rotate, deactivate, delete, verify; not {s:?}",
+                    "{} must be one of status, rotate, deactivate, delete, discover, verify; not {s:?}",
                     raw.named("command")
                 )
             })?,

@@ -8,6 +8,7 @@ pub mod app;
 pub mod aws;
 pub mod aws_stores;
 pub mod cli;
+pub mod discover;
 pub mod exit;
 pub mod github;
 pub mod manifest;

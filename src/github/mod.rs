@@ -4,6 +4,7 @@
 //! repository-id path without URL-encoding, and its default retry resends every method. Its
 //! retry layer is compiled out (feature `retry` off); this module retries deliberately.
 
+mod inventory;
 mod secrets;
 mod workflows;
 
@@ -40,6 +41,8 @@ impl Default for Pacing {
 
 pub struct GitHub {
     client: Octocrab,
+    /// Requests sent (every attempt), for `discover`'s report of what it cost.
+    requests: std::sync::atomic::AtomicUsize,
     /// `GITHUB_API_URL`, for messages about reaching it.
     base: String,
     has_token: bool,
@@ -87,6 +90,7 @@ impl GitHub {
             .map_err(|e| format!("could not set up the GitHub client: {e}"))?;
         Ok(Self {
             client,
+            requests: Default::default(),
             base: api_url.trim_end_matches('/').to_owned(),
             has_token,
             pacing,
@@ -202,6 +206,11 @@ impl GitHub {
         }
     }
 
+    /// How many requests this client has sent.
+    pub fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     async fn once(
         &self,
         method: http::Method,
@@ -210,6 +219,8 @@ impl GitHub {
         what: &str,
         headers: Option<HeaderMap>,
     ) -> Result<Reply, Attempt> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sent = match method {
             http::Method::GET => self.client._get_with_headers(path, headers).await,
             http::Method::PUT => self.client._put(path, body).await,

@@ -620,6 +620,9 @@ fn respond_after_faults(
         Some(_) => return error(StatusCode::UNAUTHORIZED, "Bad credentials"),
     };
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let Some(r) = inventory_route(&s, method, &seg, query) {
+        return r;
+    }
     if let Some(r) = workflow_route(&mut s, method, &seg, headers, body, can_write) {
         return r;
     }
@@ -659,6 +662,17 @@ fn respond_after_faults(
             ),
             None => error(StatusCode::NOT_FOUND, "Not Found"),
         },
+        (Method::GET, []) => {
+            let secrets: Vec<Value> = sc
+                .secrets
+                .iter()
+                .map(|(name, v)| json!({"name": name, "created_at": time(v.created_at), "updated_at": time(v.updated_at)}))
+                .collect();
+            ok(
+                StatusCode::OK,
+                json!({"total_count": secrets.len(), "secrets": page(&secrets, query)}),
+            )
+        }
         (Method::GET, [name, "repositories"]) if scope.organization => {
             let Some(v) = sc.secrets.get(*name) else {
                 return error(StatusCode::NOT_FOUND, "Not Found");
@@ -806,6 +820,72 @@ fn secrets_seen(s: &State, repository: &str, spec: &WorkflowSpec) -> Option<(Str
             .or_else(|| from_org(name))
     };
     Some((pick("AWS_ACCESS_KEY_ID")?, pick("AWS_SECRET_ACCESS_KEY")?))
+}
+
+/// `?per_page=&page=` of a list endpoint (GitHub's defaults: 30, page 1).
+fn page<T: Clone>(items: &[T], query: &str) -> Vec<T> {
+    let param = |k: &str| {
+        query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(n, _)| *n == k)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    let per_page = param("per_page").unwrap_or(30).clamp(1, 100);
+    let page = param("page").unwrap_or(1).max(1);
+    items
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect()
+}
+
+/// What `discover` lists: organizations, an owner's repositories, a repository's environments.
+fn inventory_route(s: &State, method: &Method, seg: &[&str], query: &str) -> Option<Response> {
+    if method != Method::GET {
+        return None;
+    }
+    let repos_of = |owner: &str| -> Vec<Value> {
+        s.repo_ids
+            .iter()
+            .filter(|(name, _)| name.split('/').next() == Some(owner))
+            .map(|(name, id)| json!({"id": id, "full_name": name, "name": name.split('/').nth(1)}))
+            .collect()
+    };
+    Some(match seg {
+        ["orgs", o] => {
+            if !s.scopes.contains_key(&org(o)) {
+                return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+            }
+            ok(StatusCode::OK, json!({"login": o}))
+        }
+        ["orgs", o, "repos"] => {
+            if !s.scopes.contains_key(&org(o)) {
+                return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+            }
+            ok(StatusCode::OK, Value::Array(page(&repos_of(o), query)))
+        }
+        ["users", u, "repos"] => ok(StatusCode::OK, Value::Array(page(&repos_of(u), query))),
+        ["repos", o, r, "environments"] => {
+            let name = format!("{o}/{r}");
+            if !s.scopes.contains_key(&repo(&name)) {
+                return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+            }
+            let envs: Vec<Value> = s
+                .scopes
+                .keys()
+                .filter(|k| k.repository == name && !k.organization)
+                .filter_map(|k| k.environment.clone())
+                .map(|e| json!({"name": e}))
+                .collect();
+            ok(
+                StatusCode::OK,
+                json!({"total_count": envs.len(), "environments": page(&envs, query)}),
+            )
+        }
+        _ => return None,
+    })
 }
 
 fn workflow_route(

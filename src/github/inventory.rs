@@ -1,0 +1,170 @@
+//! `discover`'s reads: an owner's repositories (all pages), their environments, and the names
+//! of the secrets in every store. Names only: GitHub never returns a secret's value.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{GitHub, encode_segment, unexpected};
+use crate::discover::{Inventory, Lister};
+use crate::manifest::Scope;
+use crate::ports::{GhError, GhErrorKind};
+
+const PER_PAGE: usize = 100;
+
+#[derive(Deserialize)]
+struct Repo {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct NamedList<T> {
+    #[serde(alias = "secrets", alias = "environments")]
+    items: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    name: String,
+}
+
+impl GitHub {
+    /// Every page of a list endpoint (`?per_page=100&page=N`), parsed by `page`.
+    async fn all_pages<T: DeserializeOwned, I>(
+        &self,
+        path: &str,
+        what: &str,
+        page_items: impl Fn(T) -> Vec<I>,
+    ) -> Result<Vec<I>, GhError> {
+        let mut items = Vec::new();
+        for page in 1.. {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let reply = self
+                .send(
+                    http::Method::GET,
+                    &format!("{path}{sep}per_page={PER_PAGE}&page={page}"),
+                    None,
+                    what,
+                )
+                .await?;
+            let body: T = serde_json::from_str(&reply.body).map_err(|e| unexpected(what, e))?;
+            let got = page_items(body);
+            let n = got.len();
+            items.extend(got);
+            if n < PER_PAGE {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    /// The secret names of a store; a store the token may not read (Dependabot off, no
+    /// permission) counts as empty rather than failing the whole search.
+    async fn names(&self, path: &str, what: &str) -> Result<BTreeSet<String>, GhError> {
+        match self
+            .all_pages(path, what, |l: NamedList<Named>| {
+                l.items.into_iter().map(|n| n.name).collect()
+            })
+            .await
+        {
+            Ok(names) => Ok(names.into_iter().collect()),
+            Err(e) if matches!(e.kind, GhErrorKind::NotFound | GhErrorKind::Forbidden) => {
+                tracing::info!("{what}: skipped ({e})");
+                Ok(BTreeSet::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Lister for GitHub {
+    async fn inventory(&self, owner: &str) -> Result<Inventory, GhError> {
+        let o = encode_segment(owner);
+        let what = format!("looking up owner {owner}");
+        let is_org = match self
+            .send(http::Method::GET, &format!("/orgs/{o}"), None, &what)
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if e.kind == GhErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        let repos_path = if is_org {
+            format!("/orgs/{o}/repos")
+        } else {
+            format!("/users/{o}/repos")
+        };
+        let repos = self
+            .all_pages(
+                &repos_path,
+                &format!("listing the repositories of {owner}"),
+                |r: Vec<Repo>| r,
+            )
+            .await?;
+        let mut inv = Inventory {
+            owners: vec![owner.to_owned()],
+            repositories: repos.len(),
+            ..Inventory::default()
+        };
+        for repo in repos {
+            let r = &repo.full_name;
+            let rp = r
+                .split('/')
+                .map(encode_segment)
+                .collect::<Vec<_>>()
+                .join("/");
+            let what = format!("listing the secrets of {r}");
+            inv.stores.insert(
+                Scope::Repository(r.clone()),
+                self.names(&format!("/repos/{rp}/actions/secrets"), &what)
+                    .await?,
+            );
+            inv.stores.insert(
+                Scope::RepositoryDependabot(r.clone()),
+                self.names(&format!("/repos/{rp}/dependabot/secrets"), &what)
+                    .await?,
+            );
+            let envs = self
+                .names(
+                    &format!("/repos/{rp}/environments"),
+                    &format!("listing the environments of {r}"),
+                )
+                .await?;
+            for e in envs {
+                let names = self
+                    .names(
+                        &format!("/repos/{rp}/environments/{}/secrets", encode_segment(&e)),
+                        &what,
+                    )
+                    .await?;
+                inv.stores.insert(
+                    Scope::Environment {
+                        repository: r.clone(),
+                        environment: e,
+                    },
+                    names,
+                );
+            }
+        }
+        if is_org {
+            for dependabot in [false, true] {
+                let app = if dependabot { "dependabot" } else { "actions" };
+                inv.stores.insert(
+                    Scope::Organization {
+                        organization: owner.to_owned(),
+                        dependabot,
+                        visibility: None,
+                    },
+                    self.names(
+                        &format!("/orgs/{o}/{app}/secrets"),
+                        &format!("listing the {app} secrets of organization {owner}"),
+                    )
+                    .await?,
+                );
+            }
+        }
+        inv.stores.retain(|_, names| !names.is_empty());
+        Ok(inv)
+    }
+}
