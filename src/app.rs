@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::action::{self, Console, Runtime};
+use secrecy::ExposeSecret;
+
 use crate::aws;
 use crate::aws_stores::{AwsStores, Stores};
 use crate::cli::{CommandName, ManifestSource, Settings};
@@ -149,6 +151,14 @@ async fn run_inner(
     if let Some(token) = &settings.github_token {
         console.mask(token);
     }
+    if let Some((_, key)) = &settings.app {
+        // The runner masks line by line: every line of the PEM.
+        for line in key.expose_secret().lines().map(str::trim) {
+            if !line.is_empty() && !line.starts_with("-----") {
+                console.mask(&secrecy::SecretString::from(line.to_owned()));
+            }
+        }
+    }
     let command = match settings.command {
         CommandName::Verify => return verify(&settings, console, &tuning).await,
         CommandName::Discover => return discover(&settings, rt, console, &tuning).await,
@@ -169,12 +179,7 @@ async fn run_inner(
     if let Some(k) = &step_key {
         console.mask(&k.secret);
     }
-    let github = GitHub::new(
-        &rt.api_url,
-        settings.github_token.clone(),
-        tuning.pacing.clone(),
-    )
-    .map_err(|e| Stop(Exit::Invalid, e))?;
+    let github = github_client(&settings, rt, console, &tuning, &manifest).await?;
     let opts = Options {
         force: settings.force,
         delete_inactive: settings.delete_inactive,
@@ -368,6 +373,34 @@ async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Resu
     }
 }
 
+/// The GitHub client: the token, or the App with an installation token per owner of the
+/// manifest's consumers and verify entries (each masked the moment it exists).
+async fn github_client(
+    settings: &Settings,
+    rt: &Runtime,
+    console: &Console,
+    tuning: &Tuning,
+    manifest: &Manifest,
+) -> Result<GitHub, Stop> {
+    let Some((app_id, key)) = &settings.app else {
+        return GitHub::new(
+            &rt.api_url,
+            settings.github_token.clone(),
+            tuning.pacing.clone(),
+        )
+        .map_err(|e| Stop(Exit::Invalid, e));
+    };
+    let owners = crate::discover::owners(&manifest.users);
+    let (github, tokens) =
+        GitHub::with_app(&rt.api_url, *app_id, key, &owners, tuning.pacing.clone())
+            .await
+            .map_err(|e| Stop(Exit::Invalid, e))?;
+    for t in &tokens {
+        console.mask(t);
+    }
+    Ok(github)
+}
+
 /// `discover`: every place a managed secret name lives that the manifest does not list. Reads
 /// only; each finding is a warning, and the run exits 0.
 async fn discover(
@@ -379,12 +412,7 @@ async fn discover(
     use crate::discover::{self, Inventory, KeyUse, Lister, Report};
     use crate::ports::{GhErrorKind, Iam};
     let manifest = load_manifest(settings, rt)?;
-    let github = GitHub::new(
-        &rt.api_url,
-        settings.github_token.clone(),
-        tuning.pacing.clone(),
-    )
-    .map_err(|e| Stop(Exit::Invalid, e))?;
+    let github = github_client(settings, rt, console, tuning, &manifest).await?;
     let mut inventory = Inventory::default();
     let owners = discover::owners(&manifest.users);
     for owner in &owners {
@@ -458,12 +486,4 @@ pub fn environment() -> HashMap<String, String> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
-}
-
-/// The CLI's GitHub token: `GITHUB_TOKEN`, when set and not blank.
-pub fn token_from_env(env: &HashMap<String, String>) -> Option<secrecy::SecretString> {
-    env.get("GITHUB_TOKEN")
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-        .map(|t| secrecy::SecretString::from(t.to_owned()))
 }

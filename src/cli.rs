@@ -26,9 +26,9 @@ pub enum Kind {
     Bool,
     /// A value; the CLI flag takes it, named as given here in the help.
     Value(&'static str),
-    /// A token: `INPUT_GITHUB-TOKEN`, or env `GITHUB_TOKEN` on the CLI (never a flag: command
-    /// lines are visible to other processes).
-    Token,
+    /// A secret: its `INPUT_*`, or on the CLI the environment variable named here (never a
+    /// flag: command lines are visible to other processes).
+    Secret(&'static str),
 }
 
 /// One input of the action, which is also a flag of the CLI with the same name.
@@ -74,8 +74,18 @@ pub const INPUTS: &[Input] = &[
     ),
     input(
         "github-token",
-        Kind::Token,
+        Kind::Secret("GITHUB_TOKEN"),
         "Token that can write the consumers' secrets (CLI: env GITHUB_TOKEN)",
+    ),
+    input(
+        "app-id",
+        Kind::Value("ID"),
+        "Authenticate as this GitHub App (with app-private-key) instead of a token",
+    ),
+    input(
+        "app-private-key",
+        Kind::Secret("GITHUB_APP_PRIVATE_KEY"),
+        "The GitHub App's private key, PEM (CLI: env GITHUB_APP_PRIVATE_KEY)",
     ),
     input(
         "dry-run",
@@ -142,7 +152,7 @@ pub enum Face {
 #[derive(Debug, Default, Clone)]
 pub struct RawInputs {
     values: BTreeMap<&'static str, String>,
-    pub github_token: Option<SecretString>,
+    secrets: BTreeMap<&'static str, SecretString>,
     pub face: Face,
 }
 
@@ -169,7 +179,7 @@ pub fn command_line() -> clap::Command {
             Kind::Command => arg.value_parser(clap::builder::EnumValueParser::<CommandName>::new()),
             Kind::Bool => arg.long(i.name).action(ArgAction::SetTrue),
             Kind::Value(v) => arg.long(i.name).value_name(v),
-            Kind::Token => continue,
+            Kind::Secret(_) => continue,
         };
         cmd = cmd.arg(arg);
     }
@@ -190,6 +200,18 @@ impl RawInputs {
         self
     }
 
+    /// A secret input, when given and not blank.
+    pub fn secret(&self, name: &str) -> Option<&SecretString> {
+        self.secrets.get(spec(name).name)
+    }
+
+    pub fn set_secret(&mut self, name: &str, value: &str) -> &mut Self {
+        if let Some(v) = token(value) {
+            self.secrets.insert(spec(name).name, v);
+        }
+        self
+    }
+
     /// The action's inputs: the runner upper-cases names and keeps dashes (`INPUT_DRY-RUN`).
     pub fn from_env(env: &HashMap<String, String>) -> Self {
         let mut raw = RawInputs::default();
@@ -199,7 +221,11 @@ impl RawInputs {
                 .cloned()
                 .unwrap_or_default();
             match i.kind {
-                Kind::Token => raw.github_token = token(&value),
+                Kind::Secret(_) => {
+                    if let Some(v) = token(&value) {
+                        raw.secrets.insert(i.name, v);
+                    }
+                }
                 _ => {
                     raw.values.insert(i.name, value);
                 }
@@ -208,9 +234,9 @@ impl RawInputs {
         raw
     }
 
-    /// The CLI's arguments (the first is the program); `--help`, `--version` and mistakes come
-    /// back as clap's error, which prints itself.
-    pub fn from_args<I, T>(args: I, github_token: Option<SecretString>) -> Result<Self, clap::Error>
+    /// The CLI's arguments (the first is the program) and, for secrets, its environment;
+    /// `--help`, `--version` and mistakes come back as clap's error, which prints itself.
+    pub fn from_args<I, T>(args: I, env: &HashMap<String, String>) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -218,7 +244,6 @@ impl RawInputs {
         let m = command_line().try_get_matches_from(args)?;
         let mut raw = RawInputs {
             face: Face::Cli,
-            github_token,
             ..RawInputs::default()
         };
         for i in INPUTS {
@@ -229,7 +254,12 @@ impl RawInputs {
                     .map(|v| v.get_name().to_owned()),
                 Kind::Bool => m.get_flag(i.name).then(|| "true".to_owned()),
                 Kind::Value(_) => m.get_one::<String>(i.name).cloned(),
-                Kind::Token => continue,
+                Kind::Secret(var) => {
+                    if let Some(v) = env.get(var).and_then(|v| token(v)) {
+                        raw.secrets.insert(i.name, v);
+                    }
+                    continue;
+                }
             };
             raw.values.insert(i.name, value.unwrap_or_default());
         }
@@ -242,7 +272,7 @@ impl RawInputs {
         match (self.face, i.kind) {
             (Face::Action, _) => format!("input {}", i.name),
             (Face::Cli, Kind::Command) => "the command".to_owned(),
-            (Face::Cli, Kind::Token) => "env GITHUB_TOKEN".to_owned(),
+            (Face::Cli, Kind::Secret(var)) => format!("env {var}"),
             (Face::Cli, _) => format!("flag --{}", i.name),
         }
     }
@@ -264,6 +294,8 @@ pub struct Settings {
     pub iam_user: Option<String>,
     pub environments: String,
     pub github_token: Option<SecretString>,
+    /// GitHub App authentication: the App's id and private key (exclusive with the token).
+    pub app: Option<(u64, SecretString)>,
     pub dry_run: bool,
     pub force: bool,
     pub json: bool,
@@ -305,6 +337,33 @@ impl RawInputs {
                 _ => Err(format!(
                     "{} must be a whole number of at least {min}, not {s:?}",
                     self.named(name)
+                )),
+            },
+        }
+    }
+
+    /// `app-id` and `app-private-key`: both or neither, and not with `github-token`.
+    fn app(&self) -> Result<Option<(u64, SecretString)>, String> {
+        let id = opt(self.get("app-id"));
+        let key = self.secret("app-private-key");
+        match (id, key) {
+            (None, None) => Ok(None),
+            (Some(_), None) | (None, Some(_)) => Err(format!(
+                "{} and {} go together: give both to authenticate as a GitHub App, or neither",
+                self.named("app-id"),
+                self.named("app-private-key")
+            )),
+            (Some(_), Some(_)) if self.secret("github-token").is_some() => Err(format!(
+                "{} and the GitHub App ({}, {}) are exclusive: authenticate one way",
+                self.named("github-token"),
+                self.named("app-id"),
+                self.named("app-private-key")
+            )),
+            (Some(id), Some(key)) => match id.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Some((n, key.clone()))),
+                _ => Err(format!(
+                    "{} must be the App's numeric id (its settings page shows it), not {id:?}",
+                    self.named("app-id")
                 )),
             },
         }
@@ -370,7 +429,8 @@ impl Settings {
             expected_access_key_id: opt(raw.get("expected-access-key-id")),
             verify_timeout: Duration::from_secs(60 * raw.number("verify-timeout-minutes", 30, 1)?),
             poll_interval: Duration::from_secs(raw.number("poll-interval-seconds", 10, 1)?),
-            github_token: raw.github_token,
+            github_token: raw.secret("github-token").cloned(),
+            app: raw.app()?,
         })
     }
 }
@@ -451,7 +511,7 @@ mod tests {
             "--deactivate-after-hours",
             "0",
         ];
-        let cli = RawInputs::from_args(args, None).unwrap();
+        let cli = RawInputs::from_args(args, &HashMap::new()).unwrap();
         let env: HashMap<String, String> = [
             ("INPUT_COMMAND", "deactivate"),
             ("INPUT_DRY-RUN", "true"),
@@ -464,13 +524,41 @@ mod tests {
         .collect();
         let action = RawInputs::from_env(&env);
         for i in INPUTS {
-            if i.kind != Kind::Token {
+            if !matches!(i.kind, Kind::Secret(_)) {
                 assert_eq!(cli.get(i.name), action.get(i.name), "{}", i.name);
             }
         }
-        assert!(action.github_token.is_none());
+        assert!(action.secret("github-token").is_none());
         assert_eq!(cli.face, Face::Cli);
-        // The token is never a flag.
-        assert!(RawInputs::from_args(["aws-key-rotator", "--github-token", "x"], None).is_err());
+        // Secrets are never flags; the CLI reads them from the environment.
+        for flag in ["--github-token", "--app-private-key"] {
+            assert!(RawInputs::from_args(["aws-key-rotator", flag, "x"], &HashMap::new()).is_err());
+        }
+        let env: HashMap<String, String> =
+            [("GITHUB_APP_PRIVATE_KEY".to_owned(), "pem".to_owned())].into();
+        let raw =
+            RawInputs::from_args(["aws-key-rotator", "status", "--app-id", "7"], &env).unwrap();
+        let s = Settings::from_raw(raw).unwrap();
+        assert_eq!(s.app.map(|(id, _)| id), Some(7));
+    }
+
+    #[test]
+    fn app_credentials_go_together_and_exclude_a_token() {
+        let app = |id: &str, key: &str, token: &str| {
+            let mut raw = with(&[("app-id", id)]);
+            raw.set_secret("app-private-key", key)
+                .set_secret("github-token", token);
+            Settings::from_raw(raw).map(|s| s.app.map(|(id, _)| id))
+        };
+        assert_eq!(app("", "", ""), Ok(None));
+        assert_eq!(app("42", "pem", ""), Ok(Some(42)));
+        assert!(app("42", "", "").unwrap_err().contains("go together"));
+        assert!(app("", "pem", "").unwrap_err().contains("go together"));
+        assert!(app("42", "pem", "ghp_x").unwrap_err().contains("exclusive"));
+        assert!(
+            app("forty-two", "pem", "")
+                .unwrap_err()
+                .contains("numeric id")
+        );
     }
 }

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let raw = if rt.in_actions && std::env::args_os().len() <= 1 {
         action::inputs_from_env(&env)
     } else {
-        match RawInputs::from_args(std::env::args_os(), app::token_from_env(&env)) {
+        match RawInputs::from_args(std::env::args_os(), &env) {
             Ok(raw) => raw,
             // --help and --version print to stdout and succeed; mistakes print the usage.
             Err(e) => {

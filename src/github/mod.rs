@@ -8,6 +8,7 @@ mod inventory;
 mod secrets;
 mod workflows;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -41,6 +42,8 @@ impl Default for Pacing {
 
 pub struct GitHub {
     client: Octocrab,
+    /// With a GitHub App: one client per owner, with that owner's installation token.
+    owners: HashMap<String, Octocrab>,
     /// Requests sent (every attempt), for `discover`'s report of what it cost.
     requests: std::sync::atomic::AtomicUsize,
     /// `GITHUB_API_URL`, for messages about reaching it.
@@ -49,6 +52,81 @@ pub struct GitHub {
     pacing: Pacing,
     last_write: Mutex<Option<Instant>>,
     runs: workflows::RunCache,
+}
+
+enum ClientAuth {
+    Token(SecretString),
+    App(octocrab::models::AppId, jsonwebtoken::EncodingKey),
+}
+
+/// An octocrab client for `api_url`: GitHub's media type and API version, timeouts, and no
+/// retry layer (this adapter retries deliberately).
+fn client(api_url: &str, auth: Option<ClientAuth>) -> Result<Octocrab, String> {
+    let mut builder = Octocrab::builder()
+        .base_uri(api_url.trim_end_matches('/'))
+        .map_err(|e| format!("GITHUB_API_URL {api_url:?} is not a valid URL: {e}"))?
+        .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
+        .add_header(
+            http::HeaderName::from_static("x-github-api-version"),
+            "2022-11-28".into(),
+        )
+        .set_connect_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)));
+    match auth {
+        None => {}
+        Some(ClientAuth::Token(t)) => builder = builder.personal_token(t),
+        Some(ClientAuth::App(id, key)) => builder = builder.app(id, key),
+    }
+    builder
+        .build()
+        .map_err(|e| format!("could not set up the GitHub client: {e}"))
+}
+
+#[derive(serde::Deserialize)]
+struct AccessToken {
+    token: String,
+}
+
+#[derive(serde::Deserialize)]
+struct InstallationId {
+    id: u64,
+}
+
+/// The App's installation on `owner` (an organization, else a user).
+async fn installation_of(app: &Octocrab, owner: &str, app_id: u64) -> Result<u64, String> {
+    let o = encode_segment(owner);
+    for path in [
+        format!("/orgs/{o}/installation"),
+        format!("/users/{o}/installation"),
+    ] {
+        let reply = app
+            ._get(path.as_str())
+            .await
+            .map_err(|e| format!("could not look up the App's installation on {owner}: {e}"))?;
+        let status = reply.status();
+        let body = app.body_to_string(reply).await.unwrap_or_default();
+        match status.as_u16() {
+            200 => {
+                let i: InstallationId = serde_json::from_str(&body)
+                    .map_err(|e| format!("unexpected answer to {path}: {e}"))?;
+                return Ok(i.id);
+            }
+            404 => continue,
+            401 => {
+                return Err(format!(
+                    "GitHub refused the App's credentials (HTTP 401): check app-id ({app_id}) and that app-private-key is a current key of that App"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "GitHub answered {other} looking up the App's installation on {owner}"
+                ));
+            }
+        }
+    }
+    Err(format!(
+        "the GitHub App {app_id} is not installed on {owner}: install it there (the owner's Settings → GitHub Apps, or the App's public page) with access to the repositories the manifest names"
+    ))
 }
 
 /// A finished exchange: status, `ETag` and body text.
@@ -69,27 +147,12 @@ struct Attempt {
 impl GitHub {
     /// `api_url` is `GITHUB_API_URL` (GitHub Enterprise Server: `https://HOST/api/v3`); plain http works.
     pub fn new(api_url: &str, token: Option<SecretString>, pacing: Pacing) -> Result<Self, String> {
-        let mut builder = Octocrab::builder()
-            .base_uri(api_url.trim_end_matches('/'))
-            .map_err(|e| format!("GITHUB_API_URL {api_url:?} is not a valid URL: {e}"))?
-            .add_header(http::header::ACCEPT, "application/vnd.github+json".into())
-            .add_header(
-                http::HeaderName::from_static("x-github-api-version"),
-                "2022-11-28".into(),
-            )
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)));
-        let has_token = token
-            .as_ref()
-            .is_some_and(|t| !t.expose_secret().trim().is_empty());
-        if let Some(token) = token.filter(|_| has_token) {
-            builder = builder.personal_token(token);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("could not set up the GitHub client: {e}"))?;
+        let token = token.filter(|t| !t.expose_secret().trim().is_empty());
+        let has_token = token.is_some();
+        let client = client(api_url, token.map(ClientAuth::Token))?;
         Ok(Self {
             client,
+            owners: HashMap::new(),
             requests: Default::default(),
             base: api_url.trim_end_matches('/').to_owned(),
             has_token,
@@ -97,6 +160,63 @@ impl GitHub {
             last_write: Mutex::new(None),
             runs: Default::default(),
         })
+    }
+
+    /// Authenticated as a GitHub App: for each owner, its installation's token (which reaches
+    /// that owner's repositories only), used for every request about that owner. Returns the
+    /// tokens too, so they can be masked. An error is the user's to fix (exit 2).
+    pub async fn with_app(
+        api_url: &str,
+        app_id: u64,
+        private_key: &SecretString,
+        owners: &[String],
+        pacing: Pacing,
+    ) -> Result<(Self, Vec<SecretString>), String> {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key.expose_secret().as_bytes())
+            .map_err(|_| {
+                "input app-private-key is not an RSA private key in PEM form: paste the whole .pem file GitHub generated for the App".to_owned()
+            })?;
+        let app = client(
+            api_url,
+            Some(ClientAuth::App(octocrab::models::AppId(app_id), key)),
+        )?;
+        let mut this = Self::new(api_url, None, pacing)?;
+        this.has_token = true;
+        let mut tokens = Vec::new();
+        for owner in owners {
+            let installation = installation_of(&app, owner, app_id).await?;
+            let path = format!("/app/installations/{installation}/access_tokens");
+            let reply = app._post(path.as_str(), None::<&()>).await.map_err(|e| {
+                format!("could not get a token for the App's installation on {owner}: {e}")
+            })?;
+            let status = reply.status();
+            let body = app.body_to_string(reply).await.unwrap_or_default();
+            if !status.is_success() {
+                return Err(format!(
+                    "GitHub refused a token for the App's installation on {owner} (HTTP {status}): check that the installation is not suspended"
+                ));
+            }
+            let token: AccessToken = serde_json::from_str(&body)
+                .map_err(|e| format!("unexpected answer to {path}: {e}"))?;
+            let secret = SecretString::from(token.token);
+            this.owners.insert(
+                owner.to_ascii_lowercase(),
+                client(api_url, Some(ClientAuth::Token(secret.clone())))?,
+            );
+            tokens.push(secret);
+        }
+        Ok((this, tokens))
+    }
+
+    /// The client for a request: the installation token of the path's owner, when
+    /// authenticated as an App; else the one client.
+    fn client_for(&self, path: &str) -> &Octocrab {
+        let mut segments = path.trim_start_matches('/').split('/');
+        let owner = match (segments.next(), segments.next()) {
+            (Some("repos" | "orgs" | "users"), Some(owner)) => owner.to_ascii_lowercase(),
+            _ => return &self.client,
+        };
+        self.owners.get(&owner).unwrap_or(&self.client)
     }
 
     /// Waits so that writes are at least `write_interval` apart.
@@ -221,10 +341,11 @@ impl GitHub {
     ) -> Result<Reply, Attempt> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let client = self.client_for(path);
         let sent = match method {
-            http::Method::GET => self.client._get_with_headers(path, headers).await,
-            http::Method::PUT => self.client._put(path, body).await,
-            http::Method::POST => self.client._post(path, body).await,
+            http::Method::GET => client._get_with_headers(path, headers).await,
+            http::Method::PUT => client._put(path, body).await,
+            http::Method::POST => client._post(path, body).await,
             _ => unreachable!("only GET, PUT and POST are used"),
         };
         let transport = |e: &dyn std::fmt::Display| Attempt {
@@ -247,8 +368,7 @@ impl GitHub {
             .get(http::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = self
-            .client
+        let body = client
             .body_to_string(response)
             .await
             .map_err(|e| transport(&e))?;

@@ -249,6 +249,12 @@ struct State {
     repo_ids: BTreeMap<String, u64>,
     /// GitHub Enterprise Server: the path prefix every request must carry.
     prefix: Option<&'static str>,
+    /// GitHub Apps: id → public key (PEM), to check their JWTs.
+    apps: HashMap<u64, String>,
+    /// Installations: (app id, owner) → installation id.
+    installations: BTreeMap<(u64, String), u64>,
+    /// Installation tokens → the owner they reach.
+    installation_tokens: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -452,6 +458,35 @@ impl FakeGitHub {
         self.state.lock().unwrap().clock_skew = skew;
     }
 
+    /// Registers a GitHub App: its JWTs are checked against `public_pem`.
+    pub fn register_app(&self, app_id: u64, public_pem: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .apps
+            .insert(app_id, public_pem.to_owned());
+    }
+
+    /// Installs the App on `owner` (an organization or a user).
+    pub fn install_app(&self, app_id: u64, owner: &str) {
+        let mut s = self.state.lock().unwrap();
+        let id = 7_000 + s.installations.len() as u64;
+        s.installations
+            .insert((app_id, owner.to_ascii_lowercase()), id);
+    }
+
+    /// Installation tokens handed out, with the owner each reaches.
+    pub fn installation_tokens(&self) -> Vec<(String, String)> {
+        let s = self.state.lock().unwrap();
+        let mut t: Vec<_> = s
+            .installation_tokens
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        t.sort();
+        t
+    }
+
     /// GitHub is well again.
     pub fn clear_faults(&self) {
         self.state.lock().unwrap().faults.clear();
@@ -613,13 +648,28 @@ fn respond_after_faults(
                 .or_else(|| v.strip_prefix("token "))
         })
         .map(str::to_owned);
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let can_write = match token.as_deref() {
         None => return error(StatusCode::UNAUTHORIZED, "Requires authentication"),
         Some(TOKEN) => true,
         Some(READ_ONLY_TOKEN) => false,
-        Some(_) => return error(StatusCode::UNAUTHORIZED, "Bad credentials"),
+        // A JWT: only the App's own endpoints take it.
+        Some(jwt) if jwt.split('.').count() == 3 => return app_route(&mut s, method, &seg, jwt),
+        Some(t) => match s.installation_tokens.get(t) {
+            // An installation token reaches its own account only.
+            Some(owner) => {
+                let about = match seg.as_slice() {
+                    ["repos" | "orgs" | "users", o, ..] => Some(o.to_ascii_lowercase()),
+                    _ => None,
+                };
+                if about.is_some_and(|o| &o != owner) {
+                    return error(StatusCode::NOT_FOUND, "Not Found");
+                }
+                true
+            }
+            None => return error(StatusCode::UNAUTHORIZED, "Bad credentials"),
+        },
     };
-    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     if let Some(r) = inventory_route(&s, method, &seg, query) {
         return r;
     }
@@ -820,6 +870,89 @@ fn secrets_seen(s: &State, repository: &str, spec: &WorkflowSpec) -> Option<(Str
             .or_else(|| from_org(name))
     };
     Some((pick("AWS_ACCESS_KEY_ID")?, pick("AWS_SECRET_ACCESS_KEY")?))
+}
+
+/// What a GitHub App's JWT says.
+#[derive(serde::Deserialize)]
+struct AppClaims {
+    iss: u64,
+    iat: i64,
+    exp: i64,
+}
+
+/// Requests authenticated with an App's JWT: finding an installation, minting its token. The
+/// JWT must be signed (RS256) by a registered App's key, issued by it, and live at most ten
+/// minutes (a minute of clock slack).
+fn app_route(s: &mut State, method: &Method, seg: &[&str], jwt: &str) -> Response {
+    let unauthorized = |why: &str| error(StatusCode::UNAUTHORIZED, why);
+    let Ok(header) = jsonwebtoken::decode_header(jwt) else {
+        return unauthorized("A JSON web token could not be decoded");
+    };
+    if header.alg != jsonwebtoken::Algorithm::RS256 {
+        return unauthorized("'Expiration time' claim ('exp') must be a numeric value");
+    }
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_required_spec_claims(&["exp"]);
+    validation.leeway = 0;
+    let mut verified = None;
+    for (id, pem) in &s.apps {
+        let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()) else {
+            continue;
+        };
+        if let Ok(data) = jsonwebtoken::decode::<AppClaims>(jwt, &key, &validation)
+            && data.claims.iss == *id
+        {
+            verified = Some(data.claims);
+        }
+    }
+    let Some(claims) = verified else {
+        return unauthorized("A JSON web token could not be decoded");
+    };
+    let now = Utc::now().timestamp();
+    if claims.iat > now + 60 || claims.exp - claims.iat > 660 || claims.exp > now + 600 {
+        return unauthorized("'Expiration time' claim ('exp') is too far in the future");
+    }
+    match (method.clone(), seg) {
+        (Method::GET, [kind @ ("orgs" | "users"), owner, "installation"]) => {
+            // An organization is found under /orgs, a user under /users.
+            let is_org = s.scopes.contains_key(&org(owner));
+            if is_org != (*kind == "orgs") {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            }
+            match s
+                .installations
+                .get(&(claims.iss, owner.to_ascii_lowercase()))
+            {
+                Some(id) => ok(StatusCode::OK, json!({"id": id, "app_id": claims.iss})),
+                None => error(StatusCode::NOT_FOUND, "Not Found"),
+            }
+        }
+        (Method::POST, ["app", "installations", id, "access_tokens"]) => {
+            let Some(((_, owner), _)) = s
+                .installations
+                .iter()
+                .find(|((app, _), i)| *app == claims.iss && i.to_string() == *id)
+            else {
+                return error(StatusCode::NOT_FOUND, "Not Found");
+            };
+            let owner = owner.clone();
+            let token = format!(
+                "ghs_fakeInstallationToken{:016}",
+                s.installation_tokens.len() + 1
+            );
+            s.installation_tokens.insert(token.clone(), owner);
+            s.written.push(token.clone());
+            ok(
+                StatusCode::CREATED,
+                json!({"token": token, "expires_at": time(Utc::now() + chrono::Duration::hours(1))}),
+            )
+        }
+        // Anything else with a JWT: GitHub wants an installation token there.
+        _ => error(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration: use an installation token",
+        ),
+    }
 }
 
 /// `?per_page=&page=` of a list endpoint (GitHub's defaults: 30, page 1).
