@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(raw.get("dry-run"), "true");
         assert_eq!(raw.get("command"), "status");
         assert_eq!(raw.get("old-access-key-id"), "AKIA1");
-        assert!(raw.github_token.is_none());
+        assert!(raw.secret("github-token").is_none());
     }
 
     #[test]
