@@ -75,7 +75,9 @@ fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
                 return Err(Stop(
                     Exit::Invalid,
                     format!(
-                        "both a manifest ({path}) and input iam-user are given: list the user in the manifest (select one with `user`), or remove the manifest"
+                        "both a manifest ({path}) and {} are given: list the user in the manifest (and select it with {}), or remove the manifest",
+                        settings.named("iam-user"),
+                        settings.named("user")
                     ),
                 ));
             }
@@ -86,11 +88,21 @@ fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
                 return Err(Stop(
                     Exit::Invalid,
                     format!(
-                        "no manifest at {path}: add one (see the manifest reference in the README), point input config at it, or set input iam-user for a single user whose consumers are this repository"
+                        "no manifest at {path}: add one (see the manifest reference in the README), point {} at it, or give {} for a single user whose consumers are this repository",
+                        settings.named("config"),
+                        settings.named("iam-user")
                     ),
                 ));
             };
-            let repo = rt.repository.clone().unwrap_or_default();
+            let Some(repo) = rt.repository.clone() else {
+                return Err(Stop(
+                    Exit::Invalid,
+                    format!(
+                        "{} writes to the current repository, but GITHUB_REPOSITORY is not set: export GITHUB_REPOSITORY=owner/name (the repository whose secrets hold the key), or write a manifest",
+                        settings.named("iam-user")
+                    ),
+                ));
+            };
             manifest::shorthand(iam_user, &repo, &settings.environments)
                 .map_err(|e| Stop(Exit::Invalid, e))?
         }
@@ -98,7 +110,13 @@ fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
             return Err(Stop(
                 Exit::Invalid,
                 format!(
-                    "cannot read the manifest {path}: {e}; input config is relative to GITHUB_WORKSPACE"
+                    "cannot read the manifest {path}: {e}; {} is relative to {}",
+                    settings.named("config"),
+                    if rt.workspace.is_some() {
+                        "GITHUB_WORKSPACE"
+                    } else {
+                        "the current directory"
+                    }
                 ),
             ));
         }
@@ -126,10 +144,18 @@ fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, S
 
 /// Runs one invocation and returns the exit code. Prints through `console` only.
 pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> Exit {
+    let json = settings.json;
+    let command = format!("{:?}", settings.command).to_ascii_lowercase();
     match run_inner(settings, rt, console, tuning).await {
         Ok(code) => code,
         Err(Stop(code, message)) => {
             console.error(&message);
+            if json {
+                print!(
+                    "{}",
+                    console.scrub(&report::error_json(&command, code.code(), &message))
+                );
+            }
             if let Some(path) = &rt.summary_file {
                 let md = format!(
                     "## aws-key-rotator\n\n**Error:** {}\n\nNothing was changed.\n",
@@ -169,7 +195,14 @@ async fn run_inner(
     };
     let manifest = load_manifest(&settings, rt)?;
     if settings.old_access_key_id.is_some() && manifest.users.len() > 1 {
-        return Err(Stop(Exit::Invalid, "old-access-key-id names one key, but the manifest has several users: select one with `user`".into()));
+        return Err(Stop(
+            Exit::Invalid,
+            format!(
+                "{} names one key, but the manifest has several users: select one with {}",
+                settings.named("old-access-key-id"),
+                settings.named("user")
+            ),
+        ));
     }
     let aws = aws::load(tuning.propagation).await;
     let step_key = aws

@@ -216,7 +216,12 @@ impl Aws {
                 .without_max_times(),
         )
         .when(|e: &IamError| matches!(e.kind, IamErrorKind::Credentials | IamErrorKind::Other))
-        .notify(|e, wait| tracing::debug!("STS refused ({e}); retrying in {wait:?}"))
+        .notify(|e, wait| {
+            tracing::debug!(
+                "STS refused ({e}); retrying in {}",
+                crate::human::duration(wait)
+            )
+        })
         .await
     }
 }
@@ -225,7 +230,7 @@ fn no_credentials(detail: &str) -> IamError {
     IamError {
         kind: IamErrorKind::Credentials,
         message: format!(
-            "no AWS credentials: {detail}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, use a profile, or run aws-actions/configure-aws-credentials before this step"
+            "no AWS credentials: {detail}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE (in a workflow: run aws-actions/configure-aws-credentials in an earlier step)"
         ),
     }
 }

@@ -36,12 +36,31 @@ pub enum Kind {
 pub struct Input {
     pub name: &'static str,
     pub kind: Kind,
+    /// The commands it applies to (the CLI offers it on those).
+    pub on: &'static [CommandName],
     pub help: &'static str,
 }
 
-const fn input(name: &'static str, kind: Kind, help: &'static str) -> Input {
-    Input { name, kind, help }
+const fn input(
+    name: &'static str,
+    kind: Kind,
+    on: &'static [CommandName],
+    help: &'static str,
+) -> Input {
+    Input {
+        name,
+        kind,
+        on,
+        help,
+    }
 }
+
+use CommandName::{Deactivate, Delete, Discover, Rotate, Status, Verify};
+const EVERY: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover, Verify];
+/// The commands that read the manifest and talk to GitHub.
+const MANIFEST: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover];
+const CHANGING: &[CommandName] = &[Rotate, Deactivate, Delete];
+const RETIRING: &[CommandName] = &[Deactivate, Delete];
 
 /// Every input, in one place: `action.yml` declares exactly these (a test checks), the action
 /// reads them as `INPUT_<NAME>` (dashes kept), the CLI takes them as `--name`, and [`Settings`]
@@ -50,92 +69,115 @@ pub const INPUTS: &[Input] = &[
     input(
         "command",
         Kind::Command,
+        EVERY,
         "What to do: status | rotate | deactivate | delete | verify",
     ),
     input(
         "config",
         Kind::Value("FILE"),
+        MANIFEST,
         "The manifest (default .github/aws-key-rotation.yml, relative to GITHUB_WORKSPACE)",
     ),
     input(
         "user",
         Kind::Value("NAME"),
+        MANIFEST,
         "Only this IAM user of the manifest",
     ),
     input(
         "iam-user",
         Kind::Value("NAME"),
+        MANIFEST,
         "Without a manifest: the IAM user whose consumers are this repository and --environments",
     ),
     input(
         "environments",
         Kind::Value("LIST"),
+        MANIFEST,
         "Without a manifest: environments of this repository (comma separated)",
     ),
     input(
         "github-token",
         Kind::Secret("GITHUB_TOKEN"),
+        MANIFEST,
         "Token that can write the consumers' secrets (CLI: env GITHUB_TOKEN)",
     ),
     input(
         "app-id",
         Kind::Value("ID"),
+        MANIFEST,
         "Authenticate as this GitHub App (with app-private-key) instead of a token",
     ),
     input(
         "app-private-key",
         Kind::Secret("GITHUB_APP_PRIVATE_KEY"),
+        MANIFEST,
         "The GitHub App's private key, PEM (CLI: env GITHUB_APP_PRIVATE_KEY)",
     ),
     input(
         "dry-run",
         Kind::Bool,
+        CHANGING,
         "Print the plan of every mutating call and make none",
     ),
     input(
         "force",
         Kind::Bool,
+        CHANGING,
         "Rotate a young key; repair an incomplete rotation; retire before the grace period, despite a recent use, or with external consumers",
     ),
-    input("json", Kind::Bool, "Print the report as JSON"),
+    input(
+        "json",
+        Kind::Bool,
+        EVERY,
+        "Print the report as JSON on stdout (human text goes to stderr)",
+    ),
     input(
         "delete-inactive",
         Kind::Bool,
+        &[Rotate],
         "rotate: delete a leftover Inactive key first",
     ),
     input(
         "old-access-key-id",
         Kind::Value("ID"),
+        RETIRING,
         "deactivate/delete: the key meant (must be the older key)",
     ),
     input(
         "straggler-window-minutes",
         Kind::Value("MINUTES"),
+        &[Deactivate],
         "deactivate: refuse when the old key was used this long after every consumer held the new key",
     ),
     input(
         "deactivate-after-hours",
         Kind::Value("HOURS"),
+        &[Status, Deactivate],
         "deactivate: grace period after the new key was verified (default: the manifest's, else 24)",
     ),
     input(
         "delete-after-days",
         Kind::Value("DAYS"),
+        &[Status, Delete],
         "delete: grace period after the old key was deactivated (default: the manifest's, else 7)",
     ),
     input(
         "expected-access-key-id",
         Kind::Value("ID"),
+        &[Verify],
         "verify: the access key id the credentials must be",
     ),
     input(
         "verify-timeout-minutes",
         Kind::Value("MINUTES"),
+        &[Rotate],
         "How long to wait for verification workflows",
     ),
     input(
         "poll-interval-seconds",
         Kind::Value("SECONDS"),
+        &[Rotate],
         "How often to poll verification workflows",
     ),
 ];
@@ -168,22 +210,105 @@ fn token(value: &str) -> Option<SecretString> {
     (!t.is_empty()).then(|| SecretString::from(t.to_owned()))
 }
 
-/// The CLI: a command and a flag per input (the token excepted).
-pub fn command_line() -> clap::Command {
-    let mut cmd = clap::Command::new("aws-key-rotator")
-        .version(env!("CARGO_PKG_VERSION"))
-        .about("Rotates AWS IAM access keys and writes them into every consumer's GitHub secrets");
-    for i in INPUTS {
-        let arg = Arg::new(i.name).help(i.help);
-        let arg = match i.kind {
-            Kind::Command => arg.value_parser(clap::builder::EnumValueParser::<CommandName>::new()),
-            Kind::Bool => arg.long(i.name).action(ArgAction::SetTrue),
-            Kind::Value(v) => arg.long(i.name).value_name(v),
-            Kind::Secret(_) => continue,
-        };
-        cmd = cmd.arg(arg);
+/// What each command does, and an example, for its own `--help`.
+fn about(c: CommandName) -> (&'static str, &'static str) {
+    match c {
+        Status => (
+            "For each IAM user: keys, age, state, last use, and what each consumer holds. Changes nothing",
+            "aws-key-rotator status --config .github/aws-key-rotation.yml --json",
+        ),
+        Rotate => (
+            "Create a new key, prove it with STS, write it to every consumer, verify it",
+            "aws-key-rotator rotate --user ci-deployer --dry-run",
+        ),
+        Deactivate => (
+            "Set the older key Inactive once its grace period has passed, after the safety checks",
+            "aws-key-rotator deactivate --user ci-deployer --old-access-key-id AKIA...",
+        ),
+        Delete => (
+            "Delete the older key once it has been Inactive for its grace period",
+            "aws-key-rotator delete --user ci-deployer",
+        ),
+        Discover => (
+            "List places holding a user's secret names that the manifest does not name. Changes nothing",
+            "aws-key-rotator discover --json",
+        ),
+        Verify => (
+            "Check that the credentials this process has work (STS) and are the expected key",
+            "aws-key-rotator verify --expected-access-key-id AKIA...",
+        ),
     }
-    cmd
+}
+
+fn command_name(c: CommandName) -> &'static str {
+    match c {
+        Status => "status",
+        Rotate => "rotate",
+        Deactivate => "deactivate",
+        Delete => "delete",
+        Discover => "discover",
+        Verify => "verify",
+    }
+}
+
+/// The CLI: one subcommand per command, each with the flags of the inputs that apply to it
+/// (secrets come from the environment, never from flags). Without a command it prints the
+/// usage and exits 2.
+pub fn command_line() -> clap::Command {
+    let mut cli = clap::Command::new("aws-key-rotator")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Rotates AWS IAM access keys and writes them into every consumer's GitHub secrets")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .after_help(
+            "Run `aws-key-rotator help COMMAND` for a command's flags. As a GitHub Action (GITHUB_ACTIONS=true, no arguments) the same inputs come from INPUT_* and the command defaults to rotate.",
+        );
+    for c in EVERY.iter().copied() {
+        let (what, example) = about(c);
+        let secrets: Vec<String> = INPUTS
+            .iter()
+            .filter(|i| i.on.contains(&c))
+            .filter_map(|i| match i.kind {
+                Kind::Secret(var) => Some(format!(
+                    "  {var:<28} {}",
+                    i.help.split(" (CLI:").next().unwrap_or(i.help)
+                )),
+                _ => None,
+            })
+            .collect();
+        let mut env = String::from("Environment:\n");
+        for line in &secrets {
+            env.push_str(line);
+            env.push('\n');
+        }
+        env.push_str(
+            "  AWS_* / AWS_PROFILE          AWS credentials and region (the SDK's default chain)\n",
+        );
+        env.push_str("  AWS_ENDPOINT_URL             another AWS endpoint (an emulator)\n");
+        if c != Verify {
+            env.push_str(
+                "  GITHUB_API_URL               GitHub Enterprise Server: https://HOST/api/v3\n",
+            );
+            env.push_str("  GITHUB_WORKSPACE             what --config is relative to (else the current directory)\n");
+            env.push_str(
+                "  GITHUB_REPOSITORY            owner/name: the repository --iam-user writes to\n",
+            );
+        }
+        let mut sub = clap::Command::new(command_name(c))
+            .about(what)
+            .after_help(format!("{env}\nExample:\n  {example}"));
+        for i in INPUTS.iter().filter(|i| i.on.contains(&c)) {
+            let arg = Arg::new(i.name).help(i.help);
+            let arg = match i.kind {
+                Kind::Bool => arg.long(i.name).action(ArgAction::SetTrue),
+                Kind::Value(v) => arg.long(i.name).value_name(v),
+                Kind::Command | Kind::Secret(_) => continue,
+            };
+            sub = sub.arg(arg);
+        }
+        cli = cli.subcommand(sub);
+    }
+    cli
 }
 
 impl RawInputs {
@@ -241,17 +366,18 @@ impl RawInputs {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let m = command_line().try_get_matches_from(args)?;
+        let top = command_line().try_get_matches_from(args)?;
+        let (command, m) = top.subcommand().expect("clap requires a subcommand");
+        let command = CommandName::from_str(command, false).expect("subcommands are commands");
         let mut raw = RawInputs {
             face: Face::Cli,
             ..RawInputs::default()
         };
         for i in INPUTS {
+            let applies = i.on.contains(&command);
             let value = match i.kind {
-                Kind::Command => m
-                    .get_one::<CommandName>(i.name)
-                    .and_then(|c| c.to_possible_value())
-                    .map(|v| v.get_name().to_owned()),
+                Kind::Command => Some(command_name(command).to_owned()),
+                _ if !applies => None,
                 Kind::Bool => m.get_flag(i.name).then(|| "true".to_owned()),
                 Kind::Value(_) => m.get_one::<String>(i.name).cloned(),
                 Kind::Secret(var) => {
@@ -268,8 +394,15 @@ impl RawInputs {
 
     /// How a message names input `name` to this face's user.
     pub fn named(&self, name: &str) -> String {
+        named(self.face, name)
+    }
+}
+
+/// How a message names input `name`: "input config" in Actions, "flag --config" on the CLI.
+pub fn named(face: Face, name: &str) -> String {
+    {
         let i = spec(name);
-        match (self.face, i.kind) {
+        match (face, i.kind) {
             (Face::Action, _) => format!("input {}", i.name),
             (Face::Cli, Kind::Command) => "the command".to_owned(),
             (Face::Cli, Kind::Secret(var)) => format!("env {var}"),
@@ -288,6 +421,8 @@ pub enum ManifestSource {
 /// Validated settings.
 #[derive(Debug)]
 pub struct Settings {
+    /// Which face the inputs came from (messages name inputs its way).
+    pub face: Face,
     pub command: CommandName,
     pub config: ManifestSource,
     pub user: Option<String>,
@@ -384,6 +519,11 @@ impl RawInputs {
 }
 
 impl Settings {
+    /// How a message names input `name` to this face's user.
+    pub fn named(&self, name: &str) -> String {
+        named(self.face, name)
+    }
+
     pub fn from_raw(raw: RawInputs) -> Result<Self, String> {
         let command = match raw.get("command").trim() {
             "" => CommandName::Rotate,
@@ -405,6 +545,7 @@ impl Settings {
             },
         };
         Ok(Self {
+            face: raw.face,
             command,
             config,
             user: opt(raw.get("user")),

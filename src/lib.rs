@@ -11,6 +11,7 @@ pub mod cli;
 pub mod discover;
 pub mod exit;
 pub mod github;
+pub mod human;
 pub mod manifest;
 pub mod ports;
 pub mod report;

@@ -4,6 +4,7 @@ use aws_key_rotator::action::{self, Console, Runtime};
 use aws_key_rotator::app::{self, Tuning};
 use aws_key_rotator::cli::{RawInputs, Settings};
 use aws_key_rotator::exit::Exit;
+use aws_key_rotator::report;
 
 fn main() -> ExitCode {
     let env = app::environment();
@@ -32,8 +33,12 @@ fn main() -> ExitCode {
         .map(|l| l.trim().to_ascii_lowercase())
         .filter(|l| ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()))
         .unwrap_or_else(|| "warn".into());
+    // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && env.get("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
             "warn,aws_key_rotator={level}"
         )))
@@ -41,10 +46,20 @@ fn main() -> ExitCode {
         .init();
     let json = raw.get("json").trim() == "true";
     let console = Console::new(rt.in_actions, json);
+    let command = match raw.get("command").trim() {
+        "" => "rotate".to_owned(),
+        c => c.to_ascii_lowercase(),
+    };
     let settings = match Settings::from_raw(raw) {
         Ok(s) => s,
         Err(e) => {
             console.error(&e);
+            if json {
+                print!(
+                    "{}",
+                    console.scrub(&report::error_json(&command, Exit::Invalid.code(), &e))
+                );
+            }
             return Exit::Invalid.into();
         }
     };

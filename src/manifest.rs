@@ -284,11 +284,68 @@ pub fn json_schema() -> String {
 
 /// Parses and validates a manifest's text; `file` is only used in messages.
 pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
-    let raw: raw::RawManifest = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    let blank = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if blank {
+        return Err(ManifestError {
+            file: file.to_owned(),
+            line: 1,
+            column: 1,
+            message: "the manifest is empty: it needs `version: 1` and a list of `users:` (see the manifest reference in the README)".into(),
+        });
+    }
+    let raw: raw::RawManifest =
+        serde_saphyr::from_str(text).map_err(|e| yaml_error(file, text, &e))?;
     Validator { file }.manifest(raw)
 }
 
-fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ManifestError {
+/// What a key expects, in words, with an example of it written right.
+fn expectation(key: &str) -> Option<(&'static str, &'static str)> {
+    Some(match key {
+        "version" => ("the manifest format version, 1", "version: 1"),
+        "max-age-days" => ("a whole number of days", "max-age-days: 90"),
+        "deactivate-after-hours" => ("a whole number of hours", "deactivate-after-hours: 24"),
+        "delete-after-days" => ("a whole number of days", "delete-after-days: 7"),
+        "visibility" => ("one of all, private or selected", "visibility: selected"),
+        "users" => ("a list of users", "users:\n  - name: ci-deployer"),
+        "consumers" => (
+            "a list of consumers",
+            "consumers:\n  - repository: acme/web",
+        ),
+        "verify" => (
+            "a list of workflows",
+            "verify:\n  - repository: acme/web\n    workflow: verify.yml",
+        ),
+        "external" => ("a list of names", "external:\n  - on-prem backup script"),
+        "secrets" | "ssm-parameters" => (
+            "both names",
+            "secrets: { access-key-id: AWS_ACCESS_KEY_ID, secret-access-key: AWS_SECRET_ACCESS_KEY }",
+        ),
+        "name"
+        | "repository"
+        | "environment"
+        | "organization"
+        | "app"
+        | "workflow"
+        | "ref"
+        | "region"
+        | "aws-secrets-manager"
+        | "access-key-id"
+        | "secret-access-key" => ("a text value", "repository: acme/web"),
+        _ => return None,
+    })
+}
+
+/// The key written on `line` (1-based) of `text`, and the value after it.
+fn key_at(text: &str, line: u64) -> Option<(String, String)> {
+    let l = text.lines().nth(line.checked_sub(1)? as usize)?;
+    let l = l.trim_start().trim_start_matches("- ").trim_start();
+    let (key, value) = l.split_once(':')?;
+    Some((key.trim().to_owned(), value.trim().to_owned()))
+}
+
+fn yaml_error(file: &str, text: &str, e: &serde_saphyr::Error) -> ManifestError {
     let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
     // The crate renders "error: line L column C: message" followed by a snippet; keep the message.
     let rendered = e.without_snippet().to_string();
@@ -307,10 +364,41 @@ fn yaml_error(file: &str, e: &serde_saphyr::Error) -> ManifestError {
         _ => message,
     }
     .to_owned();
+    // A value of the wrong kind: name the key, what it expects, and an example.
+    let wrong_value = (message.starts_with("invalid") || message.starts_with("unknown variant"))
+        && !message.contains("type: map")
+        && !message.contains("type: sequence");
+    if wrong_value
+        && !message.starts_with("unknown field")
+        && let Some((key, value)) = key_at(text, line)
+        && let Some((what, example)) = expectation(&key)
+    {
+        let value = if value.is_empty() {
+            String::new()
+        } else {
+            format!(", not `{value}`")
+        };
+        return ManifestError {
+            file: file.to_owned(),
+            line,
+            column,
+            message: format!("`{key}` must be {what}{value}; for example `{example}`"),
+        };
+    }
+    let syntax = [
+        "mapping values",
+        "did not find expected",
+        "while parsing",
+        "could not find expected",
+    ];
     let hint = if message.starts_with("unknown field") {
         " (see the manifest reference in the README)"
     } else if message.starts_with("missing field `version`") {
         " (add `version: 1` at the top)"
+    } else if message.starts_with("missing field") {
+        " (if it is there, check its indentation: the keys of one entry line up under its first key)"
+    } else if syntax.iter().any(|s| message.contains(s)) {
+        " — check the indentation around this line: YAML nests by spaces, two per level"
     } else {
         ""
     };
@@ -686,7 +774,7 @@ fn valid_parameter_name(p: &str) -> bool {
 pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result<Manifest, String> {
     if !valid_iam_user_name(iam_user) {
         return Err(format!(
-            "input iam-user {iam_user:?} is not a valid IAM user name"
+            "iam-user {iam_user:?} is not a valid IAM user name (1-64 characters of letters, digits and +=,.@_-)"
         ));
     }
     if !valid_repository(repository) {
@@ -708,7 +796,7 @@ pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result
             environment: env.to_owned(),
         };
         if consumers.iter().any(|c| c.scope == scope) {
-            return Err(format!("input environments names {env:?} twice"));
+            return Err(format!("environments names {env:?} twice"));
         }
         consumers.push(Consumer {
             scope,
@@ -844,7 +932,7 @@ users:
             err(
                 "version: 1\nusers:\n  - name: a\n    max-age-days: soon\n    consumers: [{repository: a/b}]\n"
             ),
-            "m.yml:4:19: invalid u32"
+            "m.yml:4:19: `max-age-days` must be a whole number of days, not `soon`; for example `max-age-days: 90`"
         );
     }
 

@@ -4,6 +4,7 @@
 //! serialized, and the text and Markdown renderers only lay it out.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::manifest::Scope;
@@ -15,13 +16,41 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// The whole report (`--json`; its shape is documented in the README).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ReportView {
     pub command: String,
     pub users: Vec<UserView>,
+    /// Set when the run stopped before any user was looked at (then `users` is empty).
+    pub error: Option<ErrorView>,
 }
 
-#[derive(Serialize)]
+/// Why a run stopped before any user was looked at.
+#[derive(Serialize, JsonSchema)]
+pub struct ErrorView {
+    /// The process's exit code (CONTRACT §7): 1 failed, 2 invalid input, 3 refused.
+    pub exit_code: u8,
+    pub message: String,
+}
+
+/// The `--json` document of a run that stopped early.
+pub fn error_json(command: &str, exit_code: u8, message: &str) -> String {
+    json(&ReportView {
+        command: command.into(),
+        users: Vec::new(),
+        error: Some(ErrorView {
+            exit_code,
+            message: message.into(),
+        }),
+    })
+}
+
+/// The JSON Schema of the `--json` document (committed as `schema/report.schema.json`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ReportView);
+    serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
+}
+
+#[derive(Serialize, JsonSchema)]
 pub struct UserView {
     pub name: String,
     pub state: Option<String>,
@@ -48,7 +77,7 @@ pub struct UserView {
     pub outcome_words: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct JournalView {
     pub phase: String,
     pub access_key_id: String,
@@ -59,7 +88,7 @@ pub struct JournalView {
     pub words: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct RunView {
     pub repository: String,
     pub workflow: String,
@@ -68,7 +97,7 @@ pub struct RunView {
     pub ok: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct KeyView {
     pub access_key_id: String,
     pub status: KeyStatus,
@@ -82,14 +111,14 @@ pub struct KeyView {
     pub last_used_words: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LastUseView {
     pub date: Option<String>,
     pub service: String,
     pub region: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ConsumerView {
     /// The repository; for an organization secret the organization (then also `organization`);
     /// for Secrets Manager the secret; for Parameter Store the access key id's parameter.
@@ -282,6 +311,7 @@ pub fn views(command: &str, reports: &[UserReport], now: DateTime<Utc>) -> Repor
     ReportView {
         command: command.into(),
         users: reports.iter().map(|r| view(r, now)).collect(),
+        error: None,
     }
 }
 

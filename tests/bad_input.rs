@@ -154,7 +154,7 @@ fn no_github_token() {
         &env,
         &key,
         &[("github-token", "")],
-        "GitHub answered 401 (Requires authentication): no token was given. Set input github-token",
+        "GitHub answered 401 (Requires authentication): no token was given. Give it as input github-token",
     );
 }
 

@@ -174,7 +174,7 @@ impl GitHub {
     ) -> Result<(Self, Vec<SecretString>), String> {
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key.expose_secret().as_bytes())
             .map_err(|_| {
-                "input app-private-key is not an RSA private key in PEM form: paste the whole .pem file GitHub generated for the App".to_owned()
+                "app-private-key (CLI: env GITHUB_APP_PRIVATE_KEY) is not an RSA private key in PEM form: give the whole .pem file GitHub generated for the App".to_owned()
             })?;
         let app = client(
             api_url,
@@ -278,7 +278,9 @@ impl GitHub {
                 (Some(_), Some(_)) => None,
                 (None, planned) => planned,
             })
-            .notify(|a, wait| tracing::warn!("{}; retrying in {wait:?}", a.error))
+            .notify(|a, wait| {
+                tracing::warn!("{}; retrying in {}", a.error, crate::human::duration(wait))
+            })
             .await
             .map_err(|a| {
                 let mut e = a.error;
@@ -313,7 +315,11 @@ impl GitHub {
                     if wait > self.pacing.max_wait {
                         return Err(a.error);
                     }
-                    tracing::warn!("{}; sending it again in {wait:?}", a.error);
+                    tracing::warn!(
+                        "{}; sending it again in {}",
+                        a.error,
+                        crate::human::duration(wait)
+                    );
                     tokio::time::sleep(wait).await;
                     waits += 1;
                 }
@@ -352,8 +358,13 @@ impl GitHub {
             error: GhError {
                 kind: GhErrorKind::Unavailable,
                 message: format!(
-                    "{what}: could not reach GitHub at {} (GITHUB_API_URL): {e}",
-                    self.base
+                    "{what}: could not reach GitHub at {} ({}): {e}",
+                    self.base,
+                    if self.base == "https://api.github.com" {
+                        "the default; GITHUB_API_URL changes it"
+                    } else {
+                        "from GITHUB_API_URL"
+                    }
                 ),
                 uncertain: method != http::Method::GET,
                 status: None,
@@ -454,7 +465,7 @@ impl GitHub {
                 GhErrorKind::Unauthorized,
                 false,
                 format!(
-                    "{what}: GitHub answered 401{said}: {fix}. Set input github-token (CLI: env GITHUB_TOKEN) to a fine-grained personal access token or a GitHub App installation token"
+                    "{what}: GitHub answered 401{said}: {fix}. Give it as input github-token (CLI: env GITHUB_TOKEN): a fine-grained personal access token or a GitHub App installation token, or use app-id and app-private-key"
                 ),
             )
         } else if status == StatusCode::FORBIDDEN

@@ -78,6 +78,8 @@ pub struct Prepared {
     pub old_values: Vec<Option<[Option<SecretString>; 2]>>,
     /// Who reads each consumer's secret, where the store says (organization secrets).
     pub access: Vec<Option<String>>,
+    /// `status` only: why the stores could not be read (then nothing is said of what they hold).
+    pub unread: Option<String>,
     /// Why the user needs a person, if it does.
     pub attention: Option<String>,
 }
@@ -209,9 +211,19 @@ fn gh_fault(scope: &Scope, e: GhError) -> Fault {
             "{scope}: GitHub answered 404: the repository or environment does not exist, or the token cannot see it. Check the manifest, create the environment, or grant the token access to the repository"
         )),
         GhErrorKind::Unauthorized | GhErrorKind::Forbidden | GhErrorKind::Rejected => {
-            Fault::Invalid(format!("{scope}: {e}"))
+            Fault::Invalid(about(scope, e))
         }
-        GhErrorKind::Unavailable => Fault::Failed(format!("{scope}: {e}")),
+        GhErrorKind::Unavailable => Fault::Failed(about(scope, e)),
+    }
+}
+
+/// The error, prefixed with the store unless it already names it (each thing said once).
+fn about(scope: &Scope, e: GhError) -> String {
+    let name = scope.to_string();
+    if e.message.contains(&name) {
+        e.message
+    } else {
+        format!("{name}: {}", e.message)
     }
 }
 
@@ -238,8 +250,16 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let mut old_values = Vec::new();
     let mut access = Vec::new();
     // `status` reads them too: it reports what each store holds, AWS stores read back.
+    let mut unread = None;
     if state::needs_freshness(&keys) || command == Command::Status {
-        (stamps, old_values, access) = read_stamps(ctx, user, &mut scope_keys).await?;
+        match read_stamps(ctx, user, &mut scope_keys).await {
+            Ok(read) => (stamps, old_values, access) = read,
+            // `status` reports what it could read, and says what it could not.
+            Err(Fault::Invalid(m) | Fault::Failed(m)) if command == Command::Status => {
+                unread = Some(m)
+            }
+            Err(f) => return Err(f),
+        }
     }
     let mut last_used = Vec::new();
     let wants_last_use = match command {
@@ -290,6 +310,7 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         old_values,
         access,
         attention,
+        unread,
     })
 }
 
@@ -392,6 +413,10 @@ pub fn is_due(user: &UserSpec, facts: &Facts) -> bool {
 /// What consumer `i` most likely holds before this run, from the keys, the journal and when
 /// its secrets were written.
 fn guess_before(facts: &Facts, stamps: Option<&[Option<DateTime<Utc>>; 2]>) -> [Holding; 2] {
+    // Without reading the store, nothing is claimed about what it holds.
+    if stamps.is_none() {
+        return [Holding::Unknown, Holding::Unknown];
+    }
     let keys = &facts.keys;
     let id = |k: Option<&KeyInfo>| Holding::Key(k.map(|k| k.id.clone()));
     let guess = match facts.state() {
@@ -458,6 +483,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         old_values,
         access,
         attention,
+        unread,
     } = prepared;
     let mut report = UserReport::new(user, Outcome::Reported);
     report.state = Some(facts.state());
@@ -466,6 +492,13 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     report.last_used = last_used;
     report.attention = attention;
     report.journal = facts.journal.clone();
+    if let Some(why) = unread {
+        let note = format!(
+            "the secret stores could not be read, so what each consumer holds is not known: {why}"
+        );
+        ctx.events.warn(&note);
+        report.notes.push(note);
+    }
     let before: Vec<[(Holding, Option<DateTime<Utc>>); 2]> = (0..user.consumers.len())
         .map(|i| {
             let s = stamps.get(i);

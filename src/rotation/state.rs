@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::journal::{Journal, Phase};
 use crate::manifest::Consumer;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum KeyStatus {
     Active,
     Inactive,
