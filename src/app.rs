@@ -381,29 +381,47 @@ async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Resu
         .key_id()
         .await
         .map_err(|e| Stop(Exit::Invalid, e.to_string()))?;
-    if let Some(expected) = &settings.expected_access_key_id
-        && &key_id != expected
-    {
-        console.error(&format!(
+    let expected = settings.expected_access_key_id.clone();
+    let mut view = report::VerifyView {
+        access_key_id: key_id.clone(),
+        expected_access_key_id: expected.clone(),
+        ok: false,
+        arn: None,
+        account: None,
+        message: String::new(),
+    };
+    let exit = match &expected {
+        Some(expected) if &key_id != expected => {
+            view.message = format!(
                 "the credentials in this job are key {key_id}, not the expected {expected}: the secrets this workflow reads were not updated (check the consumer's secret names, or an environment that overrides them)"
-            ));
-        return Ok(Exit::Failed);
-    }
-    match aws.whoami().await {
-        Ok(caller) => {
-            console.info(&format!(
-                "credentials work: key {key_id} is {} (account {})",
-                caller.arn, caller.account
-            ));
-            Ok(Exit::Ok)
+            );
+            console.error(&view.message);
+            Exit::Failed
         }
-        Err(e) => {
-            console.error(&format!(
-                "key {key_id} does not work with STS GetCallerIdentity: {e}"
-            ));
-            Ok(Exit::Failed)
-        }
+        _ => match aws.whoami().await {
+            Ok(caller) => {
+                view.message = format!(
+                    "credentials work: key {key_id} is {} (account {})",
+                    caller.arn, caller.account
+                );
+                view.ok = true;
+                view.arn = Some(caller.arn);
+                view.account = Some(caller.account);
+                console.info(&view.message);
+                Exit::Ok
+            }
+            Err(e) => {
+                view.message =
+                    format!("key {key_id} does not work with STS GetCallerIdentity: {e}");
+                console.error(&view.message);
+                Exit::Failed
+            }
+        },
+    };
+    if settings.json {
+        print!("{}", console.scrub(&report::verify_json(view)));
     }
+    Ok(exit)
 }
 
 /// The GitHub client: the token, or the App with an installation token per owner of the

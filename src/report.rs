@@ -22,6 +22,30 @@ pub struct ReportView {
     pub users: Vec<UserView>,
     /// Set when the run stopped before any user was looked at (then `users` is empty).
     pub error: Option<ErrorView>,
+    /// `verify`: what the credentials turned out to be.
+    pub verify: Option<VerifyView>,
+}
+
+/// What `verify` found.
+#[derive(Serialize, JsonSchema)]
+pub struct VerifyView {
+    pub access_key_id: String,
+    pub expected_access_key_id: Option<String>,
+    /// STS accepted the credentials and they are the expected key.
+    pub ok: bool,
+    pub arn: Option<String>,
+    pub account: Option<String>,
+    pub message: String,
+}
+
+/// The `--json` document of `verify`.
+pub fn verify_json(v: VerifyView) -> String {
+    json(&ReportView {
+        command: "verify".into(),
+        users: Vec::new(),
+        error: None,
+        verify: Some(v),
+    })
 }
 
 /// Why a run stopped before any user was looked at.
@@ -41,6 +65,7 @@ pub fn error_json(command: &str, exit_code: u8, message: &str) -> String {
             exit_code,
             message: message.into(),
         }),
+        verify: None,
     })
 }
 
@@ -312,6 +337,7 @@ pub fn views(command: &str, reports: &[UserReport], now: DateTime<Utc>) -> Repor
         command: command.into(),
         users: reports.iter().map(|r| view(r, now)).collect(),
         error: None,
+        verify: None,
     }
 }
 

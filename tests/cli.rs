@@ -249,3 +249,32 @@ fn an_unreachable_endpoint_is_named_with_where_it_came_from() {
         run.stderr
     );
 }
+
+#[test]
+fn verify_as_json_is_one_document_too() {
+    let env = TestEnv::new();
+    env.rotating_user(USER);
+    let key = env.aged_key(USER, 100);
+    let run = env.cli(
+        &key,
+        &["verify", "--json", "--expected-access-key-id", &key.id],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(v["command"], "verify");
+    assert_eq!(v["verify"]["ok"], true);
+    assert_eq!(v["verify"]["access_key_id"], key.id.as_str());
+    let run = env.cli(
+        &key,
+        &["verify", "--json", "--expected-access-key-id", "AKIAOTHER"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(v["verify"]["ok"], false);
+    assert!(
+        v["verify"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not the expected AKIAOTHER")
+    );
+}
