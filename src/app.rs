@@ -46,6 +46,13 @@ impl Tuning {
         if let Some(d) = ms("AWS_KEY_ROTATOR_RETRY_BASE_MS") {
             pacing.retry_base = d;
         }
+        let count = |k: &str| env.get(k).and_then(|v| v.trim().parse::<usize>().ok());
+        if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_WRITES_PER_MINUTE") {
+            pacing.per_minute = n;
+        }
+        if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR") {
+            pacing.per_hour = n;
+        }
         Self {
             pacing,
             poll_interval: ms("AWS_KEY_ROTATOR_POLL_INTERVAL_MS"),

@@ -4,6 +4,7 @@
 //! repository-id path without URL-encoding, and its default retry resends every method. Its
 //! retry layer is compiled out (feature `retry` off); this module retries deliberately.
 
+pub mod governor;
 mod inventory;
 mod secrets;
 mod workflows;
@@ -28,14 +29,31 @@ pub struct Pacing {
     pub retry_base: Duration,
     /// The longest `retry-after` honoured before giving up.
     pub max_wait: Duration,
+    /// Content-creating requests allowed in any minute, and in any hour (GitHub allows about
+    /// 80 and 500 per token; the hour keeps room for a person's own work).
+    pub per_minute: usize,
+    pub per_hour: usize,
 }
 
 impl Default for Pacing {
     fn default() -> Self {
+        let limits = governor::Limits::default();
         Self {
-            write_interval: Duration::from_secs(1),
+            write_interval: limits.spacing,
             retry_base: Duration::from_secs(1),
             max_wait: Duration::from_secs(300),
+            per_minute: limits.per_minute,
+            per_hour: limits.per_hour,
+        }
+    }
+}
+
+impl Pacing {
+    fn limits(&self) -> governor::Limits {
+        governor::Limits {
+            spacing: self.write_interval,
+            per_minute: self.per_minute,
+            per_hour: self.per_hour,
         }
     }
 }
@@ -50,7 +68,10 @@ pub struct GitHub {
     base: String,
     has_token: bool,
     pacing: Pacing,
-    last_write: Mutex<Option<Instant>>,
+    /// Every content-creating request of the process goes through it.
+    governor: Mutex<governor::Governor>,
+    /// The governor's clock starts here.
+    started: Instant,
     runs: workflows::RunCache,
 }
 
@@ -150,6 +171,7 @@ impl GitHub {
         let token = token.filter(|t| !t.expose_secret().trim().is_empty());
         let has_token = token.is_some();
         let client = client(api_url, token.map(ClientAuth::Token))?;
+        let limits = pacing.limits();
         Ok(Self {
             client,
             owners: HashMap::new(),
@@ -157,7 +179,8 @@ impl GitHub {
             base: api_url.trim_end_matches('/').to_owned(),
             has_token,
             pacing,
-            last_write: Mutex::new(None),
+            governor: Mutex::new(governor::Governor::new(limits)),
+            started: Instant::now(),
             runs: Default::default(),
         })
     }
@@ -220,16 +243,24 @@ impl GitHub {
     }
 
     /// Waits so that writes are at least `write_interval` apart.
+    /// Waits for the governor's next slot: spacing, the per-minute and hourly caps, and any
+    /// pause GitHub asked for. Writes go one at a time.
     async fn pace_write(&self) {
-        let mut last = self.last_write.lock().await;
-        if let Some(at) = *last {
-            let next = at + self.pacing.write_interval;
-            let now = Instant::now();
-            if next > now {
-                tokio::time::sleep(next - now).await;
-            }
+        let mut g = self.governor.lock().await;
+        let slot = g.next_slot(self.started.elapsed());
+        let wait = slot.saturating_sub(self.started.elapsed());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
-        *last = Some(Instant::now());
+        g.record(slot.max(self.started.elapsed()));
+    }
+
+    /// GitHub answered a write with a secondary rate limit: every write waits `wait`.
+    async fn pause_writes(&self, wait: Duration) {
+        self.governor
+            .lock()
+            .await
+            .pause_until(self.started.elapsed() + wait);
     }
 
     /// One request with retries on 5xx, 429, rate-limited 403 and transport errors.
@@ -257,12 +288,23 @@ impl GitHub {
         // Once any attempt may have landed, the request stays "may have landed".
         let uncertain = std::cell::Cell::new(false);
         let attempt = || async {
-            if method != http::Method::GET {
+            let write = method != http::Method::GET;
+            if write {
                 self.pace_write().await;
             }
-            self.once(method.clone(), path, body, what, headers.clone())
+            let result = self
+                .once(method.clone(), path, body, what, headers.clone())
                 .await
-                .inspect_err(|a| uncertain.set(uncertain.get() || a.error.uncertain))
+                .inspect_err(|a| uncertain.set(uncertain.get() || a.error.uncertain));
+            if let Err(a) = &result
+                && write
+                && a.error.status.is_some_and(|s| s == 403 || s == 429)
+                && let Some(wait) = a.retry_after
+            {
+                // A secondary limit is the token's, not this request's: every write waits.
+                self.pause_writes(wait).await;
+            }
+            result
         };
         let max_wait = self.pacing.max_wait;
         attempt
@@ -315,6 +357,7 @@ impl GitHub {
                     if wait > self.pacing.max_wait {
                         return Err(a.error);
                     }
+                    self.pause_writes(wait).await;
                     tracing::warn!(
                         "{}; sending it again in {}",
                         a.error,
