@@ -347,4 +347,14 @@ impl SecretStore for Stores<'_> {
             self.github.access(scope, name).await
         }
     }
+    async fn stamps(
+        &self,
+        scope: &Scope,
+    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, GhError> {
+        if scope.is_readable() {
+            Ok(None)
+        } else {
+            self.github.stamps(scope).await
+        }
+    }
 }

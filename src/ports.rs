@@ -119,6 +119,15 @@ pub trait SecretStore {
     /// A readable store's current value (`None`: not set). A store that does not exist answers
     /// `NotFound`. GitHub stores are write-only: never called for them.
     async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError>;
+    /// Every secret of a store with when it was last written (names upper-cased, as GitHub
+    /// keeps them), in one listing; `None` where a store cannot list (then the caller asks
+    /// [`SecretStore::updated_at`] per secret). A store that does not exist answers `NotFound`.
+    async fn stamps(
+        &self,
+        _scope: &Scope,
+    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, GhError> {
+        Ok(None)
+    }
     /// Who can read the secret, in words, where a store says (an organization secret's
     /// visibility: "selected: 3 repositories"); `None` elsewhere.
     async fn access(&self, _scope: &Scope, _name: &str) -> Result<Option<String>, GhError> {

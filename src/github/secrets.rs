@@ -200,6 +200,44 @@ impl SecretStore for GitHub {
         }
     }
 
+    async fn stamps(
+        &self,
+        scope: &Scope,
+    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, GhError> {
+        #[derive(Deserialize)]
+        struct Listed {
+            name: String,
+            updated_at: DateTime<Utc>,
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            secrets: Vec<Listed>,
+        }
+        let what = format!("listing the secrets of {scope}");
+        let mut out = std::collections::BTreeMap::new();
+        for page in 1.. {
+            let reply = self
+                .send(
+                    http::Method::GET,
+                    &format!("{}?per_page={PER_PAGE}&page={page}", secrets_path(scope)),
+                    None,
+                    &what,
+                )
+                .await?;
+            let body: Page = serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+            let got = body.secrets.len();
+            out.extend(
+                body.secrets
+                    .into_iter()
+                    .map(|s| (s.name.to_ascii_uppercase(), s.updated_at)),
+            );
+            if got < PER_PAGE {
+                break;
+            }
+        }
+        Ok(Some(out))
+    }
+
     async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, GhError> {
         let Scope::Organization { visibility, .. } = scope else {
             return Ok(None);

@@ -252,7 +252,7 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     // `status` reads them too: it reports what each store holds, AWS stores read back.
     let mut unread = None;
     if state::needs_freshness(&keys) || command == Command::Status {
-        match read_stamps(ctx, user, &mut scope_keys).await {
+        match read_stamps(ctx, user).await {
             Ok(read) => (stamps, old_values, access) = read,
             // `status` reports what it could read, and says what it could not.
             Err(Fault::Invalid(m) | Fault::Failed(m)) if command == Command::Status => {
@@ -298,8 +298,21 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let writes = matches!(&plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_) | Step::RollBack)));
     if writes && stamps.is_empty() {
         // What every secret's `updated_at` was before: a lost write is settled against it.
-        (stamps, old_values, access) = read_stamps(ctx, user, &mut scope_keys).await?;
+        (stamps, old_values, access) = read_stamps(ctx, user).await?;
         facts.freshness = freshness(user, &stamps);
+    }
+    if writes {
+        // Each GitHub store's public key, once: only a plan that writes needs them.
+        for c in user.consumers.iter().filter(|c| c.scope.is_github()) {
+            if !scope_keys.contains_key(&c.scope) {
+                let key = ctx
+                    .store
+                    .public_key(&c.scope)
+                    .await
+                    .map_err(|e| gh_fault(&c.scope, e))?;
+                scope_keys.insert(c.scope.clone(), key);
+            }
+        }
     }
     Ok(Prepared {
         facts,
@@ -342,26 +355,27 @@ type Stamps = (
     Vec<Option<String>>,
 );
 
-/// Each GitHub consumer's scope key (fetched once per scope: it proves the scope exists) and
-/// every consumer's two secrets' `updated_at`; each readable store's two values.
+/// Every consumer's two secrets' `updated_at` (a GitHub store in one listing, which also proves
+/// it exists), each readable store's two values, and who reads each organization secret.
 async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     ctx: &Ctx<'_, I, S, W, E, C>,
     user: &UserSpec,
-    scope_keys: &mut BTreeMap<Scope, ScopeKey>,
 ) -> Result<Stamps, Fault> {
     let mut stamps = Vec::new();
     let mut values = Vec::new();
     let mut access = Vec::new();
+    // One listing per store where it can list (GitHub): it also proves the store exists.
+    let mut listed: BTreeMap<Scope, Option<BTreeMap<String, DateTime<Utc>>>> = BTreeMap::new();
     for c in &user.consumers {
         let mut old = None;
         if c.scope.is_github() {
-            if !scope_keys.contains_key(&c.scope) {
-                let key = ctx
+            if !listed.contains_key(&c.scope) {
+                let l = ctx
                     .store
-                    .public_key(&c.scope)
+                    .stamps(&c.scope)
                     .await
                     .map_err(|e| gh_fault(&c.scope, e))?;
-                scope_keys.insert(c.scope.clone(), key);
+                listed.insert(c.scope.clone(), l);
             }
         } else {
             let mut both = [None, None];
@@ -376,11 +390,15 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         }
         let mut both = [None, None];
         for (slot, part) in both.iter_mut().zip(PARTS) {
-            *slot = ctx
-                .store
-                .updated_at(&c.scope, secret_name(c, part))
-                .await
-                .map_err(|e| gh_fault(&c.scope, e))?;
+            let name = secret_name(c, part);
+            *slot = match listed.get(&c.scope) {
+                Some(Some(list)) => list.get(&name.to_ascii_uppercase()).copied(),
+                _ => ctx
+                    .store
+                    .updated_at(&c.scope, name)
+                    .await
+                    .map_err(|e| gh_fault(&c.scope, e))?,
+            };
         }
         // Who reads it, where the store says: reported, never changed.
         let reach = if both[0].is_some() {
