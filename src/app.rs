@@ -284,7 +284,19 @@ async fn run_inner(
 
     // Phase 2: act, user by user.
     let mut reports: Vec<UserReport> = Vec::new();
+    // The hour's write budget decides who starts: a user is rotated entirely or not at all.
+    // (Users run one after another, so the governor already counts the earlier ones' writes.)
     for (user, p) in manifest.users.iter().zip(prepared) {
+        let needed = run::writes_needed(&p);
+        let left = github.writes_left_this_hour().await;
+        if !settings.dry_run && needed > left {
+            let why = format!(
+                "needs {needed} GitHub writes and this hour's budget has {left} left (AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR): the next run takes it"
+            );
+            console.warn(&format!("{}: deferred: {why}", user.name));
+            reports.push(run::defer(user, &p, why));
+            continue;
+        }
         console.group(&format!("{} ({})", user.name, command_name(command)));
         let r = run::execute(&ctx, user, command, p).await;
         console.end_group();

@@ -170,6 +170,7 @@ fn outcome_words(o: &Outcome) -> (&'static str, &'static str) {
         Outcome::Deactivated => ("deactivated", "old key deactivated"),
         Outcome::Deleted => ("deleted", "old key deleted"),
         Outcome::RolledBack(_) => ("rolled-back", "rolled back"),
+        Outcome::Deferred(_) => ("deferred", "deferred to the next run"),
         Outcome::Failed(_) => ("failed", "failed"),
         Outcome::Reported => ("status", "status"),
     }
@@ -181,7 +182,8 @@ fn message(o: &Outcome) -> Option<String> {
         | Outcome::Refused(s)
         | Outcome::Invalid(s)
         | Outcome::Failed(s)
-        | Outcome::RolledBack(s) => Some(s.clone()).filter(|s| !s.is_empty()),
+        | Outcome::RolledBack(s)
+        | Outcome::Deferred(s) => Some(s.clone()).filter(|s| !s.is_empty()),
         _ => None,
     }
 }

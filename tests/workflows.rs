@@ -542,3 +542,42 @@ fn the_release_pins_the_image_digest_and_the_action_commit() {
         "the four steps of the reusable workflow and two examples"
     );
 }
+
+/// When the hour's write budget cannot fit a whole rotation, that user is not started: it is
+/// reported `deferred`, the run exits 0, and the next run takes it.
+#[test]
+fn users_that_do_not_fit_the_hours_budget_are_deferred_whole() {
+    let env = TestEnv::new();
+    let (old, reporting) = two_users(&env);
+    env.seed(
+        &[repo("acme/web"), environment("acme/web", "production")],
+        &old,
+        100,
+    );
+    env.seed(&[repo("acme/reports")], &reporting, 3);
+    env.write_manifest(&MANIFEST.replace(
+        "    verify:\n      - repository: acme/web\n        workflow: verify-aws-credentials.yml\n",
+        "",
+    ));
+    // With force both rotate: ci-deployer needs 4 writes, reporting 2; the hour allows 5.
+    let run = env.exec(
+        &env.admin.clone(),
+        &["rotate", "--json", "--force"],
+        vec![
+            ("GITHUB_TOKEN".into(), fake_github::TOKEN.into()),
+            ("AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR".into(), "5".into()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["users"][0]["outcome"], "rotated");
+    assert_eq!(v["users"][1]["outcome"], "deferred");
+    assert!(
+        v["users"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs 2 GitHub writes")
+    );
+    assert_eq!(env.keys("reporting").len(), 1, "not started at all");
+    assert_eq!(env.github.count("PUT", "/acme/reports/"), 0);
+}

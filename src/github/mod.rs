@@ -255,6 +255,14 @@ impl GitHub {
         g.record(slot.max(self.started.elapsed()));
     }
 
+    /// How many more writes this process's hour allows.
+    pub async fn writes_left_this_hour(&self) -> usize {
+        self.governor
+            .lock()
+            .await
+            .left_this_hour(self.started.elapsed())
+    }
+
     /// GitHub answered a write with a secondary rate limit: every write waits `wait`.
     async fn pause_writes(&self, wait: Duration) {
         self.governor

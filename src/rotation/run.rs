@@ -96,6 +96,8 @@ pub enum Outcome {
     Deleted,
     /// `rotate --force` put the old key back everywhere (a repair).
     RolledBack(String),
+    /// Not started: the hour's write budget cannot fit the whole rotation; the next run takes it.
+    Deferred(String),
     /// An operation failed; compensation (if any) has run.
     Failed(String),
     /// `status`: nothing was asked.
@@ -483,6 +485,33 @@ pub async fn run_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>
             Outcome::Failed(format!("{m}. Nothing was changed; run again")),
         ),
     }
+}
+
+/// GitHub writes a prepared plan makes when nothing fails: two per consumer written, one per
+/// verification dispatched (a user is rotated entirely or not started).
+pub fn writes_needed(prepared: &Prepared) -> usize {
+    match &prepared.plan {
+        Plan::Act { steps, .. } => steps
+            .iter()
+            .map(|s| match s {
+                Step::WriteSecrets(c) if c.scope.is_github() => 2,
+                Step::DispatchVerification(_) => 1,
+                Step::RollBack => 0,
+                _ => 0,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// A user left for the next run: what would have been done, and why not now.
+pub fn defer(user: &UserSpec, prepared: &Prepared, why: String) -> UserReport {
+    let mut report = UserReport::new(user, Outcome::Deferred(why));
+    report.state = Some(prepared.facts.state());
+    report.due = is_due(user, &prepared.facts);
+    report.keys = prepared.facts.keys.clone();
+    report.attention = prepared.attention.clone();
+    report
 }
 
 /// Carries out a prepared plan and reports.
