@@ -152,7 +152,7 @@ fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, S
 /// Runs one invocation and returns the exit code. Prints through `console` only.
 pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> Exit {
     let json = settings.json;
-    let command = format!("{:?}", settings.command).to_ascii_lowercase();
+    let command = crate::cli::command_name(settings.command);
     match run_inner(settings, rt, console, tuning).await {
         Ok(code) => code,
         Err(Stop(code, message)) => {
@@ -160,7 +160,7 @@ pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tu
             if json {
                 print!(
                     "{}",
-                    console.scrub(&report::error_json(&command, code.code(), &message))
+                    console.scrub(&report::error_json(command, code.code(), &message))
                 );
             }
             if let Some(path) = &rt.summary_file {

@@ -240,7 +240,7 @@ fn about(c: CommandName) -> (&'static str, &'static str) {
     }
 }
 
-fn command_name(c: CommandName) -> &'static str {
+pub fn command_name(c: CommandName) -> &'static str {
     match c {
         Status => "status",
         Rotate => "rotate",

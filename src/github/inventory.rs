@@ -4,14 +4,11 @@
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-use super::{GitHub, encode_segment, unexpected};
+use super::{GitHub, encode_segment};
 use crate::discover::{Inventory, Lister};
 use crate::manifest::Scope;
 use crate::ports::{GhError, GhErrorKind};
-
-const PER_PAGE: usize = 100;
 
 #[derive(Deserialize)]
 struct Repo {
@@ -30,35 +27,6 @@ struct Named {
 }
 
 impl GitHub {
-    /// Every page of a list endpoint (`?per_page=100&page=N`), parsed by `page`.
-    async fn all_pages<T: DeserializeOwned, I>(
-        &self,
-        path: &str,
-        what: &str,
-        page_items: impl Fn(T) -> Vec<I>,
-    ) -> Result<Vec<I>, GhError> {
-        let mut items = Vec::new();
-        for page in 1.. {
-            let sep = if path.contains('?') { '&' } else { '?' };
-            let reply = self
-                .send(
-                    http::Method::GET,
-                    &format!("{path}{sep}per_page={PER_PAGE}&page={page}"),
-                    None,
-                    what,
-                )
-                .await?;
-            let body: T = serde_json::from_str(&reply.body).map_err(|e| unexpected(what, e))?;
-            let got = page_items(body);
-            let n = got.len();
-            items.extend(got);
-            if n < PER_PAGE {
-                break;
-            }
-        }
-        Ok(items)
-    }
-
     /// The secret names of a store; a store the token may not read (Dependabot off, no
     /// permission) counts as empty rather than failing the whole search.
     async fn names(&self, path: &str, what: &str) -> Result<BTreeSet<String>, GhError> {

@@ -16,6 +16,7 @@ use backon::{ExponentialBuilder, Retryable};
 use http::{HeaderMap, StatusCode};
 use octocrab::Octocrab;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use crate::ports::{GhError, GhErrorKind};
@@ -150,6 +151,9 @@ async fn installation_of(app: &Octocrab, owner: &str, app_id: u64) -> Result<u64
     ))
 }
 
+/// GitHub's largest page.
+const PER_PAGE: usize = 100;
+
 /// A finished exchange: status, `ETag` and body text.
 struct Reply {
     status: StatusCode,
@@ -253,6 +257,35 @@ impl GitHub {
             tokio::time::sleep(wait).await;
         }
         g.record(slot.max(self.started.elapsed()));
+    }
+
+    /// Every page of a list endpoint (`?per_page=100&page=N`), parsed by `page`.
+    pub(super) async fn all_pages<T: DeserializeOwned, I>(
+        &self,
+        path: &str,
+        what: &str,
+        page_items: impl Fn(T) -> Vec<I>,
+    ) -> Result<Vec<I>, GhError> {
+        let mut items = Vec::new();
+        for page in 1.. {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let reply = self
+                .send(
+                    http::Method::GET,
+                    &format!("{path}{sep}per_page={PER_PAGE}&page={page}"),
+                    None,
+                    what,
+                )
+                .await?;
+            let body: T = serde_json::from_str(&reply.body).map_err(|e| unexpected(what, e))?;
+            let got = page_items(body);
+            let n = got.len();
+            items.extend(got);
+            if n < PER_PAGE {
+                break;
+            }
+        }
+        Ok(items)
     }
 
     /// How many more writes this process's hour allows.

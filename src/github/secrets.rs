@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{GitHub, encode_segment, unexpected};
+use super::{GitHub, PER_PAGE, encode_segment, unexpected};
 use crate::manifest::{Scope, Visibility};
 use crate::ports::{GhError, GhErrorKind, SecretStore};
 use crate::seal::{self, ScopeKey, Sealed};
@@ -61,9 +61,6 @@ struct RepositoriesPage {
 struct RepositoryId {
     id: u64,
 }
-
-/// GitHub's largest page.
-const PER_PAGE: usize = 100;
 
 impl GitHub {
     /// Who reads organization secret `name` now: its visibility and, for `selected`, every
@@ -214,27 +211,13 @@ impl SecretStore for GitHub {
             secrets: Vec<Listed>,
         }
         let what = format!("listing the secrets of {scope}");
-        let mut out = std::collections::BTreeMap::new();
-        for page in 1.. {
-            let reply = self
-                .send(
-                    http::Method::GET,
-                    &format!("{}?per_page={PER_PAGE}&page={page}", secrets_path(scope)),
-                    None,
-                    &what,
-                )
-                .await?;
-            let body: Page = serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
-            let got = body.secrets.len();
-            out.extend(
-                body.secrets
-                    .into_iter()
-                    .map(|s| (s.name.to_ascii_uppercase(), s.updated_at)),
-            );
-            if got < PER_PAGE {
-                break;
-            }
-        }
+        let listed = self
+            .all_pages(&secrets_path(scope), &what, |p: Page| p.secrets)
+            .await?;
+        let out = listed
+            .into_iter()
+            .map(|s| (s.name.to_ascii_uppercase(), s.updated_at))
+            .collect();
         Ok(Some(out))
     }
 

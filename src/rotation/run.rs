@@ -951,21 +951,6 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         self.write_journal(j).await
     }
 
-    /// Records `deactivated` (now) for the newest key.
-    async fn record_retirement(&mut self) -> Result<(), IamError> {
-        let now = self.now();
-        let j = match &self.journal {
-            Some(j) => j.moved(Phase::Deactivated, now),
-            None => Journal::new(
-                Phase::Deactivated,
-                &self.keys.last().map(|k| k.id.clone()).unwrap_or_default(),
-                "unrecorded",
-                now,
-            ),
-        };
-        self.write_journal(j).await
-    }
-
     /// TagUser with the journal (idempotent, so tried a few times).
     async fn write_journal(&mut self, j: Journal) -> Result<(), IamError> {
         let mut last = None;
@@ -1073,7 +1058,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 // the user a conflict. `deactivated` on two Active keys still reads as
                 // pending-deactivation, so a failed attempt is simply tried again.
                 let verified = self.journal.clone();
-                if let Err(e) = self.record_retirement().await {
+                if let Err(e) = self.record(Phase::Deactivated).await {
                     return Err(Halt::Failed(format!(
                         "could not record the deactivation on IAM user {name} ({e}). Nothing was changed; run again"
                     )));
