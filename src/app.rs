@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::action::{self, Console, Runtime};
+use crate::action::{self, Console, Runtime, UserLog};
+use futures_util::stream::{self, StreamExt as _};
 use secrecy::ExposeSecret;
 
 use crate::aws;
@@ -20,6 +21,10 @@ use crate::rotation::plan::Options;
 use crate::rotation::run::{self, Command, Ctx, Fault, LeaseSettings, Outcome, UserReport};
 use crate::rotation::verify::VerifySettings;
 
+/// Users worked on at once by default: enough that one user's verification overlaps the
+/// next users' writes, few enough that memory and open connections stay small.
+pub const DEFAULT_CONCURRENT_USERS: usize = 8;
+
 /// Timing knobs, from `AWS_KEY_ROTATOR_*` variables (documented in the README).
 #[derive(Clone, Debug)]
 pub struct Tuning {
@@ -30,6 +35,8 @@ pub struct Tuning {
     pub verify_timeout: Option<Duration>,
     /// How long a run waits between writing the lease and reading it back.
     pub lease_settle: Duration,
+    /// How many users are read, and worked on, at once.
+    pub max_concurrent_users: usize,
 }
 
 impl Tuning {
@@ -53,10 +60,16 @@ impl Tuning {
         if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR") {
             pacing.per_hour = n;
         }
+        if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_CLOCK_SPEEDUP") {
+            pacing.clock_speedup = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+        }
         Self {
             pacing,
             poll_interval: ms("AWS_KEY_ROTATOR_POLL_INTERVAL_MS"),
             verify_timeout: ms("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS"),
+            max_concurrent_users: count("AWS_KEY_ROTATOR_MAX_CONCURRENT_USERS")
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_CONCURRENT_USERS),
             lease_settle: ms("AWS_KEY_ROTATOR_LEASE_SETTLE_MS").unwrap_or(Duration::from_secs(3)),
             propagation: env
                 .get("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS")
@@ -267,11 +280,18 @@ async fn run_inner(
         lease: &lease,
     };
 
-    // Phase 1: read everything and decide, for every user, before changing anything.
-    let mut prepared = Vec::new();
-    for user in &manifest.users {
-        match run::prepare(&ctx, user, command).await {
-            Ok(p) => prepared.push(p),
+    // Phase 1: read everything and decide, for every user, before changing anything. Reads
+    // only, so users are read side by side; the first user's error (in manifest order) stops.
+    let width = tuning.max_concurrent_users.max(1);
+    let prepared: Vec<_> = stream::iter(&manifest.users)
+        .map(|user| run::prepare(&ctx, user, command))
+        .buffered(width)
+        .collect()
+        .await;
+    let mut ready = Vec::new();
+    for p in prepared {
+        match p {
+            Ok(p) => ready.push(p),
             Err(Fault::Invalid(m)) => return Err(Stop(Exit::Invalid, m)),
             Err(Fault::Failed(m)) => {
                 return Err(Stop(
@@ -282,32 +302,54 @@ async fn run_inner(
         }
     }
 
-    // Phase 2: act, user by user.
-    let mut reports: Vec<UserReport> = Vec::new();
     // The hour's write budget decides who starts: a user is rotated entirely or not at all.
-    // (Users run one after another, so the governor already counts the earlier ones' writes.)
-    for (user, p) in manifest.users.iter().zip(prepared) {
+    // Budgets are reserved in manifest order before anyone starts.
+    let mut left = github.writes_left_this_hour().await;
+    let mut reports: Vec<Option<UserReport>> = Vec::new();
+    let mut starting = Vec::new();
+    for (i, (user, p)) in manifest.users.iter().zip(ready).enumerate() {
         let needed = run::writes_needed(&p);
-        let left = github.writes_left_this_hour().await;
         if !settings.dry_run && needed > left {
             let why = format!(
                 "needs {needed} GitHub writes and this hour's budget has {left} left (AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR): the next run takes it"
             );
             console.warn(&format!("{}: deferred: {why}", user.name));
-            reports.push(run::defer(user, &p, why));
+            reports.push(Some(run::defer(user, &p, why)));
             continue;
         }
-        console.group(&format!("{} ({})", user.name, command_name(command)));
-        let r = run::execute(&ctx, user, command, p).await;
-        console.end_group();
+        left -= needed.min(left);
+        reports.push(None);
+        starting.push((i, user, p));
+    }
+
+    // Phase 2: act. Users are worked on side by side (at most `width` at once), so one user's
+    // propagation wait and verification overlap another's writes; every GitHub write still
+    // goes one at a time through the process's one governor. Each user's lines are printed
+    // as one block when it is done.
+    let live = width == 1 || starting.len() == 1;
+    let ctx = &ctx;
+    let mut done = stream::iter(starting)
+        .map(|(i, user, p)| async move {
+            let log = UserLog::new(console, live);
+            let user_ctx = ctx.with_events(&log);
+            log.group(&format!("{} ({})", user.name, command_name(command)));
+            let r = run::execute(&user_ctx, user, command, p).await;
+            log.end_group();
+            (i, r, log)
+        })
+        .buffer_unordered(width);
+    while let Some((i, r, log)) = done.next().await {
+        log.flush();
         if let Outcome::Failed(m) | Outcome::Refused(m) | Outcome::Invalid(m) = &r.outcome {
-            console.error(&format!("{}: {m}", user.name));
+            console.error(&format!("{}: {m}", r.user.name));
         }
         if let Some(why) = &r.attention {
-            console.error(&format!("{} needs a person: {why}", user.name));
+            console.error(&format!("{} needs a person: {why}", r.user.name));
         }
-        reports.push(r);
+        reports[i] = Some(r);
     }
+    drop(done);
+    let reports: Vec<UserReport> = reports.into_iter().flatten().collect();
 
     let view = report::views(command_name(command), &reports, clock.now());
     if settings.json {

@@ -133,6 +133,76 @@ impl Events for Console {
     }
 }
 
+/// One user's messages while several users are worked on side by side. Masks reach the console
+/// at once (the runner must learn a value before anything could show it); everything else is
+/// held and printed as one block when the user is done, so users' lines never interleave.
+/// `live` prints at once instead, for a run that works on one user at a time.
+pub struct UserLog<'a> {
+    console: &'a Console,
+    live: bool,
+    held: RefCell<Vec<Held>>,
+}
+
+enum Held {
+    Info(String),
+    Warn(String),
+    Group(String),
+    EndGroup,
+}
+
+impl<'a> UserLog<'a> {
+    pub fn new(console: &'a Console, live: bool) -> Self {
+        Self {
+            console,
+            live,
+            held: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn hold(&self, line: Held) {
+        if self.live {
+            self.play(line);
+        } else {
+            self.held.borrow_mut().push(line);
+        }
+    }
+
+    fn play(&self, line: Held) {
+        match line {
+            Held::Info(t) => self.console.info(&t),
+            Held::Warn(t) => self.console.warn(&t),
+            Held::Group(t) => self.console.group(&t),
+            Held::EndGroup => self.console.end_group(),
+        }
+    }
+
+    /// Prints what was held, in order (masks learnt since are applied by the console).
+    pub fn flush(&self) {
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for line in held {
+            self.play(line);
+        }
+    }
+}
+
+impl Events for UserLog<'_> {
+    fn mask(&self, secret: &SecretString) {
+        self.console.mask(secret);
+    }
+    fn info(&self, text: &str) {
+        self.hold(Held::Info(text.to_owned()));
+    }
+    fn warn(&self, text: &str) {
+        self.hold(Held::Warn(text.to_owned()));
+    }
+    fn group(&self, title: &str) {
+        self.hold(Held::Group(title.to_owned()));
+    }
+    fn end_group(&self) {
+        self.hold(Held::EndGroup);
+    }
+}
+
 /// Appends `name=value` pairs to `$GITHUB_OUTPUT` (heredoc form for multi-line values).
 pub fn write_outputs(path: &str, outputs: &[(&str, String)]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()

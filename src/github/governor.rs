@@ -12,6 +12,10 @@ pub struct Limits {
     pub spacing: Duration,
     pub per_minute: usize,
     pub per_hour: usize,
+    /// The windows of those caps: a minute and an hour, unless GitHub's clock is sped up
+    /// (benchmarks against a fake).
+    pub minute: Duration,
+    pub hour: Duration,
 }
 
 impl Default for Limits {
@@ -20,12 +24,24 @@ impl Default for Limits {
             spacing: Duration::from_secs(1),
             per_minute: 80,
             per_hour: 450,
+            minute: Duration::from_secs(60),
+            hour: Duration::from_secs(3600),
         }
     }
 }
 
-const MINUTE: Duration = Duration::from_secs(60);
-const HOUR: Duration = Duration::from_secs(3600);
+impl Limits {
+    /// The same limits on a clock running `factor` times fast: spacing and windows divided.
+    pub fn sped_up(self, factor: u32) -> Self {
+        let f = factor.max(1);
+        Self {
+            spacing: self.spacing / f,
+            minute: self.minute / f,
+            hour: self.hour / f,
+            ..self
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Governor {
@@ -48,7 +64,7 @@ impl Governor {
         while self
             .sent
             .front()
-            .is_some_and(|t| now.saturating_sub(*t) >= HOUR)
+            .is_some_and(|t| now.saturating_sub(*t) >= self.limits.hour)
         {
             self.sent.pop_front();
         }
@@ -64,10 +80,10 @@ impl Governor {
         let n = self.sent.len();
         // The write `per_minute` back must be a minute old; likewise for the hour.
         if self.limits.per_minute > 0 && n >= self.limits.per_minute {
-            at = at.max(self.sent[n - self.limits.per_minute] + MINUTE);
+            at = at.max(self.sent[n - self.limits.per_minute] + self.limits.minute);
         }
         if self.limits.per_hour > 0 && n >= self.limits.per_hour {
-            at = at.max(self.sent[n - self.limits.per_hour] + HOUR);
+            at = at.max(self.sent[n - self.limits.per_hour] + self.limits.hour);
         }
         at
     }
@@ -102,16 +118,18 @@ mod tests {
             (
                 Limits {
                     spacing: Duration::from_millis(100),
-                    per_minute: 80,
-                    per_hour: 450,
+                    ..Limits::default()
                 },
                 1200,
             ),
+            // A clock sped up tenfold: the windows shrink with the spacing.
+            (Limits::default().sped_up(10), 1200),
             (
                 Limits {
                     spacing: Duration::ZERO,
                     per_minute: 5,
                     per_hour: 12,
+                    ..Limits::default()
                 },
                 60,
             ),
@@ -135,8 +153,14 @@ mod tests {
                 assert!(w[1] - w[0] >= limits.spacing, "{limits:?}: {:?}", w);
             }
             for (i, t) in sent.iter().enumerate() {
-                let in_minute = sent[i..].iter().take_while(|u| **u - *t < MINUTE).count();
-                let in_hour = sent[i..].iter().take_while(|u| **u - *t < HOUR).count();
+                let in_minute = sent[i..]
+                    .iter()
+                    .take_while(|u| **u - *t < limits.minute)
+                    .count();
+                let in_hour = sent[i..]
+                    .iter()
+                    .take_while(|u| **u - *t < limits.hour)
+                    .count();
                 assert!(
                     in_minute <= limits.per_minute,
                     "{limits:?}: {in_minute} in a minute"
@@ -155,6 +179,7 @@ mod tests {
             spacing: Duration::from_secs(1),
             per_minute: 80,
             per_hour: 3,
+            ..Limits::default()
         });
         let t = Duration::from_secs(10);
         assert_eq!(g.next_slot(t), t);

@@ -54,6 +54,27 @@ pub struct Ctx<'a, I, S, W, E, C> {
     pub lease: &'a LeaseSettings,
 }
 
+impl<'a, I, S, W, E, C> Ctx<'a, I, S, W, E, C> {
+    /// The same context, reporting to `events` (one user's own log).
+    pub fn with_events<'b, E2>(&self, events: &'b E2) -> Ctx<'b, I, S, W, E2, C>
+    where
+        'a: 'b,
+    {
+        Ctx {
+            iam: self.iam,
+            store: self.store,
+            workflows: self.workflows,
+            verify: self.verify.clone(),
+            events,
+            clock: self.clock,
+            step_key: self.step_key,
+            opts: self.opts,
+            dry_run: self.dry_run,
+            lease: self.lease,
+        }
+    }
+}
+
 /// Why a user could not even be planned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
