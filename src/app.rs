@@ -83,6 +83,14 @@ impl Tuning {
 /// An error that ends the run before any user was touched.
 struct Stop(Exit, String);
 
+/// A user could not be read or planned: the run stops before anything changed.
+fn unchanged(fault: Fault) -> Stop {
+    match fault {
+        Fault::Invalid(m) => Stop(Exit::Invalid, m),
+        Fault::Failed(m) => Stop(Exit::Failed, format!("{m}. Nothing was changed; run again")),
+    }
+}
+
 fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
     let ManifestSource::File { path, explicit } = &settings.config;
     let full: PathBuf = match &rt.workspace {
@@ -284,23 +292,14 @@ async fn run_inner(
     // only, so users are read side by side; the first user's error (in manifest order) stops.
     let width = tuning.max_concurrent_users.max(1);
     let prepared: Vec<_> = stream::iter(&manifest.users)
-        .map(|user| run::prepare(&ctx, user, command))
+        .map(|user| run::plan_user(&ctx, user, command))
         .buffered(width)
         .collect()
         .await;
-    let mut ready = Vec::new();
-    for p in prepared {
-        match p {
-            Ok(p) => ready.push(p),
-            Err(Fault::Invalid(m)) => return Err(Stop(Exit::Invalid, m)),
-            Err(Fault::Failed(m)) => {
-                return Err(Stop(
-                    Exit::Failed,
-                    format!("{m}. Nothing was changed; run again"),
-                ));
-            }
-        }
-    }
+    let ready = prepared
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unchanged)?;
 
     // The hour's write budget decides who starts: a user is rotated entirely or not at all.
     // Budgets are reserved in manifest order before anyone starts.
@@ -321,6 +320,24 @@ async fn run_inner(
         reports.push(None);
         starting.push((i, user, p));
     }
+    // What the starting users' writes need (timestamps, public keys), still before anything
+    // changes: a store that cannot be read stops the run here, untouched.
+    let read: Vec<_> = stream::iter(starting)
+        .map(|(i, user, mut p)| {
+            let ctx = &ctx;
+            async move {
+                run::read_for_writes(ctx, user, &mut p)
+                    .await
+                    .map(|()| (i, user, p))
+            }
+        })
+        .buffered(width)
+        .collect()
+        .await;
+    let starting = read
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unchanged)?;
 
     // Phase 2: act. Users are worked on side by side (at most `width` at once), so one user's
     // propagation wait and verification overlap another's writes; every GitHub write still

@@ -582,4 +582,9 @@ fn users_that_do_not_fit_the_hours_budget_are_deferred_whole() {
     );
     assert_eq!(env.keys("reporting").len(), 1, "not started at all");
     assert_eq!(env.github.count("PUT", "/acme/reports/"), 0);
+    assert_eq!(
+        env.github.count("GET", "/acme/reports/"),
+        0,
+        "a deferred user's stores are not even read"
+    );
 }

@@ -251,7 +251,9 @@ fn about(scope: &Scope, e: GhError) -> String {
 }
 
 /// Reads everything a command needs about `user` and decides. Changes nothing.
-pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+/// Reads the keys, the journal and what the command's decision needs, and decides. Reads no
+/// public key: see [`read_for_writes`].
+pub async fn plan_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     ctx: &Ctx<'_, I, S, W, E, C>,
     user: &UserSpec,
     command: Command,
@@ -265,10 +267,6 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let tags = read_tags(ctx.iam, &user.name)
         .await
         .map_err(|e| iam_fault(user, "iam:ListUserTags", e))?;
-    // One public key per scope, fetched before anything changes and before any secret is read:
-    // a repository or environment that does not exist, or a token that cannot read it, stops
-    // the run here (and a 404 on a secret then means only that the secret is missing).
-    let mut scope_keys = BTreeMap::new();
     let mut stamps = Vec::new();
     let mut old_values = Vec::new();
     let mut access = Vec::new();
@@ -300,7 +298,7 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
             last_used.push((k.id.clone(), used));
         }
     }
-    let mut facts = Facts {
+    let facts = Facts {
         old_last_used: (command == Command::Deactivate)
             .then(|| last_used.first().map(|(_, u)| u.clone()))
             .flatten(),
@@ -318,29 +316,10 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         Command::Delete => plan::delete(user, &facts, ctx.opts),
     };
     let attention = plan::attention(user, &facts, ctx.opts);
-    let writes = matches!(&plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_) | Step::RollBack)));
-    if writes && stamps.is_empty() {
-        // What every secret's `updated_at` was before: a lost write is settled against it.
-        (stamps, old_values, access) = read_stamps(ctx, user).await?;
-        facts.freshness = freshness(user, &stamps);
-    }
-    if writes {
-        // Each GitHub store's public key, once: only a plan that writes needs them.
-        for c in user.consumers.iter().filter(|c| c.scope.is_github()) {
-            if !scope_keys.contains_key(&c.scope) {
-                let key = ctx
-                    .store
-                    .public_key(&c.scope)
-                    .await
-                    .map_err(|e| gh_fault(&c.scope, e))?;
-                scope_keys.insert(c.scope.clone(), key);
-            }
-        }
-    }
     Ok(Prepared {
         facts,
         plan,
-        scope_keys,
+        scope_keys: BTreeMap::new(),
         last_used,
         stamps,
         old_values,
@@ -348,6 +327,47 @@ pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         attention,
         unread,
     })
+}
+
+/// Reads, decides, and reads what the plan's writes need: [`plan_user`], then
+/// [`read_for_writes`].
+pub async fn prepare<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+    ctx: &Ctx<'_, I, S, W, E, C>,
+    user: &UserSpec,
+    command: Command,
+) -> Result<Prepared, Fault> {
+    let mut prepared = plan_user(ctx, user, command).await?;
+    read_for_writes(ctx, user, &mut prepared).await?;
+    Ok(prepared)
+}
+
+/// What a plan that writes needs before anything changes: every secret's `updated_at` (a lost
+/// write is settled against it), readable stores' old values, and each GitHub store's public
+/// key, once. A plan that writes nothing reads nothing here.
+pub async fn read_for_writes<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+    ctx: &Ctx<'_, I, S, W, E, C>,
+    user: &UserSpec,
+    prepared: &mut Prepared,
+) -> Result<(), Fault> {
+    let writes = matches!(&prepared.plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_) | Step::RollBack)));
+    if !writes {
+        return Ok(());
+    }
+    if prepared.stamps.is_empty() {
+        (prepared.stamps, prepared.old_values, prepared.access) = read_stamps(ctx, user).await?;
+        prepared.facts.freshness = freshness(user, &prepared.stamps);
+    }
+    for c in user.consumers.iter().filter(|c| c.scope.is_github()) {
+        if !prepared.scope_keys.contains_key(&c.scope) {
+            let key = ctx
+                .store
+                .public_key(&c.scope)
+                .await
+                .map_err(|e| gh_fault(&c.scope, e))?;
+            prepared.scope_keys.insert(c.scope.clone(), key);
+        }
+    }
+    Ok(())
 }
 
 async fn read_tags<I: Iam>(iam: &I, user: &str) -> Result<Tags, IamError> {

@@ -5,7 +5,7 @@
 //! and a sealed box the fake can open, or it is refused with 422 as GitHub does. The plaintext
 //! and `updated_at` are kept for assertions. Faults are injected by rule.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -192,12 +192,23 @@ pub struct FakeRun {
     /// Decided when the job "starts" (at dispatch), reported once completed.
     conclusion: Option<String>,
     fixed_status: Option<(String, Option<String>)>,
+    /// With [`FakeGitHub::set_run_time`]: when it was dispatched and how long it runs.
+    timed: Option<(std::time::Instant, std::time::Duration)>,
 }
 
 impl FakeRun {
     fn status(&self) -> (String, Option<String>) {
         if let Some(f) = &self.fixed_status {
             return f.clone();
+        }
+        if let Some((started, takes)) = self.timed
+            && self.mode == RunMode::Normal
+        {
+            return if started.elapsed() < takes {
+                ("in_progress".into(), None)
+            } else {
+                ("completed".into(), self.conclusion.clone())
+            };
         }
         match (self.polls, self.mode) {
             (0 | 1, _) => ("queued".into(), None),
@@ -255,6 +266,93 @@ struct State {
     installations: BTreeMap<(u64, String), u64>,
     /// Installation tokens → the owner they reach.
     installation_tokens: HashMap<String, String>,
+    /// How long a dispatched run takes (else it completes on its third poll).
+    run_time: Option<std::time::Duration>,
+    /// GitHub's secondary rate limits, when enforced.
+    limits: Option<SecondaryLimits>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LimitCounters {
+    pub hits: usize,
+    pub accepted: usize,
+    pub closest: Option<std::time::Duration>,
+    pub first: Option<std::time::Instant>,
+    pub last: Option<std::time::Instant>,
+}
+
+/// GitHub's secondary limits on content-creating requests (POST, PUT, PATCH, DELETE) of one
+/// token: at most 80 in a minute and 500 in an hour, on a clock `speedup` times fast. A
+/// request over a cap is refused with 403 and a `retry-after`, as GitHub does.
+pub struct SecondaryLimits {
+    pub speedup: u32,
+    pub per_minute: usize,
+    pub per_hour: usize,
+    /// Per token: when each accepted write arrived.
+    writes: HashMap<String, VecDeque<std::time::Instant>>,
+    /// Writes refused for a limit.
+    pub hits: usize,
+    /// The closest two accepted writes of one token ever came, in GitHub's (sped-up) time.
+    pub closest: Option<std::time::Duration>,
+    /// Accepted writes.
+    pub accepted: usize,
+    /// When the first and the last accepted write arrived.
+    pub first: Option<std::time::Instant>,
+    pub last: Option<std::time::Instant>,
+}
+
+impl SecondaryLimits {
+    pub fn github(speedup: u32) -> Self {
+        Self {
+            speedup: speedup.max(1),
+            per_minute: 80,
+            per_hour: 500,
+            writes: HashMap::new(),
+            hits: 0,
+            closest: None,
+            accepted: 0,
+            first: None,
+            last: None,
+        }
+    }
+
+    /// `None` when the write may go (and it is counted), else the refusal.
+    fn admit(&mut self, token: &str) -> Option<Response> {
+        let now = std::time::Instant::now();
+        let minute = std::time::Duration::from_secs(60) / self.speedup;
+        let hour = std::time::Duration::from_secs(3600) / self.speedup;
+        let sent = self.writes.entry(token.to_owned()).or_default();
+        while sent.front().is_some_and(|t| now - *t >= hour) {
+            sent.pop_front();
+        }
+        let in_minute = sent.iter().filter(|t| now - **t < minute).count();
+        if in_minute >= self.per_minute || sent.len() >= self.per_hour {
+            self.hits += 1;
+            let wait = if sent.len() >= self.per_hour {
+                hour
+            } else {
+                minute
+            };
+            let mut r = error(
+                StatusCode::FORBIDDEN,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            );
+            r.headers_mut().insert(
+                "retry-after",
+                wait.as_secs().max(1).to_string().parse().unwrap(),
+            );
+            return Some(r);
+        }
+        if let Some(last) = sent.back() {
+            let gap = (now - *last) * self.speedup;
+            self.closest = Some(self.closest.map_or(gap, |c| c.min(gap)));
+        }
+        sent.push_back(now);
+        self.accepted += 1;
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        None
+    }
 }
 
 #[derive(Clone)]
@@ -440,6 +538,7 @@ impl FakeGitHub {
             mode: RunMode::Normal,
             conclusion: None,
             fixed_status: Some(("completed".into(), Some(conclusion.into()))),
+            timed: None,
         });
     }
 
@@ -494,6 +593,29 @@ impl FakeGitHub {
 
     pub fn add_fault(&self, fault: Fault) {
         self.state.lock().unwrap().faults.push(fault);
+    }
+
+    /// Dispatched runs take `t` (in real time) before they complete.
+    pub fn set_run_time(&self, t: std::time::Duration) {
+        self.state.lock().unwrap().run_time = Some(t);
+    }
+
+    /// Enforce GitHub's secondary limits from now on.
+    pub fn enforce_limits(&self, limits: SecondaryLimits) {
+        self.state.lock().unwrap().limits = Some(limits);
+    }
+
+    /// The enforced limits' counters: refused and accepted writes, the closest gap (in
+    /// GitHub's time), the first and last write.
+    pub fn limit_counters(&self) -> Option<LimitCounters> {
+        let s = self.state.lock().unwrap();
+        s.limits.as_ref().map(|l| LimitCounters {
+            hits: l.hits,
+            accepted: l.accepted,
+            closest: l.closest,
+            first: l.first,
+            last: l.last,
+        })
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -607,6 +729,20 @@ fn respond(
     body: &Bytes,
 ) -> Response {
     let mut s = state.lock().unwrap();
+    let creates = matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if creates
+        && let (Some(limits), Some(token)) = (s.limits.as_mut(), token)
+        && let Some(refused) = limits.admit(&token)
+    {
+        return refused;
+    }
     // Faults first: they stand for GitHub being unwell, whatever the request.
     for f in s.faults.iter_mut() {
         if f.method == method && path.contains(&f.path_contains) {
@@ -1101,6 +1237,7 @@ fn workflow_route(
                 mode: spec.mode,
                 conclusion: None,
                 fixed_status: None,
+                timed: s.run_time.map(|t| (std::time::Instant::now(), t)),
             };
             let details_body = json!({
                 "workflow_run_id": id,

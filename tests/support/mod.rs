@@ -509,31 +509,15 @@ impl TestEnv {
         let summary = files.path().join("summary");
         std::fs::write(&output, "").unwrap();
         std::fs::write(&summary, "").unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aws-key-rotator"));
-        cmd.args(args)
-            .env_clear()
-            .env("HOME", files.path())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_ENDPOINT_URL", &self.moto_url)
-            .env("AWS_REGION", "us-east-1")
-            .env("GITHUB_API_URL", &self.github.url)
-            .env("GITHUB_WORKSPACE", self.workspace.path())
-            .env("GITHUB_REPOSITORY", "acme/web")
+        let mut cmd = self.command(
+            std::path::Path::new(env!("CARGO_BIN_EXE_aws-key-rotator")),
+            creds,
+            args,
+            vars,
+        );
+        cmd.env("HOME", files.path())
             .env("GITHUB_OUTPUT", &output)
-            .env("GITHUB_STEP_SUMMARY", &summary)
-            .env("AWS_KEY_ROTATOR_GITHUB_WRITE_INTERVAL_MS", "0")
-            .env("AWS_KEY_ROTATOR_RETRY_BASE_MS", "10")
-            .env("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS", "2")
-            .env("AWS_KEY_ROTATOR_POLL_INTERVAL_MS", "20")
-            .env("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS", "3000")
-            .env("AWS_KEY_ROTATOR_LEASE_SETTLE_MS", "20");
-        if !creds.id.is_empty() {
-            cmd.env("AWS_ACCESS_KEY_ID", &creds.id)
-                .env("AWS_SECRET_ACCESS_KEY", &creds.secret);
-        }
-        for (k, v) in vars {
-            cmd.env(k, v);
-        }
+            .env("GITHUB_STEP_SUMMARY", &summary);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -563,6 +547,41 @@ impl TestEnv {
         };
         self.runs.lock().unwrap().push(run.visible());
         run
+    }
+
+    /// `binary` with `args`, the emulators' endpoints, the test's fast timings (which `vars`
+    /// override) and `creds` as the AWS credentials: nothing of this machine's environment.
+    pub fn command(
+        &self,
+        binary: &std::path::Path,
+        creds: &Key,
+        args: &[&str],
+        vars: Vec<(String, String)>,
+    ) -> Command {
+        let mut cmd = Command::new(binary);
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", self.workspace.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", &self.moto_url)
+            .env("AWS_REGION", "us-east-1")
+            .env("GITHUB_API_URL", &self.github.url)
+            .env("GITHUB_WORKSPACE", self.workspace.path())
+            .env("GITHUB_REPOSITORY", "acme/web")
+            .env("AWS_KEY_ROTATOR_GITHUB_WRITE_INTERVAL_MS", "0")
+            .env("AWS_KEY_ROTATOR_RETRY_BASE_MS", "10")
+            .env("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS", "2")
+            .env("AWS_KEY_ROTATOR_POLL_INTERVAL_MS", "20")
+            .env("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS", "3000")
+            .env("AWS_KEY_ROTATOR_LEASE_SETTLE_MS", "20");
+        if !creds.id.is_empty() {
+            cmd.env("AWS_ACCESS_KEY_ID", &creds.id)
+                .env("AWS_SECRET_ACCESS_KEY", &creds.secret);
+        }
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd
     }
 
     /// Adds a run made outside [`TestEnv::exec`] (e.g. in a container) to the leak scan.
