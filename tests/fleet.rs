@@ -39,6 +39,8 @@ struct Measured {
     deferred: usize,
     /// "kind" → count, from the fake's log of this run.
     requests: BTreeMap<&'static str, usize>,
+    /// "kind" → when the first and the last such request was answered, from the start.
+    phases: BTreeMap<&'static str, (Duration, Duration)>,
     hits: usize,
     /// Closest two writes came, in GitHub's time.
     closest: Option<Duration>,
@@ -171,8 +173,14 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
     let wall = started.elapsed();
 
     let mut requests = BTreeMap::new();
-    for line in &env.github.log()[before..] {
-        *requests.entry(kind(line)).or_insert(0) += 1;
+    let mut phases: BTreeMap<&'static str, (Duration, Duration)> = BTreeMap::new();
+    for (at, line) in &env.github.timed_log()[before..] {
+        let k = kind(line);
+        *requests.entry(k).or_insert(0) += 1;
+        let t = at.saturating_duration_since(started);
+        let span = phases.entry(k).or_insert((t, t));
+        span.0 = span.0.min(t);
+        span.1 = span.1.max(t);
     }
     let counters = env.github.limit_counters().unwrap_or_default();
     let at = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(started));
@@ -195,6 +203,7 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         rotated: outcomes.iter().filter(|o| *o == "rotated").count(),
         deferred: outcomes.iter().filter(|o| *o == "deferred").count(),
         requests,
+        phases,
         hits: counters.hits,
         closest: counters.closest,
         writes_between: (at(counters.first), at(counters.last)),
@@ -293,10 +302,16 @@ fn print(fleet: &Fleet, m: &Measured) {
     .collect();
     println!("requests by kind (minimum for the users rotated):");
     for (k, n) in &m.requests {
-        match minimum.get(k) {
-            Some(min) => println!("  {k:<26} {n:>6}   minimum {min}"),
-            None => println!("  {k:<26} {n:>6}"),
-        }
+        let min = minimum
+            .get(k)
+            .map(|m| format!("minimum {m}"))
+            .unwrap_or_default();
+        let (a, b) = m.phases[k];
+        println!(
+            "  {k:<28} {n:>5}  {min:<13} {:>7.2} s to {:>6.2} s",
+            a.as_secs_f64(),
+            b.as_secs_f64()
+        );
     }
 }
 
@@ -368,21 +383,17 @@ fn a_small_fleet_keeps_to_githubs_limits_with_the_minimum_of_requests() {
             assert_eq!(held.id, keys[1].0, "{}", repo_name(u, c));
         }
     }
-    let starts: Vec<usize> = (0..fleet.users)
-        .map(|u| {
-            m.stderr
-                .find(&format!("== {} (rotate)", user_name(u)))
-                .unwrap_or(usize::MAX)
-        })
-        .collect();
-    for u in 0..fleet.users {
-        let block = &m.stderr[starts[u].min(m.stderr.len())..];
-        let end = block[1..].find("== ").map_or(block.len(), |e| e + 1);
-        for other in (0..fleet.users).filter(|o| *o != u) {
+    // Users ran side by side, yet each user's lines came out as one block of its own.
+    let blocks: Vec<&str> = m.stderr.split("== ").skip(1).collect();
+    assert_eq!(blocks.len(), fleet.users, "{}", m.stderr);
+    for block in blocks {
+        let own = block.split(' ').next().unwrap_or_default();
+        assert!(block.contains(&format!("for user {own}")), "{block}");
+        for other in (0..fleet.users).map(user_name).filter(|o| o != own) {
+            let other_repos = format!("app-{}-", &other[4..]);
             assert!(
-                !block[..end].contains(&format!("{}:", user_name(other))),
-                "user {u}'s block mentions user {other}:\n{}",
-                &block[..end]
+                !block.contains(&other) && !block.contains(&other_repos),
+                "{own}'s block mentions {other}:\n{block}"
             );
         }
     }

@@ -85,14 +85,18 @@ pub struct StoredSecret {
 
 struct ScopeState {
     secret_key: crypto_box::SecretKey,
+    /// The public key, base64, as GitHub serves it (computed once).
+    public_key: String,
     key_id: String,
     secrets: BTreeMap<String, StoredSecret>,
 }
 
 impl ScopeState {
     fn new(n: usize) -> Self {
+        let secret_key = crypto_box::SecretKey::generate(&mut OsRng);
         Self {
-            secret_key: crypto_box::SecretKey::generate(&mut OsRng),
+            public_key: STANDARD.encode(secret_key.public_key().as_bytes()),
+            secret_key,
             key_id: format!("568250167242549{n:03}"),
             secrets: BTreeMap::new(),
         }
@@ -252,6 +256,8 @@ struct State {
     faults: Vec<Fault>,
     /// "METHOD path status" for every request, in order.
     log: Vec<String>,
+    /// When each request of `log` was answered.
+    answered: Vec<std::time::Instant>,
     /// Every plaintext ever written, for the leak scan.
     written: Vec<String>,
     /// How far GitHub's clock is from the test's (stamps `updated_at`).
@@ -618,6 +624,16 @@ impl FakeGitHub {
         })
     }
 
+    /// Every answered request with when it was answered, in order.
+    pub fn timed_log(&self) -> Vec<(std::time::Instant, String)> {
+        let s = self.state.lock().unwrap();
+        s.answered
+            .iter()
+            .copied()
+            .zip(s.log.iter().cloned())
+            .collect()
+    }
+
     pub fn log(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
     }
@@ -674,6 +690,7 @@ async fn handle(
             None => {
                 let mut s = state.lock().unwrap();
                 s.log.push(format!("{method} {} 404", uri.path()));
+                s.answered.push(std::time::Instant::now());
                 return error(
                     StatusCode::NOT_FOUND,
                     "Not Found (GHES serves the API under /api/v3)",
@@ -711,11 +728,10 @@ async fn handle(
             );
         }
     }
-    state
-        .lock()
-        .unwrap()
-        .log
+    let mut s = state.lock().unwrap();
+    s.log
         .push(format!("{method} {path} {}", response.status().as_u16()));
+    s.answered.push(std::time::Instant::now());
     response
 }
 
@@ -833,7 +849,7 @@ fn respond_after_faults(
     match (method.clone(), rest) {
         (Method::GET, ["public-key"]) => ok(
             StatusCode::OK,
-            json!({"key_id": sc.key_id, "key": STANDARD.encode(sc.secret_key.public_key().as_bytes())}),
+            json!({"key_id": sc.key_id, "key": sc.public_key}),
         ),
         (Method::GET, [name]) => match sc.secrets.get(*name) {
             Some(v) if scope.organization => ok(
