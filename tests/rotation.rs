@@ -284,6 +284,16 @@ fn deactivate_in_a_later_job_retires_the_old_key() {
 fn delete_removes_only_an_inactive_old_key() {
     let env = TestEnv::new();
     let (old, new) = rotated_once(&env);
+    // Deactivate and delete write nothing to GitHub, so they fetch no public key either.
+    let github_cost = |env: &TestEnv| {
+        (
+            env.github.count("GET", "/public-key"),
+            env.github.count("PUT", "")
+                + env.github.count("POST", "")
+                + env.github.count("DELETE", ""),
+        )
+    };
+    let after_rotation = github_cost(&env);
     // Both Active: delete of the old key refuses; without naming it, there is nothing to do yet.
     let before = env.world(USER);
     let run = env.action(
@@ -328,6 +338,7 @@ fn delete_removes_only_an_inactive_old_key() {
     assert_eq!(run.code, 0, "{}", run.all());
     let run = env.action(&new, &[("command", "delete")]);
     assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(github_cost(&env), after_rotation, "{:?}", env.github.log());
     let run = env.action(
         &new,
         &[("command", "delete"), ("old-access-key-id", &new.id)],
