@@ -72,13 +72,19 @@ pub fn needs_freshness(keys: &[KeyInfo]) -> bool {
     matches!(keys, [a, b] if a.status == KeyStatus::Active && b.status == KeyStatus::Active)
 }
 
-/// Consumers whose secrets were not both written at or after `since` (second precision:
-/// GitHub's `updated_at` has whole seconds).
-pub fn stale_consumers(since: DateTime<Utc>, freshness: &[Freshness]) -> Vec<&Consumer> {
-    let since = since.timestamp();
+/// Whether a consumer's secrets were both written late enough to hold a key created at
+/// `created`: at or after it, give or take [`clock_slack`] (GitHub stamps `updated_at` with its
+/// clock, AWS stamps the key with its own). A missing secret holds no key.
+pub fn written_since(f: &Freshness, created: DateTime<Utc>) -> bool {
+    f.updated_at.is_some_and(|u| u >= created - clock_slack())
+}
+
+/// Consumers that cannot hold a key created at `created` ([`written_since`] fails): the ones
+/// that keep a user from `pending-deactivation`.
+pub fn stale_consumers(created: DateTime<Utc>, freshness: &[Freshness]) -> Vec<&Consumer> {
     freshness
         .iter()
-        .filter(|f| f.updated_at.is_none_or(|u| u.timestamp() < since))
+        .filter(|f| !written_since(f, created))
         .map(|f| &f.consumer)
         .collect()
 }
@@ -104,10 +110,7 @@ pub fn derive(
             // it (someone changed it since). "Well before": GitHub's and AWS's clocks may differ.
             (Active, Active, phase)
                 if proven(phase, has_verify)
-                    && freshness.iter().all(|f| {
-                        f.updated_at
-                            .is_some_and(|u| u >= new.created - clock_slack())
-                    }) =>
+                    && freshness.iter().all(|f| written_since(f, new.created)) =>
             {
                 State::PendingDeactivation
             }
@@ -312,14 +315,53 @@ mod tests {
     }
 
     #[test]
-    fn same_second_counts_as_updated() {
-        let mut new = key("K2", A, 100);
+    fn written_within_the_clock_slack_counts_as_updated() {
+        let mut new = key("K2", A, 10_000);
         new.created += chrono::Duration::milliseconds(700);
-        assert!(stale_consumers(new.created, &[fresh("a/b", Some(100))]).is_empty());
+        let slack = clock_slack().num_seconds();
+        // The same second, and GitHub's clock behind AWS's by up to the slack: updated.
+        for written in [10_001, 10_000, 10_000 - slack + 1] {
+            assert!(
+                stale_consumers(new.created, &[fresh("a/b", Some(written))]).is_empty(),
+                "{written}"
+            );
+        }
+        // Before that, or missing: stale.
         assert_eq!(
-            stale_consumers(new.created, &[fresh("a/b", Some(99))]).len(),
+            stale_consumers(new.created, &[fresh("a/b", Some(10_000 - slack - 1))]).len(),
             1
         );
+        assert_eq!(stale_consumers(new.created, &[fresh("a/b", None)]).len(), 1);
+    }
+
+    /// The refusal names exactly the consumers that keep the state from `pending-deactivation`.
+    #[test]
+    fn stale_consumers_are_what_derive_rejects() {
+        let old = key("K1", A, 0);
+        let mut new = key("K2", A, 10_000);
+        new.created += chrono::Duration::milliseconds(700);
+        let journal = Journal {
+            phase: Phase::Verified,
+            key: "K2".into(),
+            rotation: "r".into(),
+            at: at(10_100),
+            held: None,
+        };
+        let slack = clock_slack().num_seconds();
+        for written in [
+            Some(10_100),
+            Some(10_000 - slack + 1),
+            Some(10_000 - slack - 1),
+            None,
+        ] {
+            let f = [fresh("a/b", written)];
+            let state = derive(&[old.clone(), new.clone()], Some(&journal), &f, true);
+            assert_eq!(
+                state == State::PendingDeactivation,
+                stale_consumers(new.created, &f).is_empty(),
+                "{written:?}: {state:?}"
+            );
+        }
     }
 
     #[test]
