@@ -408,7 +408,8 @@ pub fn exit_code(reports: &[UserReport]) -> Exit {
 
 /// CONTRACT §6. With one user the values are that user's; with several, `state` and the key
 /// ids are `user=value` pairs joined by commas, and `rotated` is true when any user rotated.
-/// `users` and `users-due` (JSON lists) feed a workflow matrix.
+/// `users` and `users-due` (JSON lists) feed a workflow matrix; `users-deletion-due` lets a
+/// workflow skip its deletion job.
 fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
     let pick = |f: &dyn Fn(&UserReport) -> Option<String>| -> String {
         match reports {
@@ -441,6 +442,7 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
         ("old-access-key-id", pick(&|r| r.old_key.clone())),
         ("users", names(&|_| true)),
         ("users-due", names(&|r| r.due)),
+        ("users-deletion-due", names(&|r| r.deletion_due)),
         (
             "verification-run-urls",
             reports

@@ -139,6 +139,34 @@ fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
         "${{ !cancelled() && needs.plan.result == 'success' && !inputs.dry-run }}",
         "retirement runs even when no user was due today"
     );
+    // The delete job (and its environment's reviewers) only on days a key is due: the
+    // deactivate job ends with a status whose users-deletion-due says so.
+    let next = jobs["deactivate"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "next")
+        .expect("a status step after deactivate");
+    assert_eq!(next["with"]["command"], "status");
+    assert_eq!(
+        next["with"]["delete-after-days"],
+        "${{ inputs.delete-after-days }}"
+    );
+    assert_eq!(next["continue-on-error"], true);
+    assert!(
+        jobs["deactivate"]["outputs"]["deletion-due"]
+            .as_str()
+            .unwrap()
+            .contains("steps.next.outputs.users-deletion-due"),
+    );
+    assert!(
+        jobs["delete"]["if"]
+            .as_str()
+            .unwrap()
+            .contains("needs.deactivate.outputs.deletion-due == 'true'"),
+        "{:?}",
+        jobs["delete"]["if"]
+    );
     // A user that needs a person does not stop the others, but fails the run at the end.
     assert_eq!(status_step["continue-on-error"], true);
     assert_eq!(
@@ -194,8 +222,9 @@ fn two_users(env: &TestEnv) -> (Key, Key) {
 }
 
 /// One run of rotate-aws-key.yml's jobs, in order, each a new process with the secrets a new
-/// job would read: plan (status) → rotate (each due user) → deactivate → delete (every user).
-fn workflow_run(env: &TestEnv, grace: &[(&str, &str)]) -> Vec<String> {
+/// job would read: plan (status) → rotate (the due users) → deactivate, then status → delete
+/// (only when a key is due for deletion).
+fn workflow_run(env: &TestEnv, grace: &[(&str, &str)]) -> Stages {
     // The caller passes acme/web's repository secrets; each job reads them when it starts.
     let job_creds = || env.held_default(&repo("acme/web")).unwrap();
     let with = |extra: &[(&'static str, &str)]| {
@@ -224,9 +253,22 @@ fn workflow_run(env: &TestEnv, grace: &[(&str, &str)]) -> Vec<String> {
     }
     let deactivate = run(with(&[("command", "deactivate")]));
     assert_eq!(deactivate.code, 0, "{}", deactivate.all());
-    let delete = run(with(&[("command", "delete")]));
-    assert_eq!(delete.code, 0, "{}", delete.all());
-    due
+    // The deactivate job ends with a status: the delete job runs only when a key is due.
+    let next = run(with(&[("command", "status")]));
+    assert_eq!(next.code, 0, "{}", next.all());
+    let deletion_due: Vec<String> =
+        serde_json::from_str(&next.output("users-deletion-due").unwrap()).unwrap();
+    if !deletion_due.is_empty() {
+        let delete = run(with(&[("command", "delete")]));
+        assert_eq!(delete.code, 0, "{}", delete.all());
+    }
+    Stages { due, deletion_due }
+}
+
+/// What one run of the workflow found: the users it rotated, and those it ran `delete` for.
+struct Stages {
+    due: Vec<String>,
+    deletion_due: Vec<String>,
 }
 
 fn lifecycle_env() -> (TestEnv, Key, Key) {
@@ -253,11 +295,12 @@ fn lifecycle_env() -> (TestEnv, Key, Key) {
 #[test]
 fn a_manual_run_with_no_grace_carries_a_key_through_its_whole_life() {
     let (env, old, reporting) = lifecycle_env();
-    let due = workflow_run(
+    let stages = workflow_run(
         &env,
         &[("deactivate-after-hours", "0"), ("delete-after-days", "0")],
     );
-    assert_eq!(due, ["ci-deployer"], "reporting's key is young");
+    assert_eq!(stages.due, ["ci-deployer"], "reporting's key is young");
+    assert_eq!(stages.deletion_due, ["ci-deployer"]);
     let new = env.held_default(&repo("acme/web")).unwrap();
     assert_ne!(new.id, old.id);
     assert_eq!(
@@ -288,7 +331,9 @@ fn the_daily_schedule_carries_a_key_through_its_whole_life() {
         env.backdate_journal("ci-deployer", minutes_ago);
         env.record_use(&old.id, minutes_ago + 1, "iam");
     };
-    assert_eq!(workflow_run(&env, &[]), ["ci-deployer"]);
+    let stages = workflow_run(&env, &[]);
+    assert_eq!(stages.due, ["ci-deployer"]);
+    assert!(stages.deletion_due.is_empty(), "no delete job on day 0");
     let new = env.held_default(&repo("acme/web")).unwrap();
     let both_active = vec![
         (old.id.clone(), "Active".to_owned()),
@@ -301,7 +346,12 @@ fn the_daily_schedule_carries_a_key_through_its_whole_life() {
     );
     // The next day's run: nothing is due to rotate, but the grace has passed.
     day(25 * 60);
-    assert!(workflow_run(&env, &[]).is_empty());
+    let stages = workflow_run(&env, &[]);
+    assert!(stages.due.is_empty());
+    assert!(
+        stages.deletion_due.is_empty(),
+        "deactivated today: no delete job, no reviewers asked"
+    );
     assert_eq!(
         env.keys("ci-deployer"),
         vec![
@@ -311,10 +361,10 @@ fn the_daily_schedule_carries_a_key_through_its_whole_life() {
     );
     // Six days on: kept; seven and a half: deleted.
     day(6 * 24 * 60);
-    workflow_run(&env, &[]);
+    assert!(workflow_run(&env, &[]).deletion_due.is_empty());
     assert_eq!(env.keys("ci-deployer").len(), 2);
     day(36 * 60);
-    workflow_run(&env, &[]);
+    assert_eq!(workflow_run(&env, &[]).deletion_due, ["ci-deployer"]);
     assert_eq!(
         env.keys("ci-deployer"),
         vec![(new.id.clone(), "Active".to_owned())]
@@ -540,8 +590,8 @@ fn the_release_pins_the_image_digest_and_the_action_commit() {
         assert!(text.contains(&format!("@{sha} # v1.2.3")), "{f}");
     }
     assert_eq!(
-        pinned, 6,
-        "the four steps of the reusable workflow and two examples"
+        pinned, 7,
+        "the five steps of the reusable workflow and two examples"
     );
 }
 

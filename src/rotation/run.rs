@@ -156,6 +156,8 @@ pub struct UserReport {
     pub user: UserSpec,
     pub state: Option<State>,
     pub due: bool,
+    /// `delete` would delete the old key now (its grace has passed).
+    pub deletion_due: bool,
     pub keys: Vec<KeyInfo>,
     pub last_used: Vec<(String, LastUse)>,
     pub outcome: Outcome,
@@ -177,6 +179,7 @@ impl UserReport {
             user: user.clone(),
             state: None,
             due: false,
+            deletion_due: false,
             keys: Vec::new(),
             last_used: Vec::new(),
             outcome,
@@ -576,6 +579,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     let mut report = UserReport::new(user, Outcome::Reported);
     report.state = Some(facts.state());
     report.due = is_due(user, &facts);
+    report.deletion_due = plan::deletion_due(user, &facts, ctx.opts);
     report.keys = facts.keys.clone();
     report.last_used = last_used;
     report.attention = attention;
