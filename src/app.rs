@@ -83,6 +83,24 @@ impl Tuning {
 /// An error that ends the run before any user was touched.
 struct Stop(Exit, String);
 
+/// Reads for every item, `width` at a time, keeping their order; the first error in that order
+/// stops the run, before anything changed.
+async fn read_all<T, U, F: Future<Output = Result<U, Fault>>>(
+    items: impl IntoIterator<Item = T>,
+    width: usize,
+    read: impl FnMut(T) -> F,
+) -> Result<Vec<U>, Stop> {
+    let results: Vec<_> = stream::iter(items)
+        .map(read)
+        .buffered(width)
+        .collect()
+        .await;
+    results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unchanged)
+}
+
 /// A user could not be read or planned: the run stops before anything changed.
 fn unchanged(fault: Fault) -> Stop {
     match fault {
@@ -291,15 +309,10 @@ async fn run_inner(
     // Phase 1: read everything and decide, for every user, before changing anything. Reads
     // only, so users are read side by side; the first user's error (in manifest order) stops.
     let width = tuning.max_concurrent_users.max(1);
-    let prepared: Vec<_> = stream::iter(&manifest.users)
-        .map(|user| run::plan_user(&ctx, user, command))
-        .buffered(width)
-        .collect()
-        .await;
-    let ready = prepared
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(unchanged)?;
+    let ready = read_all(&manifest.users, width, |user| {
+        run::plan_user(&ctx, user, command)
+    })
+    .await?;
 
     // The hour's write budget decides who starts: a user is rotated entirely or not at all.
     // Budgets are reserved in manifest order before anyone starts.
@@ -322,22 +335,15 @@ async fn run_inner(
     }
     // What the starting users' writes need (timestamps, public keys), still before anything
     // changes: a store that cannot be read stops the run here, untouched.
-    let read: Vec<_> = stream::iter(starting)
-        .map(|(i, user, mut p)| {
-            let ctx = &ctx;
-            async move {
-                run::read_for_writes(ctx, user, &mut p)
-                    .await
-                    .map(|()| (i, user, p))
-            }
-        })
-        .buffered(width)
-        .collect()
-        .await;
-    let starting = read
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(unchanged)?;
+    let starting = read_all(starting, width, |(i, user, mut p)| {
+        let ctx = &ctx;
+        async move {
+            run::read_for_writes(ctx, user, &mut p)
+                .await
+                .map(|()| (i, user, p))
+        }
+    })
+    .await?;
 
     // Phase 2: act. Users are worked on side by side (at most `width` at once), so one user's
     // propagation wait and verification overlap another's writes; every GitHub write still
