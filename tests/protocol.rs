@@ -7,24 +7,8 @@
 mod support;
 
 use aws_key_rotator::rotation::journal::{LEASE_TAG, Phase};
+use support::fixtures::{MANIFEST, USER, add_consumer_stores, consumers, seed_consumers};
 use support::*;
-
-const USER: &str = "ci-deployer";
-
-const MANIFEST: &str = "\
-version: 1
-defaults:
-  deactivate-after-hours: 0
-  delete-after-days: 0
-users:
-  - name: ci-deployer
-    consumers:
-      - repository: acme/web
-      - repository: acme/web
-        environment: production
-      - repository: acme/api
-        secrets: { access-key-id: DEPLOY_KEY_ID, secret-access-key: DEPLOY_KEY_SECRET }
-";
 
 fn with_verify(workflow_repo: &str) -> String {
     format!(
@@ -32,35 +16,14 @@ fn with_verify(workflow_repo: &str) -> String {
     )
 }
 
-fn scopes() -> Vec<(ScopeId, &'static str, &'static str)> {
-    vec![
-        (
-            repo("acme/web"),
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ),
-        (
-            environment("acme/web", "production"),
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ),
-        (repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET"),
-    ]
-}
-
 /// The user, its three consumers, and (unless `None`) a key of `age` days in all of them.
 fn setup(env: &TestEnv, age: Option<i64>) -> Option<Key> {
     env.rotating_user(USER);
-    env.github.add_repo("acme/web");
-    env.github.add_environment("acme/web", "production");
-    env.github.add_repo("acme/api");
+    add_consumer_stores(env);
     env.write_manifest(MANIFEST);
-    let key = age.map(|days| env.aged_key(USER, days))?;
-    let then = chrono::Utc::now() - chrono::Duration::days(age.unwrap());
-    for (scope, id, secret) in scopes() {
-        env.github.set_secret(&scope, id, &key.id, then);
-        env.github.set_secret(&scope, secret, &key.secret, then);
-    }
+    let days = age?;
+    let key = env.aged_key(USER, days);
+    seed_consumers(env, &key, days);
     Some(key)
 }
 
@@ -69,7 +32,7 @@ fn one_working_key(env: &TestEnv) -> Key {
     let first = env
         .held_default(&repo("acme/web"))
         .expect("acme/web holds a key");
-    for (scope, id, secret) in scopes() {
+    for (scope, id, secret) in consumers() {
         let k = env.held(&scope, id, secret).expect("a key");
         assert_eq!(k.id, first.id, "{scope:?}");
         assert_eq!(
@@ -210,7 +173,7 @@ fn a_partial_rollback_is_remembered_and_retirement_refuses() {
         assert_eq!(keys.len(), 2);
         assert!(keys.iter().all(|k| k.1 == "Active"), "both keys stay");
         // Every consumer still works.
-        for (scope, id, secret) in scopes() {
+        for (scope, id, secret) in consumers() {
             let k = env.held(&scope, id, secret).unwrap();
             assert!(env.sts_accepts(&k), "{scope:?}");
         }

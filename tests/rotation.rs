@@ -2,9 +2,8 @@
 
 mod support;
 
+use support::fixtures::{MANIFEST, USER, add_consumer_stores, consumers, seed_consumers};
 use support::*;
-
-const USER: &str = "ci-deployer";
 
 /// Everything the tool calls, for users that rotate themselves.
 fn all_actions() -> Vec<String> {
@@ -23,23 +22,6 @@ fn setup_user(env: &TestEnv, age_days: Option<i64>) -> Option<Key> {
     })
 }
 
-/// Grace periods of zero: the mechanics of each step, without waiting (the grace periods have
-/// their own tests, with `MANIFEST_WITH_GRACE`).
-const MANIFEST: &str = "\
-version: 1
-defaults:
-  deactivate-after-hours: 0
-  delete-after-days: 0
-users:
-  - name: ci-deployer
-    consumers:
-      - repository: acme/web
-      - repository: acme/web
-        environment: production
-      - repository: acme/api
-        secrets: { access-key-id: DEPLOY_KEY_ID, secret-access-key: DEPLOY_KEY_SECRET }
-";
-
 /// The defaults (24 hours, 7 days) and a consumer outside GitHub.
 const MANIFEST_WITH_GRACE: &str = "\
 version: 1
@@ -55,28 +37,6 @@ users:
       - on-prem backup script
 ";
 
-fn consumers() -> Vec<(ScopeId, &'static str, &'static str)> {
-    vec![
-        (
-            repo("acme/web"),
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ),
-        (
-            environment("acme/web", "production"),
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-        ),
-        (repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET"),
-    ]
-}
-
-fn github_with_consumers(env: &TestEnv) {
-    env.github.add_repo("acme/web");
-    env.github.add_environment("acme/web", "production");
-    env.github.add_repo("acme/api");
-}
-
 /// Every consumer holds `key` (both secrets, opened from the sealed boxes by the fake).
 fn assert_all_hold(env: &TestEnv, key: &Key) {
     for (scope, id, secret) in consumers() {
@@ -88,19 +48,11 @@ fn assert_all_hold(env: &TestEnv, key: &Key) {
     }
 }
 
-fn seed_consumers(env: &TestEnv, key: &Key) {
-    let then = chrono::Utc::now() - chrono::Duration::days(100);
-    for (scope, id, secret) in consumers() {
-        env.github.set_secret(&scope, id, &key.id, then);
-        env.github.set_secret(&scope, secret, &key.secret, then);
-    }
-}
-
 #[test]
 fn bootstrap_gives_a_keyless_user_a_key_in_every_consumer() {
     let env = TestEnv::new();
     setup_user(&env, None);
-    github_with_consumers(&env);
+    add_consumer_stores(&env);
     env.write_manifest(MANIFEST);
     let admin = env.admin.clone();
     let run = env.action(&admin, &[]);
@@ -121,8 +73,8 @@ fn bootstrap_gives_a_keyless_user_a_key_in_every_consumer() {
 fn rotation_of_an_old_key_reaches_every_consumer() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
     env.write_manifest(MANIFEST_WITH_GRACE);
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -189,8 +141,8 @@ fn rotation_of_an_old_key_reaches_every_consumer() {
 /// A user rotated once (by its own old key): returns (old, new).
 fn rotated_once(env: &TestEnv) -> (Key, Key) {
     let old = setup_user(env, Some(91)).unwrap();
-    github_with_consumers(env);
-    seed_consumers(env, &old);
+    add_consumer_stores(env);
+    seed_consumers(env, &old, 100);
     env.write_manifest(MANIFEST);
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -202,8 +154,8 @@ fn rotated_once(env: &TestEnv) -> (Key, Key) {
 fn a_young_key_is_left_alone_unless_forced() {
     let env = TestEnv::new();
     let key = setup_user(&env, Some(10)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &key);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &key, 100);
     env.write_manifest(MANIFEST);
     let before = env.world(USER);
     let run = env.action(&key, &[]);
@@ -229,8 +181,8 @@ fn a_young_key_is_left_alone_unless_forced() {
 fn max_age_days_from_the_manifest_decides_what_is_due() {
     let env = TestEnv::new();
     let key = setup_user(&env, Some(31)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &key);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &key, 100);
     env.write_manifest(&MANIFEST.replace(
         "  - name: ci-deployer\n",
         "  - name: ci-deployer\n    max-age-days: 30\n",
@@ -351,7 +303,7 @@ fn delete_removes_only_an_inactive_old_key() {
 fn state_inactive_refuses_with_guidance() {
     let env = TestEnv::new();
     let key = setup_user(&env, Some(100)).unwrap();
-    github_with_consumers(&env);
+    add_consumer_stores(&env);
     env.write_manifest(MANIFEST);
     let iam = env.iam();
     runtime().block_on(async {
@@ -393,8 +345,8 @@ fn state_pending_deactivation_does_nothing() {
 /// acme/web, which holds a key made an hour ago. Returns (old, half).
 fn half_rotated(env: &TestEnv) -> (Key, Key) {
     let old = setup_user(env, Some(100)).unwrap();
-    github_with_consumers(env);
-    seed_consumers(env, &old);
+    add_consumer_stores(env);
+    seed_consumers(env, &old, 100);
     env.write_manifest(MANIFEST);
     let half = env.create_key(USER);
     env.age_key(&half.id, 60);
@@ -504,7 +456,7 @@ fn state_pending_deletion_waits_then_needs_delete_inactive() {
 fn state_conflict_refuses() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(100)).unwrap();
-    github_with_consumers(&env);
+    add_consumer_stores(&env);
     env.write_manifest(MANIFEST);
     let newer = env.create_key(USER);
     let iam = env.iam();
@@ -533,7 +485,7 @@ fn state_conflict_refuses() {
 fn the_only_key_is_never_deactivated_or_deleted() {
     let env = TestEnv::new();
     let key = setup_user(&env, Some(5)).unwrap();
-    github_with_consumers(&env);
+    add_consumer_stores(&env);
     env.write_manifest(MANIFEST);
     let admin = env.admin.clone();
     for cmd in ["deactivate", "delete"] {
@@ -621,8 +573,8 @@ fn a_new_key_that_never_works_is_deleted_before_any_secret_is_written() {
     let env = TestEnv::new();
     let key = setup_user(&env, Some(100)).unwrap();
     env.break_new_keys(USER);
-    github_with_consumers(&env);
-    seed_consumers(&env, &key);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &key, 100);
     env.write_manifest(MANIFEST);
     let before = env.world(USER);
     let admin = env.admin.clone();
@@ -645,8 +597,8 @@ fn a_new_key_that_never_works_is_deleted_before_any_secret_is_written() {
 fn a_write_that_keeps_failing_puts_the_old_key_back_and_keeps_the_new_one_until_no_job_holds_it() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
     env.write_manifest(MANIFEST);
     // The 4th secret write (the environment's secret access key) fails for good.
     env.github.add_fault(Fault::new(
@@ -708,8 +660,8 @@ fn a_write_that_keeps_failing_puts_the_old_key_back_and_keeps_the_new_one_until_
 fn without_the_old_values_both_keys_stay_and_the_report_says_who_holds_what() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
     env.write_manifest(MANIFEST);
     env.github
         .add_fault(Fault::new(axum::http::Method::PUT, "/acme/api/", 503));
@@ -759,8 +711,8 @@ fn env_scope() -> ScopeId {
 fn dry_run_plans_every_call_and_makes_none() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
     env.write_manifest(MANIFEST);
     let before = env.world(USER);
     let run = env.action(&old, &[("dry-run", "true")]);
@@ -783,8 +735,8 @@ fn dry_run_plans_every_call_and_makes_none() {
 fn rate_limits_and_blips_are_retried() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
     env.write_manifest(MANIFEST);
     env.github.add_fault(
         Fault::new(axum::http::Method::PUT, "/acme/api/", 429)
@@ -831,8 +783,8 @@ fn the_single_user_shorthand_writes_this_repository_and_its_environments() {
 fn the_cli_face_reads_flags_and_github_token() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
     let manifest = env.workspace.path().join("keys.yml");
     std::fs::write(&manifest, MANIFEST).unwrap();
     let path = manifest.to_str().unwrap();
@@ -942,8 +894,8 @@ fn status_reports_keys_states_consumers_and_last_use() {
 fn a_half_written_consumer_gets_the_old_id_back_when_the_old_secret_is_unknown() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
     env.write_manifest(MANIFEST);
     // acme/api takes the new id, then refuses the new secret.
     env.github.add_fault(Fault::new(
@@ -997,8 +949,8 @@ fn a_dedicated_identity_repairs_by_replacing_the_half_written_key() {
 fn the_most_verbose_logs_show_no_secret() {
     let env = TestEnv::new();
     let old = setup_user(&env, Some(91)).unwrap();
-    github_with_consumers(&env);
-    seed_consumers(&env, &old);
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
     env.write_manifest(MANIFEST);
     let vars = vec![
         (

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_github;
+pub mod fixtures;
 
 use std::io::Read;
 use std::net::TcpListener;
