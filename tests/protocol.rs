@@ -270,16 +270,7 @@ fn a_lost_write_is_settled_by_updated_at_whatever_the_clocks_say() {
 fn stuck_states_are_loud() {
     let env = TestEnv::new();
     let key = setup(&env, Some(100)).unwrap();
-    let iam = env.iam();
-    runtime().block_on(async {
-        iam.update_access_key()
-            .user_name(USER)
-            .access_key_id(&key.id)
-            .status(aws_sdk_iam::types::StatusType::Inactive)
-            .send()
-            .await
-            .unwrap();
-    });
+    env.deactivate_by_hand(USER, &key.id);
     let admin = env.admin.clone();
     for command in ["status", "rotate", "deactivate", "delete"] {
         let run = env.action(&admin, &[("command", command)]);

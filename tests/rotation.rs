@@ -305,16 +305,7 @@ fn state_inactive_refuses_with_guidance() {
     let key = setup_user(&env, Some(100)).unwrap();
     add_consumer_stores(&env);
     env.write_manifest(MANIFEST);
-    let iam = env.iam();
-    runtime().block_on(async {
-        iam.update_access_key()
-            .user_name(USER)
-            .access_key_id(&key.id)
-            .status(aws_sdk_iam::types::StatusType::Inactive)
-            .send()
-            .await
-            .unwrap();
-    });
+    env.deactivate_by_hand(USER, &key.id);
     let before = env.world(USER);
     let admin = env.admin.clone();
     let run = env.action(&admin, &[("force", "true")]);
@@ -459,16 +450,7 @@ fn state_conflict_refuses() {
     add_consumer_stores(&env);
     env.write_manifest(MANIFEST);
     let newer = env.create_key(USER);
-    let iam = env.iam();
-    runtime().block_on(async {
-        iam.update_access_key()
-            .user_name(USER)
-            .access_key_id(&newer.id)
-            .status(aws_sdk_iam::types::StatusType::Inactive)
-            .send()
-            .await
-            .unwrap();
-    });
+    env.deactivate_by_hand(USER, &newer.id);
     let before = env.world(USER);
     let run = env.action(&old, &[("force", "true"), ("delete-inactive", "true")]);
     assert_eq!(run.code, 3, "{}", run.all());

@@ -323,6 +323,20 @@ impl TestEnv {
         }
     }
 
+    /// Sets `user`'s key `key_id` Inactive, as a person would in the console.
+    pub fn deactivate_by_hand(&self, user: &str, key_id: &str) {
+        let iam = self.iam();
+        runtime().block_on(async {
+            iam.update_access_key()
+                .user_name(user)
+                .access_key_id(key_id)
+                .status(aws_sdk_iam::types::StatusType::Inactive)
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
     pub fn create_key(&self, user: &str) -> Key {
         let iam = self.iam();
         let key = runtime().block_on(async {
