@@ -562,6 +562,9 @@ async fn discover(
         })?;
         inventory.repositories += inv.repositories;
         inventory.stores.extend(inv.stores);
+        for limit in &inv.limits {
+            console.warn(&format!("discover: {limit}"));
+        }
     }
     let findings = discover::findings(&manifest.users, &inventory);
     let aws = aws::load(tuning.propagation).await;

@@ -18,6 +18,8 @@ pub struct Inventory {
     pub owners: Vec<String>,
     /// How many repositories were looked at.
     pub repositories: usize,
+    /// What could not be seen, said as a warning (another user's private repositories).
+    pub limits: Vec<String>,
 }
 
 /// What `discover` needs from GitHub: the stores an owner has and the secret names in each.

@@ -173,3 +173,46 @@ fn bad_app_credentials_exit_2_and_change_nothing() {
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("exclusive"), "{}", run.stderr);
 }
+
+/// `discover` as an App installed on a user account lists that account's private repositories
+/// through the installation (`/installation/repositories`), which `/users/{u}/repos` would hide.
+#[test]
+fn discover_as_an_app_sees_the_private_repositories_of_a_user_account() {
+    let env = TestEnv::new();
+    let old = setup(&env);
+    env.github.install_app(APP_ID, "acme");
+    env.github.install_app(APP_ID, "octo");
+    env.github.add_private_repo("octo/private-tool");
+    env.github.set_secret(
+        &repo("octo/private-tool"),
+        "AWS_ACCESS_KEY_ID",
+        &old.id,
+        chrono::Utc::now(),
+    );
+    let before = env.world(USER);
+    let run = env.exec(
+        &env.admin.clone(),
+        &[],
+        vec![
+            ("GITHUB_ACTIONS".into(), "true".into()),
+            ("INPUT_COMMAND".into(), "discover".into()),
+            ("INPUT_APP-ID".into(), APP_ID.to_string()),
+            ("INPUT_APP-PRIVATE-KEY".into(), key_pem()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("octo/private-tool (repository secrets) holds AWS_ACCESS_KEY_ID"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.all()
+            .contains("is a user account this token does not belong to"),
+        "the installation sees the whole account: {}",
+        run.all()
+    );
+    assert_eq!(env.github.count("GET", "/installation/repositories"), 1);
+    assert_eq!(env.world(USER), before, "nothing changed");
+}

@@ -110,3 +110,62 @@ fn discover_as_json_counts_its_requests() {
     assert_eq!(requests, served, "the count is every request GitHub saw");
     assert!(requests < 50, "well inside the primary limit: {requests}");
 }
+
+/// A user account's repositories: the token's own account is listed whole (`/user/repos`,
+/// private ones included); of another user's account GitHub shows only the public ones, and the
+/// run says so instead of claiming the search was complete.
+#[test]
+fn discover_lists_its_own_accounts_private_repositories_and_says_what_it_cannot_see() {
+    let env = TestEnv::new();
+    env.rotating_user(USER);
+    let key = env.aged_key(USER, 30);
+    let then = chrono::Utc::now() - chrono::Duration::days(30);
+    env.github.add_repo("octo/web");
+    env.seed(&[repo("octo/web")], &key, 30);
+    // The token's own account (support::fake_github::TOKEN_LOGIN): a private repository.
+    env.github.add_private_repo("octo/secret-tool");
+    // Another user's account: one public and one private repository.
+    env.github.add_repo("someone/site");
+    env.github.add_repo("someone/public-app");
+    env.github.add_private_repo("someone/private-app");
+    for r in [
+        "octo/secret-tool",
+        "someone/public-app",
+        "someone/private-app",
+    ] {
+        env.github
+            .set_secret(&repo(r), "AWS_ACCESS_KEY_ID", &key.id, then);
+    }
+    env.write_manifest(
+        "version: 1\nusers:\n  - name: ci-deployer\n    consumers:\n      - repository: octo/web\n      - repository: someone/site\n",
+    );
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[("command", "discover")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    for found in ["octo/secret-tool", "someone/public-app"] {
+        assert!(
+            run.stdout.contains(&format!(
+                "{found} (repository secrets) holds AWS_ACCESS_KEY_ID"
+            )),
+            "{found}: {}",
+            run.stdout
+        );
+    }
+    assert!(!run.all().contains("someone/private-app"), "{}", run.all());
+    let limit = run
+        .stdout
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "::warning::discover: someone is a user account this token does not belong to",
+            )
+        })
+        .unwrap_or_else(|| panic!("a warning about someone: {}", run.stdout));
+    assert!(limit.contains("private ones were not searched"), "{limit}");
+    assert!(
+        !run.stdout.contains("octo is a user account"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.github.count("GET", "/user/repos"), 1);
+}

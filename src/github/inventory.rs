@@ -16,6 +16,17 @@ struct Repo {
 }
 
 #[derive(Deserialize)]
+struct Login {
+    login: String,
+}
+
+/// `GET /installation/repositories`: the repositories an App's installation reaches.
+#[derive(Deserialize)]
+struct InstallationRepos {
+    repositories: Vec<Repo>,
+}
+
+#[derive(Deserialize)]
 struct NamedList<T> {
     #[serde(alias = "secrets", alias = "environments")]
     items: Vec<T>,
@@ -27,6 +38,44 @@ struct Named {
 }
 
 impl GitHub {
+    /// Every repository of the user account `owner`, private ones included, when the
+    /// credentials are that account's: its own token (`/user/repos`), or an App installed on it
+    /// (`/installation/repositories`). `None` for another user's account.
+    async fn account_repos(&self, owner: &str, what: &str) -> Result<Option<Vec<Repo>>, GhError> {
+        if self.owners.contains_key(&owner.to_ascii_lowercase()) {
+            // The App's installation on this account: it lists what it reaches.
+            let path = format!("/installation/repositories?owner={}", encode_segment(owner));
+            return self
+                .all_pages(&path, what, |r: InstallationRepos| r.repositories)
+                .await
+                .map(Some);
+        }
+        let reply = match self
+            .send(
+                http::Method::GET,
+                "/user",
+                None,
+                "reading the token's account",
+            )
+            .await
+        {
+            Ok(reply) => reply,
+            // An integration's token (the workflow's GITHUB_TOKEN) belongs to no account.
+            Err(e) if matches!(e.kind, GhErrorKind::Forbidden | GhErrorKind::NotFound) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let me: Login = serde_json::from_str(&reply.body)
+            .map_err(|e| super::unexpected("reading the token's account", e))?;
+        if !me.login.eq_ignore_ascii_case(owner) {
+            return Ok(None);
+        }
+        self.all_pages("/user/repos?affiliation=owner", what, |r: Vec<Repo>| r)
+            .await
+            .map(Some)
+    }
+
     /// The secret names of a store; a store the token may not read (Dependabot off, no
     /// permission) counts as empty rather than failing the whole search.
     async fn names(&self, path: &str, what: &str) -> Result<BTreeSet<String>, GhError> {
@@ -58,21 +107,27 @@ impl Lister for GitHub {
             Err(e) if e.kind == GhErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
-        let repos_path = if is_org {
-            format!("/orgs/{o}/repos")
+        let what = format!("listing the repositories of {owner}");
+        let mut limits = Vec::new();
+        let repos = if is_org {
+            self.all_pages(&format!("/orgs/{o}/repos"), &what, |r: Vec<Repo>| r)
+                .await?
         } else {
-            format!("/users/{o}/repos")
+            match self.account_repos(owner, &what).await? {
+                Some(repos) => repos,
+                None => {
+                    limits.push(format!(
+                        "{owner} is a user account this token does not belong to: GitHub lists only its public repositories, so its private ones were not searched. Run discover with {owner}'s own token, or as an App installed on {owner}"
+                    ));
+                    self.all_pages(&format!("/users/{o}/repos"), &what, |r: Vec<Repo>| r)
+                        .await?
+                }
+            }
         };
-        let repos = self
-            .all_pages(
-                &repos_path,
-                &format!("listing the repositories of {owner}"),
-                |r: Vec<Repo>| r,
-            )
-            .await?;
         let mut inv = Inventory {
             owners: vec![owner.to_owned()],
             repositories: repos.len(),
+            limits,
             ..Inventory::default()
         };
         for repo in repos {

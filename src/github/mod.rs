@@ -242,10 +242,19 @@ impl GitHub {
 
     /// The client for a request: the installation token of the path's owner, when
     /// authenticated as an App; else the one client.
+    /// An installation's own endpoints (`/installation/…`) name their owner in an `owner=`
+    /// query parameter, which only picks the token here (GitHub ignores it).
     fn client_for(&self, path: &str) -> &Octocrab {
         let mut segments = path.trim_start_matches('/').split('/');
         let owner = match (segments.next(), segments.next()) {
             (Some("repos" | "orgs" | "users"), Some(owner)) => owner.to_ascii_lowercase(),
+            (Some("installation"), Some(rest)) => match rest
+                .split_once('?')
+                .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("owner=")))
+            {
+                Some(owner) => owner.to_ascii_lowercase(),
+                None => return &self.client,
+            },
             _ => return &self.client,
         };
         self.owners.get(&owner).unwrap_or(&self.client)

@@ -5,7 +5,7 @@
 //! and a sealed box the fake can open, or it is refused with 422 as GitHub does. The plaintext
 //! and `updated_at` are kept for assertions. Faults are injected by rule.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +22,8 @@ use super::runtime;
 
 pub const TOKEN: &str = "ghp_fakeTokenThatCanWriteSecrets0001";
 pub const READ_ONLY_TOKEN: &str = "ghp_fakeTokenThatCanOnlyRead000002";
+/// The user account both tokens belong to (`GET /user`).
+pub const TOKEN_LOGIN: &str = "octo";
 
 /// Which secrets of a repository or organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -272,6 +274,8 @@ struct State {
     installations: BTreeMap<(u64, String), u64>,
     /// Installation tokens → the owner they reach.
     installation_tokens: HashMap<String, String>,
+    /// Repositories only their owner's credentials may list (`/users/{u}/repos` hides them).
+    private_repos: BTreeSet<String>,
     /// How long a dispatched run takes (else it completes on its third poll).
     run_time: Option<std::time::Duration>,
     /// GitHub's secondary rate limits, when enforced.
@@ -415,6 +419,16 @@ impl FakeGitHub {
             .or_insert_with(|| ScopeState::new(n));
         let id = 100_000 + s.repo_ids.len() as u64;
         s.repo_ids.entry(name.to_owned()).or_insert(id);
+    }
+
+    /// A private repository: its owner's token or App installation lists it, others do not.
+    pub fn add_private_repo(&self, name: &str) {
+        self.add_repo(name);
+        self.state
+            .lock()
+            .unwrap()
+            .private_repos
+            .insert(name.to_owned());
     }
 
     /// A repository's numeric id.
@@ -822,7 +836,10 @@ fn respond_after_faults(
             None => return error(StatusCode::UNAUTHORIZED, "Bad credentials"),
         },
     };
-    if let Some(r) = inventory_route(&s, method, &seg, query) {
+    let installation = token
+        .as_deref()
+        .and_then(|t| s.installation_tokens.get(t).cloned());
+    if let Some(r) = inventory_route(&s, method, &seg, query, installation.as_deref()) {
         return r;
     }
     if let Some(r) = workflow_route(&mut s, method, &seg, headers, body, can_write) {
@@ -1127,10 +1144,23 @@ fn page<T: Clone>(items: &[T], query: &str) -> Vec<T> {
 }
 
 /// What `discover` lists: organizations, an owner's repositories, a repository's environments.
-fn inventory_route(s: &State, method: &Method, seg: &[&str], query: &str) -> Option<Response> {
+/// `installation`: the owner an App installation's token reaches (else a user's token).
+fn inventory_route(
+    s: &State,
+    method: &Method,
+    seg: &[&str],
+    query: &str,
+    installation: Option<&str>,
+) -> Option<Response> {
     if method != Method::GET {
         return None;
     }
+    let integration_refused = || {
+        error(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        )
+    };
     let repos_of = |owner: &str| -> Vec<Value> {
         s.repo_ids
             .iter()
@@ -1151,7 +1181,40 @@ fn inventory_route(s: &State, method: &Method, seg: &[&str], query: &str) -> Opt
             }
             ok(StatusCode::OK, Value::Array(page(&repos_of(o), query)))
         }
-        ["users", u, "repos"] => ok(StatusCode::OK, Value::Array(page(&repos_of(u), query))),
+        ["users", u, "repos"] => {
+            let public: Vec<Value> = repos_of(u)
+                .into_iter()
+                .filter(|r| {
+                    !s.private_repos
+                        .contains(r["full_name"].as_str().unwrap_or(""))
+                })
+                .collect();
+            ok(StatusCode::OK, Value::Array(page(&public, query)))
+        }
+        ["user"] => match installation {
+            Some(_) => integration_refused(),
+            None => ok(StatusCode::OK, json!({"login": TOKEN_LOGIN})),
+        },
+        ["user", "repos"] => match installation {
+            Some(_) => integration_refused(),
+            None => ok(
+                StatusCode::OK,
+                Value::Array(page(&repos_of(TOKEN_LOGIN), query)),
+            ),
+        },
+        ["installation", "repositories"] => match installation {
+            Some(owner) => {
+                let repos = repos_of(owner);
+                ok(
+                    StatusCode::OK,
+                    json!({"total_count": repos.len(), "repositories": page(&repos, query)}),
+                )
+            }
+            None => error(
+                StatusCode::FORBIDDEN,
+                "You must authenticate with an installation access token",
+            ),
+        },
         ["repos", o, r, "environments"] => {
             let name = format!("{o}/{r}");
             if !s.scopes.contains_key(&repo(&name)) {
