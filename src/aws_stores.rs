@@ -18,8 +18,40 @@ use crate::seal::ScopeKey;
 
 pub struct AwsStores {
     config: SdkConfig,
-    sm: Mutex<HashMap<Option<String>, aws_sdk_secretsmanager::Client>>,
-    ssm: Mutex<HashMap<Option<String>, aws_sdk_ssm::Client>>,
+    sm: PerRegion<aws_sdk_secretsmanager::Client>,
+    ssm: PerRegion<aws_sdk_ssm::Client>,
+}
+
+/// One client per region a consumer names (`None`: the step's own region), made on first use.
+struct PerRegion<C> {
+    clients: Mutex<HashMap<Option<String>, C>>,
+    /// The step's own region.
+    default: Option<Region>,
+}
+
+impl<C: Clone> PerRegion<C> {
+    fn new(default: Option<Region>) -> Self {
+        Self {
+            clients: Mutex::new(HashMap::new()),
+            default,
+        }
+    }
+
+    /// The client for `region`, made by `make` with the region to use.
+    fn get(&self, region: &Option<String>, make: impl FnOnce(Option<Region>) -> C) -> C {
+        let mut clients = self.clients.lock().expect("not poisoned");
+        clients
+            .entry(region.clone())
+            .or_insert_with(|| {
+                make(
+                    region
+                        .clone()
+                        .map(Region::new)
+                        .or_else(|| self.default.clone()),
+                )
+            })
+            .clone()
+    }
 }
 
 fn to_chrono(t: &aws_sdk_secretsmanager::primitives::DateTime) -> DateTime<Utc> {
@@ -93,37 +125,23 @@ impl AwsStores {
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             config: config.clone(),
-            sm: Mutex::new(HashMap::new()),
-            ssm: Mutex::new(HashMap::new()),
+            sm: PerRegion::new(config.region().cloned()),
+            ssm: PerRegion::new(config.region().cloned()),
         }
     }
 
     fn sm(&self, region: &Option<String>) -> aws_sdk_secretsmanager::Client {
-        let mut clients = self.sm.lock().expect("not poisoned");
-        clients
-            .entry(region.clone())
-            .or_insert_with(|| {
-                let mut b = aws_sdk_secretsmanager::config::Builder::from(&self.config);
-                if let Some(r) = region {
-                    b = b.region(Region::new(r.clone()));
-                }
-                aws_sdk_secretsmanager::Client::from_conf(b.build())
-            })
-            .clone()
+        self.sm.get(region, |r| {
+            let conf = aws_sdk_secretsmanager::config::Builder::from(&self.config).region(r);
+            aws_sdk_secretsmanager::Client::from_conf(conf.build())
+        })
     }
 
     fn ssm(&self, region: &Option<String>) -> aws_sdk_ssm::Client {
-        let mut clients = self.ssm.lock().expect("not poisoned");
-        clients
-            .entry(region.clone())
-            .or_insert_with(|| {
-                let mut b = aws_sdk_ssm::config::Builder::from(&self.config);
-                if let Some(r) = region {
-                    b = b.region(Region::new(r.clone()));
-                }
-                aws_sdk_ssm::Client::from_conf(b.build())
-            })
-            .clone()
+        self.ssm.get(region, |r| {
+            let conf = aws_sdk_ssm::config::Builder::from(&self.config).region(r);
+            aws_sdk_ssm::Client::from_conf(conf.build())
+        })
     }
 
     /// The secret's JSON object (its current version).
