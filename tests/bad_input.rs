@@ -50,187 +50,135 @@ fn refused_as_invalid(env: &TestEnv, creds: &Key, inputs: &[(&str, &str)], needl
     run
 }
 
-#[test]
-fn malformed_yaml() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest("version: 1\nusers: [\n");
-    refused_as_invalid(
-        &env,
-        &key,
-        &[],
-        ".github/aws-key-rotation.yml:2:8: unclosed bracket",
-    );
+/// Whose credentials a case runs with.
+#[derive(Clone, Copy)]
+enum Creds {
+    /// The due user's own key.
+    Own,
+    /// None at all.
+    Missing,
+    /// The user's key id with a wrong secret.
+    WrongSecret,
 }
 
-#[test]
-fn unknown_field() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(&MANIFEST.replace("    consumers:", "    max_age_days: 3\n    consumers:"));
-    refused_as_invalid(
-        &env,
-        &key,
-        &[],
-        ".github/aws-key-rotation.yml:4:5: unknown field `max_age_days`, expected one of name, max-age-days",
-    );
+/// One way to get the input wrong: the manifest (`None`: no file), the inputs, the credentials,
+/// a fault GitHub answers with, and what the refusal must say.
+struct Case {
+    manifest: Option<String>,
+    inputs: &'static [(&'static str, &'static str)],
+    creds: Creds,
+    fault: Option<Fault>,
+    says: &'static str,
 }
 
-#[test]
-fn missing_version() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(&MANIFEST.replace("version: 1\n", ""));
-    refused_as_invalid(
-        &env,
-        &key,
-        &[],
-        ".github/aws-key-rotation.yml:1:1: missing field `version` (add `version: 1` at the top)",
-    );
+fn case(manifest: &str, says: &'static str) -> Case {
+    Case {
+        manifest: Some(manifest.to_owned()),
+        inputs: &[],
+        creds: Creds::Own,
+        fault: None,
+        says,
+    }
 }
 
-#[test]
-fn unknown_iam_user() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(&MANIFEST.replace("name: ci-deployer", "name: ci-deployr"));
-    refused_as_invalid(
-        &env,
-        &key,
-        &[],
-        ".github/aws-key-rotation.yml:3:5: IAM user \"ci-deployr\" does not exist",
-    );
+fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "version: 1\nusers: [\n",
+            ".github/aws-key-rotation.yml:2:8: unclosed bracket",
+        ),
+        case(
+            &MANIFEST.replace("    consumers:", "    max_age_days: 3\n    consumers:"),
+            ".github/aws-key-rotation.yml:4:5: unknown field `max_age_days`, expected one of name, max-age-days",
+        ),
+        case(
+            &MANIFEST.replace("version: 1\n", ""),
+            ".github/aws-key-rotation.yml:1:1: missing field `version` (add `version: 1` at the top)",
+        ),
+        case(
+            &MANIFEST.replace("name: ci-deployer", "name: ci-deployr"),
+            ".github/aws-key-rotation.yml:3:5: IAM user \"ci-deployr\" does not exist",
+        ),
+        case(
+            &format!("{MANIFEST}      - repository: acme/gone\n"),
+            "acme/gone (repository secrets): GitHub answered 404: the repository or environment does not exist",
+        ),
+        case(
+            &format!("{MANIFEST}      - repository: acme/web\n        environment: staging\n"),
+            "acme/web environment \"staging\": GitHub answered 404",
+        ),
+        Case {
+            fault: Some(Fault::new(axum::http::Method::GET, "/public-key", 403)),
+            ..case(
+                MANIFEST,
+                "GitHub answered 403 (injected fault): the token cannot read secrets here. The workflow's own GITHUB_TOKEN can never write secrets",
+            )
+        },
+        Case {
+            inputs: &[("github-token", "")],
+            ..case(
+                MANIFEST,
+                "GitHub answered 401 (Requires authentication): no token was given. Give it as input github-token",
+            )
+        },
+        Case {
+            creds: Creds::Missing,
+            ..case(MANIFEST, "no AWS credentials")
+        },
+        Case {
+            creds: Creds::WrongSecret,
+            ..case(MANIFEST, "AWS answered 403 to iam:ListAccessKeys")
+        },
+        Case {
+            manifest: None,
+            ..case("", "no manifest at .github/aws-key-rotation.yml")
+        },
+        Case {
+            inputs: &[("config", "keys/rotation.yml")],
+            ..case(MANIFEST, "cannot read the manifest keys/rotation.yml")
+        },
+        Case {
+            inputs: &[("user", "someone")],
+            ..case(
+                MANIFEST,
+                "user \"someone\" is not in .github/aws-key-rotation.yml (its users: ci-deployer)",
+            )
+        },
+        Case {
+            inputs: &[("force", "yes")],
+            ..case(MANIFEST, "input force must be true or false, not \"yes\"")
+        },
+    ]
 }
 
+/// Every case, one after another against one world: each exits 2 with its message, and
+/// leaves IAM and every secret as they were.
 #[test]
-fn a_repository_that_does_not_exist() {
+fn every_bad_input_is_refused_and_changes_nothing() {
     let env = TestEnv::new();
     let key = due_user(&env);
-    env.write_manifest(&format!("{MANIFEST}      - repository: acme/gone\n"));
-    refused_as_invalid(
-        &env,
-        &key,
-        &[],
-        "acme/gone (repository secrets): GitHub answered 404: the repository or environment does not exist",
-    );
-}
-
-#[test]
-fn an_environment_that_does_not_exist() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(&format!(
-        "{MANIFEST}      - repository: acme/web\n        environment: staging\n"
-    ));
-    refused_as_invalid(
-        &env,
-        &key,
-        &[],
-        "acme/web environment \"staging\": GitHub answered 404",
-    );
-}
-
-#[test]
-fn a_token_without_permission() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(MANIFEST);
-    env.github
-        .add_fault(Fault::new(axum::http::Method::GET, "/public-key", 403));
-    refused_as_invalid(
-        &env,
-        &key,
-        &[],
-        "GitHub answered 403 (injected fault): the token cannot read secrets here. The workflow's own GITHUB_TOKEN can never write secrets",
-    );
-}
-
-#[test]
-fn no_github_token() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(MANIFEST);
-    refused_as_invalid(
-        &env,
-        &key,
-        &[("github-token", "")],
-        "GitHub answered 401 (Requires authentication): no token was given. Give it as input github-token",
-    );
-}
-
-#[test]
-fn no_aws_credentials() {
-    let env = TestEnv::new();
-    due_user(&env);
-    env.write_manifest(MANIFEST);
-    let none = Key {
-        id: String::new(),
-        secret: String::new(),
-    };
-    refused_as_invalid(&env, &none, &[], "no AWS credentials");
-}
-
-#[test]
-fn wrong_aws_credentials() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(MANIFEST);
-    let wrong = Key {
-        id: key.id.clone(),
-        secret: "x".repeat(40),
-    };
-    refused_as_invalid(&env, &wrong, &[], "AWS answered 403 to iam:ListAccessKeys");
-}
-
-#[test]
-fn no_manifest_and_no_iam_user() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    refused_as_invalid(
-        &env,
-        &key,
-        &[],
-        "no manifest at .github/aws-key-rotation.yml",
-    );
-}
-
-#[test]
-fn a_named_manifest_that_does_not_exist() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(MANIFEST);
-    refused_as_invalid(
-        &env,
-        &key,
-        &[("config", "keys/rotation.yml")],
-        "cannot read the manifest keys/rotation.yml",
-    );
-}
-
-#[test]
-fn a_user_not_in_the_manifest() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(MANIFEST);
-    refused_as_invalid(
-        &env,
-        &key,
-        &[("user", "someone")],
-        "user \"someone\" is not in .github/aws-key-rotation.yml (its users: ci-deployer)",
-    );
-}
-
-#[test]
-fn an_input_that_is_not_a_boolean() {
-    let env = TestEnv::new();
-    let key = due_user(&env);
-    env.write_manifest(MANIFEST);
-    refused_as_invalid(
-        &env,
-        &key,
-        &[("force", "yes")],
-        "input force must be true or false, not \"yes\"",
-    );
+    for case in cases() {
+        env.github.clear_faults();
+        match &case.manifest {
+            Some(yaml) => env.write_manifest(yaml),
+            None => env.remove_manifest(),
+        }
+        if let Some(fault) = case.fault {
+            env.github.add_fault(fault);
+        }
+        let creds = match case.creds {
+            Creds::Own => key.clone(),
+            Creds::Missing => Key {
+                id: String::new(),
+                secret: String::new(),
+            },
+            Creds::WrongSecret => Key {
+                id: key.id.clone(),
+                secret: "x".repeat(40),
+            },
+        };
+        refused_as_invalid(&env, &creds, case.inputs, case.says);
+    }
 }
 
 #[test]

@@ -501,6 +501,14 @@ impl TestEnv {
         std::fs::write(dir.join("aws-key-rotation.yml"), yaml).unwrap();
     }
 
+    /// No manifest at the default path.
+    pub fn remove_manifest(&self) {
+        let path = self.workspace.path().join(".github/aws-key-rotation.yml");
+        if path.exists() {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+
     /// Runs the binary as the action: no arguments, `INPUT_*` with dashes kept.
     pub fn action(&self, creds: &Key, inputs: &[(&str, &str)]) -> Run {
         let mut vars: Vec<(String, String)> = vec![("GITHUB_ACTIONS".into(), "true".into())];
