@@ -496,37 +496,11 @@ impl GitHub {
         method: &http::Method,
         path: &str,
     ) -> Attempt {
-        let header = |n: &str| {
-            headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
         let github_message = serde_json::from_str::<serde_json::Value>(body)
             .ok()
             .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
             .unwrap_or_default();
-        let retry_after = header("retry-after")
-            .and_then(|s| {
-                let s = s.trim();
-                s.parse::<u64>().ok().map(Duration::from_secs).or_else(|| {
-                    // The HTTP-date form.
-                    chrono::DateTime::parse_from_rfc2822(s).ok().map(|at| {
-                        Duration::from_secs(
-                            (at.timestamp() - chrono::Utc::now().timestamp()).max(1) as u64,
-                        )
-                    })
-                })
-            })
-            .or_else(|| {
-                (header("x-ratelimit-remaining").as_deref() == Some("0"))
-                    .then(|| header("x-ratelimit-reset"))
-                    .flatten()
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .map(|reset| {
-                        Duration::from_secs((reset - chrono::Utc::now().timestamp()).max(1) as u64)
-                    })
-            });
+        let retry_after = retry_after(headers, chrono::Utc::now());
         let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
             || (status == StatusCode::FORBIDDEN
                 && (retry_after.is_some() || github_message.to_lowercase().contains("rate limit")));
@@ -616,6 +590,31 @@ impl GitHub {
     }
 }
 
+/// How long GitHub asked to wait, as of `now`: `retry-after` in seconds or as an HTTP date, else
+/// the primary limit's reset time when no request is left (`x-ratelimit-remaining: 0`). At
+/// least a second when GitHub names a time at all.
+pub(crate) fn retry_after(
+    headers: &HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+    let until = |at: i64| Duration::from_secs((at - now.timestamp()).max(1) as u64);
+    if let Some(s) = header("retry-after") {
+        if let Ok(secs) = s.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        if let Ok(at) = chrono::DateTime::parse_from_rfc2822(s) {
+            return Some(until(at.timestamp()));
+        }
+    }
+    if header("x-ratelimit-remaining") == Some("0") {
+        return header("x-ratelimit-reset")
+            .and_then(|s| s.parse::<i64>().ok())
+            .map(until);
+    }
+    None
+}
+
 /// `/repos/{owner}/{repo}/…` or `/repos/{owner}/{repo}/environments/{name}/…`, encoded.
 pub(crate) fn encode_segment(s: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -633,5 +632,70 @@ pub(crate) fn unexpected(what: &str, e: impl std::fmt::Display) -> GhError {
         message: format!("{what}: unexpected answer from GitHub: {e}"),
         uncertain: false,
         status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_dates_and_the_primary_reset() {
+        let now = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 26, 12, 0, 0)
+            .unwrap();
+        let secs = |n| Some(Duration::from_secs(n));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "30")]), now),
+            secs(30)
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "Thu, 26 Nov 2026 12:01:30 GMT")]),
+                now
+            ),
+            secs(90)
+        );
+        // A date already past still waits a second.
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "Thu, 26 Nov 2026 11:59:00 GMT")]),
+                now
+            ),
+            secs(1)
+        );
+        let reset = (now.timestamp() + 600).to_string();
+        assert_eq!(
+            retry_after(
+                &headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", reset.as_str())
+                ]),
+                now
+            ),
+            secs(600)
+        );
+        // Requests left: the reset time is no reason to wait.
+        assert_eq!(
+            retry_after(
+                &headers(&[
+                    ("x-ratelimit-remaining", "12"),
+                    ("x-ratelimit-reset", reset.as_str())
+                ]),
+                now
+            ),
+            None
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 }
