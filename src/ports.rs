@@ -156,24 +156,18 @@ pub enum Dispatched {
     Accepted,
 }
 
-#[derive(Clone, Debug)]
-pub enum DispatchError {
-    /// 400/422 naming `return_run_details` (GitHub Enterprise Server 3.20 and older).
-    DetailsUnsupported,
-    Failed(GhError),
-}
-
 pub trait Workflows {
     async fn default_branch(&self, repository: &str) -> Result<String, GhError>;
-    /// One `POST …/dispatches`; never retried here.
+    /// Dispatches the workflow once, asking for the run's details where the server gives them
+    /// (GitHub Enterprise Server 3.20 and older refuse to, and then answer [`Dispatched::Accepted`]).
+    /// Never resent blindly: an `uncertain` error may have dispatched it.
     async fn dispatch(
         &self,
         repository: &str,
         workflow: &str,
         git_ref: &str,
         inputs: &[(&str, &str)],
-        run_details: bool,
-    ) -> Result<Dispatched, DispatchError>;
+    ) -> Result<Dispatched, GhError>;
     /// The workflow's `workflow_dispatch` runs created since about `since`, newest first.
     async fn recent_runs(
         &self,

@@ -29,8 +29,8 @@ use std::time::Duration as StdDuration;
 
 use aws_key_rotator::manifest::{Consumer, Scope, SecretNames, UserSpec, VerifyWorkflow};
 use aws_key_rotator::ports::{
-    Caller, Clock, DispatchError, Dispatched, Events, GhError, GhErrorKind, Iam, IamError,
-    IamErrorKind, NewKey, RunInfo, SecretStore, StepKey, Workflows,
+    Caller, Clock, Dispatched, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey,
+    RunInfo, SecretStore, StepKey, Workflows,
 };
 use aws_key_rotator::rotation::journal::{JOURNAL_TAG, Journal, LEASE_TAG, Phase};
 use aws_key_rotator::rotation::ledger::Held;
@@ -548,8 +548,7 @@ impl Workflows for Sim {
         _: &str,
         _: &str,
         inputs: &[(&str, &str)],
-        run_details: bool,
-    ) -> Result<Dispatched, DispatchError> {
+    ) -> Result<Dispatched, GhError> {
         let input = |n: &str| {
             inputs
                 .iter()
@@ -569,17 +568,12 @@ impl Workflows for Sim {
                 created: now,
                 done_at: w.now + Duration::seconds(30),
             });
-            Ok(if run_details {
-                Dispatched::Run {
-                    id,
-                    html_url: format!("https://github.test/runs/{id}"),
-                }
-            } else {
-                Dispatched::Accepted
+            Ok(Dispatched::Run {
+                id,
+                html_url: format!("https://github.test/runs/{id}"),
             })
         })
         .await
-        .map_err(DispatchError::Failed)
     }
     async fn recent_runs(
         &self,

@@ -317,6 +317,35 @@ fn older_github_enterprise_server_is_dispatched_again_without_run_details() {
     );
 }
 
+/// The server that refused run details once is not asked again in the same run: on
+/// GitHub Enterprise Server every later dispatch costs one write, not two.
+#[test]
+fn run_details_refused_once_are_not_asked_for_again() {
+    let env = TestEnv::new();
+    let old = setup(
+        &env,
+        TWO_VERIFIES,
+        &[
+            (
+                "acme/web",
+                "verify-production.yml",
+                Some("production"),
+                RunMode::OldGhes,
+            ),
+            ("acme/api", "verify.yml", None, RunMode::OldGhes),
+        ],
+    );
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.github.dispatched_runs().len(), 2);
+    assert_eq!(
+        env.github.count("POST", "/dispatches"),
+        3,
+        "one refused with return_run_details, then each workflow once without: {:?}",
+        env.github.log()
+    );
+}
+
 #[test]
 fn a_dispatch_whose_answer_is_lost_is_not_dispatched_twice() {
     let env = TestEnv::new();

@@ -79,6 +79,9 @@ pub struct GitHub {
     /// The governor's clock starts here.
     started: Instant,
     runs: workflows::RunCache,
+    /// The server refused `return_run_details` once (GitHub Enterprise Server 3.20 and older):
+    /// later dispatches do without.
+    run_details_refused: std::sync::atomic::AtomicBool,
 }
 
 enum ClientAuth {
@@ -191,6 +194,7 @@ impl GitHub {
             governor: Mutex::new(governor::Governor::new(limits)),
             started: Instant::now(),
             runs: Default::default(),
+            run_details_refused: Default::default(),
         })
     }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{GitHub, encode_segment, unexpected};
-use crate::ports::{DispatchError, Dispatched, GhError, RunInfo, Workflows};
+use crate::ports::{Dispatched, GhError, RunInfo, Workflows};
 
 fn repo_path(repository: &str) -> String {
     repository
@@ -61,6 +61,45 @@ struct RunsBody {
 /// The ETag and body of the last answer for each run, for `If-None-Match`.
 pub(crate) type RunCache = tokio::sync::Mutex<HashMap<u64, (String, RunInfo)>>;
 
+impl GitHub {
+    /// One `POST …/dispatches`, with `return_run_details` or without.
+    async fn dispatch_once(
+        &self,
+        repository: &str,
+        workflow: &str,
+        git_ref: &str,
+        inputs: &[(&str, &str)],
+        run_details: bool,
+    ) -> Result<Dispatched, GhError> {
+        let what = format!("dispatching workflow {workflow} in {repository}");
+        let path = format!(
+            "/repos/{}/actions/workflows/{}/dispatches",
+            repo_path(repository),
+            encode_segment(workflow)
+        );
+        let inputs: serde_json::Map<String, serde_json::Value> = inputs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+            .collect();
+        let mut body = serde_json::json!({ "ref": git_ref, "inputs": inputs });
+        if run_details {
+            body["return_run_details"] = serde_json::Value::Bool(true);
+        }
+        let reply = self.send_once(&path, &body, &what).await?;
+        if reply.status != http::StatusCode::OK {
+            return Ok(Dispatched::Accepted);
+        }
+        // The dispatch happened even when its details do not parse: find the run.
+        Ok(match serde_json::from_str::<DispatchBody>(&reply.body) {
+            Ok(d) => Dispatched::Run {
+                id: d.workflow_run_id,
+                html_url: d.html_url,
+            },
+            Err(_) => Dispatched::Accepted,
+        })
+    }
+}
+
 impl Workflows for GitHub {
     async fn default_branch(&self, repository: &str) -> Result<String, GhError> {
         let what = format!("reading repository {repository}");
@@ -82,43 +121,27 @@ impl Workflows for GitHub {
         workflow: &str,
         git_ref: &str,
         inputs: &[(&str, &str)],
-        run_details: bool,
-    ) -> Result<Dispatched, DispatchError> {
-        let what = format!("dispatching workflow {workflow} in {repository}");
-        let path = format!(
-            "/repos/{}/actions/workflows/{}/dispatches",
-            repo_path(repository),
-            encode_segment(workflow)
-        );
-        let inputs: serde_json::Map<String, serde_json::Value> = inputs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
-            .collect();
-        let mut body = serde_json::json!({ "ref": git_ref, "inputs": inputs });
-        if run_details {
-            body["return_run_details"] = serde_json::Value::Bool(true);
-        }
-        match self.send_once(&path, &body, &what).await {
-            Ok(reply) if reply.status == http::StatusCode::OK => {
-                // The dispatch happened even when its details do not parse: find the run.
-                Ok(match serde_json::from_str::<DispatchBody>(&reply.body) {
-                    Ok(d) => Dispatched::Run {
-                        id: d.workflow_run_id,
-                        html_url: d.html_url,
-                    },
-                    Err(_) => Dispatched::Accepted,
-                })
-            }
-            Ok(_) => Ok(Dispatched::Accepted),
-            Err(e)
-                if run_details
-                    && matches!(e.status, Some(400 | 422))
-                    && e.message.contains("return_run_details") =>
+    ) -> Result<Dispatched, GhError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.run_details_refused.load(Relaxed) {
+            match self
+                .dispatch_once(repository, workflow, git_ref, inputs, true)
+                .await
             {
-                Err(DispatchError::DetailsUnsupported)
+                // GitHub Enterprise Server 3.20 and older refuse `return_run_details` (400/422)
+                // and dispatch nothing: send it again without, and never ask this server again.
+                Err(e)
+                    if matches!(e.status, Some(400 | 422))
+                        && e.message.contains("return_run_details") =>
+                {
+                    tracing::info!("{e}: dispatching without run details from now on");
+                    self.run_details_refused.store(true, Relaxed);
+                }
+                other => return other,
             }
-            Err(e) => Err(DispatchError::Failed(e)),
         }
+        self.dispatch_once(repository, workflow, git_ref, inputs, false)
+            .await
     }
 
     async fn recent_runs(

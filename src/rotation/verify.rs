@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::manifest::VerifyWorkflow;
-use crate::ports::{Clock, DispatchError, Dispatched, Events, GhError, GhErrorKind, Workflows};
+use crate::ports::{Clock, Dispatched, Events, GhError, GhErrorKind, Workflows};
 
 #[derive(Clone, Debug)]
 pub struct VerifySettings {
@@ -61,8 +61,7 @@ pub fn title_has_marker(title: &str, marker: &str) -> bool {
     })
 }
 
-/// One dispatch, falling back to no run details where GitHub (Enterprise Server 3.20 and
-/// older) rejects them. `may_resend`: whether a lost answer may later lead to a second dispatch.
+/// One dispatch. `may_resend`: whether a lost answer may later lead to a second dispatch.
 async fn dispatch<W: Workflows, C: Clock, E: Events>(
     workflows: &W,
     clock: &C,
@@ -83,7 +82,7 @@ async fn dispatch<W: Workflows, C: Clock, E: Events>(
         }
     };
     match workflows
-        .dispatch(&w.repository, &w.workflow, git_ref, inputs, true)
+        .dispatch(&w.repository, &w.workflow, git_ref, inputs)
         .await
     {
         Ok(Dispatched::Run { id, html_url }) => {
@@ -97,22 +96,8 @@ async fn dispatch<W: Workflows, C: Clock, E: Events>(
             since,
             resend: false,
         },
-        Err(DispatchError::DetailsUnsupported) => match workflows
-            .dispatch(&w.repository, &w.workflow, git_ref, inputs, false)
-            .await
-        {
-            Ok(_) => Tracking::Lookup {
-                since,
-                resend: false,
-            },
-            Err(DispatchError::Failed(e)) if e.uncertain => lost(&e),
-            Err(DispatchError::Failed(e)) => done(w, None, format!("not dispatched: {e}")),
-            Err(DispatchError::DetailsUnsupported) => {
-                done(w, None, "not dispatched: GitHub refused the dispatch")
-            }
-        },
-        Err(DispatchError::Failed(e)) if e.uncertain => lost(&e),
-        Err(DispatchError::Failed(e)) => done(w, None, format!("not dispatched: {e}")),
+        Err(e) if e.uncertain => lost(&e),
+        Err(e) => done(w, None, format!("not dispatched: {e}")),
     }
 }
 
@@ -309,7 +294,7 @@ mod tests {
     /// Dispatches answer with `answers` in turn; a dispatch that "landed" creates a run that
     /// appears in listings and completes with success on the first look.
     struct Scripted {
-        answers: RefCell<Vec<(bool, Result<Dispatched, DispatchError>)>>,
+        answers: RefCell<Vec<(bool, Result<Dispatched, GhError>)>>,
         runs: RefCell<Vec<RunInfo>>,
         dispatches: Cell<usize>,
     }
@@ -323,8 +308,7 @@ mod tests {
             _: &str,
             _: &str,
             inputs: &[(&str, &str)],
-            _: bool,
-        ) -> Result<Dispatched, DispatchError> {
+        ) -> Result<Dispatched, GhError> {
             self.dispatches.set(self.dispatches.get() + 1);
             let (landed, answer) = self.answers.borrow_mut().remove(0);
             if landed {
@@ -358,17 +342,17 @@ mod tests {
         }
     }
 
-    fn lost() -> Result<Dispatched, DispatchError> {
-        Err(DispatchError::Failed(GhError {
+    fn lost() -> Result<Dispatched, GhError> {
+        Err(GhError {
             kind: GhErrorKind::Unavailable,
             message: "GitHub answered 502".into(),
             uncertain: true,
             status: Some(502),
-        }))
+        })
     }
 
     fn verify_with(
-        answers: Vec<(bool, Result<Dispatched, DispatchError>)>,
+        answers: Vec<(bool, Result<Dispatched, GhError>)>,
     ) -> (Vec<RunResult>, usize, Duration) {
         let start = Utc::now();
         let clock = FakeClock(Cell::new(start));
