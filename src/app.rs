@@ -309,8 +309,9 @@ async fn run_inner(
     // Phase 1: read everything and decide, for every user, before changing anything. Reads
     // only, so users are read side by side; the first user's error (in manifest order) stops.
     let width = tuning.max_concurrent_users.max(1);
+    let ctx = &ctx;
     let ready = read_all(&manifest.users, width, |user| {
-        run::plan_user(&ctx, user, command)
+        run::plan_user(ctx, user, command)
     })
     .await?;
 
@@ -335,13 +336,10 @@ async fn run_inner(
     }
     // What the starting users' writes need (timestamps, public keys), still before anything
     // changes: a store that cannot be read stops the run here, untouched.
-    let starting = read_all(starting, width, |(i, user, mut p)| {
-        let ctx = &ctx;
-        async move {
-            run::read_for_writes(ctx, user, &mut p)
-                .await
-                .map(|()| (i, user, p))
-        }
+    let starting = read_all(starting, width, |(i, user, mut p)| async move {
+        run::read_for_writes(ctx, user, &mut p)
+            .await
+            .map(|()| (i, user, p))
     })
     .await?;
 
@@ -350,7 +348,6 @@ async fn run_inner(
     // goes one at a time through the process's one governor. Each user's lines are printed
     // as one block when it is done.
     let live = width == 1 || starting.len() == 1;
-    let ctx = &ctx;
     let mut done = stream::iter(starting)
         .map(|(i, user, p)| async move {
             let log = UserLog::new(console, live);
@@ -371,7 +368,6 @@ async fn run_inner(
         }
         reports[i] = Some(r);
     }
-    drop(done);
     let reports: Vec<UserReport> = reports.into_iter().flatten().collect();
 
     let view = report::views(command_name(command), &reports, clock.now());

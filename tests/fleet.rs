@@ -44,8 +44,6 @@ struct Measured {
     hits: usize,
     /// Closest two writes came, in GitHub's time.
     closest: Option<Duration>,
-    /// When the first and the last write arrived, from the start.
-    writes_between: (Option<Duration>, Option<Duration>),
     peak_rss_kib: i64,
     stdout: String,
     stderr: String,
@@ -182,8 +180,7 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         span.0 = span.0.min(t);
         span.1 = span.1.max(t);
     }
-    let counters = env.github.limit_counters().unwrap_or_default();
-    let at = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(started));
+    let (hits, closest) = env.github.limit_counters().unwrap_or_default();
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
     let outcomes: Vec<String> = report["users"]
         .as_array()
@@ -204,9 +201,8 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         deferred: outcomes.iter().filter(|o| *o == "deferred").count(),
         requests,
         phases,
-        hits: counters.hits,
-        closest: counters.closest,
-        writes_between: (at(counters.first), at(counters.last)),
+        hits,
+        closest,
         peak_rss_kib,
         stdout,
         stderr,
@@ -281,13 +277,6 @@ fn print(fleet: &Fleet, m: &Measured) {
             .map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "-".into())
     );
-    if let (Some(a), Some(b)) = m.writes_between {
-        println!(
-            "writes from {:.2} s to {:.2} s after the start",
-            a.as_secs_f64(),
-            b.as_secs_f64()
-        );
-    }
     println!(
         "peak memory (max RSS): {:.1} MB",
         m.peak_rss_kib as f64 / 1024.0

@@ -246,6 +246,7 @@ impl GitHub {
 
     /// The client for a request: the installation token of the path's owner, when
     /// authenticated as an App; else the one client.
+    ///
     /// An installation's own endpoints (`/installation/…`) name their owner in an `owner=`
     /// query parameter, which only picks the token here (GitHub ignores it).
     fn client_for(&self, path: &str) -> &Octocrab {

@@ -633,7 +633,6 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     }
 }
 
-/// `delete`: remove the older key, only if it is already Inactive and its grace has passed.
 /// Whether `delete` would delete a key now (its grace has passed), without `force` or a named
 /// key: what lets a workflow skip its deletion job (and its reviewers) on the days it has
 /// nothing to do.
@@ -646,6 +645,7 @@ pub fn deletion_due(user: &UserSpec, facts: &Facts, opts: &Options) -> bool {
     matches!(delete(user, facts, &plain), Plan::Act { .. })
 }
 
+/// `delete`: remove the older key, only if it is already Inactive and its grace has passed.
 pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     if let Some(p) = already_gone(facts, opts) {
         return p;

@@ -253,7 +253,6 @@ fn about(scope: &Scope, e: GhError) -> String {
     }
 }
 
-/// Reads everything a command needs about `user` and decides. Changes nothing.
 /// Reads the keys, the journal and what the command's decision needs, and decides. Reads no
 /// public key: see [`read_for_writes`].
 pub async fn plan_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(

@@ -282,15 +282,6 @@ struct State {
     limits: Option<SecondaryLimits>,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LimitCounters {
-    pub hits: usize,
-    pub accepted: usize,
-    pub closest: Option<std::time::Duration>,
-    pub first: Option<std::time::Instant>,
-    pub last: Option<std::time::Instant>,
-}
-
 /// GitHub's secondary limits on content-creating requests (POST, PUT, PATCH, DELETE) of one
 /// token: at most 80 in a minute and 500 in an hour, on a clock `speedup` times fast. A
 /// request over a cap is refused with 403 and a `retry-after`, as GitHub does.
@@ -304,11 +295,6 @@ pub struct SecondaryLimits {
     pub hits: usize,
     /// The closest two accepted writes of one token ever came, in GitHub's (sped-up) time.
     pub closest: Option<std::time::Duration>,
-    /// Accepted writes.
-    pub accepted: usize,
-    /// When the first and the last accepted write arrived.
-    pub first: Option<std::time::Instant>,
-    pub last: Option<std::time::Instant>,
 }
 
 impl SecondaryLimits {
@@ -320,9 +306,6 @@ impl SecondaryLimits {
             writes: HashMap::new(),
             hits: 0,
             closest: None,
-            accepted: 0,
-            first: None,
-            last: None,
         }
     }
 
@@ -358,9 +341,6 @@ impl SecondaryLimits {
             self.closest = Some(self.closest.map_or(gap, |c| c.min(gap)));
         }
         sent.push_back(now);
-        self.accepted += 1;
-        self.first.get_or_insert(now);
-        self.last = Some(now);
         None
     }
 }
@@ -625,17 +605,11 @@ impl FakeGitHub {
         self.state.lock().unwrap().limits = Some(limits);
     }
 
-    /// The enforced limits' counters: refused and accepted writes, the closest gap (in
-    /// GitHub's time), the first and last write.
-    pub fn limit_counters(&self) -> Option<LimitCounters> {
+    /// The enforced limits' counters: writes refused for a limit, and the closest two
+    /// accepted writes came (in GitHub's time).
+    pub fn limit_counters(&self) -> Option<(usize, Option<std::time::Duration>)> {
         let s = self.state.lock().unwrap();
-        s.limits.as_ref().map(|l| LimitCounters {
-            hits: l.hits,
-            accepted: l.accepted,
-            closest: l.closest,
-            first: l.first,
-            last: l.last,
-        })
+        s.limits.as_ref().map(|l| (l.hits, l.closest))
     }
 
     /// Every answered request with when it was answered, in order.
