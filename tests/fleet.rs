@@ -169,6 +169,14 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         .expect("start the tool");
     let (code, peak_rss_kib, stdout, stderr) = wait_measured(child);
     let wall = started.elapsed();
+    // Users' lines are held and printed later: the leak scan reads all of them too.
+    env.record(&support::Run {
+        code,
+        stdout: stdout.clone(),
+        stderr: stderr.clone(),
+        outputs: String::new(),
+        summary: String::new(),
+    });
 
     let mut requests = BTreeMap::new();
     let mut phases: BTreeMap<&'static str, (Duration, Duration)> = BTreeMap::new();
