@@ -60,6 +60,13 @@ impl Tuning {
         if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR") {
             pacing.per_hour = n;
         }
+        if let Some(n) = env
+            .get("AWS_KEY_ROTATOR_CALL_TIMEOUT_SECONDS")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|n| (1..=600).contains(n))
+        {
+            pacing.call_timeout = Duration::from_secs(n);
+        }
         if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_CLOCK_SPEEDUP") {
             pacing.clock_speedup = u32::try_from(n).unwrap_or(u32::MAX).max(1);
         }
@@ -205,7 +212,7 @@ pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tu
             if let Some(path) = &rt.summary_file {
                 let md = format!(
                     "## aws-key-rotator\n\n**Error:** {}\n\nNothing was changed.\n",
-                    message.replace('\n', " ")
+                    report::escape_markdown(&message)
                 );
                 let _ = action::append_summary(path, &console.scrub(&md));
             }
@@ -250,7 +257,7 @@ async fn run_inner(
             ),
         ));
     }
-    let aws = aws::load(tuning.propagation).await;
+    let aws = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
     let step_key = aws
         .step_key()
         .await
@@ -458,7 +465,7 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
 
 /// `verify`: the credentials this step was given work, and are the expected key.
 async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Result<Exit, Stop> {
-    let aws = aws::load(tuning.propagation).await;
+    let aws = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
     let key_id = aws
         .key_id()
         .await
@@ -515,6 +522,7 @@ async fn github_client(
     tuning: &Tuning,
     manifest: &Manifest,
 ) -> Result<GitHub, Stop> {
+    crate::github::check_api_url(&rt.api_url, rt.allow_http).map_err(|e| Stop(Exit::Invalid, e))?;
     let Some((app_id, key)) = &settings.app else {
         return GitHub::new(
             &rt.api_url,
@@ -563,7 +571,7 @@ async fn discover(
         }
     }
     let findings = discover::findings(&manifest.users, &inventory);
-    let aws = aws::load(tuning.propagation).await;
+    let aws = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
     let mut keys = std::collections::BTreeMap::new();
     for user in &manifest.users {
         if !findings.iter().any(|f| f.user == user.name) {

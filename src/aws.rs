@@ -27,11 +27,19 @@ pub struct Aws {
 
 /// Loads the SDK configuration: default credential chain, `AWS_ENDPOINT_URL`, region
 /// from the environment or `us-east-1`.
-pub async fn load(propagation: Duration) -> Aws {
+pub async fn load(propagation: Duration, call_timeout: Duration) -> Aws {
     let region = aws_config::meta::region::RegionProviderChain::default_provider()
         .or_else(Region::new("us-east-1"));
+    // Every operation ends within the call timeout, retries included (CONTRACT §12): a call
+    // that never answers is a lost answer, which the core settles, never a stalled run.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(call_timeout.min(Duration::from_secs(10)))
+        .operation_attempt_timeout(call_timeout)
+        .operation_timeout(call_timeout)
+        .build();
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
+        .timeout_config(timeouts)
         .load()
         .await;
     let endpoint = match config.endpoint_url() {

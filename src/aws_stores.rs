@@ -248,6 +248,30 @@ impl SecretStore for AwsStores {
         }
     }
 
+    async fn fit_for_secret(&self, scope: &Scope, name: &str) -> Result<(), GhError> {
+        let Scope::ParameterStore { region } = scope else {
+            return Ok(());
+        };
+        let what = format!("reading the type of {name} in {scope}");
+        let out = self
+            .ssm(region)
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| store_error(&what, e))?;
+        match out.parameter().and_then(|p| p.r#type()) {
+            Some(aws_sdk_ssm::types::ParameterType::SecureString) => Ok(()),
+            other => Err(rejected(
+                &format!("{name} in {scope}"),
+                &format!(
+                    "it is a {} parameter, which keeps the secret access key in plaintext (and in its history): make it a SecureString (delete it and create it again with --type SecureString), then run again",
+                    other.map(|t| t.as_str()).unwrap_or("untyped")
+                ),
+            )),
+        }
+    }
+
     async fn put(
         &self,
         scope: &Scope,
@@ -373,6 +397,13 @@ impl SecretStore for Stores<'_> {
             Ok(None)
         } else {
             self.github.stamps(scope).await
+        }
+    }
+    async fn fit_for_secret(&self, scope: &Scope, name: &str) -> Result<(), GhError> {
+        if scope.is_readable() {
+            self.aws.fit_for_secret(scope, name).await
+        } else {
+            Ok(())
         }
     }
 }

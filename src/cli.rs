@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ValueEnum};
 use secrecy::SecretString;
 
+use crate::bounds::{self, Bound};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CommandName {
     Status,
@@ -464,17 +466,9 @@ impl RawInputs {
         }
     }
 
-    fn number(&self, name: &str, default: u64, min: u64) -> Result<u64, String> {
-        match self.get(name).trim() {
-            "" => Ok(default),
-            s => match s.parse::<u64>() {
-                Ok(n) if n >= min => Ok(n),
-                _ => Err(format!(
-                    "{} must be a whole number of at least {min}, not {s:?}",
-                    self.named(name)
-                )),
-            },
-        }
+    /// A number in `bound`'s range (`default` when unset).
+    fn number(&self, bound: Bound, default: u32) -> Result<u32, String> {
+        Ok(self.optional_number(bound)?.unwrap_or(default))
     }
 
     /// `app-id` and `app-private-key`: both or neither, and not with `github-token`.
@@ -504,16 +498,14 @@ impl RawInputs {
         }
     }
 
-    /// A whole number that may be left unset (then the manifest decides).
-    fn optional_number(&self, name: &str) -> Result<Option<u64>, String> {
-        match self.get(name).trim() {
+    /// A number in `bound`'s range that may be left unset (then the manifest decides).
+    fn optional_number(&self, bound: Bound) -> Result<Option<u32>, String> {
+        match self.get(bound.name).trim() {
             "" => Ok(None),
-            s => s.parse::<u64>().map(Some).map_err(|_| {
-                format!(
-                    "{} must be a whole number (0 or more), not {s:?}",
-                    self.named(name)
-                )
-            }),
+            s => bound
+                .parse(s)
+                .map(Some)
+                .map_err(|why| format!("{} {why}", self.named(bound.name))),
         }
     }
 }
@@ -556,20 +548,22 @@ impl Settings {
             json: raw.boolean("json")?,
             delete_inactive: raw.boolean("delete-inactive")?,
             old_access_key_id: opt(raw.get("old-access-key-id")),
-            straggler_window: chrono::Duration::minutes(raw.number(
-                "straggler-window-minutes",
-                15,
-                0,
-            )? as i64),
+            straggler_window: chrono::Duration::minutes(
+                raw.number(bounds::STRAGGLER_WINDOW_MINUTES, 15)?.into(),
+            ),
             deactivate_after: raw
-                .optional_number("deactivate-after-hours")?
-                .map(|h| chrono::Duration::hours(h as i64)),
+                .optional_number(bounds::DEACTIVATE_AFTER_HOURS)?
+                .map(|h| chrono::Duration::hours(h.into())),
             delete_after: raw
-                .optional_number("delete-after-days")?
-                .map(|d| chrono::Duration::days(d as i64)),
+                .optional_number(bounds::DELETE_AFTER_DAYS)?
+                .map(|d| chrono::Duration::days(d.into())),
             expected_access_key_id: opt(raw.get("expected-access-key-id")),
-            verify_timeout: Duration::from_secs(60 * raw.number("verify-timeout-minutes", 30, 1)?),
-            poll_interval: Duration::from_secs(raw.number("poll-interval-seconds", 10, 1)?),
+            verify_timeout: Duration::from_secs(
+                60 * u64::from(raw.number(bounds::VERIFY_TIMEOUT_MINUTES, 30)?),
+            ),
+            poll_interval: Duration::from_secs(
+                raw.number(bounds::POLL_INTERVAL_SECONDS, 10)?.into(),
+            ),
             github_token: raw.secret("github-token").cloned(),
             app: raw.app()?,
         })

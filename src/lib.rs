@@ -7,6 +7,7 @@ pub mod action;
 pub mod app;
 pub mod aws;
 pub mod aws_stores;
+pub mod bounds;
 pub mod cli;
 pub mod discover;
 pub mod exit;

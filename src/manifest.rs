@@ -10,6 +10,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::bounds;
+
 pub const DEFAULT_MAX_AGE_DAYS: u32 = 90;
 pub const DEFAULT_DEACTIVATE_AFTER_HOURS: u32 = 24;
 pub const DEFAULT_DELETE_AFTER_DAYS: u32 = 7;
@@ -193,7 +195,8 @@ pub mod raw {
         #[schemars(range(min = 1, max = 1))]
         pub version: u32,
         #[serde(default)]
-        pub defaults: Option<RawDefaults>,
+        #[schemars(with = "Option<RawDefaults>")]
+        pub defaults: Option<Spanned<RawDefaults>>,
         /// The IAM users whose access keys are rotated.
         #[schemars(with = "Vec<RawUser>", length(min = 1))]
         pub users: Vec<Spanned<RawUser>>,
@@ -203,12 +206,14 @@ pub mod raw {
     #[serde(deny_unknown_fields, rename_all = "kebab-case")]
     pub struct RawDefaults {
         /// Rotate when the active key is at least this many days old (default 90).
-        #[schemars(range(min = 1))]
-        pub max_age_days: Option<u32>,
+        #[schemars(range(min = 1, max = 3650))]
+        pub max_age_days: Option<u64>,
         /// Grace period: the old key stays Active this many hours after the new one is verified (default 24).
-        pub deactivate_after_hours: Option<u32>,
+        #[schemars(range(min = 0, max = 8760))]
+        pub deactivate_after_hours: Option<u64>,
         /// Grace period: the old key stays Inactive this many days before it is deleted (default 7).
-        pub delete_after_days: Option<u32>,
+        #[schemars(range(min = 0, max = 365))]
+        pub delete_after_days: Option<u64>,
         /// Secret names written in every consumer (default AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
         pub secrets: Option<SecretNames>,
     }
@@ -219,12 +224,14 @@ pub mod raw {
         /// IAM user name.
         pub name: String,
         /// Overrides defaults.max-age-days for this user.
-        #[schemars(range(min = 1))]
-        pub max_age_days: Option<u32>,
+        #[schemars(range(min = 1, max = 3650))]
+        pub max_age_days: Option<u64>,
         /// Overrides defaults.deactivate-after-hours for this user.
-        pub deactivate_after_hours: Option<u32>,
+        #[schemars(range(min = 0, max = 8760))]
+        pub deactivate_after_hours: Option<u64>,
         /// Overrides defaults.delete-after-days for this user.
-        pub delete_after_days: Option<u32>,
+        #[schemars(range(min = 0, max = 365))]
+        pub delete_after_days: Option<u64>,
         /// Every GitHub place the key is stored.
         #[schemars(with = "Vec<RawConsumer>", length(min = 1))]
         pub consumers: Vec<Spanned<RawConsumer>>,
@@ -304,9 +311,15 @@ pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
 fn expectation(key: &str) -> Option<(&'static str, &'static str)> {
     Some(match key {
         "version" => ("the manifest format version, 1", "version: 1"),
-        "max-age-days" => ("a whole number of days", "max-age-days: 90"),
-        "deactivate-after-hours" => ("a whole number of hours", "deactivate-after-hours: 24"),
-        "delete-after-days" => ("a whole number of days", "delete-after-days: 7"),
+        "max-age-days" => ("a whole number of days from 1 to 3650", "max-age-days: 90"),
+        "deactivate-after-hours" => (
+            "a whole number of hours from 0 to 8760",
+            "deactivate-after-hours: 24",
+        ),
+        "delete-after-days" => (
+            "a whole number of days from 0 to 365",
+            "delete-after-days: 7",
+        ),
         "visibility" => ("one of all, private or selected", "visibility: selected"),
         "users" => ("a list of users", "users:\n  - name: ci-deployer"),
         "consumers" => (
@@ -444,27 +457,62 @@ impl Validator<'_> {
                 message: "`users` is empty: list at least one IAM user".into(),
             });
         }
-        let defaults = raw.defaults.unwrap_or(raw::RawDefaults {
-            max_age_days: None,
-            deactivate_after_hours: None,
-            delete_after_days: None,
-            secrets: None,
-        });
-        let default_deactivate = defaults
-            .deactivate_after_hours
-            .unwrap_or(DEFAULT_DEACTIVATE_AFTER_HOURS);
-        let default_delete = defaults
-            .delete_after_days
-            .unwrap_or(DEFAULT_DELETE_AFTER_DAYS);
-        let default_age = defaults.max_age_days.unwrap_or(DEFAULT_MAX_AGE_DAYS);
-        if default_age == 0 {
-            return Err(ManifestError {
-                file: self.file.to_owned(),
-                line: 1,
-                column: 1,
-                message: "defaults.max-age-days must be at least 1".into(),
-            });
-        }
+        let (defaults_at, defaults) = match raw.defaults {
+            Some(d) => (Some(d.referenced), d.value),
+            None => (
+                None,
+                raw::RawDefaults {
+                    max_age_days: None,
+                    deactivate_after_hours: None,
+                    delete_after_days: None,
+                    secrets: None,
+                },
+            ),
+        };
+        let bounded = |at: Option<&serde_saphyr::Location>,
+                       prefix: &str,
+                       bound: bounds::Bound,
+                       value: Option<u64>,
+                       default: u32|
+         -> Result<u32, ManifestError> {
+            match value {
+                None => Ok(default),
+                Some(n) => bound.check(n).map_err(|why| {
+                    let message = format!("{prefix}{} {why}", bound.name);
+                    match at {
+                        Some(at) => self.err(at, message),
+                        None => ManifestError {
+                            file: self.file.to_owned(),
+                            line: 1,
+                            column: 1,
+                            message,
+                        },
+                    }
+                }),
+            }
+        };
+        let d_at = defaults_at.as_ref();
+        let default_deactivate = bounded(
+            d_at,
+            "defaults.",
+            bounds::DEACTIVATE_AFTER_HOURS,
+            defaults.deactivate_after_hours,
+            DEFAULT_DEACTIVATE_AFTER_HOURS,
+        )?;
+        let default_delete = bounded(
+            d_at,
+            "defaults.",
+            bounds::DELETE_AFTER_DAYS,
+            defaults.delete_after_days,
+            DEFAULT_DELETE_AFTER_DAYS,
+        )?;
+        let default_age = bounded(
+            d_at,
+            "defaults.",
+            bounds::MAX_AGE_DAYS,
+            defaults.max_age_days,
+            DEFAULT_MAX_AGE_DAYS,
+        )?;
         let default_secrets = defaults.secrets.unwrap_or_default();
         let mut users = Vec::new();
         let mut seen_users: HashMap<String, u64> = HashMap::new();
@@ -488,10 +536,27 @@ impl Validator<'_> {
                     ),
                 ));
             }
-            let max_age_days = u.max_age_days.unwrap_or(default_age);
-            if max_age_days == 0 {
-                return Err(self.err(&at, "max-age-days must be at least 1"));
-            }
+            let max_age_days = bounded(
+                Some(&at),
+                "",
+                bounds::MAX_AGE_DAYS,
+                u.max_age_days,
+                default_age,
+            )?;
+            let deactivate_after_hours = bounded(
+                Some(&at),
+                "",
+                bounds::DEACTIVATE_AFTER_HOURS,
+                u.deactivate_after_hours,
+                default_deactivate,
+            )?;
+            let delete_after_days = bounded(
+                Some(&at),
+                "",
+                bounds::DELETE_AFTER_DAYS,
+                u.delete_after_days,
+                default_delete,
+            )?;
             if u.consumers.is_empty() {
                 return Err(self.err(&at, format!(
                     "user {:?} has no consumers: list every repository or environment that holds its key",
@@ -529,6 +594,12 @@ impl Validator<'_> {
                         format!("verify repository {repository:?} is not of the form owner/name"),
                     ));
                 }
+                if dot_segment(workflow.trim()) || workflow.contains('/') {
+                    return Err(self.err(
+                        &v.referenced,
+                        format!("verify workflow {workflow:?} is not a workflow file name: name the file in .github/workflows, e.g. verify-aws-credentials.yml"),
+                    ));
+                }
                 if workflow.trim().is_empty() {
                     return Err(self.err(&v.referenced, "verify workflow is empty: name the workflow file, e.g. verify-aws-credentials.yml"));
                 }
@@ -552,8 +623,8 @@ impl Validator<'_> {
                 origin: format!("{}:{}:{}", self.file, at.line(), at.column()),
                 name: u.name,
                 max_age_days,
-                deactivate_after_hours: u.deactivate_after_hours.unwrap_or(default_deactivate),
-                delete_after_days: u.delete_after_days.unwrap_or(default_delete),
+                deactivate_after_hours,
+                delete_after_days,
                 consumers,
                 verify,
                 external: u.external,
@@ -650,6 +721,12 @@ impl Validator<'_> {
                         return Err(self.err(
                             at,
                             "environment is empty: name the environment or drop the key",
+                        ));
+                    }
+                    (Some(e), false) if dot_segment(e.trim()) => {
+                        return Err(self.err(
+                            at,
+                            format!("environment {e:?} is not an environment name: `.` and `..` would walk up the API's paths"),
                         ));
                     }
                     (Some(environment), false) => Scope::Environment {
@@ -791,6 +868,11 @@ pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result
         .map(str::trim)
         .filter(|e| !e.is_empty())
     {
+        if dot_segment(env) {
+            return Err(format!(
+                "environments names {env:?}, which is not an environment name: `.` and `..` would walk up the API's paths"
+            ));
+        }
         let scope = Scope::Environment {
             repository: repository.to_owned(),
             environment: env.to_owned(),
@@ -831,9 +913,15 @@ fn valid_owner(name: &str) -> bool {
         && !name.starts_with('-')
 }
 
+/// `.` and `..` would walk up a URL path (`/repos/acme/../actions/secrets`): never a name.
+fn dot_segment(s: &str) -> bool {
+    s == "." || s == ".."
+}
+
 fn valid_repository(repo: &str) -> bool {
     let ok = |s: &str| {
         !s.is_empty()
+            && !dot_segment(s)
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
@@ -932,7 +1020,7 @@ users:
             err(
                 "version: 1\nusers:\n  - name: a\n    max-age-days: soon\n    consumers: [{repository: a/b}]\n"
             ),
-            "m.yml:4:19: `max-age-days` must be a whole number of days, not `soon`; for example `max-age-days: 90`"
+            "m.yml:4:19: `max-age-days` must be a whole number of days from 1 to 3650, not `soon`; for example `max-age-days: 90`"
         );
     }
 
@@ -1091,8 +1179,36 @@ users:
                 "m.yml:4:17: secret name \"GITHUB_X\" starts with GITHUB_",
             ),
             (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{repository: acme/..}]\n",
+                "m.yml:4:17: repository \"acme/..\" is not of the form owner/name",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{repository: ./web}]\n",
+                "m.yml:4:17: repository \"./web\" is not of the form owner/name",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b, environment: ..}]\n",
+                "m.yml:4:17: environment \"..\" is not an environment name",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n    verify: [{repository: a/b, workflow: ../x.yml}]\n",
+                "m.yml:5:14: verify workflow \"../x.yml\" is not a workflow file name",
+            ),
+            (
                 "version: 1\nusers:\n  - name: a\n    max-age-days: 0\n    consumers: [{repository: a/b}]\n",
-                "m.yml:3:5: max-age-days must be at least 1",
+                "m.yml:3:5: max-age-days must be a whole number of days from 1 to 3650, not 0",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    deactivate-after-hours: 18446744073709551615\n    consumers: [{repository: a/b}]\n",
+                "m.yml:3:5: deactivate-after-hours must be a whole number of hours from 0 to 8760, not 18446744073709551615",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    delete-after-days: 366\n    consumers: [{repository: a/b}]\n",
+                "m.yml:3:5: delete-after-days must be a whole number of days from 0 to 365, not 366",
+            ),
+            (
+                "version: 1\ndefaults:\n  max-age-days: 3651\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n",
+                "m.yml:3:3: defaults.max-age-days must be a whole number of days from 1 to 3650, not 3651",
             ),
         ] {
             let e = err(yaml);
@@ -1118,5 +1234,11 @@ users:
         );
         assert!(shorthand("ci", "nope", "").is_err());
         assert!(shorthand("ci", "a/b", "x,x").is_err());
+        assert!(
+            shorthand("ci", "a/b", "staging,..")
+                .unwrap_err()
+                .contains("\"..\"")
+        );
+        assert!(shorthand("ci", "acme/..", "").is_err());
     }
 }

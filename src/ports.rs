@@ -133,6 +133,12 @@ pub trait SecretStore {
     async fn access(&self, _scope: &Scope, _name: &str) -> Result<Option<String>, GhError> {
         Ok(None)
     }
+    /// A readable store's refusal to hold a secret value in `name` where it would be kept in
+    /// plaintext (an SSM `String` parameter): `Rejected`, naming the fix. Asked of the place the
+    /// secret access key goes, before anything is written.
+    async fn fit_for_secret(&self, _scope: &Scope, _name: &str) -> Result<(), GhError> {
+        Ok(())
+    }
 }
 
 /// A workflow run as GitHub reports it.

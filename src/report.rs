@@ -426,8 +426,33 @@ pub fn text(report: &ReportView) -> String {
     out
 }
 
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+/// Text from anywhere (GitHub's and AWS's messages, names from the manifest) as inert Markdown
+/// on one line: every character that could open a link or an image (`[`), HTML or an autolink
+/// (`<`), emphasis (`*`, `~`), code, a table cell, a heading or an issue reference (`#`) is
+/// backslash-escaped, so it renders as written and nothing in it acts. (`_` cannot emphasize
+/// inside a word in GitHub's Markdown, and stays, so secret names read as they are.)
+pub fn escape_markdown(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '|' | '~' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A link to a run, only when it is a plain http(s) URL (anything else could carry Markdown).
+fn run_link(url: &str) -> Option<String> {
+    let plain = (url.starts_with("https://") || url.starts_with("http://"))
+        && url
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"()[]<>`\\\"'".contains(c));
+    plain.then(|| format!("[run]({url})"))
 }
 
 /// The step summary.
@@ -436,24 +461,24 @@ pub fn markdown(report: &ReportView) -> String {
     for u in &report.users {
         md.push_str(&format!(
             "### {} — {}\n\nState before: `{}`{}\n\n",
-            cell(&u.name),
+            escape_markdown(&u.name),
             u.outcome_words,
             u.state.as_deref().unwrap_or("unknown"),
             if u.due { " (rotation due)" } else { "" }
         ));
         if let Some(m) = &u.message {
-            md.push_str(&format!("> {}\n\n", cell(m)));
+            md.push_str(&format!("> {}\n\n", escape_markdown(m)));
         }
         if let Some(a) = &u.attention {
-            md.push_str(&format!("> **Needs a person:** {}\n\n", cell(a)));
+            md.push_str(&format!("> **Needs a person:** {}\n\n", escape_markdown(a)));
         }
         if let Some(j) = &u.journal {
-            md.push_str(&format!("{}\n\n", cell(&j.words)));
+            md.push_str(&format!("{}\n\n", escape_markdown(&j.words)));
         }
         if !u.planned.is_empty() {
             md.push_str("Planned (dry run, nothing changed):\n\n");
             for s in &u.planned {
-                md.push_str(&format!("1. {}\n", cell(s)));
+                md.push_str(&format!("1. {}\n", escape_markdown(s)));
             }
             md.push('\n');
         }
@@ -475,7 +500,7 @@ pub fn markdown(report: &ReportView) -> String {
                     status_word(k.status),
                     k.created_at.format("%Y-%m-%d %H:%M UTC"),
                     k.age_days,
-                    cell(k.last_used_words.as_deref().unwrap_or("–"))
+                    escape_markdown(k.last_used_words.as_deref().unwrap_or("–"))
                 ));
             }
             md.push('\n');
@@ -484,14 +509,14 @@ pub fn markdown(report: &ReportView) -> String {
         for c in &u.consumers {
             md.push_str(&format!(
                 "| {} | {} | `{}`, `{}` | {} | {} |\n",
-                cell(&c.repository),
-                cell(&c.store),
+                escape_markdown(&c.repository),
+                escape_markdown(&c.store),
                 c.access_key_id_secret,
                 c.secret_access_key_secret,
-                cell(&c.result),
+                escape_markdown(&c.result),
                 c.holds
                     .as_deref()
-                    .map(|h| format!("`{}`", cell(h)))
+                    .map(|h| format!("`{}`", escape_markdown(h)))
                     .unwrap_or_else(|| "–".into())
             ));
         }
@@ -503,16 +528,16 @@ pub fn markdown(report: &ReportView) -> String {
             for run in &u.verification_runs {
                 md.push_str(&format!(
                     "| `{}` | {} | {} | {} |\n",
-                    cell(&run.workflow),
-                    cell(&run.repository),
+                    escape_markdown(&run.workflow),
+                    escape_markdown(&run.repository),
                     run.url
                         .as_deref()
-                        .map(|u| format!("[run]({u})"))
+                        .and_then(run_link)
                         .unwrap_or_else(|| "–".into()),
                     if run.ok {
                         "✅ success".to_owned()
                     } else {
-                        format!("❌ {}", cell(&run.conclusion))
+                        format!("❌ {}", escape_markdown(&run.conclusion))
                     }
                 ));
             }
@@ -521,12 +546,12 @@ pub fn markdown(report: &ReportView) -> String {
         if !u.external.is_empty() {
             md.push_str("Outside GitHub (update by hand):\n\n");
             for e in &u.external {
-                md.push_str(&format!("- {}\n", cell(e)));
+                md.push_str(&format!("- {}\n", escape_markdown(e)));
             }
             md.push('\n');
         }
         for n in &u.notes {
-            md.push_str(&format!("- {}\n", cell(n)));
+            md.push_str(&format!("- {}\n", escape_markdown(n)));
         }
         if !u.notes.is_empty() {
             md.push('\n');
@@ -538,4 +563,27 @@ pub fn markdown(report: &ReportView) -> String {
 /// The `--json` document.
 pub fn json(report: &ReportView) -> String {
     serde_json::to_string_pretty(report).expect("the report serializes") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_text_is_inert_in_markdown() {
+        assert_eq!(
+            escape_markdown("[a](https://evil) ![i](x) <img src=x> *c* `d` | e\n# f ~g~ \\"),
+            "\\[a\\](https://evil) !\\[i\\](x) \\<img src=x\\> \\*c\\* \\`d\\` \\| e \\# f \\~g\\~ \\\\"
+        );
+        assert_eq!(
+            escape_markdown("plain words, 1.5: ok"),
+            "plain words, 1.5: ok"
+        );
+        assert_eq!(
+            run_link("https://github.com/a/b/actions/runs/1").as_deref(),
+            Some("[run](https://github.com/a/b/actions/runs/1)")
+        );
+        assert_eq!(run_link("javascript:alert(1)"), None);
+        assert_eq!(run_link("https://x.example/a) ![i](https://evil"), None);
+    }
 }

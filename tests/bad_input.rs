@@ -32,8 +32,32 @@ fn due_user(env: &TestEnv) -> Key {
 
 /// Runs `rotate` as the action and checks: exit 2, the message, nothing changed.
 fn refused_as_invalid(env: &TestEnv, creds: &Key, inputs: &[(&str, &str)], needle: &str) -> Run {
+    refused_as_invalid_with(env, creds, inputs, &[], needle)
+}
+
+/// [`refused_as_invalid`] with more environment variables.
+fn refused_as_invalid_with(
+    env: &TestEnv,
+    creds: &Key,
+    inputs: &[(&str, &str)],
+    vars: &[(&str, &str)],
+    needle: &str,
+) -> Run {
     let before = env.world(USER);
-    let run = env.action(creds, inputs);
+    let mut all: Vec<(String, String)> = vec![
+        ("GITHUB_ACTIONS".into(), "true".into()),
+        (
+            "INPUT_GITHUB-TOKEN".into(),
+            support::fake_github::TOKEN.into(),
+        ),
+    ];
+    for (k, v) in inputs {
+        all.push((format!("INPUT_{}", k.to_ascii_uppercase()), (*v).into()));
+    }
+    for (k, v) in vars {
+        all.push(((*k).into(), (*v).into()));
+    }
+    let run = env.exec(creds, &[], all);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
         run.stderr.contains(needle),
@@ -66,6 +90,8 @@ enum Creds {
 struct Case {
     manifest: Option<String>,
     inputs: &'static [(&'static str, &'static str)],
+    /// Environment variables beside the inputs.
+    vars: &'static [(&'static str, &'static str)],
     creds: Creds,
     fault: Option<Fault>,
     says: &'static str,
@@ -75,6 +101,7 @@ fn case(manifest: &str, says: &'static str) -> Case {
     Case {
         manifest: Some(manifest.to_owned()),
         inputs: &[],
+        vars: &[],
         creds: Creds::Own,
         fault: None,
         says,
@@ -148,6 +175,80 @@ fn cases() -> Vec<Case> {
             inputs: &[("force", "yes")],
             ..case(MANIFEST, "input force must be true or false, not \"yes\"")
         },
+        // CONTRACT §12: every number in its range; nothing wraps, saturates or panics.
+        Case {
+            inputs: &[("deactivate-after-hours", "18446744073709551615")],
+            ..case(
+                MANIFEST,
+                "input deactivate-after-hours must be a whole number of hours from 0 to 8760, not 18446744073709551615",
+            )
+        },
+        Case {
+            inputs: &[("deactivate-after-hours", "9223372036854775808")],
+            ..case(
+                MANIFEST,
+                "input deactivate-after-hours must be a whole number of hours from 0 to 8760",
+            )
+        },
+        Case {
+            inputs: &[("verify-timeout-minutes", "1000000000000000")],
+            ..case(
+                MANIFEST,
+                "input verify-timeout-minutes must be a whole number of minutes from 1 to 360",
+            )
+        },
+        Case {
+            inputs: &[("delete-after-days", "-1")],
+            ..case(
+                MANIFEST,
+                "input delete-after-days must be a whole number of days from 0 to 365, not \"-1\"",
+            )
+        },
+        Case {
+            inputs: &[("poll-interval-seconds", "0")],
+            ..case(
+                MANIFEST,
+                "input poll-interval-seconds must be a whole number of seconds from 1 to 3600, not 0",
+            )
+        },
+        Case {
+            inputs: &[("straggler-window-minutes", "1.5")],
+            ..case(
+                MANIFEST,
+                "input straggler-window-minutes must be a whole number of minutes from 0 to 10080",
+            )
+        },
+        case(
+            &MANIFEST.replace(
+                "    consumers:",
+                "    deactivate-after-hours: 18446744073709551615\n    consumers:",
+            ),
+            ".github/aws-key-rotation.yml:3:5: deactivate-after-hours must be a whole number of hours from 0 to 8760",
+        ),
+        case(
+            &MANIFEST.replace("version: 1\n", "version: 1\ndefaults:\n  max-age-days: 0\n"),
+            ".github/aws-key-rotation.yml:3:3: defaults.max-age-days must be a whole number of days from 1 to 3650, not 0",
+        ),
+        // Names that would walk up the API's paths.
+        case(
+            &MANIFEST.replace(
+                "      - repository: acme/web\n        environment",
+                "      - repository: acme/..\n        environment",
+            ),
+            "repository \"acme/..\" is not of the form owner/name",
+        ),
+        case(
+            &MANIFEST.replace("environment: production", "environment: .."),
+            "environment \"..\" is not an environment name",
+        ),
+        // CONTRACT §12: the token never travels in clear.
+        Case {
+            vars: &[("GITHUB_API_URL", "http://github.example.com/api/v3")],
+            ..case(
+                MANIFEST,
+                "GITHUB_API_URL \"http://github.example.com/api/v3\" is plain http",
+            )
+        },
     ]
 }
 
@@ -177,7 +278,7 @@ fn every_bad_input_is_refused_and_changes_nothing() {
                 secret: "x".repeat(40),
             },
         };
-        refused_as_invalid(&env, &creds, case.inputs, case.says);
+        refused_as_invalid_with(&env, &creds, case.inputs, case.vars, case.says);
     }
 }
 

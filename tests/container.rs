@@ -142,6 +142,8 @@ fn run_action(
         ),
         ("GITHUB_REPOSITORY".into(), "acme/web".into()),
         ("GITHUB_API_URL".into(), github_url.into()),
+        // github.test is not a loopback name: the emulator speaks plain http.
+        ("AWS_KEY_ROTATOR_ALLOW_HTTP".into(), "1".into()),
         ("AWS_ENDPOINT_URL".into(), aws_endpoint.into()),
         ("AWS_KEY_ROTATOR_LEASE_SETTLE_MS".into(), "100".into()),
         ("AWS_REGION".into(), "us-east-1".into()),

@@ -1009,3 +1009,68 @@ fn a_retirement_overdue_by_a_day_makes_status_loud() {
     assert!(run.stderr.contains("needs a person"), "{}", run.stderr);
     assert!(run.summary.contains("Needs a person"), "{}", run.summary);
 }
+
+/// CONTRACT §12 (issue: a forged journal causes an outage). After a good rotation, anyone
+/// allowed iam:TagUser writes a journal that would make the next run delete the key every
+/// consumer holds (`rolled-back` "in 2000") or skip the grace period (`verified` "in 2000"): it
+/// is a `conflict`, loud, and nothing acts on it.
+#[test]
+fn a_forged_journal_is_a_conflict_and_nothing_acts_on_it() {
+    let env = TestEnv::new();
+    let old = setup_user(&env, Some(100)).unwrap();
+    add_consumer_stores(&env);
+    seed_consumers(&env, &old, 100);
+    env.write_manifest(MANIFEST);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    env.remember(&new.secret);
+    for (forged, command) in [
+        (
+            format!(
+                "v1 phase=rolled-back key={0} rotation={0}-1 at=2000-01-01T00:00:00Z",
+                new.id
+            ),
+            "rotate",
+        ),
+        (
+            format!(
+                "v1 phase=verified key={0} rotation={0}-1 at=2000-01-01T00:00:00Z held=2000-01-01T00:00:00Z",
+                new.id
+            ),
+            "deactivate",
+        ),
+        (
+            format!(
+                "v1 phase=verified key={0} rotation=AKIAOTHERKEY-1 at={1}",
+                new.id,
+                (chrono::Utc::now() - chrono::Duration::minutes(1)).format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            "deactivate",
+        ),
+    ] {
+        env.set_tag(
+            USER,
+            aws_key_rotator::rotation::journal::JOURNAL_TAG,
+            &forged,
+        );
+        let before = env.world(USER);
+        let run = env.action(
+            &new,
+            &[("command", command), ("deactivate-after-hours", "0")],
+        );
+        assert_eq!(run.code, 3, "{forged}: {}", run.all());
+        assert!(
+            run.stderr.contains("contradicts its keys") && run.stdout.contains("::error::"),
+            "{}",
+            run.all()
+        );
+        assert_eq!(run.output("state").as_deref(), Some("conflict"));
+        assert_eq!(env.world(USER), before, "{forged}: nothing changed");
+        let keys = env.keys(USER);
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|(_, s)| s == "Active"), "{keys:?}");
+        assert_all_hold(&env, &new);
+        assert!(env.sts_accepts(&new));
+    }
+}

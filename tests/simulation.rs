@@ -884,7 +884,12 @@ fn setup(h: &History) -> World {
             let new = w.add_key(true, now - Duration::days(9));
             all(&mut w, &new, now - Duration::days(9));
             let _ = old;
-            let mut j = Journal::new(Phase::Verified, &new, "sim", now - Duration::days(9));
+            let mut j = Journal::new(
+                Phase::Verified,
+                &new,
+                &format!("{new}-1"),
+                now - Duration::days(9),
+            );
             j.held = Some(now - Duration::days(9));
             if h.start == Start::Retired {
                 j = j.moved(Phase::Deactivated, now - Duration::days(8));

@@ -24,6 +24,7 @@ users:
       - organization: acme
       - organization: acme
         app: dependabot
+        visibility: private
     verify:
       - repository: acme/api
         workflow: verify.yml
@@ -412,6 +413,89 @@ fn a_missing_aws_store_is_bad_input_and_changes_nothing() {
             "nothing changed"
         );
     }
+}
+
+/// CONTRACT §12: the secret half goes only into a SecureString; a String parameter is bad input
+/// and nothing changes (the key id may stay a String: ids are not secret).
+#[test]
+fn a_plaintext_parameter_for_the_secret_is_refused_and_changes_nothing() {
+    let env = TestEnv::new();
+    let old = aws_setup(&env);
+    let ssm = ssm(&env);
+    runtime().block_on(async {
+        ssm.delete_parameter()
+            .name("/ci/deployer/secret")
+            .send()
+            .await
+            .unwrap();
+        ssm.put_parameter()
+            .name("/ci/deployer/secret")
+            .value(&old.secret)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .send()
+            .await
+            .unwrap();
+    });
+    let before = (env.world(USER), aws_world(&env));
+    assert_eq!((before.1).1[1].1, "String");
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("/ci/deployer/secret")
+            && run.stderr.contains("String parameter")
+            && run.stderr.contains("SecureString"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        (env.world(USER), aws_world(&env)),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(env.github.count("PUT", "/"), 0);
+}
+
+/// CONTRACT §12: a new organization secret is created only with the visibility the manifest
+/// names (GitHub's default would let every private repository read the key); `all` is warned
+/// about.
+#[test]
+fn a_new_organization_secret_needs_a_visibility() {
+    let env = TestEnv::new();
+    env.rotating_user(USER);
+    let old = env.aged_key(USER, 100);
+    env.github.add_repo("acme/web");
+    env.github.add_org("acme");
+    env.seed(&[repo("acme/web")], &old, 100);
+    let manifest = "version: 1\nusers:\n  - name: ci-deployer\n    consumers:\n      - repository: acme/web\n      - organization: acme\n";
+    env.write_manifest(manifest);
+    let before = env.world(USER);
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("organization acme (Actions secrets)")
+            && run.stderr.contains("does not exist yet")
+            && run.stderr.contains("visibility: private"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.world(USER), before, "nothing changed");
+    assert_eq!(env.github.count("PUT", "/"), 0);
+
+    env.write_manifest(&format!("{manifest}        visibility: all\n"));
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("::warning::") && run.all().contains("visibility all"),
+        "{}",
+        run.all()
+    );
+    let new = env.held_default(&org("acme")).expect("created");
+    assert_ne!(new.id, old.id);
+    env.remember(&new.secret);
+    assert_eq!(
+        access(&env, &org("acme"), "AWS_ACCESS_KEY_ID").0.as_deref(),
+        Some("all")
+    );
 }
 
 /// All six kinds of store in one rotation, and a rollback that puts every one of them back.

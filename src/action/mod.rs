@@ -16,6 +16,8 @@ pub struct Runtime {
     pub in_actions: bool,
     pub workspace: Option<String>,
     pub api_url: String,
+    /// `AWS_KEY_ROTATOR_ALLOW_HTTP=1`: plain http to a GitHub that is not on loopback (emulators).
+    pub allow_http: bool,
     pub repository: Option<String>,
     pub output_file: Option<String>,
     pub summary_file: Option<String>,
@@ -30,6 +32,7 @@ impl Runtime {
             in_actions: get("GITHUB_ACTIONS").as_deref() == Some("true"),
             workspace: get("GITHUB_WORKSPACE"),
             api_url: get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+            allow_http: get("AWS_KEY_ROTATOR_ALLOW_HTTP").as_deref() == Some("1"),
             repository: get("GITHUB_REPOSITORY"),
             output_file: get("GITHUB_OUTPUT"),
             summary_file: get("GITHUB_STEP_SUMMARY"),
@@ -203,21 +206,30 @@ impl Events for UserLog<'_> {
     }
 }
 
-/// Appends `name=value` pairs to `$GITHUB_OUTPUT` (heredoc form for multi-line values).
+/// Appends `name=value` pairs to `$GITHUB_OUTPUT` (heredoc form for multi-line values, with a
+/// random delimiter that is checked not to occur in the value).
 pub fn write_outputs(path: &str, outputs: &[(&str, String)]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
     for (name, value) in outputs {
-        if value.contains('\n') {
-            let delimiter = format!("ghadelimiter_{}", uuid_like());
-            writeln!(f, "{name}<<{delimiter}\n{value}\n{delimiter}")?;
-        } else {
-            writeln!(f, "{name}={value}")?;
-        }
+        f.write_all(output_entry(name, value, random_hex).as_bytes())?;
     }
     Ok(())
+}
+
+/// One `$GITHUB_OUTPUT` entry; `random` gives the delimiter's randomness.
+fn output_entry(name: &str, value: &str, mut random: impl FnMut() -> String) -> String {
+    if !value.contains('\n') && !value.contains('\r') {
+        return format!("{name}={value}\n");
+    }
+    loop {
+        let delimiter = format!("ghadelimiter_{}", random());
+        if !value.contains(&delimiter) {
+            return format!("{name}<<{delimiter}\n{value}\n{delimiter}\n");
+        }
+    }
 }
 
 /// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
@@ -229,13 +241,12 @@ pub fn append_summary(path: &str, markdown: &str) -> std::io::Result<()> {
     f.write_all(markdown.as_bytes())
 }
 
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{nanos:x}{:x}", std::process::id())
+/// 128 random bits, in hex, from the operating system.
+fn random_hex() -> String {
+    use crypto_box::aead::rand_core::RngCore as _;
+    let mut bytes = [0u8; 16];
+    crypto_box::aead::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -274,5 +285,19 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("a=1\nb<<ghadelimiter_"), "{text}");
         assert!(text.contains("\nx\ny\nghadelimiter_"));
+    }
+
+    #[test]
+    fn a_heredoc_delimiter_never_occurs_in_its_value() {
+        // The value carries the first delimiter the randomness would give: the next one is used.
+        let mut draws = ["aaaa", "bbbb"].into_iter().map(String::from);
+        let value = "line\nghadelimiter_aaaa\nevil=1";
+        let entry = output_entry("o", value, || draws.next().unwrap());
+        assert_eq!(
+            entry,
+            format!("o<<ghadelimiter_bbbb\n{value}\nghadelimiter_bbbb\n")
+        );
+        assert_ne!(random_hex(), random_hex());
+        assert_eq!(random_hex().len(), 32);
     }
 }

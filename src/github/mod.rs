@@ -21,6 +21,9 @@ use tokio::sync::Mutex;
 
 use crate::ports::{GhError, GhErrorKind};
 
+/// How long any AWS or GitHub request may take by default (CONTRACT §12).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Knobs for talking to GitHub; the defaults follow GitHub's guidance.
 #[derive(Clone, Debug)]
 pub struct Pacing {
@@ -36,6 +39,8 @@ pub struct Pacing {
     pub per_hour: usize,
     /// GitHub's clock runs this many times fast (a benchmark's fake; 1 for GitHub itself).
     pub clock_speedup: u32,
+    /// The longest a request may take, answer included (then it is a lost answer).
+    pub call_timeout: Duration,
 }
 
 impl Default for Pacing {
@@ -48,6 +53,7 @@ impl Default for Pacing {
             per_minute: limits.per_minute,
             per_hour: limits.per_hour,
             clock_speedup: 1,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 }
@@ -87,6 +93,33 @@ pub struct GitHub {
 enum ClientAuth {
     Token(SecretString),
     App(octocrab::models::AppId, jsonwebtoken::EncodingKey),
+}
+
+/// CONTRACT §12: the token never travels in clear. `GITHUB_API_URL` must be `https://`, except
+/// for a loopback host (`127.0.0.0/8`, `::1`, `localhost`) or with `allow_http`
+/// (`AWS_KEY_ROTATOR_ALLOW_HTTP=1`, for emulators on other hosts).
+pub fn check_api_url(api_url: &str, allow_http: bool) -> Result<(), String> {
+    let uri: http::Uri = api_url.trim().parse().map_err(|e| {
+        format!("GITHUB_API_URL {api_url:?} is not a valid URL ({e}): use https://api.github.com or https://HOST/api/v3")
+    })?;
+    let host = uri.host().unwrap_or_default();
+    let loopback = {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        bare.eq_ignore_ascii_case("localhost")
+            || bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    match uri.scheme_str() {
+        Some("https") if !host.is_empty() => Ok(()),
+        Some("http") if !host.is_empty() && (loopback || allow_http) => Ok(()),
+        Some("http") if !host.is_empty() => Err(format!(
+            "GITHUB_API_URL {api_url:?} is plain http: the token would travel unencrypted to {host}. Use https:// (GitHub Enterprise Server: https://HOST/api/v3); plain http is accepted only for a loopback address, or with AWS_KEY_ROTATOR_ALLOW_HTTP=1 for an emulator"
+        )),
+        _ => Err(format!(
+            "GITHUB_API_URL {api_url:?} is not an https:// URL: use https://api.github.com or https://HOST/api/v3"
+        )),
+    }
 }
 
 /// An octocrab client for `api_url`: GitHub's media type and API version, timeouts, and no
@@ -451,12 +484,6 @@ impl GitHub {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let client = self.client_for(path);
-        let sent = match method {
-            http::Method::GET => client._get_with_headers(path, headers).await,
-            http::Method::PUT => client._put(path, body).await,
-            http::Method::POST => client._post(path, body).await,
-            _ => unreachable!("only GET, PUT and POST are used"),
-        };
         let transport = |e: &dyn std::fmt::Display| Attempt {
             error: GhError {
                 kind: GhErrorKind::Unavailable,
@@ -475,17 +502,38 @@ impl GitHub {
             retry: true,
             retry_after: None,
         };
-        let response = sent.map_err(|e| transport(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
+        // The whole exchange, answer included, within the call timeout: a request that never
+        // answers is a lost answer (CONTRACT §12), settled like one.
+        let exchange = async {
+            let sent = match method {
+                http::Method::GET => client._get_with_headers(path, headers).await,
+                http::Method::PUT => client._put(path, body).await,
+                http::Method::POST => client._post(path, body).await,
+                _ => unreachable!("only GET, PUT and POST are used"),
+            };
+            let response = sent.map_err(|e| transport(&e))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = client
+                .body_to_string(response)
+                .await
+                .map_err(|e| transport(&e))?;
+            Ok((status, headers, body))
+        };
+        let (status, headers, body) =
+            match tokio::time::timeout(self.pacing.call_timeout, exchange).await {
+                Ok(done) => done?,
+                Err(_) => {
+                    return Err(transport(&format_args!(
+                        "no answer within {} (AWS_KEY_ROTATOR_CALL_TIMEOUT_SECONDS)",
+                        crate::human::duration(self.pacing.call_timeout)
+                    )));
+                }
+            };
         let etag = headers
             .get(http::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = client
-            .body_to_string(response)
-            .await
-            .map_err(|e| transport(&e))?;
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             return Ok(Reply { status, etag, body });
         }
@@ -642,6 +690,40 @@ pub(crate) fn unexpected(what: &str, e: impl std::fmt::Display) -> GhError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_api_url_must_be_https_unless_loopback_or_allowed() {
+        for ok in [
+            "https://api.github.com",
+            "https://ghe.example.com/api/v3",
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10/api/v3",
+            "http://localhost:3000",
+            "http://[::1]:9000/api/v3",
+        ] {
+            assert_eq!(super::check_api_url(ok, false), Ok(()), "{ok}");
+        }
+        let e = super::check_api_url("http://github.example.com/api/v3", false).unwrap_err();
+        assert!(
+            e.contains("GITHUB_API_URL") && e.contains("unencrypted"),
+            "{e}"
+        );
+        assert_eq!(
+            super::check_api_url("http://github.example.com/api/v3", true),
+            Ok(())
+        );
+        for bad in [
+            "ftp://x.example.com",
+            "github.example.com",
+            "http://",
+            "https://",
+        ] {
+            let e = super::check_api_url(bad, true).unwrap_err();
+            assert!(e.starts_with("GITHUB_API_URL"), "{bad}: {e}");
+        }
+        // 127.example.com is not loopback
+        assert!(super::check_api_url("http://127.0.0.1.example.com", false).is_err());
+    }
+
     use super::*;
     use chrono::TimeZone;
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::journal::{Journal, Phase};
+use super::journal::{JOURNAL_TAG, Journal, Phase};
 use super::state::{self, Freshness, KeyInfo, KeyStatus, State};
 use crate::manifest::{Consumer, UserSpec, VerifyWorkflow};
 
@@ -67,7 +67,13 @@ impl Facts {
             self.journal.as_ref(),
             &self.freshness,
             self.has_verify,
+            self.now,
         )
+    }
+    /// Why the journal cannot be believed, when it contradicts the keys (a forged tag).
+    pub fn journal_contradiction(&self) -> Option<String> {
+        let j = self.journal.as_ref()?;
+        state::contradiction(&self.keys, j, self.now)
     }
     /// The journal, when it is about the newest key.
     pub fn journal_of_newest(&self) -> Option<&Journal> {
@@ -405,6 +411,11 @@ fn repair_words(facts: &Facts, old: &KeyInfo, new: &KeyInfo, phase: Option<Phase
 
 fn conflict(user: &UserSpec, facts: &Facts, command: &str) -> String {
     let name = &user.name;
+    if let Some(why) = facts.journal_contradiction() {
+        return format!(
+            "the journal tag {JOURNAL_TAG} of user {name} contradicts its keys ({why}): it was not written by this tool's run, so {command} does not act on it. Find out who tagged the user (CloudTrail: TagUser), deny iam:TagUser on aws-key-rotator/* to everyone but the rotator (see the README), then remove the tag (aws iam untag-user --user-name {name} --tag-keys {JOURNAL_TAG}) and run status"
+        );
+    }
     let hint = match facts.keys.as_slice() {
         [old, new] if old.status == KeyStatus::Inactive && new.status == KeyStatus::Active => {
             format!(
@@ -426,9 +437,12 @@ pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Strin
     let j = facts.journal_of_newest();
     match facts.state() {
         State::Inactive => Some(format!("user {name} has only an Inactive key")),
-        State::Conflict => Some(format!(
-            "user {name} has keys in a combination no command handles"
-        )),
+        State::Conflict => Some(match facts.journal_contradiction() {
+            Some(why) => format!(
+                "the journal tag of user {name} contradicts its keys ({why}): someone other than the rotator wrote it"
+            ),
+            None => format!("user {name} has keys in a combination no command handles"),
+        }),
         State::Incomplete if !opts.force => Some(format!(
             "user {name} has an incomplete rotation: run rotate with force"
         )),
@@ -763,7 +777,7 @@ mod tests {
                 } else {
                     Phase::Deactivated
                 };
-                let mut j = Journal::new(phase, &n.id, "R", n.created);
+                let mut j = Journal::new(phase, &n.id, &format!("{}-1", n.id), n.created);
                 j.held = Some(n.created);
                 Some(j)
             }

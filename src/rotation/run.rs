@@ -13,7 +13,7 @@ use super::plan::{self, Facts, LastUse, Options, Plan, Step};
 use super::state::{self, Freshness, KeyInfo, KeyStatus, State};
 use super::verify::{self, RunResult, VerifySettings};
 use crate::exit::Exit;
-use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow};
+use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow, Visibility};
 use crate::ports::{
     Clock, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey, SecretStore, StepKey,
     Workflows,
@@ -432,6 +432,11 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
                     .map_err(|e| gh_fault(&c.scope, e))?;
             }
             old = Some(both);
+            // The secret half only where the store encrypts it (an SSM SecureString).
+            ctx.store
+                .fit_for_secret(&c.scope, secret_name(c, Part::Secret))
+                .await
+                .map_err(|e| gh_fault(&c.scope, e))?;
         }
         let mut both = [None, None];
         for (slot, part) in both.iter_mut().zip(PARTS) {
@@ -445,6 +450,24 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
                     .map_err(|e| gh_fault(&c.scope, e))?,
             };
         }
+        // A new organization secret is readable by whom the manifest says, never by GitHub's
+        // default (every private repository).
+        if let Scope::Organization {
+            visibility: None, ..
+        } = &c.scope
+            && both.iter().any(Option::is_none)
+        {
+            return Err(Fault::Invalid(format!(
+                "{}: secret {} does not exist yet, and the manifest does not say who may read it: add `visibility: private`, `visibility: selected` or `visibility: all` to its entry (GitHub's default would let every private repository of the organization read the key)",
+                c.scope,
+                PARTS
+                    .iter()
+                    .zip(&both)
+                    .find(|(_, b)| b.is_none())
+                    .map(|(p, _)| secret_name(c, *p))
+                    .unwrap_or_default()
+            )));
+        }
         // Who reads it, where the store says: reported, never changed.
         let reach = if both[0].is_some() {
             ctx.store
@@ -454,6 +477,19 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         } else {
             None
         };
+        let visibility_all = matches!(
+            &c.scope,
+            Scope::Organization {
+                visibility: Some(Visibility::All),
+                ..
+            }
+        );
+        if reach.as_deref() == Some("all repositories") || (reach.is_none() && visibility_all) {
+            ctx.events.warn(&format!(
+                "{}: every repository of the organization can read this key (visibility all): narrow it to `selected` where you can",
+                c.scope
+            ));
+        }
         stamps.push(both);
         values.push(old);
         access.push(reach);
@@ -988,11 +1024,29 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             _ => Journal::new(
                 phase,
                 &self.new_id().unwrap_or_default(),
-                &self.rotation_id,
+                &self.rotation_id(),
                 now,
             ),
         };
         self.write_journal(j).await
+    }
+
+    /// The id of the rotation of the new key: the journal's, when it is about that key (a
+    /// repair continues it), else `{key id}-{unix time}`, fixed once chosen. It always names
+    /// its key (a journal whose rotation id does not is a forgery, CONTRACT §12).
+    fn rotation_id(&mut self) -> String {
+        if self.rotation_id.is_empty() {
+            let key_id = self.new_id().unwrap_or_default();
+            self.rotation_id = self
+                .journal
+                .as_ref()
+                .filter(|j| j.key == key_id)
+                .map_or_else(
+                    || format!("{key_id}-{}", self.now().timestamp()),
+                    |j| j.rotation.clone(),
+                );
+        }
+        self.rotation_id.clone()
     }
 
     /// TagUser with the journal (idempotent, so tried a few times).
@@ -1164,14 +1218,8 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                     created,
                 });
                 self.report.new_key = Some(step.id.clone());
-                self.rotation_id = self
-                    .journal
-                    .as_ref()
-                    .filter(|j| j.key == step.id)
-                    .map_or_else(
-                        || format!("{}-{}", step.id, self.now().timestamp()),
-                        |j| j.rotation.clone(),
-                    );
+                self.rotation_id.clear();
+                self.rotation_id();
             }
             Step::ProveNewKey => {
                 let key = self
@@ -1394,23 +1442,14 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
     async fn verify(&mut self, entries: &[VerifyWorkflow]) -> Result<(), Halt> {
         let ctx = self.ctx;
         let key_id = self.new_id().expect("verification follows a new key");
-        if self.rotation_id.is_empty() {
-            self.rotation_id = self
-                .journal
-                .as_ref()
-                .filter(|j| j.key == key_id)
-                .map_or_else(
-                    || format!("{key_id}-{}", self.now().timestamp()),
-                    |j| j.rotation.clone(),
-                );
-        }
+        let rotation_id = self.rotation_id();
         let results = verify::verify_all(
             ctx.workflows,
             ctx.clock,
             ctx.events,
             entries,
             &key_id,
-            &format!("{}-{}", self.rotation_id, self.now().timestamp()),
+            &format!("{rotation_id}-{}", self.now().timestamp()),
             &ctx.verify,
         )
         .await;

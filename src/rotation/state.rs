@@ -97,6 +97,7 @@ pub fn derive(
     journal: Option<&Journal>,
     freshness: &[Freshness],
     has_verify: bool,
+    now: DateTime<Utc>,
 ) -> State {
     use KeyStatus::{Active, Inactive};
     let about = |k: &KeyInfo| journal.filter(|j| j.key == k.id).map(|j| j.phase);
@@ -104,6 +105,9 @@ pub fn derive(
         [] => State::None,
         [k] if k.status == Active => State::Current,
         [_] => State::Inactive,
+        // Anyone allowed iam:TagUser can write the journal: one that contradicts the keys is
+        // never a reason to delete, deactivate or skip a grace period.
+        [_, _] if journal.is_some_and(|j| contradiction(keys, j, now).is_some()) => State::Conflict,
         [old, new] => match (old.status, new.status, about(new)) {
             // The journal is written only after every secret was written, so it is trusted; but
             // a secret missing now, or last written well before the new key existed, cannot hold
@@ -121,6 +125,45 @@ pub fn derive(
         },
         _ => State::Conflict,
     }
+}
+
+/// Why `journal` cannot be true of `keys` at `now`, if it cannot (CONTRACT §12): it is about
+/// one of the keys, but its rotation id does not name that key, or one of its times is before
+/// the key was created or after now (beyond [`clock_slack`]). A journal about a key that no
+/// longer exists is history, and contradicts nothing.
+pub fn contradiction(keys: &[KeyInfo], journal: &Journal, now: DateTime<Utc>) -> Option<String> {
+    let key = keys.iter().find(|k| k.id == journal.key)?;
+    if !journal
+        .rotation
+        .strip_prefix(journal.key.as_str())
+        .is_some_and(|rest| rest.starts_with('-'))
+    {
+        return Some(format!(
+            "its rotation id {} does not name its key {}",
+            journal.rotation, journal.key
+        ));
+    }
+    let slack = clock_slack();
+    let times = [("at", Some(journal.at)), ("held", journal.held)];
+    for (name, t) in times {
+        let Some(t) = t else { continue };
+        if t < key.created - slack {
+            return Some(format!(
+                "its time {name}={} is before key {} was created ({})",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                key.id,
+                key.created
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        if t > now + slack {
+            return Some(format!(
+                "its time {name}={} is in the future",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+    }
+    None
 }
 
 /// How far GitHub's clock (a secret's `updated_at`) and AWS's (a key's creation date) may
@@ -148,7 +191,11 @@ mod tests {
     use chrono::TimeZone;
 
     fn journal(phase: Phase, key: &str) -> Journal {
-        Journal::new(phase, key, "R", at(100))
+        Journal::new(phase, key, &format!("{key}-100"), at(100))
+    }
+    /// Long after every key and journal of the tests.
+    fn now() -> DateTime<Utc> {
+        at(1_000_000)
     }
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -307,7 +354,7 @@ mod tests {
         ];
         for (keys, journal, freshness, has_verify, want) in cases {
             assert_eq!(
-                derive(&keys, journal.as_ref(), freshness, has_verify),
+                derive(&keys, journal.as_ref(), freshness, has_verify, now()),
                 want,
                 "{keys:?} {journal:?}"
             );
@@ -343,7 +390,7 @@ mod tests {
         let journal = Journal {
             phase: Phase::Verified,
             key: "K2".into(),
-            rotation: "r".into(),
+            rotation: "K2-10000".into(),
             at: at(10_100),
             held: None,
         };
@@ -355,13 +402,64 @@ mod tests {
             None,
         ] {
             let f = [fresh("a/b", written)];
-            let state = derive(&[old.clone(), new.clone()], Some(&journal), &f, true);
+            let state = derive(&[old.clone(), new.clone()], Some(&journal), &f, true, now());
             assert_eq!(
                 state == State::PendingDeactivation,
                 stale_consumers(new.created, &f).is_empty(),
                 "{written:?}: {state:?}"
             );
         }
+    }
+
+    /// A forged journal (CONTRACT §12) is a conflict, never a reason to act.
+    #[test]
+    fn a_journal_that_contradicts_the_keys_is_a_conflict() {
+        let keys = [key("K1", A, 0), key("K2", A, 10_000)];
+        let fresh_all = [fresh("a/b", Some(10_050))];
+        let good = Journal::new(Phase::Verified, "K2", "K2-10000", at(10_100));
+        assert_eq!(
+            derive(&keys, Some(&good), &fresh_all, true, now()),
+            State::PendingDeactivation
+        );
+        let slack = clock_slack().num_seconds();
+        let forged = [
+            // verified "in 2000": would skip the grace period
+            Journal::new(Phase::Verified, "K2", "K2-10000", at(-1_000_000)),
+            // rolled back "long ago": would delete the key every consumer holds
+            Journal::new(Phase::RolledBack, "K2", "K2-1", at(10_000 - slack - 1)),
+            Journal::new(Phase::RolledBack, "K2", "K2-10000", at(10_000 - slack - 1)),
+            // from the future
+            Journal::new(
+                Phase::Verified,
+                "K2",
+                "K2-10000",
+                now() + clock_slack() + chrono::Duration::seconds(1),
+            ),
+            // a rotation id naming another key
+            Journal::new(Phase::Verified, "K2", "K1-10000", at(10_100)),
+            Journal::new(Phase::Verified, "K2", "K22-10000", at(10_100)),
+            Journal {
+                held: Some(at(1)),
+                ..good.clone()
+            },
+        ];
+        for j in &forged {
+            assert!(contradiction(&keys, j, now()).is_some(), "{j:?}");
+            assert_eq!(
+                derive(&keys, Some(j), &fresh_all, true, now()),
+                State::Conflict,
+                "{j:?}"
+            );
+        }
+        // Within the slack is believed; a journal of a key that is gone is history.
+        let skewed = Journal::new(Phase::Verified, "K2", "K2-10000", at(10_000 - slack + 1));
+        assert_eq!(contradiction(&keys, &skewed, now()), None);
+        let gone = Journal::new(Phase::RolledBack, "K9", "K9-1", at(-5));
+        assert_eq!(contradiction(&keys, &gone, now()), None);
+        assert_eq!(
+            derive(&keys, Some(&gone), &fresh_all, true, now()),
+            State::Incomplete
+        );
     }
 
     #[test]

@@ -447,9 +447,12 @@ impl TestEnv {
         aws_key_rotator::rotation::journal::Journal::parse(value)
     }
 
-    /// Moves the journal's times `minutes` into the past (grace periods, stragglers).
+    /// Time passes for the rotation (grace periods, stragglers): the journal's times, and the
+    /// creation of the key it records, move `minutes` into the past together (a journal older
+    /// than its key is a forgery, CONTRACT §12).
     pub fn backdate_journal(&self, user: &str, minutes: i64) {
         let mut j = self.journal(user).expect("a journal to backdate");
+        self.age_key(&j.key, minutes);
         let d = chrono::Duration::minutes(minutes);
         j.at -= d;
         j.held = j.held.map(|h| h - d);
