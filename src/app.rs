@@ -227,6 +227,8 @@ async fn run_inner(
     console: &Console,
     tuning: Tuning,
 ) -> Result<Exit, Stop> {
+    // From the start: a signal during the reads is acted on when the changes would begin.
+    let signals = Signals::listen();
     if let Some(token) = &settings.github_token {
         console.mask(token);
     }
@@ -294,7 +296,10 @@ async fn run_inner(
         ),
         settle: tuning.lease_settle,
         ttl,
+        call_timeout: chrono::Duration::from_std(tuning.pacing.call_timeout)
+            .unwrap_or(chrono::Duration::seconds(30)),
     };
+    let stop = crate::ports::Stop::default();
     let aws_stores = AwsStores::new(aws.config());
     let stores = Stores {
         github: &github,
@@ -311,6 +316,7 @@ async fn run_inner(
         opts: &opts,
         dry_run: settings.dry_run,
         lease: &lease,
+        stop: &stop,
     };
 
     // Phase 1: read everything and decide, for every user, before changing anything. Reads
@@ -355,25 +361,65 @@ async fn run_inner(
     // goes one at a time through the process's one governor. Each user's lines are printed
     // as one block when it is done.
     let live = width == 1 || starting.len() == 1;
-    let mut done = stream::iter(starting)
-        .map(|(i, user, p)| async move {
-            let log = UserLog::new(console, live);
-            let user_ctx = ctx.with_events(&log);
-            log.group(&format!("{} ({})", user.name, command_name(command)));
-            let r = run::execute(&user_ctx, user, command, p).await;
-            log.end_group();
-            (i, r, log)
-        })
-        .buffer_unordered(width);
-    while let Some((i, r, log)) = done.next().await {
-        log.flush();
-        if let Outcome::Failed(m) | Outcome::Refused(m) | Outcome::Invalid(m) = &r.outcome {
-            console.error(&format!("{}: {m}", r.user.name));
+    let started: Vec<(usize, &manifest::UserSpec)> =
+        starting.iter().map(|(i, user, _)| (*i, *user)).collect();
+    let finished = std::cell::RefCell::new(reports);
+    let acting = async {
+        let mut done = stream::iter(starting)
+            .map(|(i, user, p)| async move {
+                let log = UserLog::new(console, live);
+                let user_ctx = ctx.with_events(&log);
+                log.group(&format!("{} ({})", user.name, command_name(command)));
+                let r = run::execute(&user_ctx, user, command, p).await;
+                log.end_group();
+                (i, r, log)
+            })
+            .buffer_unordered(width);
+        while let Some((i, r, log)) = done.next().await {
+            log.flush();
+            if let Outcome::Failed(m)
+            | Outcome::Refused(m)
+            | Outcome::Invalid(m)
+            | Outcome::Interrupted(m) = &r.outcome
+            {
+                console.error(&format!("{}: {m}", r.user.name));
+            }
+            if let Some(why) = &r.attention {
+                console.error(&format!("{} needs a person: {why}", r.user.name));
+            }
+            finished.borrow_mut()[i] = Some(r);
         }
-        if let Some(why) = &r.attention {
-            console.error(&format!("{} needs a person: {why}", r.user.name));
+    };
+    let signal = interruptible(acting, signals, &stop).await;
+    let mut reports = finished.into_inner();
+    if let Some(signal) = signal {
+        // The runs that did not stop by themselves in time: their leases are given back here,
+        // and each says where it stopped (CONTRACT §12: within 5 seconds of the signal).
+        let unfinished: Vec<_> = started
+            .into_iter()
+            .filter(|(i, _)| reports[*i].is_none())
+            .collect();
+        let give_back = futures_util::future::join_all(
+            unfinished
+                .iter()
+                .map(|(_, user)| run::give_back_lease(ctx, user)),
+        );
+        let words = tokio::time::timeout(GIVE_BACK_WITHIN, give_back)
+            .await
+            .unwrap_or_else(|_| {
+                vec![
+                    "giving the lease back took too long: it expires by itself".to_owned();
+                    unfinished.len()
+                ]
+            });
+        for ((i, user), words) in unfinished.into_iter().zip(words) {
+            let why = format!(
+                "stopped by {} while it was working ({words})",
+                signal.name()
+            );
+            console.error(&format!("{}: {why}", user.name));
+            reports[i] = Some(UserReport::new(user, Outcome::Interrupted(why)));
         }
-        reports[i] = Some(r);
     }
     let reports: Vec<UserReport> = reports.into_iter().flatten().collect();
 
@@ -394,7 +440,81 @@ async fn run_inner(
     {
         console.warn(&format!("could not write the outputs {path}: {e}"));
     }
-    Ok(exit_code(&reports))
+    Ok(match signal {
+        Some(s) => s.exit(),
+        None => exit_code(&reports),
+    })
+}
+
+/// How long a stopped run's users get to reach their next stop point by themselves (a pair
+/// being written is finished), and then how long giving their leases back may take: within
+/// the 5 seconds CONTRACT §12 allows, well before the runner's SIGKILL.
+const STOP_WITHIN: Duration = Duration::from_millis(2500);
+const GIVE_BACK_WITHIN: Duration = Duration::from_millis(2000);
+
+/// How the runner cancels a job: SIGINT, then SIGTERM 7.5 s later, then SIGKILL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+    fn exit(self) -> Exit {
+        match self {
+            Signal::Interrupt => Exit::Interrupted,
+            Signal::Terminate => Exit::Terminated,
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, listened to from the start of a run (the default would end the process
+/// at once, lease and all). Where they cannot be listened to, none ever arrives.
+pub struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    pub fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals(
+            signal(SignalKind::interrupt())
+                .ok()
+                .zip(signal(SignalKind::terminate()).ok()),
+        )
+    }
+    async fn recv(&mut self) -> Signal {
+        match &mut self.0 {
+            Some((int, term)) => tokio::select! {
+                _ = int.recv() => Signal::Interrupt,
+                _ = term.recv() => Signal::Terminate,
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Runs `acting` to its end, unless a signal arrives: then no new mutation starts (`stop`),
+/// the runs get [`STOP_WITHIN`] to reach their next stop point, and what is left of them is
+/// dropped. Returns the signal, if one came.
+async fn interruptible(
+    acting: impl Future<Output = ()>,
+    mut signals: Signals,
+    stop: &crate::ports::Stop,
+) -> Option<Signal> {
+    tokio::pin!(acting);
+    tokio::select! {
+        () = &mut acting => None,
+        s = signals.recv() => {
+            stop.request();
+            let _ = tokio::time::timeout(STOP_WITHIN, &mut acting).await;
+            Some(s)
+        }
+    }
 }
 
 fn command_name(c: Command) -> &'static str {

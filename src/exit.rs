@@ -12,6 +12,10 @@ pub enum Exit {
     Failed,
     /// Invalid input, manifest or credentials; nothing changed.
     Invalid,
+    /// Stopped by SIGINT (the runner cancelling the job): 130.
+    Interrupted,
+    /// Stopped by SIGTERM: 143.
+    Terminated,
 }
 
 impl Exit {
@@ -21,6 +25,8 @@ impl Exit {
             Exit::Failed => 1,
             Exit::Invalid => 2,
             Exit::Refused => 3,
+            Exit::Interrupted => 130,
+            Exit::Terminated => 143,
         }
     }
 }

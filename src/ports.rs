@@ -185,6 +185,20 @@ pub trait Workflows {
     async fn run(&self, repository: &str, id: u64) -> Result<RunInfo, GhError>;
 }
 
+/// A request to stop (SIGINT or SIGTERM, how the runner cancels a job), shared by every user's
+/// run: once set, no new mutation starts (CONTRACT §12). A pair of writes is never split by it.
+#[derive(Debug, Default)]
+pub struct Stop(std::sync::atomic::AtomicBool);
+
+impl Stop {
+    pub fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 pub trait Clock {
     fn now(&self) -> DateTime<Utc>;
     async fn sleep(&self, duration: std::time::Duration);

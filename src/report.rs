@@ -173,6 +173,7 @@ fn outcome_words(o: &Outcome) -> (&'static str, &'static str) {
         Outcome::Deferred(_) => ("deferred", "deferred to the next run"),
         Outcome::Failed(_) => ("failed", "failed"),
         Outcome::Reported => ("status", "status"),
+        Outcome::Interrupted(_) => ("interrupted", "interrupted"),
     }
 }
 
@@ -183,6 +184,7 @@ fn message(o: &Outcome) -> Option<String> {
         | Outcome::Invalid(s)
         | Outcome::Failed(s)
         | Outcome::RolledBack(s)
+        | Outcome::Interrupted(s)
         | Outcome::Deferred(s) => Some(s.clone()).filter(|s| !s.is_empty()),
         _ => None,
     }

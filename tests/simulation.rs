@@ -946,11 +946,13 @@ fn run_all(
             ..Options::default()
         })
         .collect();
+    let stop = aws_key_rotator::ports::Stop::default();
     let leases: Vec<LeaseSettings> = (0..n)
         .map(|i| LeaseSettings {
             run_id: format!("sim-run-{}", first_run + i),
             settle: StdDuration::from_secs(3),
             ttl: Duration::minutes(45),
+            call_timeout: Duration::seconds(30),
         })
         .collect();
     let ctxs: Vec<Ctx<'_, Sim, Sim, Sim, Sim, Sim>> = (0..n)
@@ -968,6 +970,7 @@ fn run_all(
             opts: &opts[i],
             dry_run: false,
             lease: &leases[i],
+            stop: &stop,
         })
         .collect();
     let futures: Vec<RunFuture<'_>> = ctxs

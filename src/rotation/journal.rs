@@ -9,7 +9,12 @@
 //! ```
 //!
 //! `at` is when the phase was reached; `held` (from `written` on) is when every consumer held
-//! the new key, the moment the straggler rule measures from.
+//! the new key, the moment the straggler rule measures from. Before `CreateAccessKey` a run
+//! records its intent, naming itself (the key does not exist yet):
+//!
+//! ```text
+//! aws-key-rotator/rotation = v1 phase=creating run=gh-123456-1-4242-1764158400000 at=2026-11-26T12:00:00Z
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +27,9 @@ pub const LEASE_TAG: &str = "aws-key-rotator/lease";
 /// Where a rotation stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// A run (`run`) is about to create the new key: a second key that appears after this, and
+    /// that no consumer's secret was written after, was made by that run and reached nobody.
+    Creating,
     /// The new key exists; secrets are being written.
     Writing,
     /// Every consumer holds the new key; verification has not succeeded yet.
@@ -39,6 +47,7 @@ pub enum Phase {
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Creating => "creating",
             Phase::Writing => "writing",
             Phase::Written => "written",
             Phase::Verified => "verified",
@@ -49,6 +58,7 @@ impl Phase {
     }
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "creating" => Phase::Creating,
             "writing" => Phase::Writing,
             "written" => Phase::Written,
             "verified" => Phase::Verified,
@@ -70,9 +80,12 @@ impl fmt::Display for Phase {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Journal {
     pub phase: Phase,
-    /// The access key id the rotation created.
+    /// The access key id the rotation created (empty while `creating`).
     pub key: String,
+    /// The rotation's id (empty while `creating`).
     pub rotation: String,
+    /// The run that is creating the key (`creating` only).
+    pub run: Option<String>,
     /// When `phase` was reached.
     pub at: DateTime<Utc>,
     /// When every consumer held the new key (from `written` on).
@@ -110,6 +123,19 @@ impl Journal {
             phase,
             key: key.to_owned(),
             rotation: rotation.to_owned(),
+            run: None,
+            at,
+            held: None,
+        }
+    }
+
+    /// The intent of run `run` to create a key, recorded before `CreateAccessKey`.
+    pub fn creating(run: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            phase: Phase::Creating,
+            key: String::new(),
+            rotation: String::new(),
+            run: Some(run.to_owned()),
             at,
             held: None,
         }
@@ -132,10 +158,22 @@ impl Journal {
 
     pub fn parse(value: &str) -> Option<Self> {
         let f = fields(value)?;
+        let phase = Phase::parse(f.get("phase")?)?;
+        let creating = phase == Phase::Creating;
+        let named = |k: &str| match f.get(k) {
+            Some(v) if !creating => Some(v.to_string()),
+            None if creating => Some(String::new()),
+            _ => None,
+        };
         Some(Self {
-            phase: Phase::parse(f.get("phase")?)?,
-            key: f.get("key")?.to_string(),
-            rotation: f.get("rotation")?.to_string(),
+            phase,
+            key: named("key")?,
+            rotation: named("rotation")?,
+            run: match f.get("run") {
+                Some(r) => Some(r.to_string()),
+                None if creating => return None,
+                None => None,
+            },
             at: parse_time(f.get("at")?)?,
             held: match f.get("held") {
                 Some(t) => Some(parse_time(t)?),
@@ -146,6 +184,14 @@ impl Journal {
 
     /// The tag value.
     pub fn value(&self) -> String {
+        if self.phase == Phase::Creating {
+            return format!(
+                "v1 phase={} run={} at={}",
+                self.phase,
+                self.run.as_deref().unwrap_or_default(),
+                time(self.at)
+            );
+        }
         let mut v = format!(
             "v1 phase={} key={} rotation={} at={}",
             self.phase,
@@ -261,7 +307,24 @@ mod tests {
         assert_eq!((v.at, v.held), (at(600), Some(at(60))));
         assert_eq!(Journal::parse(&v.value()), Some(v.clone()));
         assert!(valid_tag_value(&v.value()));
+        let c = Journal::creating("gh-1-1-7-1764158400000", at(0));
+        assert_eq!(
+            c.value(),
+            "v1 phase=creating run=gh-1-1-7-1764158400000 at=2025-11-26T12:00:00Z"
+        );
+        assert_eq!(Journal::parse(&c.value()), Some(c.clone()));
+        assert!(valid_tag_value(&c.value()));
+        // A creating journal names its run; the others name their key and rotation.
+        assert_eq!(
+            Journal::parse("v1 phase=creating at=2025-11-26T12:00:00Z"),
+            None
+        );
+        assert_eq!(
+            Journal::parse("v1 phase=creating key=K rotation=R run=r at=2025-11-26T12:00:00Z"),
+            None
+        );
         for phase in [
+            Phase::Creating,
             Phase::Writing,
             Phase::Written,
             Phase::Verified,

@@ -48,6 +48,10 @@ pub struct Facts {
     pub journal: Option<Journal>,
     /// Whether the user has verification workflows.
     pub has_verify: bool,
+    /// With two keys: no consumer's secret was written since the newer key was created (by
+    /// the stores' stamps, with the clock slack counted against it), and no readable store
+    /// holds its id: no consumer can hold the newer key.
+    pub newest_unheld: bool,
 }
 
 /// How long a rolled-back key is kept: GitHub's longest job may still hold it.
@@ -61,6 +65,37 @@ pub fn overdue_after() -> Duration {
 }
 
 impl Facts {
+    /// The newer of two keys, when a run recorded its intent to create it (`creating`) just
+    /// before it appeared and no consumer got it: the run stopped between CreateAccessKey and
+    /// the first write, and nobody can hold the key (CONTRACT §12). Not when this step is
+    /// authenticated with it.
+    pub fn orphan_key(&self) -> Option<(&KeyInfo, &str)> {
+        let [_, new] = self.keys.as_slice() else {
+            return None;
+        };
+        let j = self
+            .journal
+            .as_ref()
+            .filter(|j| j.phase == Phase::Creating)?;
+        let in_window =
+            new.created >= j.at - state::clock_slack() && new.created <= j.at + job_lifetime();
+        (in_window && self.newest_unheld && self.step_key_id.as_deref() != Some(new.id.as_str()))
+            .then(|| (new, j.run.as_deref().unwrap_or("an earlier run")))
+    }
+
+    /// Every consumer holds the newest key (`written`) and only its proof is missing: the
+    /// verification workflows run again, without a person.
+    pub fn verification_to_resume(&self) -> bool {
+        let Some(new) = self.newest() else {
+            return false;
+        };
+        self.state() == State::Incomplete
+            && self.has_verify
+            && self.journal_of_newest().map(|j| j.phase) == Some(Phase::Written)
+            && !self.freshness.is_empty()
+            && state::stale_consumers(new.created, &self.freshness).is_empty()
+    }
+
     pub fn state(&self) -> State {
         state::derive(
             &self.keys,
@@ -296,6 +331,29 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         State::Incomplete => {
             let (old, new) = (&keys[0], &keys[1]);
             let phase = facts.journal_of_newest().map(|j| j.phase);
+            if let Some((orphan, run)) = facts.orphan_key() {
+                let delete = Step::DeleteKey {
+                    key_id: orphan.id.clone(),
+                    why: format!(
+                        "created by run {run}, which stopped before any secret carried it"
+                    ),
+                };
+                let steps = if due_in(old) <= 0 || opts.force {
+                    rotation_steps(user, Some(delete))
+                } else {
+                    vec![delete]
+                };
+                return Plan::Act {
+                    steps,
+                    old_key: Some(old.id.clone()),
+                };
+            }
+            if facts.verification_to_resume() && !opts.force {
+                return Plan::Act {
+                    steps: verify_steps(user).collect(),
+                    old_key: Some(old.id.clone()),
+                };
+            }
             if !opts.force {
                 let what = match phase {
                     Some(Phase::Partial) => {
@@ -443,6 +501,8 @@ pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Strin
             ),
             None => format!("user {name} has keys in a combination no command handles"),
         }),
+        // The next rotate finishes these by itself.
+        State::Incomplete if facts.orphan_key().is_some() || facts.verification_to_resume() => None,
         State::Incomplete if !opts.force => Some(format!(
             "user {name} has an incomplete rotation: run rotate with force"
         )),
@@ -794,6 +854,7 @@ mod tests {
             old_last_used: None,
             journal,
             has_verify: false,
+            newest_unheld: false,
         }
     }
     fn with_phase(mut f: Facts, phase: Phase, at: DateTime<Utc>) -> Facts {
@@ -1216,15 +1277,63 @@ mod tests {
         );
         f.has_verify = true;
         assert_eq!(f.state(), State::Incomplete);
+        // CONTRACT §12: every consumer holds the new key, only the proof is missing: the next
+        // rotate runs the verification again without force, and nobody is called.
+        let verify_again = |p: &Plan| matches!(p, Plan::Act { steps, .. } if matches!(steps.as_slice(), [Step::DispatchVerification(_)]));
+        let p = rotate(&u, &f, &Options::default());
+        assert!(verify_again(&p), "{p:?}");
+        assert!(verify_again(&rotate(&u, &f, &force())));
+        assert_eq!(attention(&u, &f, &Options::default()), None);
+        // A consumer written before the new key existed does not hold it: that needs force.
+        f.freshness[0].updated_at = Some(days_ago(3));
         let p = rotate(&u, &f, &Options::default());
         assert!(refused(&p, "verification did not succeed"), "{p:?}");
         assert!(
             refused(&p, "runs the verification workflows again"),
             "{p:?}"
         );
-        assert!(
-            matches!(rotate(&u, &f, &force()), Plan::Act { steps, .. } if matches!(steps.as_slice(), [Step::DispatchVerification(_)]))
+        assert!(attention(&u, &f, &Options::default()).is_some());
+    }
+
+    /// CONTRACT §12: a run killed between CreateAccessKey and its first write leaves a key
+    /// nobody got; the next rotate deletes it at once and starts over, without a person.
+    #[test]
+    fn a_key_created_by_a_run_that_stopped_before_any_write_is_deleted_at_once() {
+        let created = days_ago(1);
+        let mut f = facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, created)],
+            Some(days_ago(100)),
         );
+        f.journal = Some(Journal::creating(
+            "gh-1-1-7-1",
+            created - Duration::seconds(2),
+        ));
+        f.newest_unheld = true;
+        assert_eq!(f.state(), State::Incomplete);
+        assert_eq!(attention(&user(), &f, &Options::default()), None);
+        let p = rotate(&user(), &f, &Options::default());
+        let Plan::Act { steps, .. } = &p else {
+            panic!("{p:?}")
+        };
+        assert!(
+            matches!(&steps[..2], [Step::DeleteKey { key_id, why }, Step::CreateKey] if key_id == "K2" && why.contains("gh-1-1-7-1")),
+            "{steps:?}"
+        );
+        // Not when a consumer may hold it, when the step runs with it, or when the intent is
+        // far from the key's creation (a forged or stale journal).
+        for change in 0..3 {
+            let mut g = f.clone();
+            match change {
+                0 => g.newest_unheld = false,
+                1 => g.step_key_id = Some("K2".into()),
+                _ => g.journal = Some(Journal::creating("r", created - Duration::days(2))),
+            }
+            assert!(g.orphan_key().is_none(), "{change}");
+            assert!(
+                refused(&rotate(&user(), &g, &Options::default()), "force"),
+                "{change}"
+            );
+        }
     }
 
     #[test]

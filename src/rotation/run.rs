@@ -16,7 +16,7 @@ use crate::exit::Exit;
 use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow, Visibility};
 use crate::ports::{
     Clock, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey, SecretStore, StepKey,
-    Workflows,
+    Stop, Workflows,
 };
 use crate::seal::ScopeKey;
 
@@ -38,6 +38,9 @@ pub struct LeaseSettings {
     pub settle: std::time::Duration,
     /// How long the lease lasts (past the verification timeout), should the run die.
     pub ttl: chrono::Duration,
+    /// The longest one AWS or GitHub call may take: no mutation starts unless the lease has
+    /// twice that left (CONTRACT §12: a lease that expires under a call fences nothing).
+    pub call_timeout: chrono::Duration,
 }
 
 /// The ports and settings one run works with.
@@ -52,6 +55,8 @@ pub struct Ctx<'a, I, S, W, E, C> {
     pub opts: &'a Options,
     pub dry_run: bool,
     pub lease: &'a LeaseSettings,
+    /// Set on SIGINT/SIGTERM: no new mutation starts.
+    pub stop: &'a Stop,
 }
 
 impl<'a, I, S, W, E, C> Ctx<'a, I, S, W, E, C> {
@@ -71,6 +76,7 @@ impl<'a, I, S, W, E, C> Ctx<'a, I, S, W, E, C> {
             opts: self.opts,
             dry_run: self.dry_run,
             lease: self.lease,
+            stop: self.stop,
         }
     }
 }
@@ -103,6 +109,9 @@ pub struct Prepared {
     pub unread: Option<String>,
     /// Why the user needs a person, if it does.
     pub attention: Option<String>,
+    /// Consumers left with the new id and an older secret ([`state::split_pairs`]): every
+    /// changing command mends them first.
+    pub splits: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,13 +132,15 @@ pub enum Outcome {
     Failed(String),
     /// `status`: nothing was asked.
     Reported,
+    /// Stopped by a signal before it finished: where it stopped.
+    Interrupted(String),
 }
 
 impl Outcome {
     /// CONTRACT §7.
     pub fn exit(&self) -> Exit {
         match self {
-            Outcome::Failed(_) => Exit::Failed,
+            Outcome::Failed(_) | Outcome::Interrupted(_) => Exit::Failed,
             Outcome::Invalid(_) => Exit::Invalid,
             Outcome::Refused(_) => Exit::Refused,
             _ => Exit::Ok,
@@ -310,6 +321,18 @@ pub async fn plan_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock
         step_key_id: ctx.step_key.map(|k| k.id.clone()),
         journal: tags.journal().cloned(),
         has_verify: !user.verify.is_empty(),
+        newest_unheld: false,
+    };
+    let id_values: Vec<Option<String>> = old_values
+        .iter()
+        .map(|v| {
+            v.as_ref()
+                .and_then(|[id, _]| id.as_ref().map(|id| id.expose_secret().to_owned()))
+        })
+        .collect();
+    let facts = Facts {
+        newest_unheld: newest_unheld(&facts.keys, &stamps, &id_values),
+        ..facts
     };
     let plan = match command {
         Command::Status => Plan::Nothing(String::new()),
@@ -317,7 +340,18 @@ pub async fn plan_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock
         Command::Deactivate => plan::deactivate(user, &facts, ctx.opts),
         Command::Delete => plan::delete(user, &facts, ctx.opts),
     };
-    let attention = plan::attention(user, &facts, ctx.opts);
+    let splits = state::split_pairs(&facts.keys, &stamps, &id_values);
+    let mut attention = plan::attention(user, &facts, ctx.opts);
+    if !splits.is_empty() && attention.is_none() && command == Command::Status {
+        attention = Some(format!(
+            "{} hold the new key's id with an older secret (a run stopped between the two writes) and cannot authenticate: the next rotate, deactivate or delete gives them the old id back",
+            splits
+                .iter()
+                .map(|&i| user.consumers[i].scope.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     Ok(Prepared {
         facts,
         plan,
@@ -328,6 +362,7 @@ pub async fn plan_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock
         access,
         attention,
         unread,
+        splits,
     })
 }
 
@@ -351,13 +386,34 @@ pub async fn read_for_writes<I: Iam, S: SecretStore, W: Workflows, E: Events, C:
     user: &UserSpec,
     prepared: &mut Prepared,
 ) -> Result<(), Fault> {
-    let writes = matches!(&prepared.plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_) | Step::RollBack)));
+    let writes = !prepared.splits.is_empty()
+        || matches!(&prepared.plan, Plan::Act { steps, .. } if steps.iter().any(|s| matches!(s, Step::WriteSecrets(_) | Step::RollBack)));
     if !writes {
         return Ok(());
     }
     if prepared.stamps.is_empty() {
         (prepared.stamps, prepared.old_values, prepared.access) = read_stamps(ctx, user).await?;
         prepared.facts.freshness = freshness(user, &prepared.stamps);
+    }
+    for (c, stamps) in user.consumers.iter().zip(&prepared.stamps) {
+        // The secret half only where the store encrypts it (an SSM SecureString).
+        ctx.store
+            .fit_for_secret(&c.scope, secret_name(c, Part::Secret))
+            .await
+            .map_err(|e| gh_fault(&c.scope, e))?;
+        // A new organization secret is readable by whom the manifest says, never by GitHub's
+        // default (every private repository of the organization).
+        if let Scope::Organization {
+            visibility: None, ..
+        } = &c.scope
+            && let Some((part, _)) = PARTS.iter().zip(stamps).find(|(_, at)| at.is_none())
+        {
+            return Err(Fault::Invalid(format!(
+                "{}: secret {} does not exist yet, and the manifest does not say who may read it: add `visibility: private`, `visibility: selected` or `visibility: all` to its entry (GitHub's default would let every private repository of the organization read the key)",
+                c.scope,
+                secret_name(c, *part)
+            )));
+        }
     }
     for c in user.consumers.iter().filter(|c| c.scope.is_github()) {
         if !prepared.scope_keys.contains_key(&c.scope) {
@@ -432,11 +488,6 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
                     .map_err(|e| gh_fault(&c.scope, e))?;
             }
             old = Some(both);
-            // The secret half only where the store encrypts it (an SSM SecureString).
-            ctx.store
-                .fit_for_secret(&c.scope, secret_name(c, Part::Secret))
-                .await
-                .map_err(|e| gh_fault(&c.scope, e))?;
         }
         let mut both = [None, None];
         for (slot, part) in both.iter_mut().zip(PARTS) {
@@ -449,24 +500,6 @@ async fn read_stamps<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
                     .await
                     .map_err(|e| gh_fault(&c.scope, e))?,
             };
-        }
-        // A new organization secret is readable by whom the manifest says, never by GitHub's
-        // default (every private repository).
-        if let Scope::Organization {
-            visibility: None, ..
-        } = &c.scope
-            && both.iter().any(Option::is_none)
-        {
-            return Err(Fault::Invalid(format!(
-                "{}: secret {} does not exist yet, and the manifest does not say who may read it: add `visibility: private`, `visibility: selected` or `visibility: all` to its entry (GitHub's default would let every private repository of the organization read the key)",
-                c.scope,
-                PARTS
-                    .iter()
-                    .zip(&both)
-                    .find(|(_, b)| b.is_none())
-                    .map(|(p, _)| secret_name(c, *p))
-                    .unwrap_or_default()
-            )));
         }
         // Who reads it, where the store says: reported, never changed.
         let reach = if both[0].is_some() {
@@ -509,6 +542,24 @@ pub fn is_due(user: &UserSpec, facts: &Facts) -> bool {
     }
 }
 
+/// With two keys, whether no consumer can hold the newer one: every secret that exists was
+/// last written before it was created (by more than the clock slack), and no readable store
+/// holds its id. Unread stamps prove nothing.
+fn newest_unheld(
+    keys: &[KeyInfo],
+    stamps: &[[Option<DateTime<Utc>>; 2]],
+    id_values: &[Option<String>],
+) -> bool {
+    let [_, new] = keys else { return false };
+    !stamps.is_empty()
+        && stamps
+            .iter()
+            .flatten()
+            .flatten()
+            .all(|t| *t < new.created - state::clock_slack())
+        && id_values.iter().flatten().all(|v| *v != new.id)
+}
+
 /// What consumer `i` most likely holds before this run, from the keys, the journal and when
 /// its secrets were written.
 fn guess_before(facts: &Facts, stamps: Option<&[Option<DateTime<Utc>>; 2]>) -> [Holding; 2] {
@@ -548,6 +599,35 @@ fn guess_before(facts: &Facts, stamps: Option<&[Option<DateTime<Utc>>; 2]>) -> [
         }
     }
     both
+}
+
+/// After a stop that could not wait for `user`'s run: gives its lease back if it is still this
+/// run's, and says where the rotation stopped (the journal's phase).
+pub async fn give_back_lease<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
+    ctx: &Ctx<'_, I, S, W, E, C>,
+    user: &UserSpec,
+) -> String {
+    let tags = match read_tags(ctx.iam, &user.name).await {
+        Ok(t) => t,
+        Err(e) => {
+            return format!("could not read the lease to give it back ({e}): it expires by itself");
+        }
+    };
+    let phase = tags
+        .journal()
+        .map_or("no journal".to_owned(), |j| format!("journal {}", j.phase));
+    match tags.lease() {
+        Some(l) if l.run == ctx.lease.run_id => {
+            match ctx.iam.remove_tag(&user.name, LEASE_TAG).await {
+                Ok(()) => format!("{phase}; the lease is given back"),
+                Err(e) => format!(
+                    "{phase}; giving the lease back failed ({e}): it expires at {}",
+                    l.until.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            }
+        }
+        _ => format!("{phase}; this run held no lease"),
+    }
 }
 
 /// Reads, decides and carries out one user's command.
@@ -610,6 +690,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         access,
         attention,
         unread,
+        splits,
     } = prepared;
     let mut report = UserReport::new(user, Outcome::Reported);
     report.state = Some(facts.state());
@@ -639,6 +720,14 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
             [(guess[0].clone(), at[0]), (guess[1].clone(), at[1])]
         })
         .collect();
+    let mut before = before;
+    if let [old, new] = facts.keys.as_slice() {
+        // The stamps say it: the new id beside an older secret.
+        for &i in &splits {
+            before[i][0].0 = Holding::key(&new.id);
+            before[i][1].0 = Holding::key(&old.id);
+        }
+    }
     let ledger = Ledger::new(before);
     report.consumers = user
         .consumers
@@ -662,8 +751,11 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         ctx.events.info(&note);
         report.notes.push(note);
     }
-    let (steps, old_key) = match plan {
-        Plan::Nothing(why) => {
+    // Split pairs are mended first, whatever the plan (CONTRACT §12): a plan that does nothing
+    // or refuses still ends the same way, after the mend.
+    let mend = !splits.is_empty() && command != Command::Status;
+    let (steps, old_key, after_mend) = match plan {
+        Plan::Nothing(why) if !mend => {
             report.outcome = if command == Command::Status {
                 Outcome::Reported
             } else {
@@ -671,25 +763,35 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
             };
             return report;
         }
-        Plan::Refuse(why) => {
+        Plan::Refuse(why) if !mend => {
             report.outcome = Outcome::Refused(why);
             return report;
         }
+        Plan::Nothing(why) => (Vec::new(), None, Some(Outcome::Nothing(why))),
+        Plan::Refuse(why) => (Vec::new(), None, Some(Outcome::Refused(why))),
         Plan::Invalid(why) => {
             report.outcome = Outcome::Invalid(why);
             return report;
         }
-        Plan::Act { steps, old_key } => (steps, old_key),
+        Plan::Act { steps, old_key } => (steps, old_key, None),
     };
     report.old_key = old_key.clone();
     if ctx.dry_run {
-        report.outcome = Outcome::Planned(steps.iter().map(ToString::to_string).collect());
+        let mut planned: Vec<String> = splits
+            .iter()
+            .map(|&i| mend_words(user, &facts, i))
+            .collect();
+        planned.extend(steps.iter().map(ToString::to_string));
+        report.outcome = Outcome::Planned(planned);
         for c in &mut report.consumers {
             if steps.contains(&Step::WriteSecrets(c.consumer.clone()))
                 || steps.contains(&Step::RollBack)
             {
                 c.result = "would be updated (dry run)".into();
             }
+        }
+        for &i in &splits {
+            report.consumers[i].result = "would get the old id back (dry run)".into();
         }
         return report;
     }
@@ -709,11 +811,14 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         old_values,
         last_sent: HashMap::new(),
         leased: false,
+        lease_until: None,
+        splits,
     };
     let result = run.act(&steps).await;
     run.release().await;
     let mut report = run.finish();
     report.outcome = match result {
+        Ok(Done::Finished) if after_mend.is_some() => after_mend.expect("checked"),
         Ok(Done::Rolled(why)) => Outcome::RolledBack(why),
         Ok(Done::Finished) => match command {
             Command::Rotate => Outcome::Rotated,
@@ -723,6 +828,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         },
         Err(Halt::Failed(why)) => Outcome::Failed(why),
         Err(Halt::Refused(why)) => Outcome::Refused(why),
+        Err(Halt::Interrupted(why)) => Outcome::Interrupted(why),
     };
     if matches!(
         report.outcome,
@@ -739,6 +845,17 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         ));
     }
     report
+}
+
+/// The mend of split consumer `i`, in words (dry run).
+fn mend_words(user: &UserSpec, facts: &Facts, i: usize) -> String {
+    let c = &user.consumers[i];
+    format!(
+        "write the old id {} into {} of {} (it holds the new id beside an older secret)",
+        facts.keys.first().map_or("?", |k| k.id.as_str()),
+        c.secrets.access_key_id,
+        c.scope
+    )
 }
 
 fn describe_before(held: &Held) -> Option<String> {
@@ -762,6 +879,8 @@ enum Halt {
     Failed(String),
     /// A lease or a re-read stopped it before it acted: exit 3.
     Refused(String),
+    /// A stop was requested (a signal): no new mutation was started.
+    Interrupted(String),
 }
 
 /// Attempts for the idempotent calls the core repeats on purpose (tags, secret writes while
@@ -791,6 +910,10 @@ struct Rotation<'c, 'a, I, S, W, E, C> {
     /// GitHub's whole-second `updated_at` tells them apart).
     last_sent: HashMap<(usize, usize), DateTime<Utc>>,
     leased: bool,
+    /// Until when this run's lease holds, once taken.
+    lease_until: Option<DateTime<Utc>>,
+    /// Consumers to mend before anything else (the new id beside an older secret).
+    splits: Vec<usize>,
 }
 
 impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_, I, S, W, E, C> {
@@ -804,8 +927,10 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
     }
 
     async fn act(&mut self, steps: &[Step]) -> Result<Done, Halt> {
+        self.stop_point("before it changed anything")?;
         self.take_lease().await?;
         self.recheck("before starting").await?;
+        self.mend_splits().await?;
         let verifications: Vec<VerifyWorkflow> = steps
             .iter()
             .filter_map(|s| match s {
@@ -815,6 +940,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             .collect();
         let writes = steps.iter().any(|s| matches!(s, Step::WriteSecrets(_)));
         for step in steps {
+            self.stop_point(&format!("before it would {step}"))?;
             match step {
                 Step::DispatchVerification(_) => {}
                 Step::RollBack => return self.roll_back_repair().await,
@@ -839,6 +965,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             }
         }
         if !verifications.is_empty() {
+            self.stop_point("before it would dispatch the verification workflows")?;
             self.verify(&verifications).await?;
             if let Err(e) = self.record(Phase::Verified).await {
                 return Err(Halt::Failed(format!(
@@ -847,6 +974,69 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             }
         }
         Ok(Done::Finished)
+    }
+
+    /// Whether this run's lease lasts long enough for `calls` more mutating calls, each with
+    /// twice the call timeout to spare (before the lease is taken: yes).
+    fn lease_holds(&self, calls: i32) -> bool {
+        self.lease_until.is_none_or(|until| {
+            until - self.ctx.clock.now() >= self.ctx.lease.call_timeout * (2 * calls.max(1))
+        })
+    }
+
+    /// Where a requested stop takes effect: between steps, never inside one (a consumer's pair
+    /// is written whole, or not at all).
+    fn stop_point(&self, before: &str) -> Result<(), Halt> {
+        // A step makes at most a pair of writes: it starts only with room for both.
+        if !self.lease_holds(2) {
+            return Err(Halt::Failed(format!(
+                "stopped {before}: this run's lease on user {} ends at {}, too soon to start another change (each call may take {}); nothing more was changed, and the next run goes on from here",
+                self.name(),
+                self.lease_until.map_or("?".into(), |t| t
+                    .format("%Y-%m-%d %H:%M:%S UTC")
+                    .to_string()),
+                crate::human::duration(self.ctx.lease.call_timeout.to_std().unwrap_or_default())
+            )));
+        }
+        if !self.ctx.stop.requested() {
+            return Ok(());
+        }
+        let phase = self
+            .journal
+            .as_ref()
+            .map_or("no journal".to_owned(), |j| format!("journal {}", j.phase));
+        Err(Halt::Interrupted(format!(
+            "stopped by a signal {before} ({phase}); the lease is given back, and the next run goes on from here"
+        )))
+    }
+
+    /// Gives every split consumer the old id back (CONTRACT §12): ids are not secret, and the
+    /// old key, still Active, works with the secret the consumer kept.
+    async fn mend_splits(&mut self) -> Result<(), Halt> {
+        let Some(old) = self.keys.first().map(|k| k.id.clone()) else {
+            return Ok(());
+        };
+        for i in std::mem::take(&mut self.splits) {
+            let scope = self.user.consumers[i].scope.clone();
+            match self
+                .write_again(i, Part::Id, &old, &SecretString::from(old.clone()))
+                .await
+            {
+                Ok(()) => {
+                    self.report.consumers[i].result =
+                        "mended: the old id back beside the secret it kept".into();
+                    self.ctx.events.warn(&format!(
+                        "{scope} held the new key's id with an older secret (a run stopped between the two writes): it has the old id {old} back and works again"
+                    ));
+                }
+                Err(e) => {
+                    return Err(Halt::Failed(format!(
+                        "{scope} holds the new key's id with an older secret and cannot authenticate; writing the old id {old} back failed ({e}): run again"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     // ---- the lease --------------------------------------------------------------------------
@@ -901,7 +1091,10 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             ))
         })?;
         match tags.lease() {
-            Some(l) if &l.run == me => Ok(()),
+            Some(l) if &l.run == me => {
+                self.lease_until = Some(l.until);
+                Ok(())
+            }
             Some(l) => {
                 self.leased = false;
                 Err(Halt::Refused(format!(
@@ -1051,6 +1244,12 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
 
     /// TagUser with the journal (idempotent, so tried a few times).
     async fn write_journal(&mut self, j: Journal) -> Result<(), IamError> {
+        if !self.lease_holds(1) {
+            return Err(IamError {
+                kind: IamErrorKind::Other,
+                message: "not sent: this run's lease ends too soon to write the journal".into(),
+            });
+        }
         let mut last = None;
         for _ in 0..ATTEMPTS {
             match self
@@ -1071,6 +1270,16 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             self.journal = t.journal().cloned();
         }
         Err(last.expect("at least one attempt"))
+    }
+
+    /// Puts back the journal as it was before this run's intent (`None`: no journal).
+    async fn put_back_journal(&mut self, prior: Option<Journal>) {
+        match prior {
+            Some(j) => {
+                let _ = self.write_journal(j).await;
+            }
+            None => self.forget_journal().await,
+        }
     }
 
     async fn forget_journal(&mut self) {
@@ -1141,11 +1350,9 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 }
                 ctx.events
                     .info(&format!("deleted access key {key_id} ({why})"));
-                if self
-                    .journal
-                    .as_ref()
-                    .is_some_and(|j| &j.key == key_id || j.phase == Phase::Deactivated)
-                {
+                if self.journal.as_ref().is_some_and(|j| {
+                    &j.key == key_id || matches!(j.phase, Phase::Deactivated | Phase::Creating)
+                }) {
                     self.forget_journal().await;
                 }
             }
@@ -1185,10 +1392,24 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 }
             }
             Step::CreateKey => {
+                // The intent first (CONTRACT §12): a run killed after CreateAccessKey leaves a
+                // key whose origin the next run can tell, and delete at once.
+                let prior = self.journal.clone();
+                let intent = Journal::creating(&ctx.lease.run_id, self.now());
+                if let Err(e) = self.write_journal(intent).await {
+                    return Err(Halt::Failed(format!(
+                        "could not record the rotation's start on IAM user {name} ({e}). Nothing was changed; run again"
+                    )));
+                }
                 let before: Vec<String> = self.keys.iter().map(|k| k.id.clone()).collect();
                 let key = match ctx.iam.create_key(&name).await {
                     Ok(k) => k,
-                    Err(e) => return Err(self.create_failed(e, &before).await),
+                    Err(e) => {
+                        let halt = self.create_failed(e, &before).await;
+                        // No key of this run exists: the intent is void.
+                        self.put_back_journal(prior).await;
+                        return Err(halt);
+                    }
                 };
                 ctx.events.mask(&key.secret);
                 ctx.events
@@ -1334,6 +1555,17 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         is_new: bool,
     ) -> Result<(), GhError> {
         let c = self.user.consumers[i].clone();
+        if !self.lease_holds(1) {
+            return Err(GhError {
+                kind: GhErrorKind::Unavailable,
+                message: format!(
+                    "not sent: this run's lease ends too soon for another write of {}",
+                    secret_name(&c, part)
+                ),
+                uncertain: false,
+                status: None,
+            });
+        }
         let slot = (i, part as usize);
         if let Some(prev) = self.last_sent.get(&slot) {
             let gap = self.ctx.clock.now() - *prev;
@@ -1443,6 +1675,12 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         let ctx = self.ctx;
         let key_id = self.new_id().expect("verification follows a new key");
         let rotation_id = self.rotation_id();
+        // The wait ends inside the lease, with room to record its result (CONTRACT §12).
+        let mut settings = ctx.verify.clone();
+        if let Some(until) = self.lease_until {
+            let left = until - ctx.clock.now() - ctx.lease.call_timeout * 4;
+            settings.timeout = settings.timeout.min(left.to_std().unwrap_or_default());
+        }
         let results = verify::verify_all(
             ctx.workflows,
             ctx.clock,
@@ -1450,7 +1688,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             entries,
             &key_id,
             &format!("{rotation_id}-{}", self.now().timestamp()),
-            &ctx.verify,
+            &settings,
         )
         .await;
         self.report.runs = results.clone();

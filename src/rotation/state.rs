@@ -166,6 +166,38 @@ pub fn contradiction(keys: &[KeyInfo], journal: &Journal, now: DateTime<Utc>) ->
     None
 }
 
+/// The consumers a run killed between a pair's two writes left split (CONTRACT §12): with two
+/// Active keys, the id secret written since the new key was created and the secret half, which
+/// exists, not. Such a consumer holds the new id with an older secret and cannot authenticate;
+/// the old id (not secret, its key still Active) makes its pair whole again. `stamps[i]` is
+/// consumer `i`'s (id, secret) `updated_at`; `id_values[i]`, where a store is readable, is the
+/// id it holds (a split there is one whose id is the new key's).
+pub fn split_pairs(
+    keys: &[KeyInfo],
+    stamps: &[[Option<DateTime<Utc>>; 2]],
+    id_values: &[Option<String>],
+) -> Vec<usize> {
+    let [old, new] = keys else {
+        return Vec::new();
+    };
+    if old.status != KeyStatus::Active || new.status != KeyStatus::Active {
+        return Vec::new();
+    }
+    let since = |t: &Option<DateTime<Utc>>| t.is_some_and(|t| t >= new.created - clock_slack());
+    stamps
+        .iter()
+        .enumerate()
+        .filter(|(i, [id, secret])| {
+            let id_is_new = match id_values.get(*i) {
+                Some(Some(v)) => *v == new.id,
+                _ => since(id),
+            };
+            id_is_new && secret.is_some() && !since(secret)
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// How far GitHub's clock (a secret's `updated_at`) and AWS's (a key's creation date) may
 /// disagree before a secret "written before the key existed" is believed.
 pub fn clock_slack() -> chrono::Duration {
@@ -391,6 +423,7 @@ mod tests {
             phase: Phase::Verified,
             key: "K2".into(),
             rotation: "K2-10000".into(),
+            run: None,
             at: at(10_100),
             held: None,
         };
@@ -460,6 +493,37 @@ mod tests {
             derive(&keys, Some(&gone), &fresh_all, true, now()),
             State::Incomplete
         );
+    }
+
+    /// A kill between a pair's two writes: the id is newer than the new key, the secret older.
+    #[test]
+    fn split_pairs_are_found_by_their_stamps() {
+        let keys = [key("K1", A, 0), key("K2", A, 10_000)];
+        let slack = clock_slack().num_seconds();
+        let s = |id: Option<i64>, secret: Option<i64>| [id.map(at), secret.map(at)];
+        let stamps = [
+            s(Some(10_001), Some(5)),                              // split
+            s(Some(10_001), Some(10_002)),                         // whole: new
+            s(Some(5), Some(6)),                                   // whole: old
+            s(Some(10_000 - slack + 1), Some(10_000 - slack - 1)), // split, at the slack
+            s(Some(10_001), None), // no secret to pair with: not mendable
+            s(None, Some(5)),      // no id
+        ];
+        assert_eq!(split_pairs(&keys, &stamps, &[]), vec![0, 3]);
+        // A readable store says which id it holds.
+        let values = [Some("K1".to_owned()), Some("K2".to_owned())];
+        assert_eq!(
+            split_pairs(
+                &keys,
+                &[s(Some(10_001), Some(5)), s(Some(5), Some(5))],
+                &values
+            ),
+            vec![1]
+        );
+        // Only with two Active keys.
+        let retired = [key("K1", I, 0), key("K2", A, 10_000)];
+        assert!(split_pairs(&retired, &stamps, &[]).is_empty());
+        assert!(split_pairs(&keys[..1], &stamps, &[]).is_empty());
     }
 
     #[test]
