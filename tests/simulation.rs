@@ -75,7 +75,14 @@ enum Kind {
     Timeout,
     /// The call took effect, but its answer was lost.
     Lost,
+    /// The process is gone (SIGKILL, a lost runner) before the call reached anyone: its lease
+    /// is left to expire.
+    CrashBefore,
+    /// The process is gone right after the call took effect.
+    CrashAfter,
 }
+
+const CRASHES: [Kind; 2] = [Kind::CrashBefore, Kind::CrashAfter];
 
 const KINDS: [Kind; 3] = [Kind::Error, Kind::Timeout, Kind::Lost];
 
@@ -93,6 +100,8 @@ impl fmt::Display for Fault {
             Kind::Error => "error",
             Kind::Timeout => "timeout",
             Kind::Lost => "lost",
+            Kind::CrashBefore => "crash-before",
+            Kind::CrashAfter => "crash-after",
         };
         let how = if self.persistent { "always" } else { "once" };
         write!(f, "{}:{}:{kind}:{how}", self.run, self.call)
@@ -108,6 +117,8 @@ impl Fault {
             kind: match p[2] {
                 "error" => Kind::Error,
                 "timeout" => Kind::Timeout,
+                "crash-before" => Kind::CrashBefore,
+                "crash-after" => Kind::CrashAfter,
                 _ => Kind::Lost,
             },
             persistent: p[3] == "always",
@@ -151,6 +162,8 @@ struct World {
     broken: Vec<(usize, &'static str, Kind)>,
     fired: usize,
     sleeping: Vec<Option<DateTime<Utc>>>,
+    /// Runs whose process is gone: never polled again.
+    crashed: Vec<bool>,
     trace: Option<Vec<String>>,
     scope_key: ScopeKey,
 }
@@ -190,6 +203,7 @@ impl World {
             broken: Vec::new(),
             fired: 0,
             sleeping: vec![None; 64],
+            crashed: vec![false; 64],
             trace: None,
             scope_key: ScopeKey::parse("sim-key-id", &key).unwrap(),
         }
@@ -352,6 +366,18 @@ impl Sim {
     ) -> Result<T, Kind> {
         match self.gate(op).await {
             Some(k @ (Kind::Error | Kind::Timeout)) => Err(k),
+            Some(Kind::CrashBefore) => {
+                self.w.borrow_mut().crashed[self.run] = true;
+                std::future::pending().await
+            }
+            Some(Kind::CrashAfter) => {
+                {
+                    let mut w = self.w.borrow_mut();
+                    apply(&mut w);
+                    w.crashed[self.run] = true;
+                }
+                std::future::pending().await
+            }
             fault => {
                 let t = apply(&mut self.w.borrow_mut());
                 match fault {
@@ -667,17 +693,21 @@ fn drive(
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..1_000_000 {
         let now = w.borrow().now;
+        let gone = |i: usize| w.borrow().crashed[first_run + i];
         let runnable: Vec<usize> = (0..n)
             .filter(|&i| {
-                out[i].is_none() && w.borrow().sleeping[first_run + i].is_none_or(|t| t <= now)
+                out[i].is_none()
+                    && !gone(i)
+                    && w.borrow().sleeping[first_run + i].is_none_or(|t| t <= now)
             })
             .collect();
         if runnable.is_empty() {
-            if out.iter().all(Option::is_some) {
-                return out.into_iter().map(Option::unwrap).collect();
+            if (0..n).all(|i| out[i].is_some() || gone(i)) {
+                // A crashed run leaves no report.
+                return out.into_iter().flatten().collect();
             }
             let next = (0..n)
-                .filter(|&i| out[i].is_none())
+                .filter(|&i| out[i].is_none() && !gone(i))
                 .filter_map(|i| w.borrow().sleeping[first_run + i])
                 .min()
                 .expect("a run that is not finished and not runnable sleeps");
@@ -820,6 +850,11 @@ impl fmt::Display for History {
 }
 
 impl History {
+    /// Whether a run of the history is killed.
+    fn crashes(&self) -> bool {
+        self.faults.iter().any(|f| CRASHES.contains(&f.kind))
+    }
+
     fn parse(s: &str) -> Self {
         let f: BTreeMap<&str, &str> = s
             .split_whitespace()
@@ -996,6 +1031,8 @@ fn acted(r: &UserReport) -> bool {
 
 /// Checks the world after a history. `reports` are the runs of the history.
 fn check(w: &World, spec: &UserSpec, h: &History, reports: &[UserReport]) -> Result<(), String> {
+    // A crashed run says nothing and gives nothing back: what it left is the next run's to mend.
+    let crashed = h.crashes();
     if w.keys.len() > 2 {
         return Err(format!("{} keys", w.keys.len()));
     }
@@ -1018,12 +1055,13 @@ fn check(w: &World, spec: &UserSpec, h: &History, reports: &[UserReport]) -> Res
         // Every consumer holds an id and a secret that belong together, unless a failed run
         // says exactly that it does not (a write that kept failing).
         if id != secret {
-            let admitted = reports.iter().any(|r| {
-                r.exit_code() != 0
-                    && r.consumers
-                        .get(i)
-                        .is_some_and(|c| matches!(c.held, Held::Split { .. } | Held::Unknown))
-            });
+            let admitted = crashed
+                || reports.iter().any(|r| {
+                    r.exit_code() != 0
+                        && r.consumers
+                            .get(i)
+                            .is_some_and(|c| matches!(c.held, Held::Split { .. } | Held::Unknown))
+                });
             if !admitted {
                 return Err(format!(
                     "{} holds a mismatched pair ({id:?}, {secret:?}) and no failed run says so",
@@ -1069,7 +1107,7 @@ fn check(w: &World, spec: &UserSpec, h: &History, reports: &[UserReport]) -> Res
         }
     }
     let persistent = h.faults.iter().any(|f| f.persistent);
-    if w.tags.contains_key(LEASE_TAG) && !persistent {
+    if w.tags.contains_key(LEASE_TAG) && !persistent && !crashed {
         return Err("a lease tag was left behind".into());
     }
     Ok(())
@@ -1151,6 +1189,62 @@ fn converge(w: &Rc<RefCell<World>>, spec: &UserSpec, h: &History) -> Result<(), 
     Err(format!("did not converge: {}", said.join(" → ")))
 }
 
+thread_local! {
+    /// Histories whose crash left a consumer split (the daily run then had to mend it).
+    static SPLIT_BY_A_CRASH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A crashed run's lease expires; the next daily run (`rotate`, no force) must leave every
+/// consumer with a whole pair of a working key: it mends what the crash split (CONTRACT §12).
+fn after_a_crash(
+    w: &Rc<RefCell<World>>,
+    spec: &UserSpec,
+    h: &History,
+    rng: &mut Rng,
+) -> Result<(), String> {
+    {
+        let mut w = w.borrow_mut();
+        w.now += Duration::hours(1);
+        w.sleeping = vec![None; 64];
+        if spec
+            .consumers
+            .iter()
+            .any(|c| matches!(w.held(c), Held::Split { .. }))
+        {
+            SPLIT_BY_A_CRASH.with(|n| n.set(n.get() + 1));
+        }
+    }
+    let daily = run_all(
+        w,
+        spec,
+        &[(Command::Rotate, false)],
+        h.self_rotating,
+        9,
+        rng,
+    )
+    .remove(0);
+    let world = w.borrow();
+    for c in &spec.consumers {
+        match world.held(c) {
+            Held::Key(k) if world.working(&k) => {}
+            Held::Nothing => {}
+            other => {
+                return Err(format!(
+                    "after the daily run that followed the crash ({:?}), {} holds {other:?}",
+                    daily.outcome, c.scope
+                ));
+            }
+        }
+    }
+    if daily.exit_code() == 2 {
+        return Err(format!(
+            "the daily run after the crash: {:?}",
+            daily.outcome
+        ));
+    }
+    Ok(())
+}
+
 /// Runs one history and checks it; `Err` carries the history and what broke.
 fn explore(h: &History) -> Result<(), String> {
     let w = Rc::new(RefCell::new(setup(h)));
@@ -1161,9 +1255,17 @@ fn explore(h: &History) -> Result<(), String> {
     let mut rng = Rng(h.seed);
     let reports = run_all(&w, &spec, &h.commands, h.self_rotating, 0, &mut rng);
     let checked = check(&w.borrow(), &spec, h, &reports);
-    let result = checked
+    let checked = checked
         .map_err(|e| format!("after the history: {e}"))
-        .and_then(|()| converge(&w, &spec, h).map_err(|e| format!("convergence: {e}")));
+        .and_then(|()| {
+            if h.crashes() {
+                after_a_crash(&w, &spec, h, &mut rng)
+            } else {
+                Ok(())
+            }
+        });
+    let result =
+        checked.and_then(|()| converge(&w, &spec, h).map_err(|e| format!("convergence: {e}")));
     if let Some(trace) = &w.borrow().trace {
         for line in trace {
             println!("{line}");
@@ -1370,6 +1472,39 @@ fn every_fault_at_every_call() {
         }
     }
     t.finish("one fault at every call");
+}
+
+/// The process killed (SIGKILL, a lost runner) at every call, before and after it takes effect:
+/// after the lease expires the next daily run leaves nothing broken, and a person's runs converge.
+#[test]
+fn a_crash_at_every_call() {
+    let mut t = Tally::new();
+    for h in lone_runs() {
+        let n = calls_of(&h);
+        for call in 0..n {
+            for kind in CRASHES {
+                let mut h = h.clone();
+                h.faults = vec![Fault {
+                    run: 0,
+                    call,
+                    kind,
+                    persistent: false,
+                }];
+                t.run(&h);
+            }
+        }
+    }
+    t.finish("a crash at every call");
+    let split = SPLIT_BY_A_CRASH.with(std::cell::Cell::get);
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "simulation: {split} crashes left a split pair, and the next daily run mended each"
+    );
+    assert!(
+        split > 0,
+        "the sweep never cut a pair: it proves nothing about mending"
+    );
 }
 
 #[test]

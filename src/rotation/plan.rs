@@ -273,7 +273,13 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         State::Current => {
             let k = &keys[0];
             let left = due_in(k);
-            if left <= 0 || opts.force {
+            // A first key whose push never finished (a run killed while writing it): some
+            // consumers may hold half a pair of it, and nobody has its secret any more. A new
+            // key written everywhere mends them (CONTRACT §12).
+            let unfinished = facts
+                .journal_of_newest()
+                .is_some_and(|j| j.phase == Phase::Writing);
+            if left <= 0 || opts.force || unfinished {
                 Plan::Act {
                     steps: rotation_steps(user, None),
                     old_key: Some(k.id.clone()),

@@ -109,9 +109,9 @@ pub struct Prepared {
     pub unread: Option<String>,
     /// Why the user needs a person, if it does.
     pub attention: Option<String>,
-    /// Consumers left with the new id and an older secret ([`state::split_pairs`]): every
-    /// changing command mends them first.
-    pub splits: Vec<usize>,
+    /// Consumers a killed run left split, each with the key id that makes it whole
+    /// ([`state::split_pairs`]): every changing command mends them first.
+    pub splits: Vec<(usize, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -340,14 +340,14 @@ pub async fn plan_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock
         Command::Deactivate => plan::deactivate(user, &facts, ctx.opts),
         Command::Delete => plan::delete(user, &facts, ctx.opts),
     };
-    let splits = state::split_pairs(&facts.keys, &stamps, &id_values);
+    let splits = state::split_pairs(&facts.keys, &stamps);
     let mut attention = plan::attention(user, &facts, ctx.opts);
     if !splits.is_empty() && attention.is_none() && command == Command::Status {
         attention = Some(format!(
-            "{} hold the new key's id with an older secret (a run stopped between the two writes) and cannot authenticate: the next rotate, deactivate or delete gives them the old id back",
+            "{} hold an id and a secret of different keys (a run stopped between the two writes) and cannot authenticate: the next rotate, deactivate or delete gives them the id that matches",
             splits
                 .iter()
-                .map(|&i| user.consumers[i].scope.to_string())
+                .map(|(i, _)| user.consumers[*i].scope.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -536,6 +536,14 @@ pub fn is_due(user: &UserSpec, facts: &Facts) -> bool {
         |k: &KeyInfo| state::age_days(k.created, facts.now) >= i64::from(user.max_age_days);
     match facts.state() {
         State::None | State::Incomplete => true,
+        // A first key whose push never finished is due at once (see `plan::rotate`).
+        State::Current
+            if facts
+                .journal_of_newest()
+                .is_some_and(|j| j.phase == Phase::Writing) =>
+        {
+            true
+        }
         State::Current | State::PendingDeletion => facts.keys.last().is_some_and(old_enough),
         State::RolledBack => facts.keys.first().is_some_and(old_enough),
         _ => false,
@@ -722,10 +730,11 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         .collect();
     let mut before = before;
     if let [old, new] = facts.keys.as_slice() {
-        // The stamps say it: the new id beside an older secret.
-        for &i in &splits {
-            before[i][0].0 = Holding::key(&new.id);
-            before[i][1].0 = Holding::key(&old.id);
+        // The stamps say it: the secret kept one key, the id holds the other.
+        for (i, kept) in &splits {
+            let other = if *kept == old.id { &new.id } else { &old.id };
+            before[*i][0].0 = Holding::key(other);
+            before[*i][1].0 = Holding::key(kept);
         }
     }
     let ledger = Ledger::new(before);
@@ -779,7 +788,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     if ctx.dry_run {
         let mut planned: Vec<String> = splits
             .iter()
-            .map(|&i| mend_words(user, &facts, i))
+            .map(|(i, kept)| mend_words(user, *i, kept))
             .collect();
         planned.extend(steps.iter().map(ToString::to_string));
         report.outcome = Outcome::Planned(planned);
@@ -790,8 +799,8 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
                 c.result = "would be updated (dry run)".into();
             }
         }
-        for &i in &splits {
-            report.consumers[i].result = "would get the old id back (dry run)".into();
+        for (i, kept) in &splits {
+            report.consumers[*i].result = format!("would get the id {kept} back (dry run)");
         }
         return report;
     }
@@ -848,13 +857,11 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
 }
 
 /// The mend of split consumer `i`, in words (dry run).
-fn mend_words(user: &UserSpec, facts: &Facts, i: usize) -> String {
+fn mend_words(user: &UserSpec, i: usize, kept: &str) -> String {
     let c = &user.consumers[i];
     format!(
-        "write the old id {} into {} of {} (it holds the new id beside an older secret)",
-        facts.keys.first().map_or("?", |k| k.id.as_str()),
-        c.secrets.access_key_id,
-        c.scope
+        "write the id {kept} into {} of {} (its secret is {kept}'s; a run stopped between the two writes)",
+        c.secrets.access_key_id, c.scope
     )
 }
 
@@ -912,8 +919,8 @@ struct Rotation<'c, 'a, I, S, W, E, C> {
     leased: bool,
     /// Until when this run's lease holds, once taken.
     lease_until: Option<DateTime<Utc>>,
-    /// Consumers to mend before anything else (the new id beside an older secret).
-    splits: Vec<usize>,
+    /// Consumers to mend before anything else, with the key id that makes each whole.
+    splits: Vec<(usize, String)>,
 }
 
 impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_, I, S, W, E, C> {
@@ -1010,28 +1017,25 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         )))
     }
 
-    /// Gives every split consumer the old id back (CONTRACT §12): ids are not secret, and the
-    /// old key, still Active, works with the secret the consumer kept.
+    /// Gives every split consumer the id of the key its secret kept (CONTRACT §12): ids are
+    /// not secret, and both keys are Active.
     async fn mend_splits(&mut self) -> Result<(), Halt> {
-        let Some(old) = self.keys.first().map(|k| k.id.clone()) else {
-            return Ok(());
-        };
-        for i in std::mem::take(&mut self.splits) {
+        for (i, kept) in std::mem::take(&mut self.splits) {
             let scope = self.user.consumers[i].scope.clone();
             match self
-                .write_again(i, Part::Id, &old, &SecretString::from(old.clone()))
+                .write_again(i, Part::Id, &kept, &SecretString::from(kept.clone()))
                 .await
             {
                 Ok(()) => {
                     self.report.consumers[i].result =
-                        "mended: the old id back beside the secret it kept".into();
+                        format!("mended: the id {kept} back beside its secret");
                     self.ctx.events.warn(&format!(
-                        "{scope} held the new key's id with an older secret (a run stopped between the two writes): it has the old id {old} back and works again"
+                        "{scope} held an id and a secret of different keys (a run stopped between the two writes): its id is {kept} again, and it works"
                     ));
                 }
                 Err(e) => {
                     return Err(Halt::Failed(format!(
-                        "{scope} holds the new key's id with an older secret and cannot authenticate; writing the old id {old} back failed ({e}): run again"
+                        "{scope} holds an id and a secret of different keys and cannot authenticate; writing the id {kept} failed ({e}): run again"
                     )));
                 }
             }
@@ -1567,7 +1571,16 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             });
         }
         let slot = (i, part as usize);
-        if let Some(prev) = self.last_sent.get(&slot) {
+        // A second after this run's last write of the same secret and, for an id, of its
+        // secret: a pair cut between its halves then shows as an id newer than its secret
+        // (whole seconds), which the next run mends ([`state::split_pairs`]).
+        let after_secret = (part == Part::Id).then_some((i, Part::Secret as usize));
+        let prev = [Some(slot), after_secret]
+            .into_iter()
+            .flatten()
+            .filter_map(|s| self.last_sent.get(&s))
+            .max();
+        if let Some(prev) = prev {
             let gap = self.ctx.clock.now() - *prev;
             if gap < chrono::Duration::seconds(1) {
                 let wait = (chrono::Duration::seconds(1) - gap)
@@ -1743,8 +1756,15 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 Part::Secret => old.secret.clone(),
             };
             if let Err(e) = self.write_again(i, part, &old.id, &value).await {
-                if part == Part::Secret
-                    && let Holding::Key(Some(id)) = self.ledger.holds(i, Part::Secret).clone()
+                // A pair is one unit: settle what the failed half left, then complete the pair
+                // or put its other half back to match (CONTRACT §12).
+                self.settle(i, part).await;
+                if part == Part::Id && *self.ledger.holds(i, Part::Id) == Holding::key(&old.id) {
+                    // The id landed although no answer said so: the secret completes the pair.
+                    continue;
+                }
+                if let Holding::Key(Some(id)) = self.ledger.holds(i, Part::Secret).clone()
+                    && *self.ledger.holds(i, Part::Id) != Holding::key(&id)
                 {
                     let _ = self
                         .write_again(i, Part::Id, &id, &SecretString::from(id.clone()))

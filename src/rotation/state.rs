@@ -166,35 +166,43 @@ pub fn contradiction(keys: &[KeyInfo], journal: &Journal, now: DateTime<Utc>) ->
     None
 }
 
-/// The consumers a run killed between a pair's two writes left split (CONTRACT §12): with two
-/// Active keys, the id secret written since the new key was created and the secret half, which
-/// exists, not. Such a consumer holds the new id with an older secret and cannot authenticate;
-/// the old id (not secret, its key still Active) makes its pair whole again. `stamps[i]` is
-/// consumer `i`'s (id, secret) `updated_at`; `id_values[i]`, where a store is readable, is the
-/// id it holds (a split there is one whose id is the new key's).
+/// The consumers a run killed between a pair's two writes left split (CONTRACT §12), each with
+/// the key id that makes its pair whole again. Every pair is written id first, then secret, so a
+/// whole pair's secret is never older than its id: an id written after its secret (by whole
+/// seconds; `stamps[i]` is consumer `i`'s (id, secret) `updated_at`) was cut off from the write
+/// of its secret. The secret says which key it kept: written before the newer of two Active keys
+/// existed (beyond the clock slack), the old one; after it, the new one. Ids are not secret, and
+/// both keys are Active, so writing that key's id mends the consumer. Within the slack it cannot
+/// be told, and nothing is claimed.
 pub fn split_pairs(
     keys: &[KeyInfo],
     stamps: &[[Option<DateTime<Utc>>; 2]],
-    id_values: &[Option<String>],
-) -> Vec<usize> {
+) -> Vec<(usize, String)> {
     let [old, new] = keys else {
         return Vec::new();
     };
     if old.status != KeyStatus::Active || new.status != KeyStatus::Active {
         return Vec::new();
     }
-    let since = |t: &Option<DateTime<Utc>>| t.is_some_and(|t| t >= new.created - clock_slack());
     stamps
         .iter()
         .enumerate()
-        .filter(|(i, [id, secret])| {
-            let id_is_new = match id_values.get(*i) {
-                Some(Some(v)) => *v == new.id,
-                _ => since(id),
+        .filter_map(|(i, parts)| {
+            let [Some(id), Some(secret)] = parts else {
+                return None;
             };
-            id_is_new && secret.is_some() && !since(secret)
+            if id.timestamp() <= secret.timestamp() {
+                return None;
+            }
+            let kept = if *secret < new.created - clock_slack() {
+                old
+            } else if *secret >= new.created {
+                new
+            } else {
+                return None;
+            };
+            Some((i, kept.id.clone()))
         })
-        .map(|(i, _)| i)
         .collect()
 }
 
@@ -495,35 +503,30 @@ mod tests {
         );
     }
 
-    /// A kill between a pair's two writes: the id is newer than the new key, the secret older.
+    /// A kill between a pair's two writes: the id written after its secret.
     #[test]
     fn split_pairs_are_found_by_their_stamps() {
         let keys = [key("K1", A, 0), key("K2", A, 10_000)];
         let slack = clock_slack().num_seconds();
         let s = |id: Option<i64>, secret: Option<i64>| [id.map(at), secret.map(at)];
         let stamps = [
-            s(Some(10_001), Some(5)),                              // split
-            s(Some(10_001), Some(10_002)),                         // whole: new
-            s(Some(5), Some(6)),                                   // whole: old
-            s(Some(10_000 - slack + 1), Some(10_000 - slack - 1)), // split, at the slack
-            s(Some(10_001), None), // no secret to pair with: not mendable
-            s(None, Some(5)),      // no id
+            s(Some(10_001), Some(5)),      // forward, cut: new id, old secret → K1
+            s(Some(10_001), Some(10_002)), // whole: new
+            s(Some(5), Some(6)),           // whole: old
+            s(Some(10_009), Some(10_005)), // a rollback cut: old id, new secret → K2
+            s(Some(10_001), Some(10_000 - slack + 1)), // secret within the slack: unknown
+            s(Some(10_001), None),         // no secret to pair with
+            s(None, Some(5)),              // no id
+            s(Some(10_001), Some(10_001)), // the same second: whole
         ];
-        assert_eq!(split_pairs(&keys, &stamps, &[]), vec![0, 3]);
-        // A readable store says which id it holds.
-        let values = [Some("K1".to_owned()), Some("K2".to_owned())];
         assert_eq!(
-            split_pairs(
-                &keys,
-                &[s(Some(10_001), Some(5)), s(Some(5), Some(5))],
-                &values
-            ),
-            vec![1]
+            split_pairs(&keys, &stamps),
+            vec![(0, "K1".to_owned()), (3, "K2".to_owned())]
         );
         // Only with two Active keys.
         let retired = [key("K1", I, 0), key("K2", A, 10_000)];
-        assert!(split_pairs(&retired, &stamps, &[]).is_empty());
-        assert!(split_pairs(&keys[..1], &stamps, &[]).is_empty());
+        assert!(split_pairs(&retired, &stamps).is_empty());
+        assert!(split_pairs(&keys[..1], &stamps).is_empty());
     }
 
     #[test]
