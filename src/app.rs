@@ -275,6 +275,7 @@ async fn run_inner(
         old_access_key_id: settings.old_access_key_id.clone(),
         deactivate_after: settings.deactivate_after,
         delete_after: settings.delete_after,
+        own_repository: rt.repository.clone(),
     };
     let clock = SystemClock;
     let verify_settings = VerifySettings {

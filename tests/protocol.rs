@@ -282,3 +282,199 @@ fn stuck_states_are_loud() {
         );
     }
 }
+
+// ---- interruptions: killed jobs, cancellations, stalled calls (CONTRACT §12) ------------------
+
+/// Time passes for a dead run's lease: it expires now.
+fn expire_lease(env: &TestEnv) {
+    let tags = env.tags(USER);
+    let lease = tags.get(LEASE_TAG).expect("a lease was left");
+    let run = lease
+        .split(' ')
+        .find_map(|w| w.strip_prefix("run="))
+        .expect("the lease names its run");
+    env.set_tag(
+        USER,
+        LEASE_TAG,
+        &format!("v1 run={run} until=2000-01-01T00:00:00Z"),
+    );
+}
+
+/// Each consumer's pair works, id and secret together, with STS (whichever key it is).
+fn every_consumer_works(env: &TestEnv) {
+    for (scope, id, secret) in consumers() {
+        let k = env
+            .held(&scope, id, secret)
+            .unwrap_or_else(|| panic!("{scope:?}: a pair"));
+        assert!(
+            env.sts_accepts(&k),
+            "{scope:?} holds a pair that does not work"
+        );
+    }
+}
+
+/// Issue case 0: the job is killed (SIGKILL: a lost runner) between a consumer's two writes,
+/// leaving it with the new id and the old secret. Once the lease has expired, the next daily
+/// run, without force, gives it the old id back before anything else; `rotate --force` then
+/// converges, and the retirement ends on one key.
+#[test]
+fn a_kill_between_a_pairs_two_writes_is_mended_by_the_next_run() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    // acme/api is written first (acme/web, the rotator's own repository, last); its secret
+    // half never answers, and the runner dies there.
+    env.github
+        .add_fault(Fault::new(axum::http::Method::PUT, "DEPLOY_KEY_SECRET", 500).stalls());
+    let run = env.spawn_action(&old, &[], &[]);
+    env.github.wait_for("PUT", "DEPLOY_KEY_SECRET");
+    run.signal(libc::SIGKILL);
+    let killed = run.wait(&env);
+    assert_eq!(killed.code, -1, "{}", killed.all());
+    let new_id = env
+        .github
+        .secret(&repo("acme/api"), "DEPLOY_KEY_ID")
+        .map(|s| s.value)
+        .unwrap();
+    assert_ne!(new_id, old.id, "the id half was written");
+    assert_eq!(
+        env.held(&repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET")
+            .map(|k| env.sts_accepts(&k)),
+        Some(false),
+        "split: the new id beside the old secret does not authenticate"
+    );
+    env.github.clear_faults();
+    expire_lease(&env);
+
+    let daily = env.action(&old, &[]);
+    assert!(
+        daily
+            .all()
+            .contains("acme/api (repository secrets) held an id and a secret of different keys"),
+        "{}",
+        daily.all()
+    );
+    every_consumer_works(&env);
+    assert!(
+        !env.tags(USER).contains_key(LEASE_TAG),
+        "the lease given back"
+    );
+
+    let fixed = env.action(&old, &[("force", "true")]);
+    assert!(fixed.code == 0 || fixed.code == 1, "{}", fixed.all());
+    every_consumer_works(&env);
+}
+
+/// Issue case 5: the runner cancels the job (SIGINT) while it waits for verification. The
+/// process starts nothing new, gives the lease back within 5 seconds, exits 130 with a summary
+/// of where it stopped; the next `rotate`, without force, verifies again and finishes.
+#[test]
+fn a_cancelled_job_gives_its_lease_back_and_the_next_run_verifies_again() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.write_manifest(&with_verify("acme/web"));
+    env.github.add_workflow(
+        "acme/web",
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::Normal,
+        },
+    );
+    env.github.set_run_time(std::time::Duration::from_secs(600));
+    let run = env.spawn_action(
+        &old,
+        &[],
+        &[("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS", "600000")],
+    );
+    env.github.wait_for("GET", "/actions/runs/");
+    let signalled = std::time::Instant::now();
+    run.signal(libc::SIGINT);
+    let stopped = run.wait(&env);
+    let took = signalled.elapsed();
+    assert_eq!(stopped.code, 130, "{}", stopped.all());
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "stopped after {took:?}"
+    );
+    assert!(
+        !env.tags(USER).contains_key(LEASE_TAG),
+        "the lease given back"
+    );
+    assert_eq!(env.journal(USER).map(|j| j.phase), Some(Phase::Written));
+    assert!(
+        stopped.summary.contains("interrupted"),
+        "{}",
+        stopped.summary
+    );
+    assert!(stopped.stderr.contains("SIGINT"), "{}", stopped.stderr);
+    let new = one_working_key(&env);
+    assert_ne!(new.id, old.id);
+
+    env.github
+        .set_run_time(std::time::Duration::from_millis(50));
+    let next = env.action(&new, &[]);
+    assert_eq!(next.code, 0, "{}", next.all());
+    assert_eq!(env.journal(USER).map(|j| j.phase), Some(Phase::Verified));
+    assert_eq!(one_working_key(&env).id, new.id);
+}
+
+/// Issue case 6: a GitHub request that never answers is a lost answer after the call timeout:
+/// the run settles it by `updated_at` and goes on, every consumer working.
+#[test]
+fn a_github_call_that_never_answers_is_a_lost_answer() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.github.add_fault(
+        Fault::new(axum::http::Method::PUT, "DEPLOY_KEY_ID", 500)
+            .lands()
+            .stalls()
+            .times(1),
+    );
+    let started = std::time::Instant::now();
+    let run = env.exec(
+        &old,
+        &[],
+        vec![
+            ("GITHUB_ACTIONS".into(), "true".into()),
+            ("INPUT_GITHUB-TOKEN".into(), fake_github::TOKEN.into()),
+            ("AWS_KEY_ROTATOR_CALL_TIMEOUT_SECONDS".into(), "2".into()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("no answer within 2s"), "{}", run.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let new = one_working_key(&env);
+    assert_ne!(new.id, old.id);
+}
+
+/// Issue case 6, AWS side: a CreateAccessKey that takes effect and never answers ends after
+/// the call timeout; the key nobody received is deleted, nothing was written, exit 1.
+#[test]
+fn an_aws_call_that_never_answers_is_a_lost_answer() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.stall_answer("CreateAccessKey", 1);
+    let before = env.world(USER);
+    let run = env.exec(
+        &old,
+        &[],
+        vec![
+            ("GITHUB_ACTIONS".into(), "true".into()),
+            ("INPUT_GITHUB-TOKEN".into(), fake_github::TOKEN.into()),
+            ("AWS_KEY_ROTATOR_CALL_TIMEOUT_SECONDS".into(), "2".into()),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("was deleted") || run.stderr.contains("nobody could hold it"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        env.world(USER),
+        before,
+        "one key, every consumer as it was, no tag"
+    );
+    assert_eq!(env.github.count("PUT", "/"), 0);
+    one_working_key(&env);
+}

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::journal::{JOURNAL_TAG, Journal, Phase};
 use super::state::{self, Freshness, KeyInfo, KeyStatus, State};
-use crate::manifest::{Consumer, UserSpec, VerifyWorkflow};
+use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow};
 
 /// What GetAccessKeyLastUsed said about a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +132,8 @@ pub struct Options {
     /// Inputs `deactivate-after-hours` / `delete-after-days`: override the manifest's.
     pub deactivate_after: Option<Duration>,
     pub delete_after: Option<Duration>,
+    /// `GITHUB_REPOSITORY`, the rotator's own repository: written last.
+    pub own_repository: Option<String>,
 }
 
 impl Default for Options {
@@ -143,6 +145,7 @@ impl Default for Options {
             old_access_key_id: None,
             deactivate_after: None,
             delete_after: None,
+            own_repository: None,
         }
     }
 }
@@ -236,11 +239,33 @@ pub enum Plan {
     },
 }
 
-fn rotation_steps(user: &UserSpec, delete_first: Option<Step>) -> Vec<Step> {
+/// Every consumer's write, the rotator's own repository last (CONTRACT §12): with
+/// self-rotation its job reads those secrets, and a run killed while writing them would leave
+/// the next run unable to authenticate.
+fn writes(user: &UserSpec, opts: &Options) -> Vec<Step> {
+    let own = |c: &Consumer| {
+        let repo = match &c.scope {
+            Scope::Repository(r) | Scope::Environment { repository: r, .. } => Some(r),
+            _ => None,
+        };
+        repo.zip(opts.own_repository.as_ref())
+            .is_some_and(|(r, own)| r.eq_ignore_ascii_case(own))
+    };
+    let (mine, others): (Vec<&Consumer>, Vec<&Consumer>) =
+        user.consumers.iter().partition(|c| own(c));
+    others
+        .into_iter()
+        .chain(mine)
+        .cloned()
+        .map(Step::WriteSecrets)
+        .collect()
+}
+
+fn rotation_steps(user: &UserSpec, opts: &Options, delete_first: Option<Step>) -> Vec<Step> {
     delete_first
         .into_iter()
         .chain([Step::CreateKey, Step::ProveNewKey])
-        .chain(user.consumers.iter().cloned().map(Step::WriteSecrets))
+        .chain(writes(user, opts))
         .chain(user.verify.iter().cloned().map(Step::DispatchVerification))
         .collect()
 }
@@ -267,7 +292,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     let due_in = |k: &KeyInfo| user.max_age_days as i64 - state::age_days(k.created, facts.now);
     match facts.state() {
         State::None => Plan::Act {
-            steps: rotation_steps(user, None),
+            steps: rotation_steps(user, opts, None),
             old_key: None,
         },
         State::Current => {
@@ -281,7 +306,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
                 .is_some_and(|j| j.phase == Phase::Writing);
             if left <= 0 || opts.force || unfinished {
                 Plan::Act {
-                    steps: rotation_steps(user, None),
+                    steps: rotation_steps(user, opts, None),
                     old_key: Some(k.id.clone()),
                 }
             } else {
@@ -325,7 +350,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
                 why: "rolled back; no job can still hold it".into(),
             };
             let steps = if due_in(old) <= 0 || opts.force {
-                rotation_steps(user, Some(delete))
+                rotation_steps(user, opts, Some(delete))
             } else {
                 vec![delete]
             };
@@ -345,7 +370,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
                     ),
                 };
                 let steps = if due_in(old) <= 0 || opts.force {
-                    rotation_steps(user, Some(delete))
+                    rotation_steps(user, opts, Some(delete))
                 } else {
                     vec![delete]
                 };
@@ -391,7 +416,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             if step == Some(new.id.as_str()) {
                 return Plan::Act {
                     steps: std::iter::once(Step::AdoptStepKey)
-                        .chain(user.consumers.iter().cloned().map(Step::WriteSecrets))
+                        .chain(writes(user, opts))
                         .chain(verify_steps(user))
                         .collect(),
                     old_key: Some(old.id.clone()),
@@ -412,6 +437,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             Plan::Act {
                 steps: rotation_steps(
                     user,
+                    opts,
                     Some(Step::DeleteKey {
                         key_id: new.id.clone(),
                         why: "recovering an incomplete rotation".into(),
@@ -438,6 +464,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             Plan::Act {
                 steps: rotation_steps(
                     user,
+                    opts,
                     Some(Step::DeleteKey {
                         key_id: old.id.clone(),
                         why: "the leftover Inactive key (delete-inactive)".into(),
@@ -1340,6 +1367,52 @@ mod tests {
                 "{change}"
             );
         }
+    }
+
+    /// CONTRACT §12: the rotator's own repository (its repository and environment secrets) is
+    /// written last; the manifest's order otherwise.
+    #[test]
+    fn the_rotators_own_repository_is_written_last() {
+        let mut u = user();
+        u.consumers = ["acme/web", "acme/api", "ACME/Web", "acme/db"]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Consumer {
+                scope: if i == 2 {
+                    Scope::Environment {
+                        repository: (*r).into(),
+                        environment: "prod".into(),
+                    }
+                } else {
+                    Scope::Repository((*r).into())
+                },
+                secrets: SecretNames::default(),
+            })
+            .collect();
+        let opts = Options {
+            own_repository: Some("acme/web".into()),
+            ..Options::default()
+        };
+        let f = facts(vec![key("K1", A, days_ago(100))], None);
+        let Plan::Act { steps, .. } = rotate(&u, &f, &opts) else {
+            panic!()
+        };
+        let order: Vec<String> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::WriteSecrets(c) => Some(c.scope.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "acme/api (repository secrets)",
+                "acme/db (repository secrets)",
+                "acme/web (repository secrets)",
+                "ACME/Web environment \"prod\""
+            ]
+        );
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub struct Fault {
     pub retry_after: Option<u64>,
     /// The request takes effect, and then the answer is lost (`status` instead).
     pub lands: bool,
+    /// No answer at all: the connection stays open and silent (a stalled call).
+    pub stalls: bool,
     seen: usize,
     fired: usize,
 }
@@ -133,6 +135,7 @@ impl Fault {
             status,
             retry_after: None,
             lands: false,
+            stalls: false,
             seen: 0,
             fired: 0,
         }
@@ -140,6 +143,11 @@ impl Fault {
     /// The request takes effect before the fault answers: a lost answer.
     pub fn lands(mut self) -> Self {
         self.lands = true;
+        self
+    }
+    /// The request never answers (after taking effect, with [`Fault::lands`]).
+    pub fn stalls(mut self) -> Self {
+        self.stalls = true;
         self
     }
     pub fn after(mut self, n: usize) -> Self {
@@ -258,6 +266,8 @@ struct State {
     faults: Vec<Fault>,
     /// "METHOD path status" for every request, in order.
     log: Vec<String>,
+    /// Every request as it arrives ("METHOD /path"), answered or not.
+    started: Vec<String>,
     /// When each request of `log` was answered.
     answered: Vec<std::time::Instant>,
     /// Every plaintext ever written, for the leak scan.
@@ -622,6 +632,29 @@ impl FakeGitHub {
             .collect()
     }
 
+    /// Every request that arrived ("METHOD /path"), answered or not yet.
+    pub fn started(&self) -> Vec<String> {
+        self.state.lock().unwrap().started.clone()
+    }
+
+    /// Waits (real time, at most a minute) until a request of `method` whose path contains
+    /// `needle` has arrived.
+    pub fn wait_for(&self, method: &str, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self
+            .started()
+            .iter()
+            .any(|l| l.starts_with(&format!("{method} ")) && l.contains(needle))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {method} {needle} arrived: {:?}",
+                self.started()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn log(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
     }
@@ -690,6 +723,10 @@ async fn handle(
     let path = format!("/{}", segments.join("/"));
     let query = uri.query().unwrap_or_default().to_owned();
     let response = respond(state, &method, &segments, &path, &query, &headers, &body);
+    if response.headers().contains_key(STALL_HEADER) {
+        // A call that never answers: the client's own timeout has to end it.
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     // A dispatched job "starts" now: it reads its secrets and checks them with STS.
     let (evals, moto) = {
         let mut s = state.lock().unwrap();
@@ -723,6 +760,9 @@ async fn handle(
     response
 }
 
+/// Marks a fault's answer as one never to be sent.
+const STALL_HEADER: &str = "x-fake-stall";
+
 fn respond(
     state: &Mutex<State>,
     method: &Method,
@@ -733,6 +773,7 @@ fn respond(
     body: &Bytes,
 ) -> Response {
     let mut s = state.lock().unwrap();
+    s.started.push(format!("{method} {path}"));
     let creates = matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -757,6 +798,10 @@ fn respond(
                 if let Some(secs) = f.retry_after {
                     r.headers_mut()
                         .insert("retry-after", secs.to_string().parse().unwrap());
+                }
+                let stalls = f.stalls;
+                if stalls {
+                    r.headers_mut().insert(STALL_HEADER, "1".parse().unwrap());
                 }
                 if f.lands {
                     drop(s);

@@ -164,6 +164,38 @@ fn policy_actions(keep: impl Fn(&str) -> bool) -> Vec<String> {
 
 /// What one run of the binary left behind.
 #[derive(Debug)]
+/// A started binary: signal it, kill it, or wait for it.
+pub struct Spawned {
+    pub child: Child,
+    files: tempfile::TempDir,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Spawned {
+    /// Sends `signal` (libc::SIGINT, SIGTERM, SIGKILL) to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits for the process and collects what it wrote (a killed one exits -1), and adds it
+    /// to `env`'s leak scan.
+    pub fn wait(mut self, env: &TestEnv) -> Run {
+        let status = self.child.wait().unwrap();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.join().unwrap(),
+            stderr: self.stderr.join().unwrap(),
+            outputs: std::fs::read_to_string(self.files.path().join("output")).unwrap(),
+            summary: std::fs::read_to_string(self.files.path().join("summary")).unwrap(),
+        };
+        env.record(&run);
+        run
+    }
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -390,6 +422,16 @@ impl TestEnv {
         assert!(r.status().is_success());
     }
 
+    /// The next `times` calls of IAM `action` take effect and then never answer.
+    pub fn stall_answer(&self, action: &str, times: u32) {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/_test/lose-answer", self.moto_url))
+            .json(&serde_json::json!({"action": action, "times": times, "stall": true}))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
     /// Records a use of the key `minutes_ago`.
     pub fn record_use(&self, key_id: &str, minutes_ago: i64, service: &str) {
         self.backdate(serde_json::json!({"access_key_id": key_id, "last_used_minutes_ago": minutes_ago, "service": service}));
@@ -530,6 +572,11 @@ impl TestEnv {
 
     /// Starts the binary directly (never through a shell: dash drops `INPUT_DRY-RUN`-style names).
     pub fn exec(&self, creds: &Key, args: &[&str], vars: Vec<(String, String)>) -> Run {
+        self.spawn(creds, args, vars).wait(self)
+    }
+
+    /// Starts the binary as [`TestEnv::exec`] does, without waiting for it (to signal or kill it).
+    pub fn spawn(&self, creds: &Key, args: &[&str], vars: Vec<(String, String)>) -> Spawned {
         let files = tempfile::tempdir().unwrap();
         let output = files.path().join("output");
         let summary = files.path().join("summary");
@@ -551,28 +598,43 @@ impl TestEnv {
             .spawn()
             .unwrap();
         let mut stderr_pipe = child.stderr.take().unwrap();
-        let err_reader = std::thread::spawn(move || {
+        let stderr = std::thread::spawn(move || {
             let mut s = String::new();
             stderr_pipe.read_to_string(&mut s).unwrap();
             s
         });
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut stdout)
-            .unwrap();
-        let status = child.wait().unwrap();
-        let run = Run {
-            code: status.code().unwrap_or(-1),
+        let mut stdout_pipe = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            stdout_pipe.read_to_string(&mut s).unwrap();
+            s
+        });
+        Spawned {
+            child,
+            files,
             stdout,
-            stderr: err_reader.join().unwrap(),
-            outputs: std::fs::read_to_string(&output).unwrap(),
-            summary: std::fs::read_to_string(&summary).unwrap(),
-        };
-        self.runs.lock().unwrap().push(run.visible());
-        run
+            stderr,
+        }
+    }
+
+    /// The action face ([`TestEnv::action`]) started without waiting.
+    pub fn spawn_action(
+        &self,
+        creds: &Key,
+        inputs: &[(&str, &str)],
+        vars: &[(&str, &str)],
+    ) -> Spawned {
+        let mut all: Vec<(String, String)> = vec![
+            ("GITHUB_ACTIONS".into(), "true".into()),
+            ("INPUT_GITHUB-TOKEN".into(), fake_github::TOKEN.into()),
+        ];
+        for (k, v) in inputs {
+            all.push((format!("INPUT_{}", k.to_ascii_uppercase()), (*v).into()));
+        }
+        for (k, v) in vars {
+            all.push(((*k).into(), (*v).into()));
+        }
+        self.spawn(creds, &[], all)
     }
 
     /// `binary` with `args`, the emulators' endpoints, the test's fast timings (which `vars`

@@ -15,7 +15,9 @@
    the bytes sent: the wrapper hands moto's check the raw body.
 
 5. `POST /_test/lose-answer` with `{"action": "CreateAccessKey", "times": 1}` lets the next
-   such call take effect and then answers 500 instead of its result: a lost answer.
+   such call take effect and then answers 500 instead of its result: a lost answer. With
+   `"stall": true` the call takes effect and then never answers (a stalled connection): the
+   client's own timeout has to end it.
 
 Usage: python moto_server.py PORT
 """
@@ -42,6 +44,8 @@ _BROKEN_AFTER = {}
 
 # IAM action -> how many more of its answers are lost (POST /_test/lose-answer)
 _LOSE = {}
+# IAM action -> whether its lost answers stall instead of failing
+_STALL = {}
 
 _LOST_ANSWER = (
     '<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>'
@@ -103,9 +107,11 @@ class TestHooks:
         if path == "/moto-api/reset":
             _BROKEN_AFTER.clear()
             _LOSE.clear()
+            _STALL.clear()
         if path == "/_test/lose-answer":
             body = json.loads(raw.decode())
             _LOSE[body["action"]] = body.get("times", 1)
+            _STALL[body["action"]] = bool(body.get("stall", False))
             return Response("ok")(environ, start_response)
         action = urllib.parse.parse_qs(raw.decode(errors="replace")).get("Action", [None])[0]
         if action and _LOSE.get(action, 0) > 0:
@@ -116,6 +122,8 @@ class TestHooks:
             finally:
                 if hasattr(result, "close"):
                     result.close()
+            if _STALL.get(action):
+                time.sleep(3600)
             return Response(_LOST_ANSWER, status=503, content_type="text/xml")(
                 environ, start_response
             )
