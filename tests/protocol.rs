@@ -478,3 +478,76 @@ fn an_aws_call_that_never_answers_is_a_lost_answer() {
     assert_eq!(env.github.count("PUT", "/"), 0);
     one_working_key(&env);
 }
+
+/// The binary killed (SIGKILL) at every secret write of a rotation, before and after the write
+/// takes effect: once the lease has expired, the next daily run (no force) leaves every
+/// consumer with a working pair, and `rotate --force` then converges on one key every consumer
+/// holds, which the retirement that follows leaves alone.
+#[test]
+fn a_kill_at_every_secret_write_leaves_nothing_broken_after_the_next_run() {
+    let writes = consumers().len() * 2;
+    for n in 0..writes {
+        for lands in [false, true] {
+            let env = TestEnv::new();
+            let old = setup(&env, Some(100)).unwrap();
+            let mut fault = Fault::new(axum::http::Method::PUT, "/secrets/", 500)
+                .after(n)
+                .times(1)
+                .stalls();
+            if lands {
+                fault = fault.lands();
+            }
+            env.github.add_fault(fault);
+            let run = env.spawn_action(&old, &[], &[]);
+            env.github.wait_for_nth("PUT", "/secrets/", n + 1);
+            run.signal(libc::SIGKILL);
+            assert_eq!(run.wait(&env).code, -1);
+            env.github.clear_faults();
+            expire_lease(&env);
+            let point = format!(
+                "killed at write {n} ({})",
+                if lands { "after" } else { "before" }
+            );
+
+            // With self-rotation the run authenticates with what acme/web, the rotator's own
+            // repository, holds now. A kill inside the one second between its own two writes
+            // (the id landed, the secret not) leaves the step unable to authenticate: the
+            // README's window, which a person closes with another identity.
+            let mut creds = env.held_default(&repo("acme/web")).unwrap();
+            if !env.sts_accepts(&creds) {
+                assert!(
+                    n == 2 && lands || n == 3 && !lands,
+                    "{point}: only the own window"
+                );
+                let denied = env.action(&creds, &[]);
+                assert_eq!(denied.code, 2, "{point}: {}", denied.all());
+                creds = env.admin.clone();
+            }
+            let daily = env.action(&creds, &[]);
+            assert_ne!(daily.code, 2, "{point}: {}", daily.all());
+            every_consumer_works(&env);
+
+            let creds = env.held_default(&repo("acme/web")).unwrap();
+            let fixed = env.action(&creds, &[("force", "true")]);
+            assert_ne!(fixed.code, 2, "{point}: {}", fixed.all());
+            every_consumer_works(&env);
+            // What the repair leaves converges: at most one more rotate, then the retirement.
+            for _ in 0..3 {
+                let creds = one_working_key(&env);
+                for command in ["deactivate", "delete"] {
+                    env.action(&creds, &[("command", command), ("force", "true")]);
+                }
+                if env.keys(USER).len() == 1 {
+                    break;
+                }
+                env.action(&creds, &[("force", "true")]);
+            }
+            let key = one_working_key(&env);
+            assert_eq!(
+                env.keys(USER),
+                vec![(key.id.clone(), "Active".to_owned())],
+                "{point}: one key left, the one every consumer holds"
+            );
+        }
+    }
+}

@@ -640,11 +640,19 @@ impl FakeGitHub {
     /// Waits (real time, at most a minute) until a request of `method` whose path contains
     /// `needle` has arrived.
     pub fn wait_for(&self, method: &str, needle: &str) {
+        self.wait_for_nth(method, needle, 1);
+    }
+
+    /// Waits (real time, at most a minute) until `n` requests of `method` whose path contains
+    /// `needle` have arrived.
+    pub fn wait_for_nth(&self, method: &str, needle: &str, n: usize) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !self
+        while self
             .started()
             .iter()
-            .any(|l| l.starts_with(&format!("{method} ")) && l.contains(needle))
+            .filter(|l| l.starts_with(&format!("{method} ")) && l.contains(needle))
+            .count()
+            < n
         {
             assert!(
                 std::time::Instant::now() < deadline,
