@@ -297,6 +297,7 @@ async fn run_inner(
         ),
         settle: tuning.lease_settle,
         ttl,
+        github: holder_run(rt),
         call_timeout: chrono::Duration::from_std(tuning.pacing.call_timeout)
             .unwrap_or(chrono::Duration::seconds(30)),
     };
@@ -445,6 +446,17 @@ async fn run_inner(
         Some(s) => s.exit(),
         None => exit_code(&reports),
     })
+}
+
+/// This job as a lease names it: its workflow run attempt and runner (in Actions only).
+fn holder_run(rt: &Runtime) -> Option<journal::HolderRun> {
+    let (id, attempt) = rt.github_run.as_ref()?;
+    Some(journal::HolderRun::new(
+        rt.repository.as_deref()?,
+        id.trim().parse().ok()?,
+        attempt.trim().parse().unwrap_or(1),
+        rt.runner.as_deref().unwrap_or("unknown"),
+    ))
 }
 
 /// How long a stopped run's users get to reach their next stop point by themselves (a pair

@@ -183,6 +183,30 @@ pub trait Workflows {
     ) -> Result<Vec<RunInfo>, GhError>;
     /// The run's current state (conditional requests: unchanged runs cost no rate limit).
     async fn run(&self, repository: &str, id: u64) -> Result<RunInfo, GhError>;
+    /// Any workflow run's `status` and latest `run_attempt` (a lease's holder, CONTRACT §12).
+    /// Where it cannot be asked, an error: the lease is then taken as live.
+    async fn run_attempt(&self, _repository: &str, _id: u64) -> Result<(String, u64), GhError> {
+        Err(GhError {
+            kind: GhErrorKind::Unavailable,
+            message: "workflow runs cannot be read here".into(),
+            uncertain: false,
+            status: None,
+        })
+    }
+    /// The runners of the jobs of a run attempt that have not completed.
+    async fn busy_runners(
+        &self,
+        _repository: &str,
+        _id: u64,
+        _attempt: u64,
+    ) -> Result<Vec<String>, GhError> {
+        Err(GhError {
+            kind: GhErrorKind::Unavailable,
+            message: "workflow jobs cannot be read here".into(),
+            uncertain: false,
+            status: None,
+        })
+    }
 }
 
 /// A request to stop (SIGINT or SIGTERM, how the runner cancels a job), shared by every user's

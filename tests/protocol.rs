@@ -551,3 +551,85 @@ fn a_kill_at_every_secret_write_leaves_nothing_broken_after_the_next_run() {
         }
     }
 }
+
+/// A lease in Actions names its workflow run and runner; one whose holder GitHub reports gone
+/// is dead at once (CONTRACT §12), while a holder still at work, or one GitHub cannot tell
+/// about, keeps it.
+#[test]
+fn a_lease_whose_workflow_run_is_gone_is_dead_at_once() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    let until = (chrono::Utc::now() + chrono::Duration::minutes(40)).format("%Y-%m-%dT%H:%M:%SZ");
+    let in_run = |id: &str, runner: &str| {
+        vec![
+            ("GITHUB_RUN_ID", id.to_owned()),
+            ("GITHUB_RUN_ATTEMPT", "1".to_owned()),
+            ("RUNNER_NAME", runner.to_owned()),
+        ]
+    };
+    let run_with = |vars: Vec<(&str, String)>| {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.spawn_action(&old, &[("dry-run", "false")], &vars)
+            .wait(&env)
+    };
+    let lease = |gh: &str| {
+        env.set_tag(
+            USER,
+            LEASE_TAG,
+            &format!("v1 run=gh-1-1-9-1 until={until} gh={gh} runner=Runner_A"),
+        );
+    };
+
+    // Another run GitHub cannot find (or that is still running): the lease holds.
+    lease("acme/ops:4242:1");
+    let before = env.world(USER);
+    let refused = run_with(in_run("500", "Runner B"));
+    assert_eq!(refused.code, 3, "{}", refused.all());
+    assert_eq!(env.world(USER), before);
+    // Another job of this very run attempt, its runner still busy: the lease holds.
+    env.github.set_jobs(
+        500,
+        1,
+        &[("in_progress", "Runner A"), ("in_progress", "Runner B")],
+    );
+    lease("acme/web:500:1");
+    let before = env.world(USER);
+    let refused = run_with(in_run("500", "Runner B"));
+    assert_eq!(refused.code, 3, "{}", refused.all());
+    assert_eq!(env.world(USER), before);
+
+    // That job's runner has finished (a job that failed or was cancelled, before this repair):
+    // dead at once.
+    env.github.set_jobs(
+        500,
+        1,
+        &[("completed", "Runner A"), ("in_progress", "Runner B")],
+    );
+    let taken = run_with(in_run("500", "Runner B"));
+    assert_eq!(taken.code, 0, "{}", taken.all());
+    assert!(
+        taken.all().contains("its holder has finished"),
+        "{}",
+        taken.all()
+    );
+    let new = one_working_key(&env);
+    assert_ne!(new.id, old.id);
+    assert!(!env.tags(USER).contains_key(LEASE_TAG));
+
+    // Another run that GitHub reports completed: dead at once.
+    let done = env.github.add_completed_run("acme/ops");
+    lease(&format!("acme/ops:{done}:1"));
+    let taken = env
+        .spawn_action(
+            &new,
+            &[("command", "deactivate")],
+            &[("GITHUB_RUN_ID", "501"), ("RUNNER_NAME", "Runner C")],
+        )
+        .wait(&env);
+    assert_eq!(taken.code, 0, "{}", taken.all());
+    assert!(
+        taken.all().contains("its holder has finished"),
+        "{}",
+        taken.all()
+    );
+}

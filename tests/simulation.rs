@@ -987,6 +987,7 @@ fn run_all(
             run_id: format!("sim-run-{}", first_run + i),
             settle: StdDuration::from_secs(3),
             ttl: Duration::minutes(45),
+            github: None,
             call_timeout: Duration::seconds(30),
         })
         .collect();

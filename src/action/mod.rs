@@ -23,6 +23,8 @@ pub struct Runtime {
     pub summary_file: Option<String>,
     /// `GITHUB_RUN_ID` and `GITHUB_RUN_ATTEMPT`, which name this run in the lease.
     pub github_run: Option<(String, String)>,
+    /// `RUNNER_NAME`: the runner of this job, named in the lease.
+    pub runner: Option<String>,
 }
 
 impl Runtime {
@@ -38,6 +40,7 @@ impl Runtime {
             summary_file: get("GITHUB_STEP_SUMMARY"),
             github_run: get("GITHUB_RUN_ID")
                 .map(|id| (id, get("GITHUB_RUN_ATTEMPT").unwrap_or_else(|| "1".into()))),
+            runner: get("RUNNER_NAME"),
         }
     }
 }

@@ -54,6 +54,26 @@ impl From<RunBody> for RunInfo {
 }
 
 #[derive(Deserialize)]
+struct AttemptBody {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    run_attempt: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct JobsBody {
+    jobs: Vec<JobBody>,
+}
+
+#[derive(Deserialize)]
+struct JobBody {
+    status: String,
+    #[serde(default)]
+    runner_name: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct RunsBody {
     workflow_runs: Vec<RunBody>,
 }
@@ -191,5 +211,42 @@ impl Workflows for GitHub {
             self.runs.lock().await.insert(id, (etag, run.clone()));
         }
         Ok(run)
+    }
+
+    async fn run_attempt(&self, repository: &str, id: u64) -> Result<(String, u64), GhError> {
+        let what = format!("reading workflow run {id} in {repository} (a lease's holder)");
+        let path = format!("/repos/{}/actions/runs/{id}", repo_path(repository));
+        let reply = self
+            .send_with(http::Method::GET, &path, None, &what, None)
+            .await?;
+        let body: AttemptBody =
+            serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+        Ok((
+            body.status.unwrap_or_default(),
+            body.run_attempt.unwrap_or(1),
+        ))
+    }
+
+    async fn busy_runners(
+        &self,
+        repository: &str,
+        id: u64,
+        attempt: u64,
+    ) -> Result<Vec<String>, GhError> {
+        let what = format!("reading the jobs of workflow run {id} in {repository}");
+        let path = format!(
+            "/repos/{}/actions/runs/{id}/attempts/{attempt}/jobs?per_page=100",
+            repo_path(repository)
+        );
+        let reply = self
+            .send_with(http::Method::GET, &path, None, &what, None)
+            .await?;
+        let body: JobsBody = serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+        Ok(body
+            .jobs
+            .into_iter()
+            .filter(|j| j.status != "completed")
+            .filter_map(|j| j.runner_name)
+            .collect())
     }
 }

@@ -5,8 +5,12 @@
 //!
 //! ```text
 //! aws-key-rotator/rotation = v1 phase=written key=AKIA… rotation=AKIA…-1764158400 at=2026-11-26T12:00:00Z held=2026-11-26T12:00:00Z
-//! aws-key-rotator/lease    = v1 run=gh-123456-1-4242-1764158400 until=2026-11-26T12:45:00Z
+//! aws-key-rotator/lease    = v1 run=gh-123456-1-4242-1764158400 until=2026-11-26T12:45:00Z gh=acme/ops:123456:1 runner=GitHub_Actions_12
 //! ```
+//!
+//! A lease taken in Actions names its workflow run (`gh=REPOSITORY:RUN_ID:ATTEMPT`) and its
+//! runner: a later run asks GitHub whether that run, or that job's runner, is still at work, and
+//! a lease whose holder is gone is dead at once (CONTRACT §12).
 //!
 //! `at` is when the phase was reached; `held` (from `written` on) is when every consumer held
 //! the new key, the moment the straggler rule measures from. Before `CreateAccessKey` a run
@@ -97,6 +101,43 @@ pub struct Journal {
 pub struct Lease {
     pub run: String,
     pub until: DateTime<Utc>,
+    /// The workflow run and runner that hold it, when taken in Actions.
+    pub github: Option<HolderRun>,
+}
+
+/// A workflow run attempt, and the runner of the job in it that holds a lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderRun {
+    pub repository: String,
+    pub id: u64,
+    pub attempt: u64,
+    /// `RUNNER_NAME`, with every character a tag cannot hold as `_`.
+    pub runner: String,
+}
+
+impl HolderRun {
+    pub fn new(repository: &str, id: u64, attempt: u64, runner: &str) -> Self {
+        Self {
+            repository: repository.to_owned(),
+            id,
+            attempt,
+            runner: tag_word(runner),
+        }
+    }
+}
+
+/// `s` as one word of a tag value: letters, digits and `_.-/@+` kept, anything else `_`.
+pub fn tag_word(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-/@+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -209,13 +250,35 @@ impl Journal {
 impl Lease {
     pub fn parse(value: &str) -> Option<Self> {
         let f = fields(value)?;
+        let github = match (f.get("gh"), f.get("runner")) {
+            (Some(gh), Some(runner)) => {
+                let mut parts = gh.rsplitn(3, ':');
+                let attempt = parts.next()?.parse().ok()?;
+                let id = parts.next()?.parse().ok()?;
+                Some(HolderRun {
+                    repository: parts.next()?.to_owned(),
+                    id,
+                    attempt,
+                    runner: (*runner).to_owned(),
+                })
+            }
+            _ => None,
+        };
         Some(Self {
             run: f.get("run")?.to_string(),
             until: parse_time(f.get("until")?)?,
+            github,
         })
     }
     pub fn value(&self) -> String {
-        format!("v1 run={} until={}", self.run, time(self.until))
+        let mut v = format!("v1 run={} until={}", self.run, time(self.until));
+        if let Some(g) = &self.github {
+            v.push_str(&format!(
+                " gh={}:{}:{} runner={}",
+                g.repository, g.id, g.attempt, g.runner
+            ));
+        }
+        v
     }
     pub fn live(&self, now: DateTime<Utc>) -> bool {
         self.until > now
@@ -341,7 +404,18 @@ mod tests {
         let l = Lease {
             run: run_id(Some(("123456", "2")), 42, at(0)),
             until: at(900),
+            github: None,
         };
+        let named = Lease {
+            github: Some(HolderRun::new("acme/ops", 123456, 2, "GitHub Actions 12")),
+            ..l.clone()
+        };
+        assert_eq!(
+            named.value(),
+            "v1 run=gh-123456-2-42-1764158400000 until=2025-11-26T12:15:00Z gh=acme/ops:123456:2 runner=GitHub_Actions_12"
+        );
+        assert_eq!(Lease::parse(&named.value()), Some(named.clone()));
+        assert!(valid_tag_value(&named.value()));
         assert_eq!(l.run, "gh-123456-2-42-1764158400000");
         assert_eq!(Lease::parse(&l.value()), Some(l.clone()));
         assert!(valid_tag_value(&l.value()));

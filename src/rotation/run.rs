@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::journal::{JOURNAL_TAG, Journal, LEASE_TAG, Lease, Phase, Tags};
+use super::journal::{HolderRun, JOURNAL_TAG, Journal, LEASE_TAG, Lease, Phase, Tags};
 use super::ledger::{Held, Holding, Ledger, PARTS, Part};
 use super::plan::{self, Facts, LastUse, Options, Plan, Step};
 use super::state::{self, Freshness, KeyInfo, KeyStatus, State};
@@ -38,6 +38,9 @@ pub struct LeaseSettings {
     pub settle: std::time::Duration,
     /// How long the lease lasts (past the verification timeout), should the run die.
     pub ttl: chrono::Duration,
+    /// The workflow run and runner this run is, in Actions: written in the lease, so a later
+    /// run can ask GitHub whether the holder is gone.
+    pub github: Option<HolderRun>,
     /// The longest one AWS or GitHub call may take: no mutation starts unless the lease has
     /// twice that left (CONTRACT §12: a lease that expires under a call fences nothing).
     pub call_timeout: chrono::Duration,
@@ -1055,6 +1058,16 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
             ))
         })?;
         match &tags.lease {
+            Some(Ok(l)) if &l.run != me && l.live(ctx.clock.now()) && self.holder_gone(l).await => {
+                let note = format!(
+                    "the lease of run {} on user {} lasts until {}, but GitHub says its holder has finished: it is dead, and this run takes it",
+                    l.run,
+                    self.name(),
+                    l.until.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+                ctx.events.warn(&note);
+                self.report.notes.push(note);
+            }
             Some(Ok(l)) if &l.run != me && l.live(ctx.clock.now()) => {
                 return Err(Halt::Refused(format!(
                     "run {} is changing user {} (its lease lasts until {}): one run at a time. Wait for it; if it died, the lease expires at that time",
@@ -1075,6 +1088,7 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
         let lease = Lease {
             run: me.clone(),
             until: self.now() + ctx.lease.ttl,
+            github: ctx.lease.github.clone(),
         };
         self.leased = true;
         if let Err(e) = ctx
@@ -1111,6 +1125,39 @@ impl<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock> Rotation<'_, '_,
                 "the lease on user {} was removed while this run took it (another run or a person): nothing was changed; run again",
                 self.name()
             ))),
+        }
+    }
+
+    /// Whether the workflow run that holds a live lease is gone (CONTRACT §12): another run
+    /// that GitHub reports completed (or re-run since), or another job of this very run attempt
+    /// whose runner no unfinished job uses but this one. Anything GitHub cannot tell: not gone.
+    async fn holder_gone(&self, lease: &Lease) -> bool {
+        let Some(theirs) = &lease.github else {
+            return false;
+        };
+        let w = self.ctx.workflows;
+        let same_attempt = self.ctx.lease.github.as_ref().filter(|me| {
+            me.repository.eq_ignore_ascii_case(&theirs.repository)
+                && me.id == theirs.id
+                && me.attempt == theirs.attempt
+        });
+        match same_attempt {
+            Some(me) => match w
+                .busy_runners(&theirs.repository, theirs.id, theirs.attempt)
+                .await
+            {
+                Ok(busy) => {
+                    me.runner == theirs.runner
+                        || !busy
+                            .iter()
+                            .any(|r| super::journal::tag_word(r) == theirs.runner)
+                }
+                Err(_) => false,
+            },
+            None => match w.run_attempt(&theirs.repository, theirs.id).await {
+                Ok((status, attempt)) => status == "completed" || attempt > theirs.attempt,
+                Err(_) => false,
+            },
         }
     }
 

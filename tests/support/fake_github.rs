@@ -239,6 +239,7 @@ impl FakeRun {
             "name": "verify AWS credentials",
             "display_title": self.display_title,
             "event": "workflow_dispatch",
+            "run_attempt": 1,
             "status": status,
             "conclusion": conclusion,
             "head_branch": self.git_ref,
@@ -268,6 +269,8 @@ struct State {
     log: Vec<String>,
     /// Every request as it arrives ("METHOD /path"), answered or not.
     started: Vec<String>,
+    /// (run id, attempt) → its jobs' (status, runner name).
+    jobs: HashMap<(u64, u64), Vec<(String, String)>>,
     /// When each request of `log` was answered.
     answered: Vec<std::time::Instant>,
     /// Every plaintext ever written, for the leak scan.
@@ -550,6 +553,22 @@ impl FakeGitHub {
             fixed_status: Some(("completed".into(), Some(conclusion.into()))),
             timed: None,
         });
+    }
+
+    /// The jobs of attempt `attempt` of run `id`: (status, runner name) each.
+    pub fn set_jobs(&self, id: u64, attempt: u64, jobs: &[(&str, &str)]) {
+        self.state.lock().unwrap().jobs.insert(
+            (id, attempt),
+            jobs.iter()
+                .map(|(s, r)| ((*s).to_owned(), (*r).to_owned()))
+                .collect(),
+        );
+    }
+
+    /// Adds a completed run (of another workflow) and returns its id.
+    pub fn add_completed_run(&self, repository: &str) -> u64 {
+        self.add_other_run(repository, "rotate.yml", "rotate AWS keys", "failure");
+        self.state.lock().unwrap().runs.last().unwrap().id
     }
 
     /// The runs dispatched (not the other ones), in order.
@@ -1405,6 +1424,33 @@ fn workflow_route(
             };
             r.headers_mut().insert("etag", etag.parse().unwrap());
             r
+        }
+        (
+            Method::GET,
+            [
+                "repos",
+                _,
+                _,
+                "actions",
+                "runs",
+                id,
+                "attempts",
+                attempt,
+                "jobs",
+            ],
+        ) => {
+            let key = (id.parse().unwrap_or(0), attempt.parse().unwrap_or(0));
+            let Some(jobs) = s.jobs.get(&key) else {
+                return Some(error(StatusCode::NOT_FOUND, "Not Found"));
+            };
+            let jobs: Vec<Value> = jobs
+                .iter()
+                .map(|(status, runner)| json!({"status": status, "runner_name": runner}))
+                .collect();
+            ok(
+                StatusCode::OK,
+                json!({"total_count": jobs.len(), "jobs": jobs}),
+            )
         }
         _ => return None,
     };
