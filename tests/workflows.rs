@@ -590,8 +590,8 @@ fn the_release_pins_the_image_digest_and_the_action_commit() {
         assert!(text.contains(&format!("@{sha} # v1.2.3")), "{f}");
     }
     assert_eq!(
-        pinned, 7,
-        "the five steps of the reusable workflow and two examples"
+        pinned, 8,
+        "the six steps of the reusable workflow (repair among them) and two examples"
     );
 }
 
