@@ -243,6 +243,7 @@ async fn run_inner(
     let command = match settings.command {
         CommandName::Verify => return verify(&settings, console, &tuning).await,
         CommandName::Discover => return discover(&settings, rt, console, &tuning).await,
+        CommandName::Policy => return policy(&settings, rt, &tuning).await,
         CommandName::Status => Command::Status,
         CommandName::Rotate => Command::Rotate,
         CommandName::Deactivate => Command::Deactivate,
@@ -597,6 +598,34 @@ fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
 }
 
 /// `verify`: the credentials this step was given work, and are the expected key.
+/// `policy`: the least-privilege IAM policy for this manifest, on stdout (JSON, whatever
+/// `--json` says: it is the document to attach). The account comes from STS when these
+/// credentials work, else `*` (and says so).
+async fn policy(settings: &Settings, rt: &Runtime, tuning: &Tuning) -> Result<Exit, Stop> {
+    let manifest = load_manifest(settings, rt)?;
+    let aws = aws::load(Duration::ZERO, tuning.pacing.call_timeout).await;
+    let region = aws
+        .config()
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+    let account = match aws.whoami().await {
+        Ok(caller) if !caller.account.is_empty() => caller.account,
+        // On stderr, even in Actions: stdout is the policy document alone.
+        Ok(_) | Err(_) => {
+            eprintln!(
+                "warning: the account is written as * (these credentials could not tell it through STS): replace it with the rotator's account id"
+            );
+            "*".to_owned()
+        }
+    };
+    let doc = crate::policy::for_manifest(&manifest, &account, &region);
+    print!(
+        "{}",
+        serde_json::to_string_pretty(&doc).expect("a policy serializes") + "\n"
+    );
+    Ok(Exit::Ok)
+}
+
 async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Result<Exit, Stop> {
     let aws = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
     let key_id = aws

@@ -17,6 +17,7 @@ pub enum CommandName {
     Delete,
     Discover,
     Verify,
+    Policy,
 }
 
 /// How an input takes its value.
@@ -57,10 +58,12 @@ const fn input(
     }
 }
 
-use CommandName::{Deactivate, Delete, Discover, Rotate, Status, Verify};
-const EVERY: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover, Verify];
+use CommandName::{Deactivate, Delete, Discover, Policy, Rotate, Status, Verify};
+const EVERY: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover, Verify, Policy];
 /// The commands that read the manifest and talk to GitHub.
 const MANIFEST: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover];
+/// The commands that read the manifest.
+const READS_MANIFEST: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover, Policy];
 const CHANGING: &[CommandName] = &[Rotate, Deactivate, Delete];
 const RETIRING: &[CommandName] = &[Deactivate, Delete];
 
@@ -72,30 +75,30 @@ pub const INPUTS: &[Input] = &[
         "command",
         Kind::Command,
         EVERY,
-        "What to do: status | rotate | deactivate | delete | verify",
+        "What to do: status | rotate | deactivate | delete | discover | verify | policy",
     ),
     input(
         "config",
         Kind::Value("FILE"),
-        MANIFEST,
+        READS_MANIFEST,
         "The manifest (default .github/aws-key-rotation.yml, relative to GITHUB_WORKSPACE)",
     ),
     input(
         "user",
         Kind::Value("NAME"),
-        MANIFEST,
+        READS_MANIFEST,
         "Only this IAM user of the manifest",
     ),
     input(
         "iam-user",
         Kind::Value("NAME"),
-        MANIFEST,
+        READS_MANIFEST,
         "Without a manifest: the IAM user whose consumers are this repository and --environments",
     ),
     input(
         "environments",
         Kind::Value("LIST"),
-        MANIFEST,
+        READS_MANIFEST,
         "Without a manifest: environments of this repository (comma separated)",
     ),
     input(
@@ -239,6 +242,10 @@ fn about(c: CommandName) -> (&'static str, &'static str) {
             "Check that the credentials this process has work (STS) and are the expected key",
             "aws-key-rotator verify --expected-access-key-id AKIA...",
         ),
+        Policy => (
+            "Print the least-privilege IAM policy the rotator needs for this manifest: its users, secrets and parameters, nothing wider. Changes nothing",
+            "aws-key-rotator policy --config .github/aws-key-rotation.yml > rotator-policy.json",
+        ),
     }
 }
 
@@ -250,6 +257,7 @@ pub fn command_name(c: CommandName) -> &'static str {
         Delete => "delete",
         Discover => "discover",
         Verify => "verify",
+        Policy => "policy",
     }
 }
 
@@ -521,7 +529,7 @@ impl Settings {
             "" => CommandName::Rotate,
             s => CommandName::from_str(s, true).map_err(|_| {
                 format!(
-                    "{} must be one of status, rotate, deactivate, delete, discover, verify; not {s:?}",
+                    "{} must be one of status, rotate, deactivate, delete, discover, verify, policy; not {s:?}",
                     raw.named("command")
                 )
             })?,

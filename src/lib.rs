@@ -14,6 +14,7 @@ pub mod exit;
 pub mod github;
 pub mod human;
 pub mod manifest;
+pub mod policy;
 pub mod ports;
 pub mod report;
 pub mod rotation;

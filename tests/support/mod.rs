@@ -144,7 +144,7 @@ pub fn shipped_actions() -> Vec<String> {
 
 /// The shipped policy's actions for the AWS stores (Secrets Manager, Parameter Store).
 pub fn aws_store_actions() -> Vec<String> {
-    policy_actions(|sid| sid == "OptionalAwsStores")
+    policy_actions(|sid| sid.starts_with("OptionalAwsStores"))
 }
 
 fn policy_actions(keep: impl Fn(&str) -> bool) -> Vec<String> {

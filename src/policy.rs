@@ -1,0 +1,243 @@
+//! The least-privilege IAM policy for a manifest (`aws-key-rotator policy`, CONTRACT §12): the
+//! calls the tool makes, on the resources this manifest names and nothing wider. Pure: the
+//! account and the default region come in, a policy document goes out.
+
+use serde_json::{Value, json};
+
+use crate::manifest::{Manifest, Scope};
+
+/// Every IAM call a life cycle makes on a user (keys, their last use, the journal and lease
+/// tags). They all take the user's ARN as their resource.
+pub const IAM_ACTIONS: &[&str] = &[
+    "iam:ListAccessKeys",
+    "iam:CreateAccessKey",
+    "iam:UpdateAccessKey",
+    "iam:DeleteAccessKey",
+    "iam:GetAccessKeyLastUsed",
+    "iam:ListUserTags",
+    "iam:TagUser",
+    "iam:UntagUser",
+];
+
+pub const SECRETS_MANAGER_ACTIONS: &[&str] = &[
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:PutSecretValue",
+];
+
+pub const SSM_ACTIONS: &[&str] = &["ssm:GetParameter", "ssm:PutParameter"];
+
+/// `ssm:DescribeParameters` (the tool reads a parameter's type and KMS key with it, so a write
+/// keeps them) has no resource-level permissions in AWS: it must be granted on `*`, and shows
+/// parameters' names and metadata, never their values.
+pub const SSM_DESCRIBE: &str = "ssm:DescribeParameters";
+
+/// The policy document for `manifest`'s users, in `account` (`*` when unknown), with
+/// `region` for the AWS stores that name none.
+pub fn for_manifest(manifest: &Manifest, account: &str, region: &str) -> Value {
+    let users: Vec<String> = manifest
+        .users
+        .iter()
+        .map(|u| format!("arn:aws:iam::{account}:user/{}", u.name))
+        .collect();
+    let mut secrets = Vec::new();
+    let mut parameters = Vec::new();
+    for c in manifest.users.iter().flat_map(|u| &u.consumers) {
+        match &c.scope {
+            Scope::SecretsManager { secret, region: r } => {
+                let arn = if secret.starts_with("arn:") {
+                    secret.clone()
+                } else {
+                    // Secrets Manager appends six random characters to a secret's ARN.
+                    format!(
+                        "arn:aws:secretsmanager:{}:{account}:secret:{secret}-??????",
+                        r.as_deref().unwrap_or(region)
+                    )
+                };
+                push_new(&mut secrets, arn);
+            }
+            Scope::ParameterStore { region: r } => {
+                for name in [&c.secrets.access_key_id, &c.secrets.secret_access_key] {
+                    let slash = if name.starts_with('/') { "" } else { "/" };
+                    push_new(
+                        &mut parameters,
+                        format!(
+                            "arn:aws:ssm:{}:{account}:parameter{slash}{name}",
+                            r.as_deref().unwrap_or(region)
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut statements = vec![json!({
+        "Sid": "RotateTheManifestsUsersKeys",
+        "Effect": "Allow",
+        "Action": IAM_ACTIONS,
+        "Resource": users,
+    })];
+    if !secrets.is_empty() {
+        statements.push(json!({
+            "Sid": "SecretsManagerConsumers",
+            "Effect": "Allow",
+            "Action": SECRETS_MANAGER_ACTIONS,
+            "Resource": secrets,
+        }));
+    }
+    if !parameters.is_empty() {
+        statements.push(json!({
+            "Sid": "ParameterStoreConsumers",
+            "Effect": "Allow",
+            "Action": SSM_ACTIONS,
+            "Resource": parameters,
+        }));
+        statements.push(json!({
+            "Sid": "ParameterStoreTypesAndKeys",
+            "Effect": "Allow",
+            "Action": [SSM_DESCRIBE],
+            "Resource": "*",
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+fn push_new(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// Whether IAM's resource pattern `pattern` (`*` any run of characters, `?` one) matches `arn`.
+pub fn arn_matches(pattern: &str, arn: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), arn.as_bytes())
+}
+
+/// Whether `policy` allows `action` on `resource` (its Allow statements only: the tool's own
+/// policy has no Deny).
+pub fn allows(policy: &Value, action: &str, resource: &str) -> bool {
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    policy["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|st| st["Effect"] == "Allow")
+        .any(|st| {
+            list(&st["Action"]).iter().any(|a| a == action)
+                && list(&st["Resource"])
+                    .iter()
+                    .any(|r| arn_matches(r, resource))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = "version: 1
+users:
+  - name: ci-deployer
+    consumers:
+      - repository: acme/web
+      - aws-secrets-manager: ci/deployer
+        region: eu-west-1
+      - ssm-parameters: { access-key-id: /ci/deployer/key-id, secret-access-key: /ci/deployer/secret }
+  - name: batch
+    consumers:
+      - aws-secrets-manager: arn:aws:secretsmanager:us-west-2:111122223333:secret:batch-AbCdEf
+";
+
+    #[test]
+    fn the_policy_names_this_manifests_users_secrets_and_parameters_and_nothing_wider() {
+        let m = crate::manifest::parse("m.yml", MANIFEST).unwrap();
+        let p = for_manifest(&m, "111122223333", "us-east-1");
+        let user = "arn:aws:iam::111122223333:user/ci-deployer";
+        for a in IAM_ACTIONS {
+            assert!(allows(&p, a, user), "{a}");
+            assert!(allows(&p, a, "arn:aws:iam::111122223333:user/batch"), "{a}");
+            assert!(
+                !allows(&p, a, "arn:aws:iam::111122223333:user/admin"),
+                "{a}"
+            );
+            assert!(
+                !allows(&p, a, "arn:aws:iam::999999999999:user/ci-deployer"),
+                "{a}"
+            );
+        }
+        let secret = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:ci/deployer-x1Y2z3";
+        for a in SECRETS_MANAGER_ACTIONS {
+            assert!(allows(&p, a, secret), "{a}");
+            assert!(allows(
+                &p,
+                a,
+                "arn:aws:secretsmanager:us-west-2:111122223333:secret:batch-AbCdEf"
+            ));
+            for other in [
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:ci/deployer-prod-x1Y2z3",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-x1Y2z3",
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:ci/deployer-x1Y2z3",
+            ] {
+                assert!(!allows(&p, a, other), "{a} {other}");
+            }
+        }
+        for a in SSM_ACTIONS {
+            for name in ["/ci/deployer/key-id", "/ci/deployer/secret"] {
+                let arn = format!("arn:aws:ssm:us-east-1:111122223333:parameter{name}");
+                assert!(allows(&p, a, &arn), "{a} {arn}");
+            }
+            assert!(!allows(
+                &p,
+                a,
+                "arn:aws:ssm:us-east-1:111122223333:parameter/ci/other"
+            ));
+        }
+        assert!(!allows(&p, "iam:CreateUser", user));
+        assert!(!allows(&p, "secretsmanager:DeleteSecret", secret));
+        // The one action AWS grants only on `*`.
+        assert!(allows(&p, SSM_DESCRIBE, "*"));
+        let statements = p["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 4);
+        // A manifest of GitHub consumers only needs the IAM statement.
+        let gh = crate::manifest::parse(
+            "m.yml",
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            for_manifest(&gh, "*", "us-east-1")["Statement"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn arn_patterns_match_as_iam_does() {
+        assert!(arn_matches("a*c", "abbbc"));
+        assert!(arn_matches("a?c", "abc"));
+        assert!(!arn_matches("a?c", "ac"));
+        assert!(arn_matches("*", "anything"));
+        assert!(!arn_matches("abc", "abcd"));
+        assert!(arn_matches("x-??????", "x-AbCdEf"));
+        assert!(!arn_matches("x-??????", "x-AbCdE"));
+    }
+}
