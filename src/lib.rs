@@ -16,6 +16,8 @@ pub mod human;
 pub mod manifest;
 pub mod policy;
 pub mod ports;
+#[cfg(test)]
+mod properties;
 pub mod report;
 pub mod rotation;
 pub mod seal;
