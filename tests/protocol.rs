@@ -316,7 +316,7 @@ fn every_consumer_works(env: &TestEnv) {
 /// Issue case 0: the job is killed (SIGKILL: a lost runner) between a consumer's two writes,
 /// leaving it with the new id and the old secret. Once the lease has expired, the next daily
 /// run, without force, gives it the old id back before anything else; `rotate --force` then
-/// converges, and the retirement ends on one key.
+/// leaves every consumer working.
 #[test]
 fn a_kill_between_a_pairs_two_writes_is_mended_by_the_next_run() {
     let env = TestEnv::new();
@@ -632,4 +632,45 @@ fn a_lease_whose_workflow_run_is_gone_is_dead_at_once() {
         "{}",
         taken.all()
     );
+}
+
+/// Issue case 8: the job is killed right after CreateAccessKey took effect, before any secret
+/// was written. The journal recorded the intent (`creating`) first, so once the lease has
+/// expired the next daily run deletes the key nobody got and rotates again, without a person.
+#[test]
+fn a_kill_right_after_create_access_key_is_undone_by_the_next_daily_run() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.stall_answer("CreateAccessKey", 1);
+    let run = env.spawn_action(&old, &[], &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while env.keys(USER).len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no key was created");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.signal(libc::SIGKILL);
+    assert_eq!(run.wait(&env).code, -1);
+    let orphan = env
+        .keys(USER)
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| *id != old.id)
+        .unwrap();
+    assert_eq!(env.journal(USER).map(|j| j.phase), Some(Phase::Creating));
+    assert_eq!(env.github.count("PUT", "/"), 0, "no secret was written");
+    expire_lease(&env);
+
+    let daily = env.action(&old, &[]);
+    assert_eq!(daily.code, 0, "{}", daily.all());
+    assert!(
+        daily
+            .all()
+            .contains(&format!("deleted access key {orphan}")),
+        "{}",
+        daily.all()
+    );
+    let new = one_working_key(&env);
+    assert_ne!(new.id, old.id);
+    assert_ne!(new.id, orphan);
+    assert!(env.keys(USER).iter().all(|(id, _)| *id != orphan));
 }
