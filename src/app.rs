@@ -227,8 +227,6 @@ async fn run_inner(
     console: &Console,
     tuning: Tuning,
 ) -> Result<Exit, Stop> {
-    // From the start: a signal during the reads is acted on when the changes would begin.
-    let signals = Signals::listen();
     if let Some(token) = &settings.github_token {
         console.mask(token);
     }
@@ -248,6 +246,13 @@ async fn run_inner(
         CommandName::Rotate => Command::Rotate,
         CommandName::Deactivate => Command::Deactivate,
         CommandName::Delete => Command::Delete,
+    };
+    // Commands that change something listen for SIGINT/SIGTERM from here on; the others end
+    // at once, as any program does (they change nothing).
+    let mut signals = if command == Command::Status || settings.dry_run {
+        Signals(None)
+    } else {
+        Signals::listen()
     };
     let manifest = load_manifest(&settings, rt)?;
     if settings.old_access_key_id.is_some() && manifest.users.len() > 1 {
@@ -326,10 +331,13 @@ async fn run_inner(
     // only, so users are read side by side; the first user's error (in manifest order) stops.
     let width = tuning.max_concurrent_users.max(1);
     let ctx = &ctx;
-    let ready = read_all(&manifest.users, width, |user| {
-        run::plan_user(ctx, user, command)
-    })
-    .await?;
+    let ready = before_changes(
+        read_all(&manifest.users, width, |user| {
+            run::plan_user(ctx, user, command)
+        }),
+        &mut signals,
+    )
+    .await??;
 
     // The hour's write budget decides who starts: a user is rotated entirely or not at all.
     // Budgets are reserved in manifest order before anyone starts.
@@ -352,12 +360,15 @@ async fn run_inner(
     }
     // What the starting users' writes need (timestamps, public keys), still before anything
     // changes: a store that cannot be read stops the run here, untouched.
-    let starting = read_all(starting, width, |(i, user, mut p)| async move {
-        run::read_for_writes(ctx, user, &mut p)
-            .await
-            .map(|()| (i, user, p))
-    })
-    .await?;
+    let starting = before_changes(
+        read_all(starting, width, |(i, user, mut p)| async move {
+            run::read_for_writes(ctx, user, &mut p)
+                .await
+                .map(|()| (i, user, p))
+        }),
+        &mut signals,
+    )
+    .await??;
 
     // Phase 2: act. Users are worked on side by side (at most `width` at once), so one user's
     // propagation wait and verification overlap another's writes; every GitHub write still
@@ -393,7 +404,7 @@ async fn run_inner(
             finished.borrow_mut()[i] = Some(r);
         }
     };
-    let signal = interruptible(acting, signals, &stop).await;
+    let signal = interruptible(acting, &mut signals, &stop).await;
     let mut reports = finished.into_inner();
     if let Some(signal) = signal {
         // The runs that did not stop by themselves in time: their leases are given back here,
@@ -515,9 +526,24 @@ impl Signals {
 /// Runs `acting` to its end, unless a signal arrives: then no new mutation starts (`stop`),
 /// the runs get [`STOP_WITHIN`] to reach their next stop point, and what is left of them is
 /// dropped. Returns the signal, if one came.
+/// Reads that change nothing, unless a signal arrives first: then the run ends at once with
+/// the signal's exit code, nothing changed.
+async fn before_changes<T>(
+    reads: impl Future<Output = T>,
+    signals: &mut Signals,
+) -> Result<T, Stop> {
+    tokio::select! {
+        t = reads => Ok(t),
+        s = signals.recv() => Err(Stop(
+            s.exit(),
+            format!("stopped by {} while reading, before anything changed", s.name()),
+        )),
+    }
+}
+
 async fn interruptible(
     acting: impl Future<Output = ()>,
-    mut signals: Signals,
+    signals: &mut Signals,
     stop: &crate::ports::Stop,
 ) -> Option<Signal> {
     tokio::pin!(acting);

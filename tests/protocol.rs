@@ -674,3 +674,46 @@ fn a_kill_right_after_create_access_key_is_undone_by_the_next_daily_run() {
     assert_ne!(new.id, orphan);
     assert!(env.keys(USER).iter().all(|(id, _)| *id != orphan));
 }
+
+/// Issue case 9: a failed verification, then every answer to one consumer's id write during the
+/// rollback lost (the writes land). The pair is one unit: the id is settled by `updated_at`, the
+/// secret completes it, and every consumer holds a working pair.
+#[test]
+fn a_rollback_whose_id_write_answers_are_lost_still_leaves_whole_pairs() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.write_manifest(&with_verify("acme/web"));
+    env.github.add_workflow(
+        "acme/web",
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::Fail,
+        },
+    );
+    // The forward write of acme/api's id passes; every later one lands and answers 500.
+    env.github.add_fault(
+        Fault::new(
+            axum::http::Method::PUT,
+            "/acme/api/actions/secrets/DEPLOY_KEY_ID",
+            500,
+        )
+        .after(1)
+        .lands(),
+    );
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    every_consumer_works(&env);
+    let api = env
+        .held(&repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET")
+        .unwrap();
+    assert_eq!(
+        api.id, old.id,
+        "the rollback's id landed, and its secret followed"
+    );
+    assert_eq!(api.secret, old.secret);
+    env.github.clear_faults();
+    // The next job (its step reads acme/web, which holds the old key again) is not stuck.
+    let next = env.action(&old, &[("command", "status")]);
+    assert_ne!(next.code, 2, "{}", next.all());
+}
