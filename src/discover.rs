@@ -199,6 +199,7 @@ mod tests {
             organization: "acme".into(),
             dependabot,
             visibility: None,
+            selected: Vec::new(),
         };
         let u = user(vec![
             Scope::Repository("acme/web".into()),
@@ -206,6 +207,7 @@ mod tests {
                 organization: "ACME".into(),
                 dependabot: false,
                 visibility: Some(crate::manifest::Visibility::All),
+                selected: Vec::new(),
             },
         ]);
         assert_eq!(owners(std::slice::from_ref(&u)), ["acme", "tools"]);

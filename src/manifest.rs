@@ -79,6 +79,9 @@ pub enum Scope {
         organization: String,
         dependabot: bool,
         visibility: Option<Visibility>,
+        /// With `visibility: selected`: the repositories (`owner/name`, in the organization)
+        /// that may read a secret created new. An existing secret keeps its own.
+        selected: Vec<String>,
     },
     /// One AWS Secrets Manager secret (name or ARN) whose JSON `SecretString` holds the pair
     /// under the consumer's secret names; its other fields are kept.
@@ -257,8 +260,12 @@ pub mod raw {
         pub organization: Option<String>,
         /// `dependabot`: the Dependabot secrets of `repository` or `organization`.
         pub app: Option<String>,
-        /// With `organization`: who reads a secret that does not exist yet (default `private`).
+        /// With `organization`: who reads a secret that does not exist yet. Required to create
+        /// one: `private`, `selected` (with `selected-repositories`) or `all`.
         pub visibility: Option<Visibility>,
+        /// With `visibility: selected`: the organization's repositories (`owner/name`) that may
+        /// read a secret created new.
+        pub selected_repositories: Option<Vec<String>>,
         /// An AWS Secrets Manager secret (name or ARN) whose JSON holds the pair under the
         /// secret names; its other fields are kept.
         pub aws_secrets_manager: Option<String>,
@@ -661,6 +668,12 @@ impl Validator<'_> {
                 ));
             }
         };
+        if c.selected_repositories.is_some() && c.visibility != Some(Visibility::Selected) {
+            return Err(self.err(
+                at,
+                "`selected-repositories` goes with `visibility: selected`: add it, or drop the list",
+            ));
+        }
         if c.visibility.is_some() && c.organization.is_none() {
             return Err(self.err(
                 at,
@@ -689,10 +702,31 @@ impl Validator<'_> {
                         ),
                     ));
                 }
+                let selected = c.selected_repositories.unwrap_or_default();
+                if c.visibility == Some(Visibility::Selected) && selected.is_empty() {
+                    return Err(self.err(
+                        at,
+                        "`visibility: selected` needs `selected-repositories`: the repositories that may read a secret created new, for example `selected-repositories: [acme/web]`",
+                    ));
+                }
+                for r in &selected {
+                    let in_org = r
+                        .split_once('/')
+                        .is_some_and(|(o, _)| o.eq_ignore_ascii_case(&organization));
+                    if !valid_repository(r) || !in_org {
+                        return Err(self.err(
+                            at,
+                            format!(
+                                "selected repository {r:?} is not a repository of {organization} (owner/name)"
+                            ),
+                        ));
+                    }
+                }
                 Scope::Organization {
                     organization,
                     dependabot,
                     visibility: c.visibility,
+                    selected,
                 }
             }
             (None, None) => {
@@ -769,6 +803,7 @@ impl Validator<'_> {
             ("environment", c.environment.is_some()),
             ("app", c.app.is_some()),
             ("visibility", c.visibility.is_some()),
+            ("selected-repositories", c.selected_repositories.is_some()),
         ];
         if let Some((key, _)) = github.iter().find(|(_, set)| *set) {
             return Err(self.err(
@@ -1076,7 +1111,7 @@ users:
     fn every_github_store_is_a_scope() {
         let m = parse(
             "m.yml",
-            "version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n      - repository: a/b\n        app: dependabot\n      - organization: acme\n      - organization: acme\n        app: dependabot\n        visibility: selected\n",
+            "version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n      - repository: a/b\n        app: dependabot\n      - organization: acme\n      - organization: acme\n        app: dependabot\n        visibility: selected\n        selected-repositories: [acme/web]\n",
         )
         .unwrap();
         let scopes: Vec<Scope> = m.users[0]
@@ -1092,12 +1127,14 @@ users:
                 Scope::Organization {
                     organization: "acme".into(),
                     dependabot: false,
-                    visibility: None
+                    visibility: None,
+                    selected: vec![],
                 },
                 Scope::Organization {
                     organization: "acme".into(),
                     dependabot: true,
-                    visibility: Some(Visibility::Selected)
+                    visibility: Some(Visibility::Selected),
+                    selected: vec!["acme/web".into()],
                 },
             ]
         );
@@ -1193,6 +1230,18 @@ users:
             (
                 "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n    verify: [{repository: a/b, workflow: ../x.yml}]\n",
                 "m.yml:5:14: verify workflow \"../x.yml\" is not a workflow file name",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{organization: acme, visibility: selected}]\n",
+                "m.yml:4:17: `visibility: selected` needs `selected-repositories`",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{organization: acme, visibility: selected, selected-repositories: [other/web]}]\n",
+                "m.yml:4:17: selected repository \"other/web\" is not a repository of acme",
+            ),
+            (
+                "version: 1\nusers:\n  - name: a\n    consumers: [{organization: acme, visibility: all, selected-repositories: [acme/web]}]\n",
+                "m.yml:4:17: `selected-repositories` goes with `visibility: selected`",
             ),
             (
                 "version: 1\nusers:\n  - name: a\n    max-age-days: 0\n    consumers: [{repository: a/b}]\n",

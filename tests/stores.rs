@@ -481,7 +481,15 @@ fn a_new_organization_secret_needs_a_visibility() {
     assert_eq!(env.world(USER), before, "nothing changed");
     assert_eq!(env.github.count("PUT", "/"), 0);
 
-    env.write_manifest(&format!("{manifest}        visibility: all\n"));
+    // One run creates all three: `private`; `selected`, read by exactly the repositories the
+    // manifest names; and `all`, warned about.
+    env.github.add_org("tools");
+    env.github.add_repo("tools/deploy");
+    env.github.add_repo("tools/other");
+    env.github.add_org("wide");
+    env.write_manifest(&format!(
+        "{manifest}        visibility: private\n      - organization: tools\n        visibility: selected\n        selected-repositories: [tools/deploy]\n      - organization: wide\n        visibility: all\n"
+    ));
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
@@ -489,13 +497,23 @@ fn a_new_organization_secret_needs_a_visibility() {
         "{}",
         run.all()
     );
-    let new = env.held_default(&org("acme")).expect("created");
+    let new = env.held_default(&org("tools")).expect("created");
     assert_ne!(new.id, old.id);
     env.remember(&new.secret);
-    assert_eq!(
-        access(&env, &org("acme"), "AWS_ACCESS_KEY_ID").0.as_deref(),
-        Some("all")
-    );
+    for (o, want) in [
+        ("acme", (Some("private".to_owned()), vec![])),
+        (
+            "tools",
+            (
+                Some("selected".to_owned()),
+                vec![env.github.repo_id("tools/deploy")],
+            ),
+        ),
+        ("wide", (Some("all".to_owned()), vec![])),
+    ] {
+        assert_eq!(env.held_default(&org(o)).unwrap().id, new.id, "{o}");
+        assert_eq!(access(&env, &org(o), "AWS_SECRET_ACCESS_KEY"), want, "{o}");
+    }
 }
 
 /// All six kinds of store in one rotation, and a rollback that puts every one of them back.

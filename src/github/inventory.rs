@@ -178,6 +178,7 @@ impl Lister for GitHub {
                         organization: owner.to_owned(),
                         dependabot,
                         visibility: None,
+                        selected: Vec::new(),
                     },
                     self.names(
                         &format!("/orgs/{o}/{app}/secrets"),

@@ -63,6 +63,26 @@ struct RepositoryId {
 }
 
 impl GitHub {
+    /// The ids of repositories named `owner/name` (one `GET /repos/{owner}/{name}` each).
+    async fn repository_ids(&self, names: &[String]) -> Result<Vec<u64>, GhError> {
+        let mut ids = Vec::new();
+        for r in names {
+            let what = format!("reading the id of repository {r} (selected-repositories)");
+            let path = format!(
+                "/repos/{}",
+                r.split('/')
+                    .map(encode_segment)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            );
+            let reply = self.send(http::Method::GET, &path, None, &what).await?;
+            let body: RepositoryId =
+                serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+            ids.push(body.id);
+        }
+        Ok(ids)
+    }
+
     /// Who reads organization secret `name` now: its visibility and, for `selected`, every
     /// selected repository's id (all pages). A secret that does not exist yet gets the
     /// manifest's visibility, else `private`.
@@ -72,6 +92,10 @@ impl GitHub {
         name: &str,
         default: Option<Visibility>,
     ) -> Result<(String, Option<Vec<u64>>), GhError> {
+        let selected_names = match scope {
+            Scope::Organization { selected, .. } => selected.as_slice(),
+            _ => &[],
+        };
         let what = format!("reading who can read secret {name} of {scope}");
         let path = format!("{}/{}", secrets_path(scope), encode_segment(name));
         let visibility = match self.send(http::Method::GET, &path, None, &what).await {
@@ -81,9 +105,14 @@ impl GitHub {
                 meta.visibility
             }
             Err(e) if e.kind == GhErrorKind::NotFound => {
+                // A new secret: read by exactly the manifest's selected repositories.
+                let selected = match default {
+                    Some(Visibility::Selected) => Some(self.repository_ids(selected_names).await?),
+                    _ => None,
+                };
                 return Ok((
                     default.unwrap_or(Visibility::Private).as_str().to_owned(),
-                    (default == Some(Visibility::Selected)).then(Vec::new),
+                    selected,
                 ));
             }
             Err(e) => return Err(e),

@@ -1296,9 +1296,10 @@ fn workflow_route(
             if !s.scopes.contains_key(&repo(&name)) {
                 return Some(error(StatusCode::NOT_FOUND, "Not Found"));
             }
+            let id = s.repo_ids.get(&name).copied().unwrap_or_default();
             ok(
                 StatusCode::OK,
-                json!({"full_name": name, "default_branch": "main"}),
+                json!({"id": id, "full_name": name, "default_branch": "main"}),
             )
         }
         (Method::POST, ["repos", o, r, "actions", "workflows", wf, "dispatches"]) => {
