@@ -503,51 +503,114 @@ fn a_kill_at_every_secret_write_leaves_nothing_broken_after_the_next_run() {
             run.signal(libc::SIGKILL);
             assert_eq!(run.wait(&env).code, -1);
             env.github.clear_faults();
-            expire_lease(&env);
             let point = format!(
                 "killed at write {n} ({})",
                 if lands { "after" } else { "before" }
             );
+            // Writes 2 and 3 are the rotator's own repository's pair: the one-second window the
+            // README describes.
+            after_the_kill(&env, &point, n == 2 && lands || n == 3 && !lands);
+        }
+    }
+}
 
-            // With self-rotation the run authenticates with what acme/web, the rotator's own
-            // repository, holds now. A kill inside the one second between its own two writes
-            // (the id landed, the secret not) leaves the step unable to authenticate: the
-            // README's window, which a person closes with another identity.
-            let mut creds = env.held_default(&repo("acme/web")).unwrap();
-            if !env.sts_accepts(&creds) {
+/// What a kill must leave (CONTRACT §12): once the lease has expired, the next daily run (no
+/// force) leaves every consumer with a working pair; `rotate --force` then converges on one
+/// key every consumer holds, which the retirement that follows leaves alone. `own_window`: the
+/// kill may have split the rotator's own repository's pair.
+fn after_the_kill(env: &TestEnv, point: &str, own_window: bool) {
+    if env.tags(USER).contains_key(LEASE_TAG) {
+        expire_lease(env);
+    }
+    // With self-rotation the run authenticates with what acme/web, the rotator's own
+    // repository, holds now. A kill inside the one second between its own two writes (the id
+    // landed, the secret not) leaves the step unable to authenticate: the README's window,
+    // which a person closes with another identity.
+    let mut creds = env.held_default(&repo("acme/web")).unwrap();
+    if !env.sts_accepts(&creds) {
+        assert!(
+            own_window,
+            "{point}: only the own window can break the step's credentials"
+        );
+        let denied = env.action(&creds, &[]);
+        assert_eq!(denied.code, 2, "{point}: {}", denied.all());
+        creds = env.admin.clone();
+    }
+    let daily = env.action(&creds, &[]);
+    assert_ne!(daily.code, 2, "{point}: {}", daily.all());
+    every_consumer_works(env);
+
+    let creds = env.held_default(&repo("acme/web")).unwrap();
+    let fixed = env.action(&creds, &[("force", "true")]);
+    assert_ne!(fixed.code, 2, "{point}: {}", fixed.all());
+    every_consumer_works(env);
+    // What the repair leaves converges: at most one more rotate, then the retirement.
+    for _ in 0..3 {
+        let creds = one_working_key(env);
+        for command in ["deactivate", "delete"] {
+            env.action(&creds, &[("command", command), ("force", "true")]);
+        }
+        if env.keys(USER).len() == 1 {
+            break;
+        }
+        env.action(&creds, &[("force", "true")]);
+    }
+    let key = one_working_key(env);
+    assert_eq!(
+        env.keys(USER),
+        vec![(key.id.clone(), "Active".to_owned())],
+        "{point}: one key left, the one every consumer holds"
+    );
+}
+
+/// The binary killed (SIGKILL) at every AWS call of a rotation, before and after the call takes
+/// effect (moto holds the call open; the process dies there): the same as for secret writes.
+#[test]
+fn a_kill_at_every_aws_call_leaves_nothing_broken_after_the_next_run() {
+    let calls = {
+        let env = TestEnv::new();
+        let old = setup(&env, Some(100)).unwrap();
+        let base = env.aws_calls().0.len();
+        let run = env.action(&old, &[]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        env.aws_calls().0[base..].to_vec()
+    };
+    assert!(calls.iter().any(|c| c == "CreateAccessKey"), "{calls:?}");
+    {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "protocol: a rotation makes {} AWS calls ({}); killed at each, before and after",
+            calls.len(),
+            calls.join(", ")
+        );
+    }
+    for (p, action) in calls.iter().enumerate() {
+        let earlier = calls[..p].iter().filter(|a| *a == action).count();
+        for applies in [false, true] {
+            let env = TestEnv::new();
+            let old = setup(&env, Some(100)).unwrap();
+            env.stall_call(action, earlier, applies);
+            let run = env.spawn_action(&old, &[], &[]);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while env.aws_calls().1 == 0 {
                 assert!(
-                    n == 2 && lands || n == 3 && !lands,
-                    "{point}: only the own window"
+                    std::time::Instant::now() < deadline,
+                    "{action} #{earlier} never came"
                 );
-                let denied = env.action(&creds, &[]);
-                assert_eq!(denied.code, 2, "{point}: {}", denied.all());
-                creds = env.admin.clone();
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            let daily = env.action(&creds, &[]);
-            assert_ne!(daily.code, 2, "{point}: {}", daily.all());
-            every_consumer_works(&env);
-
-            let creds = env.held_default(&repo("acme/web")).unwrap();
-            let fixed = env.action(&creds, &[("force", "true")]);
-            assert_ne!(fixed.code, 2, "{point}: {}", fixed.all());
-            every_consumer_works(&env);
-            // What the repair leaves converges: at most one more rotate, then the retirement.
-            for _ in 0..3 {
-                let creds = one_working_key(&env);
-                for command in ["deactivate", "delete"] {
-                    env.action(&creds, &[("command", command), ("force", "true")]);
+            run.signal(libc::SIGKILL);
+            assert_eq!(run.wait(&env).code, -1);
+            let point = format!(
+                "killed at AWS call {p} ({action} #{earlier}, {})",
+                if applies {
+                    "after it took effect"
+                } else {
+                    "before"
                 }
-                if env.keys(USER).len() == 1 {
-                    break;
-                }
-                env.action(&creds, &[("force", "true")]);
-            }
-            let key = one_working_key(&env);
-            assert_eq!(
-                env.keys(USER),
-                vec![(key.id.clone(), "Active".to_owned())],
-                "{point}: one key left, the one every consumer holds"
             );
+            after_the_kill(&env, &point, false);
         }
     }
 }

@@ -424,12 +424,40 @@ impl TestEnv {
 
     /// The next `times` calls of IAM `action` take effect and then never answer.
     pub fn stall_answer(&self, action: &str, times: u32) {
+        self.stall(action, times, 0, true);
+    }
+
+    /// After `after` calls of AWS `action` pass, the next one never answers; with `applies`
+    /// it takes effect first.
+    pub fn stall_call(&self, action: &str, after: usize, applies: bool) {
+        self.stall(action, 1, after, applies);
+    }
+
+    fn stall(&self, action: &str, times: u32, after: usize, applies: bool) {
         let r = reqwest::blocking::Client::new()
             .post(format!("{}/_test/lose-answer", self.moto_url))
-            .json(&serde_json::json!({"action": action, "times": times, "stall": true}))
+            .json(&serde_json::json!({
+                "action": action, "times": times, "stall": true, "after": after, "apply": applies
+            }))
             .send()
             .unwrap();
         assert!(r.status().is_success());
+    }
+
+    /// The AWS actions moto was asked since the last reset, in order, and how many calls are
+    /// stalled now.
+    pub fn aws_calls(&self) -> (Vec<String>, u64) {
+        let v: serde_json::Value = reqwest::blocking::get(format!("{}/_test/calls", self.moto_url))
+            .unwrap()
+            .json()
+            .unwrap();
+        let calls = v["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        (calls, v["stalled"].as_u64().unwrap())
     }
 
     /// Records a use of the key `minutes_ago`.

@@ -17,7 +17,10 @@
 5. `POST /_test/lose-answer` with `{"action": "CreateAccessKey", "times": 1}` lets the next
    such call take effect and then answers 500 instead of its result: a lost answer. With
    `"stall": true` the call takes effect and then never answers (a stalled connection): the
-   client's own timeout has to end it.
+   client's own timeout has to end it. `"after": N` lets N such calls pass first, and
+   `"apply": false` stalls before the call takes effect.
+6. `GET /_test/calls` answers `{"calls": [actions in order], "stalled": N}`: what the server was
+   asked, and how many calls are stalled now.
 
 Usage: python moto_server.py PORT
 """
@@ -46,6 +49,13 @@ _BROKEN_AFTER = {}
 _LOSE = {}
 # IAM action -> whether its lost answers stall instead of failing
 _STALL = {}
+# IAM action -> how many of its calls pass before the lost answers begin
+_AFTER = {}
+# IAM action -> whether a stalled call takes effect first
+_APPLY = {}
+# every action asked, in order, and how many calls are stalled now
+_CALLS = []
+_STALLED = [0]
 
 _LOST_ANSWER = (
     '<ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code>'
@@ -108,21 +118,36 @@ class TestHooks:
             _BROKEN_AFTER.clear()
             _LOSE.clear()
             _STALL.clear()
+            _AFTER.clear()
+            _APPLY.clear()
+            del _CALLS[:]
+            _STALLED[0] = 0
+        if path == "/_test/calls":
+            body = json.dumps({"calls": list(_CALLS), "stalled": _STALLED[0]})
+            return Response(body, content_type="application/json")(environ, start_response)
         if path == "/_test/lose-answer":
             body = json.loads(raw.decode())
             _LOSE[body["action"]] = body.get("times", 1)
             _STALL[body["action"]] = bool(body.get("stall", False))
+            _AFTER[body["action"]] = int(body.get("after", 0))
+            _APPLY[body["action"]] = bool(body.get("apply", True))
             return Response("ok")(environ, start_response)
         action = urllib.parse.parse_qs(raw.decode(errors="replace")).get("Action", [None])[0]
-        if action and _LOSE.get(action, 0) > 0:
+        if action:
+            _CALLS.append(action)
+        if action and _LOSE.get(action, 0) > 0 and _AFTER.get(action, 0) > 0:
+            _AFTER[action] -= 1
+        elif action and _LOSE.get(action, 0) > 0:
             _LOSE[action] -= 1
-            result = self.app(environ, lambda status, headers, exc_info=None: None)
-            try:
-                b"".join(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
+            if _APPLY.get(action, True):
+                result = self.app(environ, lambda status, headers, exc_info=None: None)
+                try:
+                    b"".join(result)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
             if _STALL.get(action):
+                _STALLED[0] += 1
                 time.sleep(3600)
             return Response(_LOST_ANSWER, status=503, content_type="text/xml")(
                 environ, start_response
