@@ -519,6 +519,7 @@ fn a_kill_at_every_secret_write_leaves_nothing_broken_after_the_next_run() {
 /// key every consumer holds, which the retirement that follows leaves alone. `own_window`: the
 /// kill may have split the rotator's own repository's pair.
 fn after_the_kill(env: &TestEnv, point: &str, own_window: bool) {
+    println!("{point}");
     if env.tags(USER).contains_key(LEASE_TAG) {
         expire_lease(env);
     }
@@ -779,4 +780,76 @@ fn a_rollback_whose_id_write_answers_are_lost_still_leaves_whole_pairs() {
     // The next job (its step reads acme/web, which holds the old key again) is not stuck.
     let next = env.action(&old, &[("command", "status")]);
     assert_ne!(next.code, 2, "{}", next.all());
+}
+
+/// The binary killed (SIGKILL) at every content-creating GitHub request of a rotation with
+/// verification — every secret write and the dispatch — and of one whose verification fails,
+/// so the kill also lands in the rollback's writes; before and after each takes effect.
+#[test]
+fn a_kill_at_every_github_write_with_verification_and_in_a_rollback_leaves_nothing_broken() {
+    let workflow = |env: &TestEnv, mode: RunMode| {
+        env.github.add_workflow(
+            "acme/web",
+            "verify.yml",
+            WorkflowSpec {
+                environment: None,
+                mode,
+            },
+        );
+    };
+    for verifies in [true, false] {
+        let mode = || {
+            if verifies {
+                RunMode::Normal
+            } else {
+                RunMode::Fail
+            }
+        };
+        let writes: Vec<(String, String)> = {
+            let env = TestEnv::new();
+            let old = setup(&env, Some(100)).unwrap();
+            env.write_manifest(&with_verify("acme/web"));
+            workflow(&env, mode());
+            let base = env.github.started().len();
+            let run = env.action(&old, &[]);
+            assert_eq!(run.code, if verifies { 0 } else { 1 }, "{}", run.all());
+            env.github.started()[base..]
+                .iter()
+                .filter_map(|l| l.split_once(' '))
+                .filter(|(m, _)| *m == "PUT" || *m == "POST")
+                .map(|(m, p)| (m.to_owned(), p.to_owned()))
+                .collect()
+        };
+        assert_eq!(writes.len(), if verifies { 7 } else { 13 }, "{writes:?}");
+        for (n, (method, path)) in writes.iter().enumerate() {
+            let earlier = writes[..n].iter().filter(|w| w.1 == *path).count();
+            for lands in [false, true] {
+                let env = TestEnv::new();
+                let old = setup(&env, Some(100)).unwrap();
+                env.write_manifest(&with_verify("acme/web"));
+                workflow(&env, mode());
+                let m: axum::http::Method = method.parse().unwrap();
+                let mut fault = Fault::new(m, path, 500).after(earlier).times(1).stalls();
+                if lands {
+                    fault = fault.lands();
+                }
+                env.github.add_fault(fault);
+                let run = env.spawn_action(&old, &[], &[]);
+                env.github.wait_for_nth(method, path, earlier + 1);
+                run.signal(libc::SIGKILL);
+                assert_eq!(run.wait(&env).code, -1);
+                env.github.clear_faults();
+                workflow(&env, RunMode::Normal);
+                let point = format!(
+                    "verification {}: killed at write {n} ({method} {path}, {})",
+                    if verifies { "succeeds" } else { "fails" },
+                    if lands { "after" } else { "before" }
+                );
+                // The rotator's own repository's pair is cut when the kill falls between its
+                // two writes, forward (writes 2, 3) or in the rollback (8, 9).
+                let own = path.starts_with("/repos/acme/web/actions/secrets/");
+                after_the_kill(&env, &point, own);
+            }
+        }
+    }
 }

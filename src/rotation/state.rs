@@ -194,9 +194,11 @@ pub fn split_pairs(
             if id.timestamp() <= secret.timestamp() {
                 return None;
             }
+            // GitHub stamps whole seconds: a secret written in the second the key was created
+            // was written after it.
             let kept = if *secret < new.created - clock_slack() {
                 old
-            } else if *secret >= new.created {
+            } else if secret.timestamp() >= new.created.timestamp() {
                 new
             } else {
                 return None;
@@ -519,6 +521,14 @@ mod tests {
             s(None, Some(5)),              // no id
             s(Some(10_001), Some(10_001)), // the same second: whole
         ];
+        // A secret stamped in the very second the key was created (GitHub's whole seconds)
+        // was written after it.
+        let mut late = keys.clone();
+        late[1].created += chrono::Duration::milliseconds(600);
+        assert_eq!(
+            split_pairs(&late, &[s(Some(10_002), Some(10_000))]),
+            vec![(0, "K2".to_owned())]
+        );
         assert_eq!(
             split_pairs(&keys, &stamps),
             vec![(0, "K1".to_owned()), (3, "K2".to_owned())]
