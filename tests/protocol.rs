@@ -172,11 +172,7 @@ fn a_partial_rollback_is_remembered_and_retirement_refuses() {
         let keys = env.keys(USER);
         assert_eq!(keys.len(), 2);
         assert!(keys.iter().all(|k| k.1 == "Active"), "both keys stay");
-        // Every consumer still works.
-        for (scope, id, secret) in consumers() {
-            let k = env.held(&scope, id, secret).unwrap();
-            assert!(env.sts_accepts(&k), "{scope:?}");
-        }
+        every_consumer_works(&env);
         let before = env.world(USER);
         let admin = env.admin.clone();
         let run = env.action(&admin, &[("command", "deactivate"), ("force", "true")]);
