@@ -499,8 +499,9 @@ impl Signal {
     }
 }
 
-/// SIGINT and SIGTERM, listened to from the start of a run (the default would end the process
-/// at once, lease and all). Where they cannot be listened to, none ever arrives.
+/// SIGINT and SIGTERM, listened to by a changing command from before its reads (the default
+/// would end the process at once, lease and all). Where they cannot be listened to, none ever
+/// arrives.
 pub struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
 
 impl Signals {
@@ -523,9 +524,6 @@ impl Signals {
     }
 }
 
-/// Runs `acting` to its end, unless a signal arrives: then no new mutation starts (`stop`),
-/// the runs get [`STOP_WITHIN`] to reach their next stop point, and what is left of them is
-/// dropped. Returns the signal, if one came.
 /// Reads that change nothing, unless a signal arrives first: then the run ends at once with
 /// the signal's exit code, nothing changed.
 async fn before_changes<T>(
@@ -541,6 +539,9 @@ async fn before_changes<T>(
     }
 }
 
+/// Runs `acting` to its end, unless a signal arrives: then no new mutation starts (`stop`),
+/// the runs get [`STOP_WITHIN`] to reach their next stop point, and what is left of them is
+/// dropped. Returns the signal, if one came.
 async fn interruptible(
     acting: impl Future<Output = ()>,
     signals: &mut Signals,

@@ -314,18 +314,6 @@ pub async fn plan_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock
             last_used.push((k.id.clone(), used));
         }
     }
-    let facts = Facts {
-        old_last_used: (command == Command::Deactivate)
-            .then(|| last_used.first().map(|(_, u)| u.clone()))
-            .flatten(),
-        keys,
-        freshness: freshness(user, &stamps),
-        now: ctx.clock.now(),
-        step_key_id: ctx.step_key.map(|k| k.id.clone()),
-        journal: tags.journal().cloned(),
-        has_verify: !user.verify.is_empty(),
-        newest_unheld: false,
-    };
     let id_values: Vec<Option<String>> = old_values
         .iter()
         .map(|v| {
@@ -334,8 +322,16 @@ pub async fn plan_user<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock
         })
         .collect();
     let facts = Facts {
-        newest_unheld: newest_unheld(&facts.keys, &stamps, &id_values),
-        ..facts
+        old_last_used: (command == Command::Deactivate)
+            .then(|| last_used.first().map(|(_, u)| u.clone()))
+            .flatten(),
+        newest_unheld: newest_unheld(&keys, &stamps, &id_values),
+        keys,
+        freshness: freshness(user, &stamps),
+        now: ctx.clock.now(),
+        step_key_id: ctx.step_key.map(|k| k.id.clone()),
+        journal: tags.journal().cloned(),
+        has_verify: !user.verify.is_empty(),
     };
     let plan = match command {
         Command::Status => Plan::Nothing(String::new()),
@@ -718,7 +714,7 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
         ctx.events.warn(&note);
         report.notes.push(note);
     }
-    let before: Vec<[(Holding, Option<DateTime<Utc>>); 2]> = (0..user.consumers.len())
+    let mut before: Vec<[(Holding, Option<DateTime<Utc>>); 2]> = (0..user.consumers.len())
         .map(|i| {
             let s = stamps.get(i);
             let mut guess = guess_before(&facts, s);
@@ -731,7 +727,6 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
             [(guess[0].clone(), at[0]), (guess[1].clone(), at[1])]
         })
         .collect();
-    let mut before = before;
     if let [old, new] = facts.keys.as_slice() {
         // The stamps say it: the secret kept one key, the id holds the other.
         for (i, kept) in &splits {
@@ -830,14 +825,14 @@ pub async fn execute<I: Iam, S: SecretStore, W: Workflows, E: Events, C: Clock>(
     run.release().await;
     let mut report = run.finish();
     report.outcome = match result {
-        Ok(Done::Finished) if after_mend.is_some() => after_mend.expect("checked"),
         Ok(Done::Rolled(why)) => Outcome::RolledBack(why),
-        Ok(Done::Finished) => match command {
+        // A plan that did nothing or refused ends that way, after its mend.
+        Ok(Done::Finished) => after_mend.unwrap_or(match command {
             Command::Rotate => Outcome::Rotated,
             Command::Deactivate => Outcome::Deactivated,
             Command::Delete => Outcome::Deleted,
             Command::Status => Outcome::Reported,
-        },
+        }),
         Err(Halt::Failed(why)) => Outcome::Failed(why),
         Err(Halt::Refused(why)) => Outcome::Refused(why),
         Err(Halt::Interrupted(why)) => Outcome::Interrupted(why),
