@@ -1,0 +1,21 @@
+//! The end-to-end tests, in one binary: the real binary (and its container image) against one
+//! moto server and a fake GitHub per test, started and reset by `support`.
+
+mod support;
+
+mod app_auth;
+mod bad_input;
+mod cli;
+mod container;
+mod demo;
+mod discover;
+mod fleet;
+mod ghes;
+mod least_privilege;
+mod libsodium;
+mod protocol;
+mod rotation;
+mod schema;
+mod stores;
+mod verification;
+mod workflows;
