@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::github::GitHub;
 use crate::manifest::Scope;
-use crate::ports::{GhError, GhErrorKind, SecretStore};
+use crate::ports::{SecretStore, StoreError, StoreErrorKind};
 use crate::seal::ScopeKey;
 
 pub struct AwsStores {
@@ -59,7 +59,10 @@ fn to_chrono(t: &aws_sdk_secretsmanager::primitives::DateTime) -> DateTime<Utc> 
 }
 
 /// An SDK error as a store error, with what was being done.
-fn store_error<E>(what: &str, err: SdkError<E, aws_smithy_runtime_api::http::Response>) -> GhError
+fn store_error<E>(
+    what: &str,
+    err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -71,7 +74,7 @@ where
     let code = err.code().unwrap_or_default().to_owned();
     let detail = err.message().unwrap_or_default().to_owned();
     let (kind, uncertain) = match (code.as_str(), status) {
-        ("ResourceNotFoundException" | "ParameterNotFound", _) => (GhErrorKind::NotFound, false),
+        ("ResourceNotFoundException" | "ParameterNotFound", _) => (StoreErrorKind::NotFound, false),
         (
             "AccessDeniedException"
             | "UnrecognizedClientException"
@@ -79,10 +82,10 @@ where
             | "AccessDenied",
             _,
         )
-        | ("", Some(403)) => (GhErrorKind::Forbidden, false),
-        (_, Some(s)) if s < 500 => (GhErrorKind::Rejected, false),
+        | ("", Some(403)) => (StoreErrorKind::Forbidden, false),
+        (_, Some(s)) if s < 500 => (StoreErrorKind::Rejected, false),
         // A 5xx, a timeout or a broken connection: a write may have landed.
-        _ => (GhErrorKind::Unavailable, true),
+        _ => (StoreErrorKind::Unavailable, true),
     };
     let mut message = format!(
         "{what}: AWS answered {}",
@@ -94,7 +97,7 @@ where
     if !detail.is_empty() {
         message.push_str(&format!(": {detail}"));
     }
-    if kind == GhErrorKind::Forbidden {
+    if kind == StoreErrorKind::Forbidden {
         message.push_str(" — grant this identity the store's actions (see docs/iam-policy.json, statement UpdateAwsStores)");
     }
     if status.is_none() {
@@ -104,7 +107,7 @@ where
             source = s.source();
         }
     }
-    GhError {
+    StoreError {
         kind,
         message,
         uncertain,
@@ -112,9 +115,9 @@ where
     }
 }
 
-fn rejected(what: &str, why: &str) -> GhError {
-    GhError {
-        kind: GhErrorKind::Rejected,
+fn rejected(what: &str, why: &str) -> StoreError {
+    StoreError {
+        kind: StoreErrorKind::Rejected,
         message: format!("{what}: {why}"),
         uncertain: false,
         status: None,
@@ -150,7 +153,7 @@ impl AwsStores {
         secret: &str,
         region: &Option<String>,
         what: &str,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, GhError> {
+    ) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
         let out = self
             .sm(region)
             .get_secret_value()
@@ -175,7 +178,7 @@ impl AwsStores {
 }
 
 impl SecretStore for AwsStores {
-    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError> {
+    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, StoreError> {
         Err(rejected(
             &format!("reading the public key of {scope}"),
             "AWS stores have none",
@@ -186,7 +189,7 @@ impl SecretStore for AwsStores {
         &self,
         scope: &Scope,
         name: &str,
-    ) -> Result<Option<DateTime<Utc>>, GhError> {
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let what = format!("reading when {name} of {scope} was written");
         match scope {
             Scope::SecretsManager { secret, region } => {
@@ -219,7 +222,7 @@ impl SecretStore for AwsStores {
         }
     }
 
-    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError> {
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, StoreError> {
         let what = format!("reading {name} of {scope}");
         match scope {
             Scope::SecretsManager { secret, region } => {
@@ -248,7 +251,7 @@ impl SecretStore for AwsStores {
         }
     }
 
-    async fn fit_for_secret(&self, scope: &Scope, name: &str) -> Result<(), GhError> {
+    async fn fit_for_secret(&self, scope: &Scope, name: &str) -> Result<(), StoreError> {
         let Scope::ParameterStore { region } = scope else {
             return Ok(());
         };
@@ -278,7 +281,7 @@ impl SecretStore for AwsStores {
         _key: Option<&ScopeKey>,
         name: &str,
         value: &SecretString,
-    ) -> Result<(), GhError> {
+    ) -> Result<(), StoreError> {
         let what = format!("writing {name} in {scope}");
         match scope {
             Scope::SecretsManager { secret, region } => {
@@ -315,8 +318,8 @@ impl SecretStore for AwsStores {
                     .await
                     .map_err(|e| store_error(&what, e))?;
                 let Some(meta) = described.parameters().first() else {
-                    return Err(GhError {
-                        kind: GhErrorKind::NotFound,
+                    return Err(StoreError {
+                        kind: StoreErrorKind::NotFound,
                         message: format!("{what}: the parameter does not exist"),
                         uncertain: false,
                         status: None,
@@ -348,14 +351,14 @@ pub struct Stores<'a> {
 }
 
 impl SecretStore for Stores<'_> {
-    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError> {
+    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, StoreError> {
         self.github.public_key(scope).await
     }
     async fn updated_at(
         &self,
         scope: &Scope,
         name: &str,
-    ) -> Result<Option<DateTime<Utc>>, GhError> {
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         if scope.is_readable() {
             self.aws.updated_at(scope, name).await
         } else {
@@ -368,21 +371,21 @@ impl SecretStore for Stores<'_> {
         key: Option<&ScopeKey>,
         name: &str,
         value: &SecretString,
-    ) -> Result<(), GhError> {
+    ) -> Result<(), StoreError> {
         if scope.is_readable() {
             self.aws.put(scope, key, name, value).await
         } else {
             self.github.put(scope, key, name, value).await
         }
     }
-    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError> {
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, StoreError> {
         if scope.is_readable() {
             self.aws.read(scope, name).await
         } else {
             self.github.read(scope, name).await
         }
     }
-    async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, GhError> {
+    async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, StoreError> {
         if scope.is_readable() {
             Ok(None)
         } else {
@@ -392,14 +395,14 @@ impl SecretStore for Stores<'_> {
     async fn stamps(
         &self,
         scope: &Scope,
-    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, GhError> {
+    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, StoreError> {
         if scope.is_readable() {
             Ok(None)
         } else {
             self.github.stamps(scope).await
         }
     }
-    async fn fit_for_secret(&self, scope: &Scope, name: &str) -> Result<(), GhError> {
+    async fn fit_for_secret(&self, scope: &Scope, name: &str) -> Result<(), StoreError> {
         if scope.is_readable() {
             self.aws.fit_for_secret(scope, name).await
         } else {

@@ -7,28 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::manifest::{Scope, UserSpec};
-use crate::ports::GhError;
 
-/// Every secret name in one store, as GitHub lists it (names only: values are write-only).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Inventory {
-    /// Store → the names of the secrets it holds.
-    pub stores: BTreeMap<Scope, BTreeSet<String>>,
-    /// Owners whose repositories were listed (for the report).
-    pub owners: Vec<String>,
-    /// How many repositories were looked at.
-    pub repositories: usize,
-    /// What could not be seen, said as a warning (another user's private repositories).
-    pub limits: Vec<String>,
-}
-
-/// What `discover` needs from GitHub: the stores an owner has and the secret names in each.
-#[allow(async_fn_in_trait)]
-pub trait Lister {
-    /// Every store of `owner` the credentials can see, with its secret names: each repository's
-    /// Actions and Dependabot secrets and environments, and for an organization its own.
-    async fn inventory(&self, owner: &str) -> Result<Inventory, GhError>;
-}
+pub use crate::ports::{Inventory, Lister};
 
 /// A place that holds one of a user's secret names and is not one of its consumers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

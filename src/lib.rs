@@ -14,6 +14,7 @@ pub mod exit;
 pub mod github;
 pub mod human;
 pub mod manifest;
+pub mod model;
 pub mod policy;
 pub mod ports;
 #[cfg(test)]

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "warn,aws_key_rotator={level}"
+            "warn,octocrab=off,aws_key_rotator={level}"
         )))
         .without_time()
         .init();

@@ -2,12 +2,13 @@
 // The ports are used on a current-thread runtime inside this crate: no `Send` bounds needed.
 #![allow(async_fn_in_trait)]
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::manifest::Scope;
-use crate::rotation::plan::LastUse;
-use crate::rotation::state::KeyInfo;
+use crate::model::{KeyInfo, LastUse};
 use crate::seal::ScopeKey;
 
 /// A key fresh from CreateAccessKey. Its `Debug` shows the id only.
@@ -97,17 +98,65 @@ pub struct GhError {
     pub status: Option<u16>,
 }
 
+/// How a secret store (GitHub's or AWS's) refused or failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The store (repository, environment, secret, parameter) does not exist, or these
+    /// credentials cannot see it.
+    NotFound,
+    /// The credentials are missing, expired or wrong.
+    Unauthorized,
+    /// The credentials lack a permission.
+    Forbidden,
+    /// The store refused the request (a value it cannot hold, a body it rejects).
+    Rejected,
+    /// Server errors, rate limits and transport failures that outlasted the retries.
+    Unavailable,
+}
+
+/// A secret store's error. Its own type, whichever side the store is on: the core treats every
+/// store alike.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    pub message: String,
+    /// True when the request may have taken effect (a transport failure after sending).
+    pub uncertain: bool,
+    /// The HTTP status the store answered, if it answered.
+    pub status: Option<u16>,
+}
+
+impl From<GhError> for StoreError {
+    fn from(e: GhError) -> Self {
+        StoreError {
+            kind: match e.kind {
+                GhErrorKind::NotFound => StoreErrorKind::NotFound,
+                GhErrorKind::Unauthorized => StoreErrorKind::Unauthorized,
+                GhErrorKind::Forbidden => StoreErrorKind::Forbidden,
+                GhErrorKind::Rejected => StoreErrorKind::Rejected,
+                GhErrorKind::Unavailable => StoreErrorKind::Unavailable,
+            },
+            message: e.message,
+            uncertain: e.uncertain,
+            status: e.status,
+        }
+    }
+}
+
 /// Where consumers keep the key: GitHub's secret stores (write-only, sealed with each scope's
-/// public key) and AWS's (readable). Errors of either kind are [`GhError`]s: the core treats a
-/// store the same whichever side it is on.
+/// public key) and AWS's (readable). Errors of either kind are [`StoreError`]s.
 pub trait SecretStore {
     /// A GitHub scope's public key (fetched once per scope per run by the caller; it also
     /// proves the scope exists).
-    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError>;
+    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, StoreError>;
     /// When the secret was last written; `None` when it does not exist (callers have checked
     /// the scope exists: a missing scope also answers 404).
-    async fn updated_at(&self, scope: &Scope, name: &str)
-    -> Result<Option<DateTime<Utc>>, GhError>;
+    async fn updated_at(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Writes one secret. GitHub stores seal `value` with the scope's public `key`.
     async fn put(
         &self,
@@ -115,28 +164,28 @@ pub trait SecretStore {
         key: Option<&ScopeKey>,
         name: &str,
         value: &SecretString,
-    ) -> Result<(), GhError>;
+    ) -> Result<(), StoreError>;
     /// A readable store's current value (`None`: not set). A store that does not exist answers
     /// `NotFound`. GitHub stores are write-only: never called for them.
-    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError>;
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, StoreError>;
     /// Every secret of a store with when it was last written (names upper-cased, as GitHub
     /// keeps them), in one listing; `None` where a store cannot list (then the caller asks
     /// [`SecretStore::updated_at`] per secret). A store that does not exist answers `NotFound`.
     async fn stamps(
         &self,
         _scope: &Scope,
-    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, GhError> {
+    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, StoreError> {
         Ok(None)
     }
     /// Who can read the secret, in words, where a store says (an organization secret's
     /// visibility: "selected: 3 repositories"); `None` elsewhere.
-    async fn access(&self, _scope: &Scope, _name: &str) -> Result<Option<String>, GhError> {
+    async fn access(&self, _scope: &Scope, _name: &str) -> Result<Option<String>, StoreError> {
         Ok(None)
     }
     /// A readable store's refusal to hold a secret value in `name` where it would be kept in
     /// plaintext (an SSM `String` parameter): `Rejected`, naming the fix. Asked of the place the
     /// secret access key goes, before anything is written.
-    async fn fit_for_secret(&self, _scope: &Scope, _name: &str) -> Result<(), GhError> {
+    async fn fit_for_secret(&self, _scope: &Scope, _name: &str) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -247,4 +296,37 @@ pub trait Events {
     fn warn(&self, text: &str);
     fn group(&self, title: &str);
     fn end_group(&self);
+}
+
+/// Every secret name in one store, as GitHub lists it (names only: values are write-only).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Store → the names of the secrets it holds.
+    pub stores: BTreeMap<Scope, BTreeSet<String>>,
+    /// Owners whose repositories were listed (for the report).
+    pub owners: Vec<String>,
+    /// How many repositories were looked at.
+    pub repositories: usize,
+    /// What could not be seen, said as a warning (another user's private repositories).
+    pub limits: Vec<String>,
+}
+
+/// What `discover` needs from GitHub: the stores an owner has and the secret names in each.
+pub trait Lister {
+    /// Every store of `owner` the credentials can see, with its secret names: each repository's
+    /// Actions and Dependabot secrets and environments, and for an organization its own.
+    async fn inventory(&self, owner: &str) -> Result<Inventory, GhError>;
+}
+
+/// The ports one run works through, as one type: the core is generic over this alone
+/// (`Ctx<'_, P>`), and each adapter set (the live one, the simulation's) names its four.
+pub trait Ports {
+    type Iam: Iam;
+    type Store: SecretStore;
+    type Workflows: Workflows;
+    type Clock: Clock;
+    fn iam(&self) -> &Self::Iam;
+    fn store(&self) -> &Self::Store;
+    fn workflows(&self) -> &Self::Workflows;
+    fn clock(&self) -> &Self::Clock;
 }

@@ -202,14 +202,14 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
     let (outcome, outcome_words) = outcome_words(&r.outcome);
     UserView {
         name: r.user.name.clone(),
-        state: r.state.map(|s| s.to_string()),
-        due: r.due,
+        state: r.keys.state.map(|s| s.to_string()),
+        due: r.keys.due,
         max_age_days: r.user.max_age_days,
         outcome: outcome.into(),
         outcome_words,
         message: message(&r.outcome),
         attention: r.attention.clone(),
-        journal: r.journal.as_ref().map(|j| {
+        journal: r.keys.journal.as_ref().map(|j| {
             let mut words = format!(
                 "rotation to {}: {} since {}",
                 j.key,
@@ -235,13 +235,15 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
             Outcome::Planned(s) => s.clone(),
             _ => Vec::new(),
         },
-        new_access_key_id: r.new_key.clone(),
-        old_access_key_id: r.old_key.clone(),
+        new_access_key_id: r.keys.new.clone(),
+        old_access_key_id: r.keys.old.clone(),
         keys: r
             .keys
+            .list
             .iter()
             .map(|k| {
                 let used = r
+                    .keys
                     .last_used
                     .iter()
                     .find(|(id, _)| id == &k.id)
@@ -315,7 +317,7 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
                     store,
                     access_key_id_secret: c.consumer.secrets.access_key_id.clone(),
                     secret_access_key_secret: c.consumer.secrets.secret_access_key.clone(),
-                    result: c.result.clone(),
+                    result: c.result.to_string(),
                     holds: c.holds.clone(),
                 }
             })

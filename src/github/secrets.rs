@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{GitHub, PER_PAGE, encode_segment, unexpected};
 use crate::manifest::{Scope, Visibility};
-use crate::ports::{GhError, GhErrorKind, SecretStore};
+use crate::ports::{GhError, GhErrorKind, SecretStore, StoreError};
 use crate::seal::{self, ScopeKey, Sealed};
 use secrecy::SecretString;
 
@@ -154,7 +154,7 @@ struct SecretMeta {
 }
 
 impl SecretStore for GitHub {
-    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, GhError> {
+    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, StoreError> {
         let what = format!("reading the public key of {scope}");
         let reply = self
             .send(
@@ -166,14 +166,14 @@ impl SecretStore for GitHub {
             .await?;
         let body: PublicKeyBody =
             serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
-        ScopeKey::parse(&body.key_id, &body.key).map_err(|e| unexpected(&what, e))
+        Ok(ScopeKey::parse(&body.key_id, &body.key).map_err(|e| unexpected(&what, e))?)
     }
 
     async fn updated_at(
         &self,
         scope: &Scope,
         name: &str,
-    ) -> Result<Option<DateTime<Utc>>, GhError> {
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let what = format!("reading secret {name} of {scope}");
         let path = format!("{}/{}", secrets_path(scope), encode_segment(name));
         match self.send(http::Method::GET, &path, None, &what).await {
@@ -184,7 +184,7 @@ impl SecretStore for GitHub {
             }
             // The caller has fetched the scope's public key, so the scope exists: the secret does not.
             Err(e) if e.kind == GhErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -194,7 +194,7 @@ impl SecretStore for GitHub {
         key: Option<&ScopeKey>,
         name: &str,
         value: &SecretString,
-    ) -> Result<(), GhError> {
+    ) -> Result<(), StoreError> {
         let what = format!("writing secret {name} in {scope}");
         let key = key.ok_or_else(|| unexpected(&what, "no public key was fetched"))?;
         let sealed: Sealed = seal::seal(key, value).map_err(|e| GhError {
@@ -222,14 +222,14 @@ impl SecretStore for GitHub {
             .await?;
         match reply.status.as_u16() {
             201 | 204 => Ok(()),
-            other => Err(unexpected(&what, format!("HTTP {other}"))),
+            other => Err(unexpected(&what, format!("HTTP {other}")).into()),
         }
     }
 
     async fn stamps(
         &self,
         scope: &Scope,
-    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, GhError> {
+    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, StoreError> {
         #[derive(Deserialize)]
         struct Listed {
             name: String,
@@ -250,7 +250,7 @@ impl SecretStore for GitHub {
         Ok(Some(out))
     }
 
-    async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, GhError> {
+    async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, StoreError> {
         let Scope::Organization { visibility, .. } = scope else {
             return Ok(None);
         };
@@ -267,11 +267,12 @@ impl SecretStore for GitHub {
         }))
     }
 
-    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, GhError> {
+    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, StoreError> {
         Err(unexpected(
             &format!("reading secret {name} of {scope}"),
             "GitHub secrets are write-only",
-        ))
+        )
+        .into())
     }
 }
 

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 
 /// One of a consumer's two secrets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
     Id,
     Secret,

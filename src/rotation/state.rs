@@ -6,19 +6,7 @@ use serde::Serialize;
 use super::journal::{Journal, Phase};
 use crate::manifest::Consumer;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub enum KeyStatus {
-    Active,
-    Inactive,
-}
-
-/// One access key as ListAccessKeys reports it. Ids are not secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyInfo {
-    pub id: String,
-    pub status: KeyStatus,
-    pub created: DateTime<Utc>,
-}
+pub use crate::model::{KeyInfo, KeyStatus};
 
 /// When a consumer's two secrets were last written (`None`: a secret is missing).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +77,47 @@ pub fn stale_consumers(created: DateTime<Utc>, freshness: &[Freshness]) -> Vec<&
         .collect()
 }
 
+/// A state with the keys it is about (oldest first): deciders match on this, and never index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing<'a> {
+    None,
+    Current(&'a KeyInfo),
+    Inactive(&'a KeyInfo),
+    PendingDeactivation {
+        old: &'a KeyInfo,
+        new: &'a KeyInfo,
+    },
+    Incomplete {
+        old: &'a KeyInfo,
+        new: &'a KeyInfo,
+    },
+    RolledBack {
+        old: &'a KeyInfo,
+        new: &'a KeyInfo,
+    },
+    /// The old key Inactive, the new one Active.
+    PendingDeletion {
+        old: &'a KeyInfo,
+        new: &'a KeyInfo,
+    },
+    Conflict,
+}
+
+impl Standing<'_> {
+    pub fn state(&self) -> State {
+        match self {
+            Standing::None => State::None,
+            Standing::Current(_) => State::Current,
+            Standing::Inactive(_) => State::Inactive,
+            Standing::PendingDeactivation { .. } => State::PendingDeactivation,
+            Standing::Incomplete { .. } => State::Incomplete,
+            Standing::RolledBack { .. } => State::RolledBack,
+            Standing::PendingDeletion { .. } => State::PendingDeletion,
+            Standing::Conflict => State::Conflict,
+        }
+    }
+}
+
 /// The state of a user's keys (`keys` oldest first) and the journal. `freshness` is consulted
 /// only when both keys are Active (a missing secret holds no key); `has_verify` says whether
 /// the user has verification workflows (without them `written` is as good as `verified`).
@@ -99,15 +128,28 @@ pub fn derive(
     has_verify: bool,
     now: DateTime<Utc>,
 ) -> State {
+    standing(keys, journal, freshness, has_verify, now).state()
+}
+
+/// The state with its keys: see [`derive`].
+pub fn standing<'a>(
+    keys: &'a [KeyInfo],
+    journal: Option<&Journal>,
+    freshness: &[Freshness],
+    has_verify: bool,
+    now: DateTime<Utc>,
+) -> Standing<'a> {
     use KeyStatus::{Active, Inactive};
     let about = |k: &KeyInfo| journal.filter(|j| j.key == k.id).map(|j| j.phase);
     match keys {
-        [] => State::None,
-        [k] if k.status == Active => State::Current,
-        [_] => State::Inactive,
+        [] => Standing::None,
+        [k] if k.status == Active => Standing::Current(k),
+        [k] => Standing::Inactive(k),
         // Anyone allowed iam:TagUser can write the journal: one that contradicts the keys is
         // never a reason to delete, deactivate or skip a grace period.
-        [_, _] if journal.is_some_and(|j| contradiction(keys, j, now).is_some()) => State::Conflict,
+        [_, _] if journal.is_some_and(|j| contradiction(keys, j, now).is_some()) => {
+            Standing::Conflict
+        }
         [old, new] => match (old.status, new.status, about(new)) {
             // The journal is written only after every secret was written, so it is trusted; but
             // a secret missing now, or last written well before the new key existed, cannot hold
@@ -116,14 +158,14 @@ pub fn derive(
                 if proven(phase, has_verify)
                     && freshness.iter().all(|f| written_since(f, new.created)) =>
             {
-                State::PendingDeactivation
+                Standing::PendingDeactivation { old, new }
             }
-            (Active, Active, Some(Phase::RolledBack)) => State::RolledBack,
-            (Active, Active, _) => State::Incomplete,
-            (Inactive, Active, Some(Phase::Deactivated)) => State::PendingDeletion,
-            _ => State::Conflict,
+            (Active, Active, Some(Phase::RolledBack)) => Standing::RolledBack { old, new },
+            (Active, Active, _) => Standing::Incomplete { old, new },
+            (Inactive, Active, Some(Phase::Deactivated)) => Standing::PendingDeletion { old, new },
+            _ => Standing::Conflict,
         },
-        _ => State::Conflict,
+        _ => Standing::Conflict,
     }
 }
 
@@ -269,130 +311,38 @@ mod tests {
         let one_missing = [fresh("a/b", Some(150)), fresh("a/c", None)];
         // written 15 minutes before the key existed: clock skew; 16: someone else
         let long_before = [fresh("a/b", Some(150)), fresh("a/c", Some(100 - 16 * 60))];
+        let one = |status| vec![key("K1", status, 0)];
         let two = || vec![key("K1", A, 0), key("K2", A, new_at)];
         let retired = || vec![key("K1", I, 0), key("K2", A, new_at)];
+        let j = |phase, k: &str| Some(journal(phase, k));
         use Phase::*;
+        use State as S;
         // (keys, journal, freshness, has verify entries) → state
         type Case<'a> = (Vec<KeyInfo>, Option<Journal>, &'a [Freshness], bool, State);
+        #[rustfmt::skip]
         let cases: Vec<Case> = vec![
-            (vec![], None, &[], true, State::None),
-            (vec![key("K1", A, 0)], None, &[], true, State::Current),
-            (
-                vec![key("K1", A, 0)],
-                Some(journal(Partial, "K0")),
-                &[],
-                true,
-                State::Current,
-            ),
-            (vec![key("K1", I, 0)], None, &[], true, State::Inactive),
-            (
-                two(),
-                Some(journal(Verified, "K2")),
-                &all_updated,
-                true,
-                State::PendingDeactivation,
-            ),
-            (
-                two(),
-                Some(journal(Written, "K2")),
-                &all_updated,
-                false,
-                State::PendingDeactivation,
-            ),
-            (
-                two(),
-                Some(journal(Written, "K2")),
-                &all_updated,
-                true,
-                State::Incomplete,
-            ),
+            (vec![], None, &[], true, S::None),
+            (one(A), None, &[], true, S::Current),
+            (one(A), j(Partial, "K0"), &[], true, S::Current),
+            (one(I), None, &[], true, S::Inactive),
+            (two(), j(Verified, "K2"), &all_updated, true, S::PendingDeactivation),
+            (two(), j(Written, "K2"), &all_updated, false, S::PendingDeactivation),
+            (two(), j(Written, "K2"), &all_updated, true, S::Incomplete),
             // a second before the key existed: clock skew between GitHub and AWS
-            (
-                two(),
-                Some(journal(Verified, "K2")),
-                &one_stale,
-                true,
-                State::PendingDeactivation,
-            ),
-            (
-                two(),
-                Some(journal(Verified, "K2")),
-                &long_before,
-                true,
-                State::Incomplete,
-            ),
-            (
-                two(),
-                Some(journal(Verified, "K2")),
-                &one_missing,
-                true,
-                State::Incomplete,
-            ),
-            (
-                two(),
-                Some(journal(Verified, "K1")),
-                &all_updated,
-                true,
-                State::Incomplete,
-            ),
-            (two(), None, &all_updated, true, State::Incomplete),
-            (
-                two(),
-                Some(journal(Writing, "K2")),
-                &all_updated,
-                true,
-                State::Incomplete,
-            ),
-            (
-                two(),
-                Some(journal(Partial, "K2")),
-                &all_updated,
-                true,
-                State::Incomplete,
-            ),
-            (
-                two(),
-                Some(journal(RolledBack, "K2")),
-                &all_updated,
-                true,
-                State::RolledBack,
-            ),
-            (
-                retired(),
-                Some(journal(Deactivated, "K2")),
-                &[],
-                true,
-                State::PendingDeletion,
-            ),
-            (retired(), None, &[], true, State::Conflict),
-            (
-                retired(),
-                Some(journal(Verified, "K2")),
-                &[],
-                true,
-                State::Conflict,
-            ),
-            (
-                vec![key("K1", A, 0), key("K2", I, new_at)],
-                None,
-                &[],
-                true,
-                State::Conflict,
-            ),
-            (
-                vec![key("K1", I, 0), key("K2", I, new_at)],
-                None,
-                &[],
-                true,
-                State::Conflict,
-            ),
-            (
-                vec![key("K1", A, 0), key("K2", A, 1), key("K3", A, 2)],
-                None,
-                &[],
-                true,
-                State::Conflict,
-            ),
+            (two(), j(Verified, "K2"), &one_stale, true, S::PendingDeactivation),
+            (two(), j(Verified, "K2"), &long_before, true, S::Incomplete),
+            (two(), j(Verified, "K2"), &one_missing, true, S::Incomplete),
+            (two(), j(Verified, "K1"), &all_updated, true, S::Incomplete),
+            (two(), None, &all_updated, true, S::Incomplete),
+            (two(), j(Writing, "K2"), &all_updated, true, S::Incomplete),
+            (two(), j(Partial, "K2"), &all_updated, true, S::Incomplete),
+            (two(), j(RolledBack, "K2"), &all_updated, true, S::RolledBack),
+            (retired(), j(Deactivated, "K2"), &[], true, S::PendingDeletion),
+            (retired(), None, &[], true, S::Conflict),
+            (retired(), j(Verified, "K2"), &[], true, S::Conflict),
+            (vec![key("K1", A, 0), key("K2", I, new_at)], None, &[], true, S::Conflict),
+            (vec![key("K1", I, 0), key("K2", I, new_at)], None, &[], true, S::Conflict),
+            (vec![key("K1", A, 0), key("K2", A, 1), key("K3", A, 2)], None, &[], true, S::Conflict),
         ];
         for (keys, journal, freshness, has_verify, want) in cases {
             assert_eq!(

@@ -62,7 +62,7 @@ pub fn title_has_marker(title: &str, marker: &str) -> bool {
 }
 
 /// One dispatch. `may_resend`: whether a lost answer may later lead to a second dispatch.
-async fn dispatch<W: Workflows, C: Clock, E: Events>(
+async fn dispatch<W: Workflows, C: Clock, E: Events + ?Sized>(
     workflows: &W,
     clock: &C,
     events: &E,
@@ -101,9 +101,127 @@ async fn dispatch<W: Workflows, C: Clock, E: Events>(
     }
 }
 
+/// What one wait for a set of verification runs works with.
+struct Verification<'a, W, C, E: ?Sized> {
+    workflows: &'a W,
+    clock: &'a C,
+    events: &'a E,
+    entries: &'a [VerifyWorkflow],
+    new_key_id: &'a str,
+    /// Entry `i`'s rotation id, which its run carries in its title.
+    markers: Vec<String>,
+    /// How long a run may take to appear before a lost dispatch is sent again.
+    appear_within: chrono::Duration,
+}
+
+impl<W: Workflows, C: Clock, E: Events + ?Sized> Verification<'_, W, C, E> {
+    fn inputs(&self, i: usize) -> [(&str, &str); 2] {
+        [
+            ("expected-access-key-id", self.new_key_id),
+            ("rotation-id", self.markers[i].as_str()),
+        ]
+    }
+
+    /// Dispatches entry `i` on its ref (the repository's default branch unless it names one).
+    async fn start(&self, i: usize) -> (String, Tracking) {
+        let w = &self.entries[i];
+        let git_ref = match &w.git_ref {
+            Some(r) => r.clone(),
+            None => match self.workflows.default_branch(&w.repository).await {
+                Ok(b) => b,
+                Err(e) => return (String::new(), done(w, None, format!("not dispatched: {e}"))),
+            },
+        };
+        let t = dispatch(
+            self.workflows,
+            self.clock,
+            self.events,
+            w,
+            &git_ref,
+            &self.inputs(i),
+            true,
+        )
+        .await;
+        (git_ref, t)
+    }
+
+    /// Looks for entry `i`'s run among the workflow's runs (none this run already claimed);
+    /// dispatches it once more if its answer was lost and no run appeared in time.
+    async fn look_up(
+        &self,
+        i: usize,
+        since: DateTime<Utc>,
+        resend: bool,
+        git_ref: &str,
+        claimed: &[u64],
+    ) -> Option<Tracking> {
+        let w = &self.entries[i];
+        let runs = match self
+            .workflows
+            .recent_runs(&w.repository, &w.workflow, since)
+            .await
+        {
+            Ok(runs) => runs,
+            Err(e) => return transient(w, None, e),
+        };
+        let found = runs.into_iter().find(|r| {
+            title_has_marker(&r.display_title, &self.markers[i]) && !claimed.contains(&r.id)
+        });
+        match found {
+            Some(run) => {
+                self.events.info(&format!(
+                    "found the run of {} in {}: {}",
+                    w.workflow, w.repository, run.html_url
+                ));
+                Some(Tracking::Known {
+                    id: run.id,
+                    url: run.html_url,
+                })
+            }
+            None if resend && self.clock.now() >= since + self.appear_within => {
+                self.events.warn(&format!(
+                    "no run of {} in {} appeared: dispatching it again",
+                    w.workflow, w.repository
+                ));
+                let inputs = self.inputs(i);
+                Some(
+                    dispatch(
+                        self.workflows,
+                        self.clock,
+                        self.events,
+                        w,
+                        git_ref,
+                        &inputs,
+                        false,
+                    )
+                    .await,
+                )
+            }
+            None => None,
+        }
+    }
+
+    /// Entry `i`'s known run, once more: done when it completed.
+    async fn poll(&self, i: usize, id: u64, url: &str) -> Option<Tracking> {
+        let w = &self.entries[i];
+        match self.workflows.run(&w.repository, id).await {
+            Ok(run) if run.status == "completed" => {
+                let conclusion = run.conclusion.unwrap_or_else(|| "unknown".into());
+                self.events.info(&format!(
+                    "{} in {}: {conclusion} ({url})",
+                    w.workflow, w.repository
+                ));
+                Some(done(w, Some(url.to_owned()), conclusion))
+            }
+            Ok(_) => None,
+            Err(e) => transient(w, Some(url.to_owned()), e),
+        }
+    }
+}
+
 /// Dispatches every entry and waits for their runs; stops early when one fails. Entry `i`
 /// gets the rotation id `{rotation_id}-{i}`, which its run carries in its title.
-pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
+pub async fn verify_all<W: Workflows, C: Clock, E: Events + ?Sized>(
     workflows: &W,
     clock: &C,
     events: &E,
@@ -114,89 +232,34 @@ pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
 ) -> Vec<RunResult> {
     let deadline =
         clock.now() + chrono::Duration::from_std(settings.timeout).unwrap_or(chrono::Duration::MAX);
-    let appear_within = chrono::Duration::from_std(APPEAR_WITHIN.max(settings.poll * 3))
-        .unwrap_or(chrono::Duration::MAX);
-    let markers: Vec<String> = (0..entries.len())
-        .map(|i| format!("{rotation_id}-{i}"))
-        .collect();
+    let v = Verification {
+        workflows,
+        clock,
+        events,
+        entries,
+        new_key_id,
+        markers: (0..entries.len())
+            .map(|i| format!("{rotation_id}-{i}"))
+            .collect(),
+        appear_within: chrono::Duration::from_std(APPEAR_WITHIN.max(settings.poll * 3))
+            .unwrap_or(chrono::Duration::MAX),
+    };
     let mut refs = Vec::new();
     let mut tracking = Vec::new();
-    for (w, marker) in entries.iter().zip(&markers) {
-        let git_ref = match &w.git_ref {
-            Some(r) => r.clone(),
-            None => match workflows.default_branch(&w.repository).await {
-                Ok(b) => b,
-                Err(e) => {
-                    refs.push(String::new());
-                    tracking.push(done(w, None, format!("not dispatched: {e}")));
-                    continue;
-                }
-            },
-        };
-        let inputs = [
-            ("expected-access-key-id", new_key_id),
-            ("rotation-id", marker.as_str()),
-        ];
-        tracking.push(dispatch(workflows, clock, events, w, &git_ref, &inputs, true).await);
+    for i in 0..entries.len() {
+        let (git_ref, t) = v.start(i).await;
         refs.push(git_ref);
+        tracking.push(t);
     }
-
     let mut claimed: Vec<u64> = Vec::new();
     loop {
         for i in 0..entries.len() {
-            let (w, marker) = (&entries[i], &markers[i]);
             let next = match &tracking[i] {
                 Tracking::Done(_) => continue,
                 Tracking::Lookup { since, resend } => {
-                    let (since, resend) = (*since, *resend);
-                    match workflows
-                        .recent_runs(&w.repository, &w.workflow, since)
-                        .await
-                    {
-                        Ok(runs) => match runs.into_iter().find(|r| {
-                            title_has_marker(&r.display_title, marker) && !claimed.contains(&r.id)
-                        }) {
-                            Some(run) => {
-                                events.info(&format!(
-                                    "found the run of {} in {}: {}",
-                                    w.workflow, w.repository, run.html_url
-                                ));
-                                Some(Tracking::Known {
-                                    id: run.id,
-                                    url: run.html_url,
-                                })
-                            }
-                            None if resend && clock.now() >= since + appear_within => {
-                                events.warn(&format!(
-                                    "no run of {} in {} appeared: dispatching it again",
-                                    w.workflow, w.repository
-                                ));
-                                let inputs = [
-                                    ("expected-access-key-id", new_key_id),
-                                    ("rotation-id", marker.as_str()),
-                                ];
-                                Some(
-                                    dispatch(workflows, clock, events, w, &refs[i], &inputs, false)
-                                        .await,
-                                )
-                            }
-                            None => None,
-                        },
-                        Err(e) => transient(w, None, e),
-                    }
+                    v.look_up(i, *since, *resend, &refs[i], &claimed).await
                 }
-                Tracking::Known { id, url } => match workflows.run(&w.repository, *id).await {
-                    Ok(run) if run.status == "completed" => {
-                        let conclusion = run.conclusion.unwrap_or_else(|| "unknown".into());
-                        events.info(&format!(
-                            "{} in {}: {conclusion} ({url})",
-                            w.workflow, w.repository
-                        ));
-                        Some(done(w, Some(url.clone()), conclusion))
-                    }
-                    Ok(_) => None,
-                    Err(e) => transient(w, Some(url.clone()), e),
-                },
+                Tracking::Known { id, url } => v.poll(i, *id, url).await,
             };
             if let Some(n) = next {
                 if let Tracking::Known { id, .. } = &n {
@@ -205,20 +268,29 @@ pub async fn verify_all<W: Workflows, C: Clock, E: Events>(
                 tracking[i] = n;
             }
         }
-        let failed = tracking
-            .iter()
-            .any(|t| matches!(t, Tracking::Done(r) if !r.ok));
         let pending = tracking.iter().any(|t| !matches!(t, Tracking::Done(_)));
-        if failed || !pending || clock.now() >= deadline {
+        if any_failed(&tracking) || !pending || clock.now() >= deadline {
             break;
         }
         clock.sleep(settings.poll).await;
     }
+    results(entries, tracking, settings.timeout)
+}
 
-    let within = human(settings.timeout);
-    let failed_early = tracking
+fn any_failed(tracking: &[Tracking]) -> bool {
+    tracking
         .iter()
-        .any(|t| matches!(t, Tracking::Done(r) if !r.ok));
+        .any(|t| matches!(t, Tracking::Done(r) if !r.ok))
+}
+
+/// How each entry ended: its conclusion, or why it has none.
+fn results(
+    entries: &[VerifyWorkflow],
+    tracking: Vec<Tracking>,
+    timeout: Duration,
+) -> Vec<RunResult> {
+    let within = human(timeout);
+    let failed_early = any_failed(&tracking);
     entries
         .iter()
         .zip(tracking)

@@ -4,7 +4,6 @@
 //! every installation token to its own account). Bad credentials exit 2, change nothing, and no
 //! key material shows.
 
-
 use crate::support::*;
 
 const USER: &str = "ci-deployer";

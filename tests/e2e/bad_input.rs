@@ -1,6 +1,5 @@
 //! Bad input exits 2, says what to fix, and changes nothing in IAM or GitHub.
 
-
 use crate::support::*;
 
 const USER: &str = "ci-deployer";

@@ -2,7 +2,6 @@
 //! of flags (and of inputs in Actions), one JSON document for every outcome, status that claims
 //! only what it read, network errors that name the endpoint. Wording is pinned by snapshots.
 
-
 use crate::support::*;
 
 const USER: &str = "ci-deployer";
@@ -187,9 +186,10 @@ fn status_claims_only_what_it_read() {
     env.github.add_repo("acme/web");
     env.seed(&[repo("acme/web")], &key, 100);
     env.write_manifest(MANIFEST);
-    // No token: the keys are reported, the consumers' holdings are not guessed.
+    // No token: the keys are reported, the consumers' holdings are not guessed, and the run
+    // fails as any other command would without credentials (exit 2), not as a clean status.
     let run = env.exec(&key, &["status"], vec![]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.code, 2, "{}", run.all());
     assert!(
         run.stderr
             .contains("warning: the secret stores could not be read"),

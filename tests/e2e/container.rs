@@ -7,7 +7,6 @@
 //! Needs a Docker engine, the image and root (the DNS server listens on port 53):
 //! `scripts/container-test` provides all three and runs these tests with `--ignored`.
 
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

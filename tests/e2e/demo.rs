@@ -1,7 +1,6 @@
 //! A complete local rotation against the emulators, narrated: `scripts/demo` runs it with
 //! `--nocapture` so each step's output is shown. It is also an ordinary test.
 
-
 use crate::support::*;
 
 const MANIFEST: &str = "\

@@ -2,7 +2,6 @@
 //! manifest — an unlisted repository, an unlisted environment, an organization secret — and not
 //! a repository without those names. It changes nothing and exits 0.
 
-
 use crate::support::*;
 
 const USER: &str = "ci-deployer";

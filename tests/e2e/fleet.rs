@@ -8,7 +8,6 @@
 //! here) with the sizes as arguments and prints what it measured: it is a benchmark, and no
 //! test asserts a time.
 
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -2,7 +2,6 @@
 //! deactivation, deletion — against a fake that serves the API only under `/api/v3` and refuses
 //! `return_run_details`, as GHES 3.20 and older do.
 
-
 use crate::support::*;
 
 const USER: &str = "ci-deployer";

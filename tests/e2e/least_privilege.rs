@@ -4,7 +4,6 @@
 //! denies), so these users get the shipped actions on `Resource: "*"`; the resource scoping
 //! of the shipped file is checked separately below.
 
-
 use crate::support::*;
 
 const USER: &str = "ci-deployer";

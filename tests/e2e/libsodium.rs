@@ -1,6 +1,5 @@
 //! What the sealing code produces is opened by real libsodium (PyNaCl).
 
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;

@@ -4,10 +4,9 @@
 //! idempotent, the runner's clock, and stuck states that stayed quiet. (Every fault at every
 //! call, pairs of faults and interleavings are explored by `tests/simulation.rs`.)
 
-
-use aws_key_rotator::rotation::journal::{LEASE_TAG, Phase};
 use crate::support::fixtures::{MANIFEST, USER, add_consumer_stores, consumers, seed_consumers};
 use crate::support::*;
+use aws_key_rotator::rotation::journal::{LEASE_TAG, Phase};
 
 fn with_verify(workflow_repo: &str) -> String {
     format!(

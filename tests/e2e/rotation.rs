@@ -1,6 +1,5 @@
 //! End-to-end: the real binary against moto (IAM auth mode) and the fake GitHub.
 
-
 use crate::support::fixtures::{MANIFEST, USER, add_consumer_stores, consumers, seed_consumers};
 use crate::support::*;
 
@@ -156,9 +155,7 @@ fn a_young_key_is_left_alone_unless_forced() {
     add_consumer_stores(&env);
     seed_consumers(&env, &key, 100);
     env.write_manifest(MANIFEST);
-    let before = env.world(USER);
-    let run = env.action(&key, &[]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.changes_nothing(USER, 0, || env.action(&key, &[]));
     assert_eq!(run.output("rotated").as_deref(), Some("false"));
     assert_eq!(run.output("state").as_deref(), Some("current"));
     assert!(
@@ -166,7 +163,6 @@ fn a_young_key_is_left_alone_unless_forced() {
         "{}",
         run.stdout
     );
-    assert_eq!(env.world(USER), before);
 
     let run = env.action(&key, &[("force", "true")]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -196,16 +192,13 @@ fn deactivate_in_a_later_job_retires_the_old_key() {
     let env = TestEnv::new();
     let (old, new) = rotated_once(&env);
     // The same job's credentials are the old key: refused, nothing changes.
-    let before = env.world(USER);
-    let run = env.action(&old, &[("command", "deactivate")]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = env.changes_nothing(USER, 3, || env.action(&old, &[("command", "deactivate")]));
     assert!(run.stderr.contains("authenticated with"), "{}", run.stderr);
     assert!(
         run.stdout.contains("::error::"),
         "an annotation: {}",
         run.stdout
     );
-    assert_eq!(env.world(USER), before);
     // A later job reads the new key from the secret store.
     let run = env.action(
         &new,
@@ -246,22 +239,19 @@ fn delete_removes_only_an_inactive_old_key() {
     };
     let after_rotation = github_cost(&env);
     // Both Active: delete of the old key refuses; without naming it, there is nothing to do yet.
-    let before = env.world(USER);
-    let run = env.action(
-        &new,
-        &[("command", "delete"), ("old-access-key-id", &old.id)],
-    );
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = env.changes_nothing(USER, 3, || {
+        env.action(
+            &new,
+            &[("command", "delete"), ("old-access-key-id", &old.id)],
+        )
+    });
     assert!(run.stderr.contains("is Active"), "{}", run.stderr);
-    assert_eq!(env.world(USER), before);
-    let run = env.action(&new, &[("command", "delete")]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.changes_nothing(USER, 0, || env.action(&new, &[("command", "delete")]));
     assert!(
         run.stdout.contains("nothing to delete yet"),
         "{}",
         run.stdout
     );
-    assert_eq!(env.world(USER), before);
     let run = env.action(&new, &[("command", "deactivate")]);
     assert_eq!(run.code, 0, "{}", run.all());
     // Naming the newest key is refused.
@@ -322,13 +312,10 @@ fn state_inactive_refuses_with_guidance() {
 fn state_pending_deactivation_does_nothing() {
     let env = TestEnv::new();
     let (_old, new) = rotated_once(&env);
-    let before = env.world(USER);
-    let run = env.action(&new, &[("force", "true")]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.changes_nothing(USER, 0, || env.action(&new, &[("force", "true")]));
     assert_eq!(run.output("state").as_deref(), Some("pending-deactivation"));
     assert_eq!(run.output("rotated").as_deref(), Some("false"));
     assert!(run.stdout.contains("awaits `deactivate`"), "{}", run.stdout);
-    assert_eq!(env.world(USER), before);
 }
 
 /// A rotation that died after writing one consumer: the old key (100 days) everywhere but in
@@ -356,9 +343,7 @@ fn half_rotated(env: &TestEnv) -> (Key, Key) {
 fn state_incomplete_refuses_and_force_recovers() {
     let env = TestEnv::new();
     let (old, half) = half_rotated(&env);
-    let before = env.world(USER);
-    let run = env.action(&old, &[]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = env.changes_nothing(USER, 3, || env.action(&old, &[]));
     assert_eq!(run.output("state").as_deref(), Some("incomplete"));
     assert!(
         run.stderr
@@ -366,7 +351,6 @@ fn state_incomplete_refuses_and_force_recovers() {
         "{}",
         run.stderr
     );
-    assert_eq!(env.world(USER), before);
 
     // With the old key as its credentials, the repair writes it back everywhere; the
     // half-written key stays until no job can still hold it.
@@ -409,9 +393,7 @@ fn state_pending_deletion_waits_then_needs_delete_inactive() {
     let run = env.action(&new, &[("command", "deactivate")]);
     assert_eq!(run.code, 0, "{}", run.all());
     // Young active key: quiet.
-    let before = env.world(USER);
-    let run = env.action(&new, &[]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.changes_nothing(USER, 0, || env.action(&new, &[]));
     assert_eq!(run.output("state").as_deref(), Some("pending-deletion"));
     assert!(
         run.stdout
@@ -419,14 +401,11 @@ fn state_pending_deletion_waits_then_needs_delete_inactive() {
         "{}",
         run.stdout
     );
-    assert_eq!(env.world(USER), before);
     // Due: refused until delete ran.
     env.age_key_days(&old.id, 200);
     env.age_key_days(&new.id, 95);
-    let run = env.action(&new, &[]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = env.changes_nothing(USER, 3, || env.action(&new, &[]));
     assert!(run.stderr.contains("delete-inactive"), "{}", run.stderr);
-    assert_eq!(env.world(USER), before);
     // delete-inactive: the leftover goes, and the rotation proceeds.
     let run = env.action(&new, &[("delete-inactive", "true")]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -450,15 +429,15 @@ fn state_conflict_refuses() {
     env.write_manifest(MANIFEST);
     let newer = env.create_key(USER);
     env.deactivate_by_hand(USER, &newer.id);
-    let before = env.world(USER);
-    let run = env.action(&old, &[("force", "true"), ("delete-inactive", "true")]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = env.changes_nothing(USER, 3, || {
+        env.action(&old, &[("force", "true"), ("delete-inactive", "true")])
+    });
     assert_eq!(run.output("state").as_deref(), Some("conflict"));
-    assert_eq!(env.world(USER), before);
     for cmd in ["deactivate", "delete"] {
-        let run = env.action(&env.admin.clone(), &[("command", cmd), ("force", "true")]);
-        assert_eq!(run.code, 3, "{cmd}: {}", run.all());
-        assert_eq!(env.world(USER), before);
+        let admin = env.admin.clone();
+        env.changes_nothing(USER, 3, || {
+            env.action(&admin, &[("command", cmd), ("force", "true")])
+        });
     }
 }
 
@@ -497,9 +476,7 @@ fn a_straggler_on_the_old_key_blocks_deactivation_unless_forced() {
     env.age_key(&new.id, 60);
     env.backdate_journal(USER, 60);
     env.record_use(&old.id, 20, "s3");
-    let before = env.world(USER);
-    let run = env.action(&new, &[("command", "deactivate")]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = env.changes_nothing(USER, 3, || env.action(&new, &[("command", "deactivate")]));
     assert!(
         run.stderr
             .contains("40 minutes after every consumer held the new key (window 15 minutes)"),
@@ -507,18 +484,17 @@ fn a_straggler_on_the_old_key_blocks_deactivation_unless_forced() {
         run.stderr
     );
     assert!(run.stderr.contains("s3 in us-east-1"), "{}", run.stderr);
-    assert_eq!(env.world(USER), before);
     // A wider window tolerates it.
-    let run = env.action(
-        &new,
-        &[
-            ("command", "deactivate"),
-            ("straggler-window-minutes", "45"),
-            ("dry-run", "true"),
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert_eq!(env.world(USER), before);
+    env.changes_nothing(USER, 0, || {
+        env.action(
+            &new,
+            &[
+                ("command", "deactivate"),
+                ("straggler-window-minutes", "45"),
+                ("dry-run", "true"),
+            ],
+        )
+    });
     let run = env.action(&new, &[("command", "deactivate"), ("force", "true")]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(env.keys(USER)[0], (old.id.clone(), "Inactive".into()));
@@ -535,18 +511,16 @@ fn deactivate_refuses_while_consumers_still_hold_the_old_key() {
         &old.id,
         chrono::Utc::now() - chrono::Duration::days(1),
     );
-    let before = env.world(USER);
-    let run = env.action(&new, &[("command", "deactivate")]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = env.changes_nothing(USER, 3, || env.action(&new, &[("command", "deactivate")]));
     assert!(
         run.stderr.contains("acme/api (repository secrets)"),
         "{}",
         run.stderr
     );
-    assert_eq!(env.world(USER), before);
-    let run = env.action(&new, &[("command", "deactivate"), ("force", "true")]);
-    assert_eq!(run.code, 3, "force does not override: {}", run.all());
-    assert_eq!(env.world(USER), before);
+    // Force does not override it.
+    env.changes_nothing(USER, 3, || {
+        env.action(&new, &[("command", "deactivate"), ("force", "true")])
+    });
 }
 
 #[test]
@@ -698,9 +672,7 @@ fn dry_run_plans_every_call_and_makes_none() {
     add_consumer_stores(&env);
     seed_consumers(&env, &old, 100);
     env.write_manifest(MANIFEST);
-    let before = env.world(USER);
-    let run = env.action(&old, &[("dry-run", "true")]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.changes_nothing(USER, 0, || env.action(&old, &[("dry-run", "true")]));
     for step in [
         "would create a new access key",
         "would check the new key with STS GetCallerIdentity",
@@ -711,7 +683,6 @@ fn dry_run_plans_every_call_and_makes_none() {
         assert!(run.stdout.contains(step), "{step}\n{}", run.stdout);
     }
     assert_eq!(run.output("rotated").as_deref(), Some("false"));
-    assert_eq!(env.world(USER), before);
     assert_eq!(env.github.count("PUT", "/"), 0);
 }
 
@@ -842,9 +813,7 @@ fn status_reports_keys_states_consumers_and_last_use() {
     let (old, new) = rotated_once(&env);
     env.write_manifest(MANIFEST_WITH_GRACE);
     env.record_use(&old.id, 5, "ec2");
-    let before = env.world(USER);
-    let run = env.action(&new, &[("command", "status")]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.changes_nothing(USER, 0, || env.action(&new, &[("command", "status")]));
     assert_eq!(run.output("state").as_deref(), Some("pending-deactivation"));
     assert!(
         run.stdout
@@ -871,7 +840,6 @@ fn status_reports_keys_states_consumers_and_last_use() {
         "{}",
         run.summary
     );
-    assert_eq!(env.world(USER), before);
 }
 
 #[test]
@@ -961,40 +929,31 @@ fn retirement_waits_for_its_grace_periods_and_for_a_person_with_external_consume
     let (old, new) = rotated_once(&env);
     env.write_manifest(MANIFEST_WITH_GRACE);
     // Minutes after the rotation: not yet, quietly, nothing changed.
-    let before = env.world(USER);
-    let run = env.action(&new, &[("command", "deactivate")]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.changes_nothing(USER, 0, || env.action(&new, &[("command", "deactivate")]));
     assert!(run.stdout.contains("not yet"), "{}", run.stdout);
     assert!(
         run.stdout.contains("deactivate-after-hours: 24 hours"),
         "{}",
         run.stdout
     );
-    assert_eq!(env.world(USER), before);
     // A day later the external consumer still needs a person.
     env.backdate_journal(USER, 25 * 60);
-    let before = env.world(USER);
-    let run = env.action(&new, &[("command", "deactivate")]);
-    assert_eq!(run.code, 3, "{}", run.all());
+    let run = env.changes_nothing(USER, 3, || env.action(&new, &[("command", "deactivate")]));
     assert!(
         run.stderr.contains("on-prem backup script"),
         "{}",
         run.stderr
     );
-    assert_eq!(env.world(USER), before);
     let run = env.action(&new, &[("command", "deactivate"), ("force", "true")]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(env.keys(USER)[0], (old.id.clone(), "Inactive".into()));
     // delete waits seven days after the deactivation; the input shortens it.
-    let before = env.world(USER);
-    let run = env.action(&new, &[("command", "delete")]);
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = env.changes_nothing(USER, 0, || env.action(&new, &[("command", "delete")]));
     assert!(
         run.stdout.contains("delete-after-days: 7 days"),
         "{}",
         run.stdout
     );
-    assert_eq!(env.world(USER), before);
     let run = env.action(&new, &[("command", "delete"), ("delete-after-days", "0")]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
@@ -1078,4 +1037,82 @@ fn a_forged_journal_is_a_conflict_and_nothing_acts_on_it() {
         assert_all_hold(&env, &new);
         assert!(env.sts_accepts(&new));
     }
+}
+
+/// Every consumer's `holds` in a `--json` report.
+fn holds(run: &Run) -> Vec<Option<String>> {
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("--json prints JSON");
+    doc["users"][0]["consumers"]
+        .as_array()
+        .expect("consumers")
+        .iter()
+        .map(|c| c["holds"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn after_a_completed_life_cycle_the_report_says_every_consumer_holds_the_new_key() {
+    let env = TestEnv::new();
+    let (old, new) = rotated_once(&env);
+    let run = env.cli(
+        &new,
+        &["deactivate", "--deactivate-after-hours", "0", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let expected = vec![Some(new.id.clone()); consumers().len()];
+    assert_eq!(holds(&run), expected, "{}", run.stdout);
+    let run = env.cli(&new, &["delete", "--delete-after-days", "0", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
+    assert_eq!(holds(&run), expected, "{}", run.stdout);
+    assert!(
+        !run.all().contains("a write may have landed"),
+        "nothing is unknown once the life cycle is over: {}",
+        run.all()
+    );
+    assert!(!env.sts_accepts(&old));
+}
+
+#[test]
+fn status_with_github_unreachable_fails_and_says_the_stores_were_not_read() {
+    let env = TestEnv::new();
+    let (_, new) = rotated_once(&env);
+    let before = env.world(USER);
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let run = env.exec(
+        &new,
+        &[],
+        vec![
+            ("GITHUB_ACTIONS".into(), "true".into()),
+            (
+                "INPUT_GITHUB-TOKEN".into(),
+                crate::support::fake_github::TOKEN.into(),
+            ),
+            ("INPUT_COMMAND".into(), "status".into()),
+            ("GITHUB_API_URL".into(), closed),
+        ],
+    );
+    assert_eq!(
+        run.code,
+        1,
+        "a status that could not read is not a success: {}",
+        run.all()
+    );
+    assert!(
+        run.stdout
+            .contains("not read (its store could not be read)"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains(": unchanged"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("key {} Active created", new.id)),
+        "what could be read is still reported: {}",
+        run.stdout
+    );
+    // The tool says it once, in its own words; the GitHub client's own log lines stay out.
+    assert!(!run.stderr.contains("octocrab"), "{}", run.stderr);
+    assert!(!run.stderr.contains("failed with error"), "{}", run.stderr);
+    assert_eq!(env.world(USER), before);
 }

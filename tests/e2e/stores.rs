@@ -2,7 +2,6 @@
 //! Actions secrets, repository and organization Dependabot secrets — written, verified, rolled
 //! back, and refused when missing. Organization secrets keep who can read them.
 
-
 use crate::support::*;
 
 const USER: &str = "ci-deployer";

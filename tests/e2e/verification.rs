@@ -2,7 +2,6 @@
 //! does not succeed is compensated. The fake GitHub simulates each run by checking, with STS on
 //! moto, the secrets the job would see.
 
-
 use crate::support::*;
 
 const USER: &str = "ci-deployer";

@@ -1,11 +1,10 @@
 //! The shipped workflows and `action.yml` agree with the binary, and the reusable workflow's
 //! life cycle works when its jobs are run the way the runner runs them.
 
-
 use std::collections::BTreeSet;
 
-use serde_json::Value;
 use crate::support::*;
+use serde_json::Value;
 
 fn yaml(path: &str) -> Value {
     let text = std::fs::read_to_string(repo_root().join(path)).unwrap();

@@ -56,7 +56,7 @@ struct Moto {
     _child: Child,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -122,6 +122,16 @@ pub type World = (
 impl TestEnv {
     pub fn world(&self, user: &str) -> World {
         (self.keys(user), self.github.all_secrets(), self.tags(user))
+    }
+
+    /// Runs `run`, which must exit `code` and leave `user`'s keys, its tags and every secret
+    /// GitHub holds as they were (a refusal, or nothing to do, changes nothing).
+    pub fn changes_nothing(&self, user: &str, code: i32, run: impl FnOnce() -> Run) -> Run {
+        let before = self.world(user);
+        let run = run();
+        assert_eq!(run.code, code, "{}", run.all());
+        assert_eq!(self.world(user), before, "changed something: {}", run.all());
+        run
     }
 }
 

@@ -21,6 +21,15 @@ use crate::rotation::plan::Options;
 use crate::rotation::run::{self, Command, Ctx, Fault, LeaseSettings, Outcome, UserReport};
 use crate::rotation::verify::VerifySettings;
 
+mod commands;
+mod outputs;
+mod signals;
+
+pub use outputs::exit_code;
+use outputs::outputs;
+pub use signals::Signals;
+use signals::{GIVE_BACK_WITHIN, before_changes, interruptible};
+
 /// Users worked on at once by default: enough that one user's verification overlaps the
 /// next users' writes, few enough that memory and open connections stay small.
 pub const DEFAULT_CONCURRENT_USERS: usize = 8;
@@ -106,6 +115,32 @@ async fn read_all<T, U, F: Future<Output = Result<U, Fault>>>(
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map_err(unchanged)
+}
+
+/// The live ports: IAM and STS, GitHub with the AWS stores beside it, and the system clock.
+struct Live<'a> {
+    aws: &'a aws::Aws,
+    stores: Stores<'a>,
+    github: &'a crate::github::GitHub,
+}
+
+impl<'a> crate::ports::Ports for Live<'a> {
+    type Iam = aws::Aws;
+    type Store = Stores<'a>;
+    type Workflows = crate::github::GitHub;
+    type Clock = SystemClock;
+    fn iam(&self) -> &aws::Aws {
+        self.aws
+    }
+    fn store(&self) -> &Stores<'a> {
+        &self.stores
+    }
+    fn workflows(&self) -> &crate::github::GitHub {
+        self.github
+    }
+    fn clock(&self) -> &SystemClock {
+        &SystemClock
+    }
 }
 
 /// A user could not be read or planned: the run stops before anything changed.
@@ -239,9 +274,9 @@ async fn run_inner(
         }
     }
     let command = match settings.command {
-        CommandName::Verify => return verify(&settings, console, &tuning).await,
-        CommandName::Discover => return discover(&settings, rt, console, &tuning).await,
-        CommandName::Policy => return policy(&settings, rt, &tuning).await,
+        CommandName::Verify => return commands::verify(&settings, console, &tuning).await,
+        CommandName::Discover => return commands::discover(&settings, rt, console, &tuning).await,
+        CommandName::Policy => return commands::policy(&settings, rt, &tuning).await,
         CommandName::Status => Command::Status,
         CommandName::Rotate => Command::Rotate,
         CommandName::Deactivate => Command::Deactivate,
@@ -250,7 +285,7 @@ async fn run_inner(
     // Commands that change something listen for SIGINT/SIGTERM from here on; the others end
     // at once, as any program does (they change nothing).
     let mut signals = if command == Command::Status || settings.dry_run {
-        Signals(None)
+        Signals::none()
     } else {
         Signals::listen()
     };
@@ -313,13 +348,15 @@ async fn run_inner(
         github: &github,
         aws: &aws_stores,
     };
+    let live = Live {
+        aws: &aws,
+        stores,
+        github: &github,
+    };
     let ctx = Ctx {
-        iam: &aws,
-        store: &stores,
-        workflows: &github,
-        verify: verify_settings,
+        ports: &live,
         events: console,
-        clock: &clock,
+        verify: verify_settings,
         step_key: step_key.as_ref(),
         opts: &opts,
         dry_run: settings.dry_run,
@@ -471,93 +508,6 @@ fn holder_run(rt: &Runtime) -> Option<journal::HolderRun> {
     ))
 }
 
-/// How long a stopped run's users get to reach their next stop point by themselves (a pair
-/// being written is finished), and then how long giving their leases back may take: within
-/// the 5 seconds CONTRACT §12 allows, well before the runner's SIGKILL.
-const STOP_WITHIN: Duration = Duration::from_millis(2500);
-const GIVE_BACK_WITHIN: Duration = Duration::from_millis(2000);
-
-/// How the runner cancels a job: SIGINT, then SIGTERM 7.5 s later, then SIGKILL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Signal {
-    Interrupt,
-    Terminate,
-}
-
-impl Signal {
-    fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-    fn exit(self) -> Exit {
-        match self {
-            Signal::Interrupt => Exit::Interrupted,
-            Signal::Terminate => Exit::Terminated,
-        }
-    }
-}
-
-/// SIGINT and SIGTERM, listened to by a changing command from before its reads (the default
-/// would end the process at once, lease and all). Where they cannot be listened to, none ever
-/// arrives.
-pub struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
-
-impl Signals {
-    pub fn listen() -> Self {
-        use tokio::signal::unix::{SignalKind, signal};
-        Signals(
-            signal(SignalKind::interrupt())
-                .ok()
-                .zip(signal(SignalKind::terminate()).ok()),
-        )
-    }
-    async fn recv(&mut self) -> Signal {
-        match &mut self.0 {
-            Some((int, term)) => tokio::select! {
-                _ = int.recv() => Signal::Interrupt,
-                _ = term.recv() => Signal::Terminate,
-            },
-            None => std::future::pending().await,
-        }
-    }
-}
-
-/// Reads that change nothing, unless a signal arrives first: then the run ends at once with
-/// the signal's exit code, nothing changed.
-async fn before_changes<T>(
-    reads: impl Future<Output = T>,
-    signals: &mut Signals,
-) -> Result<T, Stop> {
-    tokio::select! {
-        t = reads => Ok(t),
-        s = signals.recv() => Err(Stop(
-            s.exit(),
-            format!("stopped by {} while reading, before anything changed", s.name()),
-        )),
-    }
-}
-
-/// Runs `acting` to its end, unless a signal arrives: then no new mutation starts (`stop`),
-/// the runs get [`STOP_WITHIN`] to reach their next stop point, and what is left of them is
-/// dropped. Returns the signal, if one came.
-async fn interruptible(
-    acting: impl Future<Output = ()>,
-    signals: &mut Signals,
-    stop: &crate::ports::Stop,
-) -> Option<Signal> {
-    tokio::pin!(acting);
-    tokio::select! {
-        () = &mut acting => None,
-        s = signals.recv() => {
-            stop.request();
-            let _ = tokio::time::timeout(STOP_WITHIN, &mut acting).await;
-            Some(s)
-        }
-    }
-}
-
 fn command_name(c: Command) -> &'static str {
     match c {
         Command::Status => "status",
@@ -565,141 +515,6 @@ fn command_name(c: Command) -> &'static str {
         Command::Deactivate => "deactivate",
         Command::Delete => "delete",
     }
-}
-
-/// The most serious outcome wins: invalid, then failed, then refused.
-pub fn exit_code(reports: &[UserReport]) -> Exit {
-    reports
-        .iter()
-        .map(UserReport::exit)
-        .max()
-        .unwrap_or(Exit::Ok)
-}
-
-/// CONTRACT §6. With one user the values are that user's; with several, `state` and the key
-/// ids are `user=value` pairs joined by commas, and `rotated` is true when any user rotated.
-/// `users` and `users-due` (JSON lists) feed a workflow matrix; `users-deletion-due` lets a
-/// workflow skip its deletion job.
-fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
-    let pick = |f: &dyn Fn(&UserReport) -> Option<String>| -> String {
-        match reports {
-            [one] => f(one).unwrap_or_default(),
-            many => many
-                .iter()
-                .filter_map(|r| f(r).map(|v| format!("{}={v}", r.user.name)))
-                .collect::<Vec<_>>()
-                .join(","),
-        }
-    };
-    // JSON lists of user names, for a workflow matrix (`fromJSON`).
-    let names = |keep: &dyn Fn(&UserReport) -> bool| {
-        serde_json::to_string(
-            &reports
-                .iter()
-                .filter(|r| keep(r))
-                .map(|r| r.user.name.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .expect("names serialize")
-    };
-    vec![
-        ("state", pick(&|r| r.state.map(|s| s.to_string()))),
-        (
-            "rotated",
-            reports.iter().any(UserReport::rotated).to_string(),
-        ),
-        ("new-access-key-id", pick(&|r| r.new_key.clone())),
-        ("old-access-key-id", pick(&|r| r.old_key.clone())),
-        ("users", names(&|_| true)),
-        ("users-due", names(&|r| r.due)),
-        ("users-deletion-due", names(&|r| r.deletion_due)),
-        (
-            "verification-run-urls",
-            reports
-                .iter()
-                .flat_map(|r| r.runs.iter().filter_map(|run| run.url.clone()))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-    ]
-}
-
-/// `verify`: the credentials this step was given work, and are the expected key.
-/// `policy`: the least-privilege IAM policy for this manifest, on stdout (JSON, whatever
-/// `--json` says: it is the document to attach). The account comes from STS when these
-/// credentials work, else `*` (and says so).
-async fn policy(settings: &Settings, rt: &Runtime, tuning: &Tuning) -> Result<Exit, Stop> {
-    let manifest = load_manifest(settings, rt)?;
-    let aws = aws::load(Duration::ZERO, tuning.pacing.call_timeout).await;
-    let region = aws
-        .config()
-        .region()
-        .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
-    let account = match aws.whoami().await {
-        Ok(caller) if !caller.account.is_empty() => caller.account,
-        // On stderr, even in Actions: stdout is the policy document alone.
-        Ok(_) | Err(_) => {
-            eprintln!(
-                "warning: the account is written as * (these credentials could not tell it through STS): replace it with the rotator's account id"
-            );
-            "*".to_owned()
-        }
-    };
-    let doc = crate::policy::for_manifest(&manifest, &account, &region);
-    print!(
-        "{}",
-        serde_json::to_string_pretty(&doc).expect("a policy serializes") + "\n"
-    );
-    Ok(Exit::Ok)
-}
-
-async fn verify(settings: &Settings, console: &Console, tuning: &Tuning) -> Result<Exit, Stop> {
-    let aws = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
-    let key_id = aws
-        .key_id()
-        .await
-        .map_err(|e| Stop(Exit::Invalid, e.to_string()))?;
-    let expected = settings.expected_access_key_id.clone();
-    let mut view = report::VerifyView {
-        access_key_id: key_id.clone(),
-        expected_access_key_id: expected.clone(),
-        ok: false,
-        arn: None,
-        account: None,
-        message: String::new(),
-    };
-    let exit = match &expected {
-        Some(expected) if &key_id != expected => {
-            view.message = format!(
-                "the credentials in this job are key {key_id}, not the expected {expected}: the secrets this workflow reads were not updated (check the consumer's secret names, or an environment that overrides them)"
-            );
-            console.error(&view.message);
-            Exit::Failed
-        }
-        _ => match aws.whoami().await {
-            Ok(caller) => {
-                view.message = format!(
-                    "credentials work: key {key_id} is {} (account {})",
-                    caller.arn, caller.account
-                );
-                view.ok = true;
-                view.arn = Some(caller.arn);
-                view.account = Some(caller.account);
-                console.info(&view.message);
-                Exit::Ok
-            }
-            Err(e) => {
-                view.message =
-                    format!("key {key_id} does not work with STS GetCallerIdentity: {e}");
-                console.error(&view.message);
-                Exit::Failed
-            }
-        },
-    };
-    if settings.json {
-        print!("{}", console.scrub(&report::verify_json(view)));
-    }
-    Ok(exit)
 }
 
 /// The GitHub client: the token, or the App with an installation token per owner of the
@@ -729,89 +544,6 @@ async fn github_client(
         console.mask(t);
     }
     Ok(github)
-}
-
-/// `discover`: every place a managed secret name lives that the manifest does not list. Reads
-/// only; each finding is a warning, and the run exits 0.
-async fn discover(
-    settings: &Settings,
-    rt: &Runtime,
-    console: &Console,
-    tuning: &Tuning,
-) -> Result<Exit, Stop> {
-    use crate::discover::{self, Inventory, KeyUse, Lister, Report};
-    use crate::ports::{GhErrorKind, Iam};
-    let manifest = load_manifest(settings, rt)?;
-    let github = github_client(settings, rt, console, tuning, &manifest).await?;
-    let mut inventory = Inventory::default();
-    let owners = discover::owners(&manifest.users);
-    for owner in &owners {
-        let inv = github.inventory(owner).await.map_err(|e| {
-            let code = match e.kind {
-                GhErrorKind::Unavailable => Exit::Failed,
-                _ => Exit::Invalid,
-            };
-            Stop(code, format!("discover: {}", e.message))
-        })?;
-        inventory.repositories += inv.repositories;
-        inventory.stores.extend(inv.stores);
-        for limit in &inv.limits {
-            console.warn(&format!("discover: {limit}"));
-        }
-    }
-    let findings = discover::findings(&manifest.users, &inventory);
-    let aws = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
-    let mut keys = std::collections::BTreeMap::new();
-    for user in &manifest.users {
-        if !findings.iter().any(|f| f.user == user.name) {
-            continue;
-        }
-        let listed = aws.list_keys(&user.name).await.map_err(|e| {
-            Stop(
-                Exit::Invalid,
-                format!("iam:ListAccessKeys for {}: {e}", user.name),
-            )
-        })?;
-        let mut uses = Vec::new();
-        for k in crate::rotation::state::oldest_first(listed) {
-            let used = aws
-                .last_used(&k.id)
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_else(|e| format!("last use unknown ({e})"));
-            uses.push(KeyUse {
-                access_key_id: k.id.clone(),
-                status: format!("{:?}", k.status),
-                last_used: used,
-            });
-        }
-        keys.insert(user.name.clone(), uses);
-    }
-    for f in &findings {
-        console.warn(&format!(
-            "{}: {} holds {}, but the manifest does not list it as a consumer: it may use this user's key and would break when the old key is retired. Check it, then add it to the manifest",
-            f.user, f.store, f.secret
-        ));
-    }
-    let report = Report::new(
-        owners,
-        inventory.repositories,
-        github.requests(),
-        &manifest.users,
-        &findings,
-        &keys,
-    );
-    if settings.json {
-        print!("{}", console.scrub(&report.json()));
-    } else {
-        console.info(report.text().trim_end());
-    }
-    if let Some(path) = &rt.summary_file
-        && let Err(e) = action::append_summary(path, &console.scrub(&report.markdown()))
-    {
-        console.warn(&format!("could not write the step summary {path}: {e}"));
-    }
-    Ok(Exit::Ok)
 }
 
 /// Collects the process environment once.

@@ -1,0 +1,217 @@
+//! The manifest (`.github/aws-key-rotation.yml`): every IAM user and every place its key lives.
+//!
+//! Two layers: `raw` types are only parsed (and describe the JSON Schema); [`Manifest`] is the
+//! validated, typed form the rest of the program uses. Every error names file, line and column.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+mod diagnostics;
+mod names;
+pub mod raw;
+mod shorthand;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use shorthand::shorthand;
+use validate::Validator;
+
+pub const DEFAULT_MAX_AGE_DAYS: u32 = 90;
+pub const DEFAULT_DEACTIVATE_AFTER_HOURS: u32 = 24;
+pub const DEFAULT_DELETE_AFTER_DAYS: u32 = 7;
+pub const DEFAULT_ACCESS_KEY_ID_SECRET: &str = "AWS_ACCESS_KEY_ID";
+pub const DEFAULT_SECRET_ACCESS_KEY_SECRET: &str = "AWS_SECRET_ACCESS_KEY";
+/// The manifest format this release reads.
+pub const VERSION: u32 = 1;
+
+/// The names of the two secrets written in a consumer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SecretNames {
+    /// Secret that receives the access key id.
+    pub access_key_id: String,
+    /// Secret that receives the secret access key.
+    pub secret_access_key: String,
+}
+
+impl Default for SecretNames {
+    fn default() -> Self {
+        Self {
+            access_key_id: DEFAULT_ACCESS_KEY_ID_SECRET.into(),
+            secret_access_key: DEFAULT_SECRET_ACCESS_KEY_SECRET.into(),
+        }
+    }
+}
+
+/// Who reads an organization secret (GitHub's `visibility`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Visibility {
+    /// Every repository of the organization.
+    All,
+    /// The organization's private (and internal) repositories.
+    Private,
+    /// The repositories chosen for the secret.
+    Selected,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::All => "all",
+            Visibility::Private => "private",
+            Visibility::Selected => "selected",
+        }
+    }
+}
+
+/// Where a secret lives on GitHub: one public key, one set of secrets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Repository Actions secrets of `owner/name`.
+    Repository(String),
+    /// Secrets of an environment of a repository.
+    Environment {
+        repository: String,
+        environment: String,
+    },
+    /// Repository Dependabot secrets of `owner/name`.
+    RepositoryDependabot(String),
+    /// Organization secrets (Actions, or Dependabot's). `visibility` is used only to create a
+    /// secret that does not exist yet (default `private`): an existing secret keeps its own.
+    Organization {
+        organization: String,
+        dependabot: bool,
+        visibility: Option<Visibility>,
+        /// With `visibility: selected`: the repositories (`owner/name`, in the organization)
+        /// that may read a secret created new. An existing secret keeps its own.
+        selected: Vec<String>,
+    },
+    /// One AWS Secrets Manager secret (name or ARN) whose JSON `SecretString` holds the pair
+    /// under the consumer's secret names; its other fields are kept.
+    SecretsManager {
+        secret: String,
+        region: Option<String>,
+    },
+    /// SSM Parameter Store: the consumer's secret names are the two parameters' names.
+    ParameterStore { region: Option<String> },
+}
+
+impl Scope {
+    /// GitHub stores: write-only, sealed with the scope's public key.
+    pub fn is_github(&self) -> bool {
+        !self.is_readable()
+    }
+
+    /// AWS stores: the tool reads the old value before writing and reads back after.
+    pub fn is_readable(&self) -> bool {
+        matches!(
+            self,
+            Scope::SecretsManager { .. } | Scope::ParameterStore { .. }
+        )
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Repository(r) => write!(f, "{r} (repository secrets)"),
+            Scope::Environment {
+                repository,
+                environment,
+            } => write!(f, "{repository} environment {environment:?}"),
+            Scope::RepositoryDependabot(r) => write!(f, "{r} (Dependabot secrets)"),
+            Scope::Organization {
+                organization,
+                dependabot,
+                ..
+            } => write!(
+                f,
+                "organization {organization} ({} secrets)",
+                if *dependabot { "Dependabot" } else { "Actions" }
+            ),
+            Scope::SecretsManager { secret, region } => {
+                write!(f, "Secrets Manager secret {secret}")?;
+                region.iter().try_for_each(|r| write!(f, " in {r}"))
+            }
+            Scope::ParameterStore { region } => {
+                f.write_str("Parameter Store")?;
+                region.iter().try_for_each(|r| write!(f, " in {r}"))
+            }
+        }
+    }
+}
+
+/// One place the key lives, with the names of its two secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consumer {
+    pub scope: Scope,
+    pub secrets: SecretNames,
+}
+
+/// A workflow dispatched after the push to prove the new secrets work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyWorkflow {
+    pub repository: String,
+    pub workflow: String,
+    pub git_ref: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSpec {
+    pub name: String,
+    pub max_age_days: u32,
+    /// Grace: the old key stays Active this long after the new one is verified.
+    pub deactivate_after_hours: u32,
+    /// Grace: the old key stays Inactive this long before it is deleted.
+    pub delete_after_days: u32,
+    pub consumers: Vec<Consumer>,
+    pub verify: Vec<VerifyWorkflow>,
+    pub external: Vec<String>,
+    /// `file:line:col` of the user's entry, for errors about it (e.g. no such IAM user).
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// Where it came from: a file path, or a note that it was built from inputs.
+    pub source: String,
+    pub users: Vec<UserSpec>,
+}
+
+/// A manifest problem, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ManifestError {
+    pub file: String,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+/// The JSON Schema of the manifest, pretty-printed (committed as `schema/aws-key-rotation.schema.json`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawManifest);
+    serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
+}
+
+/// Parses and validates a manifest's text; `file` is only used in messages.
+pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
+    let blank = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if blank {
+        return Err(ManifestError {
+            file: file.to_owned(),
+            line: 1,
+            column: 1,
+            message: "the manifest is empty: it needs `version: 1` and a list of `users:` (see the manifest reference in the README)".into(),
+        });
+    }
+    let raw: raw::RawManifest =
+        serde_saphyr::from_str(text).map_err(|e| diagnostics::yaml_error(file, text, &e))?;
+    Validator { file }.manifest(raw)
+}

@@ -1,0 +1,107 @@
+//! The manifest exactly as written; also the source of the JSON Schema.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{SecretNames, Visibility};
+
+/// aws-key-rotator manifest: the IAM users whose keys are rotated and every consumer of each key.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "aws-key-rotator manifest")]
+pub struct RawManifest {
+    /// Manifest format version; must be 1.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    #[serde(default)]
+    #[schemars(with = "Option<RawDefaults>")]
+    pub defaults: Option<Spanned<RawDefaults>>,
+    /// The IAM users whose access keys are rotated.
+    #[schemars(with = "Vec<RawUser>", length(min = 1))]
+    pub users: Vec<Spanned<RawUser>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawDefaults {
+    /// Rotate when the active key is at least this many days old (default 90).
+    #[schemars(range(min = 1, max = 3650))]
+    pub max_age_days: Option<u64>,
+    /// Grace period: the old key stays Active this many hours after the new one is verified (default 24).
+    #[schemars(range(min = 0, max = 8760))]
+    pub deactivate_after_hours: Option<u64>,
+    /// Grace period: the old key stays Inactive this many days before it is deleted (default 7).
+    #[schemars(range(min = 0, max = 365))]
+    pub delete_after_days: Option<u64>,
+    /// Secret names written in every consumer (default AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+    pub secrets: Option<SecretNames>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawUser {
+    /// IAM user name.
+    pub name: String,
+    /// Overrides defaults.max-age-days for this user.
+    #[schemars(range(min = 1, max = 3650))]
+    pub max_age_days: Option<u64>,
+    /// Overrides defaults.deactivate-after-hours for this user.
+    #[schemars(range(min = 0, max = 8760))]
+    pub deactivate_after_hours: Option<u64>,
+    /// Overrides defaults.delete-after-days for this user.
+    #[schemars(range(min = 0, max = 365))]
+    pub delete_after_days: Option<u64>,
+    /// Every GitHub place the key is stored.
+    #[schemars(with = "Vec<RawConsumer>", length(min = 1))]
+    pub consumers: Vec<Spanned<RawConsumer>>,
+    /// Workflows dispatched after the push; all must succeed.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawVerify>")]
+    pub verify: Vec<Spanned<RawVerify>>,
+    /// Consumers outside GitHub, updated by people: listed in status and the summary, and
+    /// `deactivate` then needs `force` (a person confirms they hold the new key).
+    #[serde(default)]
+    pub external: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConsumer {
+    /// `owner/name`: the repository's Actions secrets (or, with `environment`, that environment's).
+    pub repository: Option<String>,
+    /// An environment of `repository`.
+    pub environment: Option<String>,
+    /// An organization: its Actions secrets (or, with `app: dependabot`, its Dependabot
+    /// secrets). Who can read them is kept as it is.
+    pub organization: Option<String>,
+    /// `dependabot`: the Dependabot secrets of `repository` or `organization`.
+    pub app: Option<String>,
+    /// With `organization`: who reads a secret that does not exist yet. Required to create
+    /// one: `private`, `selected` (with `selected-repositories`) or `all`.
+    pub visibility: Option<Visibility>,
+    /// With `visibility: selected`: the organization's repositories (`owner/name`) that may
+    /// read a secret created new.
+    pub selected_repositories: Option<Vec<String>>,
+    /// An AWS Secrets Manager secret (name or ARN) whose JSON holds the pair under the
+    /// secret names; its other fields are kept.
+    pub aws_secrets_manager: Option<String>,
+    /// Two SSM Parameter Store parameters (SecureString): the pair's names.
+    pub ssm_parameters: Option<SecretNames>,
+    /// With an AWS store: its region (default: the run's region).
+    pub region: Option<String>,
+    /// Secret names for this consumer (default: defaults.secrets).
+    pub secrets: Option<SecretNames>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawVerify {
+    /// `owner/name` of the repository holding the workflow.
+    pub repository: String,
+    /// Workflow file name (e.g. verify-aws-credentials.yml) or id.
+    pub workflow: String,
+    /// Branch or tag to run on (default: the repository's default branch).
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+}

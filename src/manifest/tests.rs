@@ -1,0 +1,317 @@
+//! Parsing and validation, case by case.
+use super::*;
+
+const FULL: &str = "\
+version: 1
+defaults:
+  max-age-days: 90
+  secrets:
+    access-key-id: AWS_ACCESS_KEY_ID
+    secret-access-key: AWS_SECRET_ACCESS_KEY
+users:
+  - name: ci-deployer
+    max-age-days: 60
+    consumers:
+      - repository: acme/web
+      - repository: acme/web
+        environment: production
+      - repository: acme/api
+        secrets: { access-key-id: DEPLOY_KEY_ID, secret-access-key: DEPLOY_KEY_SECRET }
+    verify:
+      - repository: acme/web
+        workflow: verify-aws-credentials.yml
+        ref: main
+    external:
+      - on-prem backup script
+";
+
+fn err(text: &str) -> String {
+    parse("m.yml", text).unwrap_err().to_string()
+}
+
+#[test]
+fn parses_the_contract_example() {
+    let m = parse("m.yml", FULL).unwrap();
+    let u = &m.users[0];
+    assert_eq!(u.name, "ci-deployer");
+    assert_eq!(u.max_age_days, 60);
+    assert_eq!(u.origin, "m.yml:8:5");
+    assert_eq!(
+        u.consumers[1].scope,
+        Scope::Environment {
+            repository: "acme/web".into(),
+            environment: "production".into()
+        }
+    );
+    assert_eq!(u.consumers[2].secrets.access_key_id, "DEPLOY_KEY_ID");
+    assert_eq!(u.consumers[0].secrets, SecretNames::default());
+    assert_eq!(u.verify[0].git_ref.as_deref(), Some("main"));
+    assert_eq!(u.external, vec!["on-prem backup script".to_owned()]);
+}
+
+#[test]
+fn unknown_field_is_located() {
+    assert_eq!(
+        err("version: 1\nusers:\n  - name: a\n    consumer:\n      - repository: a/b\n"),
+        "m.yml:4:5: unknown field `consumer`, expected one of name, max-age-days, deactivate-after-hours, delete-after-days, consumers, verify, external (see the manifest reference in the README)"
+    );
+}
+
+#[test]
+fn missing_version_is_located() {
+    assert_eq!(
+        err("users:\n  - name: a\n    consumers: [{repository: a/b}]\n"),
+        "m.yml:1:1: missing field `version` (add `version: 1` at the top)"
+    );
+}
+
+#[test]
+fn wrong_type_is_located() {
+    assert_eq!(
+        err(
+            "version: 1\nusers:\n  - name: a\n    max-age-days: soon\n    consumers: [{repository: a/b}]\n"
+        ),
+        "m.yml:4:19: `max-age-days` must be a whole number of days from 1 to 3650, not `soon`; for example `max-age-days: 90`"
+    );
+}
+
+#[test]
+fn malformed_yaml_is_located() {
+    assert_eq!(
+        err("version: 1\nusers: [\n"),
+        "m.yml:2:8: unclosed bracket '['"
+    );
+}
+
+#[test]
+fn duplicate_consumer_is_located() {
+    assert_eq!(
+        err(
+            "version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n      - repository: a/b\n"
+        ),
+        "m.yml:6:9: duplicate consumer: secret AWS_ACCESS_KEY_ID of a/b (repository secrets) is already written for user \"a\" (line 5); each secret may have one source"
+    );
+}
+
+#[test]
+fn same_secret_for_two_users_is_a_duplicate() {
+    let e = err(
+        "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: b\n    consumers: [{repository: a/b}]\n",
+    );
+    assert!(e.starts_with("m.yml:6:17: duplicate consumer"), "{e}");
+}
+
+#[test]
+fn duplicate_verify_entry_is_located() {
+    let e = err(
+        "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n    verify:\n      - {repository: a/b, workflow: v.yml}\n      - {repository: a/b, workflow: v.yml}\n",
+    );
+    assert_eq!(
+        e,
+        "m.yml:7:9: duplicate verify entry: v.yml in a/b is already listed for this user"
+    );
+}
+
+#[test]
+fn duplicate_user_is_located() {
+    let e = err(
+        "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n  - name: a\n    consumers: [{repository: a/c}]\n",
+    );
+    assert_eq!(
+        e,
+        "m.yml:5:5: user \"a\" is listed twice (first at line 3): merge the two entries"
+    );
+}
+
+#[test]
+fn every_github_store_is_a_scope() {
+    let m = parse(
+            "m.yml",
+            "version: 1\nusers:\n  - name: a\n    consumers:\n      - repository: a/b\n      - repository: a/b\n        app: dependabot\n      - organization: acme\n      - organization: acme\n        app: dependabot\n        visibility: selected\n        selected-repositories: [acme/web]\n",
+        )
+        .unwrap();
+    let scopes: Vec<Scope> = m.users[0]
+        .consumers
+        .iter()
+        .map(|c| c.scope.clone())
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            Scope::Repository("a/b".into()),
+            Scope::RepositoryDependabot("a/b".into()),
+            Scope::Organization {
+                organization: "acme".into(),
+                dependabot: false,
+                visibility: None,
+                selected: vec![],
+            },
+            Scope::Organization {
+                organization: "acme".into(),
+                dependabot: true,
+                visibility: Some(Visibility::Selected),
+                selected: vec!["acme/web".into()],
+            },
+        ]
+    );
+    assert_eq!(
+        scopes[3].to_string(),
+        "organization acme (Dependabot secrets)"
+    );
+}
+
+#[test]
+fn store_combinations_that_make_no_sense_are_refused() {
+    let consumer = |c: &str| {
+        err(&format!(
+            "version: 1\nusers:\n  - name: a\n    consumers:\n      - {c}\n"
+        ))
+    };
+    for (c, want) in [
+        (
+            "organization: acme\n        repository: a/b",
+            "either a `repository` or an `organization`",
+        ),
+        (
+            "organization: acme\n        environment: prod",
+            "an organization has no `environment`",
+        ),
+        (
+            "repository: a/b\n        app: dependabot\n        environment: prod",
+            "Dependabot secrets have no environments",
+        ),
+        (
+            "repository: a/b\n        app: codespaces",
+            "the only app is `dependabot`",
+        ),
+        (
+            "repository: a/b\n        visibility: all",
+            "`visibility` belongs to organization secrets",
+        ),
+        (
+            "organization: acme\n        visibility: public",
+            "m.yml:6:21",
+        ),
+        (
+            "organization: -acme",
+            "not a valid GitHub organization name",
+        ),
+        (
+            "app: dependabot",
+            "needs `repository: owner/name` or `organization: name`",
+        ),
+    ] {
+        let e = consumer(c);
+        assert!(e.contains(want), "{c}: {e}");
+        assert!(e.starts_with("m.yml:"), "located: {e}");
+    }
+}
+
+#[test]
+fn bad_values_are_refused() {
+    for (yaml, want) in [
+        (
+            "version: 2\nusers: []\n",
+            "m.yml:1:1: unsupported manifest version 2",
+        ),
+        ("version: 1\nusers: []\n", "m.yml:1:1: `users` is empty"),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: []\n",
+            "m.yml:3:5: user \"a\" has no consumers",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a b\n    consumers: [{repository: a/b}]\n",
+            "m.yml:3:5: \"a b\" is not a valid IAM user name",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: ab}]\n",
+            "m.yml:4:17: repository \"ab\" is not of the form owner/name",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b, secrets: {access-key-id: GITHUB_X, secret-access-key: Y}}]\n",
+            "m.yml:4:17: secret name \"GITHUB_X\" starts with GITHUB_",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: acme/..}]\n",
+            "m.yml:4:17: repository \"acme/..\" is not of the form owner/name",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: ./web}]\n",
+            "m.yml:4:17: repository \"./web\" is not of the form owner/name",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b, environment: ..}]\n",
+            "m.yml:4:17: environment \"..\" is not an environment name",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n    verify: [{repository: a/b, workflow: ../x.yml}]\n",
+            "m.yml:5:14: verify workflow \"../x.yml\" is not a workflow file name",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{organization: acme, visibility: selected}]\n",
+            "m.yml:4:17: `visibility: selected` needs `selected-repositories`",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{organization: acme, visibility: selected, selected-repositories: [other/web]}]\n",
+            "m.yml:4:17: selected repository \"other/web\" is not a repository of acme",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    consumers: [{organization: acme, visibility: all, selected-repositories: [acme/web]}]\n",
+            "m.yml:4:17: `selected-repositories` goes with `visibility: selected`",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    max-age-days: 0\n    consumers: [{repository: a/b}]\n",
+            "m.yml:3:5: max-age-days must be a whole number of days from 1 to 3650, not 0",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    deactivate-after-hours: 18446744073709551615\n    consumers: [{repository: a/b}]\n",
+            "m.yml:3:5: deactivate-after-hours must be a whole number of hours from 0 to 8760, not 18446744073709551615",
+        ),
+        (
+            "version: 1\nusers:\n  - name: a\n    delete-after-days: 366\n    consumers: [{repository: a/b}]\n",
+            "m.yml:3:5: delete-after-days must be a whole number of days from 0 to 365, not 366",
+        ),
+        (
+            "version: 1\ndefaults:\n  max-age-days: 3651\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n",
+            "m.yml:3:3: defaults.max-age-days must be a whole number of days from 1 to 3650, not 3651",
+        ),
+    ] {
+        let e = err(yaml);
+        assert!(e.starts_with(want), "{e}\n  wanted: {want}");
+    }
+}
+
+#[test]
+fn shorthand_builds_repository_and_environments() {
+    let m = shorthand("ci", "acme/web", "staging, production\n").unwrap();
+    let scopes: Vec<_> = m.users[0]
+        .consumers
+        .iter()
+        .map(|c| c.scope.to_string())
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            "acme/web (repository secrets)",
+            "acme/web environment \"staging\"",
+            "acme/web environment \"production\""
+        ]
+    );
+    assert!(shorthand("ci", "nope", "").is_err());
+    assert!(shorthand("ci", "a/b", "x,x").is_err());
+    assert!(
+        shorthand("ci", "a/b", "staging,..")
+            .unwrap_err()
+            .contains("\"..\"")
+    );
+    assert!(shorthand("ci", "acme/..", "").is_err());
+}
+
+/// The parser's structured error gives the location (once, leading) and its message.
+#[test]
+fn a_shape_error_is_located_once_in_the_parsers_words() {
+    let e = err("version: 1\nusers:\n  - name: ci-deployer\n    consumers: acme/web\n");
+    assert!(e.starts_with("m.yml:4:"), "{e}");
+    assert!(e.ends_with("expected sequence start"), "{e}");
+    assert!(!e.contains(" at line "), "the location leads, once: {e}");
+}

@@ -1,0 +1,409 @@
+//! (state, facts, options) → what to do. Every safety rule of CONTRACT §5 that can be decided
+//! before acting lives here, as pure functions: the facts and the plan's types here, one
+//! decider per command (`rotate`, `retire`), and when a user needs a person (`attention`).
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+
+mod attention;
+mod retire;
+mod rotate;
+#[cfg(test)]
+mod tests;
+
+pub use attention::attention;
+use attention::conflict;
+pub use retire::{deactivate, delete, deletion_due};
+pub use rotate::rotate;
+
+use super::journal::{Journal, Phase};
+use super::state::{self, Freshness, KeyInfo, KeyStatus, Standing, State};
+use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow};
+
+pub use crate::model::LastUse;
+
+/// Everything known about one user before deciding.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    /// Oldest first.
+    pub keys: Vec<KeyInfo>,
+    /// Every consumer's secret timestamps; gathered when both keys are Active.
+    pub freshness: Vec<Freshness>,
+    pub now: DateTime<Utc>,
+    /// The access key id this step is authenticated with, when it is a long-term key.
+    pub step_key_id: Option<String>,
+    /// The older key's last use; gathered for `deactivate`.
+    pub old_last_used: Option<LastUse>,
+    /// The journal tag, when it is readable.
+    pub journal: Option<Journal>,
+    /// Whether the user has verification workflows.
+    pub has_verify: bool,
+    /// With two keys: no consumer's secret was written since the newer key was created (by
+    /// the stores' stamps, with the clock slack counted against it), and no readable store
+    /// holds its id: no consumer can hold the newer key.
+    pub newest_unheld: bool,
+}
+
+/// How long a rolled-back key is kept: GitHub's longest job may still hold it.
+pub fn job_lifetime() -> Duration {
+    Duration::hours(6)
+}
+
+/// A retirement this much past its grace period needs a person.
+pub fn overdue_after() -> Duration {
+    Duration::days(1)
+}
+
+impl Facts {
+    /// The newer of two keys, when a run recorded its intent to create it (`creating`) just
+    /// before it appeared and no consumer got it: the run stopped between CreateAccessKey and
+    /// the first write, and nobody can hold the key (CONTRACT §12). Not when this step is
+    /// authenticated with it.
+    pub fn orphan_key(&self) -> Option<(&KeyInfo, &str)> {
+        let [_, new] = self.keys.as_slice() else {
+            return None;
+        };
+        let j = self
+            .journal
+            .as_ref()
+            .filter(|j| j.phase == Phase::Creating)?;
+        let in_window =
+            new.created >= j.at - state::clock_slack() && new.created <= j.at + job_lifetime();
+        (in_window && self.newest_unheld && self.step_key_id.as_deref() != Some(new.id.as_str()))
+            .then(|| (new, j.run.as_deref().unwrap_or("an earlier run")))
+    }
+
+    /// Every consumer holds the newest key (`written`) and only its proof is missing: the
+    /// verification workflows run again, without a person.
+    pub fn verification_to_resume(&self) -> bool {
+        let Some(new) = self.newest() else {
+            return false;
+        };
+        self.state() == State::Incomplete
+            && self.has_verify
+            && self.journal_of_newest().map(|j| j.phase) == Some(Phase::Written)
+            && !self.freshness.is_empty()
+            && state::stale_consumers(new.created, &self.freshness).is_empty()
+    }
+
+    pub fn state(&self) -> State {
+        self.standing().state()
+    }
+    /// The state with the keys it is about.
+    pub fn standing(&self) -> Standing<'_> {
+        state::standing(
+            &self.keys,
+            self.journal.as_ref(),
+            &self.freshness,
+            self.has_verify,
+            self.now,
+        )
+    }
+    /// Why the journal cannot be believed, when it contradicts the keys (a forged tag).
+    pub fn journal_contradiction(&self) -> Option<String> {
+        let j = self.journal.as_ref()?;
+        state::contradiction(&self.keys, j, self.now)
+    }
+    /// The journal, when it is about the newest key.
+    pub fn journal_of_newest(&self) -> Option<&Journal> {
+        let new = self.newest()?;
+        self.journal.as_ref().filter(|j| j.key == new.id)
+    }
+    fn newest(&self) -> Option<&KeyInfo> {
+        self.keys.last()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub force: bool,
+    pub delete_inactive: bool,
+    pub straggler_window: Duration,
+    pub old_access_key_id: Option<String>,
+    /// Inputs `deactivate-after-hours` / `delete-after-days`: override the manifest's.
+    pub deactivate_after: Option<Duration>,
+    pub delete_after: Option<Duration>,
+    /// `GITHUB_REPOSITORY`, the rotator's own repository: written last.
+    pub own_repository: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            force: false,
+            delete_inactive: false,
+            straggler_window: Duration::minutes(15),
+            old_access_key_id: None,
+            deactivate_after: None,
+            delete_after: None,
+            own_repository: None,
+        }
+    }
+}
+
+impl Options {
+    pub fn deactivate_after(&self, user: &UserSpec) -> Duration {
+        self.deactivate_after
+            .unwrap_or_else(|| Duration::hours(i64::from(user.deactivate_after_hours)))
+    }
+    pub fn delete_after(&self, user: &UserSpec) -> Duration {
+        self.delete_after
+            .unwrap_or_else(|| Duration::days(i64::from(user.delete_after_days)))
+    }
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn span(d: Duration) -> String {
+    if d.num_hours() >= 48 && d.num_hours() % 24 == 0 {
+        format!("{} days", d.num_days())
+    } else if d.num_minutes() >= 60 && d.num_minutes() % 60 == 0 {
+        format!("{} hours", d.num_hours())
+    } else {
+        format!("{} minutes", d.num_minutes())
+    }
+}
+
+/// One mutating call (or group of calls) of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    DeleteKey {
+        key_id: String,
+        why: String,
+    },
+    CreateKey,
+    ProveNewKey,
+    WriteSecrets(Consumer),
+    DispatchVerification(VerifyWorkflow),
+    Deactivate {
+        key_id: String,
+    },
+    /// Repair: the step runs with the new key, so its secret is known again.
+    AdoptStepKey,
+    /// Repair: put the old values (the step's own key) back in every consumer.
+    RollBack,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::DeleteKey { key_id, why } => write!(f, "delete access key {key_id} ({why})"),
+            Step::CreateKey => f.write_str("create a new access key"),
+            Step::ProveNewKey => f.write_str("check the new key with STS GetCallerIdentity"),
+            Step::WriteSecrets(c) => write!(
+                f,
+                "write {} and {} in {}",
+                c.secrets.access_key_id, c.secrets.secret_access_key, c.scope
+            ),
+            Step::DispatchVerification(v) => write!(
+                f,
+                "dispatch workflow {} in {} on {}",
+                v.workflow,
+                v.repository,
+                v.git_ref.as_deref().unwrap_or("the default branch")
+            ),
+            Step::Deactivate { key_id } => write!(f, "set access key {key_id} Inactive"),
+            Step::AdoptStepKey => {
+                f.write_str("use this step's own credentials (the new key) to finish the push")
+            }
+            Step::RollBack => f.write_str(
+                "write this step's own credentials (the old key) back into every consumer",
+            ),
+        }
+    }
+}
+
+/// A key deletion a plan makes, and why (the journal and the report say it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    pub key_id: String,
+    pub why: String,
+}
+
+impl Deletion {
+    fn new(key: &KeyInfo, why: &str) -> Self {
+        Self {
+            key_id: key.id.clone(),
+            why: why.to_owned(),
+        }
+    }
+}
+
+/// What a plan changes, as the executor carries it out: each variant names everything it
+/// needs, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// A new key: (after deleting `first`) create it, prove it with STS, write it into every
+    /// consumer in `writes` order, and dispatch the verification workflows.
+    Rotate {
+        first: Option<Deletion>,
+        writes: Vec<Consumer>,
+        verify: Vec<VerifyWorkflow>,
+    },
+    /// Repair: the step runs with the new key, so its secret is known again: write it
+    /// everywhere and verify.
+    Adopt {
+        writes: Vec<Consumer>,
+        verify: Vec<VerifyWorkflow>,
+    },
+    /// Every consumer holds the newest key: only its proof is missing.
+    Verify(Vec<VerifyWorkflow>),
+    /// Repair: put the old values (the step's own key) back in every consumer.
+    RollBack,
+    Deactivate {
+        key_id: String,
+    },
+    Delete(Deletion),
+}
+
+impl Act {
+    /// The plan's mutating calls in order, as the dry run lists them.
+    pub fn steps(&self) -> Vec<Step> {
+        let writes = |w: &[Consumer]| {
+            w.iter()
+                .cloned()
+                .map(Step::WriteSecrets)
+                .collect::<Vec<_>>()
+        };
+        let verify = |v: &[VerifyWorkflow]| {
+            v.iter()
+                .cloned()
+                .map(Step::DispatchVerification)
+                .collect::<Vec<_>>()
+        };
+        match self {
+            Act::Rotate {
+                first,
+                writes: w,
+                verify: v,
+            } => first
+                .iter()
+                .map(Step::delete)
+                .chain([Step::CreateKey, Step::ProveNewKey])
+                .chain(writes(w))
+                .chain(verify(v))
+                .collect(),
+            Act::Adopt {
+                writes: w,
+                verify: v,
+            } => std::iter::once(Step::AdoptStepKey)
+                .chain(writes(w))
+                .chain(verify(v))
+                .collect(),
+            Act::Verify(v) => verify(v),
+            Act::RollBack => vec![Step::RollBack],
+            Act::Deactivate { key_id } => vec![Step::Deactivate {
+                key_id: key_id.clone(),
+            }],
+            Act::Delete(d) => vec![Step::delete(d)],
+        }
+    }
+
+    /// Whether it writes secrets (GitHub's or AWS's).
+    pub fn writes(&self) -> bool {
+        match self {
+            Act::Rotate { writes, .. } | Act::Adopt { writes, .. } => !writes.is_empty(),
+            Act::RollBack => true,
+            _ => false,
+        }
+    }
+
+    /// The consumers it writes the new key into.
+    pub fn written(&self) -> &[Consumer] {
+        match self {
+            Act::Rotate { writes, .. } | Act::Adopt { writes, .. } => writes,
+            _ => &[],
+        }
+    }
+
+    /// The verification workflows it dispatches.
+    pub fn verifications(&self) -> &[VerifyWorkflow] {
+        match self {
+            Act::Rotate { verify, .. } | Act::Adopt { verify, .. } | Act::Verify(verify) => verify,
+            _ => &[],
+        }
+    }
+}
+
+impl Step {
+    fn delete(d: &Deletion) -> Step {
+        Step::DeleteKey {
+            key_id: d.key_id.clone(),
+            why: d.why.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing to do (exit 0), and why.
+    Nothing(String),
+    /// A safety rule refuses (exit 3): what and what to do.
+    Refuse(String),
+    /// The request itself is wrong (exit 2).
+    Invalid(String),
+    /// Mutations to make. `old_key` is the key consumers hold before (if any).
+    Act { act: Act, old_key: Option<String> },
+}
+
+impl Plan {
+    fn act(act: Act, old: Option<&KeyInfo>) -> Plan {
+        Plan::Act {
+            act,
+            old_key: old.map(|k| k.id.clone()),
+        }
+    }
+}
+
+/// Every consumer's write, the rotator's own repository last (CONTRACT §12): with
+/// self-rotation its job reads those secrets, and a run killed while writing them would leave
+/// the next run unable to authenticate.
+fn writes(user: &UserSpec, opts: &Options) -> Vec<Consumer> {
+    let own = |c: &Consumer| {
+        let repo = match &c.scope {
+            Scope::Repository(r) | Scope::Environment { repository: r, .. } => Some(r),
+            _ => None,
+        };
+        repo.zip(opts.own_repository.as_ref())
+            .is_some_and(|(r, own)| r.eq_ignore_ascii_case(own))
+    };
+    let (mine, others): (Vec<&Consumer>, Vec<&Consumer>) =
+        user.consumers.iter().partition(|c| own(c));
+    others.into_iter().chain(mine).cloned().collect()
+}
+
+/// A whole rotation, after deleting `first`.
+fn rotation(user: &UserSpec, opts: &Options, first: Option<Deletion>) -> Act {
+    Act::Rotate {
+        first,
+        writes: writes(user, opts),
+        verify: user.verify.clone(),
+    }
+}
+
+fn list_stale(facts: &Facts) -> String {
+    let Some(new) = facts.newest() else {
+        return String::new();
+    };
+    state::stale_consumers(new.created, &facts.freshness)
+        .iter()
+        .map(|c| c.scope.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(keys: &[KeyInfo]) -> String {
+    keys.iter()
+        .map(|k| {
+            let s = match k.status {
+                KeyStatus::Active => "Active",
+                KeyStatus::Inactive => "Inactive",
+            };
+            format!("{} {s} created {}", k.id, k.created.format("%Y-%m-%d"))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

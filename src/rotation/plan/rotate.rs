@@ -1,0 +1,196 @@
+//! `rotate` (CONTRACT §4, last column): a new key where one is due, and the repairs of an
+//! incomplete rotation.
+
+use super::{
+    Act, Deletion, Facts, Options, Plan, conflict, job_lifetime, list_stale, rotation, when, writes,
+};
+use crate::manifest::UserSpec;
+use crate::model::KeyInfo;
+use crate::rotation::journal::Phase;
+use crate::rotation::state::{self, Standing};
+
+/// `rotate` (CONTRACT §4, last column).
+pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
+    let name = &user.name;
+    let due_in = |k: &KeyInfo| user.max_age_days as i64 - state::age_days(k.created, facts.now);
+    // A deletion, followed by a rotation when the older key is due (or forced).
+    let delete_then = |old: &KeyInfo, first: Deletion| {
+        let act = if due_in(old) <= 0 || opts.force {
+            rotation(user, opts, Some(first))
+        } else {
+            Act::Delete(first)
+        };
+        Plan::act(act, Some(old))
+    };
+    match facts.standing() {
+        Standing::None => Plan::act(rotation(user, opts, None), None),
+        Standing::Current(k) => {
+            let left = due_in(k);
+            // A first key whose push never finished (a run killed while writing it): some
+            // consumers may hold half a pair of it, and nobody has its secret any more. A new
+            // key written everywhere mends them (CONTRACT §12).
+            let unfinished = facts
+                .journal_of_newest()
+                .is_some_and(|j| j.phase == Phase::Writing);
+            if left <= 0 || opts.force || unfinished {
+                Plan::act(rotation(user, opts, None), Some(k))
+            } else {
+                Plan::Nothing(format!(
+                    "key {} is {} days old; rotation is due in {left} days (max-age-days {}); use force to rotate now",
+                    k.id,
+                    state::age_days(k.created, facts.now),
+                    user.max_age_days
+                ))
+            }
+        }
+        Standing::Inactive(k) => Plan::Refuse(format!(
+            "user {name} has only an Inactive key ({}): no consumer can be working with it. If it should still be in use, reactivate it (aws iam update-access-key --user-name {name} --access-key-id {} --status Active) and run rotate; otherwise delete it (aws iam delete-access-key) and run rotate to bootstrap a new key",
+            k.id, k.id
+        )),
+        Standing::PendingDeactivation { old, new } => Plan::Nothing(format!(
+            "every consumer holds the new key {}; the old key {} awaits `deactivate`",
+            new.id, old.id
+        )),
+        Standing::RolledBack { old, new } => rolled_back(facts, opts, old, new, delete_then),
+        Standing::Incomplete { old, new } => {
+            if let Some((orphan, run)) = facts.orphan_key() {
+                let why =
+                    format!("created by run {run}, which stopped before any secret carried it");
+                return delete_then(old, Deletion::new(orphan, &why));
+            }
+            incomplete(user, facts, opts, old, new)
+        }
+        Standing::PendingDeletion { old, new } => {
+            let left = due_in(new);
+            if left > 0 && !opts.force {
+                return Plan::Nothing(format!(
+                    "key {} is current; the Inactive old key {} awaits `delete`",
+                    new.id, old.id
+                ));
+            }
+            if !opts.delete_inactive {
+                return Plan::Refuse(format!(
+                    "key {} is due for rotation, but user {name} already has two keys and the Inactive key {} must go first: run `delete`, or rotate with delete-inactive: true",
+                    new.id, old.id
+                ));
+            }
+            let first = Deletion::new(old, "the leftover Inactive key (delete-inactive)");
+            Plan::act(rotation(user, opts, Some(first)), Some(new))
+        }
+        Standing::Conflict => Plan::Refuse(conflict(user, facts, "rotate")),
+    }
+}
+
+/// A rotation rolled back: its new key is deleted once no job can still hold it (then the
+/// old key is rotated again if it is due).
+fn rolled_back(
+    facts: &Facts,
+    opts: &Options,
+    old: &KeyInfo,
+    new: &KeyInfo,
+    delete_then: impl Fn(&KeyInfo, Deletion) -> Plan,
+) -> Plan {
+    let since = facts.journal_of_newest().map_or(new.created, |j| j.at);
+    let free_at = since + job_lifetime();
+    if facts.now < free_at && !opts.force {
+        return Plan::Nothing(format!(
+            "the rotation to {} was rolled back at {}; every consumer holds {} again. The new key is deleted from {} on, when no job can still hold it (or now with force)",
+            new.id,
+            when(since),
+            old.id,
+            when(free_at)
+        ));
+    }
+    if facts.step_key_id.as_deref() == Some(new.id.as_str()) {
+        return Plan::Refuse(format!(
+            "the rolled-back key {} is the one this step is authenticated with: run with the old key {} or another identity",
+            new.id, old.id
+        ));
+    }
+    delete_then(
+        old,
+        Deletion::new(new, "rolled back; no job can still hold it"),
+    )
+}
+
+/// Two Active keys and no proof that every consumer holds the newer one: resume what needs
+/// no person, refuse without `force`, and with it repair with whatever the step's
+/// credentials allow.
+fn incomplete(
+    user: &UserSpec,
+    facts: &Facts,
+    opts: &Options,
+    old: &KeyInfo,
+    new: &KeyInfo,
+) -> Plan {
+    let phase = facts.journal_of_newest().map(|j| j.phase);
+    if facts.verification_to_resume() && !opts.force {
+        return Plan::act(Act::Verify(user.verify.clone()), Some(old));
+    }
+    if !opts.force {
+        let what = match phase {
+            Some(Phase::Partial) => {
+                "a rotation failed and could not be rolled back everywhere".to_owned()
+            }
+            Some(Phase::Written) => {
+                "a rotation wrote every consumer but its verification did not succeed".to_owned()
+            }
+            Some(p) => format!("a rotation stopped while {p}"),
+            None => "an earlier rotation did not finish (no journal records it)".to_owned(),
+        };
+        let stale = list_stale(facts);
+        let stale = if stale.is_empty() {
+            String::new()
+        } else {
+            format!(" These consumers were not updated after the new key was created: {stale}.")
+        };
+        return Plan::Refuse(format!(
+            "{what}: user {} has two Active keys ({} and the new {}).{stale} Run rotate with force to repair: {}",
+            user.name,
+            old.id,
+            new.id,
+            repair_words(facts, old, new, phase)
+        ));
+    }
+    let step = facts.step_key_id.as_deref();
+    let act = if step == Some(new.id.as_str()) {
+        Act::Adopt {
+            writes: writes(user, opts),
+            verify: user.verify.clone(),
+        }
+    } else if step == Some(old.id.as_str()) {
+        Act::RollBack
+    } else if phase == Some(Phase::Written) && !user.verify.is_empty() {
+        Act::Verify(user.verify.clone())
+    } else {
+        rotation(
+            user,
+            opts,
+            Some(Deletion::new(new, "recovering an incomplete rotation")),
+        )
+    };
+    Plan::act(act, Some(old))
+}
+
+/// What `rotate --force` would do with an incomplete rotation, in words.
+fn repair_words(facts: &Facts, old: &KeyInfo, new: &KeyInfo, phase: Option<Phase>) -> String {
+    let step = facts.step_key_id.as_deref();
+    if step == Some(new.id.as_str()) {
+        format!(
+            "with this step's credentials (the new key {}) it writes the new key into every consumer and verifies it",
+            new.id
+        )
+    } else if step == Some(old.id.as_str()) {
+        format!(
+            "with this step's credentials (the old key {}) it writes the old key back into every consumer",
+            old.id
+        )
+    } else if phase == Some(Phase::Written) {
+        "it runs the verification workflows again".to_owned()
+    } else {
+        format!(
+            "it deletes {}, creates another key and writes it to every consumer (consumers holding {} fail until then; run it with the old or the new key as credentials to avoid that)",
+            new.id, new.id
+        )
+    }
+}

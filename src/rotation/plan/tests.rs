@@ -1,0 +1,642 @@
+//! The deciders, case by case.
+use super::*;
+use crate::manifest::{Scope, SecretNames};
+use KeyStatus::{Active as A, Inactive as I};
+use chrono::TimeZone;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
+}
+fn days_ago(d: i64) -> DateTime<Utc> {
+    now() - Duration::days(d)
+}
+fn key(id: &str, status: KeyStatus, created: DateTime<Utc>) -> KeyInfo {
+    KeyInfo {
+        id: id.into(),
+        status,
+        created,
+    }
+}
+fn user() -> UserSpec {
+    UserSpec {
+        name: "ci".into(),
+        max_age_days: 90,
+        deactivate_after_hours: 24,
+        delete_after_days: 7,
+        consumers: vec![Consumer {
+            scope: Scope::Repository("acme/web".into()),
+            secrets: SecretNames::default(),
+        }],
+        verify: vec![],
+        external: vec![],
+        origin: "m.yml:3:5".into(),
+    }
+}
+/// Facts with the journal a finished step leaves: two Active keys are `verified` and an
+/// Inactive old key `deactivated`, both when the new key was created (tests override).
+fn facts(keys: Vec<KeyInfo>, updated: Option<DateTime<Utc>>) -> Facts {
+    let journal = match keys.as_slice() {
+        [o, n] => {
+            let phase = if o.status == A {
+                Phase::Verified
+            } else {
+                Phase::Deactivated
+            };
+            let mut j = Journal::new(phase, &n.id, &format!("{}-1", n.id), n.created);
+            j.held = Some(n.created);
+            Some(j)
+        }
+        _ => None,
+    };
+    Facts {
+        freshness: vec![Freshness {
+            consumer: user().consumers[0].clone(),
+            updated_at: updated,
+        }],
+        keys,
+        now: now(),
+        step_key_id: None,
+        old_last_used: None,
+        journal,
+        has_verify: false,
+        newest_unheld: false,
+    }
+}
+fn with_phase(mut f: Facts, phase: Phase, at: DateTime<Utc>) -> Facts {
+    let j = f.journal.as_mut().expect("two keys");
+    j.phase = phase;
+    j.at = at;
+    f
+}
+fn no_grace() -> Options {
+    Options {
+        deactivate_after: Some(Duration::zero()),
+        delete_after: Some(Duration::zero()),
+        ..Options::default()
+    }
+}
+fn force() -> Options {
+    Options {
+        force: true,
+        ..Options::default()
+    }
+}
+fn is_act(p: &Plan) -> bool {
+    matches!(p, Plan::Act { .. })
+}
+fn refused(p: &Plan, needle: &str) -> bool {
+    matches!(p, Plan::Refuse(m) if m.contains(needle))
+}
+
+#[test]
+fn bootstrap_creates_and_writes() {
+    let p = rotate(&user(), &facts(vec![], None), &Options::default());
+    let Plan::Act { act, old_key } = p else {
+        panic!("{p:?}")
+    };
+    let steps = act.steps();
+    assert_eq!(old_key, None);
+    assert_eq!(steps[0], Step::CreateKey);
+    assert_eq!(steps[1], Step::ProveNewKey);
+    assert!(
+        matches!(&steps[2], Step::WriteSecrets(c) if c.scope == Scope::Repository("acme/web".into()))
+    );
+}
+
+#[test]
+fn current_rotates_only_when_due_or_forced() {
+    let young = facts(vec![key("K1", A, days_ago(89))], None);
+    let p = rotate(&user(), &young, &Options::default());
+    assert!(
+        matches!(&p, Plan::Nothing(m) if m.contains("due in 1 days")),
+        "{p:?}"
+    );
+    assert!(is_act(&rotate(&user(), &young, &force())));
+    let due = facts(vec![key("K1", A, days_ago(90))], None);
+    assert!(
+        matches!(rotate(&user(), &due, &Options::default()), Plan::Act { old_key: Some(k), .. } if k == "K1")
+    );
+}
+
+#[test]
+fn inactive_and_conflict_refuse() {
+    let p = rotate(
+        &user(),
+        &facts(vec![key("K1", I, days_ago(200))], None),
+        &force(),
+    );
+    assert!(refused(&p, "only an Inactive key"), "{p:?}");
+    let p = rotate(
+        &user(),
+        &facts(
+            vec![key("K1", A, days_ago(9)), key("K2", I, days_ago(1))],
+            None,
+        ),
+        &force(),
+    );
+    assert!(refused(&p, "combination"), "{p:?}");
+}
+
+#[test]
+fn pending_deactivation_does_nothing() {
+    let f = facts(
+        vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+        Some(now()),
+    );
+    assert!(
+        matches!(rotate(&user(), &f, &Options::default()), Plan::Nothing(m) if m.contains("awaits `deactivate`"))
+    );
+}
+
+#[test]
+fn incomplete_refuses_and_force_recovers() {
+    let f = with_phase(
+        facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(days_ago(2)),
+        ),
+        Phase::Partial,
+        days_ago(1),
+    );
+    assert!(refused(
+        &rotate(&user(), &f, &Options::default()),
+        "acme/web (repository secrets)"
+    ));
+    let Plan::Act { act, old_key } = rotate(&user(), &f, &force()) else {
+        panic!()
+    };
+    let steps = act.steps();
+    assert_eq!(old_key.as_deref(), Some("K1"));
+    assert!(matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K2"));
+    let mut own = f.clone();
+    own.step_key_id = Some("K2".into());
+    // Repairs: with the new key as credentials, finish the push; with the old, roll back.
+    let Plan::Act { act, .. } = rotate(&user(), &own, &force()) else {
+        panic!()
+    };
+    let steps = act.steps();
+    assert_eq!(steps[0], Step::AdoptStepKey);
+    assert!(matches!(&steps[1], Step::WriteSecrets(_)));
+    own.step_key_id = Some("K1".into());
+    assert!(
+        matches!(rotate(&user(), &own, &force()), Plan::Act { act, .. } if act.steps() == vec![Step::RollBack])
+    );
+}
+
+#[test]
+fn pending_deletion_waits_refuses_or_deletes_first() {
+    let young = facts(
+        vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(10))],
+        None,
+    );
+    assert!(
+        matches!(rotate(&user(), &young, &Options::default()), Plan::Nothing(m) if m.contains("awaits `delete`"))
+    );
+    let due = facts(
+        vec![key("K1", I, days_ago(200)), key("K2", A, days_ago(95))],
+        None,
+    );
+    assert!(refused(
+        &rotate(&user(), &due, &Options::default()),
+        "delete-inactive"
+    ));
+    let opts = Options {
+        delete_inactive: true,
+        ..Options::default()
+    };
+    let Plan::Act { act, old_key } = rotate(&user(), &due, &opts) else {
+        panic!()
+    };
+    let steps = act.steps();
+    assert_eq!(old_key.as_deref(), Some("K2"));
+    assert!(matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K1"));
+}
+
+#[test]
+fn deactivate_rules() {
+    let two = facts(
+        vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+        Some(now()),
+    );
+    assert!(
+        matches!(deactivate(&user(), &two, &Options::default()), Plan::Act { act, .. } if act.steps() == vec![Step::Deactivate { key_id: "K1".into() }])
+    );
+    // the only key, no key: nothing to do (a fleet-wide deactivate passes over them)
+    assert!(matches!(
+        deactivate(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &force()),
+        Plan::Nothing(m) if m.contains("nothing to deactivate")
+    ));
+    assert!(matches!(
+        deactivate(&user(), &facts(vec![], None), &force()),
+        Plan::Nothing(m) if m.contains("no access key")
+    ));
+    assert!(refused(
+        &deactivate(
+            &user(),
+            &facts(vec![key("K1", I, days_ago(1))], None),
+            &force()
+        ),
+        "only key"
+    ));
+    // the step's own key
+    let mut own = two.clone();
+    own.step_key_id = Some("K1".into());
+    assert!(refused(
+        &deactivate(&user(), &own, &force()),
+        "authenticated with K1"
+    ));
+    // named key: the newest, a stranger, the right one
+    let named = |id: &str| Options {
+        old_access_key_id: Some(id.into()),
+        ..Options::default()
+    };
+    assert!(refused(&deactivate(&user(), &two, &named("K2")), "newest"));
+    assert!(
+        matches!(deactivate(&user(), &two, &named("K9")), Plan::Invalid(m) if m.contains("not a key of user ci"))
+    );
+    assert!(is_act(&deactivate(&user(), &two, &named("K1"))));
+    // incomplete needs force
+    let stale = with_phase(
+        facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(days_ago(3)),
+        ),
+        Phase::Partial,
+        days_ago(1),
+    );
+    assert!(refused(
+        &deactivate(&user(), &stale, &Options::default()),
+        "not updated"
+    ));
+    assert!(refused(
+        &deactivate(&user(), &stale, &force()),
+        "force does not override"
+    ));
+    // already done
+    let done = facts(
+        vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(1))],
+        None,
+    );
+    assert!(matches!(
+        deactivate(&user(), &done, &Options::default()),
+        Plan::Nothing(_)
+    ));
+    let gone = facts(vec![key("K2", A, days_ago(1))], None);
+    assert!(
+        matches!(deactivate(&user(), &gone, &named("K1")), Plan::Nothing(m) if m.contains("already deleted, or mistyped"))
+    );
+}
+
+#[test]
+fn stragglers_refuse_unless_forced() {
+    let new_created = now() - Duration::hours(2);
+    let mut f = facts(
+        vec![key("K1", A, days_ago(100)), key("K2", A, new_created)],
+        Some(now()),
+    );
+    let used = |minutes_after: i64| LastUse {
+        date: Some(new_created + Duration::minutes(minutes_after)),
+        service: "s3".into(),
+        region: "eu-west-1".into(),
+    };
+    f.old_last_used = Some(used(16));
+    let p = deactivate(&user(), &f, &no_grace());
+    assert!(
+        refused(
+            &p,
+            "16 minutes after every consumer held the new key (window 15 minutes)"
+        ),
+        "{p:?}"
+    );
+    assert!(refused(&p, "s3 in eu-west-1"));
+    assert!(is_act(&deactivate(&user(), &f, &force())));
+    f.old_last_used = Some(used(15));
+    assert!(is_act(&deactivate(&user(), &f, &no_grace())));
+    let narrow = Options {
+        straggler_window: Duration::minutes(5),
+        ..no_grace()
+    };
+    f.old_last_used = Some(used(6));
+    assert!(refused(
+        &deactivate(&user(), &f, &narrow),
+        "window 5 minutes"
+    ));
+    f.old_last_used = Some(LastUse {
+        date: None,
+        service: "N/A".into(),
+        region: "N/A".into(),
+    });
+    assert!(is_act(&deactivate(&user(), &f, &no_grace())));
+}
+
+#[test]
+fn delete_rules() {
+    let pending = facts(
+        vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(1))],
+        None,
+    );
+    assert!(
+        matches!(delete(&user(), &pending, &no_grace()), Plan::Act { act, .. } if matches!(&act.steps()[0], Step::DeleteKey { key_id, .. } if key_id == "K1"))
+    );
+    let active = facts(
+        vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+        Some(now()),
+    );
+    let k1 = Options {
+        old_access_key_id: Some("K1".into()),
+        ..force()
+    };
+    assert!(refused(&delete(&user(), &active, &k1), "is Active"));
+    assert!(
+        matches!(delete(&user(), &active, &force()), Plan::Nothing(m) if m.contains("still Active"))
+    );
+    assert!(refused(
+        &delete(
+            &user(),
+            &facts(vec![key("K1", I, days_ago(1))], None),
+            &force()
+        ),
+        "only key"
+    ));
+    assert!(matches!(
+        delete(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &force()),
+        Plan::Nothing(m) if m.contains("nothing to delete")
+    ));
+    let named = Options {
+        old_access_key_id: Some("K2".into()),
+        ..Options::default()
+    };
+    assert!(refused(&delete(&user(), &pending, &named), "newest"));
+}
+
+#[test]
+fn grace_periods_hold_retirement_back_quietly() {
+    // verified 23 hours ago: deactivate waits; 24 hours: acts; force: acts at once
+    let two = |verified_hours_ago: i64| {
+        with_phase(
+            facts(
+                vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(2))],
+                Some(now()),
+            ),
+            Phase::Verified,
+            now() - Duration::hours(verified_hours_ago),
+        )
+    };
+    let p = deactivate(&user(), &two(23), &Options::default());
+    assert!(
+        matches!(&p, Plan::Nothing(m) if m.contains("not yet") && m.contains("2026-11-26 13:00 UTC")),
+        "{p:?}"
+    );
+    assert!(is_act(&deactivate(&user(), &two(24), &Options::default())));
+    assert!(is_act(&deactivate(&user(), &two(1), &force())));
+    let shorter = Options {
+        deactivate_after: Some(Duration::hours(1)),
+        ..Options::default()
+    };
+    assert!(is_act(&deactivate(&user(), &two(1), &shorter)));
+    // deactivated 6 days ago: delete waits for the 7th
+    let retired = |days: i64| {
+        with_phase(
+            facts(
+                vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(9))],
+                None,
+            ),
+            Phase::Deactivated,
+            days_ago(days),
+        )
+    };
+    let p = delete(&user(), &retired(6), &Options::default());
+    assert!(
+        matches!(&p, Plan::Nothing(m) if m.contains("delete-after-days: 7 days")),
+        "{p:?}"
+    );
+    assert!(is_act(&delete(&user(), &retired(7), &Options::default())));
+    assert!(is_act(&delete(&user(), &retired(0), &force())));
+}
+
+#[test]
+fn external_consumers_need_a_person() {
+    let mut u = user();
+    u.external = vec!["on-prem backup script".into()];
+    let f = facts(
+        vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(2))],
+        Some(now()),
+    );
+    assert!(refused(
+        &deactivate(&u, &f, &Options::default()),
+        "on-prem backup script"
+    ));
+    assert!(is_act(&deactivate(&u, &f, &force())));
+}
+
+#[test]
+fn rolled_back_keys_wait_for_every_job_to_end() {
+    let rolled = |hours_ago: i64| {
+        with_phase(
+            facts(
+                vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+                Some(now()),
+            ),
+            Phase::RolledBack,
+            now() - Duration::hours(hours_ago),
+        )
+    };
+    assert_eq!(rolled(1).state(), State::RolledBack);
+    assert!(
+        matches!(rotate(&user(), &rolled(5), &Options::default()), Plan::Nothing(m) if m.contains("rolled back"))
+    );
+    let Plan::Act { act, .. } = rotate(&user(), &rolled(6), &Options::default()) else {
+        panic!()
+    };
+    let steps = act.steps();
+    assert!(matches!(&steps[0], Step::DeleteKey { key_id, .. } if key_id == "K2"));
+    assert_eq!(
+        steps[1],
+        Step::CreateKey,
+        "the old key is due, so it rotates again"
+    );
+    assert!(matches!(
+        rotate(&user(), &rolled(0), &force()),
+        Plan::Act { .. }
+    ));
+    assert!(matches!(
+        deactivate(&user(), &rolled(9), &force()),
+        Plan::Nothing(_)
+    ));
+    assert!(matches!(
+        delete(&user(), &rolled(9), &force()),
+        Plan::Nothing(_)
+    ));
+}
+
+#[test]
+fn an_unverified_rotation_is_verified_again_without_a_key_at_hand() {
+    let mut u = user();
+    u.verify = vec![VerifyWorkflow {
+        repository: "acme/web".into(),
+        workflow: "v.yml".into(),
+        git_ref: None,
+    }];
+    let mut f = with_phase(
+        facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(now()),
+        ),
+        Phase::Written,
+        days_ago(1),
+    );
+    f.has_verify = true;
+    assert_eq!(f.state(), State::Incomplete);
+    // CONTRACT §12: every consumer holds the new key, only the proof is missing: the next
+    // rotate runs the verification again without force, and nobody is called.
+    let verify_again = |p: &Plan| matches!(p, Plan::Act { act, .. } if matches!(act.steps().as_slice(), [Step::DispatchVerification(_)]));
+    let p = rotate(&u, &f, &Options::default());
+    assert!(verify_again(&p), "{p:?}");
+    assert!(verify_again(&rotate(&u, &f, &force())));
+    assert_eq!(attention(&u, &f, &Options::default()), None);
+    // A consumer written before the new key existed does not hold it: that needs force.
+    f.freshness[0].updated_at = Some(days_ago(3));
+    let p = rotate(&u, &f, &Options::default());
+    assert!(refused(&p, "verification did not succeed"), "{p:?}");
+    assert!(
+        refused(&p, "runs the verification workflows again"),
+        "{p:?}"
+    );
+    assert!(attention(&u, &f, &Options::default()).is_some());
+}
+
+/// CONTRACT §12: a run killed between CreateAccessKey and its first write leaves a key
+/// nobody got; the next rotate deletes it at once and starts over, without a person.
+#[test]
+fn a_key_created_by_a_run_that_stopped_before_any_write_is_deleted_at_once() {
+    let created = days_ago(1);
+    let mut f = facts(
+        vec![key("K1", A, days_ago(100)), key("K2", A, created)],
+        Some(days_ago(100)),
+    );
+    f.journal = Some(Journal::creating(
+        "gh-1-1-7-1",
+        created - Duration::seconds(2),
+    ));
+    f.newest_unheld = true;
+    assert_eq!(f.state(), State::Incomplete);
+    assert_eq!(attention(&user(), &f, &Options::default()), None);
+    let p = rotate(&user(), &f, &Options::default());
+    let Plan::Act { act, .. } = &p else {
+        panic!("{p:?}")
+    };
+    let steps = act.steps();
+    assert!(
+        matches!(&steps[..2], [Step::DeleteKey { key_id, why }, Step::CreateKey] if key_id == "K2" && why.contains("gh-1-1-7-1")),
+        "{steps:?}"
+    );
+    // Not when a consumer may hold it, when the step runs with it, or when the intent is
+    // far from the key's creation (a forged or stale journal).
+    for change in 0..3 {
+        let mut g = f.clone();
+        match change {
+            0 => g.newest_unheld = false,
+            1 => g.step_key_id = Some("K2".into()),
+            _ => g.journal = Some(Journal::creating("r", created - Duration::days(2))),
+        }
+        assert!(g.orphan_key().is_none(), "{change}");
+        assert!(
+            refused(&rotate(&user(), &g, &Options::default()), "force"),
+            "{change}"
+        );
+    }
+}
+
+/// CONTRACT §12: the rotator's own repository (its repository and environment secrets) is
+/// written last; the manifest's order otherwise.
+#[test]
+fn the_rotators_own_repository_is_written_last() {
+    let mut u = user();
+    u.consumers = ["acme/web", "acme/api", "ACME/Web", "acme/db"]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Consumer {
+            scope: if i == 2 {
+                Scope::Environment {
+                    repository: (*r).into(),
+                    environment: "prod".into(),
+                }
+            } else {
+                Scope::Repository((*r).into())
+            },
+            secrets: SecretNames::default(),
+        })
+        .collect();
+    let opts = Options {
+        own_repository: Some("acme/web".into()),
+        ..Options::default()
+    };
+    let f = facts(vec![key("K1", A, days_ago(100))], None);
+    let Plan::Act { act, .. } = rotate(&u, &f, &opts) else {
+        panic!()
+    };
+    let steps = act.steps();
+    let order: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::WriteSecrets(c) => Some(c.scope.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "acme/api (repository secrets)",
+            "acme/db (repository secrets)",
+            "acme/web (repository secrets)",
+            "ACME/Web environment \"prod\""
+        ]
+    );
+}
+
+#[test]
+fn who_needs_a_person() {
+    let o = Options::default();
+    assert!(attention(&user(), &facts(vec![key("K1", I, days_ago(1))], None), &o).is_some());
+    assert!(attention(&user(), &facts(vec![key("K1", A, days_ago(1))], None), &o).is_none());
+    let stale = with_phase(
+        facts(
+            vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(1))],
+            Some(days_ago(3)),
+        ),
+        Phase::Partial,
+        days_ago(1),
+    );
+    assert!(attention(&user(), &stale, &o).is_some());
+    assert!(attention(&user(), &stale, &force()).is_none());
+    // a retirement a day past its grace (held back by a straggler, say)
+    let verified = |hours_ago: i64| {
+        with_phase(
+            facts(
+                vec![key("K1", A, days_ago(100)), key("K2", A, days_ago(3))],
+                Some(now()),
+            ),
+            Phase::Verified,
+            now() - Duration::hours(hours_ago),
+        )
+    };
+    assert!(attention(&user(), &verified(48), &o).is_none());
+    assert!(
+        attention(&user(), &verified(49), &o)
+            .unwrap()
+            .contains("still Active")
+    );
+    let retired = with_phase(
+        facts(
+            vec![key("K1", I, days_ago(100)), key("K2", A, days_ago(20))],
+            None,
+        ),
+        Phase::Deactivated,
+        days_ago(9),
+    );
+    assert!(
+        attention(&user(), &retired, &o)
+            .unwrap()
+            .contains("due for deletion")
+    );
+}

@@ -1,0 +1,279 @@
+//! What one history is: where the user starts, the runs and their commands, the faults, and
+//! the scenario's manifest user; its `SIM_REPLAY` form.
+
+#[allow(unused_imports)]
+use crate::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Refused: nothing happened, and the caller knows it.
+    Error,
+    /// No answer: nothing happened, and the caller cannot know.
+    Timeout,
+    /// The call took effect, but its answer was lost.
+    Lost,
+    /// The process is gone (SIGKILL, a lost runner) before the call reached anyone: its lease
+    /// is left to expire.
+    CrashBefore,
+    /// The process is gone right after the call took effect.
+    CrashAfter,
+}
+
+pub(crate) const CRASHES: [Kind; 2] = [Kind::CrashBefore, Kind::CrashAfter];
+
+pub(crate) const KINDS: [Kind; 3] = [Kind::Error, Kind::Timeout, Kind::Lost];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub(crate) run: usize,
+    pub(crate) call: usize,
+    pub(crate) kind: Kind,
+    pub(crate) persistent: bool,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Error => "error",
+            Kind::Timeout => "timeout",
+            Kind::Lost => "lost",
+            Kind::CrashBefore => "crash-before",
+            Kind::CrashAfter => "crash-after",
+        };
+        let how = if self.persistent { "always" } else { "once" };
+        write!(f, "{}:{}:{kind}:{how}", self.run, self.call)
+    }
+}
+
+impl Fault {
+    pub(crate) fn parse(s: &str) -> Self {
+        let p: Vec<&str> = s.split(':').collect();
+        Fault {
+            run: p[0].parse().unwrap(),
+            call: p[1].parse().unwrap(),
+            kind: match p[2] {
+                "error" => Kind::Error,
+                "timeout" => Kind::Timeout,
+                "crash-before" => Kind::CrashBefore,
+                "crash-after" => Kind::CrashAfter,
+                _ => Kind::Lost,
+            },
+            persistent: p[3] == "always",
+        }
+    }
+}
+
+// ---- scenarios --------------------------------------------------------------------------------
+
+pub(crate) fn web() -> Scope {
+    Scope::Repository("acme/web".into())
+}
+
+pub(crate) fn user_spec(verify: bool) -> UserSpec {
+    let consumer = |scope: Scope| Consumer {
+        scope,
+        secrets: SecretNames::default(),
+    };
+    UserSpec {
+        name: USER.into(),
+        max_age_days: 90,
+        deactivate_after_hours: 24,
+        delete_after_days: 7,
+        consumers: vec![
+            consumer(web()),
+            consumer(Scope::Environment {
+                repository: "acme/web".into(),
+                environment: "production".into(),
+            }),
+            consumer(Scope::Repository("acme/api".into())),
+            // A readable store (Parameter Store): its old values are known to every run.
+            Consumer {
+                scope: Scope::ParameterStore { region: None },
+                secrets: SecretNames {
+                    access_key_id: "/ci/key-id".into(),
+                    secret_access_key: "/ci/secret".into(),
+                },
+            },
+        ],
+        verify: if verify {
+            vec![VerifyWorkflow {
+                repository: "acme/web".into(),
+                workflow: "verify-aws-credentials.yml".into(),
+                git_ref: None,
+            }]
+        } else {
+            Vec::new()
+        },
+        external: Vec::new(),
+        origin: "sim.yml:3:5".into(),
+    }
+}
+
+/// Where a user starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// No key yet.
+    Empty,
+    /// One key, 100 days old, in every consumer.
+    Aged,
+    /// Rotated two days ago and verified: the old key awaits deactivation.
+    Rotated,
+    /// The old key was deactivated eight days ago: it awaits deletion.
+    Retired,
+}
+
+impl Start {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Start::Empty => "empty",
+            Start::Aged => "aged",
+            Start::Rotated => "rotated",
+            Start::Retired => "retired",
+        }
+    }
+    pub(crate) fn parse(s: &str) -> Self {
+        [Start::Empty, Start::Aged, Start::Rotated, Start::Retired]
+            .into_iter()
+            .find(|x| x.name() == s)
+            .unwrap()
+    }
+}
+
+/// One history: where it starts, who runs what, the faults and the seed of the schedule.
+#[derive(Clone, Debug)]
+pub(crate) struct History {
+    pub(crate) start: Start,
+    /// The step runs with the key the `acme/web` repository secrets hold (self-rotation);
+    /// otherwise with a dedicated identity, so the old values are never known.
+    pub(crate) self_rotating: bool,
+    pub(crate) verify: bool,
+    pub(crate) verify_breaks: bool,
+    pub(crate) commands: Vec<(Command, bool)>,
+    pub(crate) faults: Vec<Fault>,
+    pub(crate) seed: u64,
+    pub(crate) skew: bool,
+}
+
+pub(crate) fn command_name(c: Command) -> &'static str {
+    match c {
+        Command::Status => "status",
+        Command::Rotate => "rotate",
+        Command::Deactivate => "deactivate",
+        Command::Delete => "delete",
+    }
+}
+
+impl fmt::Display for History {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cmds: Vec<String> = self
+            .commands
+            .iter()
+            .map(|(c, force)| format!("{}{}", command_name(*c), if *force { "!" } else { "" }))
+            .collect();
+        let faults: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
+        write!(
+            f,
+            "start={} self={} verify={} breaks={} cmds={} faults={} seed={} skew={}",
+            self.start.name(),
+            self.self_rotating,
+            self.verify,
+            self.verify_breaks,
+            cmds.join(","),
+            if faults.is_empty() {
+                "-".into()
+            } else {
+                faults.join(",")
+            },
+            self.seed,
+            self.skew
+        )
+    }
+}
+
+impl History {
+    /// Whether a run of the history is killed.
+    pub(crate) fn crashes(&self) -> bool {
+        self.faults.iter().any(|f| CRASHES.contains(&f.kind))
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        let f: BTreeMap<&str, &str> = s
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let commands = f["cmds"]
+            .split(',')
+            .map(|c| {
+                let force = c.ends_with('!');
+                let c = match c.trim_end_matches('!') {
+                    "status" => Command::Status,
+                    "rotate" => Command::Rotate,
+                    "deactivate" => Command::Deactivate,
+                    _ => Command::Delete,
+                };
+                (c, force)
+            })
+            .collect();
+        History {
+            start: Start::parse(f["start"]),
+            self_rotating: f["self"] == "true",
+            verify: f["verify"] == "true",
+            verify_breaks: f["breaks"] == "true",
+            commands,
+            faults: if f["faults"] == "-" {
+                Vec::new()
+            } else {
+                f["faults"].split(',').map(Fault::parse).collect()
+            },
+            seed: f["seed"].parse().unwrap(),
+            skew: f["skew"] == "true",
+        }
+    }
+}
+
+pub(crate) fn setup(h: &History) -> World {
+    let mut w = World::new(h.commands.len());
+    let spec = user_spec(h.verify);
+    let now = w.now;
+    let mut rng = Rng(h.seed ^ 0x5EED);
+    if h.skew {
+        let mut skew = || Duration::seconds(rng.below(601) as i64 - 300);
+        w.gh_skew = skew();
+        w.aws_skew = skew();
+        for s in w.runner_skew.iter_mut() {
+            *s = skew();
+        }
+    }
+    let all = |w: &mut World, key: &str, at: DateTime<Utc>| {
+        for c in &spec.consumers {
+            w.hold(c, key, at);
+        }
+    };
+    match h.start {
+        Start::Empty => {}
+        Start::Aged => {
+            let k = w.add_key(true, now - Duration::days(100));
+            all(&mut w, &k, now - Duration::days(100));
+        }
+        Start::Rotated | Start::Retired => {
+            let old = w.add_key(h.start == Start::Rotated, now - Duration::days(100));
+            let new = w.add_key(true, now - Duration::days(9));
+            all(&mut w, &new, now - Duration::days(9));
+            let _ = old;
+            let mut j = Journal::new(
+                Phase::Verified,
+                &new,
+                &format!("{new}-1"),
+                now - Duration::days(9),
+            );
+            j.held = Some(now - Duration::days(9));
+            if h.start == Start::Retired {
+                j = j.moved(Phase::Deactivated, now - Duration::days(8));
+            }
+            w.tags.insert(JOURNAL_TAG.into(), j.value());
+        }
+    }
+    w.verify_breaks = h.verify_breaks;
+    w.faults = h.faults.clone();
+    w
+}

@@ -1,0 +1,137 @@
+//! The simulated world: IAM keys and tags, GitHub secrets and workflow runs, and the clocks.
+
+#[allow(unused_imports)]
+use crate::*;
+
+pub(crate) struct SimKey {
+    pub(crate) id: String,
+    pub(crate) active: bool,
+    pub(crate) created: DateTime<Utc>,
+}
+
+pub(crate) struct WfRun {
+    pub(crate) id: u64,
+    pub(crate) repo: String,
+    pub(crate) title: String,
+    pub(crate) expected: String,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) done_at: DateTime<Utc>,
+}
+
+pub(crate) struct World {
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) keys: Vec<SimKey>,
+    pub(crate) deleted: BTreeSet<String>,
+    pub(crate) next_key: u32,
+    pub(crate) tags: BTreeMap<String, String>,
+    /// (scope, name) → (plaintext, updated_at by GitHub's clock)
+    pub(crate) secrets: BTreeMap<(Scope, String), (String, DateTime<Utc>)>,
+    pub(crate) wf_runs: Vec<WfRun>,
+    /// The verification workflow is broken: every run fails, whatever the secrets.
+    pub(crate) verify_breaks: bool,
+    pub(crate) gh_skew: Duration,
+    pub(crate) aws_skew: Duration,
+    pub(crate) runner_skew: Vec<Duration>,
+    pub(crate) calls: Vec<usize>,
+    pub(crate) faults: Vec<Fault>,
+    pub(crate) broken: Vec<(usize, &'static str, Kind)>,
+    pub(crate) fired: usize,
+    pub(crate) sleeping: Vec<Option<DateTime<Utc>>>,
+    /// Runs whose process is gone: never polled again.
+    pub(crate) crashed: Vec<bool>,
+    pub(crate) trace: Option<Vec<String>>,
+    pub(crate) scope_key: ScopeKey,
+}
+
+pub(crate) fn secret_of(id: &str) -> String {
+    format!("{id}/sim-secret")
+}
+
+pub(crate) fn key_of_secret(value: &str) -> Option<&str> {
+    value.strip_suffix("/sim-secret")
+}
+
+pub(crate) fn secs(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.timestamp_opt(t.timestamp(), 0).unwrap()
+}
+
+impl World {
+    /// A world for up to `runs` concurrent runs of a history (and the healing runs after it).
+    pub(crate) fn new(runs: usize) -> Self {
+        assert!(runs < 10, "runs 10 and up are the healing runs");
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        World {
+            now: Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap(),
+            keys: Vec::new(),
+            deleted: BTreeSet::new(),
+            next_key: 0,
+            tags: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            wf_runs: Vec::new(),
+            verify_breaks: false,
+            gh_skew: Duration::zero(),
+            aws_skew: Duration::zero(),
+            runner_skew: vec![Duration::zero(); 64],
+            calls: vec![0; 64],
+            faults: Vec::new(),
+            broken: Vec::new(),
+            fired: 0,
+            sleeping: vec![None; 64],
+            crashed: vec![false; 64],
+            trace: None,
+            scope_key: ScopeKey::parse("sim-key-id", &key).unwrap(),
+        }
+    }
+
+    pub(crate) fn gh_now(&self) -> DateTime<Utc> {
+        secs(self.now + self.gh_skew)
+    }
+
+    pub(crate) fn add_key(&mut self, active: bool, created: DateTime<Utc>) -> String {
+        self.next_key += 1;
+        let id = format!("AKIASIM{:05}", self.next_key);
+        self.keys.push(SimKey {
+            id: id.clone(),
+            active,
+            created: secs(created),
+        });
+        id
+    }
+
+    pub(crate) fn hold(&mut self, c: &Consumer, key: &str, at: DateTime<Utc>) {
+        self.secrets.insert(
+            (c.scope.clone(), c.secrets.access_key_id.clone()),
+            (key.to_owned(), at),
+        );
+        self.secrets.insert(
+            (c.scope.clone(), c.secrets.secret_access_key.clone()),
+            (secret_of(key), at),
+        );
+    }
+
+    pub(crate) fn working(&self, id: &str) -> bool {
+        self.keys.iter().any(|k| k.id == id && k.active)
+    }
+
+    /// What a consumer really holds: (id secret's key, secret secret's key).
+    pub(crate) fn holds(&self, c: &Consumer) -> (Option<String>, Option<String>) {
+        let id = self
+            .secrets
+            .get(&(c.scope.clone(), c.secrets.access_key_id.clone()))
+            .map(|(v, _)| v.clone());
+        let secret = self
+            .secrets
+            .get(&(c.scope.clone(), c.secrets.secret_access_key.clone()))
+            .map(|(v, _)| key_of_secret(v).unwrap_or("?").to_owned());
+        (id, secret)
+    }
+
+    pub(crate) fn held(&self, c: &Consumer) -> Held {
+        match self.holds(c) {
+            (None, None) => Held::Nothing,
+            (Some(a), Some(b)) if a == b => Held::Key(a),
+            (id, secret) => Held::Split { id, secret },
+        }
+    }
+}
