@@ -15,6 +15,10 @@ pub mod journal;
 mod keyring;
 mod lease;
 pub mod ledger;
+#[cfg(test)]
+mod machine_tests;
+#[cfg(test)]
+mod memory;
 pub mod outcome;
 pub mod plan;
 pub mod prepare;
