@@ -1,0 +1,126 @@
+//! What `discover` lists: organizations, an owner's repositories (a user's token sees its own
+//! private ones, an App installation its account's), a repository's environments.
+
+use axum::Router;
+use axum::extract::{Extension, Path, RawQuery, State as Extract};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::gate::Caller;
+use super::{Shared, State, TOKEN_LOGIN, error, ok, org, page, repo};
+
+type Query = RawQuery;
+
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/orgs/{o}",
+            get(|Extract(s): Extract<Shared>, Path(o): Path<String>| async move {
+                let s = s.lock().unwrap();
+                match s.scopes.contains_key(&org(&o)) {
+                    true => ok(StatusCode::OK, json!({"login": o})),
+                    false => not_found(),
+                }
+            }),
+        )
+        .route(
+            "/orgs/{o}/repos",
+            get(|Extract(s): Extract<Shared>, Path(o): Path<String>, RawQuery(q): Query| async move {
+                let s = s.lock().unwrap();
+                match s.scopes.contains_key(&org(&o)) {
+                    true => ok(StatusCode::OK, Value::Array(page(&repos_of(&s, &o), &q.unwrap_or_default()))),
+                    false => not_found(),
+                }
+            }),
+        )
+        .route(
+            "/users/{o}/repos",
+            get(|Extract(s): Extract<Shared>, Path(u): Path<String>, RawQuery(q): Query| async move {
+                let s = s.lock().unwrap();
+                let public: Vec<Value> = repos_of(&s, &u)
+                    .into_iter()
+                    .filter(|r| !s.private_repos.contains(r["full_name"].as_str().unwrap_or("")))
+                    .collect();
+                ok(StatusCode::OK, Value::Array(page(&public, &q.unwrap_or_default())))
+            }),
+        )
+        .route(
+            "/user",
+            get(|Extension(c): Extension<Caller>| async move {
+                match c.installation() {
+                    Some(_) => integration_refused(),
+                    None => ok(StatusCode::OK, json!({"login": TOKEN_LOGIN})),
+                }
+            }),
+        )
+        .route(
+            "/user/repos",
+            get(|Extract(s): Extract<Shared>, Extension(c): Extension<Caller>, RawQuery(q): Query| async move {
+                let s = s.lock().unwrap();
+                match c.installation() {
+                    Some(_) => integration_refused(),
+                    None => ok(StatusCode::OK, Value::Array(page(&repos_of(&s, TOKEN_LOGIN), &q.unwrap_or_default()))),
+                }
+            }),
+        )
+        .route(
+            "/installation/repositories",
+            get(|Extract(s): Extract<Shared>, Extension(c): Extension<Caller>, RawQuery(q): Query| async move {
+                let s = s.lock().unwrap();
+                match c.installation() {
+                    Some(owner) => {
+                        let repos = repos_of(&s, owner);
+                        ok(StatusCode::OK, json!({"total_count": repos.len(), "repositories": page(&repos, &q.unwrap_or_default())}))
+                    }
+                    None => error(
+                        StatusCode::FORBIDDEN,
+                        "You must authenticate with an installation access token",
+                    ),
+                }
+            }),
+        )
+        .route(
+            "/repos/{o}/{r}/environments",
+            get(|Extract(s): Extract<Shared>, Path((o, r)): Path<(String, String)>, RawQuery(q): Query| async move {
+                environments(&s.lock().unwrap(), &format!("{o}/{r}"), &q.unwrap_or_default())
+            }),
+        )
+}
+
+fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "Not Found")
+}
+
+fn integration_refused() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "Resource not accessible by integration",
+    )
+}
+
+fn repos_of(s: &State, owner: &str) -> Vec<Value> {
+    s.repo_ids
+        .iter()
+        .filter(|(name, _)| name.split('/').next() == Some(owner))
+        .map(|(name, id)| json!({"id": id, "full_name": name, "name": name.split('/').nth(1)}))
+        .collect()
+}
+
+fn environments(s: &State, name: &str, query: &str) -> Response {
+    if !s.scopes.contains_key(&repo(name)) {
+        return not_found();
+    }
+    let envs: Vec<Value> = s
+        .scopes
+        .keys()
+        .filter(|k| k.repository == name && !k.organization)
+        .filter_map(|k| k.environment.clone())
+        .map(|e| json!({"name": e}))
+        .collect();
+    ok(
+        StatusCode::OK,
+        json!({"total_count": envs.len(), "environments": page(&envs, query)}),
+    )
+}
