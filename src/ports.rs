@@ -87,16 +87,20 @@ pub enum GhErrorKind {
     Unavailable,
 }
 
+/// An error of a remote API, of kind `K`.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct GhError {
-    pub kind: GhErrorKind,
+pub struct ApiError<K: std::fmt::Debug> {
+    pub kind: K,
     pub message: String,
     /// True when the request may have taken effect (a transport failure after sending).
     pub uncertain: bool,
-    /// The HTTP status GitHub answered, if it answered.
+    /// The HTTP status the service answered, if it answered.
     pub status: Option<u16>,
 }
+
+/// GitHub's errors (workflows, discovery, the App).
+pub type GhError = ApiError<GhErrorKind>;
 
 /// How a secret store (GitHub's or AWS's) refused or failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,18 +118,9 @@ pub enum StoreErrorKind {
     Unavailable,
 }
 
-/// A secret store's error. Its own type, whichever side the store is on: the core treats every
+/// A secret store's error, its own type whichever side the store is on: the core treats every
 /// store alike.
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct StoreError {
-    pub kind: StoreErrorKind,
-    pub message: String,
-    /// True when the request may have taken effect (a transport failure after sending).
-    pub uncertain: bool,
-    /// The HTTP status the store answered, if it answered.
-    pub status: Option<u16>,
-}
+pub type StoreError = ApiError<StoreErrorKind>;
 
 impl From<GhError> for StoreError {
     fn from(e: GhError) -> Self {
@@ -319,7 +314,8 @@ pub trait Lister {
 }
 
 /// The ports one run works through, as one type: the core is generic over this alone
-/// (`Ctx<'_, P>`), and each adapter set (the live one, the simulation's) names its four.
+/// (`Ctx<'_, P>`). An adapter set names its four (the live one); a type that is all four at
+/// once (an in-memory world) is its own.
 pub trait Ports {
     type Iam: Iam;
     type Store: SecretStore;
@@ -329,4 +325,23 @@ pub trait Ports {
     fn store(&self) -> &Self::Store;
     fn workflows(&self) -> &Self::Workflows;
     fn clock(&self) -> &Self::Clock;
+}
+
+impl<T: Iam + SecretStore + Workflows + Clock> Ports for T {
+    type Iam = T;
+    type Store = T;
+    type Workflows = T;
+    type Clock = T;
+    fn iam(&self) -> &T {
+        self
+    }
+    fn store(&self) -> &T {
+        self
+    }
+    fn workflows(&self) -> &T {
+        self
+    }
+    fn clock(&self) -> &T {
+        self
+    }
 }

@@ -17,7 +17,7 @@ use crate::manifest::{Consumer, Scope, SecretNames, UserSpec};
 use crate::model::{KeyInfo, KeyStatus};
 use crate::ports::{
     Caller, Clock, Dispatched, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey,
-    Ports, RunInfo, SecretStore, Stop, StoreError, StoreErrorKind, Workflows,
+    RunInfo, SecretStore, Stop, StoreError, StoreErrorKind, Workflows,
 };
 use crate::seal::ScopeKey;
 
@@ -316,25 +316,6 @@ impl Clock for Mem {
     }
     async fn sleep(&self, duration: std::time::Duration) {
         self.world().now += (duration.as_millis() as i64 + 999) / 1000;
-    }
-}
-
-impl Ports for Mem {
-    type Iam = Mem;
-    type Store = Mem;
-    type Workflows = Mem;
-    type Clock = Mem;
-    fn iam(&self) -> &Mem {
-        self
-    }
-    fn store(&self) -> &Mem {
-        self
-    }
-    fn workflows(&self) -> &Mem {
-        self
-    }
-    fn clock(&self) -> &Mem {
-        self
     }
 }
 

@@ -32,7 +32,7 @@ pub(crate) use aws_key_rotator::manifest::{
 };
 pub(crate) use aws_key_rotator::ports::{
     Caller, Clock, Dispatched, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey,
-    Ports, RunInfo, SecretStore, StepKey, StoreError, Workflows,
+    RunInfo, SecretStore, StepKey, StoreError, Workflows,
 };
 pub(crate) use aws_key_rotator::rotation::journal::{JOURNAL_TAG, Journal, LEASE_TAG, Phase};
 pub(crate) use aws_key_rotator::rotation::ledger::Held;

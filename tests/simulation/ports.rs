@@ -399,25 +399,6 @@ pub(crate) fn run_info(w: &World, r: &WfRun) -> RunInfo {
     }
 }
 
-impl Ports for Sim {
-    type Iam = Sim;
-    type Store = Sim;
-    type Workflows = Sim;
-    type Clock = Sim;
-    fn iam(&self) -> &Sim {
-        self
-    }
-    fn store(&self) -> &Sim {
-        self
-    }
-    fn workflows(&self) -> &Sim {
-        self
-    }
-    fn clock(&self) -> &Sim {
-        self
-    }
-}
-
 impl Clock for Sim {
     fn now(&self) -> DateTime<Utc> {
         let w = self.w.borrow();
