@@ -11,9 +11,8 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::model::{KeyInfo, KeyStatus, LastUse};
 use crate::ports::{Caller, Iam, IamError, IamErrorKind, NewKey, StepKey};
-use crate::rotation::plan::LastUse;
-use crate::rotation::state::{KeyInfo, KeyStatus};
 
 pub struct Aws {
     config: SdkConfig,

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::manifest::Scope;
-use crate::rotation::run::{Outcome, UserReport};
+use crate::rotation::outcome::{Outcome, UserReport};
 use crate::rotation::state::{self, KeyStatus};
 
 fn rfc3339(t: DateTime<Utc>) -> String {

@@ -1,7 +1,7 @@
 //! The step's outputs (CONTRACT §6) and the run's exit code, from every user's report.
 
 use crate::exit::Exit;
-use crate::rotation::run::UserReport;
+use crate::rotation::outcome::UserReport;
 
 /// The most serious outcome wins: invalid, then failed, then refused.
 pub fn exit_code(reports: &[UserReport]) -> Exit {

@@ -112,16 +112,21 @@ pub struct Key {
     pub secret: String,
 }
 
-/// Everything that could change: the user's keys and every secret GitHub holds.
-pub type World = (
-    Vec<(String, String)>,
-    std::collections::BTreeMap<(ScopeId, String), String>,
-    std::collections::BTreeMap<String, String>,
-);
+/// Everything that could change: the user's keys and tags, and every secret GitHub holds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct World {
+    pub keys: Vec<(String, String)>,
+    pub secrets: std::collections::BTreeMap<(ScopeId, String), String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
 
 impl TestEnv {
     pub fn world(&self, user: &str) -> World {
-        (self.keys(user), self.github.all_secrets(), self.tags(user))
+        World {
+            keys: self.keys(user),
+            secrets: self.github.all_secrets(),
+            tags: self.tags(user),
+        }
     }
 
     /// Runs `run`, which must exit `code` and leave `user`'s keys, its tags and every secret
