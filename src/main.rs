@@ -60,6 +60,9 @@ fn main() -> ExitCode {
                     console.scrub(&report::error_json(&command, Exit::Invalid.code(), &e))
                 );
             }
+            if let Some(path) = &rt.output_file {
+                let _ = action::write_outputs(path, &app::exit_output(Exit::Invalid));
+            }
             return Exit::Invalid.into();
         }
     };

@@ -25,8 +25,8 @@ mod commands;
 mod outputs;
 mod signals;
 
-pub use outputs::exit_code;
 use outputs::outputs;
+pub use outputs::{exit_code, exit_output};
 pub use signals::Signals;
 use signals::{GIVE_BACK_WITHIN, before_changes, interruptible};
 
@@ -234,6 +234,25 @@ fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, S
 pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> Exit {
     let json = settings.json;
     let command = crate::cli::command_name(settings.command);
+    let code = run_or_stop(settings, rt, console, tuning, json, command).await;
+    if let Some(path) = &rt.output_file
+        && let Err(e) = action::write_outputs(path, &exit_output(code))
+    {
+        console.warn(&format!("could not write the outputs {path}: {e}"));
+    }
+    code
+}
+
+/// [`run_inner`], with a run that stopped early said as the contract wants (stderr, `--json`,
+/// the step summary).
+async fn run_or_stop(
+    settings: Settings,
+    rt: &Runtime,
+    console: &Console,
+    tuning: Tuning,
+    json: bool,
+    command: &str,
+) -> Exit {
     match run_inner(settings, rt, console, tuning).await {
         Ok(code) => code,
         Err(Stop(code, message)) => {

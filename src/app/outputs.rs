@@ -15,7 +15,8 @@ pub fn exit_code(reports: &[UserReport]) -> Exit {
 /// CONTRACT §6. With one user the values are that user's; with several, `state` and the key
 /// ids are `user=value` pairs joined by commas, and `rotated` is true when any user rotated.
 /// `users` and `users-due` (JSON lists) feed a workflow matrix; `users-deletion-due` lets a
-/// workflow skip its deletion job.
+/// workflow skip its deletion job; `needs-person` names the users this run left to a person
+/// (each one's exit would be 3: a refusal, or a state only a person can resolve).
 pub(super) fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
     let pick = |f: &dyn Fn(&UserReport) -> Option<String>| -> String {
         match reports {
@@ -49,6 +50,7 @@ pub(super) fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
         ("users", names(&|_| true)),
         ("users-due", names(&|r| r.keys.due)),
         ("users-deletion-due", names(&|r| r.keys.deletion_due)),
+        ("needs-person", names(&|r| r.exit() == Exit::Refused)),
         (
             "verification-run-urls",
             reports
@@ -58,4 +60,10 @@ pub(super) fn outputs(reports: &[UserReport]) -> Vec<(&'static str, String)> {
                 .join("\n"),
         ),
     ]
+}
+
+/// The `exit-code` output, written on every way out: a workflow tells "a user needs a person"
+/// (3) from a failure (1), bad input (2) or a signal (130, 143) by it, not by the step's outcome.
+pub fn exit_output(code: Exit) -> [(&'static str, String); 1] {
+    [("exit-code", code.code().to_string())]
 }

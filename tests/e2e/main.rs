@@ -3,6 +3,7 @@
 
 mod support;
 
+mod act;
 mod app_auth;
 mod bad_input;
 mod cli;

@@ -165,15 +165,51 @@ fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
         "{:?}",
         jobs["delete"]["if"]
     );
-    // A user that needs a person does not stop the others, but fails the run at the end.
-    assert_eq!(status_step["continue-on-error"], true);
-    assert_eq!(
-        jobs["plan"]["outputs"]["needs-person"],
-        "${{ steps.status.outcome == 'failure' }}"
+    // A user that needs a person does not stop the others, but fails the run at the end,
+    // named; any other failure fails its own job at once. Every stage branches on the tool's
+    // exit-code output, never on a step's outcome (a failure whatever the code).
+    assert!(
+        !wf.to_string().contains(".outcome"),
+        "no stage reads a step's outcome"
     );
-    assert_eq!(
-        jobs["attention"]["if"],
-        "${{ always() && needs.plan.outputs.needs-person == 'true' }}"
+    for (job, step_id) in [
+        ("plan", "status"),
+        ("deactivate", "deactivate"),
+        ("delete", "delete"),
+    ] {
+        let steps = jobs[job]["steps"].as_array().unwrap();
+        let step = steps
+            .iter()
+            .find(|s| s["id"] == step_id)
+            .unwrap_or_else(|| panic!("{job} has a step {step_id}"));
+        assert_eq!(step["continue-on-error"], true, "{job}");
+        assert_eq!(
+            jobs[job]["outputs"]["needs-person"],
+            format!("${{{{ steps.{step_id}.outputs.needs-person }}}}"),
+            "{job}"
+        );
+        let check = format!(
+            "steps.{step_id}.outputs.exit-code != '0' && steps.{step_id}.outputs.exit-code != '3'"
+        );
+        assert!(
+            steps.iter().any(|s| s["if"] == check.as_str()
+                && s["run"].as_str().is_some_and(|r| r.contains("exit 1"))),
+            "{job} fails on exit codes other than 0 and 3"
+        );
+        assert!(
+            jobs["attention"]["if"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("needs.{job}.outputs.needs-person != '[]'")),
+            "attention hears from {job}"
+        );
+    }
+    assert!(
+        !jobs["delete"]["if"]
+            .as_str()
+            .unwrap()
+            .contains("needs.deactivate.result"),
+        "one user's refused deactivation does not stop the others' deletion"
     );
     assert_eq!(
         jobs["delete"]["environment"],
@@ -635,4 +671,31 @@ fn users_that_do_not_fit_the_hours_budget_are_deferred_whole() {
         0,
         "a deferred user's stores are not even read"
     );
+}
+
+/// Why the step exited, as outputs a workflow can branch on: a user who needs a person (3)
+/// is told from a failure (2 here), and named.
+#[test]
+fn the_outputs_say_why_the_step_exited_and_who_needs_a_person() {
+    let env = TestEnv::new();
+    let (old, _) = two_users(&env);
+    env.deactivate_by_hand("ci-deployer", &old.id);
+    env.write_manifest(MANIFEST);
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[("command", "status")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(run.output("exit-code").as_deref(), Some("3"));
+    assert_eq!(
+        run.output("needs-person").as_deref(),
+        Some(r#"["ci-deployer"]"#)
+    );
+    env.remove_manifest();
+    let run = env.action(&admin, &[("command", "status")]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(run.output("exit-code").as_deref(), Some("2"));
+    assert_eq!(run.output("needs-person"), None, "nobody was read");
+    // Bad input, refused before the manifest is read: still said.
+    let run = env.action(&admin, &[("command", "status"), ("max-age-days", "ninety")]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(run.output("exit-code").as_deref(), Some("2"));
 }
