@@ -72,6 +72,27 @@ fn caller_repository(dir: &Path, manifest: Option<&str>) {
     if let Some(m) = manifest {
         std::fs::write(dir.join(".github/aws-key-rotation.yml"), m).unwrap();
     }
+    // A repository, as a caller's is (act reads its ref and commit).
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qm",
+            "caller",
+        ],
+    ] {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "git {args:?}");
+    }
 }
 
 struct Repos {
@@ -190,6 +211,7 @@ fn caller_secrets(rotator: &Key) -> Vec<(&'static str, String)> {
 fn run_rotation(env: &TestEnv, repos: &Repos, rotator: &Key, inputs: Value) -> Run {
     let secrets = caller_secrets(rotator);
     let secrets: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // As GitHub sends them: a workflow_dispatch event's inputs are strings, booleans too.
     let payload = if inputs.is_null() {
         json!({})
     } else {
@@ -249,6 +271,17 @@ fn deployer(env: &TestEnv, days: i64) -> Key {
     key
 }
 
+/// How a job of the reusable workflow ended, as act reports it (`None`: it did not run).
+fn job_result<'r>(run: &'r Run, job: &str) -> Option<&'r str> {
+    let name = format!("rotate/rotate-aws-key/{job}");
+    run.stdout.lines().find_map(|l| {
+        let (prefix, rest) = l.strip_prefix('[')?.split_once(']')?;
+        (prefix.trim() == name)
+            .then(|| rest.trim().strip_prefix("🏁  Job "))
+            .flatten()
+    })
+}
+
 fn assert_green(run: &Run) {
     assert_eq!(run.code, 0, "act failed:\n{}", run.all());
 }
@@ -264,7 +297,7 @@ fn a_manual_dispatch_carries_a_key_through_its_whole_life_and_act_verifies_it() 
         &env,
         &repos,
         &rotator,
-        json!({"force": true, "deactivate-after-hours": "0", "delete-after-days": "0"}),
+        json!({"force": "true", "deactivate-after-hours": "0", "delete-after-days": "0"}),
     );
     assert_green(&run);
     let keys = env.keys("ci-deployer");
@@ -343,7 +376,7 @@ fn a_dry_run_changes_nothing() {
         &env,
         &repos,
         &rotator,
-        json!({"force": true, "dry-run": true, "deactivate-after-hours": "0", "delete-after-days": "0"}),
+        json!({"force": "true", "dry-run": "true", "deactivate-after-hours": "0", "delete-after-days": "0"}),
     );
     assert_green(&run);
     assert_eq!(env.world("ci-deployer"), before);
@@ -372,18 +405,23 @@ fn a_stuck_user_holds_nobody_back_and_is_named_at_the_end() {
         &rotator,
         json!({"deactivate-after-hours": "0", "delete-after-days": "0"}),
     );
-    assert_eq!(run.code, 1, "the run fails at the end: {}", run.all());
-    assert!(
-        run.stdout.contains("users need a person") && run.stdout.contains("stuck"),
-        "attention names the stuck user: {}",
-        run.stdout
-    );
     // The healthy user went through its whole life: rotated, deactivated, deleted.
     let keys = env.keys("ci-deployer");
     assert_eq!(keys.len(), 1, "{keys:?}\n{}", run.all());
     let new = env.held_default(&repo("acme/web")).unwrap();
     assert_eq!(keys[0], (new.id.clone(), "Active".into()));
     assert!(env.sts_accepts(&new));
+    // The run fails at the end, naming the stuck user; no stage failed for it.
+    assert_eq!(run.code, 1, "the run fails at the end: {}", run.all());
+    assert!(
+        run.stdout.contains("users need a person") && run.stdout.contains(r#"["stuck"]"#),
+        "attention names the stuck user: {}",
+        run.stdout
+    );
+    for stage in ["plan", "rotate", "deactivate", "delete"] {
+        assert_eq!(job_result(&run, stage), Some("succeeded"), "{}", run.stdout);
+    }
+    assert_eq!(job_result(&run, "repair"), None, "nothing to repair");
     assert_eq!(env.world("stuck").keys, stuck_before.keys);
     assert_eq!(env.world("stuck").tags, stuck_before.tags);
 }
@@ -408,9 +446,21 @@ fn a_missing_manifest_fails_with_its_own_error() {
         "the manifest's own error: {}",
         run.stdout
     );
+    // The plan job fails, in the tool's words, and nothing runs after it: a status that could
+    // not run is not taken for "a user needs a person" (and nothing later fails in its stead).
+    assert_eq!(job_result(&run, "plan"), Some("failed"), "{}", run.stdout);
+    for later in ["rotate", "deactivate", "delete", "attention"] {
+        assert_eq!(
+            job_result(&run, later),
+            None,
+            "{later} does not run: {}",
+            run.stdout
+        );
+    }
     assert!(
-        !run.stdout.contains("need a person"),
-        "not reported as a user who needs a person: {}",
+        !run.stdout.contains("users need a person (")
+            && !run.stdout.contains("a user needs a person"),
+        "not reported as users who need a person: {}",
         run.stdout
     );
     assert_eq!(env.world("ci-deployer"), before);

@@ -174,6 +174,7 @@ fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
     );
     for (job, step_id) in [
         ("plan", "status"),
+        ("rotate", "rotate"),
         ("deactivate", "deactivate"),
         ("delete", "delete"),
     ] {
@@ -200,7 +201,7 @@ fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
             jobs["attention"]["if"]
                 .as_str()
                 .unwrap()
-                .contains(&format!("needs.{job}.outputs.needs-person != '[]'")),
+                .contains(&format!("contains(needs.{job}.outputs.needs-person, '\"')")),
             "attention hears from {job}"
         );
     }
