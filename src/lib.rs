@@ -14,6 +14,7 @@ pub mod exit;
 pub mod github;
 pub mod human;
 pub mod manifest;
+pub mod migrate;
 pub mod model;
 pub mod policy;
 pub mod ports;
@@ -22,3 +23,5 @@ mod properties;
 pub mod report;
 pub mod rotation;
 pub mod seal;
+#[cfg(test)]
+mod testing;

@@ -9,25 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::bounds;
 use crate::cli::{INPUTS, Kind, RawInputs, Settings};
 use crate::manifest;
-
-/// splitmix64: seeded, so a failing case replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.below(from.len())]
-    }
-}
+use crate::testing::Rng;
 
 /// A number-ish or odd string: every bound's ends and one past them, huge, signed, fractional,
 /// exponent, hex, non-ASCII digits, random digit runs.
