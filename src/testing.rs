@@ -18,4 +18,3 @@ impl Rng {
         from[self.below(from.len())]
     }
 }
-

@@ -28,7 +28,10 @@ pub fn issuer(server_url: &str) -> String {
 pub enum Reach {
     /// The jobs that read the consumer's secrets: exact subjects, and patterns where a whole
     /// repository's jobs read them (any branch, tag, pull request or environment).
-    Subjects { exact: Vec<String>, like: Vec<String> },
+    Subjects {
+        exact: Vec<String>,
+        like: Vec<String>,
+    },
     /// It cannot assume a role, and keeps the key: why.
     NotMovable(&'static str),
 }
@@ -106,7 +109,10 @@ pub fn policy(provider_arn: &str, issuer: &str, reaches: &[Reach]) -> Value {
     if !exact.is_empty() {
         // Both conditions are exact: one operator, two keys.
         let equals = keyed(vec![(&aud, json!(AUDIENCE)), (&sub, json!(exact))]);
-        statements.push(statement("ExactGitHubJobs", json!({ "StringEquals": equals })));
+        statements.push(statement(
+            "ExactGitHubJobs",
+            json!({ "StringEquals": equals }),
+        ));
     }
     if !like.is_empty() {
         let equals = keyed(vec![(&aud, json!(AUDIENCE))]);

