@@ -96,13 +96,6 @@ pub async fn execute<P: Ports>(
     conclude(run.finish(), result, after_mend, command)
 }
 
-impl Prepared {
-    /// What each readable store held before, in manifest order.
-    fn readings_old(&self) -> Vec<super::writes::OldValues> {
-        self.readings.iter().map(|r| r.old.clone()).collect()
-    }
-}
-
 /// One user's plan being carried out.
 pub(super) struct Rotation<'c, 'a, P: Ports> {
     pub ctx: &'c Ctx<'a, P>,

@@ -61,9 +61,9 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Every consumer's two stamps, in manifest order (empty: not read).
-    pub fn stamps(&self) -> Vec<[Option<DateTime<Utc>>; 2]> {
-        self.readings.iter().map(|r| r.stamps).collect()
+    /// What each readable store held before, in manifest order.
+    pub(super) fn readings_old(&self) -> Vec<OldValues> {
+        self.readings.iter().map(|r| r.old.clone()).collect()
     }
 }
 
