@@ -166,6 +166,8 @@ mod tests {
             }],
             external: vec![],
             origin: "m.yml:3:5".into(),
+            on_role: Vec::new(),
+            migrate: crate::manifest::Migration::defaults("ci"),
         }
     }
 

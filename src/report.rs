@@ -94,6 +94,8 @@ pub struct UserView {
     pub old_access_key_id: Option<String>,
     pub keys: Vec<KeyView>,
     pub consumers: Vec<ConsumerView>,
+    /// The consumers that assume the user's role (`oidc: true`) instead of holding the key.
+    pub on_role: Vec<String>,
     pub external: Vec<String>,
     pub notes: Vec<String>,
     pub verification_runs: Vec<RunView>,
@@ -263,6 +265,7 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
                 }
             })
             .collect(),
+        on_role: r.user.on_role.iter().map(|c| c.scope.to_string()).collect(),
         consumers: r
             .consumers
             .iter()
@@ -408,6 +411,9 @@ pub fn text(report: &ReportView) -> String {
                     .unwrap_or_default()
             ));
         }
+        for c in &u.on_role {
+            out.push_str(&format!("  consumer {c}: assumes the role (oidc)\n"));
+        }
         for run in &u.verification_runs {
             out.push_str(&format!(
                 "  verification {} in {}: {}{}\n",
@@ -509,7 +515,11 @@ pub fn markdown(report: &ReportView) -> String {
             }
             md.push('\n');
         }
-        md.push_str("| consumer | store | secrets | result | holds key |\n|---|---|---|---|---|\n");
+        if !u.consumers.is_empty() {
+            md.push_str(
+                "| consumer | store | secrets | result | holds key |\n|---|---|---|---|---|\n",
+            );
+        }
         for c in &u.consumers {
             md.push_str(&format!(
                 "| {} | {} | `{}`, `{}` | {} | {} |\n",
@@ -524,7 +534,19 @@ pub fn markdown(report: &ReportView) -> String {
                     .unwrap_or_else(|| "–".into())
             ));
         }
-        md.push('\n');
+        if !u.consumers.is_empty() {
+            md.push('\n');
+        }
+        if !u.on_role.is_empty() {
+            md.push_str(&format!(
+                "Assume the role instead of holding the key (`oidc: true`): {}\n\n",
+                u.on_role
+                    .iter()
+                    .map(|c| escape_markdown(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if !u.verification_runs.is_empty() {
             md.push_str(
                 "| verification workflow | repository | run | conclusion |\n|---|---|---|---|\n",

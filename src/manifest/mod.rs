@@ -171,8 +171,42 @@ pub struct UserSpec {
     pub consumers: Vec<Consumer>,
     pub verify: Vec<VerifyWorkflow>,
     pub external: Vec<String>,
+    /// Consumers that assume the user's role (`oidc: true`) instead of holding the key: never
+    /// written. With no consumer left on the key, the user's keys are retired (CONTRACT §13).
+    pub on_role: Vec<Consumer>,
+    /// How `migrate` moves the user's consumers to a role.
+    pub migrate: Migration,
     /// `file:line:col` of the user's entry, for errors about it (e.g. no such IAM user).
     pub origin: String,
+}
+
+impl UserSpec {
+    /// Every consumer assumes the role: the keys are only retired, never rotated.
+    pub fn moved(&self) -> bool {
+        self.consumers.is_empty() && !self.on_role.is_empty()
+    }
+}
+
+/// The user's `migrate:` settings (defaults when absent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub role_name: String,
+    pub variable: String,
+    /// `None`: copy the user's own policies; else attach these managed policies.
+    pub policies: Option<Vec<String>>,
+}
+
+impl Migration {
+    pub const DEFAULT_VARIABLE: &'static str = "AWS_ROLE_ARN";
+    /// The defaults for user `user`: role `gha-<user>` (cut to IAM's 64 characters).
+    pub fn defaults(user: &str) -> Self {
+        let role: String = format!("gha-{user}").chars().take(64).collect();
+        Self {
+            role_name: role,
+            variable: Self::DEFAULT_VARIABLE.to_owned(),
+            policies: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

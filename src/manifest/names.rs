@@ -59,3 +59,12 @@ pub(super) fn check_secret_name(name: &str) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+/// `arn:PARTITION:iam::ACCOUNT:policy/PATH/NAME` (ACCOUNT 12 digits, or `aws` for AWS's own).
+pub(super) fn valid_policy_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && (*account == "aws" || (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())))
+            && resource.strip_prefix("policy/").is_some_and(|n| !n.is_empty() && !n.ends_with('/')))
+}

@@ -63,6 +63,31 @@ pub struct RawUser {
     /// `deactivate` then needs `force` (a person confirms they hold the new key).
     #[serde(default)]
     pub external: Vec<String>,
+    /// Moving this user's GitHub Actions consumers to an IAM role they assume through GitHub's
+    /// OIDC (the `migrate` command).
+    #[schemars(with = "Option<RawMigrate>")]
+    pub migrate: Option<Spanned<RawMigrate>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawMigrate {
+    /// The IAM role the consumers assume (default `gha-<user name>`).
+    pub role_name: Option<String>,
+    /// The Actions variable written with the role's ARN in each moved consumer's scope
+    /// (default AWS_ROLE_ARN).
+    pub variable: Option<String>,
+    /// `copy` (the user's attached, inline and group policies; the default) or a list of
+    /// managed policy ARNs to attach instead.
+    pub permissions: Option<RawPermissions>,
+}
+
+/// `copy`, or managed policy ARNs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawPermissions {
+    Word(String),
+    Arns(Vec<String>),
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -92,6 +117,9 @@ pub struct RawConsumer {
     pub region: Option<String>,
     /// Secret names for this consumer (default: defaults.secrets).
     pub secrets: Option<SecretNames>,
+    /// `true` once this consumer's workflows assume the user's role (see `migrate`) instead of
+    /// reading the key: `rotate` no longer writes it.
+    pub oidc: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

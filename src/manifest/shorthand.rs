@@ -52,6 +52,8 @@ pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result
             verify: Vec::new(),
             external: Vec::new(),
             origin: "input iam-user".into(),
+            on_role: Vec::new(),
+            migrate: Migration::defaults(iam_user),
         }],
     })
 }

@@ -7,6 +7,7 @@ use super::names::*;
 use super::raw;
 use super::*;
 use crate::bounds;
+use crate::migrate::trust::{self, Reach};
 
 pub(super) struct Validator<'a> {
     pub file: &'a str,
@@ -149,8 +150,18 @@ impl Validator<'_> {
                 )));
             }
             let mut consumers = Vec::new();
+            let mut on_role = Vec::new();
             for c in u.consumers {
+                let oidc = c.value.oidc.unwrap_or(false);
                 let consumer = self.consumer(&c.referenced, c.value, &default_secrets)?;
+                if oidc {
+                    if let Reach::NotMovable(why) = trust::reach(&consumer.scope, Some(&[])) {
+                        return Err(self.err(&c.referenced, format!(
+                            "`oidc: true` on {}: {why}. Only repository, environment and organization Actions secrets can move to a role; drop `oidc`",
+                            consumer.scope
+                        )));
+                    }
+                }
                 for name in [
                     &consumer.secrets.access_key_id,
                     &consumer.secrets.secret_access_key,
@@ -164,8 +175,13 @@ impl Validator<'_> {
                     }
                     seen_secrets.insert(key, (u.name.clone(), c.referenced.line()));
                 }
-                consumers.push(consumer);
+                if oidc {
+                    on_role.push(consumer);
+                } else {
+                    consumers.push(consumer);
+                }
             }
+            let migrate = self.migration(&u.name, u.migrate)?;
             let mut verify = Vec::new();
             for v in u.verify {
                 let raw::RawVerify {
@@ -213,6 +229,8 @@ impl Validator<'_> {
                 consumers,
                 verify,
                 external: u.external,
+                on_role,
+                migrate,
             });
         }
         Ok(Manifest {
@@ -368,6 +386,52 @@ impl Validator<'_> {
 }
 
 impl Validator<'_> {
+    /// A user's `migrate:`, checked; the defaults when absent.
+    fn migration(
+        &self,
+        user: &str,
+        raw: Option<serde_saphyr::Spanned<raw::RawMigrate>>,
+    ) -> Result<Migration, ManifestError> {
+        let mut m = Migration::defaults(user);
+        let Some(raw) = raw else { return Ok(m) };
+        let at = raw.referenced;
+        if let Some(role) = raw.value.role_name {
+            if !valid_iam_user_name(&role) {
+                return Err(self.err(&at, format!(
+                    "migrate.role-name {role:?} is not a valid IAM role name (1-64 characters of letters, digits and +=,.@_-)"
+                )));
+            }
+            m.role_name = role;
+        }
+        if let Some(variable) = raw.value.variable {
+            if let Err(why) = check_secret_name(&variable) {
+                return Err(self.err(&at, format!("migrate.variable {variable:?} {why}")));
+            }
+            m.variable = variable;
+        }
+        m.policies = match raw.value.permissions {
+            None => None,
+            Some(raw::RawPermissions::Word(w)) if w == "copy" => None,
+            Some(raw::RawPermissions::Word(w)) => {
+                return Err(self.err(&at, format!(
+                    "migrate.permissions {w:?} is neither `copy` nor a list of policy ARNs: write `permissions: copy` (the user's own policies) or `permissions: [arn:aws:iam::aws:policy/ReadOnlyAccess]`"
+                )));
+            }
+            Some(raw::RawPermissions::Arns(arns)) => {
+                if arns.is_empty() {
+                    return Err(self.err(&at, "migrate.permissions is an empty list: name at least one managed policy ARN, or write `copy`"));
+                }
+                if let Some(bad) = arns.iter().find(|a| !valid_policy_arn(a)) {
+                    return Err(self.err(&at, format!(
+                        "migrate.permissions: {bad:?} is not a managed policy ARN (arn:aws:iam::ACCOUNT:policy/NAME or arn:aws:iam::aws:policy/NAME)"
+                    )));
+                }
+                Some(arns)
+            }
+        };
+        Ok(m)
+    }
+
     /// `aws-secrets-manager:` or `ssm-parameters:`.
     fn aws_consumer(
         &self,

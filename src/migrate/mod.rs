@@ -2,3 +2,4 @@
 //! an IAM role they assume through GitHub's OIDC. `trust` decides who may assume the role.
 
 pub mod trust;
+pub mod workflows;

@@ -162,6 +162,7 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
             }
             Some(Act::Deactivate { key_id }) => self.deactivate(key_id).await?,
             Some(Act::Delete(d)) => self.delete_step(d).await?,
+            Some(Act::StartRetirement { key_id }) => self.start_retirement(key_id).await?,
         }
         Ok(Done::Finished)
     }
@@ -323,6 +324,29 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         Ok(())
     }
 
+    /// Every consumer assumes the role: the journal records since when, for `key_id`, so the
+    /// retirement's grace period and straggler rule count from now (CONTRACT §13).
+    async fn start_retirement(&mut self, key_id: &str) -> Result<(), Halt> {
+        self.stop_before(&Step::RecordMoved {
+            key_id: key_id.to_owned(),
+        })?;
+        let scene = self.scene();
+        if let Err(e) = self
+            .recorder
+            .record(scene, Some(key_id), Phase::Moved)
+            .await
+        {
+            return Err(Halt::Failed(format!(
+                "could not record on IAM user {} that every consumer assumes the role ({e}). Nothing was changed; run again",
+                self.user.name
+            )));
+        }
+        self.ctx.events.info(&format!(
+            "every consumer assumes the role: key {key_id} is retired by deactivate and delete after their grace periods"
+        ));
+        Ok(())
+    }
+
     async fn deactivate(&mut self, key_id: &str) -> Result<(), Halt> {
         self.stop_before(&Step::Deactivate {
             key_id: key_id.to_owned(),
@@ -335,7 +359,14 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         // conflict. `deactivated` on two Active keys still reads as pending-deactivation, so a
         // failed attempt is simply tried again.
         let verified = self.recorder.journal.clone();
-        if let Err(e) = self.record(Phase::Deactivated).await {
+        // A moved user's only key: the journal is about that key.
+        let about = self.ring.new_id().unwrap_or_else(|| key_id.to_owned());
+        let scene = self.scene();
+        if let Err(e) = self
+            .recorder
+            .record(scene, Some(&about), Phase::Deactivated)
+            .await
+        {
             return Err(Halt::Failed(format!(
                 "could not record the deactivation on IAM user {name} ({e}). Nothing was changed; run again"
             )));

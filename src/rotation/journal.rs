@@ -46,6 +46,8 @@ pub enum Phase {
     Partial,
     /// The old key is Inactive since `at`.
     Deactivated,
+    /// Every consumer assumes the role since `at` (CONTRACT §13): the key is retired.
+    Moved,
 }
 
 impl Phase {
@@ -58,6 +60,7 @@ impl Phase {
             Phase::RolledBack => "rolled-back",
             Phase::Partial => "partial",
             Phase::Deactivated => "deactivated",
+            Phase::Moved => "moved",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -69,6 +72,7 @@ impl Phase {
             "rolled-back" => Phase::RolledBack,
             "partial" => Phase::Partial,
             "deactivated" => Phase::Deactivated,
+            "moved" => Phase::Moved,
             _ => return None,
         })
     }
@@ -166,7 +170,7 @@ impl Journal {
             rotation: rotation.to_owned(),
             run: None,
             at,
-            held: None,
+            held: (phase == Phase::Moved).then_some(at),
         }
     }
 
@@ -185,7 +189,7 @@ impl Journal {
     /// The same rotation, moved on to `phase` at `at`.
     pub fn moved(&self, phase: Phase, at: DateTime<Utc>) -> Self {
         let held = match phase {
-            Phase::Written => Some(at),
+            Phase::Written | Phase::Moved => Some(at),
             Phase::Verified | Phase::Deactivated => self.held.or(Some(at)),
             _ => self.held,
         };

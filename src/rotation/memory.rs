@@ -120,6 +120,8 @@ pub fn user(consumers: &[&str]) -> UserSpec {
         verify: vec![],
         external: vec![],
         origin: "m.yml:3:5".into(),
+        on_role: Vec::new(),
+        migrate: crate::manifest::Migration::defaults("ci"),
     }
 }
 

@@ -141,7 +141,7 @@ pub async fn plan_user<P: Ports>(
     }
     let wants_last_use = match command {
         Command::Status => true,
-        Command::Deactivate => keys.len() == 2,
+        Command::Deactivate => keys.len() == 2 || (user.moved() && !keys.is_empty()),
         _ => false,
     };
     let mut last_used = Vec::new();
@@ -164,6 +164,7 @@ pub async fn plan_user<P: Ports>(
         step_key_id: ctx.step_key.map(|k| k.id.clone()),
         journal: tags.journal().cloned(),
         has_verify: !user.verify.is_empty(),
+        moved: user.moved(),
     };
     let plan = match command {
         Command::Status => Plan::Nothing(String::new()),

@@ -26,6 +26,10 @@ pub enum State {
     RolledBack,
     PendingDeletion,
     Conflict,
+    /// Every consumer assumes the role; the key's retirement is not recorded yet.
+    Migrating,
+    /// Every consumer assumes the role and the user has no key left.
+    Migrated,
 }
 
 impl State {
@@ -39,6 +43,8 @@ impl State {
             State::RolledBack => "rolled-back",
             State::PendingDeletion => "pending-deletion",
             State::Conflict => "conflict",
+            State::Migrating => "migrating",
+            State::Migrated => "migrated",
         }
     }
 }
@@ -101,6 +107,14 @@ pub enum Standing<'a> {
         new: &'a KeyInfo,
     },
     Conflict,
+    /// Moved (every consumer assumes the role), no key left.
+    Migrated,
+    /// Moved; the oldest key is Active and its retirement is not recorded yet.
+    Migrating(&'a KeyInfo),
+    /// Moved; the retirement of this Active key (the oldest) is recorded: it awaits `deactivate`.
+    Retiring(&'a KeyInfo),
+    /// Moved; this key (the oldest) is Inactive since the journal's `deactivated`.
+    Retired(&'a KeyInfo),
 }
 
 impl Standing<'_> {
@@ -114,7 +128,30 @@ impl Standing<'_> {
             Standing::RolledBack { .. } => State::RolledBack,
             Standing::PendingDeletion { .. } => State::PendingDeletion,
             Standing::Conflict => State::Conflict,
+            Standing::Migrated => State::Migrated,
+            Standing::Migrating(_) => State::Migrating,
+            Standing::Retiring(_) => State::PendingDeactivation,
+            Standing::Retired(_) => State::PendingDeletion,
         }
+    }
+}
+
+/// The standing of a user whose every consumer assumes the role (CONTRACT §13): its keys are
+/// retired one at a time, oldest first, each with the grace periods of a rotation. The journal
+/// records `moved` for a key when its retirement starts, then `deactivated`.
+pub fn moved_standing<'a>(keys: &'a [KeyInfo], journal: Option<&Journal>) -> Standing<'a> {
+    let Some(key) = keys.first() else {
+        return Standing::Migrated;
+    };
+    let phase = journal.map(|j| (j.key == key.id, j.phase));
+    match (key.status, phase) {
+        (KeyStatus::Active, Some((true, Phase::Moved | Phase::Deactivated))) => {
+            Standing::Retiring(key)
+        }
+        (KeyStatus::Active, _) => Standing::Migrating(key),
+        // The deactivation is recorded for the newest key when there were two.
+        (KeyStatus::Inactive, Some((_, Phase::Deactivated))) => Standing::Retired(key),
+        (KeyStatus::Inactive, _) => Standing::Inactive(key),
     }
 }
 

@@ -106,6 +106,8 @@ pub(crate) fn user_spec(verify: bool) -> UserSpec {
         },
         external: Vec::new(),
         origin: "sim.yml:3:5".into(),
+        on_role: Vec::new(),
+        migrate: aws_key_rotator::manifest::Migration::defaults(USER),
     }
 }
 

@@ -150,6 +150,11 @@ pub(crate) fn converge(w: &Rc<RefCell<World>>, spec: &UserSpec, h: &History) -> 
                 }
                 State::PendingDeactivation => Command::Deactivate,
                 State::PendingDeletion => Command::Delete,
+                State::Migrating | State::Migrated => {
+                    return Err(format!(
+                        "the user ended {state}, though a consumer still holds the key"
+                    ));
+                }
                 State::Inactive | State::Conflict => {
                     return Err(format!(
                         "the user ended {state}: a person has to sort it out by hand"

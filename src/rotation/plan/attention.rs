@@ -9,6 +9,9 @@ use crate::rotation::state::Standing;
 
 /// Why a user needs a person (CONTRACT §4: a scheduled run is loud), if it does.
 pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<String> {
+    if facts.moved {
+        return super::moved::attention(user, facts, opts);
+    }
     let name = &user.name;
     let j = facts.journal_of_newest();
     match facts.standing() {

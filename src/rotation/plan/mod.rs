@@ -7,6 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 
 mod attention;
+mod moved;
 mod retire;
 mod rotate;
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod tests;
 
 pub use attention::attention;
 use attention::conflict;
+pub(crate) use retire::straggler;
 pub use retire::{deactivate, delete, deletion_due};
 pub use rotate::rotate;
 
@@ -43,6 +45,8 @@ pub struct Facts {
     /// the stores' stamps, with the clock slack counted against it), and no readable store
     /// holds its id: no consumer can hold the newer key.
     pub newest_unheld: bool,
+    /// Every consumer assumes the role (CONTRACT §13): the keys are retired, never rotated.
+    pub moved: bool,
 }
 
 /// How long a rolled-back key is kept: GitHub's longest job may still hold it.
@@ -92,6 +96,9 @@ impl Facts {
     }
     /// The state with the keys it is about.
     pub fn standing(&self) -> Standing<'_> {
+        if self.moved {
+            return state::moved_standing(&self.keys, self.journal.as_ref());
+        }
         state::standing(
             &self.keys,
             self.journal.as_ref(),
@@ -185,6 +192,10 @@ pub enum Step {
     AdoptStepKey,
     /// Repair: put the old values (the step's own key) back in every consumer.
     RollBack,
+    /// Record on the IAM user that every consumer assumes the role, so `key_id` is retired.
+    RecordMoved {
+        key_id: String,
+    },
 }
 
 impl fmt::Display for Step {
@@ -211,6 +222,10 @@ impl fmt::Display for Step {
             }
             Step::RollBack => f.write_str(
                 "write this step's own credentials (the old key) back into every consumer",
+            ),
+            Step::RecordMoved { key_id } => write!(
+                f,
+                "record that every consumer assumes the role, starting the retirement of access key {key_id}"
             ),
         }
     }
@@ -257,6 +272,11 @@ pub enum Act {
         key_id: String,
     },
     Delete(Deletion),
+    /// Every consumer assumes the role: record that the retirement of `key_id` starts now
+    /// (its grace period and the straggler rule count from here).
+    StartRetirement {
+        key_id: String,
+    },
 }
 
 impl Act {
@@ -299,6 +319,9 @@ impl Act {
                 key_id: key_id.clone(),
             }],
             Act::Delete(d) => vec![Step::delete(d)],
+            Act::StartRetirement { key_id } => vec![Step::RecordMoved {
+                key_id: key_id.clone(),
+            }],
         }
     }
 

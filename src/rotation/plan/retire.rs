@@ -50,6 +50,9 @@ fn named_first(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Plan> {
 
 /// `deactivate`: set the older key Inactive after the safety checks and the grace period.
 pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
+    if facts.moved {
+        return super::moved::deactivate(user, facts, opts);
+    }
     if let Some(p) = named_first(user, facts, opts) {
         return p;
     }
@@ -93,6 +96,12 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             ));
         }
         Standing::Conflict => return Plan::Refuse(conflict(user, facts, "deactivate")),
+        Standing::Migrated
+        | Standing::Migrating(_)
+        | Standing::Retiring(_)
+        | Standing::Retired(_) => {
+            return super::moved::deactivate(user, facts, opts);
+        }
         Standing::PendingDeactivation { old, new } => (old, new, false),
         Standing::Incomplete { old, new } => (old, new, true),
     };
@@ -147,23 +156,9 @@ fn deactivate_when_clear(
             new.id
         ));
     }
-    if let Some(LastUse {
-        date: Some(used),
-        service,
-        region,
-    }) = &facts.old_last_used
-    {
-        let held = j.and_then(|j| j.held).unwrap_or(new.created);
-        let limit = held + opts.straggler_window;
-        if *used > limit && !opts.force {
-            return Plan::Refuse(format!(
-                "key {} was used at {} ({service} in {region}), {} minutes after every consumer held the new key (window {} minutes): something outside the manifest still uses it. Find it (CloudTrail, or the service above), update it, and run deactivate again, or pass force",
-                old.id,
-                used.format("%Y-%m-%d %H:%M:%S UTC"),
-                (*used - held).num_minutes(),
-                opts.straggler_window.num_minutes()
-            ));
-        }
+    let held = j.and_then(|j| j.held).unwrap_or(new.created);
+    if let Some(refusal) = straggler(facts, opts, old, held, "every consumer held the new key") {
+        return refusal;
     }
     Plan::act(
         Act::Deactivate {
@@ -187,6 +182,9 @@ pub fn deletion_due(user: &UserSpec, facts: &Facts, opts: &Options) -> bool {
 
 /// `delete`: remove the older key, only if it is already Inactive and its grace has passed.
 pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
+    if facts.moved {
+        return super::moved::delete(user, facts, opts);
+    }
     if let Some(p) = named_first(user, facts, opts) {
         return p;
     }
@@ -255,5 +253,35 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             Plan::Refuse(format!("user {name} has no access key: nothing to delete"))
         }
         Standing::None => Plan::Nothing(format!("user {name} has no access key")),
+        Standing::Migrated
+        | Standing::Migrating(_)
+        | Standing::Retiring(_)
+        | Standing::Retired(_) => super::moved::delete(user, facts, opts),
     }
+}
+
+/// The straggler rule (CONTRACT §5): `old` used more than the window after `since` (when
+/// every consumer stopped needing it, as `after` says) refuses, unless `force`.
+pub(crate) fn straggler(
+    facts: &Facts,
+    opts: &Options,
+    old: &KeyInfo,
+    since: chrono::DateTime<chrono::Utc>,
+    after: &str,
+) -> Option<Plan> {
+    let Some(LastUse {
+        date: Some(used),
+        service,
+        region,
+    }) = &facts.old_last_used
+    else {
+        return None;
+    };
+    (*used > since + opts.straggler_window && !opts.force).then(|| Plan::Refuse(format!(
+        "key {} was used at {} ({service} in {region}), {} minutes after {after} (window {} minutes): something outside the manifest still uses it. Find it (CloudTrail, or the service above), update it, and run deactivate again, or pass force",
+        old.id,
+        used.format("%Y-%m-%d %H:%M:%S UTC"),
+        (*used - since).num_minutes(),
+        opts.straggler_window.num_minutes()
+    )))
 }

@@ -11,6 +11,9 @@ use crate::rotation::state::{self, Standing};
 
 /// `rotate` (CONTRACT §4, last column).
 pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
+    if facts.moved {
+        return super::moved::rotate(user, facts);
+    }
     let name = &user.name;
     let due_in = |k: &KeyInfo| user.max_age_days as i64 - state::age_days(k.created, facts.now);
     // A deletion, followed by a rotation when the older key is due (or forced).
@@ -78,6 +81,10 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             Plan::act(rotation(user, opts, Some(first)), Some(new))
         }
         Standing::Conflict => Plan::Refuse(conflict(user, facts, "rotate")),
+        Standing::Migrated
+        | Standing::Migrating(_)
+        | Standing::Retiring(_)
+        | Standing::Retired(_) => super::moved::rotate(user, facts),
     }
 }
 

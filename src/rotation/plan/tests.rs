@@ -30,6 +30,8 @@ fn user() -> UserSpec {
         verify: vec![],
         external: vec![],
         origin: "m.yml:3:5".into(),
+        on_role: Vec::new(),
+        migrate: crate::manifest::Migration::defaults("ci"),
     }
 }
 /// Facts with the journal a finished step leaves: two Active keys are `verified` and an
@@ -60,6 +62,7 @@ fn facts(keys: Vec<KeyInfo>, updated: Option<DateTime<Utc>>) -> Facts {
         journal,
         has_verify: false,
         newest_unheld: false,
+        moved: false,
     }
 }
 fn with_phase(mut f: Facts, phase: Phase, at: DateTime<Utc>) -> Facts {
@@ -638,5 +641,186 @@ fn who_needs_a_person() {
         attention(&user(), &retired, &o)
             .unwrap()
             .contains("due for deletion")
+    );
+}
+
+// ---- a user whose every consumer assumes the role (CONTRACT §13) ------------------------------
+
+fn moved_user() -> UserSpec {
+    let mut u = user();
+    u.on_role = std::mem::take(&mut u.consumers);
+    u
+}
+fn moved(keys: Vec<KeyInfo>, journal: Option<Journal>, used: Option<DateTime<Utc>>) -> Facts {
+    Facts {
+        freshness: vec![],
+        journal,
+        moved: true,
+        old_last_used: used.map(|d| LastUse {
+            date: Some(d),
+            service: "s3".into(),
+            region: "us-east-1".into(),
+        }),
+        ..facts(keys, None)
+    }
+}
+
+#[test]
+fn a_moved_user_gets_no_new_key_and_its_retirement_is_recorded_first() {
+    let u = moved_user();
+    let k = key("AKIAOLD", A, days_ago(200));
+    for plan in [
+        rotate(&u, &moved(vec![k.clone()], None, None), &force()),
+        deactivate(&u, &moved(vec![k.clone()], None, None), &force()),
+    ] {
+        assert!(
+            matches!(&plan, Plan::Act { act: Act::StartRetirement { key_id }, .. } if key_id == "AKIAOLD"),
+            "{plan:?}"
+        );
+    }
+    assert_eq!(moved(vec![k], None, None).state(), State::Migrating);
+    let none = rotate(&u, &moved(vec![], None, None), &force());
+    assert!(
+        matches!(&none, Plan::Nothing(m) if m.contains("migrated")),
+        "{none:?}"
+    );
+    assert_eq!(moved(vec![], None, None).state(), State::Migrated);
+    assert!(attention(&u, &moved(vec![], None, None), &Options::default()).is_none());
+}
+
+#[test]
+fn a_moved_users_key_is_deactivated_after_the_grace_and_only_without_stragglers() {
+    let u = moved_user();
+    let k = key("AKIAOLD", A, days_ago(200));
+    let since = now() - Duration::hours(30);
+    let j = Journal::new(Phase::Moved, &k.id, "AKIAOLD-1", since);
+    let f = |used| moved(vec![k.clone()], Some(j.clone()), used);
+    assert_eq!(f(None).state(), State::PendingDeactivation);
+    // Within the 24 hours: not yet.
+    let young = Journal::new(Phase::Moved, &k.id, "AKIAOLD-1", now() - Duration::hours(2));
+    let early = deactivate(
+        &u,
+        &moved(vec![k.clone()], Some(young), None),
+        &Options::default(),
+    );
+    assert!(
+        matches!(&early, Plan::Nothing(m) if m.starts_with("not yet")),
+        "{early:?}"
+    );
+    // Used before the move (plus the window): deactivated.
+    let fine = deactivate(
+        &u,
+        &f(Some(since + Duration::minutes(10))),
+        &Options::default(),
+    );
+    assert!(
+        matches!(&fine, Plan::Act { act: Act::Deactivate { key_id }, .. } if key_id == "AKIAOLD"),
+        "{fine:?}"
+    );
+    // Used after the last consumer moved: a straggler.
+    let late = deactivate(
+        &u,
+        &f(Some(since + Duration::hours(3))),
+        &Options::default(),
+    );
+    assert!(refused(&late, "after the last consumer moved"), "{late:?}");
+    assert!(is_act(&deactivate(
+        &u,
+        &f(Some(since + Duration::hours(3))),
+        &force()
+    )));
+    // The step's own key is never deactivated.
+    let mut own = f(None);
+    own.step_key_id = Some("AKIAOLD".into());
+    assert!(refused(
+        &deactivate(&u, &own, &force()),
+        "authenticated with"
+    ));
+    // A person confirms the external consumers.
+    let mut ext = moved_user();
+    ext.external = vec!["a cron job".into()];
+    assert!(refused(
+        &deactivate(&ext, &f(None), &Options::default()),
+        "outside GitHub"
+    ));
+    // Two days overdue: loud.
+    let old = Journal::new(Phase::Moved, &k.id, "AKIAOLD-1", now() - Duration::days(3));
+    assert!(
+        attention(
+            &u,
+            &moved(vec![k.clone()], Some(old), None),
+            &Options::default()
+        )
+        .is_some()
+    );
+    // Delete waits for deactivate.
+    assert!(matches!(delete(&u, &f(None), &force()), Plan::Nothing(_)));
+}
+
+#[test]
+fn a_moved_users_inactive_key_is_deleted_after_delete_after_days() {
+    let u = moved_user();
+    let k = key("AKIAOLD", I, days_ago(200));
+    let at = |d| {
+        Some(Journal::new(
+            Phase::Deactivated,
+            "AKIAOLD",
+            "AKIAOLD-1",
+            days_ago(d),
+        ))
+    };
+    assert_eq!(
+        moved(vec![k.clone()], at(1), None).state(),
+        State::PendingDeletion
+    );
+    let early = delete(
+        &u,
+        &moved(vec![k.clone()], at(1), None),
+        &Options::default(),
+    );
+    assert!(
+        matches!(&early, Plan::Nothing(m) if m.starts_with("not yet")),
+        "{early:?}"
+    );
+    let due = delete(
+        &u,
+        &moved(vec![k.clone()], at(8), None),
+        &Options::default(),
+    );
+    assert!(
+        matches!(&due, Plan::Act { act: Act::Delete(d), .. } if d.key_id == "AKIAOLD"),
+        "{due:?}"
+    );
+    // An Inactive key no journal records: loud, and deleted only with force.
+    let bare = moved(vec![k], None, None);
+    assert_eq!(bare.state(), State::Inactive);
+    assert!(matches!(
+        delete(&u, &bare, &Options::default()),
+        Plan::Refuse(_)
+    ));
+    assert!(is_act(&delete(&u, &bare, &force())));
+    assert!(attention(&u, &bare, &Options::default()).is_some());
+}
+
+#[test]
+fn two_keys_of_a_moved_user_are_retired_oldest_first() {
+    let u = moved_user();
+    let old = key("AKIAOLD", I, days_ago(200));
+    let new = key("AKIANEW", A, days_ago(100));
+    // The newest key's journal says the old one was deactivated: delete it first.
+    let j = Journal::new(Phase::Deactivated, "AKIANEW", "AKIANEW-1", days_ago(10));
+    let p = delete(
+        &u,
+        &moved(vec![old, new.clone()], Some(j), None),
+        &Options::default(),
+    );
+    assert!(
+        matches!(&p, Plan::Act { act: Act::Delete(d), .. } if d.key_id == "AKIAOLD"),
+        "{p:?}"
+    );
+    // Then the newer one's retirement starts.
+    let p = rotate(&u, &moved(vec![new], None, None), &Options::default());
+    assert!(
+        matches!(&p, Plan::Act { act: Act::StartRetirement { key_id }, .. } if key_id == "AKIANEW")
     );
 }
