@@ -1,5 +1,7 @@
 //! `Iam` on the AWS SDK (aws-sdk-iam, aws-sdk-sts), credentials from the SDK's default chain.
 
+mod roles;
+
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

@@ -24,6 +24,9 @@ pub struct ReportView {
     pub error: Option<ErrorView>,
     /// `verify`: what the credentials turned out to be.
     pub verify: Option<VerifyView>,
+    /// `migrate`: the provider, and each user's role, consumers and workflows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<crate::migrate::report::MigrationView>,
 }
 
 /// What `verify` found.
@@ -31,6 +34,8 @@ pub struct ReportView {
 pub struct VerifyView {
     pub access_key_id: String,
     pub expected_access_key_id: Option<String>,
+    /// The role the credentials must be a session of.
+    pub expected_role_arn: Option<String>,
     /// STS accepted the credentials and they are the expected key.
     pub ok: bool,
     pub arn: Option<String>,
@@ -45,6 +50,18 @@ pub fn verify_json(v: VerifyView) -> String {
         users: Vec::new(),
         error: None,
         verify: Some(v),
+        migration: None,
+    })
+}
+
+/// `migrate`'s report as the `--json` document.
+pub fn migration_json(v: crate::migrate::report::MigrationView) -> String {
+    json(&ReportView {
+        command: "migrate".into(),
+        users: Vec::new(),
+        error: None,
+        verify: None,
+        migration: Some(v),
     })
 }
 
@@ -66,6 +83,7 @@ pub fn error_json(command: &str, exit_code: u8, message: &str) -> String {
             message: message.into(),
         }),
         verify: None,
+        migration: None,
     })
 }
 
@@ -347,6 +365,7 @@ pub fn views(command: &str, reports: &[UserReport], now: DateTime<Utc>) -> Repor
         users: reports.iter().map(|r| view(r, now)).collect(),
         error: None,
         verify: None,
+        migration: None,
     }
 }
 

@@ -16,6 +16,9 @@ pub struct Runtime {
     pub in_actions: bool,
     pub workspace: Option<String>,
     pub api_url: String,
+    /// `GITHUB_SERVER_URL` (`https://github.com`, or a GitHub Enterprise Server's): whose OIDC
+    /// tokens a migrated role trusts. Without it, derived from the API's URL.
+    pub server_url: String,
     /// `AWS_KEY_ROTATOR_ALLOW_HTTP=1`: plain http to a GitHub that is not on loopback (emulators).
     pub allow_http: bool,
     pub repository: Option<String>,
@@ -34,6 +37,13 @@ impl Runtime {
             in_actions: get("GITHUB_ACTIONS").as_deref() == Some("true"),
             workspace: get("GITHUB_WORKSPACE"),
             api_url: get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+            server_url: get("GITHUB_SERVER_URL").unwrap_or_else(|| {
+                let api = get("GITHUB_API_URL").unwrap_or_default();
+                match api.trim_end_matches('/').strip_suffix("/api/v3") {
+                    Some(ghes) => ghes.to_owned(),
+                    None => "https://github.com".into(),
+                }
+            }),
             allow_http: get("AWS_KEY_ROTATOR_ALLOW_HTTP").as_deref() == Some("1"),
             repository: get("GITHUB_REPOSITORY"),
             output_file: get("GITHUB_OUTPUT"),

@@ -1,4 +1,5 @@
-//! The commands that read and change nothing of the users: `policy`, `verify` and `discover`.
+//! The commands beside the key's life cycle: `policy`, `verify` and `discover` (which change
+//! nothing), and `migrate`.
 
 use std::time::Duration;
 
@@ -57,6 +58,7 @@ pub(super) async fn verify(
     let mut view = report::VerifyView {
         access_key_id: key_id.clone(),
         expected_access_key_id: expected.clone(),
+        expected_role_arn: settings.expected_role_arn.clone(),
         ok: false,
         arn: None,
         account: None,
@@ -71,11 +73,33 @@ pub(super) async fn verify(
             Exit::Failed
         }
         _ => match aws.whoami().await {
-            Ok(caller) => {
+            Ok(caller)
+                if settings
+                    .expected_role_arn
+                    .as_deref()
+                    .is_some_and(|role| !crate::migrate::role::is_session_of(&caller.arn, role)) =>
+            {
                 view.message = format!(
-                    "credentials work: key {key_id} is {} (account {})",
-                    caller.arn, caller.account
+                    "the credentials in this job are {}, not a session of the expected role {}: the job did not assume the role (check its configure-aws-credentials step, role-to-assume and permissions: id-token: write)",
+                    caller.arn,
+                    settings.expected_role_arn.as_deref().unwrap_or_default()
                 );
+                view.arn = Some(caller.arn);
+                view.account = Some(caller.account);
+                console.error(&view.message);
+                Exit::Failed
+            }
+            Ok(caller) => {
+                view.message = match &settings.expected_role_arn {
+                    Some(role) => format!(
+                        "credentials work: {} is a session of the expected role {role} (account {})",
+                        caller.arn, caller.account
+                    ),
+                    None => format!(
+                        "credentials work: key {key_id} is {} (account {})",
+                        caller.arn, caller.account
+                    ),
+                };
                 view.ok = true;
                 view.arn = Some(caller.arn);
                 view.account = Some(caller.account);
@@ -177,4 +201,55 @@ pub(super) async fn discover(
         console.warn(&format!("could not write the step summary {path}: {e}"));
     }
     Ok(Exit::Ok)
+}
+
+/// `migrate` (CONTRACT §13): the provider, each user's role and variables, and the workflow
+/// lines to replace; `--dry-run` plans only.
+pub(super) async fn migrate(
+    settings: &Settings,
+    rt: &Runtime,
+    console: &Console,
+    tuning: &Tuning,
+) -> Result<Exit, Stop> {
+    use crate::migrate::run::{self, Settings as MigrateSettings};
+    let manifest = load_manifest(settings, rt)?;
+    let github = github_client(settings, rt, console, tuning, &manifest).await?;
+    let aws = aws::load(Duration::ZERO, tuning.pacing.call_timeout).await;
+    let region = aws
+        .config()
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+    let view = run::migrate(
+        &aws,
+        &github,
+        &manifest.users,
+        &MigrateSettings {
+            server_url: &rt.server_url,
+            region: &region,
+            dry_run: settings.dry_run,
+        },
+        console,
+    )
+    .await
+    .map_err(|(code, message)| Stop(code, format!("migrate: {message}")))?;
+    for u in &view.users {
+        if let Some(m) = &u.message
+            && u.exit != Exit::Ok
+        {
+            console.error(&format!("{}: {m}", u.name));
+        }
+    }
+    let exit = view.exit();
+    let markdown = view.markdown();
+    if settings.json {
+        print!("{}", console.scrub(&report::migration_json(view)));
+    } else {
+        console.info(view.text().trim_end());
+    }
+    if let Some(path) = &rt.summary_file
+        && let Err(e) = action::append_summary(path, &console.scrub(&markdown))
+    {
+        console.warn(&format!("could not write the step summary {path}: {e}"));
+    }
+    Ok(exit)
 }

@@ -296,6 +296,7 @@ async fn run_inner(
         CommandName::Verify => return commands::verify(&settings, console, &tuning).await,
         CommandName::Discover => return commands::discover(&settings, rt, console, &tuning).await,
         CommandName::Policy => return commands::policy(&settings, rt, &tuning).await,
+        CommandName::Migrate => return commands::migrate(&settings, rt, console, &tuning).await,
         CommandName::Status => Command::Status,
         CommandName::Rotate => Command::Rotate,
         CommandName::Deactivate => Command::Deactivate,

@@ -18,6 +18,7 @@ pub enum CommandName {
     Discover,
     Verify,
     Policy,
+    Migrate,
 }
 
 /// How an input takes its value.
@@ -58,13 +59,19 @@ const fn input(
     }
 }
 
-use CommandName::{Deactivate, Delete, Discover, Policy, Rotate, Status, Verify};
-const EVERY: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover, Verify, Policy];
+use CommandName::{Deactivate, Delete, Discover, Migrate, Policy, Rotate, Status, Verify};
+const EVERY: &[CommandName] = &[
+    Status, Rotate, Deactivate, Delete, Discover, Verify, Policy, Migrate,
+];
 /// The commands that read the manifest and talk to GitHub.
-const MANIFEST: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover];
+const MANIFEST: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover, Migrate];
 /// The commands that read the manifest.
-const READS_MANIFEST: &[CommandName] = &[Status, Rotate, Deactivate, Delete, Discover, Policy];
-const CHANGING: &[CommandName] = &[Rotate, Deactivate, Delete];
+const READS_MANIFEST: &[CommandName] = &[
+    Status, Rotate, Deactivate, Delete, Discover, Policy, Migrate,
+];
+const CHANGING: &[CommandName] = &[Rotate, Deactivate, Delete, Migrate];
+/// `force` overrides a safety rule of these (`migrate` has none to override).
+const FORCEABLE: &[CommandName] = &[Rotate, Deactivate, Delete];
 const RETIRING: &[CommandName] = &[Deactivate, Delete];
 
 /// Every input, in one place: `action.yml` declares exactly these (a test checks), the action
@@ -75,7 +82,7 @@ pub const INPUTS: &[Input] = &[
         "command",
         Kind::Command,
         EVERY,
-        "What to do: status | rotate | deactivate | delete | discover | verify | policy",
+        "What to do: status | rotate | deactivate | delete | discover | verify | policy | migrate",
     ),
     input(
         "config",
@@ -128,7 +135,7 @@ pub const INPUTS: &[Input] = &[
     input(
         "force",
         Kind::Bool,
-        CHANGING,
+        FORCEABLE,
         "Rotate a young key; repair an incomplete rotation; retire before the grace period, despite a recent use, or with external consumers",
     ),
     input(
@@ -172,6 +179,12 @@ pub const INPUTS: &[Input] = &[
         Kind::Value("ID"),
         &[Verify],
         "verify: the access key id the credentials must be",
+    ),
+    input(
+        "expected-role-arn",
+        Kind::Value("ARN"),
+        &[Verify],
+        "verify: the IAM role the credentials must be a session of (a consumer moved by migrate)",
     ),
     input(
         "verify-timeout-minutes",
@@ -242,6 +255,10 @@ fn about(c: CommandName) -> (&'static str, &'static str) {
             "Check that the credentials this process has work (STS) and are the expected key",
             "aws-key-rotator verify --expected-access-key-id AKIA...",
         ),
+        Migrate => (
+            "Move each user's GitHub Actions consumers to an IAM role they assume through GitHub's OIDC: the provider, the role (trust, permissions), the role's ARN as an Actions variable in each consumer's scope, and the workflow lines to replace",
+            "aws-key-rotator migrate --user ci-deployer --dry-run",
+        ),
         Policy => (
             "Print the least-privilege IAM policy the rotator needs for this manifest: its users, secrets and parameters, nothing wider. Changes nothing",
             "aws-key-rotator policy --config .github/aws-key-rotation.yml > rotator-policy.json",
@@ -258,6 +275,7 @@ pub fn command_name(c: CommandName) -> &'static str {
         Discover => "discover",
         Verify => "verify",
         Policy => "policy",
+        Migrate => "migrate",
     }
 }
 
@@ -451,6 +469,7 @@ pub struct Settings {
     pub deactivate_after: Option<chrono::Duration>,
     pub delete_after: Option<chrono::Duration>,
     pub expected_access_key_id: Option<String>,
+    pub expected_role_arn: Option<String>,
     pub verify_timeout: Duration,
     pub poll_interval: Duration,
 }
@@ -529,7 +548,7 @@ impl Settings {
             "" => CommandName::Rotate,
             s => CommandName::from_str(s, true).map_err(|_| {
                 format!(
-                    "{} must be one of status, rotate, deactivate, delete, discover, verify, policy; not {s:?}",
+                    "{} must be one of status, rotate, deactivate, delete, discover, verify, policy, migrate; not {s:?}",
                     raw.named("command")
                 )
             })?,
@@ -566,6 +585,15 @@ impl Settings {
                 .optional_number(bounds::DELETE_AFTER_DAYS)?
                 .map(|d| chrono::Duration::days(d.into())),
             expected_access_key_id: opt(raw.get("expected-access-key-id")),
+            expected_role_arn: match opt(raw.get("expected-role-arn")) {
+                Some(arn) if crate::migrate::role::parse_arn(&arn).is_none() => {
+                    return Err(format!(
+                        "{} {arn:?} is not an IAM role ARN: write arn:aws:iam::ACCOUNT:role/NAME (the role migrate made; its ARN is the consumer's Actions variable)",
+                        raw.named("expected-role-arn")
+                    ));
+                }
+                other => other,
+            },
             verify_timeout: Duration::from_secs(
                 60 * u64::from(raw.number(bounds::VERIFY_TIMEOUT_MINUTES, 30)?),
             ),

@@ -7,6 +7,7 @@
 pub mod governor;
 mod inventory;
 mod secrets;
+mod variables;
 mod workflows;
 
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
-//! What `discover` lists: organizations, an owner's repositories (a user's token sees its own
-//! private ones, an App installation its account's), a repository's environments.
+//! What `discover` lists: organizations, an owner's repositories with their visibility (a
+//! user's token sees its own private ones, an App installation its account's), a repository's
+//! environments.
 
 use axum::Router;
 use axum::extract::{Extension, Path, RawQuery, State as Extract};
@@ -41,7 +42,7 @@ pub(super) fn routes() -> Router<Shared> {
                 let s = s.lock().unwrap();
                 let public: Vec<Value> = repos_of(&s, &u)
                     .into_iter()
-                    .filter(|r| !s.private_repos.contains(r["full_name"].as_str().unwrap_or("")))
+                    .filter(|r| r["private"] == false)
                     .collect();
                 ok(StatusCode::OK, Value::Array(page(&public, &q.unwrap_or_default())))
             }),
@@ -100,11 +101,23 @@ fn integration_refused() -> Response {
     )
 }
 
+/// An owner's repositories, each with its visibility (an internal one is private too).
 fn repos_of(s: &State, owner: &str) -> Vec<Value> {
     s.repo_ids
         .iter()
         .filter(|(name, _)| name.split('/').next() == Some(owner))
-        .map(|(name, id)| json!({"id": id, "full_name": name, "name": name.split('/').nth(1)}))
+        .map(|(name, id)| {
+            let visibility = match (
+                s.internal_repos.contains(name),
+                s.private_repos.contains(name),
+            ) {
+                (true, _) => "internal",
+                (_, true) => "private",
+                _ => "public",
+            };
+            json!({"id": id, "full_name": name, "name": name.split('/').nth(1),
+                   "private": visibility != "public", "visibility": visibility})
+        })
         .collect()
 }
 

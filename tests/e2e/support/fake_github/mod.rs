@@ -14,16 +14,18 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use crypto_box::aead::OsRng;
 use serde_json::{Value, json};
 
 use super::runtime;
 
 mod apps;
+mod contents;
 mod gate;
 mod inventory;
 mod secrets;
+mod variables;
 mod workflows;
 
 /// The fake's state, shared by every route.
@@ -37,6 +39,8 @@ fn router(state: Shared, prefix: Option<&'static str>) -> Router {
         .merge(workflows::routes())
         .merge(apps::routes())
         .merge(inventory::routes())
+        .merge(variables::routes())
+        .merge(contents::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -128,6 +132,17 @@ pub struct StoredSecret {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Organization secrets: `all`, `private` or `selected`, and the selected repositories' ids.
+    pub visibility: Option<String>,
+    pub selected: Vec<u64>,
+}
+
+/// An Actions variable (its name is kept upper-case, as GitHub compares names).
+#[derive(Clone, Debug)]
+pub struct StoredVariable {
+    pub value: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Organization variables: `all`, `private` or `selected`, and the selected repositories' ids.
     pub visibility: Option<String>,
     pub selected: Vec<u64>,
 }
@@ -336,6 +351,12 @@ struct State {
     installation_tokens: HashMap<String, String>,
     /// Repositories only their owner's credentials may list (`/users/{u}/repos` hides them).
     private_repos: BTreeSet<String>,
+    /// Internal repositories (an enterprise's members may read them): private to the rest.
+    internal_repos: BTreeSet<String>,
+    /// Each scope's Actions variables, by upper-case name.
+    variables: HashMap<ScopeId, BTreeMap<String, StoredVariable>>,
+    /// Each repository's files: path → text.
+    contents: BTreeMap<String, BTreeMap<String, String>>,
     /// How long a dispatched run takes (else it completes on its third poll).
     run_time: Option<std::time::Duration>,
     /// GitHub's secondary rate limits, when enforced.
@@ -465,6 +486,28 @@ impl FakeGitHub {
             .insert(name.to_owned());
     }
 
+    /// An internal repository: private to anyone outside its enterprise.
+    pub fn add_internal_repo(&self, name: &str) {
+        self.add_repo(name);
+        self.state
+            .lock()
+            .unwrap()
+            .internal_repos
+            .insert(name.to_owned());
+    }
+
+    /// A file of the repository (its default branch), served by the contents API.
+    pub fn add_file(&self, repository: &str, path: &str, text: &str) {
+        self.add_repo(repository);
+        self.state
+            .lock()
+            .unwrap()
+            .contents
+            .entry(repository.to_owned())
+            .or_default()
+            .insert(path.trim_matches('/').to_owned(), text.to_owned());
+    }
+
     /// A repository's numeric id.
     pub fn repo_id(&self, name: &str) -> u64 {
         self.state.lock().unwrap().repo_ids[name]
@@ -558,6 +601,46 @@ impl FakeGitHub {
         let mut out = BTreeMap::new();
         for (id, sc) in &s.scopes {
             for (name, v) in &sc.secrets {
+                out.insert((id.clone(), name.clone()), v.value.clone());
+            }
+        }
+        out
+    }
+
+    /// A variable of the scope (names are case-insensitive).
+    pub fn variable(&self, scope: &ScopeId, name: &str) -> Option<StoredVariable> {
+        self.state
+            .lock()
+            .unwrap()
+            .variables
+            .get(scope)?
+            .get(&name.to_ascii_uppercase())
+            .cloned()
+    }
+
+    /// Stores a variable directly, as if written now (an organization's: visibility `private`).
+    pub fn set_variable(&self, scope: &ScopeId, name: &str, value: &str) {
+        let mut s = self.state.lock().unwrap();
+        assert!(s.scopes.contains_key(scope), "scope exists");
+        let now = (Utc::now() + s.clock_skew).trunc_subsecs(0);
+        s.variables.entry(scope.clone()).or_default().insert(
+            name.to_ascii_uppercase(),
+            StoredVariable {
+                value: value.into(),
+                created_at: now,
+                updated_at: now,
+                visibility: scope.organization.then(|| "private".into()),
+                selected: Vec::new(),
+            },
+        );
+    }
+
+    /// Every variable of every scope: (scope, upper-case name) → value.
+    pub fn variables(&self) -> BTreeMap<(ScopeId, String), String> {
+        let s = self.state.lock().unwrap();
+        let mut out = BTreeMap::new();
+        for (id, vars) in &s.variables {
+            for (name, v) in vars {
                 out.insert((id.clone(), name.clone()), v.value.clone());
             }
         }

@@ -1,0 +1,216 @@
+//! What `migrate` reads and writes in GitHub: Actions variables (repository, environment,
+//! organization), who reads an organization secret, and a repository's workflow files.
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{GitHub, encode_segment, unexpected};
+use crate::manifest::Scope;
+use crate::migrate::ports::{Readers, Variables};
+use crate::ports::{GhError, GhErrorKind};
+
+fn repo_path(r: &str) -> String {
+    r.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+}
+
+/// Where a scope's Actions variables live.
+fn variables_path(scope: &Scope) -> Option<String> {
+    Some(match scope {
+        Scope::Repository(r) => format!("/repos/{}/actions/variables", repo_path(r)),
+        Scope::Environment {
+            repository,
+            environment,
+        } => format!(
+            "/repos/{}/environments/{}/variables",
+            repo_path(repository),
+            encode_segment(environment)
+        ),
+        Scope::Organization {
+            organization,
+            dependabot: false,
+            ..
+        } => format!("/orgs/{}/actions/variables", encode_segment(organization)),
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+struct VariableBody {
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct Visibility {
+    visibility: String,
+}
+
+#[derive(Deserialize)]
+struct RepoEntry {
+    id: u64,
+    full_name: String,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    visibility: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RepoPage {
+    repositories: Vec<RepoEntry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct FileBody {
+    content: String,
+}
+
+impl Variables for GitHub {
+    async fn org_readers(&self, org: &str, secret: &str) -> Result<Option<Readers>, GhError> {
+        let what = format!("reading who can read secret {secret} of organization {org}");
+        let path = format!(
+            "/orgs/{}/actions/secrets/{}",
+            encode_segment(org),
+            encode_segment(secret)
+        );
+        let visibility = match self.send(http::Method::GET, &path, None, &what).await {
+            Ok(reply) => {
+                serde_json::from_str::<Visibility>(&reply.body)
+                    .map_err(|e| unexpected(&what, e))?
+                    .visibility
+            }
+            Err(e) if e.kind == GhErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let (repos, selected_ids) = if visibility == "selected" {
+            let repos = self
+                .all_pages(&format!("{path}/repositories"), &what, |p: RepoPage| {
+                    p.repositories
+                })
+                .await?;
+            let ids = repos.iter().map(|r| r.id).collect();
+            (repos, ids)
+        } else {
+            let all = self
+                .all_pages(
+                    &format!("/orgs/{}/repos?type=all", encode_segment(org)),
+                    &what,
+                    |p: Vec<RepoEntry>| p,
+                )
+                .await?;
+            // `private`: the organization's private and internal repositories.
+            let readable = |r: &RepoEntry| {
+                visibility == "all" || r.private || r.visibility.as_deref() == Some("internal")
+            };
+            (all.into_iter().filter(readable).collect(), Vec::new())
+        };
+        Ok(Some(Readers {
+            visibility,
+            repositories: repos.into_iter().map(|r| r.full_name).collect(),
+            selected_ids,
+        }))
+    }
+
+    async fn variable(&self, scope: &Scope, name: &str) -> Result<Option<String>, GhError> {
+        let Some(base) = variables_path(scope) else {
+            return Ok(None);
+        };
+        let what = format!("reading variable {name} of {scope}");
+        match self
+            .send(
+                http::Method::GET,
+                &format!("{base}/{}", encode_segment(name)),
+                None,
+                &what,
+            )
+            .await
+        {
+            Ok(reply) => Ok(Some(
+                serde_json::from_str::<VariableBody>(&reply.body)
+                    .map_err(|e| unexpected(&what, e))?
+                    .value,
+            )),
+            Err(e) if e.kind == GhErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn write_variable(
+        &self,
+        scope: &Scope,
+        name: &str,
+        value: &str,
+        exists: bool,
+        readers: Option<&Readers>,
+    ) -> Result<(), GhError> {
+        let what = format!("writing variable {name} in {scope}");
+        let base = variables_path(scope)
+            .ok_or_else(|| unexpected(&what, "this store has no Actions variables"))?;
+        if exists {
+            // An organization variable keeps its own visibility: only the value changes.
+            let body = json!({ "name": name, "value": value });
+            self.send(
+                http::Method::PATCH,
+                &format!("{base}/{}", encode_segment(name)),
+                Some(&body),
+                &what,
+            )
+            .await?;
+            return Ok(());
+        }
+        let mut body = json!({ "name": name, "value": value });
+        if let Scope::Organization { .. } = scope {
+            // Readable by exactly the repositories that read the key's secret.
+            let r = readers.ok_or_else(|| unexpected(&what, "who reads the secret is not known"))?;
+            body["visibility"] = json!(r.visibility);
+            if r.visibility == "selected" {
+                body["selected_repository_ids"] = json!(r.selected_ids);
+            }
+        }
+        self.send_once(&base, &body, &what).await?;
+        Ok(())
+    }
+
+    async fn workflow_files(&self, repository: &str) -> Result<Vec<(String, String)>, GhError> {
+        let what = format!("listing the workflows of {repository}");
+        let dir = format!("/repos/{}/contents/.github/workflows", repo_path(repository));
+        let entries: Vec<Entry> = match self.send(http::Method::GET, &dir, None, &what).await {
+            Ok(reply) => serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?,
+            // No workflows at all.
+            Err(e) if e.kind == GhErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut files = Vec::new();
+        for e in entries.into_iter().filter(|e| {
+            e.kind == "file" && (e.name.ends_with(".yml") || e.name.ends_with(".yaml"))
+        }) {
+            let what = format!("reading {} of {repository}", e.path);
+            let path = format!(
+                "/repos/{}/contents/{}",
+                repo_path(repository),
+                e.path
+                    .split('/')
+                    .map(encode_segment)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            );
+            let reply = self.send(http::Method::GET, &path, None, &what).await?;
+            let body: FileBody =
+                serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+            let packed: String = body.content.split_whitespace().collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(packed)
+                .map_err(|e| unexpected(&what, e))?;
+            files.push((e.path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        Ok(files)
+    }
+}

@@ -1,0 +1,97 @@
+//! What `migrate` reads and changes, as the adapters offer it: IAM's OIDC providers, roles and
+//! a user's policies; GitHub's Actions variables, who reads an organization secret, and the
+//! workflow files of a repository.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::role::RoleChange;
+use crate::manifest::Scope;
+use crate::ports::{GhError, IamError};
+
+/// An OIDC provider as IAM has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provider {
+    pub arn: String,
+    pub audiences: Vec<String>,
+    /// Tagged by this tool when it created it.
+    pub made_here: bool,
+}
+
+/// A set of permissions: attached managed policies, inline documents by name, and the
+/// permissions boundary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub attached: BTreeSet<String>,
+    pub inline: BTreeMap<String, Value>,
+    pub boundary: Option<String>,
+}
+
+/// What a user may do: its own policies and each of its groups'.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserPermissions {
+    pub own: Permissions,
+    /// Group name → the group's attached and inline policies (a group has no boundary).
+    pub groups: BTreeMap<String, Permissions>,
+}
+
+/// A role as IAM has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleState {
+    pub arn: String,
+    /// The user whose role this tool made it (its tag), or `None`: not made by this tool.
+    pub made_for: Option<String>,
+    pub trust: Value,
+    pub max_session_seconds: i32,
+    pub permissions: Permissions,
+}
+
+/// Who may read an organization secret (or a variable created beside it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readers {
+    /// `all`, `private` or `selected`.
+    pub visibility: String,
+    /// `owner/name` of every repository that may read it.
+    pub repositories: Vec<String>,
+    /// With `selected`: the selected repositories' ids.
+    pub selected_ids: Vec<u64>,
+}
+
+/// IAM as `migrate` uses it.
+#[allow(async_fn_in_trait)]
+pub trait Roles {
+    /// The account these credentials belong to.
+    async fn account(&self) -> Result<String, IamError>;
+    async fn provider(&self, arn: &str) -> Result<Option<Provider>, IamError>;
+    /// Creates the provider of `url` (`https://…`) for `audience`, tagged as made here.
+    async fn create_provider(&self, url: &str, audience: &str) -> Result<String, IamError>;
+    /// Adds `audience` to a provider this tool made.
+    async fn add_audience(&self, arn: &str, audience: &str) -> Result<(), IamError>;
+    async fn user_permissions(&self, user: &str) -> Result<UserPermissions, IamError>;
+    async fn role(&self, name: &str) -> Result<Option<RoleState>, IamError>;
+    /// One change to role `name` (made for `user`).
+    async fn change_role(&self, name: &str, user: &str, change: &RoleChange)
+    -> Result<(), IamError>;
+}
+
+/// GitHub as `migrate` uses it.
+#[allow(async_fn_in_trait)]
+pub trait Variables {
+    /// Who reads organization secret `secret` of `org`; `None` when there is no such secret.
+    async fn org_readers(&self, org: &str, secret: &str) -> Result<Option<Readers>, GhError>;
+    /// The value of Actions variable `name` in `scope`, `None` when it does not exist.
+    async fn variable(&self, scope: &Scope, name: &str) -> Result<Option<String>, GhError>;
+    /// Writes variable `name`: updated in place when `exists` (an organization variable keeps
+    /// its own visibility), else created (an organization variable readable by `readers`).
+    async fn write_variable(
+        &self,
+        scope: &Scope,
+        name: &str,
+        value: &str,
+        exists: bool,
+        readers: Option<&Readers>,
+    ) -> Result<(), GhError>;
+    /// Every file of `.github/workflows` in `repository` (default branch): `(path, text)`.
+    async fn workflow_files(&self, repository: &str) -> Result<Vec<(String, String)>, GhError>;
+}
