@@ -33,7 +33,10 @@ fn tag(key: &str, value: &str) -> Tag {
 }
 
 impl Aws {
-    fn fail<E>(&self, action: &str) -> impl FnOnce(SdkError<E, aws_smithy_runtime_api::http::Response>) -> IamError + '_
+    fn fail<E>(
+        &self,
+        action: &str,
+    ) -> impl FnOnce(SdkError<E, aws_smithy_runtime_api::http::Response>) -> IamError + '_
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -162,7 +165,10 @@ impl Roles for Aws {
             .send()
             .await
             .map_err(self.fail("iam:CreateOpenIDConnectProvider"))?;
-        Ok(out.open_id_connect_provider_arn().unwrap_or_default().to_owned())
+        Ok(out
+            .open_id_connect_provider_arn()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     async fn add_audience(&self, arn: &str, audience: &str) -> Result<(), IamError> {

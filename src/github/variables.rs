@@ -11,7 +11,10 @@ use crate::migrate::ports::{Readers, Variables};
 use crate::ports::{GhError, GhErrorKind};
 
 fn repo_path(r: &str) -> String {
-    r.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+    r.split('/')
+        .map(encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Where a scope's Actions variables live.
@@ -169,7 +172,8 @@ impl Variables for GitHub {
         let mut body = json!({ "name": name, "value": value });
         if let Scope::Organization { .. } = scope {
             // Readable by exactly the repositories that read the key's secret.
-            let r = readers.ok_or_else(|| unexpected(&what, "who reads the secret is not known"))?;
+            let r =
+                readers.ok_or_else(|| unexpected(&what, "who reads the secret is not known"))?;
             body["visibility"] = json!(r.visibility);
             if r.visibility == "selected" {
                 body["selected_repository_ids"] = json!(r.selected_ids);
@@ -181,7 +185,10 @@ impl Variables for GitHub {
 
     async fn workflow_files(&self, repository: &str) -> Result<Vec<(String, String)>, GhError> {
         let what = format!("listing the workflows of {repository}");
-        let dir = format!("/repos/{}/contents/.github/workflows", repo_path(repository));
+        let dir = format!(
+            "/repos/{}/contents/.github/workflows",
+            repo_path(repository)
+        );
         let entries: Vec<Entry> = match self.send(http::Method::GET, &dir, None, &what).await {
             Ok(reply) => serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?,
             // No workflows at all.
@@ -189,9 +196,10 @@ impl Variables for GitHub {
             Err(e) => return Err(e),
         };
         let mut files = Vec::new();
-        for e in entries.into_iter().filter(|e| {
-            e.kind == "file" && (e.name.ends_with(".yml") || e.name.ends_with(".yaml"))
-        }) {
+        for e in entries
+            .into_iter()
+            .filter(|e| e.kind == "file" && (e.name.ends_with(".yml") || e.name.ends_with(".yaml")))
+        {
             let what = format!("reading {} of {repository}", e.path);
             let path = format!(
                 "/repos/{}/contents/{}",

@@ -81,11 +81,19 @@ fn only_key_management(statement: &Value) -> bool {
         // A pattern that could grant anything else (iam:*, *, iam:Get*) is kept whole.
         !pattern.is_empty()
             && pattern.starts_with("iam:")
-            && !matches!(pattern.as_str(), "iam:*" | "iam:get*" | "iam:list*" | "iam:tag*")
+            && !matches!(
+                pattern.as_str(),
+                "iam:*" | "iam:get*" | "iam:list*" | "iam:tag*"
+            )
             && KEY_AND_TAG_ACTIONS.iter().any(|a| glob(pattern, a))
-            && !["iam:createrole", "iam:passrole", "iam:putuserpolicy", "iam:createuser"]
-                .iter()
-                .any(|other| glob(pattern, other))
+            && ![
+                "iam:createrole",
+                "iam:passrole",
+                "iam:putuserpolicy",
+                "iam:createuser",
+            ]
+            .iter()
+            .any(|other| glob(pattern, other))
     };
     statement.get("Effect").and_then(Value::as_str) == Some("Allow")
         && !actions.is_empty()
@@ -104,7 +112,8 @@ mod tests {
     fn statements_that_manage_the_users_own_keys_and_tags_are_left_out() {
         let keys = json!({"Effect": "Allow", "Action": ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys", "iam:TagUser"], "Resource": "arn:aws:iam::123456789012:user/ci"});
         let pattern = json!({"Effect": "Allow", "Action": "iam:*AccessKey*", "Resource": "*"});
-        let s3 = json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::site/*"});
+        let s3 =
+            json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::site/*"});
         let mixed = json!({"Effect": "Allow", "Action": ["iam:CreateAccessKey", "s3:GetObject"], "Resource": "*"});
         let broad = json!({"Effect": "Allow", "Action": "iam:*", "Resource": "*"});
         let deny = json!({"Effect": "Deny", "Action": "iam:CreateAccessKey", "Resource": "*"});
@@ -113,17 +122,25 @@ mod tests {
         assert_eq!(out["Statement"], json!([s3, mixed, broad, deny]));
         assert_eq!(without_key_management(&doc(json!([keys]))), None);
         // A single statement object, as IAM allows.
-        assert_eq!(without_key_management(&doc(json!(s3))).unwrap()["Statement"], json!([s3]));
+        assert_eq!(
+            without_key_management(&doc(json!(s3))).unwrap()["Statement"],
+            json!([s3])
+        );
     }
 
     #[test]
     fn the_role_gets_the_users_and_its_groups_policies_and_keeps_the_boundary() {
         let s3 = doc(json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]));
-        let keys = doc(json!([{"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"}]));
+        let keys =
+            doc(json!([{"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"}]));
         let user = UserPermissions {
             own: Permissions {
                 attached: ["arn:aws:iam::aws:policy/ReadOnlyAccess".to_owned()].into(),
-                inline: [("deploy".to_owned(), s3.clone()), ("self-keys".to_owned(), keys)].into(),
+                inline: [
+                    ("deploy".to_owned(), s3.clone()),
+                    ("self-keys".to_owned(), keys),
+                ]
+                .into(),
                 boundary: Some("arn:aws:iam::123456789012:policy/boundary".into()),
             },
             groups: [(
@@ -150,7 +167,10 @@ mod tests {
             ["deploy", "group-builders-cache"]
         );
         assert_eq!(role.boundary, user.own.boundary);
-        let listed = for_role(&user, Some(&["arn:aws:iam::aws:policy/PowerUserAccess".to_owned()]));
+        let listed = for_role(
+            &user,
+            Some(&["arn:aws:iam::aws:policy/PowerUserAccess".to_owned()]),
+        );
         assert_eq!(
             listed.attached,
             ["arn:aws:iam::aws:policy/PowerUserAccess".to_owned()].into()

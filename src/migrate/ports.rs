@@ -71,8 +71,12 @@ pub trait Roles {
     async fn user_permissions(&self, user: &str) -> Result<UserPermissions, IamError>;
     async fn role(&self, name: &str) -> Result<Option<RoleState>, IamError>;
     /// One change to role `name` (made for `user`).
-    async fn change_role(&self, name: &str, user: &str, change: &RoleChange)
-    -> Result<(), IamError>;
+    async fn change_role(
+        &self,
+        name: &str,
+        user: &str,
+        change: &RoleChange,
+    ) -> Result<(), IamError>;
 }
 
 /// GitHub as `migrate` uses it.

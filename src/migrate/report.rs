@@ -155,7 +155,10 @@ impl MigrationView {
                 "\nuser {}: {}{}\n  role {}\n",
                 u.name,
                 u.outcome,
-                u.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default(),
+                u.message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default(),
                 u.role_arn
             ));
             for c in &u.changes {
@@ -205,7 +208,10 @@ impl MigrationView {
                 "### {} — {}\n\n{}Role `{}`, variable `{}`\n\n",
                 u.name,
                 u.outcome,
-                u.message.as_ref().map(|m| format!("{m}\n\n")).unwrap_or_default(),
+                u.message
+                    .as_ref()
+                    .map(|m| format!("{m}\n\n"))
+                    .unwrap_or_default(),
                 u.role_arn,
                 u.variable
             ));
@@ -218,7 +224,12 @@ impl MigrationView {
                     "| {}{} | {} | {} |\n",
                     c.consumer,
                     if c.oidc { " (oidc)" } else { "" },
-                    c.not_movable.clone().unwrap_or_else(|| c.subjects.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
+                    c.not_movable.clone().unwrap_or_else(|| c
+                        .subjects
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")),
                     c.variable.as_deref().unwrap_or("–")
                 ));
             }

@@ -207,7 +207,10 @@ mod tests {
         let mut drifted = made(Some("ci"));
         drifted.trust = json!({"Statement": ["old"]});
         drifted.max_session_seconds = 43200;
-        drifted.permissions.attached.insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
+        drifted
+            .permissions
+            .attached
+            .insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
         drifted.permissions.inline.insert("stale".into(), json!({}));
         drifted.permissions.boundary = Some("arn:aws:iam::123456789012:policy/b".into());
         let c = changes("ci", &want(), Some(&drifted)).unwrap();
@@ -226,7 +229,10 @@ mod tests {
     #[test]
     fn a_role_it_did_not_make_or_made_for_another_user_is_refused() {
         let foreign = changes("ci", &want(), Some(&made(None))).unwrap_err();
-        assert!(foreign.contains("was not made by aws-key-rotator"), "{foreign}");
+        assert!(
+            foreign.contains("was not made by aws-key-rotator"),
+            "{foreign}"
+        );
         let other = changes("ci", &want(), Some(&made(Some("deployer")))).unwrap_err();
         assert!(other.contains("for user deployer"), "{other}");
     }
@@ -235,7 +241,10 @@ mod tests {
     fn a_session_of_the_role_and_nothing_else() {
         let role = "arn:aws:iam::123456789012:role/ci/gha-ci";
         assert_eq!(parse_arn(role), Some(("123456789012", "gha-ci")));
-        assert!(is_session_of("arn:aws:sts::123456789012:assumed-role/gha-ci/GitHubActions", role));
+        assert!(is_session_of(
+            "arn:aws:sts::123456789012:assumed-role/gha-ci/GitHubActions",
+            role
+        ));
         for other in [
             "arn:aws:sts::123456789012:assumed-role/gha-ci-other/s",
             "arn:aws:sts::210987654321:assumed-role/gha-ci/s",

@@ -68,7 +68,19 @@ pub async fn migrate<R: Roles, V: Variables>(
     let mut reading = Reading::default();
     let mut planned = Vec::new();
     for user in users {
-        planned.push(plan_user(iam, github, user, &account, &provider_arn, &issuer, settings, &mut reading).await);
+        planned.push(
+            plan_user(
+                iam,
+                github,
+                user,
+                &account,
+                &provider_arn,
+                &issuer,
+                settings,
+                &mut reading,
+            )
+            .await,
+        );
     }
     let acting = planned.iter().any(|p| p.acts());
     if !settings.dry_run && acting && view.provider.change.is_some() {
@@ -82,7 +94,9 @@ pub async fn migrate<R: Roles, V: Variables>(
         if let Err(e) = result {
             return Err((
                 Exit::Failed,
-                format!("could not set up the OIDC provider {provider_arn}: {e}. Nothing else was changed; run migrate again"),
+                format!(
+                    "could not set up the OIDC provider {provider_arn}: {e}. Nothing else was changed; run migrate again"
+                ),
             ));
         }
         events.info(&format!("OIDC provider {provider_arn}: done"));
@@ -173,15 +187,26 @@ async fn plan_user<R: Roles, V: Variables>(
             _ => None,
         };
         let reach = match (&c.scope, &readers) {
-            (Scope::Organization { dependabot: false, .. }, None) => Reach::NotMovable(
+            (
+                Scope::Organization {
+                    dependabot: false, ..
+                },
+                None,
+            ) => Reach::NotMovable(
                 "the organization secret does not exist, so who may read it is not known: run rotate first",
             ),
-            _ => trust::reach(&c.scope, readers.as_ref().map(|r| r.repositories.as_slice())),
+            _ => trust::reach(
+                &c.scope,
+                readers.as_ref().map(|r| r.repositories.as_slice()),
+            ),
         };
         view.consumers.push(ConsumerMove::new(c, oidc, &reach));
         reaches.push((c.clone(), reach, readers));
     }
-    if !reaches.iter().any(|(_, r, _)| matches!(r, Reach::Subjects { .. })) {
+    if !reaches
+        .iter()
+        .any(|(_, r, _)| matches!(r, Reach::Subjects { .. }))
+    {
         view.outcome = "nothing-to-move".into();
         view.message = Some(format!(
             "user {} has no consumer in GitHub Actions that could assume a role",
@@ -192,7 +217,10 @@ async fn plan_user<R: Roles, V: Variables>(
     let trust_policy = trust::policy(
         provider_arn,
         issuer,
-        &reaches.iter().map(|(_, r, _)| r.clone()).collect::<Vec<_>>(),
+        &reaches
+            .iter()
+            .map(|(_, r, _)| r.clone())
+            .collect::<Vec<_>>(),
     );
     let user_perms = match iam.user_permissions(&user.name).await {
         Ok(p) => p,
@@ -202,7 +230,11 @@ async fn plan_user<R: Roles, V: Variables>(
             } else {
                 Exit::Failed
             };
-            return failed(view, exit, format!("reading the permissions of IAM user {}: {e}", user.name));
+            return failed(
+                view,
+                exit,
+                format!("reading the permissions of IAM user {}: {e}", user.name),
+            );
         }
     };
     let spec = RoleSpec {
@@ -213,7 +245,13 @@ async fn plan_user<R: Roles, V: Variables>(
     view.set_role(&spec);
     let found = match iam.role(&m.role_name).await {
         Ok(r) => r,
-        Err(e) => return failed(view, Exit::Failed, format!("iam:GetRole {}: {e}", m.role_name)),
+        Err(e) => {
+            return failed(
+                view,
+                Exit::Failed,
+                format!("iam:GetRole {}: {e}", m.role_name),
+            );
+        }
     };
     if let Some(r) = &found {
         view.role_arn = r.arn.clone();
@@ -226,7 +264,12 @@ async fn plan_user<R: Roles, V: Variables>(
     // The variable in each movable consumer's scope, and each repository's workflows.
     let mut writes = Vec::new();
     let names: BTreeSet<&str> = movable_consumers(user)
-        .flat_map(|(c, _)| [c.secrets.access_key_id.as_str(), c.secrets.secret_access_key.as_str()])
+        .flat_map(|(c, _)| {
+            [
+                c.secrets.access_key_id.as_str(),
+                c.secrets.secret_access_key.as_str(),
+            ]
+        })
         .collect();
     let names: Vec<&str> = names.into_iter().collect();
     let mut repositories = BTreeSet::new();
@@ -250,7 +293,11 @@ async fn plan_user<R: Roles, V: Variables>(
         } else {
             consumer.variable = Some(format!(
                 "{} {} = role ARN",
-                if settings.dry_run { "would write" } else { "to write" },
+                if settings.dry_run {
+                    "would write"
+                } else {
+                    "to write"
+                },
                 m.variable
             ));
             writes.push((i, c.scope.clone(), readers.clone(), current.is_some()));
@@ -280,7 +327,12 @@ async fn plan_user<R: Roles, V: Variables>(
         view.outcome = "unchanged".into();
         return Planned::Done(view);
     }
-    view.outcome = if settings.dry_run { "planned" } else { "migrated" }.into();
+    view.outcome = if settings.dry_run {
+        "planned"
+    } else {
+        "migrated"
+    }
+    .into();
     Planned::Act(Box::new(Acting {
         view,
         role: spec,
@@ -380,7 +432,10 @@ async fn apply<R: Roles, V: Variables>(
             }
             Err(e) => {
                 consumer.variable = Some("not written".into());
-                view.fail(exit_of(&e), format!("{scope}: writing variable {variable}: {}", e.message));
+                view.fail(
+                    exit_of(&e),
+                    format!("{scope}: writing variable {variable}: {}", e.message),
+                );
             }
         }
     }

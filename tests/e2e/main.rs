@@ -14,6 +14,7 @@ mod fleet;
 mod ghes;
 mod least_privilege;
 mod libsodium;
+mod migrate;
 mod protocol;
 mod rotation;
 mod schema;

@@ -21,6 +21,8 @@
    `"apply": false` stalls before the call takes effect.
 6. `GET /_test/calls` answers `{"calls": [actions in order], "stalled": N}`: what the server was
    asked, and how many calls are stalled now.
+7. moto keeps the permissions boundary of roles only: a user's is kept too
+   (PutUserPermissionsBoundary, and GetUser shows it), as IAM does.
 
 Usage: python moto_server.py PORT
 """
@@ -35,6 +37,8 @@ import time
 import urllib.parse
 
 from moto.iam import access_control
+from moto.iam import models as iam_models
+from moto.iam import responses as iam_responses
 from moto.iam.models import AccessKeyLastUsed, iam_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
@@ -77,6 +81,35 @@ def _init_rejecting_inactive(self, account_id, partition, access_key_id, headers
 
 
 access_control.IAMUserAccessKey.__init__ = _init_rejecting_inactive
+
+# moto keeps permissions boundaries of roles only: a user's is kept here (what `migrate` copies
+# to the role it makes), set by PutUserPermissionsBoundary and shown by GetUser.
+_original_user_init = iam_models.User.__init__
+
+
+def _user_init(self, *args, **kwargs):
+    _original_user_init(self, *args, **kwargs)
+    self.permissions_boundary_arn = None
+
+
+def _user_boundary(self):
+    if self.permissions_boundary_arn:
+        return {
+            "PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+            "PermissionsBoundaryArn": self.permissions_boundary_arn,
+        }
+    return None
+
+
+def _put_user_permissions_boundary(self):
+    user = self.backend.get_user(self._get_param("UserName"))
+    user.permissions_boundary_arn = self._get_param("PermissionsBoundary")
+    return iam_responses.EmptyResult()
+
+
+iam_models.User.__init__ = _user_init
+iam_models.User.permissions_boundary = property(_user_boundary)
+iam_responses.IamResponse.put_user_permissions_boundary = _put_user_permissions_boundary
 
 # The raw body of the request this thread is serving (the server is threaded).
 _RAW = threading.local()

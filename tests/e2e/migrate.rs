@@ -1,0 +1,586 @@
+//! `migrate` (CONTRACT §13) end to end: moto stores the provider, the role and its policies
+//! (it evaluates neither trust policies nor tokens, so the trust is judged here by a small
+//! evaluator of its own); the fake GitHub serves variables and workflow files.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const USER: &str = "ci-deployer";
+const ROLE: &str = "gha-ci-deployer";
+const ACCOUNT: &str = "123456789012";
+const ISSUER: &str = "token.actions.githubusercontent.com";
+
+fn manifest(org: bool, oidc: bool) -> String {
+    let mark = if oidc { "\n        oidc: true" } else { "" };
+    let mut m = format!(
+        "version: 1
+users:
+  - name: ci-deployer
+    consumers:
+      - repository: acme/web{mark}
+      - repository: acme/api
+        environment: production{mark}
+"
+    );
+    if org {
+        m.push_str(&format!("      - organization: acme{mark}\n"));
+    }
+    m
+}
+
+const DEPLOY: &str = "name: deploy
+on: { push: { branches: [main] } }
+env:
+  AWS_REGION: us-east-1
+  AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}
+  AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+jobs:
+  build:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: make
+  deploy:
+    needs: build
+    runs-on: ubuntu-24.04
+    steps:
+      - run: aws s3 sync site s3://acme-web
+";
+
+const RELEASE: &str = "name: release
+on: workflow_dispatch
+jobs:
+  release:
+    runs-on: ubuntu-24.04
+    environment: production
+    steps:
+      - uses: aws-actions/configure-aws-credentials@v4
+        with:
+          aws-access-key-id: ${{ secrets.AWS_ACCESS_KEY_ID }}
+          aws-secret-access-key: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+          aws-region: us-east-1
+";
+
+const CALLER: &str = "name: ci
+on: pull_request
+jobs:
+  call:
+    uses: acme/shared/.github/workflows/deploy.yml@main
+    secrets:
+      key-id: ${{ secrets.AWS_ACCESS_KEY_ID }}
+      key-secret: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+";
+
+/// A user with its own inline policies (one only about its own keys), an attached managed
+/// policy, a group with a policy, and a permissions boundary; one old key in three consumers
+/// and a Dependabot secret (which cannot move).
+fn setup(env: &TestEnv) -> (Key, String, String) {
+    env.user(USER, &["s3:PutObject"]);
+    let iam = env.iam();
+    let (managed, boundary) = runtime().block_on(async {
+        let doc = |action: &str| policy(&[action]);
+        let managed = iam
+            .create_policy()
+            .policy_name("deploy-read")
+            .policy_document(doc("s3:GetObject"))
+            .send()
+            .await
+            .unwrap();
+        let managed = managed.policy().unwrap().arn().unwrap().to_owned();
+        iam.attach_user_policy()
+            .user_name(USER)
+            .policy_arn(&managed)
+            .send()
+            .await
+            .unwrap();
+        let boundary = iam
+            .create_policy()
+            .policy_name("boundary")
+            .policy_document(doc("s3:*"))
+            .send()
+            .await
+            .unwrap();
+        let boundary = boundary.policy().unwrap().arn().unwrap().to_owned();
+        iam.put_user_permissions_boundary()
+            .user_name(USER)
+            .permissions_boundary(&boundary)
+            .send()
+            .await
+            .unwrap();
+        iam.put_user_policy()
+            .user_name(USER)
+            .policy_name("self-keys")
+            .policy_document(policy(&[
+                "iam:CreateAccessKey",
+                "iam:DeleteAccessKey",
+                "iam:TagUser",
+            ]))
+            .send()
+            .await
+            .unwrap();
+        iam.create_group()
+            .group_name("builders")
+            .send()
+            .await
+            .unwrap();
+        iam.add_user_to_group()
+            .group_name("builders")
+            .user_name(USER)
+            .send()
+            .await
+            .unwrap();
+        iam.put_group_policy()
+            .group_name("builders")
+            .policy_name("cache")
+            .policy_document(doc("s3:ListBucket"))
+            .send()
+            .await
+            .unwrap();
+        (managed, boundary)
+    });
+    let old = env.aged_key(USER, 100);
+    let then = chrono::Utc::now() - chrono::Duration::days(100);
+    for r in ["acme/web", "acme/api", "acme/tools", "acme/other"] {
+        env.github.add_repo(r);
+    }
+    env.github.add_environment("acme/api", "production");
+    env.github.add_org("acme");
+    env.seed(
+        &[repo("acme/web"), environment("acme/api", "production")],
+        &old,
+        100,
+    );
+    let selected = [
+        env.github.repo_id("acme/web"),
+        env.github.repo_id("acme/tools"),
+    ];
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", &old.id),
+        ("AWS_SECRET_ACCESS_KEY", &old.secret),
+    ] {
+        env.github
+            .set_org_secret(&org("acme"), name, value, "selected", &selected, then);
+    }
+    env.github
+        .add_file("acme/web", ".github/workflows/deploy.yml", DEPLOY);
+    env.github.add_file(
+        "acme/web",
+        ".github/workflows/lint.yml",
+        "on: push\njobs: {}\n",
+    );
+    env.github.add_file(
+        "acme/web",
+        "README.md",
+        "not a workflow ${{ secrets.AWS_ACCESS_KEY_ID }}",
+    );
+    env.github
+        .add_file("acme/api", ".github/workflows/release.yml", RELEASE);
+    env.github
+        .add_file("acme/tools", ".github/workflows/ci.yml", CALLER);
+    (old, managed, boundary)
+}
+
+fn role_arn() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{ROLE}")
+}
+
+/// The role as moto keeps it: trust, session, boundary, attached and inline policies, tags.
+fn role(env: &TestEnv) -> Option<Value> {
+    let iam = env.iam();
+    runtime().block_on(async {
+        let r = iam.get_role().role_name(ROLE).send().await.ok()?;
+        let r = r.role().unwrap();
+        let decode = |s: &str| -> Value {
+            let s = percent_encoding::percent_decode_str(s).decode_utf8().unwrap();
+            serde_json::from_str(&s).unwrap()
+        };
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(ROLE)
+            .send()
+            .await
+            .unwrap();
+        let inline = iam.list_role_policies().role_name(ROLE).send().await.unwrap();
+        let tags = iam.list_role_tags().role_name(ROLE).send().await.unwrap();
+        Some(json!({
+            "trust": decode(r.assume_role_policy_document().unwrap()),
+            "max_session": r.max_session_duration(),
+            "boundary": r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
+            "attached": attached.attached_policies().iter().map(|p| p.policy_arn().unwrap()).collect::<Vec<_>>(),
+            "inline": inline.policy_names(),
+            "tags": tags.tags().iter().map(|t| format!("{}={}", t.key(), t.value())).collect::<Vec<_>>(),
+        }))
+    })
+}
+
+fn providers(env: &TestEnv) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let iam = env.iam();
+    runtime().block_on(async {
+        let list = iam.list_open_id_connect_providers().send().await.unwrap();
+        let mut out = Vec::new();
+        for p in list.open_id_connect_provider_list() {
+            let arn = p.arn().unwrap().to_owned();
+            let got = iam
+                .get_open_id_connect_provider()
+                .open_id_connect_provider_arn(&arn)
+                .send()
+                .await
+                .unwrap();
+            out.push((
+                arn,
+                got.client_id_list().to_vec(),
+                got.thumbprint_list().to_vec(),
+            ));
+        }
+        out
+    })
+}
+
+/// IAM's evaluation of a trust policy for a web-identity token (`sub`, `aud`), written apart
+/// from the tool's: every statement's every condition must hold for an Allow.
+fn admits(trust: &Value, sub: &str, aud: &str) -> bool {
+    fn like(p: &str, t: &str) -> bool {
+        match p.split_once('*') {
+            None => p == t,
+            Some((head, rest)) => {
+                t.starts_with(head)
+                    && (0..=t.len() - head.len()).any(|i| like(rest, &t[head.len() + i..]))
+            }
+        }
+    }
+    let claim = |key: &str| if key.ends_with(":sub") { sub } else { aud };
+    let values = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    trust["Statement"].as_array().unwrap().iter().any(|s| {
+        s["Effect"] == "Allow"
+            && s["Action"] == "sts:AssumeRoleWithWebIdentity"
+            && s["Condition"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .all(|(op, conds)| {
+                    conds.as_object().unwrap().iter().all(|(key, v)| {
+                        values(v).iter().any(|want| match op.as_str() {
+                            "StringEquals" => claim(key) == want,
+                            "StringLike" => like(want, claim(key)),
+                            _ => false,
+                        })
+                    })
+                })
+    })
+}
+
+fn variable_writes(env: &TestEnv) -> usize {
+    env.github
+        .log()
+        .iter()
+        .filter(|l| l.contains("/variables") && (l.starts_with("POST") || l.starts_with("PATCH")))
+        .count()
+}
+
+#[test]
+fn migrate_makes_the_provider_the_role_and_the_variables_and_converges() {
+    let env = TestEnv::new();
+    let (_old, managed, boundary) = setup(&env);
+    env.write_manifest(
+        &(manifest(true, false) + "      - repository: acme/web\n        app: dependabot\n"),
+    );
+    env.github.add_dependabot("acme/web");
+
+    // The plan: nothing changes.
+    let secrets = env.github.all_secrets();
+    let run = env.cli(&env.admin, &["migrate", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("role: create the role"),
+        "{}",
+        run.all()
+    );
+    assert!(role(&env).is_none() && providers(&env).is_empty());
+    assert!(env.github.variables().is_empty());
+    assert_eq!(env.github.all_secrets(), secrets);
+
+    assert_eq!(variable_writes(&env), 0);
+    let mark = env.github.log().len();
+    let run = env.cli(&env.admin, &["migrate", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let u = &report["migration"]["users"][0];
+    assert_eq!(u["outcome"], "migrated", "{u}");
+
+    // The provider: github.com's issuer, the STS audience, no thumbprint.
+    let provider_arn = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER}");
+    assert_eq!(
+        providers(&env),
+        vec![(
+            provider_arn.clone(),
+            vec!["sts.amazonaws.com".to_owned()],
+            vec![]
+        )]
+    );
+    // The role: exactly the subjects that read the secrets today, the user's permissions
+    // without its key management, its boundary, one-hour sessions, marked as made here.
+    let r = role(&env).expect("the role exists");
+    let sub = format!("{ISSUER}:sub");
+    let aud = format!("{ISSUER}:aud");
+    assert_eq!(
+        r["trust"],
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "ExactGitHubJobs", "Effect": "Allow", "Principal": {"Federated": provider_arn},
+             "Action": "sts:AssumeRoleWithWebIdentity",
+             "Condition": {"StringEquals": {aud.clone(): "sts.amazonaws.com", sub.clone(): ["repo:acme/api:environment:production"]}}},
+            {"Sid": "EveryJobOfRepositories", "Effect": "Allow", "Principal": {"Federated": provider_arn},
+             "Action": "sts:AssumeRoleWithWebIdentity",
+             "Condition": {"StringEquals": {aud: "sts.amazonaws.com"}, "StringLike": {sub: ["repo:acme/tools:*", "repo:acme/web:*"]}}}
+        ]})
+    );
+    assert_eq!(r["max_session"], 3600);
+    assert_eq!(r["boundary"], boundary);
+    assert_eq!(r["attached"], json!([managed]));
+    let mut inline: Vec<String> = serde_json::from_value(r["inline"].clone()).unwrap();
+    inline.sort();
+    assert_eq!(inline, ["group-builders-cache", "rotation"], "no self-keys");
+    assert_eq!(r["tags"], json!(["aws-key-rotator/made-for=ci-deployer"]));
+    // Admitted: each consumer's jobs; refused: other repositories, environments, owners, forks.
+    let trust = &r["trust"];
+    for ok in [
+        "repo:acme/web:ref:refs/heads/main",
+        "repo:acme/web:pull_request",
+        "repo:acme/tools:ref:refs/heads/x",
+        "repo:acme/api:environment:production",
+    ] {
+        assert!(admits(trust, ok, "sts.amazonaws.com"), "{ok}");
+    }
+    for refused in [
+        "repo:acme/api:ref:refs/heads/main",
+        "repo:acme/api:environment:staging",
+        "repo:acme/other:ref:refs/heads/main",
+        "repo:evil/web:ref:refs/heads/main",
+        "repo:fork/web:pull_request",
+        "repo:acme/webx:ref:refs/heads/main",
+    ] {
+        assert!(!admits(trust, refused, "sts.amazonaws.com"), "{refused}");
+    }
+    assert!(!admits(
+        trust,
+        "repo:acme/web:ref:refs/heads/main",
+        "another-audience"
+    ));
+    // The variables, read back; the organization's readable by the secret's repositories.
+    for scope in [
+        repo("acme/web"),
+        environment("acme/api", "production"),
+        org("acme"),
+    ] {
+        let v = env
+            .github
+            .variable(&scope, "AWS_ROLE_ARN")
+            .unwrap_or_else(|| panic!("{scope:?}"));
+        assert_eq!(v.value, role_arn(), "{scope:?}");
+    }
+    let o = env.github.variable(&org("acme"), "AWS_ROLE_ARN").unwrap();
+    assert_eq!(o.visibility.as_deref(), Some("selected"));
+    let mut selected = o.selected.clone();
+    selected.sort();
+    assert_eq!(
+        selected,
+        vec![
+            env.github.repo_id("acme/web"),
+            env.github.repo_id("acme/tools")
+        ]
+    );
+    assert!(
+        env.github
+            .variable(&repo("acme/api"), "AWS_ROLE_ARN")
+            .is_none()
+    );
+    // Dependabot keeps the key; the workflows that read it, line by line, and the snippet.
+    let dependabot = u["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["consumer"].as_str().unwrap().contains("Dependabot"))
+        .unwrap();
+    assert_eq!(dependabot["movable"], false, "{dependabot}");
+    let found: Vec<(String, u64, String)> = u["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| {
+            w["uses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        format!(
+                            "{}/{}",
+                            w["repository"].as_str().unwrap(),
+                            w["path"].as_str().unwrap()
+                        ),
+                        s["line"].as_u64().unwrap(),
+                        s["secret"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let want = |f: &str, l: u64, s: &str| (f.to_owned(), l, s.to_owned());
+    assert_eq!(
+        found,
+        vec![
+            want(
+                "acme/api/.github/workflows/release.yml",
+                10,
+                "AWS_ACCESS_KEY_ID"
+            ),
+            want(
+                "acme/api/.github/workflows/release.yml",
+                11,
+                "AWS_SECRET_ACCESS_KEY"
+            ),
+            want(
+                "acme/tools/.github/workflows/ci.yml",
+                7,
+                "AWS_ACCESS_KEY_ID"
+            ),
+            want(
+                "acme/tools/.github/workflows/ci.yml",
+                8,
+                "AWS_SECRET_ACCESS_KEY"
+            ),
+            want(
+                "acme/web/.github/workflows/deploy.yml",
+                5,
+                "AWS_ACCESS_KEY_ID"
+            ),
+            want(
+                "acme/web/.github/workflows/deploy.yml",
+                6,
+                "AWS_SECRET_ACCESS_KEY"
+            ),
+        ]
+    );
+    assert!(
+        u["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("role-to-assume: ${{ vars.AWS_ROLE_ARN }}")
+    );
+    assert!(u["snippet"].as_str().unwrap().contains("id-token: write"));
+    // Each store and each workflow directory read once.
+    for needle in [
+        "/repos/acme/web/actions/variables/AWS_ROLE_ARN",
+        "/repos/acme/web/contents/.github/workflows ",
+        "/orgs/acme/actions/secrets/AWS_ACCESS_KEY_ID ",
+    ] {
+        let reads = env.github.log()[mark..]
+            .iter()
+            .filter(|l| l.starts_with("GET") && l.contains(needle))
+            .count();
+        // The variable is read once before and once after its write.
+        let want = if needle.contains("variables") { 2 } else { 1 };
+        assert_eq!(reads, want, "{needle}: {:#?}", env.github.log());
+    }
+    assert_eq!(variable_writes(&env), 3);
+    assert_eq!(env.github.all_secrets(), secrets, "no secret is written");
+
+    // A second run changes nothing: no GitHub write, no IAM change.
+    let (before, _) = env.aws_calls();
+    let run = env.cli(&env.admin, &["migrate", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["migration"]["users"][0]["outcome"], "unchanged");
+    assert_eq!(variable_writes(&env), 3);
+    let (after, _) = env.aws_calls();
+    let changes: Vec<&String> = after[before.len()..]
+        .iter()
+        .filter(|a| !(a.starts_with("Get") || a.starts_with("List")))
+        .collect();
+    assert!(changes.is_empty(), "{changes:?}");
+    assert_eq!(role(&env).unwrap(), r);
+
+    // The organization consumer leaves the manifest: its repositories leave the trust.
+    env.write_manifest(&manifest(false, false));
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let trust = role(&env).unwrap()["trust"].clone();
+    assert!(!admits(
+        &trust,
+        "repo:acme/tools:ref:refs/heads/main",
+        "sts.amazonaws.com"
+    ));
+    assert!(admits(
+        &trust,
+        "repo:acme/web:ref:refs/heads/main",
+        "sts.amazonaws.com"
+    ));
+    env.assert_no_leaks();
+}
+
+#[test]
+fn a_role_or_provider_the_tool_did_not_make_is_refused_and_left_alone() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.write_manifest(&manifest(false, false));
+    let iam = env.iam();
+    let theirs = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    runtime().block_on(async {
+        iam.create_role()
+            .role_name(ROLE)
+            .assume_role_policy_document(theirs.to_string())
+            .send()
+            .await
+            .unwrap();
+    });
+    let before = role(&env);
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "role {} exists and was not made by aws-key-rotator",
+            role_arn()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(role(&env), before, "the role is never changed");
+    assert!(
+        env.github.variables().is_empty(),
+        "no variable points at a role it does not manage"
+    );
+    assert!(
+        providers(&env).is_empty(),
+        "nothing to set up for a refused user"
+    );
+
+    // Someone else's provider without the STS audience: refused before anything.
+    runtime().block_on(async {
+        iam.delete_role().role_name(ROLE).send().await.unwrap();
+        iam.create_open_id_connect_provider()
+            .url(format!("https://{ISSUER}"))
+            .client_id_list("something-else")
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.stderr.contains(
+            "was not made by aws-key-rotator and does not accept the audience sts.amazonaws.com"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(role(&env).is_none());
+    assert_eq!(providers(&env)[0].1, vec!["something-else".to_owned()]);
+}
