@@ -584,3 +584,151 @@ fn a_role_or_provider_the_tool_did_not_make_is_refused_and_left_alone() {
     assert!(role(&env).is_none());
     assert_eq!(providers(&env)[0].1, vec!["something-else".to_owned()]);
 }
+
+/// Credentials of a session of the role, as configure-aws-credentials gets them with the job's
+/// OIDC token (moto accepts any token: the trust was judged by [`admits`]).
+fn assume(env: &TestEnv, subject: &str) -> (Key, String) {
+    let sts = sts_client(&env.moto_url, &env.admin.id, &env.admin.secret);
+    let out = runtime().block_on(async {
+        sts.assume_role_with_web_identity()
+            .role_arn(role_arn())
+            .role_session_name("GitHubActions")
+            .web_identity_token(format!("token-for-{subject}"))
+            .send()
+            .await
+            .unwrap()
+    });
+    let c = out.credentials().unwrap();
+    env.remember(c.secret_access_key());
+    env.remember(c.session_token());
+    (
+        Key {
+            id: c.access_key_id().to_owned(),
+            secret: c.secret_access_key().to_owned(),
+        },
+        c.session_token().to_owned(),
+    )
+}
+
+fn status(env: &TestEnv) -> Value {
+    let run = env.cli(&env.admin, &["status", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    serde_json::from_str::<Value>(&run.stdout).unwrap()["users"][0].clone()
+}
+
+#[test]
+fn the_full_path_from_the_key_to_the_role_ends_migrated() {
+    let env = TestEnv::new();
+    let (old, _, _) = setup(&env);
+    env.write_manifest(&manifest(true, false));
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    // The consumers' workflows now assume the role: each is marked `oidc: true`.
+    env.write_manifest(&manifest(true, true));
+    let before = env.github.all_secrets();
+    let run = env.action(&env.admin, &[("command", "rotate"), ("force", "true")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        env.github.all_secrets(),
+        before,
+        "rotate writes no consumer on the role"
+    );
+    assert_eq!(
+        env.keys(USER),
+        vec![(old.id.clone(), "Active".into())],
+        "no new key"
+    );
+    let journal = env.journal(USER).expect("the retirement is recorded");
+    assert_eq!(
+        (journal.phase.as_str(), journal.key.as_str()),
+        ("moved", old.id.as_str())
+    );
+    let s = status(&env);
+    assert_eq!(s["state"], "pending-deactivation", "{s}");
+    assert_eq!(s["consumers"], json!([]), "no consumer holds the key");
+    assert_eq!(s["on_role"].as_array().unwrap().len(), 3, "{s}");
+    let text = env.cli(&env.admin, &["status"]);
+    assert!(
+        text.stdout
+            .contains("consumer acme/web (repository secrets): assumes the role (oidc)"),
+        "{}",
+        text.stdout
+    );
+
+    // The grace period first; then a use of the key after the last consumer moved refuses.
+    let run = env.changes_nothing(USER, 0, || {
+        env.action(&env.admin, &[("command", "deactivate")])
+    });
+    assert!(run.stdout.contains("not yet"), "{}", run.all());
+    env.backdate_journal(USER, 30 * 60);
+    env.record_use(&old.id, 20, "s3");
+    let run = env.changes_nothing(USER, 3, || {
+        env.action(&env.admin, &[("command", "deactivate")])
+    });
+    assert!(
+        run.stderr
+            .contains("after the last consumer moved to the role"),
+        "{}",
+        run.stderr
+    );
+    // Its last use was before the move: retired.
+    env.record_use(&old.id, 31 * 60, "s3");
+    let run = env.action(&env.admin, &[("command", "deactivate")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Inactive".into())]);
+    assert!(!env.sts_accepts(&old));
+    let run = env.changes_nothing(USER, 0, || env.action(&env.admin, &[("command", "delete")]));
+    assert!(run.stdout.contains("not yet"), "{}", run.all());
+    env.backdate_journal(USER, 8 * 24 * 60);
+    let run = env.action(&env.admin, &[("command", "delete")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(env.keys(USER).is_empty(), "no key left");
+    assert!(env.journal(USER).is_none());
+
+    // Migrated: quiet, and nothing brings a key back.
+    let s = status(&env);
+    assert_eq!(s["state"], "migrated", "{s}");
+    assert_eq!(s["attention"], Value::Null);
+    let run = env.changes_nothing(USER, 0, || {
+        env.action(&env.admin, &[("command", "rotate"), ("force", "true")])
+    });
+    assert!(!run.stdout.contains("::error::"), "{}", run.stdout);
+
+    // Every consumer's verification, in role mode: its jobs' token is admitted, and the
+    // session they get is the role's.
+    let trust = role(&env).unwrap()["trust"].clone();
+    for subject in [
+        "repo:acme/web:ref:refs/heads/main",
+        "repo:acme/api:environment:production",
+        "repo:acme/tools:ref:refs/heads/main",
+    ] {
+        assert!(admits(&trust, subject, "sts.amazonaws.com"), "{subject}");
+        let (key, token) = assume(&env, subject);
+        let run = env.exec(
+            &key,
+            &["verify", "--expected-role-arn", &role_arn()],
+            vec![("AWS_SESSION_TOKEN".into(), token)],
+        );
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(
+            run.stdout
+                .contains(&format!("is a session of the expected role {}", role_arn())),
+            "{}",
+            run.stdout
+        );
+    }
+    // A job that did not assume it fails the verification.
+    let run = env.exec(
+        &env.admin,
+        &["verify", "--expected-role-arn", &role_arn()],
+        vec![],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("not a session of the expected role"),
+        "{}",
+        run.stderr
+    );
+    env.assert_no_leaks();
+}

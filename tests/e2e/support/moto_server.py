@@ -23,6 +23,8 @@
    asked, and how many calls are stalled now.
 7. moto keeps the permissions boundary of roles only: a user's is kept too
    (PutUserPermissionsBoundary, and GetUser shows it), as IAM does.
+8. STS takes AssumeRoleWithWebIdentity unsigned (the token is the credential, and the SDKs
+   send it so); moto's auth mode wants a signature on it: it is let through unsigned.
 
 Usage: python moto_server.py PORT
 """
@@ -36,6 +38,7 @@ import threading
 import time
 import urllib.parse
 
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam import access_control
 from moto.iam import models as iam_models
 from moto.iam import responses as iam_responses
@@ -107,6 +110,16 @@ def _put_user_permissions_boundary(self):
     return iam_responses.EmptyResult()
 
 
+_original_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+
+
+def _authorize_unless_web_identity(self, resource="*"):
+    if self._get_action() == "AssumeRoleWithWebIdentity":
+        return None
+    return _original_authorize(self, resource)
+
+
+ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _authorize_unless_web_identity
 iam_models.User.__init__ = _user_init
 iam_models.User.permissions_boundary = property(_user_boundary)
 iam_responses.IamResponse.put_user_permissions_boundary = _put_user_permissions_boundary
