@@ -27,14 +27,104 @@ pub const SECRETS_MANAGER_ACTIONS: &[&str] = &[
 
 pub const SSM_ACTIONS: &[&str] = &["ssm:GetParameter", "ssm:PutParameter"];
 
+/// `migrate` reads what each user may do (on the user; its groups' policies on its groups).
+pub const MIGRATE_USER_ACTIONS: &[&str] = &[
+    "iam:GetUser",
+    "iam:ListAttachedUserPolicies",
+    "iam:ListUserPolicies",
+    "iam:GetUserPolicy",
+    "iam:ListGroupsForUser",
+];
+pub const MIGRATE_GROUP_ACTIONS: &[&str] = &[
+    "iam:ListAttachedGroupPolicies",
+    "iam:ListGroupPolicies",
+    "iam:GetGroupPolicy",
+];
+/// `migrate` keeps each user's role: only the roles the manifest names.
+pub const MIGRATE_ROLE_ACTIONS: &[&str] = &[
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:TagRole",
+    "iam:ListRoleTags",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:ListAttachedRolePolicies",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+];
+/// `migrate` sets up GitHub's OIDC provider: only that provider.
+pub const MIGRATE_PROVIDER_ACTIONS: &[&str] = &[
+    "iam:GetOpenIDConnectProvider",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:TagOpenIDConnectProvider",
+    "iam:AddClientIDToOpenIDConnectProvider",
+];
+
 /// `ssm:DescribeParameters` (the tool reads a parameter's type and KMS key with it, so a write
 /// keeps them) has no resource-level permissions in AWS: it must be granted on `*`, and shows
 /// parameters' names and metadata, never their values.
 pub const SSM_DESCRIBE: &str = "ssm:DescribeParameters";
 
+/// The statements `migrate` needs for `manifest` (none unless a user asks for it with a
+/// `migrate:` block or an `oidc: true` consumer): on its users, their groups, the roles it names
+/// and GitHub's OIDC provider of `issuer`, nothing wider.
+fn migration(manifest: &Manifest, account: &str, issuer: &str) -> Vec<Value> {
+    let moving: Vec<_> = manifest
+        .users
+        .iter()
+        .filter(|u| u.migrate.requested || !u.on_role.is_empty())
+        .collect();
+    if moving.is_empty() {
+        return Vec::new();
+    }
+    let users: Vec<String> = moving
+        .iter()
+        .map(|u| format!("arn:aws:iam::{account}:user/{}", u.name))
+        .collect();
+    let mut roles = Vec::new();
+    for u in &moving {
+        push_new(
+            &mut roles,
+            format!("arn:aws:iam::{account}:role/{}", u.migrate.role_name),
+        );
+    }
+    vec![
+        json!({
+            "Sid": "MigrateReadTheUsersPermissions",
+            "Effect": "Allow",
+            "Action": MIGRATE_USER_ACTIONS,
+            "Resource": users,
+        }),
+        json!({
+            "Sid": "MigrateReadTheirGroupsPermissions",
+            "Effect": "Allow",
+            "Action": MIGRATE_GROUP_ACTIONS,
+            "Resource": format!("arn:aws:iam::{account}:group/*"),
+        }),
+        json!({
+            "Sid": "MigrateKeepTheirRoles",
+            "Effect": "Allow",
+            "Action": MIGRATE_ROLE_ACTIONS,
+            "Resource": roles,
+        }),
+        json!({
+            "Sid": "MigrateGitHubOidcProvider",
+            "Effect": "Allow",
+            "Action": MIGRATE_PROVIDER_ACTIONS,
+            "Resource": format!("arn:aws:iam::{account}:oidc-provider/{issuer}"),
+        }),
+    ]
+}
+
 /// The policy document for `manifest`'s users, in `account` (`*` when unknown), with
-/// `region` for the AWS stores that name none.
-pub fn for_manifest(manifest: &Manifest, account: &str, region: &str) -> Value {
+/// `region` for the AWS stores that name none and `issuer` for `migrate`'s OIDC provider.
+pub fn for_manifest(manifest: &Manifest, account: &str, region: &str, issuer: &str) -> Value {
     let users: Vec<String> = manifest
         .users
         .iter()
@@ -99,6 +189,7 @@ pub fn for_manifest(manifest: &Manifest, account: &str, region: &str) -> Value {
             "Resource": "*",
         }));
     }
+    statements.extend(migration(manifest, account, issuer));
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
@@ -152,6 +243,69 @@ pub fn allows(policy: &Value, action: &str, resource: &str) -> bool {
 mod tests {
     use super::*;
 
+    const ISSUER: &str = "token.actions.githubusercontent.com";
+
+    #[test]
+    fn migrate_gets_the_users_roles_and_provider_it_manages_only_when_asked() {
+        let m = crate::manifest::parse(
+            "m.yml",
+            "version: 1
+users:
+  - name: ci
+    migrate: { role-name: gha-ci }
+    consumers: [{repository: a/b}]
+  - name: other
+    consumers: [{repository: a/c}]
+",
+        )
+        .unwrap();
+        let p = for_manifest(&m, "111122223333", "us-east-1", ISSUER);
+        let role = "arn:aws:iam::111122223333:role/gha-ci";
+        for a in MIGRATE_ROLE_ACTIONS {
+            assert!(allows(&p, a, role), "{a}");
+            assert!(
+                !allows(&p, a, "arn:aws:iam::111122223333:role/admin"),
+                "{a}"
+            );
+            assert!(
+                !allows(&p, a, "arn:aws:iam::111122223333:role/gha-other"),
+                "{a}"
+            );
+        }
+        let provider = format!("arn:aws:iam::111122223333:oidc-provider/{ISSUER}");
+        for a in MIGRATE_PROVIDER_ACTIONS {
+            assert!(allows(&p, a, &provider), "{a}");
+            assert!(
+                !allows(
+                    &p,
+                    a,
+                    "arn:aws:iam::111122223333:oidc-provider/accounts.google.com"
+                ),
+                "{a}"
+            );
+        }
+        for a in MIGRATE_USER_ACTIONS {
+            assert!(allows(&p, a, "arn:aws:iam::111122223333:user/ci"), "{a}");
+            assert!(
+                !allows(&p, a, "arn:aws:iam::111122223333:user/other"),
+                "{a}"
+            );
+        }
+        assert!(!allows(&p, "iam:DeleteRole", role));
+        assert!(!allows(&p, "iam:DeleteOpenIDConnectProvider", &provider));
+        // Nobody asks: no statement for it.
+        let quiet = crate::manifest::parse(
+            "m.yml",
+            "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n",
+        )
+        .unwrap();
+        assert!(!allows(
+            &for_manifest(&quiet, "111122223333", "us-east-1", ISSUER),
+            "iam:CreateRole",
+            "arn:aws:iam::111122223333:role/gha-a"
+        ));
+    }
+
     const MANIFEST: &str = "version: 1
 users:
   - name: ci-deployer
@@ -168,7 +322,7 @@ users:
     #[test]
     fn the_policy_names_this_manifests_users_secrets_and_parameters_and_nothing_wider() {
         let m = crate::manifest::parse("m.yml", MANIFEST).unwrap();
-        let p = for_manifest(&m, "111122223333", "us-east-1");
+        let p = for_manifest(&m, "111122223333", "us-east-1", ISSUER);
         let user = "arn:aws:iam::111122223333:user/ci-deployer";
         for a in IAM_ACTIONS {
             assert!(allows(&p, a, user), "{a}");
@@ -222,7 +376,7 @@ users:
         )
         .unwrap();
         assert_eq!(
-            for_manifest(&gh, "*", "us-east-1")["Statement"]
+            for_manifest(&gh, "*", "us-east-1", ISSUER)["Statement"]
                 .as_array()
                 .unwrap()
                 .len(),

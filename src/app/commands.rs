@@ -35,7 +35,8 @@ pub(super) async fn policy(
             "*".to_owned()
         }
     };
-    let doc = crate::policy::for_manifest(&manifest, &account, &region);
+    let issuer = crate::migrate::trust::issuer(&rt.server_url);
+    let doc = crate::policy::for_manifest(&manifest, &account, &region, &issuer);
     print!(
         "{}",
         serde_json::to_string_pretty(&doc).expect("a policy serializes") + "\n"

@@ -194,6 +194,8 @@ pub struct Migration {
     pub variable: String,
     /// `None`: copy the user's own policies; else attach these managed policies.
     pub policies: Option<Vec<String>>,
+    /// The manifest has a `migrate:` block for the user (the defaults apply otherwise).
+    pub requested: bool,
 }
 
 impl Migration {
@@ -205,6 +207,7 @@ impl Migration {
             role_name: role,
             variable: Self::DEFAULT_VARIABLE.to_owned(),
             policies: None,
+            requested: false,
         }
     }
 }

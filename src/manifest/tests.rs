@@ -53,7 +53,7 @@ fn parses_the_contract_example() {
 fn unknown_field_is_located() {
     assert_eq!(
         err("version: 1\nusers:\n  - name: a\n    consumer:\n      - repository: a/b\n"),
-        "m.yml:4:5: unknown field `consumer`, expected one of name, max-age-days, deactivate-after-hours, delete-after-days, consumers, verify, external (see the manifest reference in the README)"
+        "m.yml:4:5: unknown field `consumer`, expected one of name, max-age-days, deactivate-after-hours, delete-after-days, consumers, verify, external, migrate (see the manifest reference in the README)"
     );
 }
 
@@ -314,4 +314,92 @@ fn a_shape_error_is_located_once_in_the_parsers_words() {
     assert!(e.starts_with("m.yml:4:"), "{e}");
     assert!(e.ends_with("expected sequence start"), "{e}");
     assert!(!e.contains(" at line "), "the location leads, once: {e}");
+}
+
+#[test]
+fn migrate_and_oidc_are_read_and_checked() {
+    let m = parse(
+        "m.yml",
+        "version: 1
+users:
+  - name: ci
+    migrate: { role-name: gha-deploy, variable: DEPLOY_ROLE, permissions: [arn:aws:iam::aws:policy/ReadOnlyAccess] }
+    consumers:
+      - repository: acme/web
+        oidc: true
+      - repository: acme/web
+        environment: production
+      - organization: acme
+        oidc: false
+  - name: plain
+    consumers: [{repository: acme/api}]
+",
+    )
+    .unwrap();
+    let ci = &m.users[0];
+    assert_eq!(ci.migrate.role_name, "gha-deploy");
+    assert_eq!(ci.migrate.variable, "DEPLOY_ROLE");
+    assert_eq!(
+        ci.migrate.policies,
+        Some(vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".to_owned()])
+    );
+    assert!(ci.migrate.requested);
+    assert_eq!(ci.on_role.len(), 1);
+    assert_eq!(ci.consumers.len(), 2, "oidc: false stays on the key");
+    assert!(!ci.moved());
+    let plain = &m.users[1];
+    assert_eq!(plain.migrate, Migration::defaults("plain"));
+    assert_eq!(plain.migrate.role_name, "gha-plain");
+    assert_eq!(plain.migrate.variable, "AWS_ROLE_ARN");
+
+    let user = |extra: &str, consumer: &str| {
+        err(&format!(
+            "version: 1\nusers:\n  - name: ci\n{extra}    consumers:\n      - {consumer}\n"
+        ))
+    };
+    for (extra, consumer, want) in [
+        (
+            "",
+            "{repository: acme/web, app: dependabot, oidc: true}",
+            "m.yml:5:9: `oidc: true` on acme/web (Dependabot secrets): Dependabot reads its own secrets",
+        ),
+        (
+            "",
+            "{aws-secrets-manager: ci/key, oidc: true}",
+            "m.yml:5:9: `oidc: true` on",
+        ),
+        (
+            "    migrate: { role-name: 'a role' }\n",
+            "{repository: acme/web}",
+            "m.yml:4:14: migrate.role-name \"a role\" is not a valid IAM role name",
+        ),
+        (
+            "    migrate: { variable: 1ROLE }\n",
+            "{repository: acme/web}",
+            "m.yml:4:14: migrate.variable \"1ROLE\" starts with a digit",
+        ),
+        (
+            "    migrate: { permissions: all }\n",
+            "{repository: acme/web}",
+            "m.yml:4:14: migrate.permissions \"all\" is neither `copy` nor a list of policy ARNs",
+        ),
+        (
+            "    migrate: { permissions: [] }\n",
+            "{repository: acme/web}",
+            "m.yml:4:14: migrate.permissions is an empty list",
+        ),
+        (
+            "    migrate: { permissions: [ReadOnlyAccess] }\n",
+            "{repository: acme/web}",
+            "m.yml:4:14: migrate.permissions: \"ReadOnlyAccess\" is not a managed policy ARN",
+        ),
+        (
+            "    migrate: { role: x }\n",
+            "{repository: acme/web}",
+            "m.yml:4:16: unknown field `role`",
+        ),
+    ] {
+        let got = user(extra, consumer);
+        assert!(got.starts_with(want), "{got}\nwanted: {want}");
+    }
 }

@@ -394,6 +394,7 @@ impl Validator<'_> {
     ) -> Result<Migration, ManifestError> {
         let mut m = Migration::defaults(user);
         let Some(raw) = raw else { return Ok(m) };
+        m.requested = true;
         let at = raw.referenced;
         if let Some(role) = raw.value.role_name {
             if !valid_iam_user_name(&role) {

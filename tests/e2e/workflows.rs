@@ -625,8 +625,8 @@ fn the_release_pins_the_image_digest_and_the_action_commit() {
         assert!(text.contains(&format!("@{sha} # v1.2.3")), "{f}");
     }
     assert_eq!(
-        pinned, 8,
-        "the six steps of the reusable workflow (repair among them) and two examples"
+        pinned, 9,
+        "the six steps of the reusable workflow (repair among them), the rotation example's and the verification example's two (key and oidc mode)"
     );
 }
 
