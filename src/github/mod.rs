@@ -604,6 +604,19 @@ impl GitHub {
                     "{what}: GitHub answered 403{said}: the token cannot run workflows here. Give it \"Actions: write\" on this repository"
                 ),
             )
+        } else if status == StatusCode::FORBIDDEN
+            && (path.contains("/variables") || path.contains("/contents/"))
+        {
+            let what_for = if path.contains("/variables") {
+                "\"Variables: write\" on this repository (organization variables: the organization's \"Variables: write\")"
+            } else {
+                "\"Contents: read\" on this repository"
+            };
+            (
+                GhErrorKind::Forbidden,
+                false,
+                format!("{what}: GitHub answered 403{said}: give the token {what_for}"),
+            )
         } else if status == StatusCode::FORBIDDEN {
             let need = if *method == http::Method::GET {
                 "read"

@@ -100,6 +100,13 @@ pub async fn migrate<R: Roles, V: Variables>(
             ));
         }
         events.info(&format!("OIDC provider {provider_arn}: done"));
+        view.provider.change = Some(
+            match &found {
+                None => "created",
+                Some(_) => "audience added",
+            }
+            .into(),
+        );
     }
     for p in planned {
         view.users.push(match p {
@@ -430,12 +437,10 @@ async fn apply<R: Roles, V: Variables>(
                     ),
                 );
             }
+            // The role may have changed already: a failed operation, whatever GitHub said.
             Err(e) => {
                 consumer.variable = Some("not written".into());
-                view.fail(
-                    exit_of(&e),
-                    format!("{scope}: writing variable {variable}: {}", e.message),
-                );
+                view.fail(Exit::Failed, e.message);
             }
         }
     }

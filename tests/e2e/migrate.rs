@@ -732,3 +732,145 @@ fn the_full_path_from_the_key_to_the_role_ends_migrated() {
     );
     env.assert_no_leaks();
 }
+
+#[test]
+fn bad_input_and_a_token_that_cannot_write_variables_are_said_and_change_nothing() {
+    let env = TestEnv::new();
+    setup(&env);
+    // A user IAM does not have: exit 2, nothing made.
+    env.write_manifest(&manifest(false, false).replace("ci-deployer", "nobody"));
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("nobody") && run.stderr.contains("no such IAM user"),
+        "{}",
+        run.stderr
+    );
+    assert!(providers(&env).is_empty() && role(&env).is_none());
+    assert!(env.github.variables().is_empty());
+    // A malformed role ARN for verify: exit 2, naming the input.
+    let run = env.cli(
+        &env.admin,
+        &["verify", "--expected-role-arn", "gha-ci-deployer"],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("flag --expected-role-arn \"gha-ci-deployer\" is not an IAM role ARN"),
+        "{}",
+        run.stderr
+    );
+    // A token that may read but not write variables: the role is made, the write fails (exit
+    // 1) naming the permission, and the next run with a good token finishes.
+    env.write_manifest(&manifest(false, false));
+    let vars = vec![(
+        "GITHUB_TOKEN".to_owned(),
+        fake_github::READ_ONLY_TOKEN.to_owned(),
+    )];
+    let run = env.exec(&env.admin, &["migrate"], vars);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("Variables: write"), "{}", run.stderr);
+    assert!(env.github.variables().is_empty());
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.github.variables().len(), 2);
+    env.assert_no_leaks();
+}
+
+#[test]
+fn the_shipped_policy_is_enough_for_migrate_and_names_every_call_it_makes() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.write_manifest(&manifest(true, false));
+    // The rotator's identity: exactly the shipped statements for migrate (moto checks actions).
+    let mut actions: Vec<String> = policy_actions_for("OptionalMigrate");
+    actions.push("sts:GetCallerIdentity".into());
+    let allowed: Vec<&str> = actions.iter().map(String::as_str).collect();
+    env.user("rotator", &allowed);
+    let rotator = env.create_key("rotator");
+    let (before, _) = env.aws_calls();
+    let run = env.cli(&rotator, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    // A drifted role converges with the same permissions.
+    let iam = env.iam();
+    runtime().block_on(async {
+        iam.update_role()
+            .role_name(ROLE)
+            .max_session_duration(43200)
+            .send()
+            .await
+            .unwrap();
+        iam.put_role_policy()
+            .role_name(ROLE)
+            .policy_name("stale")
+            .policy_document(policy(&["s3:*"]))
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = env.cli(&rotator, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(role(&env).unwrap()["max_session"], 3600);
+    let (after, _) = env.aws_calls();
+    for call in &after[before.len()..] {
+        let granted = actions
+            .iter()
+            .any(|a| a.split_once(':').is_some_and(|(_, name)| name == call));
+        // The test's own calls (UpdateRole, PutRolePolicy above) are granted too.
+        assert!(granted, "{call} is not in the shipped policy");
+    }
+    // The policy command prints the same statements for this manifest.
+    let run = env.cli(&env.admin, &["policy"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    let sids: Vec<&str> = printed["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Sid"].as_str())
+        .collect();
+    assert!(
+        !sids.iter().any(|s| s.starts_with("Migrate")),
+        "not asked: {sids:?}"
+    );
+    env.write_manifest(&manifest(true, false).replace(
+        "    consumers:",
+        "    migrate: { role-name: gha-ci-deployer }\n    consumers:",
+    ));
+    let run = env.cli(&env.admin, &["policy"]);
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    let roles = printed["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "MigrateKeepTheirRoles")
+        .unwrap()
+        .clone();
+    assert_eq!(roles["Resource"], json!([role_arn()]));
+}
+
+#[test]
+fn on_github_enterprise_server_the_role_trusts_its_own_issuer() {
+    let env = TestEnv::ghes();
+    setup(&env);
+    env.write_manifest(&manifest(false, false));
+    let run = env.cli(&env.admin, &["migrate", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let issuer = report["migration"]["provider"]["issuer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        issuer.ends_with("/_services/token") && issuer.starts_with("127.0.0.1:"),
+        "{issuer}"
+    );
+    let (arn, audiences, _) = providers(&env).remove(0);
+    assert!(arn.ends_with(&format!("oidc-provider/{issuer}")), "{arn}");
+    assert_eq!(audiences, vec!["sts.amazonaws.com".to_owned()]);
+    let trust = role(&env).unwrap()["trust"].clone();
+    assert!(
+        trust.to_string().contains(&format!("{issuer}:sub")),
+        "{trust}"
+    );
+}

@@ -162,6 +162,11 @@ pub fn aws_store_actions() -> Vec<String> {
     policy_actions(|sid| sid.starts_with("OptionalAwsStores"))
 }
 
+/// The shipped policy's actions of the statements whose Sid starts with `prefix`.
+pub fn policy_actions_for(prefix: &str) -> Vec<String> {
+    policy_actions(|sid| sid.starts_with(prefix))
+}
+
 fn policy_actions(keep: impl Fn(&str) -> bool) -> Vec<String> {
     let text = std::fs::read_to_string(repo_root().join("docs/iam-policy.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
