@@ -162,7 +162,16 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
             }
             Some(Act::Deactivate { key_id }) => self.deactivate(key_id).await?,
             Some(Act::Delete(d)) => self.delete_step(d).await?,
-            Some(Act::StartRetirement { key_id }) => self.start_retirement(key_id).await?,
+            Some(Act::StartRetirement { key_id }) => return self.start_retirement(key_id).await,
+            Some(Act::ClearTags) => {
+                self.stop_before(&Step::ClearTags)?;
+                let scene = self.scene();
+                self.recorder.forget(scene).await;
+                return Ok(Done::Noted(format!(
+                    "user {} is migrated: the tags a stopped run left are removed",
+                    self.user.name
+                )));
+            }
         }
         Ok(Done::Finished)
     }
@@ -326,7 +335,7 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
 
     /// Every consumer assumes the role: the journal records since when, for `key_id`, so the
     /// retirement's grace period and straggler rule count from now (CONTRACT §13).
-    async fn start_retirement(&mut self, key_id: &str) -> Result<(), Halt> {
+    async fn start_retirement(&mut self, key_id: &str) -> Result<Done, Halt> {
         self.stop_before(&Step::RecordMoved {
             key_id: key_id.to_owned(),
         })?;
@@ -341,10 +350,9 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
                 self.user.name
             )));
         }
-        self.ctx.events.info(&format!(
-            "every consumer assumes the role: key {key_id} is retired by deactivate and delete after their grace periods"
-        ));
-        Ok(())
+        Ok(Done::Noted(format!(
+            "every consumer assumes the role: no new key; key {key_id} is retired by deactivate and delete after their grace periods (recorded now)"
+        )))
     }
 
     async fn deactivate(&mut self, key_id: &str) -> Result<(), Halt> {

@@ -209,6 +209,9 @@ impl UserReport {
 /// How an act ended well.
 pub(super) enum Done {
     Finished,
+    /// Only the journal changed (a moved user's retirement recorded, or its tags cleared): as
+    /// good as nothing to do, in these words.
+    Noted(String),
     /// A repair put the old key back everywhere.
     Rolled(String),
 }

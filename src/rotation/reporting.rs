@@ -79,6 +79,7 @@ pub(super) fn conclude(
 ) -> UserReport {
     report.outcome = match result {
         Ok(Done::Rolled(why)) => Outcome::RolledBack(why),
+        Ok(Done::Noted(what)) => after_mend.unwrap_or(Outcome::Nothing(what)),
         // A plan that did nothing or refused ends that way, after its mend.
         Ok(Done::Finished) => after_mend.unwrap_or(Outcome::done(command)),
         Err(halt) => halt.outcome(),

@@ -634,6 +634,8 @@ fn the_full_path_from_the_key_to_the_role_ends_migrated() {
         before,
         "rotate writes no consumer on the role"
     );
+    assert_eq!(run.output("rotated").as_deref(), Some("false"), "{}", run.all());
+    assert!(run.stdout.contains("no new key"), "{}", run.stdout);
     assert_eq!(
         env.keys(USER),
         vec![(old.id.clone(), "Active".into())],

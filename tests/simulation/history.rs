@@ -111,6 +111,15 @@ pub(crate) fn user_spec(verify: bool) -> UserSpec {
     }
 }
 
+/// The scenario's user for `h`: every consumer on the role when it starts moved.
+pub(crate) fn spec_of(h: &History) -> UserSpec {
+    let mut spec = user_spec(h.verify);
+    if h.start.moved() {
+        spec.on_role = std::mem::take(&mut spec.consumers);
+    }
+    spec
+}
+
 /// Where a user starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Start {
@@ -122,7 +131,24 @@ pub(crate) enum Start {
     Rotated,
     /// The old key was deactivated eight days ago: it awaits deletion.
     Retired,
+    /// Every consumer assumes the role; the user's one key (100 days old) is still Active and
+    /// its retirement not recorded.
+    Moved,
+    /// Moved, and the retirement recorded two days ago: the key awaits deactivation.
+    MovedRetiring,
+    /// Moved, and the key deactivated eight days ago: it awaits deletion.
+    MovedRetired,
 }
+
+const STARTS: [Start; 7] = [
+    Start::Empty,
+    Start::Aged,
+    Start::Rotated,
+    Start::Retired,
+    Start::Moved,
+    Start::MovedRetiring,
+    Start::MovedRetired,
+];
 
 impl Start {
     pub(crate) fn name(self) -> &'static str {
@@ -131,13 +157,19 @@ impl Start {
             Start::Aged => "aged",
             Start::Rotated => "rotated",
             Start::Retired => "retired",
+            Start::Moved => "moved",
+            Start::MovedRetiring => "moved-retiring",
+            Start::MovedRetired => "moved-retired",
         }
     }
     pub(crate) fn parse(s: &str) -> Self {
-        [Start::Empty, Start::Aged, Start::Rotated, Start::Retired]
-            .into_iter()
-            .find(|x| x.name() == s)
-            .unwrap()
+        STARTS.into_iter().find(|x| x.name() == s).unwrap()
+    }
+    pub(crate) fn moved(self) -> bool {
+        matches!(
+            self,
+            Start::Moved | Start::MovedRetiring | Start::MovedRetired
+        )
     }
 }
 
@@ -235,7 +267,7 @@ impl History {
 
 pub(crate) fn setup(h: &History) -> World {
     let mut w = World::new(h.commands.len());
-    let spec = user_spec(h.verify);
+    let spec = spec_of(h);
     let now = w.now;
     let mut rng = Rng(h.seed ^ 0x5EED);
     if h.skew {
@@ -246,8 +278,9 @@ pub(crate) fn setup(h: &History) -> World {
             *s = skew();
         }
     }
+    // A moved user's consumers still have the key in their stores; they no longer read it.
     let all = |w: &mut World, key: &str, at: DateTime<Utc>| {
-        for c in &spec.consumers {
+        for c in spec.consumers.iter().chain(&spec.on_role) {
             w.hold(c, key, at);
         }
     };
@@ -273,6 +306,22 @@ pub(crate) fn setup(h: &History) -> World {
                 j = j.moved(Phase::Deactivated, now - Duration::days(8));
             }
             w.tags.insert(JOURNAL_TAG.into(), j.value());
+        }
+        Start::Moved | Start::MovedRetiring | Start::MovedRetired => {
+            let retired = h.start == Start::MovedRetired;
+            let k = w.add_key(!retired, now - Duration::days(100));
+            all(&mut w, &k, now - Duration::days(100));
+            if h.start != Start::Moved {
+                let mut j =
+                    Journal::new(Phase::Moved, &k, &format!("{k}-1"), now - Duration::days(9));
+                if retired {
+                    j = j.moved(Phase::Deactivated, now - Duration::days(8));
+                } else {
+                    j.at = now - Duration::days(2);
+                    j.held = Some(j.at);
+                }
+                w.tags.insert(JOURNAL_TAG.into(), j.value());
+            }
         }
     }
     w.verify_breaks = h.verify_breaks;

@@ -27,6 +27,14 @@ pub(crate) fn check(
     if w.keys.len() > 2 {
         return Err(format!("{} keys", w.keys.len()));
     }
+    if let Some(k) = w.deleted_active.first()
+        && spec.moved()
+    {
+        return Err(format!("the moved user's key {k} was deleted while Active"));
+    }
+    if spec.moved() && w.next_key > 1 {
+        return Err("a key was created for a user whose every consumer assumes the role".into());
+    }
     for (i, c) in spec.consumers.iter().enumerate() {
         let (id, secret) = w.holds(c);
         // No consumer holds a key that is deleted or Inactive.
@@ -134,31 +142,50 @@ pub(crate) fn converge(w: &Rc<RefCell<World>>, spec: &UserSpec, h: &History) -> 
         said.push(state.as_str());
         let command = {
             let world = w.borrow();
-            match state {
-                State::Current
-                    if world.keys.len() == 1
-                        && spec
-                            .consumers
-                            .iter()
-                            .all(|c| world.held(c) == Held::Key(world.keys[0].id.clone()))
-                        && world.tags.is_empty() =>
-                {
-                    return Ok(());
+            if spec.moved() {
+                match state {
+                    State::Migrated if world.keys.is_empty() && world.tags.is_empty() => {
+                        return Ok(());
+                    }
+                    // The daily rotate records the retirement, or clears what a stopped run left.
+                    State::Migrating | State::Migrated => Command::Rotate,
+                    State::PendingDeactivation => Command::Deactivate,
+                    State::PendingDeletion => Command::Delete,
+                    other => {
+                        return Err(format!(
+                            "the moved user ended {other} ({} keys, tags {:?}): a person has to sort it out by hand",
+                            world.keys.len(),
+                            world.tags.keys().collect::<Vec<_>>()
+                        ));
+                    }
                 }
-                State::None | State::Current | State::Incomplete | State::RolledBack => {
-                    Command::Rotate
-                }
-                State::PendingDeactivation => Command::Deactivate,
-                State::PendingDeletion => Command::Delete,
-                State::Migrating | State::Migrated => {
-                    return Err(format!(
-                        "the user ended {state}, though a consumer still holds the key"
-                    ));
-                }
-                State::Inactive | State::Conflict => {
-                    return Err(format!(
-                        "the user ended {state}: a person has to sort it out by hand"
-                    ));
+            } else {
+                match state {
+                    State::Current
+                        if world.keys.len() == 1
+                            && spec
+                                .consumers
+                                .iter()
+                                .all(|c| world.held(c) == Held::Key(world.keys[0].id.clone()))
+                            && world.tags.is_empty() =>
+                    {
+                        return Ok(());
+                    }
+                    State::None | State::Current | State::Incomplete | State::RolledBack => {
+                        Command::Rotate
+                    }
+                    State::PendingDeactivation => Command::Deactivate,
+                    State::PendingDeletion => Command::Delete,
+                    State::Migrating | State::Migrated => {
+                        return Err(format!(
+                            "the user ended {state}, though a consumer still holds the key"
+                        ));
+                    }
+                    State::Inactive | State::Conflict => {
+                        return Err(format!(
+                            "the user ended {state}: a person has to sort it out by hand"
+                        ));
+                    }
                 }
             }
         };

@@ -68,7 +68,7 @@ pub(crate) fn explore(h: &History) -> Result<(), String> {
     if std::env::var_os("SIM_REPLAY").is_some() {
         w.borrow_mut().trace = Some(Vec::new());
     }
-    let spec = user_spec(h.verify);
+    let spec = spec_of(h);
     let mut rng = Rng(h.seed);
     let reports = run_all(&w, &spec, &h.commands, h.self_rotating, 0, &mut rng);
     let checked = check(&w.borrow(), &spec, h, &reports);
@@ -102,7 +102,7 @@ pub(crate) fn calls_of(h: &History) -> usize {
     let mut plain = h.clone();
     plain.faults.clear();
     let w = Rc::new(RefCell::new(setup(&plain)));
-    let spec = user_spec(h.verify);
+    let spec = spec_of(h);
     run_all(
         &w,
         &spec,
@@ -184,6 +184,16 @@ pub(crate) fn lone_runs() -> Vec<History> {
         ));
         out.push(base(Start::Retired, self_rotating, true, Command::Delete));
     }
+    // Every consumer on the role: the rotator's own identity retires the key (a consumer's
+    // step never holds it).
+    out.push(base(Start::Moved, false, false, Command::Rotate));
+    out.push(base(
+        Start::MovedRetiring,
+        false,
+        false,
+        Command::Deactivate,
+    ));
+    out.push(base(Start::MovedRetired, false, false, Command::Delete));
     out
 }
 
@@ -385,12 +395,21 @@ pub(crate) fn two_runs_interleaved() {
         (Command::Delete, true),
         (Command::Status, false),
     ];
-    let starts = [Start::Empty, Start::Aged, Start::Rotated, Start::Retired];
+    let starts = [
+        Start::Empty,
+        Start::Aged,
+        Start::Rotated,
+        Start::Retired,
+        Start::Moved,
+        Start::MovedRetiring,
+        Start::MovedRetired,
+    ];
     for seed in 0..seeds {
         let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let start = starts[rng.below(starts.len())];
         let mut h = base(
-            starts[rng.below(starts.len())],
-            rng.chance(2),
+            start,
+            rng.chance(2) && !start.moved(),
             true,
             Command::Rotate,
         );

@@ -204,6 +204,9 @@ impl Iam for Sim {
     async fn delete_key(&self, _: &str, key_id: &str) -> Result<(), IamError> {
         self.iam("iam:DeleteAccessKey", |w| {
             let before = w.keys.len();
+            if w.keys.iter().any(|k| k.id == key_id && k.active) {
+                w.deleted_active.push(key_id.to_owned());
+            }
             w.keys.retain(|k| k.id != key_id);
             if w.keys.len() == before {
                 return Err(no_such_key(key_id));

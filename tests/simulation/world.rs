@@ -22,6 +22,8 @@ pub(crate) struct World {
     pub(crate) now: DateTime<Utc>,
     pub(crate) keys: Vec<SimKey>,
     pub(crate) deleted: BTreeSet<String>,
+    /// Keys deleted while Active (a moved user's key must be deactivated first).
+    pub(crate) deleted_active: Vec<String>,
     pub(crate) next_key: u32,
     pub(crate) tags: BTreeMap<String, String>,
     /// (scope, name) → (plaintext, updated_at by GitHub's clock)
@@ -65,6 +67,7 @@ impl World {
             now: Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap(),
             keys: Vec::new(),
             deleted: BTreeSet::new(),
+            deleted_active: Vec::new(),
             next_key: 0,
             tags: BTreeMap::new(),
             secrets: BTreeMap::new(),

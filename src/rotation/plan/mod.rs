@@ -47,6 +47,8 @@ pub struct Facts {
     pub newest_unheld: bool,
     /// Every consumer assumes the role (CONTRACT §13): the keys are retired, never rotated.
     pub moved: bool,
+    /// A lease tag is on the user (live or not).
+    pub lease_tag: bool,
 }
 
 /// How long a rolled-back key is kept: GitHub's longest job may still hold it.
@@ -196,6 +198,8 @@ pub enum Step {
     RecordMoved {
         key_id: String,
     },
+    /// Remove the journal and lease tags of a migrated user.
+    ClearTags,
 }
 
 impl fmt::Display for Step {
@@ -222,6 +226,9 @@ impl fmt::Display for Step {
             }
             Step::RollBack => f.write_str(
                 "write this step's own credentials (the old key) back into every consumer",
+            ),
+            Step::ClearTags => f.write_str(
+                "remove the journal and lease tags a stopped run left on the migrated user",
             ),
             Step::RecordMoved { key_id } => write!(
                 f,
@@ -277,6 +284,9 @@ pub enum Act {
     StartRetirement {
         key_id: String,
     },
+    /// A migrated user (no key left) still has the journal or a lease a stopped run left:
+    /// removed, so nothing of the tool stays on the user.
+    ClearTags,
 }
 
 impl Act {
@@ -322,6 +332,7 @@ impl Act {
             Act::StartRetirement { key_id } => vec![Step::RecordMoved {
                 key_id: key_id.clone(),
             }],
+            Act::ClearTags => vec![Step::ClearTags],
         }
     }
 

@@ -34,6 +34,9 @@ fn start(key_id: &str) -> Plan {
 pub fn rotate(user: &UserSpec, facts: &Facts) -> Plan {
     let name = &user.name;
     match facts.standing() {
+        Standing::Migrated if facts.journal.is_some() || facts.lease_tag => {
+            Plan::act(Act::ClearTags, None)
+        }
         Standing::Migrated => Plan::Nothing(format!(
             "user {name} is migrated: every consumer assumes the role ({}) and no key is left",
             on_role(user)
@@ -68,6 +71,9 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     let key = match facts.standing() {
         Standing::Migrating(k) => return start(&k.id),
         Standing::Retiring(k) => k,
+        Standing::Migrated if facts.journal.is_some() || facts.lease_tag => {
+            return Plan::act(Act::ClearTags, None);
+        }
         Standing::Migrated => {
             return Plan::Nothing(format!("user {name} is migrated: no key is left"));
         }
@@ -170,6 +176,9 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             Some(k),
         ),
         Standing::Inactive(k) => Plan::Refuse(inactive(user, &k.id)),
+        Standing::Migrated if facts.journal.is_some() || facts.lease_tag => {
+            Plan::act(Act::ClearTags, None)
+        }
         Standing::Migrated => Plan::Nothing(format!("user {name} is migrated: no key is left")),
         Standing::Migrating(k) | Standing::Retiring(k) => Plan::Nothing(format!(
             "key {} is still Active: nothing to delete yet (deactivate retires it first)",

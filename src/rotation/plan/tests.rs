@@ -63,6 +63,7 @@ fn facts(keys: Vec<KeyInfo>, updated: Option<DateTime<Utc>>) -> Facts {
         has_verify: false,
         newest_unheld: false,
         moved: false,
+        lease_tag: false,
     }
 }
 fn with_phase(mut f: Facts, phase: Phase, at: DateTime<Utc>) -> Facts {
