@@ -154,13 +154,11 @@ impl Validator<'_> {
             for c in u.consumers {
                 let oidc = c.value.oidc.unwrap_or(false);
                 let consumer = self.consumer(&c.referenced, c.value, &default_secrets)?;
-                if oidc {
-                    if let Reach::NotMovable(why) = trust::reach(&consumer.scope, Some(&[])) {
-                        return Err(self.err(&c.referenced, format!(
-                            "`oidc: true` on {}: {why}. Only repository, environment and organization Actions secrets can move to a role; drop `oidc`",
-                            consumer.scope
-                        )));
-                    }
+                if oidc && let Reach::NotMovable(why) = trust::reach(&consumer.scope, Some(&[])) {
+                    return Err(self.err(&c.referenced, format!(
+                        "`oidc: true` on {}: {why}. Only repository, environment and organization Actions secrets can move to a role; drop `oidc`",
+                        consumer.scope
+                    )));
                 }
                 for name in [
                     &consumer.secrets.access_key_id,

@@ -110,9 +110,12 @@ pub async fn migrate<R: Roles, V: Variables>(
     }
     for p in planned {
         view.users.push(match p {
-            Planned::Done(u) => u,
-            Planned::Act(a) if settings.dry_run => a.view,
-            Planned::Act(a) => apply(iam, github, a, events).await,
+            Planned { view, act: None } => view,
+            Planned { view, .. } if settings.dry_run => view,
+            Planned {
+                view,
+                act: Some(act),
+            } => apply(iam, github, view, act, events).await,
         });
     }
     Ok(view)
@@ -134,20 +137,23 @@ struct Reading {
     workflows: BTreeMap<String, Vec<(String, String)>>,
 }
 
-enum Planned {
-    /// Nothing to change, refused, or unreadable: the view is final.
-    Done(UserMigration),
-    Act(Box<Acting>),
+/// One user's view, and what to change (`None`: nothing to change, refused, or unreadable:
+/// the view is final).
+struct Planned {
+    view: UserMigration,
+    act: Option<Acting>,
 }
 
 impl Planned {
     fn acts(&self) -> bool {
-        matches!(self, Planned::Act(_))
+        self.act.is_some()
+    }
+    fn done(view: UserMigration) -> Self {
+        Self { view, act: None }
     }
 }
 
 struct Acting {
-    view: UserMigration,
     role: RoleSpec,
     changes: Vec<role::RoleChange>,
     /// (consumer index in the view, scope, readers for an organization variable created new,
@@ -177,7 +183,7 @@ async fn plan_user<R: Roles, V: Variables>(
     let mut view = UserMigration::new(user, format!("arn:aws:iam::{account}:role/{}", m.role_name));
     let failed = |mut view: UserMigration, exit: Exit, why: String| {
         view.fail(exit, why);
-        Planned::Done(view)
+        Planned::done(view)
     };
     // Who can read the key's secrets today, consumer by consumer.
     let mut reaches = Vec::new();
@@ -219,7 +225,7 @@ async fn plan_user<R: Roles, V: Variables>(
             "user {} has no consumer in GitHub Actions that could assume a role",
             user.name
         ));
-        return Planned::Done(view);
+        return Planned::done(view);
     }
     let trust_policy = trust::policy(
         provider_arn,
@@ -332,7 +338,7 @@ async fn plan_user<R: Roles, V: Variables>(
     view.snippet = workflows::snippet(&m.variable, settings.region, &names);
     if changes.is_empty() && writes.is_empty() {
         view.outcome = "unchanged".into();
-        return Planned::Done(view);
+        return Planned::done(view);
     }
     view.outcome = if settings.dry_run {
         "planned"
@@ -340,12 +346,14 @@ async fn plan_user<R: Roles, V: Variables>(
         "migrated"
     }
     .into();
-    Planned::Act(Box::new(Acting {
+    Planned {
         view,
-        role: spec,
-        changes,
-        writes,
-    }))
+        act: Some(Acting {
+            role: spec,
+            changes,
+            writes,
+        }),
+    }
 }
 
 /// Who reads organization secret pair `c` (the union of its two secrets' readers, read once).
@@ -388,15 +396,15 @@ fn exit_of(e: &GhError) -> Exit {
 async fn apply<R: Roles, V: Variables>(
     iam: &R,
     github: &V,
-    a: Box<Acting>,
+    mut view: UserMigration,
+    act: Acting,
     events: &dyn Events,
 ) -> UserMigration {
     let Acting {
-        mut view,
         role,
         changes,
         writes,
-    } = *a;
+    } = act;
     let user = view.name.clone();
     for change in &changes {
         if let Err(e) = iam.change_role(&role.name, &user, change).await {

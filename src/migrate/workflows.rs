@@ -199,7 +199,7 @@ permissions:
   contents: read
 # ... the job's runs-on and other keys, as they are
 steps:
-  - uses: aws-actions/configure-aws-credentials@v4
+  - uses: aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c # v6.2.3
     with:
       role-to-assume: ${{{{ vars.{variable} }}}}
       aws-region: {region}

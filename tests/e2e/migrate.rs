@@ -54,7 +54,7 @@ jobs:
     runs-on: ubuntu-24.04
     environment: production
     steps:
-      - uses: aws-actions/configure-aws-credentials@v4
+      - uses: aws-actions/configure-aws-credentials@v6
         with:
           aws-access-key-id: ${{ secrets.AWS_ACCESS_KEY_ID }}
           aws-secret-access-key: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
@@ -634,7 +634,12 @@ fn the_full_path_from_the_key_to_the_role_ends_migrated() {
         before,
         "rotate writes no consumer on the role"
     );
-    assert_eq!(run.output("rotated").as_deref(), Some("false"), "{}", run.all());
+    assert_eq!(
+        run.output("rotated").as_deref(),
+        Some("false"),
+        "{}",
+        run.all()
+    );
     assert!(run.stdout.contains("no new key"), "{}", run.stdout);
     assert_eq!(
         env.keys(USER),

@@ -42,7 +42,7 @@ jobs:
     steps:
       - uses: actions/checkout@v4
       - name: Configure AWS credentials
-        uses: aws-actions/configure-aws-credentials@v4
+        uses: aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c # v6.2.3
         with:
           aws-access-key-id: ${{ secrets.AWS_ACCESS_KEY_ID }}
           aws-secret-access-key: ${{ secrets['AWS_SECRET_ACCESS_KEY'] }}
@@ -278,7 +278,9 @@ fn the_snippet_assumes_the_role_with_an_oidc_token() {
     );
     assert!(text.contains("id-token: write"), "{text}");
     assert!(
-        text.contains("aws-actions/configure-aws-credentials@v4"),
+        text.contains(
+            "aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c"
+        ),
         "{text}"
     );
 
@@ -288,7 +290,7 @@ fn the_snippet_assumes_the_role_with_an_oidc_token() {
         json!({
             "permissions": { "id-token": "write", "contents": "read" },
             "steps": [{
-                "uses": "aws-actions/configure-aws-credentials@v4",
+                "uses": "aws-actions/configure-aws-credentials@e6de054238d6b7531b4efff3b6587d9aade6a06c",
                 "with": {
                     "role-to-assume": "${{ vars.AWS_ROLE_ARN }}",
                     "aws-region": "us-east-1",
