@@ -94,6 +94,17 @@ fn the_shipped_policy_is_a_template_with_placeholders() {
                 assert_eq!(st["Action"], serde_json::json!(["ssm:DescribeParameters"]));
                 assert_eq!(st["Resource"], "*");
             }
+            // `migrate`: the users' groups, the roles it keeps, GitHub's OIDC provider.
+            "OptionalMigrateReadTheirGroupsPermissions" => {
+                assert_eq!(st["Resource"], "arn:aws:iam::ACCOUNT_ID:group/*")
+            }
+            "OptionalMigrateKeepTheirRoles" => {
+                assert_eq!(st["Resource"], "arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME")
+            }
+            "OptionalMigrateGitHubOidcProvider" => assert_eq!(
+                st["Resource"],
+                "arn:aws:iam::ACCOUNT_ID:oidc-provider/ISSUER"
+            ),
             _ => assert_eq!(st["Resource"], "arn:aws:iam::ACCOUNT_ID:user/USER_NAME"),
         }
     }
