@@ -454,3 +454,6 @@ async fn apply<R: Roles, V: Variables>(
     }
     view
 }
+
+#[cfg(test)]
+mod tests;

@@ -385,11 +385,11 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
                 Ok(keys) if keys.iter().any(|k| k.id == key_id && k.status == crate::model::KeyStatus::Inactive)
             );
             if !now_inactive {
-                // Back to when it was verified, so the grace period is not restarted.
-                if let Some(j) = verified {
-                    let _ = iam
-                        .set_tag(&name, super::journal::JOURNAL_TAG, &j.value())
-                        .await;
+                // Back to when it was verified (or the retirement recorded), so the grace
+                // period is not restarted; through the recorder, which then knows it too.
+                if verified.is_some() {
+                    let scene = self.scene();
+                    self.recorder.put_back(scene, verified).await;
                 }
                 return Err(Halt::Failed(format!(
                     "could not deactivate key {key_id}: {e}. It stays Active; run again"

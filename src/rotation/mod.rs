@@ -18,7 +18,7 @@ pub mod ledger;
 #[cfg(test)]
 mod machine_tests;
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
 pub mod outcome;
 pub mod plan;
 pub mod prepare;
