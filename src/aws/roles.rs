@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_iam::types::Tag;
+use aws_sdk_iam::types::{AttachedPolicy, Tag};
 use serde_json::Value;
 
 use super::{Aws, classify};
@@ -44,39 +44,22 @@ impl Aws {
         move |e| classify(&action, &self.endpoint, e)
     }
 
-    /// A user's or a group's own policies: attached ARNs and inline documents.
-    async fn user_policies(&self, user: &str) -> Result<Permissions, IamError> {
-        let attached = self
-            .iam
-            .list_attached_user_policies()
-            .user_name(user)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListAttachedUserPolicies"))?;
-        let names = self
-            .iam
-            .list_user_policies()
-            .user_name(user)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListUserPolicies"))?;
+    /// A user's, group's or role's policies: the attached ARNs, and each inline policy's
+    /// document fetched by `get`.
+    async fn permissions<G, F>(
+        &self,
+        attached: Vec<AttachedPolicy>,
+        names: Vec<String>,
+        get: G,
+    ) -> Result<Permissions, IamError>
+    where
+        G: Fn(String) -> F,
+        F: std::future::Future<Output = Result<String, IamError>>,
+    {
         let mut inline = BTreeMap::new();
         for name in names {
-            let p = self
-                .iam
-                .get_user_policy()
-                .user_name(user)
-                .policy_name(&name)
-                .send()
-                .await
-                .map_err(self.fail("iam:GetUserPolicy"))?;
-            inline.insert(name, document(p.policy_document()));
+            let doc = get(name.clone()).await?;
+            inline.insert(name, document(&doc));
         }
         Ok(Permissions {
             attached: attached
@@ -88,9 +71,42 @@ impl Aws {
         })
     }
 
+    async fn user_policies(&self, user: &str) -> Result<Permissions, IamError> {
+        let iam = &self.iam;
+        let attached = iam
+            .list_attached_user_policies()
+            .user_name(user)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(self.fail("iam:ListAttachedUserPolicies"))?;
+        let names = iam
+            .list_user_policies()
+            .user_name(user)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(self.fail("iam:ListUserPolicies"))?;
+        self.permissions(attached, names, |name| async move {
+            let p = iam
+                .get_user_policy()
+                .user_name(user)
+                .policy_name(name)
+                .send()
+                .await
+                .map_err(self.fail("iam:GetUserPolicy"))?;
+            Ok(p.policy_document().to_owned())
+        })
+        .await
+    }
+
     async fn group_policies(&self, group: &str) -> Result<Permissions, IamError> {
-        let attached = self
-            .iam
+        let iam = &self.iam;
+        let attached = iam
             .list_attached_group_policies()
             .group_name(group)
             .into_paginator()
@@ -99,8 +115,7 @@ impl Aws {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(self.fail("iam:ListAttachedGroupPolicies"))?;
-        let names = self
-            .iam
+        let names = iam
             .list_group_policies()
             .group_name(group)
             .into_paginator()
@@ -109,26 +124,50 @@ impl Aws {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(self.fail("iam:ListGroupPolicies"))?;
-        let mut inline = BTreeMap::new();
-        for name in names {
-            let p = self
-                .iam
+        self.permissions(attached, names, |name| async move {
+            let p = iam
                 .get_group_policy()
                 .group_name(group)
-                .policy_name(&name)
+                .policy_name(name)
                 .send()
                 .await
                 .map_err(self.fail("iam:GetGroupPolicy"))?;
-            inline.insert(name, document(p.policy_document()));
-        }
-        Ok(Permissions {
-            attached: attached
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_owned))
-                .collect(),
-            inline,
-            boundary: None,
+            Ok(p.policy_document().to_owned())
         })
+        .await
+    }
+
+    async fn role_policies(&self, role: &str) -> Result<Permissions, IamError> {
+        let iam = &self.iam;
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(self.fail("iam:ListAttachedRolePolicies"))?;
+        let names = iam
+            .list_role_policies()
+            .role_name(role)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(self.fail("iam:ListRolePolicies"))?;
+        self.permissions(attached, names, |name| async move {
+            let p = iam
+                .get_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .send()
+                .await
+                .map_err(self.fail("iam:GetRolePolicy"))?;
+            Ok(p.policy_document().to_owned())
+        })
+        .await
     }
 }
 
@@ -236,38 +275,11 @@ impl Roles for Aws {
             .send()
             .await
             .map_err(self.fail("iam:ListRoleTags"))?;
-        let attached = self
-            .iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListAttachedRolePolicies"))?;
-        let names = self
-            .iam
-            .list_role_policies()
-            .role_name(name)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListRolePolicies"))?;
-        let mut inline = BTreeMap::new();
-        for policy in names {
-            let p = self
-                .iam
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(&policy)
-                .send()
-                .await
-                .map_err(self.fail("iam:GetRolePolicy"))?;
-            inline.insert(policy, document(p.policy_document()));
-        }
+        let mut permissions = self.role_policies(name).await?;
+        permissions.boundary = role
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_owned);
         Ok(Some(RoleState {
             arn: role.arn().to_owned(),
             made_for: tags
@@ -280,17 +292,7 @@ impl Roles for Aws {
                 .map(document)
                 .unwrap_or(Value::Null),
             max_session_seconds: role.max_session_duration().unwrap_or(3600),
-            permissions: Permissions {
-                attached: attached
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_owned))
-                    .collect(),
-                inline,
-                boundary: role
-                    .permissions_boundary()
-                    .and_then(|b| b.permissions_boundary_arn())
-                    .map(str::to_owned),
-            },
+            permissions,
         }))
     }
 
