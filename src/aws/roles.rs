@@ -32,6 +32,45 @@ fn tag(key: &str, value: &str) -> Tag {
         .expect("key and value are set")
 }
 
+/// The attached and inline policies of a user, group or role (their IAM calls differ only in
+/// name): `policies!(aws, user_name(u), list_attached_user_policies, list_user_policies,
+/// get_user_policy, "User")`.
+macro_rules! policies {
+    ($aws:expr, $who:ident($name:expr), $attached:ident, $inline:ident, $get:ident, $kind:literal) => {{
+        let aws = $aws;
+        let iam = &aws.iam;
+        let attached = iam
+            .$attached()
+            .$who($name)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(aws.fail(concat!("iam:ListAttached", $kind, "Policies")))?;
+        let names = iam
+            .$inline()
+            .$who($name)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(aws.fail(concat!("iam:List", $kind, "Policies")))?;
+        aws.permissions(attached, names, |policy| async move {
+            let p = iam
+                .$get()
+                .$who($name)
+                .policy_name(policy)
+                .send()
+                .await
+                .map_err(aws.fail(concat!("iam:Get", $kind, "Policy")))?;
+            Ok(p.policy_document().to_owned())
+        })
+        .await
+    }};
+}
+
 impl Aws {
     fn fail<E>(
         &self,
@@ -72,102 +111,36 @@ impl Aws {
     }
 
     async fn user_policies(&self, user: &str) -> Result<Permissions, IamError> {
-        let iam = &self.iam;
-        let attached = iam
-            .list_attached_user_policies()
-            .user_name(user)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListAttachedUserPolicies"))?;
-        let names = iam
-            .list_user_policies()
-            .user_name(user)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListUserPolicies"))?;
-        self.permissions(attached, names, |name| async move {
-            let p = iam
-                .get_user_policy()
-                .user_name(user)
-                .policy_name(name)
-                .send()
-                .await
-                .map_err(self.fail("iam:GetUserPolicy"))?;
-            Ok(p.policy_document().to_owned())
-        })
-        .await
+        policies!(
+            self,
+            user_name(user),
+            list_attached_user_policies,
+            list_user_policies,
+            get_user_policy,
+            "User"
+        )
     }
 
     async fn group_policies(&self, group: &str) -> Result<Permissions, IamError> {
-        let iam = &self.iam;
-        let attached = iam
-            .list_attached_group_policies()
-            .group_name(group)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListAttachedGroupPolicies"))?;
-        let names = iam
-            .list_group_policies()
-            .group_name(group)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListGroupPolicies"))?;
-        self.permissions(attached, names, |name| async move {
-            let p = iam
-                .get_group_policy()
-                .group_name(group)
-                .policy_name(name)
-                .send()
-                .await
-                .map_err(self.fail("iam:GetGroupPolicy"))?;
-            Ok(p.policy_document().to_owned())
-        })
-        .await
+        policies!(
+            self,
+            group_name(group),
+            list_attached_group_policies,
+            list_group_policies,
+            get_group_policy,
+            "Group"
+        )
     }
 
     async fn role_policies(&self, role: &str) -> Result<Permissions, IamError> {
-        let iam = &self.iam;
-        let attached = iam
-            .list_attached_role_policies()
-            .role_name(role)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListAttachedRolePolicies"))?;
-        let names = iam
-            .list_role_policies()
-            .role_name(role)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(self.fail("iam:ListRolePolicies"))?;
-        self.permissions(attached, names, |name| async move {
-            let p = iam
-                .get_role_policy()
-                .role_name(role)
-                .policy_name(name)
-                .send()
-                .await
-                .map_err(self.fail("iam:GetRolePolicy"))?;
-            Ok(p.policy_document().to_owned())
-        })
-        .await
+        policies!(
+            self,
+            role_name(role),
+            list_attached_role_policies,
+            list_role_policies,
+            get_role_policy,
+            "Role"
+        )
     }
 }
 
