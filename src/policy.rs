@@ -75,11 +75,7 @@ pub const SSM_DESCRIBE: &str = "ssm:DescribeParameters";
 /// `migrate:` block or an `oidc: true` consumer): on its users, their groups, the roles it names
 /// and GitHub's OIDC provider of `issuer`, nothing wider.
 fn migration(manifest: &Manifest, account: &str, issuer: &str) -> Vec<Value> {
-    let moving: Vec<_> = manifest
-        .users
-        .iter()
-        .filter(|u| u.migrate.requested || !u.on_role.is_empty())
-        .collect();
+    let moving: Vec<_> = manifest.users.iter().filter(|u| u.migrating()).collect();
     if moving.is_empty() {
         return Vec::new();
     }

@@ -11,13 +11,17 @@ use crate::migrate::ports::{Permissions, Provider, RoleState, Roles, UserPermiss
 use crate::migrate::role::{MADE_TAG, MAX_SESSION_SECONDS, RoleChange};
 use crate::ports::IamError;
 
-/// IAM returns policy documents URL-encoded.
-fn document(encoded: &str) -> Value {
-    let text = percent_encoding::percent_decode_str(encoded)
+/// IAM returns policy documents URL-encoded (encoded JSON never parses as JSON, so a document
+/// that does is taken as it is, `%` and all).
+fn document(text: &str) -> Value {
+    if let Ok(v) = serde_json::from_str(text) {
+        return v;
+    }
+    let decoded = percent_encoding::percent_decode_str(text)
         .decode_utf8()
         .map(|t| t.into_owned())
-        .unwrap_or_else(|_| encoded.to_owned());
-    serde_json::from_str(&text).unwrap_or(Value::String(text))
+        .unwrap_or_else(|_| text.to_owned());
+    serde_json::from_str(&decoded).unwrap_or(Value::String(decoded))
 }
 
 fn absent<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {

@@ -185,6 +185,10 @@ impl UserSpec {
     pub fn moved(&self) -> bool {
         self.consumers.is_empty() && !self.on_role.is_empty()
     }
+    /// `migrate` moves this user: it has a `migrate:` block or a consumer on the role.
+    pub fn migrating(&self) -> bool {
+        self.migrate.requested || !self.on_role.is_empty()
+    }
 }
 
 /// The user's `migrate:` settings (defaults when absent).

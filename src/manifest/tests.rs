@@ -403,3 +403,46 @@ users:
         assert!(got.starts_with(want), "{got}\nwanted: {want}");
     }
 }
+
+#[test]
+fn two_users_never_share_a_role_or_a_variable() {
+    let two = |a: &str, b: &str| {
+        err(&format!(
+            "version: 1
+users:
+  - name: ci
+    migrate: {a}
+    consumers: [{{repository: acme/web}}]
+  - name: batch
+    migrate: {b}
+    consumers: [{{repository: acme/web, secrets: {{access-key-id: B_ID, secret-access-key: B_SECRET}}}}]
+"
+        ))
+    };
+    let got = two(
+        "{ role-name: Shared }",
+        "{ role-name: shared, variable: OTHER }",
+    );
+    assert!(
+        got.contains("would share the role shared with user \"ci\""),
+        "{got}"
+    );
+    let got = two("{}", "{ role-name: gha-batch }");
+    assert!(
+        got.contains("would both write the variable AWS_ROLE_ARN in acme/web (repository secrets)"),
+        "{got}"
+    );
+    let fine = parse(
+        "m.yml",
+        "version: 1
+users:
+  - name: ci
+    migrate: {}
+    consumers: [{repository: acme/web}]
+  - name: batch
+    migrate: { variable: BATCH_ROLE_ARN }
+    consumers: [{repository: acme/web, secrets: {access-key-id: B_ID, secret-access-key: B_SECRET}}]
+",
+    );
+    assert!(fine.is_ok(), "{fine:?}");
+}

@@ -104,6 +104,9 @@ impl Validator<'_> {
         let mut seen_users: HashMap<String, u64> = HashMap::new();
         // A secret written by two entries (one user twice, or two users) would be overwritten.
         let mut seen_secrets: HashMap<(Scope, String), (String, u64)> = HashMap::new();
+        // `migrate`: one role per user, one user's role ARN per variable of a scope.
+        let mut seen_roles: HashMap<String, String> = HashMap::new();
+        let mut seen_variables: HashMap<(Scope, String), String> = HashMap::new();
         for user in raw.users {
             let at = user.referenced;
             let u = user.value;
@@ -180,6 +183,30 @@ impl Validator<'_> {
                 }
             }
             let migrate = self.migration(&u.name, u.migrate)?;
+            if migrate.requested || !on_role.is_empty() {
+                let role = migrate.role_name.to_ascii_lowercase();
+                if let Some(other) = seen_roles.insert(role, u.name.clone()) {
+                    return Err(self.err(&at, format!(
+                        "user {:?} would share the role {} with user {other:?}: give one of them its own migrate.role-name",
+                        u.name, migrate.role_name
+                    )));
+                }
+                for c in consumers
+                    .iter()
+                    .chain(&on_role)
+                    .filter(|c| c.scope.is_github())
+                {
+                    let key = (c.scope.clone(), migrate.variable.to_ascii_uppercase());
+                    if let Some(other) = seen_variables.insert(key, u.name.clone())
+                        && other != u.name
+                    {
+                        return Err(self.err(&at, format!(
+                            "users {other:?} and {:?} would both write the variable {} in {}: give one of them its own migrate.variable",
+                            u.name, migrate.variable, c.scope
+                        )));
+                    }
+                }
+            }
             let mut verify = Vec::new();
             for v in u.verify {
                 let raw::RawVerify {

@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 
 use super::ports::{Permissions, UserPermissions};
-use super::trust::glob;
 
 /// The actions that only manage a user's own access keys and tags.
 const KEY_AND_TAG_ACTIONS: [&str; 9] = [
@@ -19,10 +18,10 @@ const KEY_AND_TAG_ACTIONS: [&str; 9] = [
     "iam:getuser",
 ];
 
-/// The role's permissions for a user: `copy` (its attached policies attached, its and its
-/// groups' inline policies copied inline, `group-GROUP-NAME` for a group's) or `policies`
+/// The role's permissions for user `name`: `copy` (its attached policies attached, its and
+/// its groups' inline policies copied inline, `group-GROUP-NAME` for a group's) or `policies`
 /// attached instead. The user's permissions boundary is kept either way.
-pub fn for_role(user: &UserPermissions, policies: Option<&[String]>) -> Permissions {
+pub fn for_role(name: &str, user: &UserPermissions, policies: Option<&[String]>) -> Permissions {
     let mut role = Permissions {
         boundary: user.own.boundary.clone(),
         ..Permissions::default()
@@ -33,9 +32,9 @@ pub fn for_role(user: &UserPermissions, policies: Option<&[String]>) -> Permissi
     }
     let mut copy = |prefix: String, p: &Permissions| {
         role.attached.extend(p.attached.iter().cloned());
-        for (name, doc) in &p.inline {
-            if let Some(doc) = without_key_management(doc) {
-                role.inline.insert(format!("{prefix}{name}"), doc);
+        for (policy, doc) in &p.inline {
+            if let Some(doc) = without_key_management(doc, name) {
+                role.inline.insert(format!("{prefix}{policy}"), doc);
             }
         }
     };
@@ -46,10 +45,11 @@ pub fn for_role(user: &UserPermissions, policies: Option<&[String]>) -> Permissi
     role
 }
 
-/// The document without the statements that only manage the user's own keys and tags (an
-/// `Allow` whose every action is one of [`KEY_AND_TAG_ACTIONS`], or a pattern matching only
-/// them); `None` when nothing is left.
-pub fn without_key_management(doc: &Value) -> Option<Value> {
+/// The document without the statements that only manage user `name`'s own keys and tags: an
+/// `Allow` whose every action is one of [`KEY_AND_TAG_ACTIONS`], named exactly (a wildcard
+/// may grant more), on that user only (its ARN, or `${aws:username}`). `None` when nothing is
+/// left. Anything else is kept whole: the role never has less than the user had.
+pub fn without_key_management(doc: &Value, name: &str) -> Option<Value> {
     let statements = match doc.get("Statement") {
         Some(Value::Array(list)) => list.clone(),
         Some(one @ Value::Object(_)) => vec![one.clone()],
@@ -57,7 +57,7 @@ pub fn without_key_management(doc: &Value) -> Option<Value> {
     };
     let kept: Vec<Value> = statements
         .into_iter()
-        .filter(|s| !only_key_management(s))
+        .filter(|s| !only_own_key_management(s, name))
         .collect();
     if kept.is_empty() {
         return None;
@@ -67,37 +67,38 @@ pub fn without_key_management(doc: &Value) -> Option<Value> {
     Some(out)
 }
 
-fn only_key_management(statement: &Value) -> bool {
-    let actions: Vec<String> = match statement.get("Action") {
-        Some(Value::String(a)) => vec![a.to_ascii_lowercase()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_ascii_lowercase)
-            .collect(),
-        _ => return false,
+fn strings(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::String(a) => Some(vec![a.clone()]),
+        Value::Array(list) => list.iter().map(|x| x.as_str().map(str::to_owned)).collect(),
+        _ => None,
+    }
+}
+
+fn only_own_key_management(statement: &Value, name: &str) -> bool {
+    let (Some(actions), Some(resources)) = (
+        strings(statement.get("Action")),
+        strings(statement.get("Resource")),
+    ) else {
+        return false;
     };
-    let matches_only_keys = |pattern: &String| {
-        // A pattern that could grant anything else (iam:*, *, iam:Get*) is kept whole.
-        !pattern.is_empty()
-            && pattern.starts_with("iam:")
-            && !matches!(
-                pattern.as_str(),
-                "iam:*" | "iam:get*" | "iam:list*" | "iam:tag*"
-            )
-            && KEY_AND_TAG_ACTIONS.iter().any(|a| glob(pattern, a))
-            && ![
-                "iam:createrole",
-                "iam:passrole",
-                "iam:putuserpolicy",
-                "iam:createuser",
-            ]
-            .iter()
-            .any(|other| glob(pattern, other))
+    let own = |r: &String| {
+        r.contains("${aws:username}")
+            || (r.starts_with("arn:aws")
+                && r.rsplit_once(":user/").is_some_and(|(_, path)| {
+                    path.rsplit('/').next() == Some(name)
+                        && !path.contains('*')
+                        && !path.contains('?')
+                }))
     };
     statement.get("Effect").and_then(Value::as_str) == Some("Allow")
+        && statement.get("Condition").is_none()
         && !actions.is_empty()
-        && actions.iter().all(matches_only_keys)
+        && actions
+            .iter()
+            .all(|a| KEY_AND_TAG_ACTIONS.contains(&a.to_ascii_lowercase().as_str()))
+        && !resources.is_empty()
+        && resources.iter().all(own)
 }
 
 #[cfg(test)]
@@ -109,21 +110,30 @@ mod tests {
     }
 
     #[test]
-    fn statements_that_manage_the_users_own_keys_and_tags_are_left_out() {
-        let keys = json!({"Effect": "Allow", "Action": ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys", "iam:TagUser"], "Resource": "arn:aws:iam::123456789012:user/ci"});
-        let pattern = json!({"Effect": "Allow", "Action": "iam:*AccessKey*", "Resource": "*"});
+    fn statements_that_manage_only_the_users_own_keys_and_tags_are_left_out() {
+        let user = "arn:aws:iam::123456789012:user/ci";
+        let keys = json!({"Effect": "Allow", "Action": ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:ListAccessKeys", "iam:TagUser"], "Resource": user});
+        let own = json!({"Effect": "Allow", "Action": "iam:UpdateAccessKey", "Resource": "arn:aws:iam::*:user/${aws:username}"});
+        // Kept: a wildcard may grant more, and another user's keys are not its own.
+        let pattern = json!({"Effect": "Allow", "Action": "iam:*AccessKey*", "Resource": user});
+        let others = json!({"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"});
+        let everyone = json!({"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "arn:aws:iam::123456789012:user/*"});
         let s3 =
             json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::site/*"});
         let mixed = json!({"Effect": "Allow", "Action": ["iam:CreateAccessKey", "s3:GetObject"], "Resource": "*"});
-        let broad = json!({"Effect": "Allow", "Action": "iam:*", "Resource": "*"});
-        let deny = json!({"Effect": "Deny", "Action": "iam:CreateAccessKey", "Resource": "*"});
-        let out = without_key_management(&doc(json!([keys, pattern, s3, mixed, broad, deny])))
-            .expect("something is left");
-        assert_eq!(out["Statement"], json!([s3, mixed, broad, deny]));
-        assert_eq!(without_key_management(&doc(json!([keys]))), None);
+        let deny = json!({"Effect": "Deny", "Action": "iam:CreateAccessKey", "Resource": user});
+        let all = json!([keys, own, pattern, others, everyone, s3, mixed, deny]);
+        let out = without_key_management(&doc(all), "ci").expect("something is left");
+        assert_eq!(
+            out["Statement"],
+            json!([pattern, others, everyone, s3, mixed, deny])
+        );
+        assert_eq!(without_key_management(&doc(json!([keys])), "ci"), None);
+        // For another user, the same statement manages someone else's keys: kept.
+        assert!(without_key_management(&doc(json!([keys])), "other").is_some());
         // A single statement object, as IAM allows.
         assert_eq!(
-            without_key_management(&doc(json!(s3))).unwrap()["Statement"],
+            without_key_management(&doc(json!(s3)), "ci").unwrap()["Statement"],
             json!([s3])
         );
     }
@@ -131,8 +141,9 @@ mod tests {
     #[test]
     fn the_role_gets_the_users_and_its_groups_policies_and_keeps_the_boundary() {
         let s3 = doc(json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]));
-        let keys =
-            doc(json!([{"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "*"}]));
+        let keys = doc(
+            json!([{"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "arn:aws:iam::123456789012:user/ci"}]),
+        );
         let user = UserPermissions {
             own: Permissions {
                 attached: ["arn:aws:iam::aws:policy/ReadOnlyAccess".to_owned()].into(),
@@ -153,7 +164,7 @@ mod tests {
             )]
             .into(),
         };
-        let role = for_role(&user, None);
+        let role = for_role("ci", &user, None);
         assert_eq!(
             role.attached,
             [
@@ -168,6 +179,7 @@ mod tests {
         );
         assert_eq!(role.boundary, user.own.boundary);
         let listed = for_role(
+            "ci",
             &user,
             Some(&["arn:aws:iam::aws:policy/PowerUserAccess".to_owned()]),
         );

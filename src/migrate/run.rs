@@ -38,13 +38,13 @@ pub async fn migrate<R: Roles, V: Variables>(
     let account = iam
         .account()
         .await
-        .map_err(|e| (Exit::Invalid, format!("sts:GetCallerIdentity: {e}")))?;
+        .map_err(|e| iam_stop("sts:GetCallerIdentity".into(), &e))?;
     let issuer = trust::issuer(settings.server_url);
     let provider_arn = format!("arn:aws:iam::{account}:oidc-provider/{issuer}");
     let found = iam
         .provider(&provider_arn)
         .await
-        .map_err(|e| (Exit::Invalid, format!("iam:GetOpenIDConnectProvider: {e}")))?;
+        .map_err(|e| iam_stop("iam:GetOpenIDConnectProvider".into(), &e))?;
     let mut view = MigrationView {
         provider: ProviderView {
             arn: provider_arn.clone(),
@@ -66,23 +66,19 @@ pub async fn migrate<R: Roles, V: Variables>(
         ));
     }
     let mut reading = Reading::default();
+    let target = Target {
+        account: &account,
+        provider_arn: &provider_arn,
+        issuer: &issuer,
+        settings,
+    };
     let mut planned = Vec::new();
     for user in users {
-        planned.push(
-            plan_user(
-                iam,
-                github,
-                user,
-                &account,
-                &provider_arn,
-                &issuer,
-                settings,
-                &mut reading,
-            )
-            .await,
-        );
+        planned.push(plan_user(iam, github, user, &target, &mut reading).await);
     }
-    let acting = planned.iter().any(|p| p.acts());
+    // Whenever a user keeps a role (a deleted provider is made again, even when nothing else
+    // changed).
+    let acting = planned.iter().any(Planned::keeps_a_role);
     if !settings.dry_run && acting && view.provider.change.is_some() {
         let result = match &found {
             None => iam
@@ -145,8 +141,8 @@ struct Planned {
 }
 
 impl Planned {
-    fn acts(&self) -> bool {
-        self.act.is_some()
+    fn keeps_a_role(&self) -> bool {
+        self.view.exit == Exit::Ok && self.view.outcome != "nothing-to-move"
     }
     fn done(view: UserMigration) -> Self {
         Self { view, act: None }
@@ -156,10 +152,12 @@ impl Planned {
 struct Acting {
     role: RoleSpec,
     changes: Vec<role::RoleChange>,
-    /// (consumer index in the view, scope, readers for an organization variable created new,
-    /// whether it exists).
-    writes: Vec<(usize, Scope, Option<Readers>, bool)>,
+    writes: Vec<Write>,
 }
+
+/// A variable to write: the consumer's index in the view, its scope, who reads an
+/// organization variable created new, and whether it exists.
+type Write = (usize, Scope, Option<Readers>, bool);
 
 fn movable_consumers(user: &UserSpec) -> impl Iterator<Item = (&Consumer, bool)> {
     user.consumers
@@ -168,38 +166,177 @@ fn movable_consumers(user: &UserSpec) -> impl Iterator<Item = (&Consumer, bool)>
         .chain(user.on_role.iter().map(|c| (c, true)))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where the roles live and whom they trust, the same for every user of a run.
+struct Target<'a> {
+    account: &'a str,
+    provider_arn: &'a str,
+    issuer: &'a str,
+    settings: &'a Settings<'a>,
+}
+
+/// A user's movable consumer as read: what its jobs present, who reads an organization
+/// secret, and whether it is on the role already.
+struct Reached {
+    consumer: Consumer,
+    reach: Reach,
+    readers: Option<Readers>,
+}
+
+/// A user stopped before anything changed: the exit and why.
+type Stop = (Exit, String);
+
+fn gh_stop(e: GhError) -> Stop {
+    (exit_of(&e), e.message)
+}
+
+/// Bad credentials and a missing user are the user's to fix (exit 2); the rest failed (1).
+fn iam_stop(what: String, e: &crate::ports::IamError) -> Stop {
+    use crate::ports::IamErrorKind::{Credentials, NoSuchUser};
+    let exit = match e.kind {
+        Credentials | NoSuchUser => Exit::Invalid,
+        _ => Exit::Failed,
+    };
+    (exit, format!("{what}: {e}"))
+}
+
 async fn plan_user<R: Roles, V: Variables>(
     iam: &R,
     github: &V,
     user: &UserSpec,
-    account: &str,
-    provider_arn: &str,
-    issuer: &str,
-    settings: &Settings<'_>,
+    target: &Target<'_>,
     reading: &mut Reading,
 ) -> Planned {
     let m = &user.migrate;
-    let mut view = UserMigration::new(user, format!("arn:aws:iam::{account}:role/{}", m.role_name));
-    let failed = |mut view: UserMigration, exit: Exit, why: String| {
-        view.fail(exit, why);
-        Planned::done(view)
+    let mut view = UserMigration::new(
+        user,
+        format!("arn:aws:iam::{}:role/{}", target.account, m.role_name),
+    );
+    if !user.migrating() {
+        view.outcome = "nothing-to-move".into();
+        view.message = Some(format!(
+            "user {} has no `migrate:` block and no `oidc: true` consumer: add `migrate: {{}}` (or its settings) to move it",
+            user.name
+        ));
+        return Planned::done(view);
+    }
+    match plan_changes(iam, github, user, target, reading, &mut view).await {
+        Ok(act) => Planned { view, act },
+        Err((exit, why)) => {
+            view.fail(exit, why);
+            Planned::done(view)
+        }
+    }
+}
+
+/// Reads what is there and decides; `None` when nothing differs.
+async fn plan_changes<R: Roles, V: Variables>(
+    iam: &R,
+    github: &V,
+    user: &UserSpec,
+    target: &Target<'_>,
+    reading: &mut Reading,
+    view: &mut UserMigration,
+) -> Result<Option<Acting>, Stop> {
+    let reached = read_reaches(github, user, reading, view).await?;
+    if !reached
+        .iter()
+        .any(|r| matches!(r.reach, Reach::Subjects { .. }))
+    {
+        view.outcome = "nothing-to-move".into();
+        view.message = Some(format!(
+            "user {} has no consumer in GitHub Actions that could assume a role",
+            user.name
+        ));
+        return Ok(None);
+    }
+    let reaches: Vec<Reach> = reached.iter().map(|r| r.reach.clone()).collect();
+    let spec = RoleSpec {
+        name: user.migrate.role_name.clone(),
+        trust: trust::policy(target.provider_arn, target.issuer, &reaches),
+        permissions: {
+            let perms = iam.user_permissions(&user.name).await.map_err(|e| {
+                iam_stop(
+                    format!("reading the permissions of IAM user {}", user.name),
+                    &e,
+                )
+            })?;
+            permissions::for_role(&user.name, &perms, user.migrate.policies.as_deref())
+        },
     };
-    // Who can read the key's secrets today, consumer by consumer.
-    let mut reaches = Vec::new();
+    view.set_role(&spec);
+    let found = iam
+        .role(&spec.name)
+        .await
+        .map_err(|e| iam_stop(format!("iam:GetRole {}", spec.name), &e))?;
+    if let Some(r) = &found {
+        view.role_arn = r.arn.clone();
+    }
+    let changes =
+        role::changes(&user.name, &spec, found.as_ref()).map_err(|why| (Exit::Refused, why))?;
+    view.changes = changes.iter().map(ToString::to_string).collect();
+    let writes = plan_variables(github, user, &reached, view, target.settings.dry_run).await?;
+    scan_workflows(
+        github,
+        user,
+        &reached,
+        reading,
+        view,
+        target.settings.region,
+    )
+    .await?;
+    if changes.is_empty() && writes.is_empty() {
+        view.outcome = "unchanged".into();
+        return Ok(None);
+    }
+    view.outcome = if target.settings.dry_run {
+        "planned"
+    } else {
+        "migrated"
+    }
+    .into();
+    Ok(Some(Acting {
+        role: spec,
+        changes,
+        writes,
+    }))
+}
+
+/// Who can read the key's secrets today, consumer by consumer. A consumer already on the
+/// role whose readers are no longer known (its organization secret is gone) stops the user:
+/// the trust is never narrowed under a consumer that assumes the role.
+async fn read_reaches<V: Variables>(
+    github: &V,
+    user: &UserSpec,
+    reading: &mut Reading,
+    view: &mut UserMigration,
+) -> Result<Vec<Reached>, Stop> {
+    let mut reached = Vec::new();
     for (c, oidc) in movable_consumers(user) {
         let readers = match &c.scope {
             Scope::Organization {
                 organization,
                 dependabot: false,
                 ..
-            } => match org_readers(github, reading, organization, c).await {
-                Ok(r) => r,
-                Err(e) => return failed(view, exit_of(&e), e.message),
-            },
+            } => org_readers(github, reading, organization, c)
+                .await
+                .map_err(gh_stop)?,
             _ => None,
         };
         let reach = match (&c.scope, &readers) {
+            (
+                Scope::Organization {
+                    dependabot: false, ..
+                },
+                None,
+            ) if oidc => {
+                return Err((
+                    Exit::Refused,
+                    format!(
+                        "{} assumes the role (oidc: true), but who may read its secrets is no longer known (the organization secret is gone), so its repositories would leave the trust. Nothing was changed: keep the secret until every consumer is on the role, or list the repositories as repository consumers",
+                        c.scope
+                    ),
+                ));
+            }
             (
                 Scope::Organization {
                     dependabot: false, ..
@@ -214,175 +351,123 @@ async fn plan_user<R: Roles, V: Variables>(
             ),
         };
         view.consumers.push(ConsumerMove::new(c, oidc, &reach));
-        reaches.push((c.clone(), reach, readers));
+        reached.push(Reached {
+            consumer: c.clone(),
+            reach,
+            readers,
+        });
     }
-    if !reaches
-        .iter()
-        .any(|(_, r, _)| matches!(r, Reach::Subjects { .. }))
-    {
-        view.outcome = "nothing-to-move".into();
-        view.message = Some(format!(
-            "user {} has no consumer in GitHub Actions that could assume a role",
-            user.name
-        ));
-        return Planned::done(view);
-    }
-    let trust_policy = trust::policy(
-        provider_arn,
-        issuer,
-        &reaches
-            .iter()
-            .map(|(_, r, _)| r.clone())
-            .collect::<Vec<_>>(),
-    );
-    let user_perms = match iam.user_permissions(&user.name).await {
-        Ok(p) => p,
-        Err(e) => {
-            let exit = if e.kind == crate::ports::IamErrorKind::NoSuchUser {
-                Exit::Invalid
-            } else {
-                Exit::Failed
-            };
-            return failed(
-                view,
-                exit,
-                format!("reading the permissions of IAM user {}: {e}", user.name),
-            );
-        }
-    };
-    let spec = RoleSpec {
-        name: m.role_name.clone(),
-        trust: trust_policy.clone(),
-        permissions: permissions::for_role(&user_perms, m.policies.as_deref()),
-    };
-    view.set_role(&spec);
-    let found = match iam.role(&m.role_name).await {
-        Ok(r) => r,
-        Err(e) => {
-            return failed(
-                view,
-                Exit::Failed,
-                format!("iam:GetRole {}: {e}", m.role_name),
-            );
-        }
-    };
-    if let Some(r) = &found {
-        view.role_arn = r.arn.clone();
-    }
-    let changes = match role::changes(&user.name, &spec, found.as_ref()) {
-        Ok(c) => c,
-        Err(why) => return failed(view, Exit::Refused, why),
-    };
-    view.changes = changes.iter().map(ToString::to_string).collect();
-    // The variable in each movable consumer's scope, and each repository's workflows.
+    Ok(reached)
+}
+
+/// The variable in each movable consumer's scope: the writes where it differs.
+async fn plan_variables<V: Variables>(
+    github: &V,
+    user: &UserSpec,
+    reached: &[Reached],
+    view: &mut UserMigration,
+    dry_run: bool,
+) -> Result<Vec<Write>, Stop> {
+    let variable = &user.migrate.variable;
     let mut writes = Vec::new();
-    let names: BTreeSet<&str> = movable_consumers(user)
-        .flat_map(|(c, _)| {
-            [
-                c.secrets.access_key_id.as_str(),
-                c.secrets.secret_access_key.as_str(),
-            ]
-        })
-        .collect();
-    let names: Vec<&str> = names.into_iter().collect();
-    let mut repositories = BTreeSet::new();
-    for (i, (c, reach, readers)) in reaches.iter().enumerate() {
-        if !matches!(reach, Reach::Subjects { .. }) {
+    for (i, r) in reached.iter().enumerate() {
+        if !matches!(r.reach, Reach::Subjects { .. }) {
             continue;
         }
-        match &c.scope {
-            Scope::Repository(r) | Scope::Environment { repository: r, .. } => {
-                repositories.insert(r.clone());
-            }
-            _ => repositories.extend(readers.iter().flat_map(|r| r.repositories.clone())),
-        }
-        let current = match github.variable(&c.scope, &m.variable).await {
-            Ok(v) => v,
-            Err(e) => return failed(view, exit_of(&e), e.message),
-        };
+        let scope = &r.consumer.scope;
+        let current = github.variable(scope, variable).await.map_err(gh_stop)?;
         let consumer = &mut view.consumers[i];
         if current.as_deref() == Some(view.role_arn.as_str()) {
             consumer.variable = Some("holds the role's ARN".into());
-        } else {
-            consumer.variable = Some(format!(
-                "{} {} = role ARN",
-                if settings.dry_run {
-                    "would write"
-                } else {
-                    "to write"
-                },
-                m.variable
-            ));
-            writes.push((i, c.scope.clone(), readers.clone(), current.is_some()));
+            continue;
+        }
+        let verb = if dry_run { "would write" } else { "to write" };
+        consumer.variable = Some(format!("{verb} {variable} = role ARN"));
+        writes.push((i, scope.clone(), r.readers.clone(), current.is_some()));
+    }
+    Ok(writes)
+}
+
+/// Each repository's workflow files (read once per run) and the lines that read the key's
+/// secrets, with the snippet that replaces them.
+async fn scan_workflows<V: Variables>(
+    github: &V,
+    user: &UserSpec,
+    reached: &[Reached],
+    reading: &mut Reading,
+    view: &mut UserMigration,
+    region: &str,
+) -> Result<(), Stop> {
+    let movable = reached
+        .iter()
+        .filter(|r| matches!(r.reach, Reach::Subjects { .. }));
+    let mut names = BTreeSet::new();
+    let mut repositories = BTreeSet::new();
+    for r in movable {
+        let s = &r.consumer.secrets;
+        names.extend([s.access_key_id.as_str(), s.secret_access_key.as_str()]);
+        match &r.consumer.scope {
+            Scope::Repository(repo)
+            | Scope::Environment {
+                repository: repo, ..
+            } => {
+                repositories.insert(repo.clone());
+            }
+            _ => repositories.extend(r.readers.iter().flat_map(|x| x.repositories.clone())),
         }
     }
-    for r in &repositories {
-        if !reading.workflows.contains_key(r) {
-            match github.workflow_files(r).await {
-                Ok(files) => {
-                    reading.workflows.insert(r.clone(), files);
-                }
-                Err(e) => return failed(view, exit_of(&e), e.message),
-            }
+    let names: Vec<&str> = names.into_iter().collect();
+    for repo in &repositories {
+        if !reading.workflows.contains_key(repo) {
+            let files = github.workflow_files(repo).await.map_err(gh_stop)?;
+            reading.workflows.insert(repo.clone(), files);
         }
-        for (path, text) in &reading.workflows[r] {
+        for (path, text) in &reading.workflows[repo] {
             if let Some(f) = workflows::scan(path, text, &names) {
                 view.workflows.push(WorkflowView {
-                    repository: r.clone(),
+                    repository: repo.clone(),
                     path: f.path,
                     uses: f.uses,
                 });
             }
         }
     }
-    view.snippet = workflows::snippet(&m.variable, settings.region, &names);
-    if changes.is_empty() && writes.is_empty() {
-        view.outcome = "unchanged".into();
-        return Planned::done(view);
-    }
-    view.outcome = if settings.dry_run {
-        "planned"
-    } else {
-        "migrated"
-    }
-    .into();
-    Planned {
-        view,
-        act: Some(Acting {
-            role: spec,
-            changes,
-            writes,
-        }),
-    }
+    view.snippet = workflows::snippet(&user.migrate.variable, region, &names);
+    Ok(())
 }
 
-/// Who reads organization secret pair `c` (the union of its two secrets' readers, read once).
+/// Who reads organization secret pair `c`: only a repository that can read both secrets can
+/// use the key, so the intersection of the two secrets' readers (each read once per run). A
+/// variable created new is made as readable as the narrower of the two.
 async fn org_readers<V: Variables>(
     github: &V,
     reading: &mut Reading,
     org: &str,
     c: &Consumer,
 ) -> Result<Option<Readers>, GhError> {
-    let mut union: Option<Readers> = None;
+    let mut both = Vec::new();
     for name in [&c.secrets.access_key_id, &c.secrets.secret_access_key] {
         let key = (org.to_ascii_lowercase(), name.to_ascii_uppercase());
         if !reading.readers.contains_key(&key) {
             let r = github.org_readers(org, name).await?;
             reading.readers.insert(key.clone(), r);
         }
-        match (&mut union, &reading.readers[&key]) {
-            (_, None) => return Ok(None),
-            (None, Some(r)) => union = Some(r.clone()),
-            (Some(u), Some(r)) => {
-                for repo in &r.repositories {
-                    if !u.repositories.contains(repo) {
-                        u.repositories.push(repo.clone());
-                    }
-                }
-            }
+        match &reading.readers[&key] {
+            None => return Ok(None),
+            Some(r) => both.push(r.clone()),
         }
     }
-    Ok(union)
+    let narrowness = |r: &Readers| match r.visibility.as_str() {
+        "selected" => 0,
+        "private" => 1,
+        _ => 2,
+    };
+    both.sort_by_key(narrowness);
+    let mut readers = both[0].clone();
+    readers
+        .repositories
+        .retain(|repo| both.iter().all(|r| r.repositories.contains(repo)));
+    Ok(Some(readers))
 }
 
 fn exit_of(e: &GhError) -> Exit {

@@ -165,7 +165,7 @@ pub async fn plan_user<P: Ports>(
         journal: tags.journal().cloned(),
         has_verify: !user.verify.is_empty(),
         moved: user.moved(),
-        lease_tag: tags.lease().is_some(),
+        lease_tag: tags.lease().is_some_and(|l| l.until <= ctx.clock().now()),
     };
     let plan = match command {
         Command::Status => Plan::Nothing(String::new()),

@@ -139,18 +139,29 @@ impl Standing<'_> {
 /// The standing of a user whose every consumer assumes the role (CONTRACT §13): its keys are
 /// retired one at a time, oldest first, each with the grace periods of a rotation. The journal
 /// records `moved` for a key when its retirement starts, then `deactivated`.
-pub fn moved_standing<'a>(keys: &'a [KeyInfo], journal: Option<&Journal>) -> Standing<'a> {
+pub fn moved_standing<'a>(
+    keys: &'a [KeyInfo],
+    journal: Option<&Journal>,
+    now: DateTime<Utc>,
+) -> Standing<'a> {
     let Some(key) = keys.first() else {
         return Standing::Migrated;
     };
-    let phase = journal.map(|j| (j.key == key.id, j.phase));
+    // A journal that contradicts the keys was not written by the tool (CONTRACT §12).
+    if journal.is_some_and(|j| contradiction(keys, j, now).is_some()) {
+        return Standing::Conflict;
+    }
+    let newest = keys.last().map(|k| k.id.as_str());
+    let phase = journal.map(|j| (j.key == key.id, Some(j.key.as_str()) == newest, j.phase));
     match (key.status, phase) {
-        (KeyStatus::Active, Some((true, Phase::Moved | Phase::Deactivated))) => {
-            Standing::Retiring(key)
-        }
+        (KeyStatus::Active, Some((true, _, Phase::Moved))) => Standing::Retiring(key),
+        // Anything else (a `deactivated` of a failed attempt among them) starts the
+        // retirement again: the grace is never shortened.
         (KeyStatus::Active, _) => Standing::Migrating(key),
-        // The deactivation is recorded for the newest key when there were two.
-        (KeyStatus::Inactive, Some((_, Phase::Deactivated))) => Standing::Retired(key),
+        // The deactivation is recorded for this key, or for the newest when there were two.
+        (KeyStatus::Inactive, Some((this, last, Phase::Deactivated))) if this || last => {
+            Standing::Retired(key)
+        }
         (KeyStatus::Inactive, _) => Standing::Inactive(key),
     }
 }

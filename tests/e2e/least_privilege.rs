@@ -79,7 +79,13 @@ fn removing_any_one_action_breaks_the_life_cycle() {
 fn the_shipped_policy_is_a_template_with_placeholders() {
     let text = std::fs::read_to_string(repo_root().join("docs/iam-policy.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut sids = std::collections::BTreeSet::new();
     for st in v["Statement"].as_array().unwrap() {
+        assert!(
+            sids.insert(st["Sid"].as_str().unwrap().to_owned()),
+            "IAM wants each Sid once: {}",
+            st["Sid"]
+        );
         assert_eq!(st["Effect"], "Allow");
         match st["Sid"].as_str().unwrap() {
             "OptionalAwsStores" => assert_eq!(

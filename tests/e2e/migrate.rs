@@ -17,6 +17,7 @@ fn manifest(org: bool, oidc: bool) -> String {
         "version: 1
 users:
   - name: ci-deployer
+    migrate: {{}}
     consumers:
       - repository: acme/web{mark}
       - repository: acme/api
@@ -110,11 +111,12 @@ fn setup(env: &TestEnv) -> (Key, String, String) {
         iam.put_user_policy()
             .user_name(USER)
             .policy_name("self-keys")
-            .policy_document(policy(&[
-                "iam:CreateAccessKey",
-                "iam:DeleteAccessKey",
-                "iam:TagUser",
-            ]))
+            .policy_document(
+                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                    "Action": ["iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:TagUser"],
+                    "Resource": format!("arn:aws:iam::{ACCOUNT}:user/{USER}")}]})
+                .to_string(),
+            )
             .send()
             .await
             .unwrap();
@@ -508,6 +510,18 @@ fn migrate_makes_the_provider_the_role_and_the_variables_and_converges() {
     assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(role(&env).unwrap(), r);
 
+    // Someone deletes the provider: the next run makes it again, though nothing else changed.
+    runtime().block_on(async {
+        env.iam()
+            .delete_open_id_connect_provider()
+            .open_id_connect_provider_arn(&provider_arn)
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(providers(&env).len(), 1, "{}", run.all());
     // The organization consumer leaves the manifest: its repositories leave the trust.
     env.write_manifest(&manifest(false, false));
     let run = env.cli(&env.admin, &["migrate"]);
@@ -755,6 +769,16 @@ fn bad_input_and_a_token_that_cannot_write_variables_are_said_and_change_nothing
     );
     assert!(providers(&env).is_empty() && role(&env).is_none());
     assert!(env.github.variables().is_empty());
+    // A user nobody asked to move (no `migrate:` block, no `oidc: true`): left alone.
+    env.write_manifest(&manifest(false, false).replace("    migrate: {}\n", ""));
+    let run = env.cli(&env.admin, &["migrate", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("nothing-to-move") && run.stdout.contains("add `migrate: {}`"),
+        "{}",
+        run.stdout
+    );
+    assert!(providers(&env).is_empty() && role(&env).is_none());
     // A malformed role ARN for verify: exit 2, naming the input.
     let run = env.cli(
         &env.admin,
@@ -826,7 +850,9 @@ fn the_shipped_policy_is_enough_for_migrate_and_names_every_call_it_makes() {
         // The test's own calls (UpdateRole, PutRolePolicy above) are granted too.
         assert!(granted, "{call} is not in the shipped policy");
     }
-    // The policy command prints the same statements for this manifest.
+    // The policy command prints the statements for this manifest, and none without a
+    // `migrate:` block.
+    env.write_manifest(&manifest(true, false).replace("    migrate: {}\n", ""));
     let run = env.cli(&env.admin, &["policy"]);
     assert_eq!(run.code, 0, "{}", run.all());
     let printed: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -840,10 +866,7 @@ fn the_shipped_policy_is_enough_for_migrate_and_names_every_call_it_makes() {
         !sids.iter().any(|s| s.starts_with("Migrate")),
         "not asked: {sids:?}"
     );
-    env.write_manifest(&manifest(true, false).replace(
-        "    consumers:",
-        "    migrate: { role-name: gha-ci-deployer }\n    consumers:",
-    ));
+    env.write_manifest(&manifest(true, false));
     let run = env.cli(&env.admin, &["policy"]);
     let printed: Value = serde_json::from_str(&run.stdout).unwrap();
     let roles = printed["Statement"]

@@ -226,6 +226,7 @@ fn users() -> Vec<UserSpec> {
         "version: 1
 users:
   - name: ci
+    migrate: {}
     consumers:
       - repository: acme/web
       - repository: acme/api

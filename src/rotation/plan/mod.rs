@@ -47,7 +47,7 @@ pub struct Facts {
     pub newest_unheld: bool,
     /// Every consumer assumes the role (CONTRACT §13): the keys are retired, never rotated.
     pub moved: bool,
-    /// A lease tag is on the user (live or not).
+    /// An expired lease tag is on the user (a stopped run's).
     pub lease_tag: bool,
 }
 
@@ -99,7 +99,7 @@ impl Facts {
     /// The state with the keys it is about.
     pub fn standing(&self) -> Standing<'_> {
         if self.moved {
-            return state::moved_standing(&self.keys, self.journal.as_ref());
+            return state::moved_standing(&self.keys, self.journal.as_ref(), self.now);
         }
         state::standing(
             &self.keys,

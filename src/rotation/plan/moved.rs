@@ -190,10 +190,12 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     }
 }
 
-/// Why a moved user needs a person: a retirement overdue by more than a day.
+/// Why a moved user needs a person: a retirement overdue by more than a day, or a journal
+/// that contradicts the keys.
 pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<String> {
     let name = &user.name;
     match facts.standing() {
+        Standing::Conflict => Some(super::conflict(user, facts, "anything")),
         Standing::Inactive(_) => Some(format!(
             "user {name} has only an Inactive key that no journal records"
         )),

@@ -825,3 +825,28 @@ fn two_keys_of_a_moved_user_are_retired_oldest_first() {
         matches!(&p, Plan::Act { act: Act::StartRetirement { key_id }, .. } if key_id == "AKIANEW")
     );
 }
+
+#[test]
+fn a_moved_users_journal_is_believed_only_when_it_fits_the_keys() {
+    let u = moved_user();
+    let k = key("AKIAOLD", A, days_ago(200));
+    // Forged: the retirement "recorded" before the key existed.
+    let forged = Journal::new(Phase::Moved, &k.id, "AKIAOLD-1", days_ago(300));
+    let f = moved(vec![k.clone()], Some(forged), None);
+    assert_eq!(f.state(), State::Conflict);
+    assert!(matches!(deactivate(&u, &f, &force()), Plan::Refuse(_)));
+    assert!(attention(&u, &f, &Options::default()).is_some());
+    // A `deactivated` left on the Active key (a failed attempt): the retirement starts again.
+    let stale = Journal::new(Phase::Deactivated, &k.id, "AKIAOLD-1", days_ago(30));
+    let f = moved(vec![k.clone()], Some(stale), None);
+    assert_eq!(f.state(), State::Migrating);
+    // An Inactive key and a `deactivated` about another, deleted key: not this key's record.
+    let inactive = key("AKIAOLD", I, days_ago(200));
+    let other = Journal::new(Phase::Deactivated, "AKIAGONE", "AKIAGONE-1", days_ago(30));
+    let f = moved(vec![inactive], Some(other), None);
+    assert_eq!(f.state(), State::Inactive);
+    assert!(matches!(
+        delete(&u, &f, &Options::default()),
+        Plan::Refuse(_)
+    ));
+}
