@@ -193,7 +193,7 @@ pub fn snippet(variable: &str, region: &str, secret_names: &[&str]) -> String {
         names => format!("secrets {}", names.join("/")),
     };
     format!(
-        "# Remove the lines that read {secrets}, and give each job that read them:
+        "# Remove the lines that read {secrets}, and add to each job that read them:
 permissions:
   id-token: write   # lets the job request GitHub's OIDC token
   contents: read
