@@ -149,8 +149,16 @@ impl Aws {
 }
 
 impl Roles for Aws {
-    async fn account(&self) -> Result<String, IamError> {
-        Ok(self.whoami().await?.account)
+    async fn account(&self) -> Result<(String, String), IamError> {
+        let caller = self.whoami().await?;
+        let partition = caller
+            .arn
+            .split(':')
+            .nth(1)
+            .filter(|p| !p.is_empty())
+            .unwrap_or("aws")
+            .to_owned();
+        Ok((partition, caller.account))
     }
 
     async fn provider(&self, arn: &str) -> Result<Option<Provider>, IamError> {

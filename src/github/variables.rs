@@ -76,7 +76,75 @@ struct FileBody {
     content: String,
 }
 
+#[derive(Deserialize)]
+struct FullName {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct Environments {
+    environments: Vec<EnvironmentName>,
+}
+
+#[derive(Deserialize)]
+struct EnvironmentName {
+    name: String,
+}
+
+impl GitHub {
+    /// `owner/name` as GitHub spells it.
+    async fn full_name(&self, r: &str) -> Result<String, GhError> {
+        let what = format!("reading repository {r}");
+        let reply = self
+            .send(
+                http::Method::GET,
+                &format!("/repos/{}", repo_path(r)),
+                None,
+                &what,
+            )
+            .await?;
+        Ok(serde_json::from_str::<FullName>(&reply.body)
+            .map_err(|e| unexpected(&what, e))?
+            .full_name)
+    }
+}
+
 impl Variables for GitHub {
+    async fn canonical(&self, scope: &Scope) -> Result<Scope, GhError> {
+        match scope {
+            Scope::Repository(r) => Ok(Scope::Repository(self.full_name(r).await?)),
+            Scope::Environment {
+                repository,
+                environment,
+            } => {
+                let repository = self.full_name(repository).await?;
+                let what = format!("reading the environments of {repository}");
+                let path = format!("/repos/{}/environments", repo_path(&repository));
+                let names = self
+                    .all_pages(&path, &what, |e: Environments| e.environments)
+                    .await?;
+                let Some(found) = names
+                    .into_iter()
+                    .find(|e| e.name.eq_ignore_ascii_case(environment))
+                else {
+                    return Err(GhError {
+                        kind: GhErrorKind::NotFound,
+                        message: format!(
+                            "{repository} has no environment {environment:?}: fix the manifest, or create the environment"
+                        ),
+                        uncertain: false,
+                        status: Some(404),
+                    });
+                };
+                Ok(Scope::Environment {
+                    repository,
+                    environment: found.name,
+                })
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
     async fn org_readers(&self, org: &str, secret: &str) -> Result<Option<Readers>, GhError> {
         let what = format!("reading who can read secret {secret} of organization {org}");
         let path = format!(

@@ -21,29 +21,48 @@ const KEY_AND_TAG_ACTIONS: [&str; 9] = [
 /// The role's permissions for user `name`: `copy` (its attached policies attached, its and
 /// its groups' inline policies copied inline, `group-GROUP-NAME` for a group's) or `policies`
 /// attached instead. The user's permissions boundary is kept either way.
-pub fn for_role(name: &str, user: &UserPermissions, policies: Option<&[String]>) -> Permissions {
+pub fn for_role(
+    name: &str,
+    user: &UserPermissions,
+    policies: Option<&[String]>,
+) -> Result<Permissions, String> {
     let mut role = Permissions {
         boundary: user.own.boundary.clone(),
         ..Permissions::default()
     };
     if let Some(arns) = policies {
         role.attached = arns.iter().cloned().collect();
-        return role;
+        return Ok(role);
     }
-    let mut copy = |prefix: String, p: &Permissions| {
+    let mut copy = |prefix: String, p: &Permissions| -> Result<(), String> {
         role.attached.extend(p.attached.iter().cloned());
         for (policy, doc) in &p.inline {
-            if let Some(doc) = without_key_management(doc, name) {
-                role.inline.insert(format!("{prefix}{policy}"), doc);
+            let Some(doc) = without_key_management(doc, name) else {
+                continue;
+            };
+            let copied = format!("{prefix}{policy}");
+            if copied.len() > MAX_POLICY_NAME {
+                return Err(format!(
+                    "the inline policy {policy} copied as {copied} would be longer than IAM's {MAX_POLICY_NAME} characters: rename it, or list managed policies in migrate.permissions"
+                ));
+            }
+            if role.inline.insert(copied.clone(), doc).is_some() {
+                return Err(format!(
+                    "two inline policies would both be copied as {copied} (the user's own and a group's): rename one, or list managed policies in migrate.permissions"
+                ));
             }
         }
+        Ok(())
     };
-    copy(String::new(), &user.own);
+    copy(String::new(), &user.own)?;
     for (group, p) in &user.groups {
-        copy(format!("group-{group}-"), p);
+        copy(format!("group-{group}-"), p)?;
     }
-    role
+    Ok(role)
 }
+
+/// IAM's longest policy name.
+const MAX_POLICY_NAME: usize = 128;
 
 /// The document without the statements that only manage user `name`'s own keys and tags: an
 /// `Allow` whose every action is one of [`KEY_AND_TAG_ACTIONS`], named exactly (a wildcard
@@ -164,7 +183,7 @@ mod tests {
             )]
             .into(),
         };
-        let role = for_role("ci", &user, None);
+        let role = for_role("ci", &user, None).unwrap();
         assert_eq!(
             role.attached,
             [
@@ -182,12 +201,21 @@ mod tests {
             "ci",
             &user,
             Some(&["arn:aws:iam::aws:policy/PowerUserAccess".to_owned()]),
-        );
+        )
+        .unwrap();
         assert_eq!(
             listed.attached,
             ["arn:aws:iam::aws:policy/PowerUserAccess".to_owned()].into()
         );
         assert!(listed.inline.is_empty());
         assert_eq!(listed.boundary, user.own.boundary);
+        // A user policy named like a group's copy: refused, not overwritten.
+        let mut clash = user.clone();
+        clash
+            .own
+            .inline
+            .insert("group-builders-cache".into(), s3.clone());
+        let e = for_role("ci", &clash, None).unwrap_err();
+        assert!(e.contains("both be copied as group-builders-cache"), "{e}");
     }
 }

@@ -61,8 +61,8 @@ pub struct Readers {
 /// IAM as `migrate` uses it.
 #[allow(async_fn_in_trait)]
 pub trait Roles {
-    /// The account these credentials belong to.
-    async fn account(&self) -> Result<String, IamError>;
+    /// The partition (`aws`, `aws-cn`, `aws-us-gov`) and account these credentials belong to.
+    async fn account(&self) -> Result<(String, String), IamError>;
     async fn provider(&self, arn: &str) -> Result<Option<Provider>, IamError>;
     /// Creates the provider of `url` (`https://…`) for `audience`, tagged as made here.
     async fn create_provider(&self, url: &str, audience: &str) -> Result<String, IamError>;
@@ -82,6 +82,10 @@ pub trait Roles {
 /// GitHub as `migrate` uses it.
 #[allow(async_fn_in_trait)]
 pub trait Variables {
+    /// `scope` with its repository and environment named as GitHub names them: an OIDC token's
+    /// `sub` carries those names, and IAM compares them case-sensitively. A repository or
+    /// environment that does not exist answers `NotFound`.
+    async fn canonical(&self, scope: &Scope) -> Result<Scope, GhError>;
     /// Who reads organization secret `secret` of `org`; `None` when there is no such secret.
     async fn org_readers(&self, org: &str, secret: &str) -> Result<Option<Readers>, GhError>;
     /// The value of Actions variable `name` in `scope`, `None` when it does not exist.

@@ -134,8 +134,8 @@ pub fn changes(
     Ok(out)
 }
 
-/// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME` → (account, name).
-pub fn parse_arn(arn: &str) -> Option<(&str, &str)> {
+/// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME` → (partition, account, name).
+pub fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
     let rest = arn.strip_prefix("arn:")?;
     let (partition, rest) = rest.split_once(':')?;
     let rest = rest.strip_prefix("iam::")?;
@@ -145,19 +145,19 @@ pub fn parse_arn(arn: &str) -> Option<(&str, &str)> {
         && account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
         && !name.is_empty();
-    ok.then_some((account, name))
+    ok.then_some((partition, account, name))
 }
 
 /// Whether `caller` (GetCallerIdentity's ARN) is a session of role `role_arn`:
 /// `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`.
 pub fn is_session_of(caller: &str, role_arn: &str) -> bool {
-    let Some((account, name)) = parse_arn(role_arn) else {
+    let Some((partition, account, name)) = parse_arn(role_arn) else {
         return false;
     };
     let Some(rest) = caller
         .strip_prefix("arn:")
-        .and_then(|r| r.split_once(':'))
-        .map(|(_, r)| r)
+        .and_then(|r| r.strip_prefix(partition))
+        .and_then(|r| r.strip_prefix(':'))
     else {
         return false;
     };
@@ -240,7 +240,15 @@ mod tests {
     #[test]
     fn a_session_of_the_role_and_nothing_else() {
         let role = "arn:aws:iam::123456789012:role/ci/gha-ci";
-        assert_eq!(parse_arn(role), Some(("123456789012", "gha-ci")));
+        assert_eq!(parse_arn(role), Some(("aws", "123456789012", "gha-ci")));
+        assert!(!is_session_of(
+            "arn:aws-cn:sts::123456789012:assumed-role/gha-ci/s",
+            role
+        ));
+        assert!(is_session_of(
+            "arn:aws-cn:sts::123456789012:assumed-role/gha-ci/s",
+            "arn:aws-cn:iam::123456789012:role/gha-ci"
+        ));
         assert!(is_session_of(
             "arn:aws:sts::123456789012:assumed-role/gha-ci/GitHubActions",
             role

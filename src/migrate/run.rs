@@ -35,12 +35,12 @@ pub async fn migrate<R: Roles, V: Variables>(
     settings: &Settings<'_>,
     events: &dyn Events,
 ) -> Result<MigrationView, Stopped> {
-    let account = iam
+    let (partition, account) = iam
         .account()
         .await
         .map_err(|e| iam_stop("sts:GetCallerIdentity".into(), &e))?;
     let issuer = trust::issuer(settings.server_url);
-    let provider_arn = format!("arn:aws:iam::{account}:oidc-provider/{issuer}");
+    let provider_arn = format!("arn:{partition}:iam::{account}:oidc-provider/{issuer}");
     let found = iam
         .provider(&provider_arn)
         .await
@@ -67,6 +67,7 @@ pub async fn migrate<R: Roles, V: Variables>(
     }
     let mut reading = Reading::default();
     let target = Target {
+        partition: &partition,
         account: &account,
         provider_arn: &provider_arn,
         issuer: &issuer,
@@ -166,8 +167,12 @@ fn movable_consumers(user: &UserSpec) -> impl Iterator<Item = (&Consumer, bool)>
         .chain(user.on_role.iter().map(|c| (c, true)))
 }
 
+/// IAM's default quota for a role's trust policy, in characters.
+const TRUST_POLICY_LIMIT: usize = 2048;
+
 /// Where the roles live and whom they trust, the same for every user of a run.
 struct Target<'a> {
+    partition: &'a str,
     account: &'a str,
     provider_arn: &'a str,
     issuer: &'a str,
@@ -209,7 +214,10 @@ async fn plan_user<R: Roles, V: Variables>(
     let m = &user.migrate;
     let mut view = UserMigration::new(
         user,
-        format!("arn:aws:iam::{}:role/{}", target.account, m.role_name),
+        format!(
+            "arn:{}:iam::{}:role/{}",
+            target.partition, target.account, m.role_name
+        ),
     );
     if !user.migrating() {
         view.outcome = "nothing-to-move".into();
@@ -250,9 +258,19 @@ async fn plan_changes<R: Roles, V: Variables>(
         return Ok(None);
     }
     let reaches: Vec<Reach> = reached.iter().map(|r| r.reach.clone()).collect();
+    let trust = trust::policy(target.provider_arn, target.issuer, &reaches);
+    let size = trust.to_string().len();
+    if size > TRUST_POLICY_LIMIT {
+        return Err((
+            Exit::Invalid,
+            format!(
+                "the role's trust policy would be {size} characters, over IAM's default limit of {TRUST_POLICY_LIMIT}: narrow who reads the organization secrets (visibility selected, or all: one pattern), or list fewer consumers"
+            ),
+        ));
+    }
     let spec = RoleSpec {
         name: user.migrate.role_name.clone(),
-        trust: trust::policy(target.provider_arn, target.issuer, &reaches),
+        trust,
         permissions: {
             let perms = iam.user_permissions(&user.name).await.map_err(|e| {
                 iam_stop(
@@ -261,6 +279,7 @@ async fn plan_changes<R: Roles, V: Variables>(
                 )
             })?;
             permissions::for_role(&user.name, &perms, user.migrate.policies.as_deref())
+                .map_err(|why| (Exit::Invalid, why))?
         },
     };
     view.set_role(&spec);
@@ -312,6 +331,14 @@ async fn read_reaches<V: Variables>(
 ) -> Result<Vec<Reached>, Stop> {
     let mut reached = Vec::new();
     for (c, oidc) in movable_consumers(user) {
+        let c = &match trust::reach(&c.scope, Some(&[])) {
+            // Named as GitHub names it, for the subjects, the variable and the workflows.
+            Reach::Subjects { .. } => Consumer {
+                scope: github.canonical(&c.scope).await.map_err(gh_stop)?,
+                secrets: c.secrets.clone(),
+            },
+            Reach::NotMovable(_) => c.clone(),
+        };
         let readers = match &c.scope {
             Scope::Organization {
                 organization,
@@ -345,6 +372,13 @@ async fn read_reaches<V: Variables>(
             ) => Reach::NotMovable(
                 "the organization secret does not exist, so who may read it is not known: run rotate first",
             ),
+            // Every repository of the organization, today's and tomorrow's, as the secret.
+            (Scope::Organization { organization, .. }, Some(r)) if r.visibility == "all" => {
+                Reach::Subjects {
+                    exact: Vec::new(),
+                    like: vec![format!("repo:{organization}/*")],
+                }
+            }
             _ => trust::reach(
                 &c.scope,
                 readers.as_ref().map(|r| r.repositories.as_slice()),

@@ -904,3 +904,62 @@ fn on_github_enterprise_server_the_role_trusts_its_own_issuer() {
         "{trust}"
     );
 }
+
+#[test]
+fn the_trust_names_repositories_and_environments_as_github_does() {
+    let env = TestEnv::new();
+    env.user(USER, &["s3:PutObject"]);
+    // GitHub spells them this way; the manifest does not (GitHub compares them
+    // case-insensitively, IAM compares a token's `sub` case-sensitively).
+    env.github.add_repo("Acme/Web");
+    env.github.add_repo("acme/api");
+    env.github.add_environment("acme/api", "Production");
+    env.write_manifest(
+        "version: 1
+users:
+  - name: ci-deployer
+    migrate: {}
+    consumers:
+      - repository: acme/web
+      - repository: acme/api
+        environment: production
+",
+    );
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let trust = role(&env).unwrap()["trust"].clone();
+    assert!(admits(
+        &trust,
+        "repo:Acme/Web:ref:refs/heads/main",
+        "sts.amazonaws.com"
+    ));
+    assert!(admits(
+        &trust,
+        "repo:acme/api:environment:Production",
+        "sts.amazonaws.com"
+    ));
+    assert!(!admits(
+        &trust,
+        "repo:acme/api:environment:production",
+        "sts.amazonaws.com"
+    ));
+    assert_eq!(
+        env.github
+            .variable(&repo("Acme/Web"), "AWS_ROLE_ARN")
+            .unwrap()
+            .value,
+        role_arn()
+    );
+    assert!(
+        env.github
+            .variable(&environment("acme/api", "Production"), "AWS_ROLE_ARN")
+            .is_some()
+    );
+    // A repository GitHub does not have: exit 2, nothing made.
+    env.write_manifest(
+        "version: 1\nusers:\n  - name: ci-deployer\n    migrate: { role-name: other }\n    consumers: [{repository: acme/nope}]\n",
+    );
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("acme/nope"), "{}", run.stderr);
+}

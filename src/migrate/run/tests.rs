@@ -69,8 +69,9 @@ fn gh(e: String) -> GhError {
 const ACCOUNT: &str = "123456789012";
 
 impl Roles for Mem {
-    async fn account(&self) -> Result<String, IamError> {
-        self.call(|_| ACCOUNT.to_owned()).map_err(iam)
+    async fn account(&self) -> Result<(String, String), IamError> {
+        self.call(|_| ("aws".to_owned(), ACCOUNT.to_owned()))
+            .map_err(iam)
     }
     async fn provider(&self, _: &str) -> Result<Option<Provider>, IamError> {
         self.call(|c| c.provider.clone()).map_err(iam)
@@ -172,6 +173,9 @@ fn apply_change(c: &mut Cloud, name: &str, user: &str, change: &RoleChange) -> R
 }
 
 impl Variables for Mem {
+    async fn canonical(&self, scope: &Scope) -> Result<Scope, GhError> {
+        self.call(|_| scope.clone()).map_err(gh)
+    }
     async fn org_readers(&self, _: &str, _: &str) -> Result<Option<Readers>, GhError> {
         self.call(|_| {
             Some(Readers {

@@ -61,11 +61,19 @@ pub(super) fn routes() -> Router<Shared> {
         )
 }
 
+/// A repository, found as GitHub finds it (names compare case-insensitively), with its name
+/// as it was created.
 fn repository(s: &State, o: &str, r: &str) -> Response {
-    let name = format!("{o}/{r}");
-    if !s.scopes.contains_key(&repo(&name)) {
+    let asked = format!("{o}/{r}");
+    let Some(name) = s
+        .repo_ids
+        .keys()
+        .find(|n| n.eq_ignore_ascii_case(&asked))
+        .cloned()
+        .filter(|n| s.scopes.contains_key(&repo(n)))
+    else {
         return error(StatusCode::NOT_FOUND, "Not Found");
-    }
+    };
     let id = s.repo_ids.get(&name).copied().unwrap_or_default();
     ok(
         StatusCode::OK,
