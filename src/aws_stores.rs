@@ -1,7 +1,7 @@
 //! The AWS secret stores on the SDK: one Secrets Manager secret whose JSON `SecretString` holds
 //! the pair (its other fields kept), and SSM Parameter Store parameters (their type and KMS key
 //! kept). Both are readable: the core reads the old values before writing, and reads back.
-//! [`Stores`] puts them beside GitHub's behind one [`SecretStore`].
+//! [`crate::stores::Stores`] puts them beside GitHub's and Vault's behind one port.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +11,6 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::github::GitHub;
 use crate::manifest::Scope;
 use crate::ports::{SecretStore, StoreError, StoreErrorKind};
 use crate::seal::ScopeKey;
@@ -340,73 +339,6 @@ impl SecretStore for AwsStores {
                 Ok(())
             }
             _ => Err(rejected(&what, "not an AWS store")),
-        }
-    }
-}
-
-/// Every store a consumer may use, behind one port: GitHub's and AWS's.
-pub struct Stores<'a> {
-    pub github: &'a GitHub,
-    pub aws: &'a AwsStores,
-}
-
-impl SecretStore for Stores<'_> {
-    async fn public_key(&self, scope: &Scope) -> Result<ScopeKey, StoreError> {
-        self.github.public_key(scope).await
-    }
-    async fn updated_at(
-        &self,
-        scope: &Scope,
-        name: &str,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        if scope.is_readable() {
-            self.aws.updated_at(scope, name).await
-        } else {
-            self.github.updated_at(scope, name).await
-        }
-    }
-    async fn put(
-        &self,
-        scope: &Scope,
-        key: Option<&ScopeKey>,
-        name: &str,
-        value: &SecretString,
-    ) -> Result<(), StoreError> {
-        if scope.is_readable() {
-            self.aws.put(scope, key, name, value).await
-        } else {
-            self.github.put(scope, key, name, value).await
-        }
-    }
-    async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, StoreError> {
-        if scope.is_readable() {
-            self.aws.read(scope, name).await
-        } else {
-            self.github.read(scope, name).await
-        }
-    }
-    async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, StoreError> {
-        if scope.is_readable() {
-            Ok(None)
-        } else {
-            self.github.access(scope, name).await
-        }
-    }
-    async fn stamps(
-        &self,
-        scope: &Scope,
-    ) -> Result<Option<std::collections::BTreeMap<String, DateTime<Utc>>>, StoreError> {
-        if scope.is_readable() {
-            Ok(None)
-        } else {
-            self.github.stamps(scope).await
-        }
-    }
-    async fn fit_for_secret(&self, scope: &Scope, name: &str) -> Result<(), StoreError> {
-        if scope.is_readable() {
-            self.aws.fit_for_secret(scope, name).await
-        } else {
-            Ok(())
         }
     }
 }

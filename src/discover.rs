@@ -35,7 +35,9 @@ pub fn owners(users: &[UserSpec]) -> Vec<String> {
                     r.split('/').next().map(str::to_ascii_lowercase)
                 }
                 Scope::Organization { organization, .. } => Some(organization.to_ascii_lowercase()),
-                Scope::SecretsManager { .. } | Scope::ParameterStore { .. } => None,
+                Scope::SecretsManager { .. }
+                | Scope::ParameterStore { .. }
+                | Scope::Vault { .. } => None,
             };
             owners.extend(owner);
         }
@@ -67,6 +69,7 @@ pub fn snippet(scope: &Scope) -> String {
         } => format!("- organization: {organization}\n  app: dependabot"),
         Scope::SecretsManager { secret, .. } => format!("- aws-secrets-manager: {secret}"),
         Scope::ParameterStore { .. } => "- ssm-parameters: {}".to_owned(),
+        Scope::Vault { mount, path, .. } => format!("- vault: {{ mount: {mount}, path: {path} }}"),
     }
 }
 

@@ -23,5 +23,7 @@ mod properties;
 pub mod report;
 pub mod rotation;
 pub mod seal;
+pub mod stores;
 #[cfg(test)]
 mod testing;
+pub mod vault;

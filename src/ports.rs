@@ -160,6 +160,17 @@ pub trait SecretStore {
         name: &str,
         value: &SecretString,
     ) -> Result<(), StoreError>;
+    /// Writes a consumer's two secrets as one, in a store that holds the pair together
+    /// ([`Scope::whole_pair`]: one KV version for both fields). Others write them one by one.
+    async fn put_pair(
+        &self,
+        scope: &Scope,
+        names: [&str; 2],
+        values: [&SecretString; 2],
+    ) -> Result<(), StoreError> {
+        self.put(scope, None, names[0], values[0]).await?;
+        self.put(scope, None, names[1], values[1]).await
+    }
     /// A readable store's current value (`None`: not set). A store that does not exist answers
     /// `NotFound`. GitHub stores are write-only: never called for them.
     async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, StoreError>;

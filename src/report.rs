@@ -322,6 +322,19 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
                         None,
                         with_region("Parameter Store", region),
                     ),
+                    Scope::Vault {
+                        mount,
+                        path,
+                        address,
+                        ..
+                    } => (
+                        format!("{mount}/{path}"),
+                        None,
+                        match address {
+                            Some(a) => format!("Vault KV at {a}"),
+                            None => "Vault KV".to_owned(),
+                        },
+                    ),
                 };
                 let store = match &c.access {
                     Some(a) => format!("{store} ({a})"),

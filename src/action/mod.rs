@@ -28,6 +28,12 @@ pub struct Runtime {
     pub github_run: Option<(String, String)>,
     /// `RUNNER_NAME`: the runner of this job, named in the lease.
     pub runner: Option<String>,
+    /// `VAULT_ADDR` and `VAULT_TOKEN` (CONTRACT §14).
+    pub vault_address: Option<String>,
+    pub vault_token: Option<secrecy::SecretString>,
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` and `ACTIONS_ID_TOKEN_REQUEST_TOKEN`: the job may ask for
+    /// its GitHub OIDC token (`permissions: id-token: write`).
+    pub id_token_request: Option<(String, secrecy::SecretString)>,
 }
 
 impl Runtime {
@@ -51,6 +57,10 @@ impl Runtime {
             github_run: get("GITHUB_RUN_ID")
                 .map(|id| (id, get("GITHUB_RUN_ATTEMPT").unwrap_or_else(|| "1".into()))),
             runner: get("RUNNER_NAME"),
+            vault_address: get("VAULT_ADDR"),
+            vault_token: get("VAULT_TOKEN").map(secrecy::SecretString::from),
+            id_token_request: get("ACTIONS_ID_TOKEN_REQUEST_URL")
+                .zip(get("ACTIONS_ID_TOKEN_REQUEST_TOKEN").map(secrecy::SecretString::from)),
         }
     }
 }

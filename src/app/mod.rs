@@ -9,7 +9,7 @@ use futures_util::stream::{self, StreamExt as _};
 use secrecy::ExposeSecret;
 
 use crate::aws;
-use crate::aws_stores::{AwsStores, Stores};
+use crate::aws_stores::AwsStores;
 use crate::cli::{CommandName, ManifestSource, Settings};
 use crate::exit::Exit;
 use crate::github::{GitHub, Pacing};
@@ -20,6 +20,8 @@ use crate::rotation::journal;
 use crate::rotation::plan::Options;
 use crate::rotation::run::{self, Command, Ctx, Fault, LeaseSettings, Outcome, UserReport};
 use crate::rotation::verify::VerifySettings;
+use crate::stores::Stores;
+use crate::vault::{Vault, VaultSettings};
 
 mod commands;
 mod outputs;
@@ -364,9 +366,11 @@ async fn run_inner(
     };
     let stop = crate::ports::Stop::default();
     let aws_stores = AwsStores::new(aws.config());
+    let vault = vault_client(&settings, rt, console, &tuning, &manifest).await?;
     let stores = Stores {
         github: &github,
         aws: &aws_stores,
+        vault: &vault,
     };
     let live = Live {
         aws: &aws,
@@ -564,6 +568,50 @@ async fn github_client(
         console.mask(t);
     }
     Ok(github)
+}
+
+/// The Vault client, logged in to every server the manifest's Vault consumers name (so every
+/// token is masked before anything else is printed).
+async fn vault_client(
+    settings: &Settings,
+    rt: &Runtime,
+    console: &Console,
+    tuning: &Tuning,
+    manifest: &Manifest,
+) -> Result<Vault, Stop> {
+    if let Some(t) = &rt.vault_token {
+        console.mask(t);
+    }
+    if let Some((_, t)) = &rt.id_token_request {
+        console.mask(t);
+    }
+    let vault = Vault::new(VaultSettings {
+        address: rt.vault_address.clone(),
+        token: rt.vault_token.clone(),
+        role: settings.vault_role.clone(),
+        auth_mount: settings.vault_auth_mount.clone(),
+        audience: settings.vault_audience.clone(),
+        id_token_request: rt.id_token_request.clone(),
+        call_timeout: tuning.pacing.call_timeout,
+    })
+    .map_err(|e| Stop(Exit::Invalid, e))?;
+    let scopes: Vec<&crate::manifest::Scope> = manifest
+        .users
+        .iter()
+        .flat_map(|u| &u.consumers)
+        .map(|c| &c.scope)
+        .filter(|s| matches!(s, crate::manifest::Scope::Vault { .. }))
+        .collect();
+    if !scopes.is_empty() {
+        let tokens = vault
+            .log_in(&scopes)
+            .await
+            .map_err(|e| Stop(Exit::Invalid, e))?;
+        for t in &tokens {
+            console.mask(t);
+        }
+    }
+    Ok(vault)
 }
 
 /// Collects the process environment once.

@@ -70,6 +70,8 @@ const READS_MANIFEST: &[CommandName] = &[
     Status, Rotate, Deactivate, Delete, Discover, Policy, Migrate,
 ];
 const CHANGING: &[CommandName] = &[Rotate, Deactivate, Delete, Migrate];
+/// The commands that read and write the consumers' stores.
+const STORES: &[CommandName] = &[Status, Rotate, Deactivate, Delete];
 /// `force` overrides a safety rule of these (`migrate` has none to override).
 const FORCEABLE: &[CommandName] = &[Rotate, Deactivate, Delete];
 const RETIRING: &[CommandName] = &[Deactivate, Delete];
@@ -125,6 +127,24 @@ pub const INPUTS: &[Input] = &[
         Kind::Secret("GITHUB_APP_PRIVATE_KEY"),
         MANIFEST,
         "The GitHub App's private key, PEM (CLI: env GITHUB_APP_PRIVATE_KEY)",
+    ),
+    input(
+        "vault-role",
+        Kind::Value("ROLE"),
+        STORES,
+        "Vault consumers: log in as this JWT role with the job's GitHub OIDC token (else VAULT_TOKEN)",
+    ),
+    input(
+        "vault-auth-mount",
+        Kind::Value("MOUNT"),
+        STORES,
+        "Vault consumers: the JWT auth method's mount (default jwt)",
+    ),
+    input(
+        "vault-audience",
+        Kind::Value("AUDIENCE"),
+        STORES,
+        "Vault consumers: the audience of the OIDC token for the JWT login (default: the Vault address)",
     ),
     input(
         "dry-run",
@@ -470,6 +490,10 @@ pub struct Settings {
     pub delete_after: Option<chrono::Duration>,
     pub expected_access_key_id: Option<String>,
     pub expected_role_arn: Option<String>,
+    /// Vault's JWT login (CONTRACT §14): the role, the auth mount, the token's audience.
+    pub vault_role: Option<String>,
+    pub vault_auth_mount: String,
+    pub vault_audience: Option<String>,
     pub verify_timeout: Duration,
     pub poll_interval: Duration,
 }
@@ -585,6 +609,9 @@ impl Settings {
                 .optional_number(bounds::DELETE_AFTER_DAYS)?
                 .map(|d| chrono::Duration::days(d.into())),
             expected_access_key_id: opt(raw.get("expected-access-key-id")),
+            vault_role: opt(raw.get("vault-role")),
+            vault_auth_mount: opt(raw.get("vault-auth-mount")).unwrap_or_else(|| "jwt".into()),
+            vault_audience: opt(raw.get("vault-audience")),
             expected_role_arn: match opt(raw.get("expected-role-arn")) {
                 Some(arn) if crate::migrate::role::parse_arn(&arn).is_none() => {
                     return Err(format!(

@@ -38,7 +38,7 @@ fn secrets_path(scope: &Scope) -> String {
             encode_segment(organization),
             if *dependabot { "dependabot" } else { "actions" }
         ),
-        Scope::SecretsManager { .. } | Scope::ParameterStore { .. } => {
+        Scope::SecretsManager { .. } | Scope::ParameterStore { .. } | Scope::Vault { .. } => {
             unreachable!("AWS stores are written by aws_stores, never through GitHub")
         }
     }

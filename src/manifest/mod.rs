@@ -98,6 +98,15 @@ pub enum Scope {
     },
     /// SSM Parameter Store: the consumer's secret names are the two parameters' names.
     ParameterStore { region: Option<String> },
+    /// A HashiCorp Vault or OpenBao KV v2 secret (`MOUNT/data/PATH`) whose fields named by the
+    /// consumer's secret names hold the pair; its other fields are kept. `address`: default
+    /// `VAULT_ADDR`.
+    Vault {
+        mount: String,
+        path: String,
+        address: Option<String>,
+        namespace: Option<String>,
+    },
 }
 
 impl Scope {
@@ -110,8 +119,13 @@ impl Scope {
     pub fn is_readable(&self) -> bool {
         matches!(
             self,
-            Scope::SecretsManager { .. } | Scope::ParameterStore { .. }
+            Scope::SecretsManager { .. } | Scope::ParameterStore { .. } | Scope::Vault { .. }
         )
+    }
+
+    /// The store writes the pair as one (a KV v2 secret: one version for both fields).
+    pub fn whole_pair(&self) -> bool {
+        matches!(self, Scope::Vault { .. })
     }
 }
 
@@ -140,6 +154,18 @@ impl fmt::Display for Scope {
             Scope::ParameterStore { region } => {
                 f.write_str("Parameter Store")?;
                 region.iter().try_for_each(|r| write!(f, " in {r}"))
+            }
+            Scope::Vault {
+                mount,
+                path,
+                address,
+                namespace,
+            } => {
+                write!(f, "Vault secret {mount}/{path}")?;
+                namespace
+                    .iter()
+                    .try_for_each(|n| write!(f, " in namespace {n}"))?;
+                address.iter().try_for_each(|a| write!(f, " at {a}"))
             }
         }
     }

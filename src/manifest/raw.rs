@@ -115,11 +115,27 @@ pub struct RawConsumer {
     pub ssm_parameters: Option<SecretNames>,
     /// With an AWS store: its region (default: the run's region).
     pub region: Option<String>,
+    /// A HashiCorp Vault / OpenBao KV v2 secret: `{ mount, path }`; its fields named by the
+    /// secret names hold the pair, its other fields are kept.
+    pub vault: Option<RawVault>,
+    /// With `vault`: the server (default: VAULT_ADDR).
+    pub address: Option<String>,
+    /// With `vault`: the Vault Enterprise namespace.
+    pub namespace: Option<String>,
     /// Secret names for this consumer (default: defaults.secrets).
     pub secrets: Option<SecretNames>,
     /// `true` once this consumer's workflows assume the user's role (see `migrate`) instead of
     /// reading the key: `rotate` no longer writes it.
     pub oidc: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawVault {
+    /// The KV v2 secrets engine's mount (e.g. `secret`).
+    pub mount: String,
+    /// The secret's path under the mount (e.g. `ci/deployer`).
+    pub path: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

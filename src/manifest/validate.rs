@@ -270,6 +270,20 @@ impl Validator<'_> {
         c: raw::RawConsumer,
         default_secrets: &SecretNames,
     ) -> Result<Consumer, ManifestError> {
+        if c.vault.is_some() {
+            return self.vault_consumer(at, c, default_secrets);
+        }
+        for (key, set) in [
+            ("address", c.address.is_some()),
+            ("namespace", c.namespace.is_some()),
+        ] {
+            if set {
+                return Err(self.err(
+                    at,
+                    format!("`{key}` belongs to `vault` consumers: drop it, or add `vault: {{ mount, path }}`"),
+                ));
+            }
+        }
         if c.aws_secrets_manager.is_some() || c.ssm_parameters.is_some() {
             return self.aws_consumer(at, c, default_secrets);
         }
@@ -411,6 +425,68 @@ impl Validator<'_> {
 }
 
 impl Validator<'_> {
+    /// `vault: { mount, path }`, with an optional `address` and `namespace`.
+    fn vault_consumer(
+        &self,
+        at: &serde_saphyr::Location,
+        c: raw::RawConsumer,
+        default_secrets: &SecretNames,
+    ) -> Result<Consumer, ManifestError> {
+        let others = [
+            ("repository", c.repository.is_some()),
+            ("organization", c.organization.is_some()),
+            ("environment", c.environment.is_some()),
+            ("app", c.app.is_some()),
+            ("visibility", c.visibility.is_some()),
+            ("selected-repositories", c.selected_repositories.is_some()),
+            ("aws-secrets-manager", c.aws_secrets_manager.is_some()),
+            ("ssm-parameters", c.ssm_parameters.is_some()),
+            ("region", c.region.is_some()),
+        ];
+        if let Some((key, _)) = others.iter().find(|(_, set)| *set) {
+            return Err(self.err(
+                at,
+                format!("`{key}` does not belong to a `vault` consumer: make it its own entry"),
+            ));
+        }
+        let v = c.vault.expect("called for vault consumers");
+        for (what, value) in [("mount", &v.mount), ("path", &v.path)] {
+            let t = value.trim();
+            if t.is_empty()
+                || t.starts_with('/')
+                || t.ends_with('/')
+                || t.split('/').any(dot_segment)
+            {
+                return Err(self.err(at, format!(
+                    "vault {what} {value:?} is not a {what}: name it without leading or trailing `/`, `.` or `..`, e.g. `vault: {{ mount: secret, path: ci/deployer }}`"
+                )));
+            }
+        }
+        if let Some(a) = &c.address
+            && !(a.starts_with("https://") || a.starts_with("http://"))
+        {
+            return Err(self.err(
+                at,
+                format!(
+                    "vault address {a:?} is not a URL: write it as https://vault.example.com:8200"
+                ),
+            ));
+        }
+        let secrets = c.secrets.unwrap_or_else(|| default_secrets.clone());
+        if secrets.access_key_id == secrets.secret_access_key {
+            return Err(self.err(at, "the two fields have the same name"));
+        }
+        Ok(Consumer {
+            scope: Scope::Vault {
+                mount: v.mount,
+                path: v.path,
+                address: c.address,
+                namespace: c.namespace,
+            },
+            secrets,
+        })
+    }
+
     /// A user's `migrate:`, checked; the defaults when absent.
     fn migration(
         &self,

@@ -66,7 +66,7 @@ pub fn reach(scope: &Scope, org_repositories: Option<&[String]>) -> Reach {
         Scope::RepositoryDependabot(_) | Scope::Organization { .. } => Reach::NotMovable(
             "Dependabot reads its own secrets and cannot assume a role through GitHub's OIDC",
         ),
-        Scope::SecretsManager { .. } | Scope::ParameterStore { .. } => {
+        Scope::SecretsManager { .. } | Scope::ParameterStore { .. } | Scope::Vault { .. } => {
             Reach::NotMovable("an application outside GitHub Actions reads this store")
         }
     }

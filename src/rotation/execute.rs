@@ -525,11 +525,19 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         let Some(index) = self.user.consumers.iter().position(|x| x == c) else {
             return Err(Halt::Failed(format!("{} is not in the manifest", c.scope)));
         };
+        if c.scope.whole_pair() {
+            let scene = self.scene();
+            if let Err(e) = self.writer.write_pair(scene, index, key, true).await {
+                self.report.consumers[index].result = ConsumerResult::WriteFailed(e.to_string());
+                let why = format!("writing {} failed: {e}", c.scope);
+                return Err(self.compensate(why).await);
+            }
+        }
         let values = [
             (Part::Id, SecretString::from(key.id.clone())),
             (Part::Secret, key.secret.clone()),
         ];
-        for (part, value) in values {
+        for (part, value) in values.into_iter().filter(|_| !c.scope.whole_pair()) {
             let scene = self.scene();
             if let Err(e) = self
                 .writer

@@ -139,6 +139,64 @@ impl Writer {
         }
     }
 
+    /// Writes consumer `i`'s pair as one, in a store that holds it together
+    /// ([`Scope::whole_pair`]): one write, so the pair can never be split; then read back.
+    pub async fn write_pair<P: Ports>(
+        &mut self,
+        s: Scene<'_, '_, P>,
+        i: usize,
+        key: &StepKey,
+        is_new: bool,
+    ) -> Result<(), StoreError> {
+        let c = &s.user.consumers[i];
+        let names = [secret_name(c, Part::Id), secret_name(c, Part::Secret)];
+        if !s.lease_holds(1) {
+            return Err(not_sent(format!(
+                "not sent: this run's lease ends too soon for another write of {}",
+                c.scope
+            )));
+        }
+        for part in [Part::Id, Part::Secret] {
+            if self.ledger.is_unsettled(i, part) {
+                self.settle(s, i, part).await;
+            }
+            if self.ledger.needs_stamp(i, part)
+                && let Ok(at) = s
+                    .ctx
+                    .store()
+                    .updated_at(&c.scope, secret_name(c, part))
+                    .await
+            {
+                self.ledger.stamped(i, part, at);
+            }
+            self.last_sent.insert((i, part), s.ctx.clock().now());
+        }
+        let id = SecretString::from(key.id.clone());
+        let result = s
+            .ctx
+            .store()
+            .put_pair(&c.scope, names, [&id, &key.secret])
+            .await;
+        if result.as_ref().map_or_else(|e| e.uncertain, |()| true) {
+            self.ledger.sending(i, Part::Id, is_new);
+            self.ledger.sending(i, Part::Secret, is_new);
+        }
+        let result = match result {
+            Ok(()) => match read_back(s, c, names[0], &id).await {
+                Ok(()) => read_back(s, c, names[1], &key.secret).await,
+                e => e,
+            },
+            e => e,
+        };
+        for part in [Part::Id, Part::Secret] {
+            match &result {
+                Ok(()) => self.ledger.wrote(i, part, &key.id),
+                Err(e) => self.ledger.write_failed(i, part, &key.id, e.uncertain),
+            }
+        }
+        result
+    }
+
     /// A write that repairs: tried a few times (the same value again is harmless).
     pub async fn write_again<P: Ports>(
         &mut self,
@@ -196,6 +254,19 @@ impl Writer {
         i: usize,
         old: &StepKey,
     ) -> Result<(), StoreError> {
+        if s.user.consumers[i].scope.whole_pair() {
+            if self.ledger.parts_not_holding(i, &old.id).is_empty() {
+                return Ok(());
+            }
+            let mut attempt = 1;
+            loop {
+                match self.write_pair(s, i, old, false).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if attempt >= ATTEMPTS => return Err(e),
+                    Err(_) => attempt += 1,
+                }
+            }
+        }
         for part in self.ledger.parts_not_holding(i, &old.id) {
             let value = match part {
                 Part::Id => SecretString::from(old.id.clone()),

@@ -19,5 +19,6 @@ mod protocol;
 mod rotation;
 mod schema;
 mod stores;
+mod vault;
 mod verification;
 mod workflows;

@@ -2,6 +2,7 @@
 //! a fake GitHub per test, and a runner that starts the real binary the way the runner does.
 #![allow(dead_code)]
 
+pub mod bao;
 pub mod fake_github;
 pub mod fixtures;
 

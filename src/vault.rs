@@ -1,0 +1,491 @@
+//! HashiCorp Vault and OpenBao KV v2 consumers (CONTRACT §14): a readable store. A write reads
+//! the secret (its other fields and its version), writes the merged map with check-and-set on
+//! that version, and a conflict (someone wrote meanwhile) is read again and tried once more.
+//! Auth: `VAULT_TOKEN`, or a JWT login with the job's GitHub OIDC token.
+//!
+//! Three HTTP calls, on the hyper and rustls stack octocrab already brings (no client crate:
+//! `vaultrs` would add reqwest and a second TLS setup for these three).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::Method;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use tokio::sync::Mutex;
+
+use crate::manifest::Scope;
+use crate::ports::{StoreError, StoreErrorKind};
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// How to reach and authenticate to Vault.
+#[derive(Clone, Debug, Default)]
+pub struct VaultSettings {
+    /// `VAULT_ADDR`: the server of consumers that name none.
+    pub address: Option<String>,
+    /// `VAULT_TOKEN`.
+    pub token: Option<SecretString>,
+    /// Input `vault-role`: log in with the job's GitHub OIDC token as this JWT role.
+    pub role: Option<String>,
+    /// Input `vault-auth-mount` (default `jwt`).
+    pub auth_mount: String,
+    /// Input `vault-audience` (default: the Vault address).
+    pub audience: Option<String>,
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` and `ACTIONS_ID_TOKEN_REQUEST_TOKEN` (a job with
+    /// `permissions: id-token: write`).
+    pub id_token_request: Option<(String, SecretString)>,
+    pub call_timeout: Duration,
+}
+
+pub struct Vault {
+    http: Client<Https, Full<Bytes>>,
+    settings: VaultSettings,
+    /// The token for each server, once known.
+    tokens: Mutex<HashMap<String, SecretString>>,
+}
+
+/// A KV v2 secret as read: its fields, its version and when that version was written.
+struct Kv {
+    data: Map<String, Value>,
+    version: u64,
+    written: Option<DateTime<Utc>>,
+}
+
+fn error(kind: StoreErrorKind, message: String, status: Option<u16>) -> StoreError {
+    StoreError {
+        kind,
+        message,
+        uncertain: false,
+        status,
+    }
+}
+
+/// Vault's own words for a failed request (`{"errors": [...]}`), never a value.
+fn said(body: &Value) -> String {
+    body["errors"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|s| !s.is_empty())
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default()
+}
+
+impl Vault {
+    pub fn new(settings: VaultSettings) -> Result<Self, String> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("could not load the system's CA certificates for Vault: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        Ok(Self {
+            http,
+            settings,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The server of `scope`.
+    fn address(&self, scope: &Scope) -> Result<String, StoreError> {
+        let Scope::Vault { address, .. } = scope else {
+            return Err(error(
+                StoreErrorKind::Rejected,
+                format!("{scope} is not a Vault secret"),
+                None,
+            ));
+        };
+        address
+            .clone()
+            .or_else(|| self.settings.address.clone())
+            .map(|a| a.trim_end_matches('/').to_owned())
+            .ok_or_else(|| {
+                error(
+                    StoreErrorKind::Unauthorized,
+                    format!(
+                        "{scope}: no Vault address: set VAULT_ADDR, or `address` in the manifest"
+                    ),
+                    None,
+                )
+            })
+    }
+
+    /// One request; `Ok` with the status and the body as JSON (`Null` when empty).
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&SecretString>,
+        namespace: Option<&str>,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<(u16, Value), StoreError> {
+        let mut request = http::Request::builder()
+            .method(method.clone())
+            .uri(url)
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(t) = token {
+            request = request.header("X-Vault-Token", t.expose_secret());
+        }
+        if let Some(n) = namespace {
+            request = request.header("X-Vault-Namespace", n);
+        }
+        let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let request = request
+            .body(Full::new(payload))
+            .map_err(|e| error(StoreErrorKind::Rejected, format!("{what}: {e}"), None))?;
+        let sent = method != Method::GET;
+        let lost = |m: String| StoreError {
+            kind: StoreErrorKind::Unavailable,
+            message: m,
+            uncertain: sent,
+            status: None,
+        };
+        let exchange = async {
+            let reply = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| lost(format!("{what}: could not reach {url}: {e}")))?;
+            let status = reply.status().as_u16();
+            let bytes = reply
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| lost(format!("{what}: the answer was cut off: {e}")))?
+                .to_bytes();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Ok((status, body))
+        };
+        tokio::time::timeout(self.settings.call_timeout, exchange)
+            .await
+            .map_err(|_| {
+                lost(format!(
+                    "{what}: no answer within {:?}",
+                    self.settings.call_timeout
+                ))
+            })?
+    }
+
+    /// Logs in to every server `scopes` use (a JWT login when `vault-role` is set), once;
+    /// returns the tokens this made, to be masked.
+    pub async fn log_in(&self, scopes: &[&Scope]) -> Result<Vec<SecretString>, String> {
+        let mut made = Vec::new();
+        for scope in scopes {
+            let address = self.address(scope).map_err(|e| e.message)?;
+            if self.tokens.lock().await.contains_key(&address) {
+                continue;
+            }
+            let token = match (&self.settings.role, &self.settings.token) {
+                (Some(role), _) => {
+                    let (jwt, token) = self.jwt_login(&address, role, scope).await?;
+                    made.push(jwt);
+                    made.push(token.clone());
+                    token
+                }
+                (None, Some(t)) => t.clone(),
+                (None, None) => {
+                    return Err(format!(
+                        "{scope}: no Vault credentials: set VAULT_TOKEN, or input vault-role to log in with the job's GitHub OIDC token"
+                    ));
+                }
+            };
+            self.tokens.lock().await.insert(address, token);
+        }
+        Ok(made)
+    }
+
+    /// The job's OIDC token, then `auth/MOUNT/login`: (the OIDC token, the Vault token).
+    async fn jwt_login(
+        &self,
+        address: &str,
+        role: &str,
+        scope: &Scope,
+    ) -> Result<(SecretString, SecretString), String> {
+        let Some((url, bearer)) = &self.settings.id_token_request else {
+            return Err(
+                "input vault-role logs in with the job's GitHub OIDC token, but ACTIONS_ID_TOKEN_REQUEST_URL is not set: give the job `permissions: id-token: write`, or use VAULT_TOKEN".into(),
+            );
+        };
+        let audience = self
+            .settings
+            .audience
+            .clone()
+            .unwrap_or_else(|| address.to_owned());
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let request_url = format!(
+            "{url}{sep}audience={}",
+            percent_encoding::utf8_percent_encode(&audience, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let bearer = SecretString::from(format!("bearer {}", bearer.expose_secret()));
+        let request = http::Request::builder()
+            .method(Method::GET)
+            .uri(&request_url)
+            .header(http::header::AUTHORIZATION, bearer.expose_secret())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("requesting the job's OIDC token: {e}"))?;
+        let reply = tokio::time::timeout(self.settings.call_timeout, self.http.request(request))
+            .await
+            .map_err(|_| "requesting the job's OIDC token: no answer".to_owned())?
+            .map_err(|e| format!("requesting the job's OIDC token: {e}"))?;
+        let status = reply.status();
+        let bytes = reply
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("requesting the job's OIDC token: {e}"))?
+            .to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let Some(jwt) = body["value"].as_str().filter(|_| status.is_success()) else {
+            return Err(format!(
+                "GitHub did not give the job an OIDC token (HTTP {status}): give the job `permissions: id-token: write`"
+            ));
+        };
+        let jwt = SecretString::from(jwt.to_owned());
+        let mount = self.settings.auth_mount.trim_matches('/');
+        let namespace = match scope {
+            Scope::Vault { namespace, .. } => namespace.as_deref(),
+            _ => None,
+        };
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("{address}/v1/auth/{mount}/login"),
+                None,
+                namespace,
+                Some(&json!({ "role": role, "jwt": jwt.expose_secret() })),
+                "logging in to Vault",
+            )
+            .await
+            .map_err(|e| e.message)?;
+        match body["auth"]["client_token"].as_str() {
+            Some(t) if status == 200 => Ok((jwt, SecretString::from(t.to_owned()))),
+            _ => Err(format!(
+                "Vault at {address} refused the JWT login as role {role} on auth/{mount} (HTTP {status}){}: check the role's bound claims (repository, ref, environment) and bound audience ({audience})",
+                said(&body)
+            )),
+        }
+    }
+
+    async fn token(&self, address: &str, scope: &Scope) -> Result<SecretString, StoreError> {
+        if let Some(t) = self.tokens.lock().await.get(address) {
+            return Ok(t.clone());
+        }
+        self.log_in(&[scope])
+            .await
+            .map_err(|m| error(StoreErrorKind::Unauthorized, m, None))?;
+        self.tokens
+            .lock()
+            .await
+            .get(address)
+            .cloned()
+            .ok_or_else(|| {
+                error(
+                    StoreErrorKind::Unauthorized,
+                    format!("{scope}: no Vault token"),
+                    None,
+                )
+            })
+    }
+
+    /// `MOUNT/data/PATH` of `scope`, with its token and namespace.
+    async fn target(
+        &self,
+        scope: &Scope,
+    ) -> Result<(String, SecretString, Option<String>), StoreError> {
+        let Scope::Vault {
+            mount,
+            path,
+            namespace,
+            ..
+        } = scope
+        else {
+            return Err(error(
+                StoreErrorKind::Rejected,
+                format!("{scope} is not a Vault secret"),
+                None,
+            ));
+        };
+        let address = self.address(scope)?;
+        let token = self.token(&address, scope).await?;
+        let segments = |s: &str| {
+            s.split('/')
+                .map(crate::github::encode_segment)
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        Ok((
+            format!("{address}/v1/{}/data/{}", segments(mount), segments(path)),
+            token,
+            namespace.clone(),
+        ))
+    }
+
+    /// The secret as it is; `None` when it does not exist (or only deleted versions do).
+    async fn read_kv(&self, scope: &Scope) -> Result<Option<Kv>, StoreError> {
+        let (url, token, namespace) = self.target(scope).await?;
+        let what = format!("reading {scope}");
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &url,
+                Some(&token),
+                namespace.as_deref(),
+                None,
+                &what,
+            )
+            .await?;
+        match status {
+            200 => {
+                let data = body["data"]["data"].as_object().cloned();
+                let version = body["data"]["metadata"]["version"].as_u64().unwrap_or(0);
+                let written = body["data"]["metadata"]["created_time"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc));
+                Ok(data.map(|data| Kv {
+                    data,
+                    version,
+                    written,
+                }))
+            }
+            404 => Ok(None),
+            s => Err(self.refusal(&what, s, &body)),
+        }
+    }
+
+    fn refusal(&self, what: &str, status: u16, body: &Value) -> StoreError {
+        let (kind, fix) = match status {
+            401 => (
+                StoreErrorKind::Unauthorized,
+                ": the Vault token is missing or expired",
+            ),
+            403 => (
+                StoreErrorKind::Forbidden,
+                ": the token's policy needs read, create and update on MOUNT/data/PATH (see docs/vault-policy.hcl), or the token expired",
+            ),
+            s if s >= 500 => (StoreErrorKind::Unavailable, ""),
+            _ => (StoreErrorKind::Rejected, ""),
+        };
+        StoreError {
+            kind,
+            message: format!("{what}: Vault answered {status}{}{fix}", said(body)),
+            uncertain: false,
+            status: Some(status),
+        }
+    }
+
+    /// Writes `fields` into the secret, keeping its others: read, merge, write with
+    /// check-and-set on the version read; a conflict is read again and tried once more.
+    async fn put_fields(
+        &self,
+        scope: &Scope,
+        fields: &[(&str, &SecretString)],
+    ) -> Result<(), StoreError> {
+        let what = format!("writing {scope}");
+        for attempt in 0..2 {
+            let Some(mut kv) = self.read_kv(scope).await? else {
+                return Err(missing(scope));
+            };
+            for (name, value) in fields {
+                kv.data.insert(
+                    (*name).to_owned(),
+                    Value::String(value.expose_secret().to_owned()),
+                );
+            }
+            let (url, token, namespace) = self.target(scope).await?;
+            let body = json!({ "options": { "cas": kv.version }, "data": kv.data });
+            let (status, reply) = self
+                .call(
+                    Method::POST,
+                    &url,
+                    Some(&token),
+                    namespace.as_deref(),
+                    Some(&body),
+                    &what,
+                )
+                .await?;
+            match status {
+                200 | 204 => return Ok(()),
+                400 if said(&reply).contains("check-and-set") && attempt == 0 => continue,
+                400 if said(&reply).contains("check-and-set") => {
+                    return Err(error(
+                        StoreErrorKind::Rejected,
+                        format!(
+                            "{what}: another writer changed it between this run's read and its write, twice (check-and-set): nothing of this run was written"
+                        ),
+                        Some(400),
+                    ));
+                }
+                s => return Err(self.refusal(&what, s, &reply)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+fn missing(scope: &Scope) -> StoreError {
+    error(
+        StoreErrorKind::NotFound,
+        format!(
+            "{scope} does not exist (or its mount is not a KV v2 engine): create it first (bao kv put / vault kv put), so that the tool knows what it held"
+        ),
+        Some(404),
+    )
+}
+
+impl Vault {
+    pub async fn updated_at(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .read_kv(scope)
+            .await?
+            .filter(|kv| kv.data.contains_key(name))
+            .and_then(|kv| kv.written))
+    }
+    pub async fn put(
+        &self,
+        scope: &Scope,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<(), StoreError> {
+        self.put_fields(scope, &[(name, value)]).await
+    }
+    pub async fn put_pair(
+        &self,
+        scope: &Scope,
+        names: [&str; 2],
+        values: [&SecretString; 2],
+    ) -> Result<(), StoreError> {
+        self.put_fields(scope, &[(names[0], values[0]), (names[1], values[1])])
+            .await
+    }
+    pub async fn read(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<SecretString>, StoreError> {
+        match self.read_kv(scope).await? {
+            None => Err(missing(scope)),
+            Some(kv) => Ok(kv
+                .data
+                .get(name)
+                .and_then(Value::as_str)
+                .map(|v| SecretString::from(v.to_owned()))),
+        }
+    }
+}
