@@ -249,3 +249,93 @@ fn a_second_racing_writer_fails_the_write_and_the_rotation_is_compensated() {
     assert!(env.sts_accepts(&held));
     env.assert_no_leaks();
 }
+
+/// OpenBao's `jwt` auth method trusting the fake GitHub as the OIDC issuer, with a role for
+/// the jobs of acme/web that may write `secret/data/ci/*`.
+fn jwt_auth(issuer: &str) {
+    use reqwest::Method;
+    let b = bao::bao();
+    let (status, body) = b.api(Method::POST, "sys/auth/jwt", Some(json!({"type": "jwt"})));
+    assert!(
+        status == 204 || body.to_string().contains("path is already in use"),
+        "{body}"
+    );
+    let (status, body) = b.api(
+        Method::POST,
+        "auth/jwt/config",
+        Some(json!({"oidc_discovery_url": issuer, "bound_issuer": issuer})),
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = b.api(
+        Method::PUT,
+        "sys/policies/acl/ci-writer",
+        Some(json!({"policy": "path \"secret/data/ci/*\" { capabilities = [\"read\", \"create\", \"update\"] }"})),
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = b.api(
+        Method::POST,
+        "auth/jwt/role/ci",
+        Some(json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": [b.url],
+            "bound_claims": {"repository": "acme/web"},
+            "token_policies": ["ci-writer"],
+            "token_ttl": "10m",
+        })),
+    );
+    assert_eq!(status, 204, "{body}");
+}
+
+#[test]
+fn a_jwt_login_with_the_jobs_oidc_token_and_a_token_of_another_repository_refused() {
+    let env = TestEnv::new();
+    let path = "ci/jwt";
+    let old = setup(&env, path);
+    let (request_url, issuer) = env.github.enable_oidc("acme/web");
+    jwt_auth(&issuer);
+    env.remember(crate::support::fake_github::oidc::REQUEST_TOKEN);
+    env.write_manifest(&manifest(path, "secret", ""));
+    let login = |env: &TestEnv| {
+        env.spawn_action(
+            &env.admin,
+            &[
+                ("command", "rotate"),
+                ("force", "true"),
+                ("vault-role", "ci"),
+            ],
+            &[
+                ("VAULT_ADDR", &bao::bao().url),
+                ("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url),
+                (
+                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                    crate::support::fake_github::oidc::REQUEST_TOKEN,
+                ),
+            ],
+        )
+        .wait(env)
+    };
+    let run = login(&env);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = env.held_default(&repo("acme/web")).unwrap();
+    assert_ne!(new.id, old.id);
+    let (data, _) = bao::bao().get(path).unwrap();
+    assert_eq!(pair(&data), (new.id.clone(), new.secret.clone()));
+    let issued = env.github.issued_oidc_tokens();
+    assert_eq!(issued.len(), 1, "one token per run");
+    for t in &issued {
+        env.remember(t);
+    }
+    // The issuer now speaks for another repository: the role's bound claims refuse it.
+    env.github.set_oidc_repository("acme/other");
+    let run = env.changes_nothing(USER, 2, || login(&env));
+    assert!(
+        run.stderr.contains("refused the JWT login as role ci"),
+        "{}",
+        run.stderr
+    );
+    for t in env.github.issued_oidc_tokens() {
+        env.remember(&t);
+    }
+    env.assert_no_leaks();
+}

@@ -24,6 +24,7 @@ mod apps;
 mod contents;
 mod gate;
 mod inventory;
+pub mod oidc;
 mod secrets;
 mod variables;
 mod workflows;
@@ -47,6 +48,8 @@ fn router(state: Shared, prefix: Option<&'static str>) -> Router {
             state.clone(),
             gate::gate,
         ))
+        // The OIDC issuer takes no GitHub token: outside the gate.
+        .merge(oidc::routes())
         .with_state(state.clone());
     match prefix {
         None => api,
@@ -353,6 +356,8 @@ struct State {
     private_repos: BTreeSet<String>,
     /// Internal repositories (an enterprise's members may read them): private to the rest.
     internal_repos: BTreeSet<String>,
+    /// GitHub Actions' OIDC issuer, once a test turns it on.
+    oidc: Option<oidc::Issuer>,
     /// Each scope's Actions variables, by upper-case name.
     variables: HashMap<ScopeId, BTreeMap<String, StoredVariable>>,
     /// Each repository's files: path → text.
@@ -464,6 +469,48 @@ impl FakeGitHub {
             state,
             url: format!("http://{addr}{}", prefix.unwrap_or_default()),
         }
+    }
+
+    /// Turns on the OIDC issuer (a new RSA key), for jobs of `repository`; returns the URL a
+    /// job asks its token from (`ACTIONS_ID_TOKEN_REQUEST_URL`) and the issuer's URL.
+    pub fn enable_oidc(&self, repository: &str) -> (String, String) {
+        let pem = std::process::Command::new("openssl")
+            .args(["genrsa", "-traditional", "2048"])
+            .output()
+            .expect("openssl makes the issuer's key")
+            .stdout;
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+        let mut jwk =
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256)
+                .unwrap();
+        jwk.common.key_id = Some("fake-github-oidc".into());
+        let issuer = self.url.trim_end_matches("/api/v3").to_owned();
+        self.state.lock().unwrap().oidc = Some(oidc::Issuer {
+            url: issuer.clone(),
+            key,
+            jwk,
+            repository: repository.to_owned(),
+            issued: Vec::new(),
+        });
+        (format!("{issuer}/_services/token?api-version=2.0"), issuer)
+    }
+
+    /// The job the OIDC issuer speaks for from now on.
+    pub fn set_oidc_repository(&self, repository: &str) {
+        if let Some(i) = &mut self.state.lock().unwrap().oidc {
+            i.repository = repository.to_owned();
+        }
+    }
+
+    /// Every OIDC token issued (for the leak scan).
+    pub fn issued_oidc_tokens(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .oidc
+            .as_ref()
+            .map(|i| i.issued.clone())
+            .unwrap_or_default()
     }
 
     pub fn add_repo(&self, name: &str) {
