@@ -94,6 +94,13 @@ pub(crate) fn user_spec(verify: bool) -> UserSpec {
                     secret_access_key: "/ci/secret".into(),
                 },
             },
+            // A readable store that keeps the pair together (Vault's KV v2, check-and-set).
+            consumer(Scope::Vault {
+                mount: "secret".into(),
+                path: "ci/deployer".into(),
+                address: None,
+                namespace: None,
+            }),
         ],
         verify: if verify {
             vec![VerifyWorkflow {

@@ -311,6 +311,26 @@ impl SecretStore for Sim {
         .await
         .map_err(StoreError::from)
     }
+    /// A store that keeps the pair together (Vault's KV v2): both fields in one write, one
+    /// stamp. A check-and-set conflict the adapter could not settle is an error of this call.
+    async fn put_pair(
+        &self,
+        scope: &Scope,
+        names: [&str; 2],
+        values: [&SecretString; 2],
+    ) -> Result<(), StoreError> {
+        let values = values.map(|v| v.expose_secret().to_owned());
+        self.gh("PUT pair", |w| {
+            let at = w.gh_now();
+            for (name, value) in names.iter().zip(values) {
+                w.secrets
+                    .insert((scope.clone(), (*name).to_owned()), (value, at));
+            }
+            Ok(())
+        })
+        .await
+        .map_err(StoreError::from)
+    }
 }
 
 impl Workflows for Sim {
