@@ -286,6 +286,16 @@ async fn run_inner(
     if let Some(token) = &settings.github_token {
         console.mask(token);
     }
+    // Vault's token and the job's OIDC request token, before anything else is printed.
+    for t in [
+        rt.vault_token.as_ref(),
+        rt.id_token_request.as_ref().map(|(_, t)| t),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        console.mask(t);
+    }
     if let Some((_, key)) = &settings.app {
         // The runner masks line by line: every line of the PEM.
         for line in key.expose_secret().lines().map(str::trim) {
@@ -579,12 +589,6 @@ async fn vault_client(
     tuning: &Tuning,
     manifest: &Manifest,
 ) -> Result<Vault, Stop> {
-    if let Some(t) = &rt.vault_token {
-        console.mask(t);
-    }
-    if let Some((_, t)) = &rt.id_token_request {
-        console.mask(t);
-    }
     let vault = Vault::new(VaultSettings {
         address: rt.vault_address.clone(),
         token: rt.vault_token.clone(),

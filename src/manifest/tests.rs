@@ -446,3 +446,79 @@ users:
     );
     assert!(fine.is_ok(), "{fine:?}");
 }
+
+#[test]
+fn vault_consumers_are_read_and_checked() {
+    let m = parse(
+        "m.yml",
+        "version: 1
+users:
+  - name: ci
+    consumers:
+      - vault: { mount: secret, path: ci/deployer }
+      - vault: { mount: kv, path: team/app }
+        address: https://vault.example.com:8200
+        namespace: ci
+        secrets: { access-key-id: KEY, secret-access-key: SECRET }
+",
+    )
+    .unwrap();
+    let c = &m.users[0].consumers;
+    assert_eq!(
+        c[0].scope,
+        Scope::Vault {
+            mount: "secret".into(),
+            path: "ci/deployer".into(),
+            address: None,
+            namespace: None
+        }
+    );
+    assert!(c[0].scope.is_readable() && c[0].scope.whole_pair());
+    assert_eq!(c[1].secrets.access_key_id, "KEY");
+    assert_eq!(
+        c[1].scope.to_string(),
+        "Vault secret kv/team/app in namespace ci at https://vault.example.com:8200"
+    );
+    let one = |consumer: &str| {
+        err(&format!(
+            "version: 1\nusers:\n  - name: ci\n    consumers:\n      - {consumer}\n"
+        ))
+    };
+    for (consumer, want) in [
+        (
+            "{vault: {mount: secret, path: /ci}}",
+            "m.yml:5:9: vault path \"/ci\" is not a path",
+        ),
+        (
+            "{vault: {mount: secret, path: ci/../x}}",
+            "m.yml:5:9: vault path \"ci/../x\" is not a path",
+        ),
+        (
+            "{vault: {mount: '', path: ci}}",
+            "m.yml:5:9: vault mount \"\" is not a mount",
+        ),
+        (
+            "{vault: {mount: secret, path: ci}, address: vault.example.com}",
+            "m.yml:5:9: vault address \"vault.example.com\" is not a URL",
+        ),
+        (
+            "{vault: {mount: secret, path: ci}, repository: acme/web}",
+            "m.yml:5:9: `repository` does not belong to a `vault` consumer",
+        ),
+        (
+            "{vault: {mount: secret, path: ci}, region: eu-west-1}",
+            "m.yml:5:9: `region` does not belong to a `vault` consumer",
+        ),
+        (
+            "{repository: acme/web, namespace: ci}",
+            "m.yml:5:9: `namespace` belongs to `vault` consumers",
+        ),
+        (
+            "{vault: {mount: secret, path: ci, version: 2}}",
+            "unknown field `version`",
+        ),
+    ] {
+        let got = one(consumer);
+        assert!(got.contains(want), "{got}\nwanted: {want}");
+    }
+}
