@@ -11,4 +11,4 @@ path "MOUNT/data/PATH" {
 #   bao write auth/jwt/role/aws-key-rotator role_type=jwt user_claim=sub \
 #     bound_audiences=https://vault.example.com:8200 \
 #     bound_claims='{"repository":"acme/ops","ref":"refs/heads/main"}' \
-#     token_policies=aws-key-rotator token_ttl=15m
+#     token_policies=aws-key-rotator token_ttl=1h   # at least the verification timeout + 15 minutes

@@ -3,8 +3,9 @@
 //! that version, and a conflict (someone wrote meanwhile) is read again and tried once more.
 //! Auth: `VAULT_TOKEN`, or a JWT login with the job's GitHub OIDC token.
 //!
-//! Three HTTP calls, on the hyper and rustls stack octocrab already brings (no client crate:
-//! `vaultrs` would add reqwest and a second TLS setup for these three).
+//! A few HTTP calls (the job's OIDC token, the login, a token's lifetime, read, write), on the
+//! hyper and rustls stack octocrab already brings (no client crate: `vaultrs` would add reqwest
+//! and a second TLS setup for these).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,13 +42,61 @@ pub struct VaultSettings {
     /// `permissions: id-token: write`).
     pub id_token_request: Option<(String, SecretString)>,
     pub call_timeout: Duration,
+    /// How long this run may need its token: a shorter-lived one is refused before anything
+    /// changes (it would expire before a rollback).
+    pub min_token_ttl: Duration,
+    /// `AWS_KEY_ROTATOR_ALLOW_HTTP=1`: plain http to a server that is not on loopback.
+    pub allow_http: bool,
 }
 
 pub struct Vault {
     http: Client<Https, Full<Bytes>>,
     settings: VaultSettings,
-    /// The token for each server, once known.
+    /// The token for each server and namespace, once logged in.
     tokens: Mutex<HashMap<String, SecretString>>,
+    /// The secret a read just fetched, for the read of its other field that follows (both
+    /// fields from one version); any write forgets it.
+    last_read: Mutex<Option<LastRead>>,
+}
+
+/// A secret's fields as a read found them, and when.
+type LastRead = (Scope, Map<String, Value>, std::time::Instant);
+
+/// How soon the read of a secret's other field must follow to take the same version.
+const PAIRED_READ: Duration = Duration::from_secs(2);
+
+/// Where a token is good: a server, and a namespace on it.
+fn realm(address: &str, scope: &Scope) -> String {
+    match scope {
+        Scope::Vault {
+            namespace: Some(n), ..
+        } => format!("{address} namespace {n}"),
+        _ => address.to_owned(),
+    }
+}
+
+/// Plain http only to loopback (a local server), unless allowed: a token and a key never
+/// travel in clear.
+fn check_address(address: &str, allow_http: bool) -> Result<(), String> {
+    let Some(rest) = address.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = host
+        .rsplit_once(':')
+        .map_or(host, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback || allow_http {
+        Ok(())
+    } else {
+        Err(format!(
+            "the Vault address {address} is plain http: the token and the new key would travel in clear. Use https:// (http only for a loopback address, or with AWS_KEY_ROTATOR_ALLOW_HTTP=1)"
+        ))
+    }
 }
 
 /// A KV v2 secret as read: its fields, its version and when that version was written.
@@ -94,6 +143,7 @@ impl Vault {
             http,
             settings,
             tokens: Mutex::new(HashMap::new()),
+            last_read: Mutex::new(None),
         })
     }
 
@@ -178,15 +228,23 @@ impl Vault {
             })?
     }
 
-    /// Logs in to every server `scopes` use (a JWT login when `vault-role` is set), once;
-    /// returns the tokens this made, to be masked.
+    /// Logs in to every server (and namespace) `scopes` use, once: `VAULT_TOKEN` for
+    /// `VAULT_ADDR`, a JWT login when `vault-role` is set. Returns the tokens this made, to be
+    /// masked. A token that would expire before this run may need it is refused.
     pub async fn log_in(&self, scopes: &[&Scope]) -> Result<Vec<SecretString>, String> {
         let mut made = Vec::new();
         for scope in scopes {
             let address = self.address(scope).map_err(|e| e.message)?;
-            if self.tokens.lock().await.contains_key(&address) {
+            check_address(&address, self.settings.allow_http)?;
+            let key = realm(&address, scope);
+            if self.tokens.lock().await.contains_key(&key) {
                 continue;
             }
+            let vault_addr = self
+                .settings
+                .address
+                .as_deref()
+                .map(|a| a.trim_end_matches('/'));
             let token = match (&self.settings.role, &self.settings.token) {
                 (Some(role), _) => {
                     let (jwt, token) = self.jwt_login(&address, role, scope).await?;
@@ -194,16 +252,61 @@ impl Vault {
                     made.push(token.clone());
                     token
                 }
-                (None, Some(t)) => t.clone(),
+                (None, Some(t)) if vault_addr == Some(address.as_str()) => t.clone(),
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "{scope} is on {address}, but VAULT_TOKEN is VAULT_ADDR's token and is not sent elsewhere: log in with input vault-role, or point VAULT_ADDR at that server"
+                    ));
+                }
                 (None, None) => {
                     return Err(format!(
                         "{scope}: no Vault credentials: set VAULT_TOKEN, or input vault-role to log in with the job's GitHub OIDC token"
                     ));
                 }
             };
-            self.tokens.lock().await.insert(address, token);
+            self.check_lifetime(&address, &token, scope).await?;
+            self.tokens.lock().await.insert(key, token);
         }
         Ok(made)
+    }
+
+    /// Refuses a token that expires before this run may be done with it.
+    async fn check_lifetime(
+        &self,
+        address: &str,
+        token: &SecretString,
+        scope: &Scope,
+    ) -> Result<(), String> {
+        let namespace = match scope {
+            Scope::Vault { namespace, .. } => namespace.as_deref(),
+            _ => None,
+        };
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &format!("{address}/v1/auth/token/lookup-self"),
+                Some(token),
+                namespace,
+                None,
+                "looking up the Vault token",
+            )
+            .await
+            .map_err(|e| e.message)?;
+        if status != 200 {
+            return Err(format!(
+                "Vault at {address} does not accept the token (HTTP {status}){}: check VAULT_TOKEN, or the role's policies",
+                said(&body)
+            ));
+        }
+        // 0: it never expires.
+        let ttl = body["data"]["ttl"].as_u64().unwrap_or(0);
+        let need = self.settings.min_token_ttl.as_secs();
+        if ttl > 0 && ttl < need {
+            return Err(format!(
+                "the Vault token for {address} expires in {ttl} s, but this run may need it for {need} s (a rollback comes after the verification timeout): give the token (or the role's token_ttl) at least that"
+            ));
+        }
+        Ok(())
     }
 
     /// The job's OIDC token, then `auth/MOUNT/login`: (the OIDC token, the Vault token).
@@ -235,17 +338,24 @@ impl Vault {
             .header(http::header::AUTHORIZATION, bearer.expose_secret())
             .body(Full::new(Bytes::new()))
             .map_err(|e| format!("requesting the job's OIDC token: {e}"))?;
-        let reply = tokio::time::timeout(self.settings.call_timeout, self.http.request(request))
+        let exchange = async {
+            let reply = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| format!("requesting the job's OIDC token: {e}"))?;
+            let status = reply.status();
+            let bytes = reply
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("requesting the job's OIDC token: {e}"))?
+                .to_bytes();
+            Ok::<_, String>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.settings.call_timeout, exchange)
             .await
-            .map_err(|_| "requesting the job's OIDC token: no answer".to_owned())?
-            .map_err(|e| format!("requesting the job's OIDC token: {e}"))?;
-        let status = reply.status();
-        let bytes = reply
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("requesting the job's OIDC token: {e}"))?
-            .to_bytes();
+            .map_err(|_| "requesting the job's OIDC token: no answer".to_owned())??;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let Some(jwt) = body["value"].as_str().filter(|_| status.is_success()) else {
             return Err(format!(
@@ -253,7 +363,14 @@ impl Vault {
             ));
         };
         let jwt = SecretString::from(jwt.to_owned());
-        let mount = self.settings.auth_mount.trim_matches('/');
+        let mount = self
+            .settings
+            .auth_mount
+            .trim_matches('/')
+            .split('/')
+            .map(crate::github::encode_segment)
+            .collect::<Vec<_>>()
+            .join("/");
         let namespace = match scope {
             Scope::Vault { namespace, .. } => namespace.as_deref(),
             _ => None,
@@ -278,22 +395,17 @@ impl Vault {
         }
     }
 
+    /// The token `log_in` got for the scope's server and namespace.
     async fn token(&self, address: &str, scope: &Scope) -> Result<SecretString, StoreError> {
-        if let Some(t) = self.tokens.lock().await.get(address) {
-            return Ok(t.clone());
-        }
-        self.log_in(&[scope])
-            .await
-            .map_err(|m| error(StoreErrorKind::Unauthorized, m, None))?;
         self.tokens
             .lock()
             .await
-            .get(address)
+            .get(&realm(address, scope))
             .cloned()
             .ok_or_else(|| {
                 error(
                     StoreErrorKind::Unauthorized,
-                    format!("{scope}: no Vault token"),
+                    format!("{scope}: not logged in to Vault (the run logs in before it starts)"),
                     None,
                 )
             })
@@ -375,7 +487,7 @@ impl Vault {
                 StoreErrorKind::Forbidden,
                 ": the token's policy needs read, create and update on MOUNT/data/PATH (see docs/vault-policy.hcl), or the token expired",
             ),
-            s if s >= 500 => (StoreErrorKind::Unavailable, ""),
+            s if s >= 500 || s == 429 => (StoreErrorKind::Unavailable, ""),
             _ => (StoreErrorKind::Rejected, ""),
         };
         StoreError {
@@ -394,6 +506,7 @@ impl Vault {
         fields: &[(&str, &SecretString)],
     ) -> Result<(), StoreError> {
         let what = format!("writing {scope}");
+        *self.last_read.lock().await = None;
         for attempt in 0..2 {
             let Some(mut kv) = self.read_kv(scope).await? else {
                 return Err(missing(scope));
@@ -428,7 +541,12 @@ impl Vault {
                         Some(400),
                     ));
                 }
-                s => return Err(self.refusal(&what, s, &reply)),
+                s => {
+                    // A server error may come after the write landed.
+                    let mut e = self.refusal(&what, s, &reply);
+                    e.uncertain = s >= 500;
+                    return Err(e);
+                }
             }
         }
         unreachable!("the loop returns")
@@ -474,18 +592,34 @@ impl Vault {
         self.put_fields(scope, &[(names[0], values[0]), (names[1], values[1])])
             .await
     }
+    /// One field. The read of the other field that follows at once takes the same version
+    /// (the pair read before a write, and read back after it, is one version's).
     pub async fn read(
         &self,
         scope: &Scope,
         name: &str,
     ) -> Result<Option<SecretString>, StoreError> {
-        match self.read_kv(scope).await? {
-            None => Err(missing(scope)),
-            Some(kv) => Ok(kv
-                .data
-                .get(name)
-                .and_then(Value::as_str)
-                .map(|v| SecretString::from(v.to_owned()))),
-        }
+        let cached = {
+            let mut last = self.last_read.lock().await;
+            match last.take() {
+                Some((s, data, at)) if &s == scope && at.elapsed() < PAIRED_READ => Some(data),
+                _ => None,
+            }
+        };
+        let data = match cached {
+            Some(data) => data,
+            None => {
+                let Some(kv) = self.read_kv(scope).await? else {
+                    return Err(missing(scope));
+                };
+                *self.last_read.lock().await =
+                    Some((scope.clone(), kv.data.clone(), std::time::Instant::now()));
+                kv.data
+            }
+        };
+        Ok(data
+            .get(name)
+            .and_then(Value::as_str)
+            .map(|v| SecretString::from(v.to_owned())))
     }
 }

@@ -355,11 +355,8 @@ async fn run_inner(
         timeout: tuning.verify_timeout.unwrap_or(settings.verify_timeout),
         poll: tuning.poll_interval.unwrap_or(settings.poll_interval),
     };
-    // The lease outlives every wait of a run: propagation, verification, and a margin.
-    let ttl = chrono::Duration::from_std(
-        tuning.propagation + verify_settings.timeout + Duration::from_secs(15 * 60),
-    )
-    .unwrap_or(chrono::Duration::hours(1));
+    let ttl = chrono::Duration::from_std(lease_ttl(&settings, &tuning))
+        .unwrap_or(chrono::Duration::hours(1));
     let lease = LeaseSettings {
         run_id: journal::run_id(
             rt.github_run
@@ -580,6 +577,14 @@ async fn github_client(
     Ok(github)
 }
 
+/// How long a run's lease lasts: past every wait of a run (propagation, verification, and a
+/// margin). A Vault token must last as long.
+fn lease_ttl(settings: &Settings, tuning: &Tuning) -> Duration {
+    tuning.propagation
+        + tuning.verify_timeout.unwrap_or(settings.verify_timeout)
+        + Duration::from_secs(15 * 60)
+}
+
 /// The Vault client, logged in to every server the manifest's Vault consumers name (so every
 /// token is masked before anything else is printed).
 async fn vault_client(
@@ -597,6 +602,8 @@ async fn vault_client(
         audience: settings.vault_audience.clone(),
         id_token_request: rt.id_token_request.clone(),
         call_timeout: tuning.pacing.call_timeout,
+        min_token_ttl: lease_ttl(settings, tuning),
+        allow_http: rt.allow_http,
     })
     .map_err(|e| Stop(Exit::Invalid, e))?;
     let scopes: Vec<&crate::manifest::Scope> = manifest

@@ -204,6 +204,15 @@ impl Ledger {
         }
     }
 
+    /// Settles a lost write by what the store holds now (a store that keeps the pair
+    /// together and is readable: its id field names the key the whole pair belongs to).
+    pub fn settle_by_value(&mut self, i: usize, part: Part, id_now: Option<&str>) {
+        let s = self.slot_mut(i, part);
+        if s.pending.take().is_some() {
+            s.holds = Holding::Key(id_now.map(str::to_owned));
+        }
+    }
+
     /// What consumer `i` holds.
     pub fn held(&self, i: usize) -> Held {
         let (id, secret) = (self.holds(i, Part::Id), self.holds(i, Part::Secret));

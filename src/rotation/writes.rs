@@ -150,7 +150,8 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let c = &s.user.consumers[i];
         let names = [secret_name(c, Part::Id), secret_name(c, Part::Secret)];
-        if !s.lease_holds(1) {
+        // Room for the settling reads and a check-and-set write tried twice (read, write).
+        if !s.lease_holds(4) {
             return Err(not_sent(format!(
                 "not sent: this run's lease ends too soon for another write of {}",
                 c.scope
@@ -227,9 +228,18 @@ impl Writer {
         self.write_again(s, i, Part::Id, key_id, &value).await
     }
 
-    /// Settles a write whose answer was lost against the secret's `updated_at`.
+    /// Settles a write whose answer was lost against the secret's `updated_at`; in a store
+    /// that keeps the pair together, by the key id it holds now (its version's time moves with
+    /// any writer's change).
     pub async fn settle<P: Ports>(&mut self, s: Scene<'_, '_, P>, i: usize, part: Part) {
         let c = &s.user.consumers[i];
+        if c.scope.whole_pair() {
+            if let Ok(id) = s.ctx.store().read(&c.scope, secret_name(c, Part::Id)).await {
+                let id = id.map(|v| v.expose_secret().to_owned());
+                self.ledger.settle_by_value(i, part, id.as_deref());
+            }
+            return;
+        }
         if let Ok(at) = s
             .ctx
             .store()

@@ -281,7 +281,7 @@ fn jwt_auth(issuer: &str) {
             "bound_audiences": [b.url],
             "bound_claims": {"repository": "acme/web"},
             "token_policies": ["ci-writer"],
-            "token_ttl": "10m",
+            "token_ttl": "1h",
         })),
     );
     assert_eq!(status, 204, "{body}");
@@ -337,5 +337,50 @@ fn a_jwt_login_with_the_jobs_oidc_token_and_a_token_of_another_repository_refuse
     for t in env.github.issued_oidc_tokens() {
         env.remember(&t);
     }
+    env.assert_no_leaks();
+}
+
+#[test]
+fn tokens_that_would_expire_travel_in_clear_or_go_elsewhere_are_refused_before_anything_changes() {
+    let env = TestEnv::new();
+    let path = "ci/refusals";
+    setup(&env, path);
+    // A token that lasts a minute: it would expire before a rollback.
+    let (status, body) = bao::bao().api(
+        reqwest::Method::POST,
+        "auth/token/create",
+        Some(json!({"ttl": "60s", "policies": ["default"]})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let short = body["auth"]["client_token"].as_str().unwrap().to_owned();
+    env.remember(&short);
+    env.write_manifest(&manifest(path, "secret", ""));
+    let run = env.changes_nothing(USER, 2, || {
+        env.spawn_action(
+            &env.admin,
+            &[("command", "rotate"), ("force", "true")],
+            &[("VAULT_ADDR", &bao::bao().url), ("VAULT_TOKEN", &short)],
+        )
+        .wait(&env)
+    });
+    assert!(run.stderr.contains("expires in"), "{}", run.stderr);
+    // A server on plain http that is not this machine; a server that is not VAULT_ADDR.
+    for (address, needle) in [
+        ("http://vault.example.com:8200", "plain http"),
+        ("https://other-vault.example.com", "is not sent elsewhere"),
+    ] {
+        env.write_manifest(&manifest(
+            path,
+            "secret",
+            &format!("        address: {address}\n"),
+        ));
+        let run = env.changes_nothing(USER, 2, || rotate(&env, &bao::bao().url, &[]));
+        assert!(run.stderr.contains(needle), "{}", run.stderr);
+    }
+    assert_eq!(
+        bao::bao().get(path).unwrap().1,
+        1,
+        "Vault was never written"
+    );
     env.assert_no_leaks();
 }
