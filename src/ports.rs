@@ -161,15 +161,15 @@ pub trait SecretStore {
         value: &SecretString,
     ) -> Result<(), StoreError>;
     /// Writes a consumer's two secrets as one, in a store that holds the pair together
-    /// ([`Scope::whole_pair`]: one KV version for both fields). Others write them one by one.
+    /// ([`Scope::whole_pair`]: one KV version for both fields). The others write them one by
+    /// one ([`SecretStore::put`]) and refuse this.
     async fn put_pair(
         &self,
         scope: &Scope,
-        names: [&str; 2],
-        values: [&SecretString; 2],
+        _names: [&str; 2],
+        _values: [&SecretString; 2],
     ) -> Result<(), StoreError> {
-        self.put(scope, None, names[0], values[0]).await?;
-        self.put(scope, None, names[1], values[1]).await
+        Err(not_whole_pair(scope))
     }
     /// A readable store's current value (`None`: not set). A store that does not exist answers
     /// `NotFound`. GitHub stores are write-only: never called for them.
@@ -193,6 +193,16 @@ pub trait SecretStore {
     /// secret access key goes, before anything is written.
     async fn fit_for_secret(&self, _scope: &Scope, _name: &str) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// A store asked to write a pair as one that writes its secrets one by one.
+pub fn not_whole_pair(scope: &Scope) -> StoreError {
+    StoreError {
+        kind: StoreErrorKind::Rejected,
+        message: format!("{scope} writes its two secrets one by one, never as one pair"),
+        uncertain: false,
+        status: None,
     }
 }
 

@@ -68,10 +68,7 @@ impl SecretStore for Stores<'_> {
     ) -> Result<(), StoreError> {
         match side(scope) {
             Side::Vault => self.vault.put_pair(scope, names, values).await,
-            _ => {
-                self.put(scope, None, names[0], values[0]).await?;
-                self.put(scope, None, names[1], values[1]).await
-            }
+            _ => Err(crate::ports::not_whole_pair(scope)),
         }
     }
     async fn read(&self, scope: &Scope, name: &str) -> Result<Option<SecretString>, StoreError> {

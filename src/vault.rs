@@ -62,6 +62,9 @@ pub struct Vault {
 /// A secret's fields as a read found them, and when.
 type LastRead = (Scope, Map<String, Value>, std::time::Instant);
 
+/// A secret's URL (`…/v1/MOUNT/data/PATH`), the token for it and its namespace.
+type Target = (String, SecretString, Option<String>);
+
 /// How soon the read of a secret's other field must follow to take the same version.
 const PAIRED_READ: Duration = Duration::from_secs(2);
 
@@ -412,10 +415,7 @@ impl Vault {
     }
 
     /// `MOUNT/data/PATH` of `scope`, with its token and namespace.
-    async fn target(
-        &self,
-        scope: &Scope,
-    ) -> Result<(String, SecretString, Option<String>), StoreError> {
+    async fn target(&self, scope: &Scope) -> Result<Target, StoreError> {
         let Scope::Vault {
             mount,
             path,
@@ -446,13 +446,19 @@ impl Vault {
 
     /// The secret as it is; `None` when it does not exist (or only deleted versions do).
     async fn read_kv(&self, scope: &Scope) -> Result<Option<Kv>, StoreError> {
-        let (url, token, namespace) = self.target(scope).await?;
+        let target = self.target(scope).await?;
+        self.read_kv_at(scope, &target).await
+    }
+
+    /// [`Vault::read_kv`] at a target already resolved.
+    async fn read_kv_at(&self, scope: &Scope, target: &Target) -> Result<Option<Kv>, StoreError> {
+        let (url, token, namespace) = target;
         let what = format!("reading {scope}");
         let (status, body) = self
             .call(
                 Method::GET,
-                &url,
-                Some(&token),
+                url,
+                Some(token),
                 namespace.as_deref(),
                 None,
                 &what,
@@ -507,8 +513,10 @@ impl Vault {
     ) -> Result<(), StoreError> {
         let what = format!("writing {scope}");
         *self.last_read.lock().await = None;
+        let target = self.target(scope).await?;
+        let (url, token, namespace) = &target;
         for attempt in 0..2 {
-            let Some(mut kv) = self.read_kv(scope).await? else {
+            let Some(mut kv) = self.read_kv_at(scope, &target).await? else {
                 return Err(missing(scope));
             };
             for (name, value) in fields {
@@ -517,13 +525,12 @@ impl Vault {
                     Value::String(value.expose_secret().to_owned()),
                 );
             }
-            let (url, token, namespace) = self.target(scope).await?;
             let body = json!({ "options": { "cas": kv.version }, "data": kv.data });
             let (status, reply) = self
                 .call(
                     Method::POST,
-                    &url,
-                    Some(&token),
+                    url,
+                    Some(token),
                     namespace.as_deref(),
                     Some(&body),
                     &what,

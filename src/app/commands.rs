@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::{Stop, Tuning, github_client, load_manifest};
-use crate::action::{self, Console, Runtime};
+use super::{Stop, Tuning, github_client, load_manifest, summarize};
+use crate::action::{Console, Runtime};
 use crate::aws;
 use crate::cli::Settings;
 use crate::exit::Exit;
@@ -195,11 +195,7 @@ pub(super) async fn discover(
     } else {
         console.info(report.text().trim_end());
     }
-    if let Some(path) = &rt.summary_file
-        && let Err(e) = action::append_summary(path, &console.scrub(&report.markdown()))
-    {
-        console.warn(&format!("could not write the step summary {path}: {e}"));
-    }
+    summarize(rt, console, || report.markdown());
     Ok(Exit::Ok)
 }
 
@@ -246,10 +242,6 @@ pub(super) async fn migrate(
     } else {
         console.info(view.text().trim_end());
     }
-    if let Some(path) = &rt.summary_file
-        && let Err(e) = action::append_summary(path, &console.scrub(&markdown))
-    {
-        console.warn(&format!("could not write the step summary {path}: {e}"));
-    }
+    summarize(rt, console, || markdown);
     Ok(exit)
 }

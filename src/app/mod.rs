@@ -511,12 +511,7 @@ async fn run_inner(
     } else {
         console.info(report::text(&view).trim_end());
     }
-    if let Some(path) = &rt.summary_file {
-        let md = report::markdown(&view);
-        if let Err(e) = action::append_summary(path, &console.scrub(&md)) {
-            console.warn(&format!("could not write the step summary {path}: {e}"));
-        }
-    }
+    summarize(rt, console, || report::markdown(&view));
     if let Some(path) = &rt.output_file
         && let Err(e) = action::write_outputs(path, &outputs(&reports))
     {
@@ -623,6 +618,16 @@ async fn vault_client(
         }
     }
     Ok(vault)
+}
+
+/// Appends the Markdown `md` makes to the step summary, when there is one (in Actions); a
+/// summary that cannot be written is a warning.
+fn summarize(rt: &Runtime, console: &Console, md: impl FnOnce() -> String) {
+    if let Some(path) = &rt.summary_file
+        && let Err(e) = action::append_summary(path, &console.scrub(&md()))
+    {
+        console.warn(&format!("could not write the step summary {path}: {e}"));
+    }
 }
 
 /// Collects the process environment once.

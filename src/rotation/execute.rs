@@ -532,25 +532,27 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
                 let why = format!("writing {} failed: {e}", c.scope);
                 return Err(self.compensate(why).await);
             }
-        }
-        let values = [
-            (Part::Id, SecretString::from(key.id.clone())),
-            (Part::Secret, key.secret.clone()),
-        ];
-        for (part, value) in values.into_iter().filter(|_| !c.scope.whole_pair()) {
-            let scene = self.scene();
-            if let Err(e) = self
-                .writer
-                .write(scene, index, part, &key.id, &value, true)
-                .await
-            {
-                self.report.consumers[index].result = ConsumerResult::WriteFailed(e.to_string());
-                let why = format!(
-                    "writing {} in {} failed: {e}",
-                    secret_name(c, part),
-                    c.scope
-                );
-                return Err(self.compensate(why).await);
+        } else {
+            let values = [
+                (Part::Id, SecretString::from(key.id.clone())),
+                (Part::Secret, key.secret.clone()),
+            ];
+            for (part, value) in values {
+                let scene = self.scene();
+                if let Err(e) = self
+                    .writer
+                    .write(scene, index, part, &key.id, &value, true)
+                    .await
+                {
+                    self.report.consumers[index].result =
+                        ConsumerResult::WriteFailed(e.to_string());
+                    let why = format!(
+                        "writing {} in {} failed: {e}",
+                        secret_name(c, part),
+                        c.scope
+                    );
+                    return Err(self.compensate(why).await);
+                }
             }
         }
         self.report.consumers[index].result = ConsumerResult::Updated;

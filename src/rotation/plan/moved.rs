@@ -15,6 +15,23 @@ fn on_role(user: &UserSpec) -> String {
         .join(", ")
 }
 
+/// A migrated user: nothing to do, in `words`, once no tag a stopped run left is on it (the
+/// journal, an expired lease); else those go first.
+fn migrated(facts: &Facts, words: String) -> Plan {
+    if facts.journal.is_some() || facts.lease_tag {
+        Plan::act(Act::ClearTags, None)
+    } else {
+        Plan::Nothing(words)
+    }
+}
+
+/// Keys in a combination the retirement of a moved user does not handle.
+fn unhandled(name: &str) -> Plan {
+    Plan::Refuse(format!(
+        "user {name} has keys in a combination no command handles; run status"
+    ))
+}
+
 /// The journal entry about the key being retired.
 fn journal_of<'a>(facts: &'a Facts, key_id: &str) -> Option<&'a Journal> {
     facts.journal.as_ref().filter(|j| j.key == key_id)
@@ -34,13 +51,13 @@ fn start(key_id: &str) -> Plan {
 pub fn rotate(user: &UserSpec, facts: &Facts) -> Plan {
     let name = &user.name;
     match facts.standing() {
-        Standing::Migrated if facts.journal.is_some() || facts.lease_tag => {
-            Plan::act(Act::ClearTags, None)
-        }
-        Standing::Migrated => Plan::Nothing(format!(
-            "user {name} is migrated: every consumer assumes the role ({}) and no key is left",
-            on_role(user)
-        )),
+        Standing::Migrated => migrated(
+            facts,
+            format!(
+                "user {name} is migrated: every consumer assumes the role ({}) and no key is left",
+                on_role(user)
+            ),
+        ),
         Standing::Migrating(k) => start(&k.id),
         Standing::Retiring(k) => Plan::Nothing(format!(
             "every consumer assumes the role; key {} awaits `deactivate` (no new key is created)",
@@ -51,9 +68,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts) -> Plan {
             k.id
         )),
         Standing::Inactive(k) => Plan::Refuse(inactive(user, &k.id)),
-        _ => Plan::Refuse(format!(
-            "user {name} has keys in a combination no command handles; run status"
-        )),
+        _ => unhandled(name),
     }
 }
 
@@ -71,11 +86,8 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     let key = match facts.standing() {
         Standing::Migrating(k) => return start(&k.id),
         Standing::Retiring(k) => k,
-        Standing::Migrated if facts.journal.is_some() || facts.lease_tag => {
-            return Plan::act(Act::ClearTags, None);
-        }
         Standing::Migrated => {
-            return Plan::Nothing(format!("user {name} is migrated: no key is left"));
+            return migrated(facts, format!("user {name} is migrated: no key is left"));
         }
         Standing::Retired(k) => {
             return Plan::Nothing(format!(
@@ -85,9 +97,7 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         }
         Standing::Inactive(k) => return Plan::Refuse(inactive(user, &k.id)),
         _ => {
-            return Plan::Refuse(format!(
-                "user {name} has keys in a combination no command handles; run status"
-            ));
+            return unhandled(name);
         }
     };
     if let Some(named) = opts.old_access_key_id.as_deref()
@@ -176,17 +186,12 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             Some(k),
         ),
         Standing::Inactive(k) => Plan::Refuse(inactive(user, &k.id)),
-        Standing::Migrated if facts.journal.is_some() || facts.lease_tag => {
-            Plan::act(Act::ClearTags, None)
-        }
-        Standing::Migrated => Plan::Nothing(format!("user {name} is migrated: no key is left")),
+        Standing::Migrated => migrated(facts, format!("user {name} is migrated: no key is left")),
         Standing::Migrating(k) | Standing::Retiring(k) => Plan::Nothing(format!(
             "key {} is still Active: nothing to delete yet (deactivate retires it first)",
             k.id
         )),
-        _ => Plan::Refuse(format!(
-            "user {name} has keys in a combination no command handles; run status"
-        )),
+        _ => unhandled(name),
     }
 }
 
