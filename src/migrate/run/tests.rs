@@ -33,6 +33,8 @@ struct Mem {
     cloud: RefCell<Cloud>,
     calls: Cell<usize>,
     fault: Option<(usize, Fault)>,
+    /// The organization secret's readers, when not the two of the default.
+    org: Option<Option<Readers>>,
 }
 
 impl Mem {
@@ -177,14 +179,14 @@ impl Variables for Mem {
         self.call(|_| scope.clone()).map_err(gh)
     }
     async fn org_readers(&self, _: &str, _: &str) -> Result<Option<Readers>, GhError> {
-        self.call(|_| {
+        let readers = self.org.clone().unwrap_or_else(|| {
             Some(Readers {
                 visibility: "selected".into(),
                 repositories: vec!["acme/web".into(), "acme/tools".into()],
                 selected_ids: vec![1, 2],
             })
-        })
-        .map_err(gh)
+        });
+        self.call(|_| readers).map_err(gh)
     }
     async fn variable(&self, scope: &Scope, name: &str) -> Result<Option<String>, GhError> {
         self.call(|c| c.vars.get(&(scope.clone(), name.to_owned())).cloned())
@@ -249,12 +251,16 @@ users:
 }
 
 fn run(mem: &Mem, dry_run: bool) -> Result<MigrationView, Stopped> {
+    run_users(mem, &users(), dry_run)
+}
+
+fn run_users(mem: &Mem, users: &[UserSpec], dry_run: bool) -> Result<MigrationView, Stopped> {
     let settings = Settings {
         server_url: "https://github.com",
         region: "us-east-1",
         dry_run,
     };
-    crate::rotation::memory::block_on(migrate(mem, mem, &users(), &settings, &Quiet))
+    crate::rotation::memory::block_on(migrate(mem, mem, users, &settings, &Quiet))
 }
 
 /// What an undisturbed run makes from `start`, and how many calls it takes.
@@ -361,4 +367,57 @@ fn under_any_fault_a_dry_run_changes_nothing_and_a_role_it_did_not_make_is_never
             }
         }
     }
+}
+
+#[test]
+fn a_trust_over_iams_limit_and_an_org_consumer_on_the_role_with_no_secret_refuse_and_change_nothing()
+ {
+    // 200 selected repositories: the trust would exceed 2,048 characters (exit 2).
+    let many = Mem {
+        org: Some(Some(Readers {
+            visibility: "selected".into(),
+            repositories: (0..200).map(|i| format!("acme/repository-{i}")).collect(),
+            selected_ids: (0..200).collect(),
+        })),
+        ..Mem::default()
+    };
+    let view = run(&many, false).unwrap();
+    let ci = &view.users[0];
+    assert_eq!(ci.exit, Exit::Invalid, "{}", view.text());
+    assert!(
+        ci.message
+            .as_deref()
+            .unwrap()
+            .contains("over IAM's default limit of 2048")
+    );
+    assert!(!many.cloud.borrow().roles.contains_key("gha-ci"));
+    assert!(
+        many.cloud
+            .borrow()
+            .vars
+            .keys()
+            .all(|(s, _)| !matches!(s, Scope::Repository(r) if r == "acme/web"))
+    );
+    // An organization consumer already on the role whose secret is gone: the trust is not
+    // narrowed under it (exit 3), nothing changes.
+    let on_role = manifest::parse(
+        "m.yml",
+        "version: 1\nusers:\n  - name: ci\n    consumers:\n      - {repository: acme/web}\n      - {organization: acme, oidc: true}\n",
+    )
+    .unwrap()
+    .users;
+    let gone = Mem {
+        org: Some(None),
+        ..Mem::default()
+    };
+    let view = run_users(&gone, &on_role, false).unwrap();
+    assert_eq!(view.users[0].exit, Exit::Refused, "{}", view.text());
+    assert!(
+        view.users[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("would leave the trust")
+    );
+    assert_eq!(*gone.cloud.borrow(), Cloud::default(), "nothing was made");
 }
