@@ -1,6 +1,9 @@
 //! `Iam` on the AWS SDK (aws-sdk-iam, aws-sdk-sts), credentials from the SDK's default chain.
 
+mod accounts;
 mod roles;
+
+pub use accounts::{AccountSession, session_name};
 
 use std::time::Duration;
 
@@ -24,6 +27,8 @@ pub struct Aws {
     sts: aws_sdk_sts::Client,
     /// How long a new key may take to start working (IAM propagation).
     propagation: Duration,
+    /// Through an account role (CONTRACT §15): the account every new key must prove to be in.
+    account: Option<String>,
 }
 
 /// Loads the SDK configuration: default credential chain, `AWS_ENDPOINT_URL`, region
@@ -43,16 +48,31 @@ pub async fn load(propagation: Duration, call_timeout: Duration) -> Aws {
         .timeout_config(timeouts)
         .load()
         .await;
-    let endpoint = match config.endpoint_url() {
-        Some(url) => format!("{url} (from AWS_ENDPOINT_URL or the profile)"),
-        None => "AWS's endpoints".to_owned(),
-    };
-    Aws {
-        endpoint,
-        iam: aws_sdk_iam::Client::new(&config),
-        sts: aws_sdk_sts::Client::new(&config),
-        config,
-        propagation,
+    Aws::from_config(config, propagation, None)
+}
+
+impl Aws {
+    /// IAM and STS on `config`; with `account`, every new key must prove to be in it.
+    fn from_config(config: SdkConfig, propagation: Duration, account: Option<String>) -> Self {
+        let endpoint = match config.endpoint_url() {
+            Some(url) => format!("{url} (from AWS_ENDPOINT_URL or the profile)"),
+            None => "AWS's endpoints".to_owned(),
+        };
+        Aws {
+            endpoint,
+            iam: aws_sdk_iam::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            config,
+            propagation,
+            account,
+        }
+    }
+
+    /// The account of the ambient credentials, asked once (no retries: an identity that STS
+    /// does not know fails its IAM calls with their own words).
+    pub async fn account_once(&self) -> Option<String> {
+        let out = self.sts.get_caller_identity().send().await.ok()?;
+        out.account().filter(|a| !a.is_empty()).map(str::to_owned)
     }
 }
 
@@ -398,7 +418,18 @@ impl Iam for Aws {
         let conf = aws_sdk_sts::config::Builder::from(&self.config)
             .credentials_provider(creds)
             .build();
-        self.caller_with(&aws_sdk_sts::Client::from_conf(conf))
-            .await
+        let caller = self
+            .caller_with(&aws_sdk_sts::Client::from_conf(conf))
+            .await?;
+        match &self.account {
+            Some(account) if caller.account != *account => Err(IamError {
+                kind: IamErrorKind::Other,
+                message: format!(
+                    "the new key {} works, but in account {}, not the account-role's account {account}: the role reaches another account's user of that name; check account-role",
+                    key.id, caller.account
+                ),
+            }),
+            _ => Ok(caller),
+        }
     }
 }

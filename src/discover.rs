@@ -171,6 +171,7 @@ mod tests {
             origin: "m.yml:3:5".into(),
             on_role: Vec::new(),
             migrate: crate::manifest::Migration::defaults("ci"),
+            account_role: None,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::manifest::{Manifest, Scope};
+use crate::manifest::{AccountRole, Manifest, Scope, UserSpec};
 
 /// Every IAM call a life cycle makes on a user (keys, their last use, the journal and lease
 /// tags). They all take the user's ARN as their resource.
@@ -74,8 +74,8 @@ pub const SSM_DESCRIBE: &str = "ssm:DescribeParameters";
 /// The statements `migrate` needs for `manifest` (none unless a user asks for it with a
 /// `migrate:` block or an `oidc: true` consumer): on its users, their groups, the roles it names
 /// and GitHub's OIDC provider of `issuer`, nothing wider.
-fn migration(manifest: &Manifest, account: &str, issuer: &str) -> Vec<Value> {
-    let moving: Vec<_> = manifest.users.iter().filter(|u| u.migrating()).collect();
+fn migration(users: &[&UserSpec], account: &str, issuer: &str) -> Vec<Value> {
+    let moving: Vec<_> = users.iter().filter(|u| u.migrating()).collect();
     if moving.is_empty() {
         return Vec::new();
     }
@@ -118,17 +118,69 @@ fn migration(manifest: &Manifest, account: &str, issuer: &str) -> Vec<Value> {
     ]
 }
 
-/// The policy document for `manifest`'s users, in `account` (`*` when unknown), with
-/// `region` for the AWS stores that name none and `issuer` for `migrate`'s OIDC provider.
+/// The policy document of the rotator's own identity for `manifest`: its users of `account`
+/// (`*` when unknown; those without `account-role`), with `region` for the AWS stores that name
+/// none and `issuer` for `migrate`'s OIDC provider, and `sts:AssumeRole` on every account role.
 pub fn for_manifest(manifest: &Manifest, account: &str, region: &str, issuer: &str) -> Value {
-    let users: Vec<String> = manifest
+    let home: Vec<&UserSpec> = manifest
         .users
+        .iter()
+        .filter(|u| u.account_role.is_none())
+        .collect();
+    let mut statements = statements(&home, account, region, issuer);
+    let mut roles = Vec::new();
+    for r in manifest.users.iter().filter_map(|u| u.account_role.as_ref()) {
+        push_new(&mut roles, r.arn.clone());
+    }
+    if !roles.is_empty() {
+        statements.push(json!({
+            "Sid": "AssumeTheAccountRoles",
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole"],
+            "Resource": roles,
+        }));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The permissions policy of account role `role`: the same statements, for the users of the
+/// manifest reached through it, in its account.
+pub fn for_account_role(manifest: &Manifest, role: &AccountRole, region: &str) -> Value {
+    let users: Vec<&UserSpec> = manifest
+        .users
+        .iter()
+        .filter(|u| u.account_role.as_ref().is_some_and(|r| r.arn == role.arn))
+        .collect();
+    let statements = statements(&users, &role.account, region, "");
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The trust policy of an account role: the rotator's identity `principal` (an IAM user or
+/// role ARN) may assume it, with the manifest's `external-id` when it has one.
+pub fn account_role_trust(principal: &str, external_id: Option<&str>) -> Value {
+    let mut statement = json!({
+        "Sid": "TheRotatorAssumesThisRole",
+        "Effect": "Allow",
+        "Principal": { "AWS": principal },
+        "Action": "sts:AssumeRole",
+    });
+    if let Some(id) = external_id {
+        statement["Condition"] = json!({ "StringEquals": { "sts:ExternalId": id } });
+    }
+    json!({ "Version": "2012-10-17", "Statement": [statement] })
+}
+
+fn statements(members: &[&UserSpec], account: &str, region: &str, issuer: &str) -> Vec<Value> {
+    if members.is_empty() {
+        return Vec::new();
+    }
+    let users: Vec<String> = members
         .iter()
         .map(|u| format!("arn:aws:iam::{account}:user/{}", u.name))
         .collect();
     let mut secrets = Vec::new();
     let mut parameters = Vec::new();
-    for c in manifest.users.iter().flat_map(|u| &u.consumers) {
+    for c in members.iter().flat_map(|u| &u.consumers) {
         match &c.scope {
             Scope::SecretsManager { secret, region: r } => {
                 let arn = if secret.starts_with("arn:") {
@@ -185,8 +237,10 @@ pub fn for_manifest(manifest: &Manifest, account: &str, region: &str, issuer: &s
             "Resource": "*",
         }));
     }
-    statements.extend(migration(manifest, account, issuer));
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    if !issuer.is_empty() {
+        statements.extend(migration(members, account, issuer));
+    }
+    statements
 }
 
 fn push_new(list: &mut Vec<String>, item: String) {

@@ -96,6 +96,8 @@ pub fn json_schema() -> String {
 #[derive(Serialize, JsonSchema)]
 pub struct UserView {
     pub name: String,
+    /// The AWS account the user is in (its `account-role`'s, else the run's own), when known.
+    pub account: Option<String>,
     pub state: Option<String>,
     pub due: bool,
     pub max_age_days: u32,
@@ -222,6 +224,7 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
     let (outcome, outcome_words) = outcome_words(&r.outcome);
     UserView {
         name: r.user.name.clone(),
+        account: r.account.clone(),
         state: r.keys.state.map(|s| s.to_string()),
         due: r.keys.due,
         max_age_days: r.user.max_age_days,
@@ -401,8 +404,13 @@ pub fn text(report: &ReportView) -> String {
             format!("{} (state before: {state}, {due})", u.outcome_words)
         };
         out.push_str(&format!(
-            "{}: {head}; max-age-days {}\n",
-            u.name, u.max_age_days
+            "{}{}: {head}; max-age-days {}\n",
+            u.name,
+            u.account
+                .as_ref()
+                .map(|a| format!(" (account {a})"))
+                .unwrap_or_default(),
+            u.max_age_days
         ));
         for line in u.message.iter() {
             out.push_str(&format!("  {line}\n"));
@@ -502,11 +510,15 @@ pub fn markdown(report: &ReportView) -> String {
     let mut md = format!("## aws-key-rotator `{}`\n\n", report.command);
     for u in &report.users {
         md.push_str(&format!(
-            "### {} — {}\n\nState before: `{}`{}\n\n",
+            "### {} — {}\n\nState before: `{}`{}{}\n\n",
             escape_markdown(&u.name),
             u.outcome_words,
             u.state.as_deref().unwrap_or("unknown"),
-            if u.due { " (rotation due)" } else { "" }
+            if u.due { " (rotation due)" } else { "" },
+            u.account
+                .as_ref()
+                .map(|a| format!(" · account `{a}`"))
+                .unwrap_or_default()
         ));
         if let Some(m) = &u.message {
             md.push_str(&format!("> {}\n\n", escape_markdown(m)));

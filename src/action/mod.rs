@@ -1,6 +1,7 @@
 //! The GitHub Actions runtime: `INPUT_*`, workflow commands, `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`.
 
 use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 use std::collections::HashMap;
 use std::io::Write as _;
 
@@ -83,7 +84,29 @@ pub struct Console {
     pub in_actions: bool,
     pub quiet: bool,
     /// Every value masked so far; nothing printed through the console may contain one.
-    masked: RefCell<Vec<SecretString>>,
+    masker: Masker,
+}
+
+/// Masks values from anywhere in the process (an AWS session renewed by the SDK's task):
+/// `::add-mask::` for the runner, and the list the console scrubs every line against.
+#[derive(Clone)]
+pub struct Masker {
+    in_actions: bool,
+    masked: Arc<Mutex<Vec<SecretString>>>,
+}
+
+impl Masker {
+    pub fn mask(&self, secret: &SecretString) {
+        if self.in_actions && !secret.expose_secret().is_empty() {
+            // The runner consumes this line; it must come before anything that could show the value.
+            println!("::add-mask::{}", escape_data(secret.expose_secret()));
+            let _ = std::io::stdout().flush();
+        }
+        self.masked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(secret.clone());
+    }
 }
 
 impl Console {
@@ -91,14 +114,27 @@ impl Console {
         Self {
             in_actions,
             quiet,
-            masked: RefCell::new(Vec::new()),
+            masker: Masker {
+                in_actions,
+                masked: Arc::default(),
+            },
         }
     }
 
     /// Defence in depth: replaces any masked value that slipped into a line.
+    /// A handle that masks through this console from any thread.
+    pub fn masker(&self) -> Masker {
+        self.masker.clone()
+    }
+
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for s in self.masked.borrow().iter() {
+        let masked = self
+            .masker
+            .masked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for s in masked.iter() {
             let v = s.expose_secret();
             if !v.is_empty() {
                 out = out.replace(v, "***");
@@ -127,12 +163,7 @@ impl Console {
 
 impl Events for Console {
     fn mask(&self, secret: &SecretString) {
-        if self.in_actions && !secret.expose_secret().is_empty() {
-            // The runner consumes this line; it must come before anything that could show the value.
-            println!("::add-mask::{}", escape_data(secret.expose_secret()));
-            let _ = std::io::stdout().flush();
-        }
-        self.masked.borrow_mut().push(secret.clone());
+        self.masker.mask(secret);
     }
     fn info(&self, text: &str) {
         self.out(text);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Stop, Tuning, github_client, load_manifest, summarize};
+use super::{Stop, Tuning, github_client, load_all, load_manifest, summarize};
 use crate::action::{Console, Runtime};
 use crate::aws;
 use crate::cli::Settings;
@@ -19,12 +19,38 @@ pub(super) async fn policy(
     rt: &Runtime,
     tuning: &Tuning,
 ) -> Result<Exit, Stop> {
-    let manifest = load_manifest(settings, rt)?;
+    let selected = load_manifest(settings, rt)?;
     let aws = aws::load(Duration::ZERO, tuning.pacing.call_timeout).await;
     let region = aws
         .config()
         .region()
         .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+    // `--user NAME` of another account: the permissions of NAME's account role, for every
+    // user of the manifest it reaches (CONTRACT §15), and its trust on stderr.
+    if let [user] = selected.users.as_slice()
+        && let Some(role) = &user.account_role
+    {
+        let manifest = load_all(settings, rt)?;
+        let doc = crate::policy::for_account_role(&manifest, role, &region);
+        let rotator = aws
+            .whoami()
+            .await
+            .ok()
+            .map(|c| rotator_principal(&c.arn))
+            .unwrap_or_else(|| "arn:aws:iam::ROTATOR_ACCOUNT_ID:user/ROTATOR".to_owned());
+        let trust = crate::policy::account_role_trust(&rotator, role.external_id.as_deref());
+        eprintln!(
+            "The permissions of {} (stdout). Its trust policy (aws iam update-assume-role-policy --role-name NAME --policy-document file://trust.json):\n{}",
+            role.arn,
+            serde_json::to_string_pretty(&trust).expect("a policy serializes")
+        );
+        print!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("a policy serializes") + "\n"
+        );
+        return Ok(Exit::Ok);
+    }
+    let manifest = selected;
     let account = match aws.whoami().await {
         Ok(caller) if !caller.account.is_empty() => caller.account,
         // On stderr, even in Actions: stdout is the policy document alone.
@@ -37,11 +63,29 @@ pub(super) async fn policy(
     };
     let issuer = crate::migrate::trust::issuer(&rt.server_url);
     let doc = crate::policy::for_manifest(&manifest, &account, &region, &issuer);
+    if manifest.users.iter().any(|u| u.account_role.is_some()) {
+        eprintln!(
+            "The users of other accounts are reached through their account roles: this policy lets the rotator assume them; run policy --user NAME for each role's own permissions and trust"
+        );
+    }
     print!(
         "{}",
         serde_json::to_string_pretty(&doc).expect("a policy serializes") + "\n"
     );
     Ok(Exit::Ok)
+}
+
+/// The principal an account role trusts for the caller `arn`: a user as it is, an assumed role's
+/// session as its role (`arn:aws:sts::A:assumed-role/R/S` → `arn:aws:iam::A:role/R`).
+fn rotator_principal(arn: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if let [_, partition, "sts", _, account, resource] = parts.as_slice()
+        && let Some(rest) = resource.strip_prefix("assumed-role/")
+        && let Some((role, _)) = rest.split_once('/')
+    {
+        return format!("arn:{partition}:iam::{account}:role/{role}");
+    }
+    arn.to_owned()
 }
 
 /// `verify`: the credentials this step was given work, and are the expected key.
@@ -149,12 +193,28 @@ pub(super) async fn discover(
         }
     }
     let findings = discover::findings(&manifest.users, &inventory);
-    let aws = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
+    let home = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
     let mut keys = std::collections::BTreeMap::new();
+    // Users of other accounts are read through their account roles (one session each).
+    let mut sessions: Vec<aws::AccountSession> = Vec::new();
+    let run_id = format!("discover-{}", std::process::id());
     for user in &manifest.users {
         if !findings.iter().any(|f| f.user == user.name) {
             continue;
         }
+        let aws = match &user.account_role {
+            None => &home,
+            Some(role) => {
+                if !sessions.iter().any(|s| s.role == *role) {
+                    sessions.push(home.through_role(role, &run_id, console.masker()).await);
+                }
+                let session = sessions.iter().find(|s| s.role == *role).expect("just added");
+                session
+                    .reached
+                    .as_ref()
+                    .map_err(|(code, why)| Stop(*code, format!("{}: {why}", user.name)))?
+            }
+        };
         let listed = aws.list_keys(&user.name).await.map_err(|e| {
             Stop(
                 Exit::Invalid,
@@ -209,6 +269,21 @@ pub(super) async fn migrate(
 ) -> Result<Exit, Stop> {
     use crate::migrate::run::{self, Settings as MigrateSettings};
     let manifest = load_manifest(settings, rt)?;
+    if let Some(u) = manifest
+        .users
+        .iter()
+        .find(|u| u.migrating() && u.account_role.is_some())
+    {
+        return Err(Stop(
+            Exit::Invalid,
+            format!(
+                "user {} has an account-role: migrate works in the account of its own credentials only; run it with credentials of account {} (select the user with {})",
+                u.name,
+                u.account_role.as_ref().map_or("", |r| r.account.as_str()),
+                settings.named("user")
+            ),
+        ));
+    }
     let github = github_client(settings, rt, console, tuning, &manifest).await?;
     let aws = aws::load(Duration::ZERO, tuning.pacing.call_timeout).await;
     let region = aws

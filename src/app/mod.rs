@@ -154,6 +154,11 @@ fn unchanged(fault: Fault) -> Stop {
 }
 
 fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
+    select_user(load_all(settings, rt)?, settings.user.as_deref())
+}
+
+/// The manifest with every user, whatever `--user` selects.
+fn load_all(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
     let ManifestSource::File { path, explicit } = &settings.config;
     let full: PathBuf = match &rt.workspace {
         Some(ws) if Path::new(path).is_relative() => Path::new(ws).join(path),
@@ -211,7 +216,7 @@ fn load_manifest(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
             ));
         }
     };
-    select_user(manifest, settings.user.as_deref())
+    Ok(manifest)
 }
 
 fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, Stop> {
@@ -372,47 +377,99 @@ async fn run_inner(
             .unwrap_or(chrono::Duration::seconds(30)),
     };
     let stop = crate::ports::Stop::default();
-    let aws_stores = AwsStores::new(aws.config());
     let vault = vault_client(&settings, rt, console, &tuning, &manifest).await?;
-    let stores = Stores {
-        github: &github,
-        aws: &aws_stores,
-        vault: &vault,
-    };
-    let live = Live {
-        aws: &aws,
-        stores,
-        github: &github,
-    };
-    let ctx = Ctx {
-        ports: &live,
-        events: console,
-        verify: verify_settings,
-        step_key: step_key.as_ref(),
-        opts: &opts,
-        dry_run: settings.dry_run,
-        lease: &lease,
-        stop: &stop,
-    };
+    // The accounts: this process's own, and one session per account role (CONTRACT §15).
+    let home_account = aws.account_once().await;
+    let roles = account_roles(&manifest);
+    let sessions = futures_util::future::join_all(
+        roles
+            .iter()
+            .map(|r| aws.through_role(r, &lease.run_id, console.masker())),
+    )
+    .await;
+    let reached: Vec<(&aws::Aws, AwsStores)> = std::iter::once(Ok(&aws))
+        .chain(sessions.iter().map(|s| s.reached.as_ref()))
+        .filter_map(Result::ok)
+        .map(|a| (a, AwsStores::new(a.config())))
+        .collect();
+    let lives: Vec<Live> = reached
+        .iter()
+        .map(|(aws, aws_stores)| Live {
+            aws,
+            stores: Stores {
+                github: &github,
+                aws: aws_stores,
+                vault: &vault,
+            },
+            github: &github,
+        })
+        .collect();
+    let ctxs: Vec<Ctx<Live>> = lives
+        .iter()
+        .map(|live| Ctx {
+            ports: live,
+            events: console,
+            verify: verify_settings.clone(),
+            step_key: step_key.as_ref(),
+            opts: &opts,
+            dry_run: settings.dry_run,
+            lease: &lease,
+            stop: &stop,
+        })
+        .collect();
+    // Where each user is worked on: the index of its account's context, or why it cannot be.
+    let place: Vec<Result<&Ctx<Live>, (Exit, String)>> = manifest
+        .users
+        .iter()
+        .map(|u| {
+            let Some(role) = &u.account_role else {
+                return Ok(&ctxs[0]);
+            };
+            let at = roles.iter().position(|r| r == role).unwrap_or_default();
+            match &sessions[at].reached {
+                Err(e) => Err(e.clone()),
+                Ok(_) => {
+                    let reached_before = sessions[..at].iter().filter(|s| s.reached.is_ok()).count();
+                    Ok(&ctxs[1 + reached_before])
+                }
+            }
+        })
+        .collect();
 
     // Phase 1: read everything and decide, for every user, before changing anything. Reads
     // only, so users are read side by side; the first user's error (in manifest order) stops.
+    // A user whose account cannot be reached is reported as such, and the others go on.
     let width = tuning.max_concurrent_users.max(1);
-    let ctx = &ctx;
-    let ready = before_changes(
-        read_all(&manifest.users, width, |user| {
+    let reachable: Vec<(&manifest::UserSpec, &Ctx<Live>)> = manifest
+        .users
+        .iter()
+        .zip(&place)
+        .filter_map(|(u, p)| Some((u, *p.as_ref().ok()?)))
+        .collect();
+    let mut ready = before_changes(
+        read_all(reachable, width, |(user, ctx)| {
             run::plan_user(ctx, user, command)
         }),
         &mut signals,
     )
-    .await??;
+    .await??
+    .into_iter();
 
     // The hour's write budget decides who starts: a user is rotated entirely or not at all.
     // Budgets are reserved in manifest order before anyone starts.
     let mut left = github.writes_left_this_hour().await;
     let mut reports: Vec<Option<UserReport>> = Vec::new();
     let mut starting = Vec::new();
-    for (i, (user, p)) in manifest.users.iter().zip(ready).enumerate() {
+    for (i, (user, at)) in manifest.users.iter().zip(&place).enumerate() {
+        let ctx = match at {
+            Ok(ctx) => *ctx,
+            Err((code, why)) => {
+                console.error(&format!("{}: {why}", user.name));
+                reports.push(Some(UserReport::new(user, Outcome::unreached(*code, why))));
+                continue;
+            }
+        };
+        let Some(p) = ready.next() else { break };
         let needed = run::writes_needed(&p);
         if !settings.dry_run && needed > left {
             let why = format!(
@@ -424,15 +481,15 @@ async fn run_inner(
         }
         left -= needed.min(left);
         reports.push(None);
-        starting.push((i, user, p));
+        starting.push((i, user, p, ctx));
     }
     // What the starting users' writes need (timestamps, public keys), still before anything
     // changes: a store that cannot be read stops the run here, untouched.
     let starting = before_changes(
-        read_all(starting, width, |(i, user, mut p)| async move {
+        read_all(starting, width, |(i, user, mut p, ctx)| async move {
             run::read_for_writes(ctx, user, &mut p)
                 .await
-                .map(|()| (i, user, p))
+                .map(|()| (i, user, p, ctx))
         }),
         &mut signals,
     )
@@ -443,12 +500,14 @@ async fn run_inner(
     // goes one at a time through the process's one governor. Each user's lines are printed
     // as one block when it is done.
     let live = width == 1 || starting.len() == 1;
-    let started: Vec<(usize, &manifest::UserSpec)> =
-        starting.iter().map(|(i, user, _)| (*i, *user)).collect();
+    let started: Vec<(usize, &manifest::UserSpec, &Ctx<Live>)> = starting
+        .iter()
+        .map(|(i, user, _, ctx)| (*i, *user, *ctx))
+        .collect();
     let finished = std::cell::RefCell::new(reports);
     let acting = async {
         let mut done = stream::iter(starting)
-            .map(|(i, user, p)| async move {
+            .map(|(i, user, p, ctx)| async move {
                 let log = UserLog::new(console, live);
                 let user_ctx = ctx.with_events(&log);
                 log.group(&format!("{} ({})", user.name, command_name(command)));
@@ -479,12 +538,12 @@ async fn run_inner(
         // and each says where it stopped (CONTRACT §12: within 5 seconds of the signal).
         let unfinished: Vec<_> = started
             .into_iter()
-            .filter(|(i, _)| reports[*i].is_none())
+            .filter(|(i, _, _)| reports[*i].is_none())
             .collect();
         let give_back = futures_util::future::join_all(
             unfinished
                 .iter()
-                .map(|(_, user)| run::give_back_lease(ctx, user)),
+                .map(|(_, user, ctx)| run::give_back_lease(ctx, user)),
         );
         let words = tokio::time::timeout(GIVE_BACK_WITHIN, give_back)
             .await
@@ -494,7 +553,7 @@ async fn run_inner(
                     unfinished.len()
                 ]
             });
-        for ((i, user), words) in unfinished.into_iter().zip(words) {
+        for ((i, user, _), words) in unfinished.into_iter().zip(words) {
             let why = format!(
                 "stopped by {} while it was working ({words})",
                 signal.name()
@@ -503,7 +562,13 @@ async fn run_inner(
             reports[i] = Some(UserReport::new(user, Outcome::Interrupted(why)));
         }
     }
-    let reports: Vec<UserReport> = reports.into_iter().flatten().collect();
+    let mut reports: Vec<UserReport> = reports.into_iter().flatten().collect();
+    for r in &mut reports {
+        r.account = match &r.user.account_role {
+            Some(role) => Some(role.account.clone()),
+            None => home_account.clone(),
+        };
+    }
 
     let view = report::views(command_name(command), &reports, clock.now());
     if settings.json {
@@ -521,6 +586,17 @@ async fn run_inner(
         Some(s) => s.exit(),
         None => exit_code(&reports),
     })
+}
+
+/// The manifest's account roles, each once, in manifest order.
+fn account_roles(manifest: &Manifest) -> Vec<manifest::AccountRole> {
+    let mut roles: Vec<manifest::AccountRole> = Vec::new();
+    for role in manifest.users.iter().filter_map(|u| u.account_role.as_ref()) {
+        if !roles.contains(role) {
+            roles.push(role.clone());
+        }
+    }
+    roles
 }
 
 /// This job as a lease names it: its workflow run attempt and runner (in Actions only).

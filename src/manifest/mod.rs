@@ -204,6 +204,18 @@ pub struct UserSpec {
     pub migrate: Migration,
     /// `file:line:col` of the user's entry, for errors about it (e.g. no such IAM user).
     pub origin: String,
+    /// The role of the user's account, when it is not the account of the run's credentials.
+    pub account_role: Option<AccountRole>,
+}
+
+/// A user of another AWS account, reached through a session of a role there (CONTRACT §15).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AccountRole {
+    /// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
+    pub arn: String,
+    /// The twelve digits of the role's account.
+    pub account: String,
+    pub external_id: Option<String>,
 }
 
 impl UserSpec {

@@ -67,6 +67,14 @@ pub struct RawUser {
     /// OIDC (the `migrate` command).
     #[schemars(with = "Option<RawMigrate>")]
     pub migrate: Option<Spanned<RawMigrate>>,
+    /// The user lives in another AWS account: every IAM call and AWS store of this user goes
+    /// through a session of this role (STS AssumeRole), `arn:aws:iam::ACCOUNT:role/NAME`.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"))]
+    #[schemars(with = "Option<String>")]
+    pub account_role: Option<Spanned<String>>,
+    /// The `sts:ExternalId` the role's trust asks for (with `account-role` only).
+    #[schemars(length(min = 2, max = 1224))]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -54,6 +54,7 @@ pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result
             origin: "input iam-user".into(),
             on_role: Vec::new(),
             migrate: Migration::defaults(iam_user),
+            account_role: None,
         }],
     })
 }

@@ -103,7 +103,9 @@ impl Validator<'_> {
         let mut users = Vec::new();
         let mut seen_users: HashMap<String, u64> = HashMap::new();
         // A secret written by two entries (one user twice, or two users) would be overwritten.
-        let mut seen_secrets: HashMap<(Scope, String), (String, u64)> = HashMap::new();
+        // AWS stores are per account: the same name in two accounts is two secrets.
+        let mut seen_secrets: HashMap<(Option<String>, Scope, String), (String, u64)> =
+            HashMap::new();
         // `migrate`: one role per user, one user's role ARN per variable of a scope.
         let mut seen_roles: HashMap<String, String> = HashMap::new();
         let mut seen_variables: HashMap<(Scope, String), String> = HashMap::new();
@@ -152,6 +154,7 @@ impl Validator<'_> {
                     u.name
                 )));
             }
+            let account_role = self.account_role(&at, u.account_role, u.external_id)?;
             let mut consumers = Vec::new();
             let mut on_role = Vec::new();
             for c in u.consumers {
@@ -167,7 +170,13 @@ impl Validator<'_> {
                     &consumer.secrets.access_key_id,
                     &consumer.secrets.secret_access_key,
                 ] {
-                    let key = (consumer.scope.clone(), name.clone());
+                    let account = matches!(
+                        consumer.scope,
+                        Scope::SecretsManager { .. } | Scope::ParameterStore { .. }
+                    )
+                    .then(|| account_role.as_ref().map(|r| r.account.clone()))
+                    .flatten();
+                    let key = (account, consumer.scope.clone(), name.clone());
                     if let Some((other, line)) = seen_secrets.get(&key) {
                         return Err(self.err(&c.referenced, format!(
                             "duplicate consumer: secret {name} of {} is already written for user {other:?} (line {line}); each secret may have one source",
@@ -256,6 +265,7 @@ impl Validator<'_> {
                 external: u.external,
                 on_role,
                 migrate,
+                account_role,
             });
         }
         Ok(Manifest {
@@ -488,6 +498,55 @@ impl Validator<'_> {
     }
 
     /// A user's `migrate:`, checked; the defaults when absent.
+    /// `account-role` and `external-id` (CONTRACT §15).
+    fn account_role(
+        &self,
+        at: &serde_saphyr::Location,
+        role: Option<serde_saphyr::Spanned<String>>,
+        external_id: Option<String>,
+    ) -> Result<Option<AccountRole>, ManifestError> {
+        let Some(role) = role else {
+            return match external_id {
+                Some(_) => Err(self.err(
+                    at,
+                    "`external-id` is given without `account-role`: it belongs to the role assumed for the user's account; add `account-role: arn:aws:iam::ACCOUNT:role/NAME` or drop it",
+                )),
+                None => Ok(None),
+            };
+        };
+        let arn = role.value.trim().to_owned();
+        let Some((_, account, name)) = crate::migrate::role::parse_arn(&arn) else {
+            return Err(self.err(
+                &role.referenced,
+                format!("account-role {arn:?} is not an IAM role ARN: write arn:aws:iam::ACCOUNT:role/NAME (ACCOUNT: twelve digits)"),
+            ));
+        };
+        if !valid_iam_user_name(name) {
+            return Err(self.err(
+                &role.referenced,
+                format!("account-role {arn:?}: {name:?} is not a valid IAM role name"),
+            ));
+        }
+        let account = account.to_owned();
+        if let Some(id) = &external_id {
+            let ok = (2..=1224).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+            if !ok {
+                return Err(self.err(
+                    at,
+                    "external-id must be 2 to 1224 letters, digits or `+=,.@:/-_` (STS's rule for sts:ExternalId)",
+                ));
+            }
+        }
+        Ok(Some(AccountRole {
+            arn,
+            account,
+            external_id,
+        }))
+    }
+
     fn migration(
         &self,
         user: &str,

@@ -122,6 +122,7 @@ pub fn user(consumers: &[&str]) -> UserSpec {
         origin: "m.yml:3:5".into(),
         on_role: Vec::new(),
         migrate: crate::manifest::Migration::defaults("ci"),
+        account_role: None,
     }
 }
 

@@ -73,6 +73,16 @@ impl Outcome {
         }
     }
 
+    /// A user whose account could not be reached (CONTRACT §15), with the exit code it carries.
+    pub fn unreached(code: Exit, why: &str) -> Outcome {
+        let why = why.to_owned();
+        match code {
+            Exit::Invalid => Outcome::Invalid(why),
+            Exit::Refused => Outcome::Refused(why),
+            _ => Outcome::Failed(why),
+        }
+    }
+
     /// What a command that finished its plan did.
     pub fn done(command: Command) -> Outcome {
         match command {
@@ -176,6 +186,8 @@ pub struct UserReport {
     /// Verification workflow runs, in manifest order.
     pub runs: Vec<RunResult>,
     pub notes: Vec<String>,
+    /// The AWS account the user is in, when known (CONTRACT §15).
+    pub account: Option<String>,
 }
 
 impl UserReport {
@@ -188,6 +200,7 @@ impl UserReport {
             consumers: Vec::new(),
             runs: Vec::new(),
             notes: Vec::new(),
+            account: None,
         }
     }
     pub fn rotated(&self) -> bool {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod accounts;
 mod act;
 mod app_auth;
 mod bad_input;

@@ -115,6 +115,7 @@ pub(crate) fn user_spec(verify: bool) -> UserSpec {
         origin: "sim.yml:3:5".into(),
         on_role: Vec::new(),
         migrate: aws_key_rotator::manifest::Migration::defaults(USER),
+        account_role: None,
     }
 }
 

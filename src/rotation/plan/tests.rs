@@ -32,6 +32,7 @@ fn user() -> UserSpec {
         origin: "m.yml:3:5".into(),
         on_role: Vec::new(),
         migrate: crate::manifest::Migration::defaults("ci"),
+        account_role: None,
     }
 }
 /// Facts with the journal a finished step leaves: two Active keys are `verified` and an

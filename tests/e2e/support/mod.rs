@@ -409,6 +409,37 @@ impl TestEnv {
         key
     }
 
+    /// Sets up AWS account `account_id` (moto keeps resources per account): its own admin.
+    pub fn account_admin(&self, account_id: &str) -> Key {
+        let v: serde_json::Value = reqwest::blocking::Client::new()
+            .post(format!("{}/_test/account", self.moto_url))
+            .json(&serde_json::json!({ "account_id": account_id }))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let key = Key {
+            id: v["id"].as_str().unwrap().into(),
+            secret: v["secret"].as_str().unwrap().into(),
+        };
+        self.remember(&key.secret);
+        key
+    }
+
+    /// Adds every AssumeRole session's secret and token moto issued to the leak scan.
+    pub fn remember_sessions(&self) -> usize {
+        let v: Vec<String> = reqwest::blocking::Client::new()
+            .get(format!("{}/_test/sessions", self.moto_url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        for s in &v {
+            self.remember(s);
+        }
+        v.len() / 2
+    }
+
     pub fn remember(&self, secret: &str) {
         self.secrets.lock().unwrap().push(secret.into());
     }

@@ -25,6 +25,15 @@
    (PutUserPermissionsBoundary, and GetUser shows it), as IAM does.
 8. STS takes AssumeRoleWithWebIdentity unsigned (the token is the credential, and the SDKs
    send it so); moto's auth mode wants a signature on it: it is let through unsigned.
+9. moto assumes any role, existing or not, whoever asks. Real STS checks the role's trust
+   policy: AssumeRole here answers AccessDenied unless the role exists in its account and an
+   Allow statement of its trust names the caller (its ARN, its account's root, or the account
+   id) with every condition met (only `StringEquals` on `sts:ExternalId` is understood; any
+   other condition denies).
+10. `POST /_test/account` with `{"account_id": "222222222222"}` makes an `admin` user allowed
+   everything in that account and answers its key: how a test sets up a second account.
+   `GET /_test/sessions` answers every assumed role's secret key and session token (for the
+   tests' leak scan).
 
 Usage: python moto_server.py PORT
 """
@@ -43,6 +52,9 @@ from moto.iam import access_control
 from moto.iam import models as iam_models
 from moto.iam import responses as iam_responses
 from moto.iam.models import AccessKeyLastUsed, iam_backends
+from moto.core.exceptions import AccessDeniedError
+from moto.sts import responses as sts_responses
+from moto.sts.models import sts_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
@@ -150,6 +162,98 @@ def _find_key(access_key_id):
     return None
 
 
+def _listify(v):
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _caller_arn(response):
+    key_id = response.get_access_key()
+    account = response.current_account
+    for backend in iam_backends[account].values():
+        for user in backend.users.values():
+            if any(k.access_key_id == key_id for k in user.access_keys):
+                return user.arn
+    for backend in sts_backends[account].values():
+        for role in backend.assumed_roles:
+            if role.access_key_id == key_id:
+                return role.arn
+    return f"arn:aws:iam::{account}:root"
+
+
+def _trust_admits(document, caller_arn, caller_account, external_id):
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            document = json.loads(urllib.parse.unquote(document))
+    for st in _listify(document.get("Statement")):
+        if st.get("Effect") != "Allow":
+            continue
+        if not any(a in ("sts:AssumeRole", "sts:*", "*") for a in _listify(st.get("Action"))):
+            continue
+        principal = st.get("Principal")
+        names = ["*"] if principal == "*" else _listify((principal or {}).get("AWS"))
+        admitted = ("*", caller_arn, caller_account, f"arn:aws:iam::{caller_account}:root")
+        if not any(p in admitted for p in names):
+            continue
+        met = True
+        for op, pairs in (st.get("Condition") or {}).items():
+            for k, v in pairs.items():
+                if op != "StringEquals" or k.lower() != "sts:externalid":
+                    met = False
+                elif external_id not in _listify(v):
+                    met = False
+        if met:
+            return True
+    return False
+
+
+_original_assume_role = sts_responses.TokenResponse.assume_role
+
+
+def _assume_role_checking_trust(self):
+    role_arn = self._get_param("RoleArn") or ""
+    caller = _caller_arn(self)
+    parts = role_arn.split(":")
+    role = None
+    if len(parts) == 6 and parts[5].startswith("role/"):
+        for backend in iam_backends[parts[4]].values():
+            for r in backend.roles.values():
+                if r.arn == role_arn:
+                    role = r
+    if role is None or not _trust_admits(
+        role.assume_role_policy_document,
+        caller,
+        self.current_account,
+        self._get_param("ExternalId"),
+    ):
+        raise AccessDeniedError(user_arn=caller, action="sts:AssumeRole")
+    return _original_assume_role(self)
+
+
+sts_responses.TokenResponse.assume_role = _assume_role_checking_trust
+
+
+def _account_admin(account_id):
+    backend = iam_backends[account_id]["aws"]
+    if "admin" not in backend.users:
+        backend.create_user(region_name="us-east-1", user_name="admin", path="/", tags=[])
+        backend.put_user_policy(
+            "admin",
+            "all",
+            json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+    key = backend.create_access_key("admin")
+    return {"id": key.access_key_id, "secret": key.secret_access_key}
+
+
 class TestHooks:
     def __init__(self, app):
         self.app = app
@@ -168,6 +272,19 @@ class TestHooks:
             _APPLY.clear()
             del _CALLS[:]
             _STALLED[0] = 0
+        if path == "/_test/account":
+            body = json.loads(raw.decode())
+            answer = json.dumps(_account_admin(body["account_id"]))
+            return Response(answer, content_type="application/json")(environ, start_response)
+        if path == "/_test/sessions":
+            secrets = []
+            for account in sts_backends.values():
+                for backend in account.values():
+                    for r in backend.assumed_roles:
+                        secrets += [r.secret_access_key, r.session_token]
+            return Response(json.dumps(secrets), content_type="application/json")(
+                environ, start_response
+            )
         if path == "/_test/calls":
             body = json.dumps({"calls": list(_CALLS), "stalled": _STALLED[0]})
             return Response(body, content_type="application/json")(environ, start_response)
