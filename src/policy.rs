@@ -129,7 +129,11 @@ pub fn for_manifest(manifest: &Manifest, account: &str, region: &str, issuer: &s
         .collect();
     let mut statements = statements(&home, account, region, issuer);
     let mut roles = Vec::new();
-    for r in manifest.users.iter().filter_map(|u| u.account_role.as_ref()) {
+    for r in manifest
+        .users
+        .iter()
+        .filter_map(|u| u.account_role.as_ref())
+    {
         push_new(&mut roles, r.arn.clone());
     }
     if !roles.is_empty() {

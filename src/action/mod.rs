@@ -1,9 +1,9 @@
 //! The GitHub Actions runtime: `INPUT_*`, workflow commands, `$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::sync::{Arc, Mutex};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -129,11 +129,7 @@ impl Console {
 
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        let masked = self
-            .masker
-            .masked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let masked = self.masker.masked.lock().unwrap_or_else(|p| p.into_inner());
         for s in masked.iter() {
             let v = s.expose_secret();
             if !v.is_empty() {

@@ -208,7 +208,10 @@ pub(super) async fn discover(
                 if !sessions.iter().any(|s| s.role == *role) {
                     sessions.push(home.through_role(role, &run_id, console.masker()).await);
                 }
-                let session = sessions.iter().find(|s| s.role == *role).expect("just added");
+                let session = sessions
+                    .iter()
+                    .find(|s| s.role == *role)
+                    .expect("just added");
                 session
                     .reached
                     .as_ref()

@@ -429,7 +429,8 @@ async fn run_inner(
             match &sessions[at].reached {
                 Err(e) => Err(e.clone()),
                 Ok(_) => {
-                    let reached_before = sessions[..at].iter().filter(|s| s.reached.is_ok()).count();
+                    let reached_before =
+                        sessions[..at].iter().filter(|s| s.reached.is_ok()).count();
                     Ok(&ctxs[1 + reached_before])
                 }
             }
@@ -591,7 +592,11 @@ async fn run_inner(
 /// The manifest's account roles, each once, in manifest order.
 fn account_roles(manifest: &Manifest) -> Vec<manifest::AccountRole> {
     let mut roles: Vec<manifest::AccountRole> = Vec::new();
-    for role in manifest.users.iter().filter_map(|u| u.account_role.as_ref()) {
+    for role in manifest
+        .users
+        .iter()
+        .filter_map(|u| u.account_role.as_ref())
+    {
         if !roles.contains(role) {
             roles.push(role.clone());
         }

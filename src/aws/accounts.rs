@@ -169,9 +169,9 @@ impl Aws {
         let config: SdkConfig = self
             .config
             .to_builder()
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-                session,
-            ))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(session),
+            )
             // The session keeps itself: one AssumeRole per account and run.
             .identity_cache(IdentityCache::no_cache())
             .build();

@@ -33,7 +33,13 @@ users:
 
 /// In `account`: the role the rotator (a user of the home account) may assume with
 /// `external_id`, allowed `actions`, and the IAM user `user` with a key 100 days old.
-fn other_account(env: &TestEnv, account: &str, external_id: &str, actions: &[&str], user: &str) -> Key {
+fn other_account(
+    env: &TestEnv,
+    account: &str,
+    external_id: &str,
+    actions: &[&str],
+    user: &str,
+) -> Key {
     let admin = env.account_admin(account);
     let iam = iam_client(&env.moto_url, &admin.id, &admin.secret);
     let trust = aws_key_rotator::policy::account_role_trust(
@@ -55,7 +61,12 @@ fn other_account(env: &TestEnv, account: &str, external_id: &str, actions: &[&st
             .await
             .unwrap();
         iam.create_user().user_name(user).send().await.unwrap();
-        let k = iam.create_access_key().user_name(user).send().await.unwrap();
+        let k = iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
         let k = k.access_key().unwrap();
         Key {
             id: k.access_key_id().into(),
@@ -167,13 +178,21 @@ fn users_of_three_accounts_rotate_in_one_run_each_key_proven_in_its_own_account(
         env.remember(&new.secret);
         assert_ne!(new.id, old.id, "{repo_name} got a new key");
         let expected = admin_account.unwrap_or(HOME);
-        assert_eq!(account_of(&env, &new), expected, "{repo_name}'s key is of its account");
+        assert_eq!(
+            account_of(&env, &new),
+            expected,
+            "{repo_name}'s key is of its account"
+        );
     }
     // Each account's user now has two keys, in its own account, and nobody else's.
     let admin_b = env.account_admin(B);
     assert_eq!(keys_in(&env, &admin_b, "ci-b").len(), 2);
     assert_eq!(env.keys("ci-a").len(), 2);
-    assert!(run.stdout.contains(&format!("ci-b (account {B})")), "{}", run.all());
+    assert!(
+        run.stdout.contains(&format!("ci-b (account {B})")),
+        "{}",
+        run.all()
+    );
     let summary = run.summary.clone();
     assert!(summary.contains(&format!("account `{B}`")), "{summary}");
     assert!(summary.contains(&format!("account `{C}`")), "{summary}");
@@ -200,7 +219,12 @@ fn a_wrong_external_id_or_a_missing_role_refuses_that_user_and_the_others_rotate
     );
 
     let run = env.cli(&f.rotator, &["rotate", "--json"]);
-    assert_eq!(run.code, 2, "invalid credentials for ci-c and ci-d: {}", run.all());
+    assert_eq!(
+        run.code,
+        2,
+        "invalid credentials for ci-c and ci-d: {}",
+        run.all()
+    );
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     for name in ["ci-c", "ci-d"] {
         let u = user_json(&v, name);
@@ -214,11 +238,16 @@ fn a_wrong_external_id_or_a_missing_role_refuses_that_user_and_the_others_rotate
     }
     // ci-c is untouched: its keys, and the secrets of acme/c.
     assert_eq!(keys_in(&env, &admin_c, "ci-c"), before_c);
-    assert_eq!(env.held_default(&repo("acme/c")).map(|k| k.id), secrets_c.0.map(|k| k.id));
+    assert_eq!(
+        env.held_default(&repo("acme/c")).map(|k| k.id),
+        secrets_c.0.map(|k| k.id)
+    );
     // The others rotated.
     for (name, old) in [("ci-a", &f.a), ("ci-b", &f.b)] {
         assert_eq!(user_json(&v, name)["outcome"], "rotated", "{name}");
-        let new = env.held_default(&repo(&format!("acme/{}", &name[3..]))).unwrap();
+        let new = env
+            .held_default(&repo(&format!("acme/{}", &name[3..])))
+            .unwrap();
         env.remember(&new.secret);
         assert_ne!(new.id, old.id);
     }
@@ -235,23 +264,60 @@ fn policy_for_an_account_roles_user_is_the_roles_permissions_and_the_rotator_may
     let home = env.cli(&admin, &["policy"]);
     assert_eq!(home.code, 0, "{}", home.all());
     let p: serde_json::Value = serde_json::from_str(&home.stdout).unwrap();
-    assert!(allows(&p, "iam:CreateAccessKey", &format!("arn:aws:iam::{HOME}:user/ci-a")));
-    assert!(!allows(&p, "iam:CreateAccessKey", &format!("arn:aws:iam::{HOME}:user/ci-b")));
+    assert!(allows(
+        &p,
+        "iam:CreateAccessKey",
+        &format!("arn:aws:iam::{HOME}:user/ci-a")
+    ));
+    assert!(!allows(
+        &p,
+        "iam:CreateAccessKey",
+        &format!("arn:aws:iam::{HOME}:user/ci-b")
+    ));
     for account in [B, C] {
-        assert!(allows(&p, "sts:AssumeRole", &format!("arn:aws:iam::{account}:role/{ROLE}")));
+        assert!(allows(
+            &p,
+            "sts:AssumeRole",
+            &format!("arn:aws:iam::{account}:role/{ROLE}")
+        ));
     }
-    assert!(!allows(&p, "sts:AssumeRole", &format!("arn:aws:iam::{HOME}:role/admin")));
+    assert!(!allows(
+        &p,
+        "sts:AssumeRole",
+        &format!("arn:aws:iam::{HOME}:role/admin")
+    ));
 
     let role = env.cli(&admin, &["policy", "--user", "ci-b"]);
     assert_eq!(role.code, 0, "{}", role.all());
     let p: serde_json::Value = serde_json::from_str(&role.stdout).unwrap();
-    assert!(allows(&p, "iam:CreateAccessKey", &format!("arn:aws:iam::{B}:user/ci-b")));
-    assert!(!allows(&p, "iam:CreateAccessKey", &format!("arn:aws:iam::{B}:user/ci-a")));
-    assert!(!allows(&p, "iam:CreateAccessKey", &format!("arn:aws:iam::{C}:user/ci-c")));
+    assert!(allows(
+        &p,
+        "iam:CreateAccessKey",
+        &format!("arn:aws:iam::{B}:user/ci-b")
+    ));
+    assert!(!allows(
+        &p,
+        "iam:CreateAccessKey",
+        &format!("arn:aws:iam::{B}:user/ci-a")
+    ));
+    assert!(!allows(
+        &p,
+        "iam:CreateAccessKey",
+        &format!("arn:aws:iam::{C}:user/ci-c")
+    ));
     assert!(!allows(&p, "sts:AssumeRole", "*"));
     // The trust, on stderr: the rotator's identity, with the external id.
-    assert!(role.stderr.contains("\"sts:ExternalId\": \"rotate-b\""), "{}", role.stderr);
-    assert!(role.stderr.contains(&format!("arn:aws:iam::{HOME}:user/admin")), "{}", role.stderr);
+    assert!(
+        role.stderr.contains("\"sts:ExternalId\": \"rotate-b\""),
+        "{}",
+        role.stderr
+    );
+    assert!(
+        role.stderr
+            .contains(&format!("arn:aws:iam::{HOME}:user/admin")),
+        "{}",
+        role.stderr
+    );
 }
 
 #[test]
@@ -261,7 +327,10 @@ fn account_role_mistakes_in_the_manifest_are_located_and_change_nothing() {
     let old = env.aged_key("ci-a", 100);
     env.seed(&[repo("acme/a")], &old, 100);
     for (entry, words) in [
-        ("    account-role: arn:aws:iam::12345:role/r\n", "is not an IAM role ARN"),
+        (
+            "    account-role: arn:aws:iam::12345:role/r\n",
+            "is not an IAM role ARN",
+        ),
         ("    external-id: lonely\n", "without `account-role`"),
         (
             "    account-role: arn:aws:iam::222222222222:role/r\n    external-id: \"no spaces\"\n",
@@ -273,6 +342,10 @@ fn account_role_mistakes_in_the_manifest_are_located_and_change_nothing() {
         ));
         let run = env.changes_nothing("ci-a", 2, || env.cli(&old, &["rotate"]));
         assert!(run.stderr.contains(words), "{entry}: {}", run.stderr);
-        assert!(run.stderr.contains("aws-key-rotation.yml:"), "located: {}", run.stderr);
+        assert!(
+            run.stderr.contains("aws-key-rotation.yml:"),
+            "located: {}",
+            run.stderr
+        );
     }
 }
