@@ -288,7 +288,10 @@ async fn run_inner(
     console: &Console,
     tuning: Tuning,
 ) -> Result<Exit, Stop> {
-    if let Some(token) = &settings.github_token {
+    for token in [&settings.github_token, &settings.issue_token]
+        .into_iter()
+        .flatten()
+    {
         console.mask(token);
     }
     // Vault's token and the job's OIDC request token, before anything else is printed.
@@ -583,10 +586,63 @@ async fn run_inner(
     {
         console.warn(&format!("could not write the outputs {path}: {e}"));
     }
+    if signal.is_none() && !settings.dry_run && command != Command::Status {
+        tell_a_person(&settings, rt, console, &tuning, &github, command, &reports).await;
+    }
     Ok(match signal {
         Some(s) => s.exit(),
         None => exit_code(&reports),
     })
+}
+
+/// CONTRACT §16: an issue for each user that needs a person, in `issue-repository`, with the
+/// token of `issue-token` (else the consumers' client). Never changes the run's result.
+async fn tell_a_person(
+    settings: &Settings,
+    rt: &Runtime,
+    console: &Console,
+    tuning: &Tuning,
+    github: &GitHub,
+    command: Command,
+    reports: &[UserReport],
+) {
+    let Some(repo) = settings.issue_repository.resolve(rt.repository.as_deref()) else {
+        return;
+    };
+    let own;
+    let issues = match &settings.issue_token {
+        Some(token) => match GitHub::new(&rt.api_url, Some(token.clone()), tuning.pacing.clone()) {
+            Ok(g) => {
+                own = g;
+                &own
+            }
+            Err(e) => {
+                console.warn(&format!("could not tell a person in {repo}: {e}"));
+                return;
+            }
+        },
+        None => github,
+    };
+    let ManifestSource::File { path, .. } = &settings.config;
+    let ctx = crate::notify::Context {
+        command: command_name(command).to_owned(),
+        config: path.clone(),
+        run_url: match (&rt.repository, &rt.github_run) {
+            (Some(own), Some((id, _))) => Some(format!(
+                "{}/{own}/actions/runs/{}",
+                rt.server_url.trim_end_matches('/'),
+                id.trim()
+            )),
+            _ => None,
+        },
+    };
+    let told = crate::notify::tell(issues, &repo, reports, &ctx).await;
+    for line in &told.done {
+        console.info(line);
+    }
+    for w in &told.warnings {
+        console.warn(w);
+    }
 }
 
 /// The manifest's account roles, each once, in manifest order.

@@ -75,6 +75,9 @@ const STORES: &[CommandName] = &[Status, Rotate, Deactivate, Delete];
 /// `force` overrides a safety rule of these (`migrate` has none to override).
 const FORCEABLE: &[CommandName] = &[Rotate, Deactivate, Delete];
 const RETIRING: &[CommandName] = &[Deactivate, Delete];
+/// The commands that tell a person through an issue (CONTRACT §16): those of the life cycle
+/// that change something (`status` changes nothing, `migrate` reports its own way).
+const TELLING: &[CommandName] = &[Rotate, Deactivate, Delete];
 
 /// Every input, in one place: `action.yml` declares exactly these (a test checks), the action
 /// reads them as `INPUT_<NAME>` (dashes kept), the CLI takes them as `--name`, and [`Settings`]
@@ -145,6 +148,18 @@ pub const INPUTS: &[Input] = &[
         Kind::Value("AUDIENCE"),
         STORES,
         "Vault consumers: the audience of the OIDC token for the JWT login (default: the Vault address)",
+    ),
+    input(
+        "issue-repository",
+        Kind::Value("OWNER/NAME"),
+        TELLING,
+        "Open an issue here for each user that needs a person (default: GITHUB_REPOSITORY; none: off)",
+    ),
+    input(
+        "issue-token",
+        Kind::Secret("GITHUB_ISSUE_TOKEN"),
+        TELLING,
+        "Token with issues: write on issue-repository (action default: the job's github.token; CLI: env GITHUB_ISSUE_TOKEN, else GITHUB_TOKEN)",
     ),
     input(
         "dry-run",
@@ -496,6 +511,30 @@ pub struct Settings {
     pub vault_audience: Option<String>,
     pub verify_timeout: Duration,
     pub poll_interval: Duration,
+    /// Where a user that needs a person gets its issue (CONTRACT §16).
+    pub issue_repository: IssueRepository,
+    pub issue_token: Option<SecretString>,
+}
+
+/// `issue-repository`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueRepository {
+    /// Unset: the workflow's own repository (`GITHUB_REPOSITORY`), when there is one.
+    Own,
+    /// `none`.
+    Off,
+    Named(String),
+}
+
+impl IssueRepository {
+    /// The repository issues go to, given the workflow's own.
+    pub fn resolve(&self, own: Option<&str>) -> Option<String> {
+        match self {
+            IssueRepository::Own => own.map(str::to_owned),
+            IssueRepository::Off => None,
+            IssueRepository::Named(r) => Some(r.clone()),
+        }
+    }
 }
 
 pub const DEFAULT_CONFIG: &str = ".github/aws-key-rotation.yml";
@@ -546,6 +585,19 @@ impl RawInputs {
                     self.named("app-id")
                 )),
             },
+        }
+    }
+
+    /// `issue-repository`: unset, `none`, or `owner/name`.
+    fn issue_repository(&self) -> Result<IssueRepository, String> {
+        match self.get("issue-repository").trim() {
+            "" => Ok(IssueRepository::Own),
+            s if s.eq_ignore_ascii_case("none") => Ok(IssueRepository::Off),
+            s if crate::manifest::valid_repository(s) => Ok(IssueRepository::Named(s.to_owned())),
+            s => Err(format!(
+                "{} must be a repository as owner/name, or none to open no issues; not {s:?}",
+                self.named("issue-repository")
+            )),
         }
     }
 
@@ -629,6 +681,8 @@ impl Settings {
             ),
             github_token: raw.secret("github-token").cloned(),
             app: raw.app()?,
+            issue_repository: raw.issue_repository()?,
+            issue_token: raw.secret("issue-token").cloned(),
         })
     }
 }

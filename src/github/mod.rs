@@ -7,6 +7,7 @@
 mod app;
 pub mod governor;
 mod inventory;
+mod issues;
 mod secrets;
 mod variables;
 mod workflows;
@@ -418,7 +419,8 @@ impl GitHub {
                 http::Method::GET => client._get_with_headers(path, headers).await,
                 http::Method::PUT => client._put(path, body).await,
                 http::Method::POST => client._post(path, body).await,
-                _ => unreachable!("only GET, PUT and POST are used"),
+                http::Method::PATCH => client._patch(path, body).await,
+                _ => unreachable!("only GET, PUT, POST and PATCH are used"),
             };
             let response = sent.map_err(|e| transport(&e))?;
             let status = response.status();
@@ -511,6 +513,12 @@ impl GitHub {
                 format!(
                     "{what}: GitHub answered 403{said}: the token cannot run workflows here. Give it \"Actions: write\" on this repository"
                 ),
+            )
+        } else if status == StatusCode::FORBIDDEN && path.contains("/issues") {
+            (
+                GhErrorKind::Forbidden,
+                false,
+                format!("{what}: GitHub answered 403{said}: the token cannot write issues here"),
             )
         } else if status == StatusCode::FORBIDDEN
             && (path.contains("/variables") || path.contains("/contents/"))

@@ -16,6 +16,7 @@ mod shorthand;
 mod tests;
 mod validate;
 
+pub(crate) use names::valid_repository;
 pub use shorthand::shorthand;
 use validate::Validator;
 

@@ -32,7 +32,7 @@ pub(super) fn dot_segment(s: &str) -> bool {
     s == "." || s == ".."
 }
 
-pub(super) fn valid_repository(repo: &str) -> bool {
+pub(crate) fn valid_repository(repo: &str) -> bool {
     let ok = |s: &str| {
         !s.is_empty()
             && !dot_segment(s)

@@ -1,0 +1,291 @@
+//! A person told (CONTRACT §16): one GitHub issue per user that needs a person, found again by
+//! its label and title, commented on when the reason changes, closed when the user is healthy.
+//!
+//! What to do is decided here without I/O ([`decide`]); [`tell`] reads and writes the issues
+//! through the [`Issues`] port (GitHub's REST API in `github::issues`). Issues never change a
+//! run's result: anything refused or lost is a warning.
+
+use base64::Engine as _;
+
+use crate::exit::Exit;
+use crate::rotation::run::{Outcome, UserReport};
+
+/// Every issue the tool opens carries this label.
+pub const LABEL: &str = "aws-key-rotator";
+
+/// The hidden line that records which reason an issue (or a comment) was written for.
+const MARKER: &str = "<!-- aws-key-rotator:reason=";
+
+/// The title of a user's issue.
+pub fn title(user: &str) -> String {
+    format!("aws-key-rotator: {user} needs a person")
+}
+
+/// An open issue of the label, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    /// How many comments it has (they are read only when there are some).
+    pub comments: u64,
+}
+
+/// Where a user stands, for its issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// It needs a person, for this reason.
+    Person(String),
+    /// Nothing needs a person: an open issue is closed.
+    Healthy,
+    /// The run could not tell (it failed, was stopped, or the input was bad): the issue stays
+    /// as it is.
+    Unknown,
+}
+
+/// A user's standing from its report: exit 3 needs a person (§4); a run that ended well with
+/// nothing asked of a person is healthy; anything else tells nothing.
+pub fn standing(report: &UserReport) -> Standing {
+    match (report.exit(), &report.attention, &report.outcome) {
+        (Exit::Refused, Some(why), _) => Standing::Person(why.clone()),
+        (Exit::Refused, None, Outcome::Refused(why)) => Standing::Person(why.clone()),
+        (Exit::Ok, None, Outcome::Deferred(_)) => Standing::Unknown,
+        (Exit::Ok, None, _) => Standing::Healthy,
+        _ => Standing::Unknown,
+    }
+}
+
+/// What the run needs to say besides the reason.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The command that found it (`deactivate`, …).
+    pub command: String,
+    /// The manifest, as the workflow names it.
+    pub config: String,
+    /// This workflow run's page, when the run is one.
+    pub run_url: Option<String>,
+}
+
+/// What to do with a user's issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Act {
+    Nothing,
+    Open { title: String, body: String },
+    Comment { number: u64, body: String },
+    Close { number: u64, comment: String },
+}
+
+/// A reason with its numbers taken out (times, ages, counts), so that the same reason seen on
+/// a later day is the same; a different key id or cause is a different reason.
+pub fn reason_key(reason: &str) -> String {
+    let letters: String = reason
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(letters.as_bytes())
+}
+
+fn marker(reason: &str) -> String {
+    format!("{MARKER}{} -->", reason_key(reason))
+}
+
+/// The reason key the last marked text of `texts` (in order) records.
+pub fn last_reason<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    texts
+        .into_iter()
+        .filter_map(|t| {
+            let at = t.rfind(MARKER)?;
+            let rest = &t[at + MARKER.len()..];
+            Some(rest.split(" -->").next()?.trim().to_owned())
+        })
+        .last()
+}
+
+/// The words a person reads: the reason, what to run, the run.
+fn said(user: &str, reason: &str, ctx: &Context) -> String {
+    let mut md = format!(
+        "**Why:** {}\n\n**What to run:** see where it stands with `aws-key-rotator status --config {} --user {}` (or the workflow's `status` job), do what the reason asks, and run `{}` again; the README's \"Key states\" says what each state needs. This issue is closed by the first run that finds the user healthy.\n",
+        crate::report::escape_markdown(reason),
+        quoted(&ctx.config),
+        quoted(user),
+        ctx.command,
+    );
+    if let Some(url) = ctx.run_url.as_deref().filter(|u| plain_url(u)) {
+        md.push_str(&format!("\n**Run:** {url}\n"));
+    }
+    md.push_str(&format!("\n{}\n", marker(reason)));
+    md
+}
+
+/// A value for a shell line in backticks: as it is when plain, else single-quoted.
+fn quoted(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./@".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace(['\'', '`'], ""))
+    }
+}
+
+fn plain_url(u: &str) -> bool {
+    (u.starts_with("https://") || u.starts_with("http://"))
+        && u.chars()
+            .all(|c| c.is_ascii_graphic() && !"()[]<>`\\\"'".contains(c))
+}
+
+/// What to do about `user`'s issue (`found`: the open one, with its comments' bodies).
+pub fn decide(
+    user: &str,
+    standing: &Standing,
+    found: Option<(&Found, &[String])>,
+    ctx: &Context,
+) -> Act {
+    match (standing, found) {
+        (Standing::Unknown, _) | (Standing::Healthy, None) => Act::Nothing,
+        (Standing::Healthy, Some((f, _))) => Act::Close {
+            number: f.number,
+            comment: format!(
+                "{} is healthy again: `{}` found nothing that needs a person{}.\n",
+                crate::report::escape_markdown(user),
+                ctx.command,
+                ctx.run_url
+                    .as_deref()
+                    .filter(|u| plain_url(u))
+                    .map(|u| format!(" ({u})"))
+                    .unwrap_or_default()
+            ),
+        },
+        (Standing::Person(reason), None) => Act::Open {
+            title: title(user),
+            body: format!(
+                "**{}** needs a person.\n\n{}",
+                crate::report::escape_markdown(user),
+                said(user, reason, ctx)
+            ),
+        },
+        (Standing::Person(reason), Some((f, comments))) => {
+            let last = last_reason(
+                std::iter::once(f.body.as_str()).chain(comments.iter().map(String::as_str)),
+            );
+            if last.as_deref() == Some(reason_key(reason).as_str()) {
+                Act::Nothing
+            } else {
+                Act::Comment {
+                    number: f.number,
+                    body: format!("A new reason.\n\n{}", said(user, reason, ctx)),
+                }
+            }
+        }
+    }
+}
+
+/// An issue API error: what failed, in words (the adapter's message names the fix).
+#[derive(Clone, Debug)]
+pub struct IssueError(pub String);
+
+/// The issues of one repository.
+#[allow(async_fn_in_trait)]
+pub trait Issues {
+    /// The open issues (not pull requests) with `label`.
+    async fn open_issues(&self, repo: &str, label: &str) -> Result<Vec<Found>, IssueError>;
+    /// The bodies of an issue's comments, oldest first.
+    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<String>, IssueError>;
+    async fn open(
+        &self,
+        repo: &str,
+        title: &str,
+        body: &str,
+        label: &str,
+    ) -> Result<u64, IssueError>;
+    async fn comment(&self, repo: &str, number: u64, body: &str) -> Result<(), IssueError>;
+    async fn close(&self, repo: &str, number: u64) -> Result<(), IssueError>;
+}
+
+/// What [`tell`] did, for the log: lines to print, and warnings.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Told {
+    pub done: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Opens, comments on and closes the users' issues in `repo`. Stops at the first error (most
+/// likely a token without `issues: write`), which becomes a warning.
+pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx: &Context) -> Told {
+    let mut told = Told::default();
+    let wanted: Vec<(&str, Standing)> = reports
+        .iter()
+        .map(|r| (r.user.name.as_str(), standing(r)))
+        .filter(|(_, s)| *s != Standing::Unknown)
+        .collect();
+    if wanted.is_empty() {
+        return told;
+    }
+    let fix = format!(
+        "the rotation's result is unchanged; give the job `permissions: issues: write` on {repo} (input issue-token), or set input issue-repository to none"
+    );
+    let open = match issues.open_issues(repo, LABEL).await {
+        Ok(open) => open,
+        Err(IssueError(e)) => {
+            told.warnings
+                .push(format!("could not read the issues of {repo}: {e}; {fix}"));
+            return told;
+        }
+    };
+    for (user, standing) in wanted {
+        let found = open.iter().find(|f| f.title == title(user));
+        let comments = match found {
+            Some(f) if f.comments > 0 && matches!(standing, Standing::Person(_)) => {
+                match issues.comments(repo, f.number).await {
+                    Ok(c) => c,
+                    Err(IssueError(e)) => {
+                        told.warnings.push(format!(
+                            "could not read the comments of issue #{} in {repo}: {e}; {fix}",
+                            f.number
+                        ));
+                        return told;
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
+        let act = decide(
+            user,
+            &standing,
+            found.map(|f| (f, comments.as_slice())),
+            ctx,
+        );
+        let result = match &act {
+            Act::Nothing => continue,
+            Act::Open { title, body } => issues
+                .open(repo, title, body, LABEL)
+                .await
+                .map(|n| format!("{user}: opened issue #{n} in {repo}")),
+            Act::Comment { number, body } => issues
+                .comment(repo, *number, body)
+                .await
+                .map(|()| format!("{user}: a new reason, commented on issue #{number} in {repo}")),
+            Act::Close { number, comment } => match issues.comment(repo, *number, comment).await {
+                Ok(()) => issues.close(repo, *number).await,
+                Err(e) => Err(e),
+            }
+            .map(|()| format!("{user}: healthy again, closed issue #{number} in {repo}")),
+        };
+        match result {
+            Ok(line) => told.done.push(line),
+            Err(IssueError(e)) => {
+                told.warnings.push(format!(
+                    "{user}: could not tell a person in {repo}: {e}; {fix}"
+                ));
+                return told;
+            }
+        }
+    }
+    told
+}
+
+#[cfg(test)]
+mod tests;
