@@ -13,6 +13,7 @@ mod demo;
 mod discover;
 mod fleet;
 mod ghes;
+mod issues;
 mod least_privilege;
 mod libsodium;
 mod migrate;

@@ -773,6 +773,14 @@ impl TestEnv {
                 assert!(!text.contains(s.as_str()), "run {i} leaked a secret value");
             }
         }
+        for text in self.github.issue_texts() {
+            for s in &secrets {
+                assert!(
+                    !text.contains(s.as_str()),
+                    "an issue or comment leaked a secret value"
+                );
+            }
+        }
     }
 }
 

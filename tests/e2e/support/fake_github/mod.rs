@@ -24,6 +24,7 @@ mod apps;
 mod contents;
 mod gate;
 mod inventory;
+mod issues;
 pub mod oidc;
 mod secrets;
 mod variables;
@@ -42,6 +43,7 @@ fn router(state: Shared, prefix: Option<&'static str>) -> Router {
         .merge(inventory::routes())
         .merge(variables::routes())
         .merge(contents::routes())
+        .merge(issues::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -366,6 +368,24 @@ struct State {
     run_time: Option<std::time::Duration>,
     /// GitHub's secondary rate limits, when enforced.
     limits: Option<SecondaryLimits>,
+    /// Each repository's issues, by number.
+    issues: HashMap<String, Vec<FakeIssue>>,
+    /// Every issue and comment text written, for the leak scan.
+    written_text: Vec<String>,
+}
+
+/// An issue (or a pull request, which the issues API lists too).
+#[derive(Clone, Debug)]
+pub struct FakeIssue {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    /// `open` or `closed`.
+    pub state: String,
+    pub labels: Vec<String>,
+    /// The comments' bodies, oldest first.
+    pub comments: Vec<String>,
+    pub pull_request: bool,
 }
 
 /// GitHub's secondary limits on content-creating requests (POST, PUT, PATCH, DELETE) of one
@@ -784,6 +804,22 @@ impl FakeGitHub {
             .collect();
         t.sort();
         t
+    }
+
+    /// A repository's issues, open and closed, by number.
+    pub fn issues(&self, repository: &str) -> Vec<FakeIssue> {
+        self.state
+            .lock()
+            .unwrap()
+            .issues
+            .get(repository)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every issue and comment text written so far.
+    pub fn issue_texts(&self) -> Vec<String> {
+        self.state.lock().unwrap().written_text.clone()
     }
 
     /// GitHub is well again.
