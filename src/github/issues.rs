@@ -4,16 +4,9 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{GitHub, encode_segment, unexpected};
+use super::{GitHub, encode_segment, repo_path, unexpected};
 use crate::notify::{Found, IssueError, Issues};
 use crate::ports::GhError;
-
-fn repo_path(r: &str) -> String {
-    r.split('/')
-        .map(encode_segment)
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 #[derive(Deserialize)]
 struct IssueEntry {

@@ -599,6 +599,14 @@ pub(crate) fn retry_after(
 }
 
 /// `/repos/{owner}/{repo}/…` or `/repos/{owner}/{repo}/environments/{name}/…`, encoded.
+/// `owner/name` for a path, each part encoded.
+pub(crate) fn repo_path(r: &str) -> String {
+    r.split('/')
+        .map(encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 pub(crate) fn encode_segment(s: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')

@@ -5,17 +5,10 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{GitHub, encode_segment, unexpected};
+use super::{GitHub, encode_segment, repo_path, unexpected};
 use crate::manifest::Scope;
 use crate::migrate::ports::{Readers, Variables};
 use crate::ports::{GhError, GhErrorKind};
-
-fn repo_path(r: &str) -> String {
-    r.split('/')
-        .map(encode_segment)
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 /// Where a scope's Actions variables live.
 fn variables_path(scope: &Scope) -> Option<String> {

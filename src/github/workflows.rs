@@ -5,16 +5,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{GitHub, encode_segment, unexpected};
+use super::{GitHub, encode_segment, repo_path, unexpected};
 use crate::ports::{Dispatched, GhError, RunInfo, Workflows};
-
-fn repo_path(repository: &str) -> String {
-    repository
-        .split('/')
-        .map(encode_segment)
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 #[derive(Deserialize)]
 struct RepoBody {
