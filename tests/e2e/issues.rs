@@ -73,9 +73,9 @@ fn a_user_that_needs_a_person_gets_one_issue_and_the_same_reason_adds_nothing() 
         issue.body
     );
     assert!(
-        run.stderr.contains("opened issue #1 in acme/web"),
+        run.stdout.contains("opened issue #1 in acme/web"),
         "{}",
-        run.stderr
+        run.all()
     );
 
     // The next day's run, the same reason: nothing more, and the same exit code.
@@ -156,8 +156,10 @@ fn a_token_refused_on_issues_warns_and_the_result_is_unchanged() {
     assert!(run.all().contains("::warning::"), "{}", run.all());
     assert!(run.all().contains("issues: write"), "{}", run.all());
     assert_eq!(env.keys(USER), vec![(key.id.clone(), "Inactive".into())]);
+}
 
-    // A rotation that works stays exit 0 when its issue repository cannot be read at all.
+#[test]
+fn a_rotation_that_works_stays_exit_0_when_its_issue_repository_cannot_be_read() {
     let env = TestEnv::new();
     env.rotating_user(USER);
     env.aged_key(USER, 100);
@@ -170,10 +172,10 @@ fn a_token_refused_on_issues_warns_and_the_result_is_unchanged() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.output("rotated").as_deref(), Some("true"));
     assert!(
-        run.stderr
+        run.all()
             .contains("could not read the issues of acme/unknown"),
         "{}",
-        run.stderr
+        run.all()
     );
 }
 
