@@ -40,61 +40,14 @@ fn other_account(
     actions: &[&str],
     user: &str,
 ) -> Key {
-    let admin = env.account_admin(account);
-    let iam = iam_client(&env.moto_url, &admin.id, &admin.secret);
-    let trust = aws_key_rotator::policy::account_role_trust(
-        &format!("arn:aws:iam::{HOME}:user/rotator"),
-        Some(external_id),
-    );
-    let key = runtime().block_on(async {
-        iam.create_role()
-            .role_name(ROLE)
-            .assume_role_policy_document(trust.to_string())
-            .send()
-            .await
-            .unwrap();
-        iam.put_role_policy()
-            .role_name(ROLE)
-            .policy_name("rotation")
-            .policy_document(policy(actions))
-            .send()
-            .await
-            .unwrap();
-        iam.create_user().user_name(user).send().await.unwrap();
-        let k = iam
-            .create_access_key()
-            .user_name(user)
-            .send()
-            .await
-            .unwrap();
-        let k = k.access_key().unwrap();
-        Key {
-            id: k.access_key_id().into(),
-            secret: k.secret_access_key().into(),
-        }
-    });
-    env.remember(&key.secret);
-    env.age_key_days(&key.id, 100);
-    key
-}
-
-fn keys_in(env: &TestEnv, admin: &Key, user: &str) -> Vec<(String, String)> {
-    let iam = iam_client(&env.moto_url, &admin.id, &admin.secret);
-    runtime().block_on(async {
-        let out = iam.list_access_keys().user_name(user).send().await.unwrap();
-        let mut keys: Vec<(String, String)> = out
-            .access_key_metadata()
-            .iter()
-            .map(|k| {
-                (
-                    k.access_key_id().unwrap().to_owned(),
-                    k.status().unwrap().as_str().to_owned(),
-                )
-            })
-            .collect();
-        keys.sort();
-        keys
-    })
+    let trusted = format!("arn:aws:iam::{HOME}:user/rotator");
+    let role = AccountRoleSpec {
+        name: ROLE,
+        trusted: &trusted,
+        external_id: Some(external_id),
+        actions,
+    };
+    env.account_user(account, role, user, 100)
 }
 
 fn account_of(env: &TestEnv, key: &Key) -> String {
@@ -185,8 +138,7 @@ fn users_of_three_accounts_rotate_in_one_run_each_key_proven_in_its_own_account(
         );
     }
     // Each account's user now has two keys, in its own account, and nobody else's.
-    let admin_b = env.account_admin(B);
-    assert_eq!(keys_in(&env, &admin_b, "ci-b").len(), 2);
+    assert_eq!(env.keys_in_account(B, "ci-b").len(), 2);
     assert_eq!(env.keys("ci-a").len(), 2);
     assert!(
         run.stdout.contains(&format!("ci-b (account {B})")),
@@ -211,8 +163,7 @@ fn a_wrong_external_id_or_a_missing_role_refuses_that_user_and_the_others_rotate
     ));
     env.write_manifest(&m);
     env.github.add_repo("acme/d");
-    let admin_c = env.account_admin(C);
-    let before_c = keys_in(&env, &admin_c, "ci-c");
+    let before_c = env.keys_in_account(C, "ci-c");
     let secrets_c = (
         env.held_default(&repo("acme/c")),
         env.github.all_secrets().len(),
@@ -237,7 +188,7 @@ fn a_wrong_external_id_or_a_missing_role_refuses_that_user_and_the_others_rotate
         );
     }
     // ci-c is untouched: its keys, and the secrets of acme/c.
-    assert_eq!(keys_in(&env, &admin_c, "ci-c"), before_c);
+    assert_eq!(env.keys_in_account(C, "ci-c"), before_c);
     assert_eq!(
         env.held_default(&repo("acme/c")).map(|k| k.id),
         secrets_c.0.map(|k| k.id)

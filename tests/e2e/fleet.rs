@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::fake_github::SecondaryLimits;
-use crate::support::{Key, RunMode, TestEnv, WorkflowSpec, repo};
+use crate::support::{AccountRoleSpec, Key, RunMode, TestEnv, WorkflowSpec, repo};
 
 #[derive(Clone, Debug)]
 struct Fleet {
@@ -23,6 +23,9 @@ struct Fleet {
     /// How long a verification run takes, in GitHub's seconds.
     verify_seconds: u64,
     speedup: u32,
+    /// AWS accounts the users are spread over: user `u` lives in account `u % accounts`, the
+    /// first being the rotator's own; the others are reached through an `account-role`.
+    accounts: usize,
     /// The binary to measure (the release build in `scripts/bench`).
     binary: PathBuf,
     /// Extra variables for the tool (e.g. `AWS_KEY_ROTATOR_MAX_CONCURRENT_USERS`).
@@ -43,12 +46,23 @@ struct Measured {
     /// Closest two writes came, in GitHub's time.
     closest: Option<Duration>,
     peak_rss_kib: i64,
+    /// AssumeRole calls the run made (moto's log).
+    assumed: usize,
     stdout: String,
     stderr: String,
 }
 
 fn user_name(u: usize) -> String {
     format!("svc-{u:02}")
+}
+
+const HOME: &str = "123456789012";
+const ROLE: &str = "aws-key-rotator";
+
+/// The account of user `u`: the home account, or 222222222222, 333333333333, …
+fn account_of(fleet: &Fleet, u: usize) -> Option<String> {
+    let i = u % fleet.accounts.max(1);
+    (i > 0).then(|| format!("{}", 111_111_111_111u64 * (i as u64 + 1)))
 }
 
 fn repo_name(u: usize, c: usize) -> String {
@@ -58,7 +72,11 @@ fn repo_name(u: usize, c: usize) -> String {
 fn manifest(fleet: &Fleet) -> String {
     let mut m = String::from("version: 1\nusers:\n");
     for u in 0..fleet.users {
-        m += &format!("  - name: {}\n    consumers:\n", user_name(u));
+        m += &format!("  - name: {}\n", user_name(u));
+        if let Some(account) = account_of(fleet, u) {
+            m += &format!("    account-role: arn:aws:iam::{account}:role/{ROLE}\n");
+        }
+        m += "    consumers:\n";
         for c in 0..fleet.consumers {
             m += &format!("      - repository: {}\n", repo_name(u, c));
         }
@@ -88,6 +106,7 @@ fn kind(line: &str) -> &'static str {
         ("GET", "304") if path.contains("/actions/runs/") => "run poll (not modified)",
         ("GET", _) if path.contains("/actions/runs/") => "run poll",
         ("GET", _) if path.contains("/actions/workflows/") => "run listing",
+        ("GET", _) if path.ends_with("/issues") => "issues listing",
         ("GET", _) if path.matches('/').count() == 3 && path.starts_with("/repos/") => {
             "repository (default branch)"
         }
@@ -99,10 +118,26 @@ fn kind(line: &str) -> &'static str {
 /// one `rotate` run.
 fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
     let mut keys: Vec<Key> = Vec::new();
+    let shipped = crate::support::shipped_actions();
+    let shipped: Vec<&str> = shipped.iter().map(String::as_str).collect();
+    let trusted = format!("arn:aws:iam::{HOME}:root");
     for u in 0..fleet.users {
         let name = user_name(u);
-        env.rotating_user(&name);
-        let key = env.aged_key(&name, 100);
+        let key = match account_of(fleet, u) {
+            None => {
+                env.rotating_user(&name);
+                env.aged_key(&name, 100)
+            }
+            Some(account) => {
+                let role = AccountRoleSpec {
+                    name: ROLE,
+                    trusted: &trusted,
+                    external_id: None,
+                    actions: &shipped,
+                };
+                env.account_user(&account, role, &name, 100)
+            }
+        };
         let scopes: Vec<_> = (0..fleet.consumers)
             .map(|c| repo(&repo_name(u, c)))
             .collect();
@@ -124,6 +159,7 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
     env.github
         .enforce_limits(SecondaryLimits::github(fleet.speedup));
     let before = env.github.log().len();
+    let (aws_before, _) = env.aws_calls();
 
     // The tool on GitHub's sped-up clock: spacing and windows from the speed-up, waits on AWS
     // (lease settle, polls) shortened alike.
@@ -186,6 +222,12 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         span.0 = span.0.min(t);
         span.1 = span.1.max(t);
     }
+    let (aws_calls, _) = env.aws_calls();
+    let assumed = aws_calls[aws_before.len()..]
+        .iter()
+        .filter(|c| *c == "AssumeRole")
+        .count();
+    env.remember_sessions();
     let (hits, closest) = env.github.limit_counters().unwrap_or_default();
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
     let outcomes: Vec<String> = report["users"]
@@ -210,6 +252,7 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         hits,
         closest,
         peak_rss_kib,
+        assumed,
         stdout,
         stderr,
     }
@@ -257,8 +300,8 @@ fn print(fleet: &Fleet, m: &Measured) {
     let bound = (spacing * writes as u32).max(verify);
     let ratio = m.wall.as_secs_f64() / bound.as_secs_f64().max(1e-9);
     println!(
-        "fleet: {} users x {} consumers, verification {} s, GitHub's clock x{}",
-        fleet.users, fleet.consumers, fleet.verify_seconds, fleet.speedup
+        "fleet: {} users x {} consumers in {} AWS account(s), verification {} s, GitHub's clock x{}",
+        fleet.users, fleet.consumers, fleet.accounts, fleet.verify_seconds, fleet.speedup
     );
     println!(
         "outcome: exit {}, {} rotated, {} deferred (the hour's budget)",
@@ -282,6 +325,11 @@ fn print(fleet: &Fleet, m: &Measured) {
         m.closest
             .map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "AssumeRole calls: {} (one per other account, {} expected)",
+        m.assumed,
+        fleet.accounts - 1
     );
     println!(
         "peak memory (max RSS): {:.1} MB",
@@ -326,6 +374,7 @@ fn fleet_from_env() -> Fleet {
         consumers: num("BENCH_CONSUMERS", 12) as usize,
         verify_seconds: num("BENCH_VERIFY_SECONDS", 30),
         speedup: num("BENCH_SPEEDUP", 10) as u32,
+        accounts: num("BENCH_ACCOUNTS", 1).max(1) as usize,
         binary: std::env::var("BENCH_BINARY")
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_aws-key-rotator"))),
@@ -335,15 +384,27 @@ fn fleet_from_env() -> Fleet {
 
 /// What holds at any size: everyone rotated, no limit hit, writes never closer than GitHub's
 /// second, and requests at the minimum (plus the one listing per store that settles a lost
-/// write, and conditional polls).
+/// write, conditional polls, and the one listing of open issues that finds none to close).
 #[test]
 fn a_small_fleet_keeps_to_githubs_limits_with_the_minimum_of_requests() {
+    small_fleet(1);
+}
+
+/// The same over two AWS accounts: one AssumeRole for the other account's role in the run,
+/// and nothing else changes.
+#[test]
+fn a_small_fleet_over_two_accounts_assumes_the_other_accounts_role_once() {
+    small_fleet(2);
+}
+
+fn small_fleet(accounts: usize) {
     let env = TestEnv::new();
     let fleet = Fleet {
         users: 3,
         consumers: 3,
         verify_seconds: 10,
         speedup: 10,
+        accounts,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_aws-key-rotator")),
         vars: vec![],
     };
@@ -364,14 +425,27 @@ fn a_small_fleet_keeps_to_githubs_limits_with_the_minimum_of_requests() {
     assert_eq!(n("secret read"), 0);
     // The verification workflow runs on its repository's default branch, read once per entry.
     assert_eq!(n("repository (default branch)"), 3);
+    assert_eq!(
+        n("issues listing"),
+        1,
+        "every user healthy: one look for issues to close"
+    );
     assert_eq!(n("other"), 0, "{:?}", m.requests);
+    assert_eq!(
+        m.assumed,
+        accounts - 1,
+        "one session per account role and run"
+    );
     assert_eq!(
         n("secret write") + n("dispatch"),
         minimum_writes(fleet.users, fleet.consumers)
     );
     // Every consumer holds its user's new key, and the lines of users did not interleave.
     for u in 0..fleet.users {
-        let keys = env.keys(&user_name(u));
+        let keys = match account_of(&fleet, u) {
+            None => env.keys(&user_name(u)),
+            Some(account) => env.keys_in_account(&account, &user_name(u)),
+        };
         assert_eq!(keys.len(), 2);
         for c in 0..fleet.consumers {
             let held = env.held_default(&repo(&repo_name(u, c))).unwrap();

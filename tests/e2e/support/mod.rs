@@ -426,6 +426,54 @@ impl TestEnv {
         key
     }
 
+    /// In AWS account `account`: the role `role` that `trusted` (an ARN of the home account)
+    /// may assume, with `external_id` when given, allowed `actions`; and the IAM user `user`
+    /// with a key `days` old, which is answered.
+    pub fn account_user(
+        &self,
+        account: &str,
+        role: AccountRoleSpec<'_>,
+        user: &str,
+        days: i64,
+    ) -> Key {
+        let admin = self.account_admin(account);
+        let iam = iam_client(&self.moto_url, &admin.id, &admin.secret);
+        let trust = aws_key_rotator::policy::account_role_trust(role.trusted, role.external_id);
+        let key = runtime().block_on(async {
+            // One role serves every user of its account: made once.
+            if iam.get_role().role_name(role.name).send().await.is_err() {
+                iam.create_role()
+                    .role_name(role.name)
+                    .assume_role_policy_document(trust.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                iam.put_role_policy()
+                    .role_name(role.name)
+                    .policy_name("rotation")
+                    .policy_document(policy(role.actions))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            iam.create_user().user_name(user).send().await.unwrap();
+            let k = iam
+                .create_access_key()
+                .user_name(user)
+                .send()
+                .await
+                .unwrap();
+            let k = k.access_key().unwrap();
+            Key {
+                id: k.access_key_id().into(),
+                secret: k.secret_access_key().into(),
+            }
+        });
+        self.remember(&key.secret);
+        self.age_key_days(&key.id, days);
+        key
+    }
+
     /// Adds every AssumeRole session's secret and token moto issued to the leak scan.
     pub fn remember_sessions(&self) -> usize {
         let v: Vec<String> = reqwest::blocking::Client::new()
@@ -528,23 +576,13 @@ impl TestEnv {
 
     /// (id, status) of the user's keys, oldest first.
     pub fn keys(&self, user: &str) -> Vec<(String, String)> {
-        let iam = self.iam();
-        runtime().block_on(async {
-            let out = iam.list_access_keys().user_name(user).send().await.unwrap();
-            let mut keys: Vec<_> = out
-                .access_key_metadata()
-                .iter()
-                .map(|k| {
-                    (
-                        k.create_date().unwrap().as_nanos(),
-                        k.access_key_id().unwrap().to_owned(),
-                        k.status().unwrap().as_str().to_owned(),
-                    )
-                })
-                .collect();
-            keys.sort();
-            keys.into_iter().map(|(_, id, s)| (id, s)).collect()
-        })
+        keys_of(&self.iam(), user)
+    }
+
+    /// The keys of `user` in AWS account `account`, oldest first.
+    pub fn keys_in_account(&self, account: &str, user: &str) -> Vec<(String, String)> {
+        let admin = self.account_admin(account);
+        keys_of(&iam_client(&self.moto_url, &admin.id, &admin.secret), user)
     }
 
     /// The user's tags (the journal and the lease among them).
@@ -802,6 +840,36 @@ pub fn sdk_config(url: &str, id: &str, secret: &str) -> aws_config::SdkConfig {
             id, secret, None, None, "test",
         )))
         .build()
+}
+
+/// The keys of `user`, oldest first, as (id, status).
+fn keys_of(iam: &aws_sdk_iam::Client, user: &str) -> Vec<(String, String)> {
+    runtime().block_on(async {
+        let out = iam.list_access_keys().user_name(user).send().await.unwrap();
+        let mut keys: Vec<_> = out
+            .access_key_metadata()
+            .iter()
+            .map(|k| {
+                (
+                    k.create_date().unwrap().as_nanos(),
+                    k.access_key_id().unwrap().to_owned(),
+                    k.status().unwrap().as_str().to_owned(),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys.into_iter().map(|(_, id, s)| (id, s)).collect()
+    })
+}
+
+/// The role of another account that the rotator assumes (CONTRACT §15).
+#[derive(Clone, Copy, Debug)]
+pub struct AccountRoleSpec<'a> {
+    pub name: &'a str,
+    /// Who may assume it: an ARN of the home account.
+    pub trusted: &'a str,
+    pub external_id: Option<&'a str>,
+    pub actions: &'a [&'a str],
 }
 
 pub fn iam_client(url: &str, id: &str, secret: &str) -> aws_sdk_iam::Client {
