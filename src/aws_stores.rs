@@ -97,7 +97,7 @@ where
         message.push_str(&format!(": {detail}"));
     }
     if kind == StoreErrorKind::Forbidden {
-        message.push_str(" — grant this identity the store's actions (see docs/iam-policy.json, statement UpdateAwsStores)");
+        message.push_str(" — grant this identity the store's actions (see docs/iam-policy.json, statement OptionalAwsStores)");
     }
     if status.is_none() {
         let mut source = std::error::Error::source(&err);

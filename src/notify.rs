@@ -16,6 +16,9 @@ pub const LABEL: &str = "aws-key-rotator";
 /// The hidden line that records which reason an issue (or a comment) was written for.
 const MARKER: &str = "<!-- aws-key-rotator:reason=";
 
+/// The reason key of a "healthy again" comment: `*` is outside base64url, so no reason has it.
+const HEALTHY: &str = "*";
+
 /// The title of a user's issue.
 pub fn title(user: &str) -> String {
     format!("aws-key-rotator: {user} needs a person")
@@ -70,9 +73,20 @@ pub struct Context {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Act {
     Nothing,
-    Open { title: String, body: String },
-    Comment { number: u64, body: String },
-    Close { number: u64, comment: String },
+    Open {
+        title: String,
+        body: String,
+    },
+    Comment {
+        number: u64,
+        body: String,
+    },
+    /// Closes it, after `comment` (none when an earlier run already said it is healthy and
+    /// only its close was lost).
+    Close {
+        number: u64,
+        comment: Option<String>,
+    },
 }
 
 /// A reason with its numbers taken out (times, ages, counts), so that the same reason seen on
@@ -113,7 +127,11 @@ fn said(user: &str, reason: &str, ctx: &Context) -> String {
         quoted(user),
         ctx.command,
     );
-    if let Some(url) = ctx.run_url.as_deref().filter(|u| plain_url(u)) {
+    if let Some(url) = ctx
+        .run_url
+        .as_deref()
+        .filter(|u| crate::report::plain_url(u))
+    {
         md.push_str(&format!("\n**Run:** {url}\n"));
     }
     md.push_str(&format!("\n{}\n", marker(reason)));
@@ -131,12 +149,6 @@ fn quoted(s: &str) -> String {
     }
 }
 
-fn plain_url(u: &str) -> bool {
-    (u.starts_with("https://") || u.starts_with("http://"))
-        && u.chars()
-            .all(|c| c.is_ascii_graphic() && !"()[]<>`\\\"'".contains(c))
-}
-
 /// What to do about `user`'s issue (`found`: the open one, with its comments' bodies).
 pub fn decide(
     user: &str,
@@ -144,20 +156,25 @@ pub fn decide(
     found: Option<(&Found, &[String])>,
     ctx: &Context,
 ) -> Act {
+    let last = found.and_then(|(f, comments)| {
+        last_reason(std::iter::once(f.body.as_str()).chain(comments.iter().map(String::as_str)))
+    });
     match (standing, found) {
         (Standing::Unknown, _) | (Standing::Healthy, None) => Act::Nothing,
         (Standing::Healthy, Some((f, _))) => Act::Close {
             number: f.number,
-            comment: format!(
-                "{} is healthy again: `{}` found nothing that needs a person{}.\n",
-                crate::report::escape_markdown(user),
-                ctx.command,
-                ctx.run_url
-                    .as_deref()
-                    .filter(|u| plain_url(u))
-                    .map(|u| format!(" ({u})"))
-                    .unwrap_or_default()
-            ),
+            comment: (last.as_deref() != Some(HEALTHY)).then(|| {
+                format!(
+                    "{} is healthy again: `{}` found nothing that needs a person{}.\n\n{MARKER}{HEALTHY} -->\n",
+                    crate::report::escape_markdown(user),
+                    ctx.command,
+                    ctx.run_url
+                        .as_deref()
+                        .filter(|u| crate::report::plain_url(u))
+                        .map(|u| format!(" ({u})"))
+                        .unwrap_or_default()
+                )
+            }),
         },
         (Standing::Person(reason), None) => Act::Open {
             title: title(user),
@@ -167,10 +184,7 @@ pub fn decide(
                 said(user, reason, ctx)
             ),
         },
-        (Standing::Person(reason), Some((f, comments))) => {
-            let last = last_reason(
-                std::iter::once(f.body.as_str()).chain(comments.iter().map(String::as_str)),
-            );
+        (Standing::Person(reason), Some((f, _))) => {
             if last.as_deref() == Some(reason_key(reason).as_str()) {
                 Act::Nothing
             } else {
@@ -238,18 +252,16 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
     for (user, standing) in wanted {
         let found = open.iter().find(|f| f.title == title(user));
         let comments = match found {
-            Some(f) if f.comments > 0 && matches!(standing, Standing::Person(_)) => {
-                match issues.comments(repo, f.number).await {
-                    Ok(c) => c,
-                    Err(IssueError(e)) => {
-                        told.warnings.push(format!(
-                            "could not read the comments of issue #{} in {repo}: {e}; {fix}",
-                            f.number
-                        ));
-                        return told;
-                    }
+            Some(f) if f.comments > 0 => match issues.comments(repo, f.number).await {
+                Ok(c) => c,
+                Err(IssueError(e)) => {
+                    told.warnings.push(format!(
+                        "could not read the comments of issue #{} in {repo}: {e}; {fix}",
+                        f.number
+                    ));
+                    return told;
                 }
-            }
+            },
             _ => Vec::new(),
         };
         let act = decide(
@@ -268,11 +280,17 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
                 .comment(repo, *number, body)
                 .await
                 .map(|()| format!("{user}: a new reason, commented on issue #{number} in {repo}")),
-            Act::Close { number, comment } => match issues.comment(repo, *number, comment).await {
-                Ok(()) => issues.close(repo, *number).await,
-                Err(e) => Err(e),
+            Act::Close { number, comment } => {
+                let said = match comment {
+                    Some(c) => issues.comment(repo, *number, c).await,
+                    None => Ok(()),
+                };
+                match said {
+                    Ok(()) => issues.close(repo, *number).await,
+                    Err(e) => Err(e),
+                }
+                .map(|()| format!("{user}: healthy again, closed issue #{number} in {repo}"))
             }
-            .map(|()| format!("{user}: healthy again, closed issue #{number} in {repo}")),
         };
         match result {
             Ok(line) => told.done.push(line),

@@ -498,11 +498,15 @@ pub fn escape_markdown(s: &str) -> String {
 
 /// A link to a run, only when it is a plain http(s) URL (anything else could carry Markdown).
 fn run_link(url: &str) -> Option<String> {
-    let plain = (url.starts_with("https://") || url.starts_with("http://"))
-        && url
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !"()[]<>`\\\"'".contains(c));
-    plain.then(|| format!("[run]({url})"))
+    plain_url(url).then(|| format!("[run]({url})"))
+}
+
+/// A plain http(s) URL: printable ASCII without the characters that could end or start
+/// Markdown (a link, code, an HTML tag) around it.
+pub(crate) fn plain_url(u: &str) -> bool {
+    (u.starts_with("https://") || u.starts_with("http://"))
+        && u.chars()
+            .all(|c| c.is_ascii_graphic() && !"()[]<>`\\\"'".contains(c))
 }
 
 /// The step summary.

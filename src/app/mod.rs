@@ -420,23 +420,34 @@ async fn run_inner(
             stop: &stop,
         })
         .collect();
-    // Where each user is worked on: the index of its account's context, or why it cannot be.
+    // Each account role's context (`ctxs` holds the home account's, then one per role
+    // reached, in order), or why its account cannot be reached.
+    let unreached = |role: &manifest::AccountRole| {
+        (
+            Exit::Failed,
+            format!("no session for account-role {}", role.arn),
+        )
+    };
+    let mut reached_roles = ctxs.iter().skip(1);
+    let ctx_of_role: Vec<Result<&Ctx<Live>, (Exit, String)>> = roles
+        .iter()
+        .zip(&sessions)
+        .map(|(role, session)| match &session.reached {
+            Ok(_) => reached_roles.next().ok_or_else(|| unreached(role)),
+            Err(e) => Err(e.clone()),
+        })
+        .collect();
+    // Where each user is worked on: its account's context, or why it cannot be.
     let place: Vec<Result<&Ctx<Live>, (Exit, String)>> = manifest
         .users
         .iter()
-        .map(|u| {
-            let Some(role) = &u.account_role else {
-                return Ok(&ctxs[0]);
-            };
-            let at = roles.iter().position(|r| r == role).unwrap_or_default();
-            match &sessions[at].reached {
-                Err(e) => Err(e.clone()),
-                Ok(_) => {
-                    let reached_before =
-                        sessions[..at].iter().filter(|s| s.reached.is_ok()).count();
-                    Ok(&ctxs[1 + reached_before])
-                }
-            }
+        .map(|u| match &u.account_role {
+            None => Ok(&ctxs[0]),
+            Some(role) => roles
+                .iter()
+                .position(|r| r == role)
+                .and_then(|at| ctx_of_role.get(at).cloned())
+                .unwrap_or_else(|| Err(unreached(role))),
         })
         .collect();
 

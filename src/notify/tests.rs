@@ -100,8 +100,32 @@ fn a_healthy_user_closes_its_issue_with_a_comment_and_opens_none() {
         panic!("not closed")
     };
     assert_eq!(number, 7);
+    let comment = comment.expect("a closing comment");
     assert!(comment.contains("healthy again"), "{comment}");
     assert_eq!(decide("ci", &Standing::Healthy, None, &ctx()), Act::Nothing);
+}
+
+#[test]
+fn a_close_that_was_lost_after_its_comment_is_closed_without_another_comment() {
+    let f = found(&opened_body("x"), 1);
+    let Act::Close { comment, .. } = decide("ci", &Standing::Healthy, Some((&f, &[])), &ctx())
+    else {
+        panic!("not closed")
+    };
+    let said = [comment.unwrap()];
+    // The next run finds the issue still open, its last comment the healthy one.
+    assert_eq!(
+        decide("ci", &Standing::Healthy, Some((&f, &said)), &ctx()),
+        Act::Close {
+            number: 7,
+            comment: None
+        }
+    );
+    // Needing a person again, for the very first reason, is news after "healthy again".
+    assert!(matches!(
+        decide("ci", &person("x"), Some((&f, &said)), &ctx()),
+        Act::Comment { number: 7, .. }
+    ));
 }
 
 #[test]

@@ -163,7 +163,10 @@ fn a_wrong_external_id_or_a_missing_role_refuses_that_user_and_the_others_rotate
     ));
     env.write_manifest(&m);
     env.github.add_repo("acme/d");
-    let before_c = env.keys_in_account(C, "ci-c");
+    let before_c = (
+        env.keys_in_account(C, "ci-c"),
+        env.tags_in_account(C, "ci-c"),
+    );
     let secrets_c = (
         env.held_default(&repo("acme/c")),
         env.github.all_secrets().len(),
@@ -187,8 +190,15 @@ fn a_wrong_external_id_or_a_missing_role_refuses_that_user_and_the_others_rotate
             "{name}: {message}"
         );
     }
-    // ci-c is untouched: its keys, and the secrets of acme/c.
-    assert_eq!(env.keys_in_account(C, "ci-c"), before_c);
+    // ci-c is untouched: its keys and tags, and the secrets of acme/c.
+    assert_eq!(
+        (
+            env.keys_in_account(C, "ci-c"),
+            env.tags_in_account(C, "ci-c")
+        ),
+        before_c,
+        "no key, journal or lease on ci-c"
+    );
     assert_eq!(
         env.held_default(&repo("acme/c")).map(|k| k.id),
         secrets_c.0.map(|k| k.id)

@@ -424,6 +424,11 @@ fn a_stuck_user_holds_nobody_back_and_is_named_at_the_end() {
     assert_eq!(job_result(&run, "repair"), None, "nothing to repair");
     assert_eq!(env.world("stuck").keys, stuck_before.keys);
     assert_eq!(env.world("stuck").tags, stuck_before.tags);
+    // The deactivate job told a person: one issue, in the calling repository, for stuck only.
+    let issues = env.github.issues("acme/web");
+    assert_eq!(issues.len(), 1, "{issues:?}\n{}", run.all());
+    assert_eq!(issues[0].title, "aws-key-rotator: stuck needs a person");
+    assert_eq!(issues[0].state, "open");
 }
 
 #[test]

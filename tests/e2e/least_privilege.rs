@@ -111,6 +111,14 @@ fn the_shipped_policy_is_a_template_with_placeholders() {
                 st["Resource"],
                 "arn:aws:iam::ACCOUNT_ID:oidc-provider/ISSUER"
             ),
+            // Users in other accounts (CONTRACT §15): the role of each, nothing else.
+            "OptionalAssumeTheAccountRoles" => {
+                assert_eq!(st["Action"], serde_json::json!(["sts:AssumeRole"]));
+                assert_eq!(
+                    st["Resource"],
+                    "arn:aws:iam::OTHER_ACCOUNT_ID:role/ACCOUNT_ROLE_NAME"
+                )
+            }
             _ => assert_eq!(st["Resource"], "arn:aws:iam::ACCOUNT_ID:user/USER_NAME"),
         }
     }

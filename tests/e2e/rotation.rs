@@ -228,14 +228,16 @@ fn deactivate_in_a_later_job_retires_the_old_key() {
 fn delete_removes_only_an_inactive_old_key() {
     let env = TestEnv::new();
     let (old, new) = rotated_once(&env);
-    // Deactivate and delete write nothing to GitHub, so they fetch no public key either.
+    // Deactivate and delete write no secret, so they fetch no public key either. (A refusal
+    // tells a person through an issue, CONTRACT §16: those writes are counted apart.)
     let github_cost = |env: &TestEnv| {
-        (
-            env.github.count("GET", "/public-key"),
-            env.github.count("PUT", "")
-                + env.github.count("POST", "")
-                + env.github.count("DELETE", ""),
-        )
+        let writes = env
+            .github
+            .log()
+            .iter()
+            .filter(|l| !l.starts_with("GET ") && !l.contains("/issues"))
+            .count();
+        (env.github.count("GET", "/public-key"), writes)
     };
     let after_rotation = github_cost(&env);
     // Both Active: delete of the old key refuses; without naming it, there is nothing to do yet.
@@ -286,6 +288,11 @@ fn delete_removes_only_an_inactive_old_key() {
     );
     assert_eq!(run.code, 3, "{}", run.all());
     assert_eq!(env.keys(USER), vec![(new.id.clone(), "Active".into())]);
+    // Each refusal opened the user's issue, and each healthy run after it closed it again.
+    let issues = env.github.issues("acme/web");
+    let open: Vec<_> = issues.iter().filter(|i| i.state == "open").collect();
+    assert_eq!(open.len(), 1, "{issues:?}");
+    assert!(open[0].body.contains("the newest key"), "{}", open[0].body);
 }
 
 #[test]

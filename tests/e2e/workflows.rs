@@ -217,12 +217,46 @@ fn the_reusable_workflow_fans_out_over_the_users_status_reports_due() {
         "${{ inputs.deletion-environment }}"
     );
     assert_eq!(wf["permissions"], serde_json::json!({}));
+    // Only the deactivate job, which keeps the issues (CONTRACT §16), may write them; the
+    // other stages open none.
     for (name, job) in jobs.as_object().unwrap() {
-        assert_eq!(
-            job["permissions"],
-            serde_json::json!({"contents": "read"}),
-            "{name}"
-        );
+        let expected = if name == "deactivate" {
+            serde_json::json!({"contents": "read", "issues": "write"})
+        } else {
+            serde_json::json!({"contents": "read"})
+        };
+        assert_eq!(job["permissions"], expected, "{name}");
+        for step in job["steps"].as_array().into_iter().flatten() {
+            let with = &step["with"];
+            if with.get("command").is_none() {
+                continue;
+            }
+            let telling = name == "deactivate" && with["command"] == "deactivate";
+            if telling {
+                assert_eq!(with["issue-repository"], "${{ inputs.issue-repository }}");
+                assert_eq!(
+                    with["issue-token"],
+                    "${{ secrets.issue-token || github.token }}"
+                );
+            } else {
+                assert_eq!(with["issue-repository"], "none", "{name}: {step}");
+            }
+        }
+    }
+    // A called workflow's jobs get no more than the calling job grants: the example allows
+    // every permission any of them asks for.
+    let example = yaml("examples/workflows/rotate-aws-keys.yml");
+    let granted = example["jobs"]["rotate"]["permissions"]
+        .as_object()
+        .unwrap();
+    for (name, job) in jobs.as_object().unwrap() {
+        for (permission, level) in job["permissions"].as_object().unwrap() {
+            assert_eq!(
+                granted.get(permission),
+                Some(level),
+                "{name} asks {permission}"
+            );
+        }
     }
 }
 

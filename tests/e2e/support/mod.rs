@@ -587,17 +587,17 @@ impl TestEnv {
 
     /// The user's tags (the journal and the lease among them).
     pub fn tags(&self, user: &str) -> std::collections::BTreeMap<String, String> {
-        let iam = self.iam();
-        runtime().block_on(async {
-            match iam.list_user_tags().user_name(user).send().await {
-                Ok(out) => out
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                    .collect(),
-                Err(_) => Default::default(),
-            }
-        })
+        tags_of(&self.iam(), user)
+    }
+
+    /// The tags of `user` in AWS account `account`.
+    pub fn tags_in_account(
+        &self,
+        account: &str,
+        user: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let admin = self.account_admin(account);
+        tags_of(&iam_client(&self.moto_url, &admin.id, &admin.secret), user)
     }
 
     /// The rotation journal on the user, parsed.
@@ -840,6 +840,20 @@ pub fn sdk_config(url: &str, id: &str, secret: &str) -> aws_config::SdkConfig {
             id, secret, None, None, "test",
         )))
         .build()
+}
+
+/// The tags of `user` (none when it does not exist).
+fn tags_of(iam: &aws_sdk_iam::Client, user: &str) -> std::collections::BTreeMap<String, String> {
+    runtime().block_on(async {
+        match iam.list_user_tags().user_name(user).send().await {
+            Ok(out) => out
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect(),
+            Err(_) => Default::default(),
+        }
+    })
 }
 
 /// The keys of `user`, oldest first, as (id, status).

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::{Shared, State, error, ok, repo};
+use super::{Shared, State, error, not_found, ok, repo};
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -34,10 +34,6 @@ pub(super) fn routes() -> Router<Shared> {
                 },
             ),
         )
-}
-
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "Not Found")
 }
 
 fn contents(s: &State, repository: &str, path: &str) -> Response {

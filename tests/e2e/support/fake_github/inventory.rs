@@ -10,7 +10,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::gate::Caller;
-use super::{Shared, State, TOKEN_LOGIN, error, ok, org, page, repo};
+use super::{Shared, State, TOKEN_LOGIN, error, not_found, ok, org, page, repo};
 
 type Query = RawQuery;
 
@@ -88,10 +88,6 @@ pub(super) fn routes() -> Router<Shared> {
                 environments(&s.lock().unwrap(), &format!("{o}/{r}"), &q.unwrap_or_default())
             }),
         )
-}
-
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "Not Found")
 }
 
 fn integration_refused() -> Response {

@@ -13,7 +13,7 @@ use axum::routing::{get, patch};
 use serde_json::{Value, json};
 
 use super::gate::Caller;
-use super::{FakeIssue, Shared, error, ok, page, repo};
+use super::{FakeIssue, Shared, error, not_found, ok, page, repo, writable};
 
 type Params = Path<HashMap<String, String>>;
 
@@ -62,10 +62,6 @@ pub(super) fn routes() -> Router<Shared> {
         )
 }
 
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "Not Found")
-}
-
 fn shown(r: &str, i: &FakeIssue) -> Value {
     let mut v = json!({
         "number": i.number,
@@ -111,24 +107,8 @@ fn list(state: &Shared, r: &str, query: &str) -> Response {
     ok(StatusCode::OK, Value::Array(page(&items, query)))
 }
 
-/// The body of a write, once the repository exists and the caller may write.
-#[allow(clippy::result_large_err)] // an axum handler's early answer, not an error type
-fn writable(state: &Shared, r: &str, caller: &Caller, body: &Bytes) -> Result<Value, Response> {
-    if !state.lock().unwrap().scopes.contains_key(&repo(r)) {
-        return Err(not_found());
-    }
-    if !caller.can_write() {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "Resource not accessible by integration",
-        ));
-    }
-    serde_json::from_slice::<Value>(body)
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "Problems parsing JSON"))
-}
-
 fn create(state: &Shared, r: &str, caller: &Caller, body: &Bytes) -> Response {
-    let v = match writable(state, r, caller, body) {
+    let v = match writable(state, &repo(r), caller, body) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -169,7 +149,7 @@ fn find<'a>(s: &'a mut super::State, r: &str, n: &str) -> Option<&'a mut FakeIss
 }
 
 fn update(state: &Shared, r: &str, n: &str, caller: &Caller, body: &Bytes) -> Response {
-    let v = match writable(state, r, caller, body) {
+    let v = match writable(state, &repo(r), caller, body) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -204,7 +184,7 @@ fn comments(state: &Shared, r: &str, n: &str, query: &str) -> Response {
 }
 
 fn comment(state: &Shared, r: &str, n: &str, caller: &Caller, body: &Bytes) -> Response {
-    let v = match writable(state, r, caller, body) {
+    let v = match writable(state, &repo(r), caller, body) {
         Ok(v) => v,
         Err(e) => return e,
     };

@@ -44,8 +44,8 @@ fn router(state: Shared, prefix: Option<&'static str>) -> Router {
         .merge(variables::routes())
         .merge(contents::routes())
         .merge(issues::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(not_found)
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,
@@ -72,8 +72,34 @@ fn router(state: Shared, prefix: Option<&'static str>) -> Router {
     }
 }
 
-async fn not_found() -> Response {
+async fn no_route() -> Response {
+    not_found()
+}
+
+/// GitHub's answer for what does not exist, or what the caller may not see.
+fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// The JSON body of a write to `scope`, once the scope exists and the caller may write.
+#[allow(clippy::result_large_err)] // an axum handler's early answer, not an error type
+fn writable(
+    state: &Shared,
+    scope: &ScopeId,
+    caller: &gate::Caller,
+    body: &[u8],
+) -> Result<Value, Response> {
+    if !state.lock().unwrap().scopes.contains_key(scope) {
+        return Err(not_found());
+    }
+    if !caller.can_write() {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by personal access token",
+        ));
+    }
+    serde_json::from_slice::<Value>(body)
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "Problems parsing JSON"))
 }
 
 pub const TOKEN: &str = "ghp_fakeTokenThatCanWriteSecrets0001";

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use super::gate::Caller;
 use super::{
-    ScopeId, Shared, StoredSecret, dependabot, environment, error, ok, org, org_dependabot, page,
-    repo, time,
+    ScopeId, Shared, StoredSecret, dependabot, environment, error, not_found, ok, org,
+    org_dependabot, page, repo, time,
 };
 
 type Params = Path<HashMap<String, String>>;
@@ -90,10 +90,6 @@ pub(super) fn routes() -> Router<Shared> {
             "/orgs/{o}/dependabot/secrets/{name}/repositories",
             selected(org_dependabot),
         )
-}
-
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "Not Found")
 }
 
 fn public_key(state: &Shared, scope: &ScopeId) -> Response {

@@ -15,7 +15,10 @@ use chrono::{SubsecRound, Utc};
 use serde_json::{Value, json};
 
 use super::gate::Caller;
-use super::{ScopeId, Shared, StoredVariable, environment, error, ok, org, page, repo, time};
+use super::{
+    ScopeId, Shared, StoredVariable, environment, error, not_found, ok, org, page, repo, time,
+    writable,
+};
 
 type Params = Path<HashMap<String, String>>;
 
@@ -75,10 +78,6 @@ pub(super) fn routes() -> Router<Shared> {
             },
         ),
     )
-}
-
-fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "Not Found")
 }
 
 /// A variable as GitHub shows it; an organization's also says who may read it.
@@ -162,27 +161,6 @@ fn org_access(v: &Value) -> Result<(String, Vec<u64>), &'static str> {
         _ => Vec::new(),
     };
     Ok((visibility.to_owned(), selected))
-}
-
-/// The body of a write, once the scope exists and the caller may write.
-#[allow(clippy::result_large_err)] // an axum handler's early answer, not an error type
-fn writable(
-    state: &Shared,
-    scope: &ScopeId,
-    caller: &Caller,
-    body: &Bytes,
-) -> Result<Value, Response> {
-    if !state.lock().unwrap().scopes.contains_key(scope) {
-        return Err(not_found());
-    }
-    if !caller.can_write() {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "Resource not accessible by personal access token",
-        ));
-    }
-    serde_json::from_slice::<Value>(body)
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "Problems parsing JSON"))
 }
 
 fn create(state: &Shared, scope: &ScopeId, caller: &Caller, body: &Bytes) -> Response {
