@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::{Shared, State, error, not_found, ok, repo};
+use super::{Shared, State, not_found, ok, repo};
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
