@@ -416,7 +416,7 @@ fn a_stuck_user_holds_nobody_back_and_is_named_at_the_end() {
     assert!(
         run.stdout.contains("users need a person") && run.stdout.contains(r#"["stuck"]"#),
         "attention names the stuck user: {}",
-        run.stdout
+        run.all()
     );
     for stage in ["plan", "rotate", "deactivate", "delete"] {
         assert_eq!(job_result(&run, stage), Some("succeeded"), "{}", run.stdout);
