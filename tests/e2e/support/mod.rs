@@ -391,20 +391,7 @@ impl TestEnv {
     }
 
     pub fn create_key(&self, user: &str) -> Key {
-        let iam = self.iam();
-        let key = runtime().block_on(async {
-            let k = iam
-                .create_access_key()
-                .user_name(user)
-                .send()
-                .await
-                .unwrap();
-            let k = k.access_key().unwrap();
-            Key {
-                id: k.access_key_id().into(),
-                secret: k.secret_access_key().into(),
-            }
-        });
+        let key = new_key(&self.iam(), user);
         self.remember(&key.secret);
         key
     }
@@ -439,7 +426,7 @@ impl TestEnv {
         let admin = self.account_admin(account);
         let iam = iam_client(&self.moto_url, &admin.id, &admin.secret);
         let trust = aws_key_rotator::policy::account_role_trust(role.trusted, role.external_id);
-        let key = runtime().block_on(async {
+        runtime().block_on(async {
             // One role serves every user of its account: made once.
             if iam.get_role().role_name(role.name).send().await.is_err() {
                 iam.create_role()
@@ -457,18 +444,8 @@ impl TestEnv {
                     .unwrap();
             }
             iam.create_user().user_name(user).send().await.unwrap();
-            let k = iam
-                .create_access_key()
-                .user_name(user)
-                .send()
-                .await
-                .unwrap();
-            let k = k.access_key().unwrap();
-            Key {
-                id: k.access_key_id().into(),
-                secret: k.secret_access_key().into(),
-            }
         });
+        let key = new_key(&iam, user);
         self.remember(&key.secret);
         self.age_key_days(&key.id, days);
         key
@@ -840,6 +817,23 @@ pub fn sdk_config(url: &str, id: &str, secret: &str) -> aws_config::SdkConfig {
             id, secret, None, None, "test",
         )))
         .build()
+}
+
+/// A new access key of `user`.
+fn new_key(iam: &aws_sdk_iam::Client, user: &str) -> Key {
+    runtime().block_on(async {
+        let k = iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        let k = k.access_key().unwrap();
+        Key {
+            id: k.access_key_id().into(),
+            secret: k.secret_access_key().into(),
+        }
+    })
 }
 
 /// The tags of `user` (none when it does not exist).
