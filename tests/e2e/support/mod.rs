@@ -290,7 +290,7 @@ impl TestEnv {
             .unwrap();
         // The three calls moto lets through unauthenticated make the admin.
         let anon = iam_client(&moto.url, "AKIAANONYMOUS0000000", "anonymous");
-        let admin = runtime().block_on(async {
+        runtime().block_on(async {
             anon.create_user().user_name("admin").send().await.unwrap();
             anon.put_user_policy()
                 .user_name("admin")
@@ -299,18 +299,8 @@ impl TestEnv {
                 .send()
                 .await
                 .unwrap();
-            let k = anon
-                .create_access_key()
-                .user_name("admin")
-                .send()
-                .await
-                .unwrap();
-            let k = k.access_key().unwrap();
-            Key {
-                id: k.access_key_id().into(),
-                secret: k.secret_access_key().into(),
-            }
         });
+        let admin = new_key(&anon, "admin");
 
         Self {
             _guard: guard,
@@ -413,6 +403,12 @@ impl TestEnv {
         key
     }
 
+    /// IAM of AWS account `account`, as its admin.
+    fn account_iam(&self, account: &str) -> aws_sdk_iam::Client {
+        let admin = self.account_admin(account);
+        iam_client(&self.moto_url, &admin.id, &admin.secret)
+    }
+
     /// In AWS account `account`: the role `role` that `trusted` (an ARN of the home account)
     /// may assume, with `external_id` when given, allowed `actions`; and the IAM user `user`
     /// with a key `days` old, which is answered.
@@ -423,8 +419,7 @@ impl TestEnv {
         user: &str,
         days: i64,
     ) -> Key {
-        let admin = self.account_admin(account);
-        let iam = iam_client(&self.moto_url, &admin.id, &admin.secret);
+        let iam = self.account_iam(account);
         let trust = aws_key_rotator::policy::account_role_trust(role.trusted, role.external_id);
         runtime().block_on(async {
             // One role serves every user of its account: made once.
@@ -558,8 +553,7 @@ impl TestEnv {
 
     /// The keys of `user` in AWS account `account`, oldest first.
     pub fn keys_in_account(&self, account: &str, user: &str) -> Vec<(String, String)> {
-        let admin = self.account_admin(account);
-        keys_of(&iam_client(&self.moto_url, &admin.id, &admin.secret), user)
+        keys_of(&self.account_iam(account), user)
     }
 
     /// The user's tags (the journal and the lease among them).
@@ -573,8 +567,7 @@ impl TestEnv {
         account: &str,
         user: &str,
     ) -> std::collections::BTreeMap<String, String> {
-        let admin = self.account_admin(account);
-        tags_of(&iam_client(&self.moto_url, &admin.id, &admin.secret), user)
+        tags_of(&self.account_iam(account), user)
     }
 
     /// The rotation journal on the user, parsed.
