@@ -16,6 +16,7 @@ pub mod human;
 pub mod manifest;
 pub mod migrate;
 pub mod model;
+pub mod net;
 pub mod notify;
 pub mod policy;
 pub mod ports;

@@ -40,24 +40,30 @@ pub const MIGRATE_GROUP_ACTIONS: &[&str] = &[
     "iam:ListGroupPolicies",
     "iam:GetGroupPolicy",
 ];
-/// `migrate` keeps each user's role: only the roles the manifest names.
+/// `migrate` keeps each user's role: only the roles the manifest names. These change nothing
+/// a session of the role may do, or only make it less (a description, a session length, a tag,
+/// a policy taken away); the actions that give a role power are in the conditioned lists below.
 pub const MIGRATE_ROLE_ACTIONS: &[&str] = &[
     "iam:GetRole",
-    "iam:CreateRole",
     "iam:TagRole",
     "iam:ListRoleTags",
     "iam:UpdateAssumeRolePolicy",
     "iam:UpdateRole",
-    "iam:PutRolePermissionsBoundary",
-    "iam:DeleteRolePermissionsBoundary",
     "iam:ListAttachedRolePolicies",
-    "iam:AttachRolePolicy",
     "iam:DetachRolePolicy",
     "iam:ListRolePolicies",
     "iam:GetRolePolicy",
     "iam:PutRolePolicy",
     "iam:DeleteRolePolicy",
 ];
+/// Attaching a managed policy to a role: only the managed policies the user holds (condition
+/// `iam:PolicyARN`).
+pub const MIGRATE_ATTACH_ACTIONS: &[&str] = &["iam:AttachRolePolicy"];
+/// Creating a role and setting its boundary: only with the user's boundary (condition
+/// `iam:PermissionsBoundary`); a role of a user without one is created without one.
+pub const MIGRATE_BOUNDARY_ACTIONS: &[&str] = &["iam:CreateRole", "iam:PutRolePermissionsBoundary"];
+/// Taking a boundary off a role: only for the roles of users that have none.
+pub const MIGRATE_UNBOUND_ACTIONS: &[&str] = &["iam:DeleteRolePermissionsBoundary"];
 /// `migrate` sets up GitHub's OIDC provider: only that provider.
 pub const MIGRATE_PROVIDER_ACTIONS: &[&str] = &[
     "iam:GetOpenIDConnectProvider",
@@ -71,13 +77,32 @@ pub const MIGRATE_PROVIDER_ACTIONS: &[&str] = &[
 /// parameters' names and metadata, never their values.
 pub const SSM_DESCRIBE: &str = "ssm:DescribeParameters";
 
-/// The statements `migrate` needs for `manifest` (none unless a user asks for it with a
-/// `migrate:` block or an `oidc: true` consumer): on its users, their groups, the roles it names
-/// and GitHub's OIDC provider of `issuer`, nothing wider.
-fn migration(users: &[&UserSpec], account: &str, issuer: &str) -> Vec<Value> {
-    let moving: Vec<_> = users.iter().filter(|u| u.migrating()).collect();
+/// What a moving user holds, as IAM says: the managed policies attached to it and to its groups
+/// (or those `migrate.permissions` lists), and its permissions boundary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holds {
+    pub managed: Vec<String>,
+    pub boundary: Option<String>,
+}
+
+/// The policy of the identity that runs `migrate` (CONTRACT §12a; `policy --for migrate`): on the
+/// moving users of `manifest` in `account`, their groups, the roles the manifest names and
+/// GitHub's OIDC provider of `issuer`. A role may be given only the managed policies its user
+/// holds (`iam:PolicyARN`) and only its user's boundary (`iam:PermissionsBoundary`); `holds`
+/// says what each user (by name) holds.
+pub fn for_migrate(
+    manifest: &Manifest,
+    account: &str,
+    issuer: &str,
+    holds: &std::collections::BTreeMap<String, Holds>,
+) -> Value {
+    let moving: Vec<&UserSpec> = manifest
+        .users
+        .iter()
+        .filter(|u| u.migrating() && u.account_role.is_none())
+        .collect();
     if moving.is_empty() {
-        return Vec::new();
+        return json!({ "Version": "2012-10-17", "Statement": [] });
     }
     let users: Vec<String> = moving
         .iter()
@@ -90,7 +115,7 @@ fn migration(users: &[&UserSpec], account: &str, issuer: &str) -> Vec<Value> {
             format!("arn:aws:iam::{account}:role/{}", u.migrate.role_name),
         );
     }
-    vec![
+    let mut statements = vec![
         json!({
             "Sid": "MigrateReadTheUsersPermissions",
             "Effect": "Allow",
@@ -109,25 +134,71 @@ fn migration(users: &[&UserSpec], account: &str, issuer: &str) -> Vec<Value> {
             "Action": MIGRATE_ROLE_ACTIONS,
             "Resource": roles,
         }),
-        json!({
-            "Sid": "MigrateGitHubOidcProvider",
-            "Effect": "Allow",
-            "Action": MIGRATE_PROVIDER_ACTIONS,
-            "Resource": format!("arn:aws:iam::{account}:oidc-provider/{issuer}"),
-        }),
-    ]
+    ];
+    for (i, u) in moving.iter().enumerate() {
+        let role = format!("arn:aws:iam::{account}:role/{}", u.migrate.role_name);
+        let held = holds.get(&u.name).cloned().unwrap_or_default();
+        let n = i + 1;
+        if !held.managed.is_empty() {
+            statements.push(json!({
+                "Sid": format!("MigrateRole{n}AttachesOnlyTheUsersPolicies"),
+                "Effect": "Allow",
+                "Action": MIGRATE_ATTACH_ACTIONS,
+                "Resource": role,
+                "Condition": { "ArnEquals": { "iam:PolicyARN": held.managed } },
+            }));
+        }
+        match &held.boundary {
+            Some(b) => statements.push(json!({
+                "Sid": format!("MigrateRole{n}KeepsTheUsersBoundary"),
+                "Effect": "Allow",
+                "Action": MIGRATE_BOUNDARY_ACTIONS,
+                "Resource": role,
+                "Condition": { "StringEquals": { "iam:PermissionsBoundary": b } },
+            })),
+            None => {
+                statements.push(json!({
+                    "Sid": format!("MigrateRole{n}CreatedWithoutBoundary"),
+                    "Effect": "Allow",
+                    "Action": ["iam:CreateRole"],
+                    "Resource": role,
+                }));
+                statements.push(json!({
+                    "Sid": format!("MigrateRole{n}HasNoBoundary"),
+                    "Effect": "Allow",
+                    "Action": MIGRATE_UNBOUND_ACTIONS,
+                    "Resource": role,
+                }));
+            }
+        }
+    }
+    statements.push(json!({
+        "Sid": "MigrateGitHubOidcProvider",
+        "Effect": "Allow",
+        "Action": MIGRATE_PROVIDER_ACTIONS,
+        "Resource": format!("arn:aws:iam::{account}:oidc-provider/{issuer}"),
+    }));
+    statements.push(json!({
+        "Sid": "MigrateKnowsItsAccount",
+        "Effect": "Allow",
+        "Action": ["sts:GetCallerIdentity"],
+        "Resource": "*",
+    }));
+    json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
 /// The policy document of the rotator's own identity for `manifest`: its users of `account`
 /// (`*` when unknown; those without `account-role`), with `region` for the AWS stores that name
-/// none and `issuer` for `migrate`'s OIDC provider, and `sts:AssumeRole` on every account role.
-pub fn for_manifest(manifest: &Manifest, account: &str, region: &str, issuer: &str) -> Value {
+/// none, and `sts:AssumeRole` on every account role. Never a role, provider, policy or variable
+/// write (CONTRACT §12a): retiring a moved user's keys needs none; `migrate` runs as another
+/// identity with [`for_migrate`].
+pub fn for_manifest(manifest: &Manifest, account: &str, region: &str) -> Value {
     let home: Vec<&UserSpec> = manifest
         .users
         .iter()
         .filter(|u| u.account_role.is_none())
         .collect();
-    let mut statements = statements(&home, account, region, issuer);
+    let mut statements = statements(&home, account, region);
     let mut roles = Vec::new();
     for r in manifest
         .users
@@ -155,7 +226,7 @@ pub fn for_account_role(manifest: &Manifest, role: &AccountRole, region: &str) -
         .iter()
         .filter(|u| u.account_role.as_ref().is_some_and(|r| r.arn == role.arn))
         .collect();
-    let statements = statements(&users, &role.account, region, "");
+    let statements = statements(&users, &role.account, region);
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
@@ -174,7 +245,7 @@ pub fn account_role_trust(principal: &str, external_id: Option<&str>) -> Value {
     json!({ "Version": "2012-10-17", "Statement": [statement] })
 }
 
-fn statements(members: &[&UserSpec], account: &str, region: &str, issuer: &str) -> Vec<Value> {
+fn statements(members: &[&UserSpec], account: &str, region: &str) -> Vec<Value> {
     if members.is_empty() {
         return Vec::new();
     }
@@ -241,9 +312,6 @@ fn statements(members: &[&UserSpec], account: &str, region: &str, issuer: &str) 
             "Resource": "*",
         }));
     }
-    if !issuer.is_empty() {
-        statements.extend(migration(members, account, issuer));
-    }
     statements
 }
 
@@ -267,9 +335,16 @@ pub fn arn_matches(pattern: &str, arn: &str) -> bool {
     go(pattern.as_bytes(), arn.as_bytes())
 }
 
-/// Whether `policy` allows `action` on `resource` (its Allow statements only: the tool's own
-/// policy has no Deny).
+/// Whether `policy` allows `action` on `resource` without any condition key (its Allow
+/// statements only: the tool's policies have no Deny).
 pub fn allows(policy: &Value, action: &str, resource: &str) -> bool {
+    allows_when(policy, action, resource, &[])
+}
+
+/// Whether `policy` allows `action` on `resource` in a request whose condition keys are
+/// `context` (`iam:PolicyARN`, …). Conditions `StringEquals` and `ArnEquals` (any listed value
+/// matches; a key the request lacks fails) are evaluated, as IAM does for these documents.
+pub fn allows_when(policy: &Value, action: &str, resource: &str, context: &[(&str, &str)]) -> bool {
     let list = |v: &Value| -> Vec<String> {
         match v {
             Value::String(s) => vec![s.clone()],
@@ -279,6 +354,23 @@ pub fn allows(policy: &Value, action: &str, resource: &str) -> bool {
                 .collect(),
             _ => Vec::new(),
         }
+    };
+    let holds = |condition: &Value| -> bool {
+        let Some(ops) = condition.as_object() else {
+            return true;
+        };
+        ops.iter().all(|(op, keys)| {
+            let exact = matches!(op.as_str(), "StringEquals" | "ArnEquals");
+            exact
+                && keys.as_object().is_some_and(|keys| {
+                    keys.iter().all(|(k, allowed)| {
+                        context
+                            .iter()
+                            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                            .is_some_and(|(_, v)| list(allowed).iter().any(|a| a == v))
+                    })
+                })
+        })
     };
     policy["Statement"]
         .as_array()
@@ -290,6 +382,7 @@ pub fn allows(policy: &Value, action: &str, resource: &str) -> bool {
                 && list(&st["Resource"])
                     .iter()
                     .any(|r| arn_matches(r, resource))
+                && holds(&st["Condition"])
         })
 }
 
@@ -300,7 +393,56 @@ mod tests {
     const ISSUER: &str = "token.actions.githubusercontent.com";
 
     #[test]
-    fn migrate_gets_the_users_roles_and_provider_it_manages_only_when_asked() {
+    fn the_rotator_never_gets_a_role_provider_or_policy_write() {
+        let m = crate::manifest::parse(
+            "m.yml",
+            "version: 1
+users:
+  - name: ci
+    migrate: { role-name: gha-ci }
+    consumers: [{repository: a/b, oidc: true}, {repository: a/c}]
+",
+        )
+        .unwrap();
+        let p = for_manifest(&m, "111122223333", "us-east-1");
+        let role = "arn:aws:iam::111122223333:role/gha-ci";
+        for a in MIGRATE_ROLE_ACTIONS
+            .iter()
+            .chain(MIGRATE_ATTACH_ACTIONS)
+            .chain(MIGRATE_BOUNDARY_ACTIONS)
+            .chain(MIGRATE_UNBOUND_ACTIONS)
+        {
+            assert!(
+                !allows_when(
+                    &p,
+                    a,
+                    role,
+                    &[(
+                        "iam:PolicyARN",
+                        "arn:aws:iam::aws:policy/AdministratorAccess"
+                    )]
+                ),
+                "{a}"
+            );
+        }
+        // No action of the rotator's names a role, a provider, a policy or a variable.
+        for st in p["Statement"].as_array().unwrap() {
+            for a in st["Action"].as_array().unwrap() {
+                let a = a.as_str().unwrap();
+                for word in ["Role", "OpenIDConnect", "Policy", "Variable"] {
+                    assert!(!a.contains(word), "{a}");
+                }
+            }
+        }
+        assert!(allows(
+            &p,
+            "iam:CreateAccessKey",
+            "arn:aws:iam::111122223333:user/ci"
+        ));
+    }
+
+    #[test]
+    fn migrate_gets_the_users_roles_and_provider_only_with_what_the_users_hold() {
         let m = crate::manifest::parse(
             "m.yml",
             "version: 1
@@ -308,15 +450,41 @@ users:
   - name: ci
     migrate: { role-name: gha-ci }
     consumers: [{repository: a/b}]
+  - name: bound
+    migrate: { role-name: gha-bound }
+    consumers: [{repository: a/d}]
   - name: other
     consumers: [{repository: a/c}]
 ",
         )
         .unwrap();
-        let p = for_manifest(&m, "111122223333", "us-east-1", ISSUER);
+        let s3 = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess";
+        let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
+        let fence = "arn:aws:iam::111122223333:policy/fence";
+        let holds = [
+            (
+                "ci".to_owned(),
+                Holds {
+                    managed: vec![s3.into()],
+                    boundary: None,
+                },
+            ),
+            (
+                "bound".to_owned(),
+                Holds {
+                    managed: vec![],
+                    boundary: Some(fence.into()),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let p = for_migrate(&m, "111122223333", ISSUER, &holds);
         let role = "arn:aws:iam::111122223333:role/gha-ci";
+        let bound = "arn:aws:iam::111122223333:role/gha-bound";
         for a in MIGRATE_ROLE_ACTIONS {
             assert!(allows(&p, a, role), "{a}");
+            assert!(allows(&p, a, bound), "{a}");
             assert!(
                 !allows(&p, a, "arn:aws:iam::111122223333:role/admin"),
                 "{a}"
@@ -326,6 +494,47 @@ users:
                 "{a}"
             );
         }
+        // Only the policies the user holds: never AdministratorAccess, never on another role.
+        assert!(allows_when(
+            &p,
+            "iam:AttachRolePolicy",
+            role,
+            &[("iam:PolicyARN", s3)]
+        ));
+        assert!(!allows_when(
+            &p,
+            "iam:AttachRolePolicy",
+            role,
+            &[("iam:PolicyARN", admin)]
+        ));
+        assert!(!allows(&p, "iam:AttachRolePolicy", role));
+        assert!(!allows_when(
+            &p,
+            "iam:AttachRolePolicy",
+            bound,
+            &[("iam:PolicyARN", s3)]
+        ));
+        // Only the user's boundary; a role without one is never given one, nor has one taken
+        // away where the user has it.
+        let with = |b| [("iam:PermissionsBoundary", b)];
+        assert!(allows_when(&p, "iam:CreateRole", bound, &with(fence)));
+        assert!(allows_when(
+            &p,
+            "iam:PutRolePermissionsBoundary",
+            bound,
+            &with(fence)
+        ));
+        assert!(!allows_when(&p, "iam:CreateRole", bound, &with(admin)));
+        assert!(!allows(&p, "iam:CreateRole", bound));
+        assert!(!allows(&p, "iam:DeleteRolePermissionsBoundary", bound));
+        assert!(allows(&p, "iam:CreateRole", role));
+        assert!(!allows_when(
+            &p,
+            "iam:PutRolePermissionsBoundary",
+            role,
+            &with(fence)
+        ));
+        assert!(allows(&p, "iam:DeleteRolePermissionsBoundary", role));
         let provider = format!("arn:aws:iam::111122223333:oidc-provider/{ISSUER}");
         for a in MIGRATE_PROVIDER_ACTIONS {
             assert!(allows(&p, a, &provider), "{a}");
@@ -347,17 +556,19 @@ users:
         }
         assert!(!allows(&p, "iam:DeleteRole", role));
         assert!(!allows(&p, "iam:DeleteOpenIDConnectProvider", &provider));
-        // Nobody asks: no statement for it.
+        assert!(!allows(
+            &p,
+            "iam:CreateAccessKey",
+            "arn:aws:iam::111122223333:user/ci"
+        ));
+        // Nobody asks: no statement.
         let quiet = crate::manifest::parse(
             "m.yml",
             "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n",
         )
         .unwrap();
-        assert!(!allows(
-            &for_manifest(&quiet, "111122223333", "us-east-1", ISSUER),
-            "iam:CreateRole",
-            "arn:aws:iam::111122223333:role/gha-a"
-        ));
+        let p = for_migrate(&quiet, "111122223333", ISSUER, &Default::default());
+        assert_eq!(p["Statement"], json!([]));
     }
 
     const MANIFEST: &str = "version: 1
@@ -376,7 +587,7 @@ users:
     #[test]
     fn the_policy_names_this_manifests_users_secrets_and_parameters_and_nothing_wider() {
         let m = crate::manifest::parse("m.yml", MANIFEST).unwrap();
-        let p = for_manifest(&m, "111122223333", "us-east-1", ISSUER);
+        let p = for_manifest(&m, "111122223333", "us-east-1");
         let user = "arn:aws:iam::111122223333:user/ci-deployer";
         for a in IAM_ACTIONS {
             assert!(allows(&p, a, user), "{a}");
@@ -430,7 +641,7 @@ users:
         )
         .unwrap();
         assert_eq!(
-            for_manifest(&gh, "*", "us-east-1", ISSUER)["Statement"]
+            for_manifest(&gh, "*", "us-east-1")["Statement"]
                 .as_array()
                 .unwrap()
                 .len(),

@@ -81,25 +81,7 @@ fn realm(address: &str, scope: &Scope) -> String {
 /// Plain http only to loopback (a local server), unless allowed: a token and a key never
 /// travel in clear.
 fn check_address(address: &str, allow_http: bool) -> Result<(), String> {
-    let Some(rest) = address.strip_prefix("http://") else {
-        return Ok(());
-    };
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = host
-        .rsplit_once(':')
-        .map_or(host, |(h, _)| h)
-        .trim_matches(['[', ']']);
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback || allow_http {
-        Ok(())
-    } else {
-        Err(format!(
-            "the Vault address {address} is plain http: the token and the new key would travel in clear. Use https:// (http only for a loopback address, or with AWS_KEY_ROTATOR_ALLOW_HTTP=1)"
-        ))
-    }
+    crate::net::require_tls("the Vault address", address, allow_http)
 }
 
 /// A KV v2 secret as read: its fields, its version and when that version was written.

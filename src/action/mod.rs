@@ -20,6 +20,8 @@ pub struct Runtime {
     /// `GITHUB_SERVER_URL` (`https://github.com`, or a GitHub Enterprise Server's): whose OIDC
     /// tokens a migrated role trusts. Without it, derived from the API's URL.
     pub server_url: String,
+    /// `GITHUB_SERVER_URL` as given: with `api_url`, it places the OIDC issuer (CONTRACT §12a).
+    pub given_server_url: Option<String>,
     /// `AWS_KEY_ROTATOR_ALLOW_HTTP=1`: plain http to a GitHub that is not on loopback (emulators).
     pub allow_http: bool,
     pub repository: Option<String>,
@@ -38,6 +40,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The OIDC issuer of the GitHub instance this run talks to, or why it cannot be placed.
+    pub fn oidc_issuer(&self) -> Result<String, String> {
+        crate::model::issuer::place(self.given_server_url.as_deref(), &self.api_url)
+    }
+
     pub fn from_env(env: &HashMap<String, String>) -> Self {
         let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
         Self {
@@ -51,6 +58,7 @@ impl Runtime {
                     None => "https://github.com".into(),
                 }
             }),
+            given_server_url: get("GITHUB_SERVER_URL"),
             allow_http: get("AWS_KEY_ROTATOR_ALLOW_HTTP").as_deref() == Some("1"),
             repository: get("GITHUB_REPOSITORY"),
             output_file: get("GITHUB_OUTPUT"),

@@ -51,6 +51,13 @@ pub(super) async fn policy(
         return Ok(Exit::Ok);
     }
     let manifest = selected;
+    let issuer = match settings.policy_for {
+        // Placed before anything is printed: a policy for the wrong issuer is worse than none.
+        crate::cli::PolicyFor::Migrate => {
+            Some(rt.oidc_issuer().map_err(|e| Stop(Exit::Invalid, e))?)
+        }
+        crate::cli::PolicyFor::Rotator => None,
+    };
     let account = match aws.whoami().await {
         Ok(caller) if !caller.account.is_empty() => caller.account,
         // On stderr, even in Actions: stdout is the policy document alone.
@@ -61,8 +68,16 @@ pub(super) async fn policy(
             "*".to_owned()
         }
     };
-    let issuer = crate::migrate::trust::issuer(&rt.server_url);
-    let doc = crate::policy::for_manifest(&manifest, &account, &region, &issuer);
+    let doc = match issuer {
+        Some(issuer) => {
+            let holds = migrate_holds(&aws, &manifest).await?;
+            eprintln!(
+                "The policy of the identity that runs migrate (a person, or a workflow in a protected environment): never give it to the daily rotator, which needs none of it"
+            );
+            crate::policy::for_migrate(&manifest, &account, &issuer, &holds)
+        }
+        None => crate::policy::for_manifest(&manifest, &account, &region),
+    };
     if manifest.users.iter().any(|u| u.account_role.is_some()) {
         eprintln!(
             "The users of other accounts are reached through their account roles: this policy lets the rotator assume them; run policy --user NAME for each role's own permissions and trust"
@@ -73,6 +88,52 @@ pub(super) async fn policy(
         serde_json::to_string_pretty(&doc).expect("a policy serializes") + "\n"
     );
     Ok(Exit::Ok)
+}
+
+/// What each moving user of `manifest` holds (managed policies, its groups' included, or those
+/// `migrate.permissions` lists; its boundary), read from IAM: `policy --for migrate` allows a
+/// role exactly these.
+async fn migrate_holds(
+    aws: &aws::Aws,
+    manifest: &crate::manifest::Manifest,
+) -> Result<std::collections::BTreeMap<String, crate::policy::Holds>, Stop> {
+    use crate::migrate::ports::Roles;
+    let mut holds = std::collections::BTreeMap::new();
+    for u in manifest
+        .users
+        .iter()
+        .filter(|u| u.migrating() && u.account_role.is_none())
+    {
+        let held = aws.user_permissions(&u.name).await.map_err(|e| {
+            Stop(
+                Exit::Invalid,
+                format!(
+                    "policy --for migrate allows each role only what its user holds, and could not read what {} holds ({e}): run it with credentials that may read the users' policies (iam:GetUser, iam:ListAttachedUserPolicies, iam:ListGroupsForUser, iam:ListAttachedGroupPolicies)",
+                    u.name
+                ),
+            )
+        })?;
+        let managed = match &u.migrate.policies {
+            Some(listed) => listed.clone(),
+            None => held
+                .own
+                .attached
+                .iter()
+                .chain(held.groups.values().flat_map(|g| g.attached.iter()))
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        };
+        holds.insert(
+            u.name.clone(),
+            crate::policy::Holds {
+                managed,
+                boundary: held.own.boundary.clone(),
+            },
+        );
+    }
+    Ok(holds)
 }
 
 /// The principal an account role trusts for the caller `arn`: a user as it is, an assumed role's
@@ -272,6 +333,8 @@ pub(super) async fn migrate(
 ) -> Result<Exit, Stop> {
     use crate::migrate::run::{self, Settings as MigrateSettings};
     let manifest = load_manifest(settings, rt)?;
+    // Whose tokens the roles trust, placed before anything is made (CONTRACT §12a).
+    let issuer = rt.oidc_issuer().map_err(|e| Stop(Exit::Invalid, e))?;
     if let Some(u) = manifest
         .users
         .iter()
@@ -298,7 +361,7 @@ pub(super) async fn migrate(
         &github,
         &manifest.users,
         &MigrateSettings {
-            server_url: &rt.server_url,
+            issuer: &issuer,
             region: &region,
             dry_run: settings.dry_run,
         },

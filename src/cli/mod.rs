@@ -162,6 +162,12 @@ pub const INPUTS: &[Input] = &[
         "Token with issues: write on issue-repository (action default: the job's github.token; CLI: env GITHUB_ISSUE_TOKEN, else GITHUB_TOKEN)",
     ),
     input(
+        "for",
+        Kind::Value("IDENTITY"),
+        &[Policy],
+        "policy: whose policy, rotator (the daily rotator's: keys, tags, stores; never a role) or migrate (the identity that runs migrate)",
+    ),
+    input(
         "dry-run",
         Kind::Bool,
         CHANGING,
@@ -171,7 +177,7 @@ pub const INPUTS: &[Input] = &[
         "force",
         Kind::Bool,
         FORCEABLE,
-        "Rotate a young key; repair an incomplete rotation; retire before the grace period, despite a recent use, or with external consumers",
+        "Rotate a young key; repair an incomplete rotation; delete a rolled-back new key at once (else 6 hours later); retire before the grace period, despite a recent use, or with external consumers",
     ),
     input(
         "json",
@@ -295,7 +301,7 @@ fn about(c: CommandName) -> (&'static str, &'static str) {
             "aws-key-rotator migrate --user ci-deployer --dry-run",
         ),
         Policy => (
-            "Print the least-privilege IAM policy the rotator needs for this manifest: its users, secrets and parameters, nothing wider. Changes nothing",
+            "Print the least-privilege IAM policy the rotator needs for this manifest: its users, secrets and parameters, nothing wider (--for migrate: the policy of the identity that runs migrate). Changes nothing",
             "aws-key-rotator policy --config .github/aws-key-rotation.yml > rotator-policy.json",
         ),
     }
@@ -514,6 +520,17 @@ pub struct Settings {
     /// Where a user that needs a person gets its issue (CONTRACT §16).
     pub issue_repository: IssueRepository,
     pub issue_token: Option<SecretString>,
+    /// `policy --for`: whose policy (CONTRACT §12a).
+    pub policy_for: PolicyFor,
+}
+
+/// Whose IAM policy `policy` prints (CONTRACT §12a): two identities, two policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyFor {
+    /// The daily rotator: keys, tags and stores, never a role, provider or variable write.
+    Rotator,
+    /// The identity that runs `migrate` (a person, or a protected environment's workflow).
+    Migrate,
 }
 
 /// `issue-repository`.
@@ -683,6 +700,16 @@ impl Settings {
             app: raw.app()?,
             issue_repository: raw.issue_repository()?,
             issue_token: raw.secret("issue-token").cloned(),
+            policy_for: match raw.get("for").trim() {
+                "" | "rotator" => PolicyFor::Rotator,
+                "migrate" => PolicyFor::Migrate,
+                other => {
+                    return Err(format!(
+                        "{} {other:?} is not an identity: write rotator (the daily rotator's policy) or migrate (the policy of the identity that runs migrate)",
+                        raw.named("for")
+                    ));
+                }
+            },
         })
     }
 }

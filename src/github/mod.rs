@@ -102,27 +102,9 @@ enum ClientAuth {
 /// for a loopback host (`127.0.0.0/8`, `::1`, `localhost`) or with `allow_http`
 /// (`AWS_KEY_ROTATOR_ALLOW_HTTP=1`, for emulators on other hosts).
 pub fn check_api_url(api_url: &str, allow_http: bool) -> Result<(), String> {
-    let uri: http::Uri = api_url.trim().parse().map_err(|e| {
-        format!("GITHUB_API_URL {api_url:?} is not a valid URL ({e}): use https://api.github.com or https://HOST/api/v3")
-    })?;
-    let host = uri.host().unwrap_or_default();
-    let loopback = {
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        bare.eq_ignore_ascii_case("localhost")
-            || bare
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    };
-    match uri.scheme_str() {
-        Some("https") if !host.is_empty() => Ok(()),
-        Some("http") if !host.is_empty() && (loopback || allow_http) => Ok(()),
-        Some("http") if !host.is_empty() => Err(format!(
-            "GITHUB_API_URL {api_url:?} is plain http: the token would travel unencrypted to {host}. Use https:// (GitHub Enterprise Server: https://HOST/api/v3); plain http is accepted only for a loopback address, or with AWS_KEY_ROTATOR_ALLOW_HTTP=1 for an emulator"
-        )),
-        _ => Err(format!(
-            "GITHUB_API_URL {api_url:?} is not an https:// URL: use https://api.github.com or https://HOST/api/v3"
-        )),
-    }
+    crate::net::require_tls("GITHUB_API_URL", api_url, allow_http).map_err(|e| {
+        format!("{e} (GitHub: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server)")
+    })
 }
 
 /// An octocrab client for `api_url`: GitHub's media type and API version, timeouts, and no

@@ -473,7 +473,12 @@ impl Validator<'_> {
             }
         }
         if let Some(a) = &c.address
-            && !(a.starts_with("https://") || a.starts_with("http://"))
+            && !a
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+            && !a
+                .get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
         {
             return Err(self.err(
                 at,

@@ -17,8 +17,8 @@ use crate::ports::{Events, GhError};
 
 /// What the run was told.
 pub struct Settings<'a> {
-    /// `GITHUB_SERVER_URL`: which GitHub's OIDC issuer the role trusts.
-    pub server_url: &'a str,
+    /// The OIDC issuer the role trusts, placed from `GITHUB_SERVER_URL` (CONTRACT §12a).
+    pub issuer: &'a str,
     /// The region the snippet configures.
     pub region: &'a str,
     pub dry_run: bool,
@@ -39,7 +39,7 @@ pub async fn migrate<R: Roles, V: Variables>(
         .account()
         .await
         .map_err(|e| iam_stop("sts:GetCallerIdentity".into(), &e))?;
-    let issuer = trust::issuer(settings.server_url);
+    let issuer = settings.issuer.to_owned();
     let provider_arn = format!("arn:{partition}:iam::{account}:oidc-provider/{issuer}");
     let found = iam
         .provider(&provider_arn)

@@ -9,20 +9,6 @@ use crate::manifest::Scope;
 /// The audience every GitHub OIDC token for AWS carries.
 pub const AUDIENCE: &str = "sts.amazonaws.com";
 
-/// The OIDC issuer's host and path of a GitHub instance: github.com's, or a GitHub Enterprise
-/// Server's `HOST/_services/token` (from `GITHUB_SERVER_URL`).
-pub fn issuer(server_url: &str) -> String {
-    let host = server_url
-        .trim_end_matches('/')
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    if host.is_empty() || host.eq_ignore_ascii_case("github.com") {
-        "token.actions.githubusercontent.com".to_owned()
-    } else {
-        format!("{host}/_services/token")
-    }
-}
-
 /// Which tokens a consumer's jobs present, as `sub` claims.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reach {

@@ -153,7 +153,25 @@ pub async fn plan_user<P: Ports>(
             .map_err(|e| iam_fault(user, "iam:GetAccessKeyLastUsed", e))?;
         last_used.push((k.id.clone(), used));
     }
+    // A `creating` journal beside two keys: the newer key's last use decides whether it is an
+    // orphan nobody holds (CONTRACT §12a).
+    let journal = tags.journal().cloned();
+    let mut newest_last_used = None;
+    if let ([_, new], Some(j)) = (keys.as_slice(), &journal)
+        && j.phase == crate::rotation::journal::Phase::Creating
+    {
+        newest_last_used = match last_used.iter().find(|(id, _)| *id == new.id) {
+            Some((_, u)) => Some(u.clone()),
+            None => Some(
+                ctx.iam()
+                    .last_used(&new.id)
+                    .await
+                    .map_err(|e| iam_fault(user, "iam:GetAccessKeyLastUsed", e))?,
+            ),
+        };
+    }
     let facts = Facts {
+        newest_last_used,
         old_last_used: (command == Command::Deactivate)
             .then(|| last_used.first().map(|(_, u)| u.clone()))
             .flatten(),
@@ -162,7 +180,7 @@ pub async fn plan_user<P: Ports>(
         freshness: freshness(user, &readings),
         now: ctx.clock().now(),
         step_key_id: ctx.step_key.map(|k| k.id.clone()),
-        journal: tags.journal().cloned(),
+        journal,
         has_verify: !user.verify.is_empty(),
         moved: user.moved(),
         lease_tag: tags.lease().is_some_and(|l| l.until <= ctx.clock().now()),

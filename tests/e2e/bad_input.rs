@@ -247,6 +247,14 @@ fn cases() -> Vec<Case> {
                 "GITHUB_API_URL \"http://github.example.com/api/v3\" is plain http",
             )
         },
+        // CONTRACT §12a: one TLS rule, on the parsed URI (the scheme in any case).
+        Case {
+            vars: &[("GITHUB_API_URL", "HTTP://github.example.com/api/v3")],
+            ..case(
+                MANIFEST,
+                "GITHUB_API_URL \"HTTP://github.example.com/api/v3\" is plain http",
+            )
+        },
     ]
 }
 

@@ -100,17 +100,6 @@ fn the_shipped_policy_is_a_template_with_placeholders() {
                 assert_eq!(st["Action"], serde_json::json!(["ssm:DescribeParameters"]));
                 assert_eq!(st["Resource"], "*");
             }
-            // `migrate`: the users' groups, the roles it keeps, GitHub's OIDC provider.
-            "OptionalMigrateReadTheirGroupsPermissions" => {
-                assert_eq!(st["Resource"], "arn:aws:iam::ACCOUNT_ID:group/*")
-            }
-            "OptionalMigrateKeepTheirRoles" => {
-                assert_eq!(st["Resource"], "arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME")
-            }
-            "OptionalMigrateGitHubOidcProvider" => assert_eq!(
-                st["Resource"],
-                "arn:aws:iam::ACCOUNT_ID:oidc-provider/ISSUER"
-            ),
             // Users in other accounts (CONTRACT §15): the role of each, nothing else.
             "OptionalAssumeTheAccountRoles" => {
                 assert_eq!(st["Action"], serde_json::json!(["sts:AssumeRole"]));
@@ -137,6 +126,47 @@ fn the_shipped_policy_is_a_template_with_placeholders() {
             "iam:UpdateAccessKey"
         ]
     );
+}
+
+/// CONTRACT §12a: two identities, two templates. The rotator's never writes a role, provider
+/// or policy; the migrate identity's gives a role only the user's managed policies and boundary.
+#[test]
+fn the_migrate_template_is_apart_and_conditioned() {
+    let rotator = std::fs::read_to_string(repo_root().join("docs/iam-policy.json")).unwrap();
+    for word in [
+        "CreateRole",
+        "RolePolicy",
+        "AssumeRolePolicy",
+        "RolePermissionsBoundary",
+        "OpenIDConnect",
+        "Migrate",
+    ] {
+        assert!(!rotator.contains(word), "{word} in docs/iam-policy.json");
+    }
+    let text = std::fs::read_to_string(repo_root().join("docs/migrate-policy.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut conditioned = std::collections::BTreeMap::new();
+    for st in v["Statement"].as_array().unwrap() {
+        let resource = st["Resource"].as_str().unwrap();
+        assert!(
+            resource == "*" && st["Action"] == serde_json::json!(["sts:GetCallerIdentity"])
+                || resource.contains("ACCOUNT_ID"),
+            "{st}"
+        );
+        for a in st["Action"].as_array().unwrap() {
+            conditioned.insert(a.as_str().unwrap().to_owned(), st["Condition"].clone());
+        }
+    }
+    assert_eq!(
+        conditioned["iam:AttachRolePolicy"]["ArnEquals"]["iam:PolicyARN"],
+        serde_json::json!(["THE_USERS_MANAGED_POLICY_ARN"])
+    );
+    for a in ["iam:CreateRole", "iam:PutRolePermissionsBoundary"] {
+        assert_eq!(
+            conditioned[a]["StringEquals"]["iam:PermissionsBoundary"], "THE_USERS_BOUNDARY_ARN",
+            "{a}"
+        );
+    }
 }
 
 const STORES_MANIFEST: &str = "version: 1

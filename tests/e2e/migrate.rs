@@ -814,7 +814,7 @@ fn the_shipped_policy_is_enough_for_migrate_and_names_every_call_it_makes() {
     setup(&env);
     env.write_manifest(&manifest(true, false));
     // The rotator's identity: exactly the shipped statements for migrate (moto checks actions).
-    let mut actions: Vec<String> = policy_actions_for("OptionalMigrate");
+    let mut actions: Vec<String> = migrate_policy_actions();
     actions.push("sts:GetCallerIdentity".into());
     let allowed: Vec<&str> = actions.iter().map(String::as_str).collect();
     env.user("rotator", &allowed);
@@ -866,8 +866,17 @@ fn the_shipped_policy_is_enough_for_migrate_and_names_every_call_it_makes() {
         !sids.iter().any(|s| s.starts_with("Migrate")),
         "not asked: {sids:?}"
     );
+    // With a `migrate:` block, the rotator's policy still has none of it (CONTRACT §12a);
+    // `policy --for migrate` has it, for this user's role only.
     env.write_manifest(&manifest(true, false));
     let run = env.cli(&env.admin, &["policy"]);
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        !printed.to_string().contains("Migrate") && !printed.to_string().contains(":role/"),
+        "{printed}"
+    );
+    let run = env.cli(&env.admin, &["policy", "--for", "migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
     let printed: Value = serde_json::from_str(&run.stdout).unwrap();
     let roles = printed["Statement"]
         .as_array()
@@ -877,6 +886,124 @@ fn the_shipped_policy_is_enough_for_migrate_and_names_every_call_it_makes() {
         .unwrap()
         .clone();
     assert_eq!(roles["Resource"], json!([role_arn()]));
+}
+
+/// CONTRACT §12a, two identities: the rotator's generated policy (for a manifest whose user is
+/// moving to its role) cannot attach a policy to the role, create a role or put one inline;
+/// under it the whole retirement of a moved user still runs. `policy --for migrate` lets a
+/// role be given only the managed policies and the boundary its user holds.
+#[test]
+fn the_rotators_policy_cannot_write_a_role_and_still_retires_a_moved_user() {
+    use aws_key_rotator::policy::allows_when;
+    let env = TestEnv::new();
+    let (old, managed, boundary) = setup(&env);
+    env.write_manifest(&manifest(true, false));
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    env.write_manifest(&manifest(true, true));
+
+    // The rotator: exactly the actions of its generated policy (moto checks actions).
+    let run = env.cli(&env.admin, &["policy"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    let mut actions: Vec<String> = vec!["sts:GetCallerIdentity".into()];
+    for st in printed["Statement"].as_array().unwrap() {
+        for a in st["Action"].as_array().unwrap() {
+            actions.push(a.as_str().unwrap().to_owned());
+        }
+    }
+    let allowed: Vec<&str> = actions.iter().map(String::as_str).collect();
+    env.user("rotator", &allowed);
+    let rotator = env.create_key("rotator");
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&env.moto_url, &rotator.id, &rotator.secret));
+    let denied = runtime().block_on(async {
+        let attach = iam
+            .attach_role_policy()
+            .role_name(ROLE)
+            .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+            .send()
+            .await;
+        let create = iam
+            .create_role()
+            .role_name("escalate")
+            .assume_role_policy_document(policy(&["sts:AssumeRole"]))
+            .send()
+            .await;
+        let put = iam
+            .put_role_policy()
+            .role_name(ROLE)
+            .policy_name("admin")
+            .policy_document(policy(&["*"]))
+            .send()
+            .await;
+        let trust = iam
+            .update_assume_role_policy()
+            .role_name(ROLE)
+            .policy_document(policy(&["sts:AssumeRole"]))
+            .send()
+            .await;
+        [
+            attach.is_err(),
+            create.is_err(),
+            put.is_err(),
+            trust.is_err(),
+        ]
+    });
+    assert_eq!(denied, [true; 4], "attach, create, put, trust");
+    assert_eq!(
+        role(&env).unwrap()["attached"],
+        json!([managed.clone()]),
+        "the role is as migrate left it"
+    );
+
+    // The moved user's retirement under the rotator's policy: the move recorded by the daily
+    // rotate, then deactivate and delete.
+    let run = env.action(&rotator, &[("command", "rotate")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.journal(USER).unwrap().phase.as_str(), "moved");
+    env.backdate_journal(USER, 30 * 60);
+    let run = env.action(&rotator, &[("command", "deactivate")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(env.keys(USER), vec![(old.id.clone(), "Inactive".into())]);
+    env.backdate_journal(USER, 8 * 24 * 60);
+    let run = env.action(&rotator, &[("command", "delete")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(env.keys(USER).is_empty());
+    assert_eq!(status(&env)["state"], "migrated");
+
+    // The migrate identity's policy: only what the user holds, on its role.
+    let run = env.cli(&env.admin, &["policy", "--for", "migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let p: Value = serde_json::from_str(&run.stdout).unwrap();
+    let r = role_arn();
+    assert!(allows_when(
+        &p,
+        "iam:AttachRolePolicy",
+        &r,
+        &[("iam:PolicyARN", &managed)]
+    ));
+    assert!(!allows_when(
+        &p,
+        "iam:AttachRolePolicy",
+        &r,
+        &[(
+            "iam:PolicyARN",
+            "arn:aws:iam::aws:policy/AdministratorAccess"
+        )]
+    ));
+    assert!(allows_when(
+        &p,
+        "iam:CreateRole",
+        &r,
+        &[("iam:PermissionsBoundary", &boundary)]
+    ));
+    assert!(!allows_when(&p, "iam:CreateRole", &r, &[]));
+    assert!(!allows_when(
+        &p,
+        "iam:DeleteRolePermissionsBoundary",
+        &r,
+        &[]
+    ));
 }
 
 #[test]
@@ -962,4 +1089,60 @@ users:
     let run = env.cli(&env.admin, &["migrate"]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("acme/nope"), "{}", run.stderr);
+}
+
+/// CONTRACT §12a: the issuer is placed from GITHUB_SERVER_URL, never assumed. A GHE.com tenant
+/// gets its own issuer; a server and an API that name different instances, or an API that
+/// cannot be placed, is exit 2 before any provider or role exists.
+#[test]
+fn the_oidc_issuer_is_placed_from_the_server_url_and_never_assumed() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.write_manifest(&manifest(false, false));
+    let with = |server: &str, api: &str| {
+        let mut vars = vec![("GITHUB_TOKEN".to_owned(), fake_github::TOKEN.to_owned())];
+        vars.push(("GITHUB_SERVER_URL".into(), server.into()));
+        vars.push(("GITHUB_API_URL".into(), api.into()));
+        vars
+    };
+    // A GHE.com run whose API is not github.com's: taken for github.com before.
+    for (server, api) in [
+        ("https://github.com", "https://api.acme.ghe.com"),
+        ("https://acme.ghe.com", "https://api.github.com"),
+        (
+            "https://ghe.example.com",
+            "https://other.example.com/api/v3",
+        ),
+    ] {
+        let run = env.exec(&env.admin, &["migrate"], with(server, api));
+        assert_eq!(run.code, 2, "{server} {api}: {}", run.all());
+        assert!(
+            run.stderr.contains("name different GitHub instances"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(providers(&env).is_empty());
+    assert!(role(&env).is_none());
+    // The fake at loopback standing for a GHE.com tenant: the tenant's own issuer.
+    let run = env.exec(
+        &env.admin,
+        &["migrate", "--json"],
+        vec![
+            ("GITHUB_TOKEN".into(), fake_github::TOKEN.into()),
+            ("GITHUB_SERVER_URL".into(), "https://acme.ghe.com".into()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        report["migration"]["provider"]["issuer"],
+        "token.actions.acme.ghe.com"
+    );
+    let trust = role(&env).unwrap()["trust"].clone();
+    assert!(
+        trust.to_string().contains("token.actions.acme.ghe.com:sub")
+            && !trust.to_string().contains(ISSUER),
+        "{trust}"
+    );
 }

@@ -847,3 +847,61 @@ fn a_kill_at_every_github_write_with_verification_and_in_a_rollback_leaves_nothi
         }
     }
 }
+
+/// CONTRACT §12a, item 4 of the adversary: anyone with iam:TagUser alone can write a `creating`
+/// journal naming no key. Written at the creation of a second key a person made and uses
+/// outside the manifest, with no lease, it made the next daily rotate delete that key at
+/// once. Now the key is provably somebody's (IAM has seen it used): `conflict`, loud, and
+/// nothing is deleted or deactivated, with force neither.
+#[test]
+fn a_forged_creating_journal_never_deletes_a_key_someone_uses() {
+    use aws_key_rotator::rotation::journal::{JOURNAL_TAG, Journal};
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    let persons = env.create_key(USER);
+    env.remember(&persons.secret);
+    env.record_use(&persons.id, 1, "s3");
+    let created = runtime().block_on(async {
+        let keys = env
+            .iam()
+            .list_access_keys()
+            .user_name(USER)
+            .send()
+            .await
+            .unwrap();
+        let k = keys
+            .access_key_metadata()
+            .iter()
+            .find(|k| k.access_key_id() == Some(persons.id.as_str()))
+            .unwrap()
+            .clone();
+        let d = k.create_date().unwrap();
+        chrono::DateTime::<chrono::Utc>::from_timestamp(d.secs(), 0).unwrap()
+    });
+    let forged = Journal::creating("gh-1-1-1-1", created);
+    env.set_tag(USER, JOURNAL_TAG, &forged.value());
+    for force in ["false", "true"] {
+        let run = env.changes_nothing(USER, 3, || env.action(&old, &[("force", force)]));
+        assert!(
+            run.all().contains("has been used") && run.all().contains(&persons.id),
+            "{}",
+            run.all()
+        );
+    }
+    assert_eq!(
+        env.keys(USER),
+        vec![
+            (old.id.clone(), "Active".to_owned()),
+            (persons.id.clone(), "Active".to_owned())
+        ]
+    );
+    assert!(env.sts_accepts(&persons));
+    let status = env.action(&old, &[("command", "status")]);
+    assert_eq!(
+        status.output("state").as_deref(),
+        Some("conflict"),
+        "{}",
+        status.all()
+    );
+    env.assert_no_leaks();
+}

@@ -367,6 +367,9 @@ fn tokens_that_would_expire_travel_in_clear_or_go_elsewhere_are_refused_before_a
     // A server on plain http that is not this machine; a server that is not VAULT_ADDR.
     for (address, needle) in [
         ("http://vault.example.com:8200", "plain http"),
+        // One TLS rule (CONTRACT §12a): the scheme case-insensitively, the host after userinfo.
+        ("HTTP://vault.example.com:8200", "plain http"),
+        ("http://127.0.0.1:1@vault.example.com:8200", "plain http"),
         ("https://other-vault.example.com", "is not sent elsewhere"),
     ] {
         env.write_manifest(&manifest(

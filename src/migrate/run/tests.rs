@@ -256,7 +256,7 @@ fn run(mem: &Mem, dry_run: bool) -> Result<MigrationView, Stopped> {
 
 fn run_users(mem: &Mem, users: &[UserSpec], dry_run: bool) -> Result<MigrationView, Stopped> {
     let settings = Settings {
-        server_url: "https://github.com",
+        issuer: "token.actions.githubusercontent.com",
         region: "us-east-1",
         dry_run,
     };

@@ -84,16 +84,6 @@ fn tokens_of(repo: &str, environments: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn the_issuer_is_github_coms_or_the_servers_own() {
-    assert_eq!(issuer("https://github.com"), ISSUER);
-    assert_eq!(issuer(""), ISSUER);
-    assert_eq!(
-        issuer("https://ghe.example.com/"),
-        "ghe.example.com/_services/token"
-    );
-}
-
-#[test]
 fn each_kind_of_consumer_reaches_the_jobs_that_read_its_secrets() {
     let env = Scope::Environment {
         repository: "acme/web".into(),

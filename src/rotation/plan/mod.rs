@@ -37,6 +37,8 @@ pub struct Facts {
     pub step_key_id: Option<String>,
     /// The older key's last use; gathered for `deactivate`.
     pub old_last_used: Option<LastUse>,
+    /// The newer key's last use; gathered when a `creating` journal stands beside two keys.
+    pub newest_last_used: Option<LastUse>,
     /// The journal tag, when it is readable.
     pub journal: Option<Journal>,
     /// Whether the user has verification workflows.
@@ -56,6 +58,12 @@ pub fn job_lifetime() -> Duration {
     Duration::hours(6)
 }
 
+/// How long after a `creating` intent its key can appear: the intent is written just before
+/// CreateAccessKey, whose tries and timeouts end well within this.
+pub fn intent_window() -> Duration {
+    Duration::minutes(10)
+}
+
 /// A retirement this much past its grace period needs a person.
 pub fn overdue_after() -> Duration {
     Duration::days(1)
@@ -63,10 +71,21 @@ pub fn overdue_after() -> Duration {
 
 impl Facts {
     /// The newer of two keys, when a run recorded its intent to create it (`creating`) just
-    /// before it appeared and no consumer got it: the run stopped between CreateAccessKey and
-    /// the first write, and nobody can hold the key (CONTRACT §12). Not when this step is
-    /// authenticated with it.
+    /// before it appeared and nobody can hold it: the run stopped between CreateAccessKey and
+    /// the first write (CONTRACT §12). Anyone with `iam:TagUser` can write a `creating`
+    /// journal, so the key must be provably nobody's (§12a): created inside the intent's
+    /// window, no consumer's secret written after it, never used by anyone (IAM has no last
+    /// use), and not this step's own key.
     pub fn orphan_key(&self) -> Option<(&KeyInfo, &str)> {
+        let (new, j) = self.creating_intent()?;
+        self.intent_unproven()
+            .is_none()
+            .then(|| (new, j.run.as_deref().unwrap_or("an earlier run")))
+            .filter(|_| new.status == KeyStatus::Active)
+    }
+
+    /// With two keys and a `creating` journal: the newer key and the intent.
+    fn creating_intent(&self) -> Option<(&KeyInfo, &Journal)> {
         let [_, new] = self.keys.as_slice() else {
             return None;
         };
@@ -74,10 +93,46 @@ impl Facts {
             .journal
             .as_ref()
             .filter(|j| j.phase == Phase::Creating)?;
-        let in_window =
-            new.created >= j.at - state::clock_slack() && new.created <= j.at + job_lifetime();
-        (in_window && self.newest_unheld && self.step_key_id.as_deref() != Some(new.id.as_str()))
-            .then(|| (new, j.run.as_deref().unwrap_or("an earlier run")))
+        Some((new, j))
+    }
+
+    /// Why the newer key cannot be the orphan a `creating` journal speaks of, if it cannot.
+    pub fn intent_unproven(&self) -> Option<String> {
+        let (new, j) = self.creating_intent()?;
+        let slack = state::clock_slack();
+        if new.created < j.at - slack || new.created > j.at + intent_window() + slack {
+            return Some(format!(
+                "key {} was created at {}, outside the window of the creating journal written at {}",
+                new.id,
+                when(new.created),
+                when(j.at)
+            ));
+        }
+        if !self.newest_unheld {
+            return Some(format!(
+                "a consumer's secret was written after key {} was created, or holds it",
+                new.id
+            ));
+        }
+        match &self.newest_last_used {
+            Some(LastUse { date: None, .. }) => {}
+            Some(LastUse {
+                date: Some(d),
+                service,
+                ..
+            }) => {
+                return Some(format!(
+                    "key {} has been used (last {} through {service}): someone holds it",
+                    new.id,
+                    when(*d)
+                ));
+            }
+            None => return Some(format!("the last use of key {} is not known", new.id)),
+        }
+        if self.step_key_id.as_deref() == Some(new.id.as_str()) {
+            return Some(format!("this step is authenticated with key {}", new.id));
+        }
+        None
     }
 
     /// Every consumer holds the newest key (`written`) and only its proof is missing: the
@@ -98,6 +153,11 @@ impl Facts {
     }
     /// The state with the keys it is about.
     pub fn standing(&self) -> Standing<'_> {
+        // A `creating` journal whose key is not provably nobody's is no run's leftover to
+        // finish or delete (CONTRACT §12a).
+        if self.intent_unproven().is_some() {
+            return Standing::Conflict;
+        }
         if self.moved {
             return state::moved_standing(&self.keys, self.journal.as_ref(), self.now);
         }
@@ -111,6 +171,9 @@ impl Facts {
     }
     /// Why the journal cannot be believed, when it contradicts the keys (a forged tag).
     pub fn journal_contradiction(&self) -> Option<String> {
+        if let Some(why) = self.intent_unproven() {
+            return Some(format!("it records a run creating a key, but {why}"));
+        }
         let j = self.journal.as_ref()?;
         state::contradiction(&self.keys, j, self.now)
     }

@@ -60,6 +60,7 @@ fn facts(keys: Vec<KeyInfo>, updated: Option<DateTime<Utc>>) -> Facts {
         now: now(),
         step_key_id: None,
         old_last_used: None,
+        newest_last_used: None,
         journal,
         has_verify: false,
         newest_unheld: false,
@@ -524,6 +525,11 @@ fn a_key_created_by_a_run_that_stopped_before_any_write_is_deleted_at_once() {
         created - Duration::seconds(2),
     ));
     f.newest_unheld = true;
+    f.newest_last_used = Some(LastUse {
+        date: None,
+        service: "N/A".into(),
+        region: "N/A".into(),
+    });
     assert_eq!(f.state(), State::Incomplete);
     assert_eq!(attention(&user(), &f, &Options::default()), None);
     let p = rotate(&user(), &f, &Options::default());
@@ -535,20 +541,57 @@ fn a_key_created_by_a_run_that_stopped_before_any_write_is_deleted_at_once() {
         matches!(&steps[..2], [Step::DeleteKey { key_id, why }, Step::CreateKey] if key_id == "K2" && why.contains("gh-1-1-7-1")),
         "{steps:?}"
     );
-    // Not when a consumer may hold it, when the step runs with it, or when the intent is
-    // far from the key's creation (a forged or stale journal).
-    for change in 0..3 {
+    // CONTRACT §12a: anyone with iam:TagUser can write a `creating` journal. The key is
+    // deleted only when it is provably nobody's; otherwise the user is a `conflict` (loud),
+    // and no command, not even with force, deletes or deactivates anything.
+    for change in 0..6 {
         let mut g = f.clone();
-        match change {
-            0 => g.newest_unheld = false,
-            1 => g.step_key_id = Some("K2".into()),
-            _ => g.journal = Some(Journal::creating("r", created - Duration::days(2))),
-        }
+        let needle = match change {
+            0 => {
+                g.newest_unheld = false;
+                "secret was written after"
+            }
+            1 => {
+                g.step_key_id = Some("K2".into());
+                "this step is authenticated"
+            }
+            2 => {
+                g.journal = Some(Journal::creating("r", created - Duration::days(2)));
+                "outside the window"
+            }
+            3 => {
+                g.journal = Some(Journal::creating("r", created - Duration::minutes(40)));
+                "outside the window"
+            }
+            // The attack: a forged intent at the second key's creation, the key a person's
+            // and in use outside the manifest.
+            4 => {
+                g.journal = Some(Journal::creating("r", created));
+                g.newest_last_used = Some(LastUse {
+                    date: Some(now() - Duration::hours(1)),
+                    service: "s3".into(),
+                    region: "us-east-1".into(),
+                });
+                "has been used"
+            }
+            _ => {
+                g.newest_last_used = None;
+                "not known"
+            }
+        };
         assert!(g.orphan_key().is_none(), "{change}");
-        assert!(
-            refused(&rotate(&user(), &g, &Options::default()), "force"),
-            "{change}"
-        );
+        assert_eq!(g.state(), State::Conflict, "{change}");
+        let why = attention(&user(), &g, &Options::default()).expect("loud");
+        assert!(why.contains(needle), "{change}: {why}");
+        for opts in [Options::default(), force()] {
+            for plan in [
+                rotate(&user(), &g, &opts),
+                deactivate(&user(), &g, &opts),
+                delete(&user(), &g, &opts),
+            ] {
+                assert!(matches!(plan, Plan::Refuse(_)), "{change}: {plan:?}");
+            }
+        }
     }
 }
 

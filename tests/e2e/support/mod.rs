@@ -163,13 +163,18 @@ pub fn aws_store_actions() -> Vec<String> {
     policy_actions(|sid| sid.starts_with("OptionalAwsStores"))
 }
 
-/// The shipped policy's actions of the statements whose Sid starts with `prefix`.
-pub fn policy_actions_for(prefix: &str) -> Vec<String> {
-    policy_actions(|sid| sid.starts_with(prefix))
+/// The actions of the shipped policy of the identity that runs `migrate`
+/// (docs/migrate-policy.json).
+pub fn migrate_policy_actions() -> Vec<String> {
+    file_policy_actions("docs/migrate-policy.json", |_| true)
 }
 
 fn policy_actions(keep: impl Fn(&str) -> bool) -> Vec<String> {
-    let text = std::fs::read_to_string(repo_root().join("docs/iam-policy.json")).unwrap();
+    file_policy_actions("docs/iam-policy.json", keep)
+}
+
+fn file_policy_actions(file: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut out = Vec::new();
     for st in v["Statement"].as_array().unwrap() {
@@ -750,6 +755,11 @@ impl TestEnv {
             .env("AWS_KEY_ROTATOR_POLL_INTERVAL_MS", "20")
             .env("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS", "3000")
             .env("AWS_KEY_ROTATOR_LEASE_SETTLE_MS", "20");
+        // The fake at the root stands for github.com (its API on loopback serves the instance
+        // GITHUB_SERVER_URL names); the one under /api/v3 is a GitHub Enterprise Server.
+        if !self.github.url.trim_end_matches('/').ends_with("/api/v3") {
+            cmd.env("GITHUB_SERVER_URL", "https://github.com");
+        }
         if !creds.id.is_empty() {
             cmd.env("AWS_ACCESS_KEY_ID", &creds.id)
                 .env("AWS_SECRET_ACCESS_KEY", &creds.secret);

@@ -42,3 +42,5 @@ impl fmt::Display for LastUse {
         }
     }
 }
+
+pub mod issuer;
