@@ -28,4 +28,5 @@ pub mod seal;
 pub mod stores;
 #[cfg(test)]
 mod testing;
+pub mod text;
 pub mod vault;

@@ -32,6 +32,44 @@ pub struct Found {
     pub body: String,
     /// How many comments it has (they are read only when there are some).
     pub comments: u64,
+    /// Who opened it (its `user.login`).
+    pub author: String,
+}
+
+/// A comment on an issue: who wrote it, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub author: String,
+    pub body: String,
+}
+
+/// Whose markers are believed on issue `found` (CONTRACT §12a): the tool's own identity (`me`:
+/// the token's user), or, when the token cannot say who it is (an installation token, whose
+/// actions are an App's bot), the issue's author when that is a bot: an issue with the label
+/// was opened by someone who may label, and a bot acts only for its App. Anyone else's
+/// comment, however it is worded, is text a person reads, never a record of the tool's.
+pub fn trusted_author<'a>(found: &'a Found, me: Option<&'a str>) -> Option<&'a str> {
+    match me {
+        Some(me) => Some(me),
+        None => Some(found.author.as_str()).filter(|a| a.ends_with("[bot]")),
+    }
+}
+
+/// `found` and the bodies of `comments` that its trusted author wrote (an untrusted body is
+/// read as empty): what [`decide`] may believe.
+pub fn believed(found: &Found, comments: &[Comment], me: Option<&str>) -> (Found, Vec<String>) {
+    let trusted = trusted_author(found, me);
+    let by_us = |a: &str| trusted.is_some_and(|t| t.eq_ignore_ascii_case(a));
+    let mut f = found.clone();
+    if !by_us(&found.author) {
+        f.body = String::new();
+    }
+    let said = comments
+        .iter()
+        .filter(|c| by_us(&c.author))
+        .map(|c| c.body.clone())
+        .collect();
+    (f, said)
 }
 
 /// Where a user stands, for its issue.
@@ -206,8 +244,11 @@ pub struct IssueError(pub String);
 pub trait Issues {
     /// The open issues (not pull requests) with `label`.
     async fn open_issues(&self, repo: &str, label: &str) -> Result<Vec<Found>, IssueError>;
-    /// The bodies of an issue's comments, oldest first.
-    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<String>, IssueError>;
+    /// Who this token acts as (`GET /user`), or `None` when it cannot say (an installation
+    /// token).
+    async fn identity(&self) -> Result<Option<String>, IssueError>;
+    /// An issue's comments, oldest first.
+    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<Comment>, IssueError>;
     async fn open(
         &self,
         repo: &str,
@@ -241,6 +282,16 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
     let fix = format!(
         "the rotation's result is unchanged; give the job `permissions: issues: write` on {repo} (input issue-token), or set input issue-repository to none"
     );
+    // Looked up once a run: whose markers are believed (CONTRACT §12a).
+    let me = match issues.identity().await {
+        Ok(me) => me,
+        Err(IssueError(e)) => {
+            told.warnings.push(format!(
+                "could not tell who the issue token acts as: {e}; {fix}"
+            ));
+            return told;
+        }
+    };
     let open = match issues.open_issues(repo, LABEL).await {
         Ok(open) => open,
         Err(IssueError(e)) => {
@@ -264,10 +315,11 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
             },
             _ => Vec::new(),
         };
+        let believed = found.map(|f| believed(f, &comments, me.as_deref()));
         let act = decide(
             user,
             &standing,
-            found.map(|f| (f, comments.as_slice())),
+            believed.as_ref().map(|(f, c)| (f, c.as_slice())),
             ctx,
         );
         let result = match &act {

@@ -482,18 +482,7 @@ pub fn text(report: &ReportView) -> String {
 /// backslash-escaped, so it renders as written and nothing in it acts. (`_` cannot emphasize
 /// inside a word in GitHub's Markdown, and stays, so secret names read as they are.)
 pub fn escape_markdown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' | '\r' => out.push(' '),
-            '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '|' | '~' | '#' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::text::markdown(s)
 }
 
 /// A link to a run, only when it is a plain http(s) URL (anything else could carry Markdown).
@@ -647,7 +636,7 @@ mod tests {
     fn foreign_text_is_inert_in_markdown() {
         assert_eq!(
             escape_markdown("[a](https://evil) ![i](x) <img src=x> *c* `d` | e\n# f ~g~ \\"),
-            "\\[a\\](https://evil) !\\[i\\](x) \\<img src=x\\> \\*c\\* \\`d\\` \\| e \\# f \\~g\\~ \\\\"
+            "\\[a\\](https://evil) !\\[i\\](x) &lt;img src=x&gt; \\*c\\* \\`d\\` \\| e \\# f \\~g\\~ \\\\"
         );
         assert_eq!(
             escape_markdown("plain words, 1.5: ok"),

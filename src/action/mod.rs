@@ -81,7 +81,10 @@ pub fn inputs_from_env(env: &HashMap<String, String>) -> RawInputs {
 
 /// Escapes the data of a workflow command (`%`, CR, LF).
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
+    s.chars()
+        .filter(|&c| matches!(c, '\r' | '\n' | '\t') || !c.is_control())
+        .collect::<String>()
+        .replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
@@ -147,8 +150,22 @@ impl Console {
         out
     }
 
+    /// Text for the log (stdout or stderr: the runner reads both for workflow commands):
+    /// masked values scrubbed, and foreign text inert (CONTRACT §12a).
+    fn inert(&self, text: &str) -> String {
+        let text = self.scrub(text);
+        if self.in_actions {
+            crate::text::for_log(&text, crate::text::stop_token)
+        } else {
+            text.split('\n')
+                .map(crate::text::strip_controls)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    }
+
     fn out(&self, line: &str) {
-        let line = self.scrub(line);
+        let line = self.inert(line);
         if self.quiet {
             eprintln!("{line}");
         } else {
@@ -161,7 +178,7 @@ impl Console {
         if self.in_actions {
             println!("::error::{}", escape_data(&text));
         }
-        eprintln!("error: {text}");
+        eprintln!("{}", self.inert(&format!("error: {text}")));
     }
 }
 
@@ -177,7 +194,7 @@ impl Events for Console {
         if self.in_actions {
             println!("::warning::{}", escape_data(&text));
         } else {
-            eprintln!("warning: {text}");
+            eprintln!("{}", self.inert(&format!("warning: {text}")));
         }
     }
     fn group(&self, title: &str) {

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{GitHub, encode_segment, repo_path, unexpected};
-use crate::notify::{Found, IssueError, Issues};
+use crate::notify::{Comment, Found, IssueError, Issues};
 use crate::ports::GhError;
 
 #[derive(Deserialize)]
@@ -16,6 +16,8 @@ struct IssueEntry {
     body: Option<String>,
     #[serde(default)]
     comments: u64,
+    #[serde(default)]
+    user: Option<Login>,
     /// Present on pull requests, which the issues API lists too.
     #[serde(default)]
     pull_request: Option<serde_json::Value>,
@@ -25,6 +27,13 @@ struct IssueEntry {
 struct CommentEntry {
     #[serde(default)]
     body: Option<String>,
+    #[serde(default)]
+    user: Option<Login>,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    login: String,
 }
 
 #[derive(Deserialize)]
@@ -56,11 +65,24 @@ impl Issues for GitHub {
                 title: e.title,
                 body: e.body.unwrap_or_default(),
                 comments: e.comments,
+                author: e.user.map(|u| u.login).unwrap_or_default(),
             })
             .collect())
     }
 
-    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<String>, IssueError> {
+    async fn identity(&self) -> Result<Option<String>, IssueError> {
+        let what = "reading who the issue token acts as (GET /user)";
+        match self.send(http::Method::GET, "/user", None, what).await {
+            Ok(reply) => serde_json::from_str::<Login>(&reply.body)
+                .map(|l| Some(l.login))
+                .map_err(|e| said(unexpected(what, e))),
+            // An installation token is no user: "Resource not accessible by integration".
+            Err(e) if e.kind == crate::ports::GhErrorKind::Forbidden => Ok(None),
+            Err(e) => Err(said(e)),
+        }
+    }
+
+    async fn comments(&self, repo: &str, number: u64) -> Result<Vec<Comment>, IssueError> {
         let what = format!("reading the comments of issue #{number} in {repo}");
         let path = format!("/repos/{}/issues/{number}/comments", repo_path(repo));
         let entries = self
@@ -69,7 +91,10 @@ impl Issues for GitHub {
             .map_err(said)?;
         Ok(entries
             .into_iter()
-            .map(|c| c.body.unwrap_or_default())
+            .map(|c| Comment {
+                author: c.user.map(|u| u.login).unwrap_or_default(),
+                body: c.body.unwrap_or_default(),
+            })
             .collect())
     }
 

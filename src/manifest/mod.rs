@@ -124,6 +124,43 @@ impl Scope {
         )
     }
 
+    /// Whether one GitHub Actions job can read an Actions variable of both scopes: GitHub
+    /// resolves `vars.X` environment, then repository, then organization, so a variable of
+    /// one scope of a chain (an organization, a repository of it, an environment of that
+    /// repository) shadows or is shadowed by one of the same name in another of the chain.
+    /// Names compare as GitHub compares them (case-insensitively); Dependabot and the stores
+    /// have no Actions variables.
+    pub fn shares_jobs_with(&self, other: &Scope) -> bool {
+        fn chain(s: &Scope) -> Option<(String, Option<String>, Option<String>)> {
+            let owner = |r: &str| r.split('/').next().unwrap_or_default().to_ascii_lowercase();
+            match s {
+                Scope::Repository(r) => Some((owner(r), Some(r.to_ascii_lowercase()), None)),
+                Scope::Environment {
+                    repository,
+                    environment,
+                } => Some((
+                    owner(repository),
+                    Some(repository.to_ascii_lowercase()),
+                    Some(environment.to_ascii_lowercase()),
+                )),
+                Scope::Organization {
+                    organization,
+                    dependabot: false,
+                    ..
+                } => Some((organization.to_ascii_lowercase(), None, None)),
+                _ => None,
+            }
+        }
+        let (Some((o1, r1, e1)), Some((o2, r2, e2))) = (chain(self), chain(other)) else {
+            return false;
+        };
+        let nested = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        o1 == o2 && nested(&r1, &r2) && (r1.is_none() || r2.is_none() || nested(&e1, &e2))
+    }
+
     /// The store writes the pair as one (a KV v2 secret: one version for both fields).
     pub fn whole_pair(&self) -> bool {
         matches!(self, Scope::Vault { .. })

@@ -404,6 +404,81 @@ users:
     }
 }
 
+/// CONTRACT §12a: GitHub resolves a job's `vars.X` environment → repository → organization,
+/// so two moving users' variables of one name in scopes of one chain would hand one user's
+/// role to jobs that read the other's secrets. Exit 2 naming both consumers.
+#[test]
+fn two_users_variables_never_resolve_in_one_job() {
+    let two = |a: &str, b: &str| {
+        format!(
+            "version: 1
+users:
+  - name: ci
+    migrate: {{}}
+    consumers: [{a}]
+  - name: batch
+    migrate: {{ role-name: gha-batch }}
+    consumers: [{b}]
+"
+        )
+    };
+    let b_names = "secrets: {access-key-id: B_ID, secret-access-key: B_SECRET}";
+    for (a, b, first, second) in [
+        (
+            "{organization: acme}".to_owned(),
+            format!("{{repository: Acme/web, {b_names}}}"),
+            "organization acme (Actions secrets)",
+            "Acme/web (repository secrets)",
+        ),
+        (
+            "{repository: acme/web}".to_owned(),
+            format!("{{repository: acme/web, environment: prod, {b_names}}}"),
+            "acme/web (repository secrets)",
+            "acme/web environment \"prod\"",
+        ),
+        (
+            "{organization: ACME}".to_owned(),
+            format!("{{repository: acme/api, environment: prod, {b_names}}}"),
+            "organization ACME (Actions secrets)",
+            "acme/api environment \"prod\"",
+        ),
+    ] {
+        let got = err(&two(&a, &b));
+        assert!(
+            got.contains(&format!("{first} of \"ci\" and {second} of \"batch\"")),
+            "{got}"
+        );
+        assert!(got.contains("AWS_ROLE_ARN"), "{got}");
+        // With a variable of its own, or in another organization, repository or environment: fine.
+        let own = two(&a, &b).replace(
+            "role-name: gha-batch",
+            "role-name: gha-batch, variable: BATCH_ROLE_ARN",
+        );
+        parse("m.yml", &own).unwrap();
+    }
+    for (a, b) in [
+        (
+            "{organization: acme}",
+            "{repository: other/web, secrets: {access-key-id: B_ID, secret-access-key: B_SECRET}}",
+        ),
+        (
+            "{repository: acme/web, environment: staging}",
+            "{repository: acme/web, environment: prod, secrets: {access-key-id: B_ID, secret-access-key: B_SECRET}}",
+        ),
+        (
+            "{repository: acme/web}",
+            "{repository: acme/api, secrets: {access-key-id: B_ID, secret-access-key: B_SECRET}}",
+        ),
+        // Dependabot reads no Actions variables.
+        (
+            "{organization: acme, app: dependabot}",
+            "{repository: acme/web, secrets: {access-key-id: B_ID, secret-access-key: B_SECRET}}",
+        ),
+    ] {
+        parse("m.yml", &two(a, b)).unwrap_or_else(|e| panic!("{a} {b}: {e}"));
+    }
+}
+
 #[test]
 fn two_users_never_share_a_role_or_a_variable() {
     let two = |a: &str, b: &str| {
@@ -429,7 +504,7 @@ users:
     );
     let got = two("{}", "{ role-name: gha-batch }");
     assert!(
-        got.contains("would both write the variable AWS_ROLE_ARN in acme/web (repository secrets)"),
+        got.contains("would both have the variable AWS_ROLE_ARN read by one job: acme/web (repository secrets) of \"ci\" and acme/web (repository secrets) of \"batch\""),
         "{got}"
     );
     let fine = parse(

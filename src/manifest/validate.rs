@@ -108,7 +108,8 @@ impl Validator<'_> {
             HashMap::new();
         // `migrate`: one role per user, one user's role ARN per variable of a scope.
         let mut seen_roles: HashMap<String, String> = HashMap::new();
-        let mut seen_variables: HashMap<(Scope, String), String> = HashMap::new();
+        // Every Actions scope of a moving user with its variable's name, the user and where.
+        let mut seen_variables: Vec<(Scope, String, String)> = Vec::new();
         for user in raw.users {
             let at = user.referenced;
             let u = user.value;
@@ -205,15 +206,16 @@ impl Validator<'_> {
                     .chain(&on_role)
                     .filter(|c| c.scope.is_github())
                 {
-                    let key = (c.scope.clone(), migrate.variable.to_ascii_uppercase());
-                    if let Some(other) = seen_variables.insert(key, u.name.clone())
-                        && other != u.name
-                    {
+                    let name = migrate.variable.to_ascii_uppercase();
+                    if let Some((scope, _, other)) = seen_variables.iter().find(|(s, n, o)| {
+                        *n == name && *o != u.name && s.shares_jobs_with(&c.scope)
+                    }) {
                         return Err(self.err(&at, format!(
-                            "users {other:?} and {:?} would both write the variable {} in {}: give one of them its own migrate.variable",
-                            u.name, migrate.variable, c.scope
+                            "users {other:?} and {:?} would both have the variable {} read by one job: {} of {other:?} and {} of {:?} (GitHub resolves variables environment, then repository, then organization, so one user's role would be assumed with the other's secrets). Give one of them its own migrate.variable",
+                            u.name, migrate.variable, scope, c.scope, u.name
                         )));
                     }
+                    seen_variables.push((c.scope.clone(), name, u.name.clone()));
                 }
             }
             let mut verify = Vec::new();

@@ -411,9 +411,25 @@ async fn plan_variables<V: Variables>(
         let scope = &r.consumer.scope;
         let current = github.variable(scope, variable).await.map_err(gh_stop)?;
         let consumer = &mut view.consumers[i];
-        if current.as_deref() == Some(view.role_arn.as_str()) {
-            consumer.variable = Some("holds the role's ARN".into());
-            continue;
+        match current.as_deref() {
+            Some(v) if v == view.role_arn => {
+                consumer.variable = Some("holds the role's ARN".into());
+                continue;
+            }
+            // A value the tool did not write: another role's ARN a job may rely on (CONTRACT
+            // §12a). Never overwritten; nothing of this user is written.
+            Some(v) => {
+                return Err((
+                    Exit::Refused,
+                    format!(
+                        "{scope}: the variable {variable} exists and holds {}, not the ARN of the role made for user {} ({}): it is never overwritten, since the jobs of that scope may rely on it. Delete it or give this user its own migrate.variable, then run migrate again. Nothing was written",
+                        crate::text::quoted(v),
+                        user.name,
+                        view.role_arn
+                    ),
+                ));
+            }
+            None => {}
         }
         let verb = if dry_run { "would write" } else { "to write" };
         consumer.variable = Some(format!("{verb} {variable} = role ARN"));

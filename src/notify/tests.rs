@@ -14,6 +14,7 @@ fn found(body: &str, comments: u64) -> Found {
         title: title("ci"),
         body: body.into(),
         comments,
+        author: "octo".into(),
     }
 }
 
@@ -200,4 +201,60 @@ fn standing_follows_the_exit_code() {
         standing(&report(Outcome::Deferred("budget".into()), None)),
         Standing::Unknown
     );
+}
+
+/// CONTRACT §12a: a marker is believed only from the tool's own identity. A stranger's
+/// comment that copies the marker of the current reason cannot silence it, and one that says
+/// "healthy" cannot stop the close.
+#[test]
+fn markers_are_believed_only_from_the_tools_own_identity() {
+    let first = opened_body("user ci has only an Inactive key");
+    let issue = found(&first, 2);
+    let new = person("user ci has keys in a combination no command handles");
+    let forged = opened_body("user ci has keys in a combination no command handles");
+    let stranger = Comment {
+        author: "mallory".into(),
+        body: forged,
+    };
+    let ours = Comment {
+        author: "octo".into(),
+        body: "A new reason.".into(),
+    };
+    // The token is octo's: mallory's marker is not ours.
+    let (f, said) = believed(&issue, &[ours.clone(), stranger.clone()], Some("octo"));
+    assert_eq!(said, vec!["A new reason.".to_owned()]);
+    assert!(matches!(
+        decide("ci", &new, Some((&f, &said)), &ctx()),
+        Act::Comment { .. }
+    ));
+    // A "healthy" marker from a stranger: the close still comments and closes.
+    let healthy = Comment {
+        author: "mallory".into(),
+        body: format!("{MARKER}{HEALTHY} -->"),
+    };
+    let (f, said) = believed(&issue, &[healthy], Some("octo"));
+    assert!(matches!(
+        decide("ci", &Standing::Healthy, Some((&f, &said)), &ctx()),
+        Act::Close {
+            comment: Some(_),
+            ..
+        }
+    ));
+    // An issue someone else opened: its body is not believed.
+    let mut theirs = issue.clone();
+    theirs.author = "mallory".into();
+    let (f, _) = believed(&theirs, &[], Some("octo"));
+    assert_eq!(f.body, "");
+    // An installation token cannot say who it is: the issue's bot author is trusted, a person
+    // opening it is not.
+    let mut bot = issue.clone();
+    bot.author = "github-actions[bot]".into();
+    let botc = Comment {
+        author: "github-actions[bot]".into(),
+        body: "x".into(),
+    };
+    let (f, said) = believed(&bot, &[botc, stranger], None);
+    assert_eq!((f.body.as_str(), said.len()), (first.as_str(), 1));
+    let (f, said) = believed(&issue, &[ours], None);
+    assert_eq!((f.body.as_str(), said.len()), ("", 0));
 }

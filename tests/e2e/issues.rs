@@ -211,3 +211,61 @@ fn an_issue_repository_that_is_not_owner_name_is_refused_before_anything_changes
     assert_eq!(env.world(USER), before);
     assert!(env.github.issues("acme/web").is_empty());
 }
+
+/// CONTRACT §12a: an issue marker is believed only from the tool's own identity (the token's
+/// user, looked up once a run). Anyone who can comment could otherwise silence the next
+/// reason by posting its marker first, or skip the "healthy again" comment with that marker.
+#[test]
+fn a_strangers_marker_neither_silences_a_new_reason_nor_the_healthy_comment() {
+    use aws_key_rotator::notify::reason_key;
+    let env = TestEnv::new();
+    let inactive = inactive_user(&env);
+    assert_eq!(in_run(&env, &[("command", "deactivate")]).code, 3);
+    let next = format!("user {USER} has keys in a combination no command handles");
+    env.github.comment_as(
+        "acme/web",
+        1,
+        "mallory",
+        &format!(
+            "nothing to see @acme/security <!-- aws-key-rotator:reason={} -->",
+            reason_key(&next)
+        ),
+    );
+    env.create_key(USER);
+    let run = in_run(&env, &[("command", "deactivate")]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    let issue = &env.github.issues("acme/web")[0];
+    assert_eq!(issue.comments.len(), 2, "{:?}", issue.comments);
+    assert_eq!(issue.comment_authors[1], fake_github::TOKEN_LOGIN);
+    assert!(
+        issue.comments[1].contains("no command handles"),
+        "{}",
+        issue.comments[1]
+    );
+
+    env.github.comment_as(
+        "acme/web",
+        1,
+        "mallory",
+        "<!-- aws-key-rotator:reason=* -->",
+    );
+    runtime().block_on(async {
+        env.iam()
+            .delete_access_key()
+            .user_name(USER)
+            .access_key_id(&inactive.id)
+            .send()
+            .await
+            .unwrap();
+    });
+    let healthy = in_run(&env, &[("command", "deactivate")]);
+    assert_eq!(healthy.code, 0, "{}", healthy.all());
+    let issue = &env.github.issues("acme/web")[0];
+    assert_eq!(issue.state, "closed");
+    let last = issue.comments.last().unwrap();
+    assert!(last.contains("healthy again"), "{last}");
+    assert_eq!(
+        issue.comment_authors.last().unwrap(),
+        fake_github::TOKEN_LOGIN
+    );
+}

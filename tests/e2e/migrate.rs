@@ -1146,3 +1146,95 @@ fn the_oidc_issuer_is_placed_from_the_server_url_and_never_assumed() {
         "{trust}"
     );
 }
+
+/// CONTRACT §12a: the workflow lines `migrate` prints come from anyone who can push to a
+/// consumer's default branch. A lone CR, or a line that starts `::`, never becomes a workflow
+/// command in the rotator's job: the lines are printed without control characters, inside
+/// `::stop-commands::`.
+#[test]
+fn workflow_lines_from_a_consumers_repository_start_no_workflow_command() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.write_manifest(&manifest(false, false));
+    env.github.add_file(
+        "acme/web",
+        ".github/workflows/evil.yml",
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ secrets.AWS_ACCESS_KEY_ID }}\r::add-mask::AKIAFORGED\r::error::forged by a workflow\n      - run: echo ${{ secrets.AWS_SECRET_ACCESS_KEY }}\n::warning::also forged\n",
+    );
+    let run = env.exec(
+        &env.admin,
+        &["migrate"],
+        vec![
+            ("GITHUB_TOKEN".into(), fake_github::TOKEN.into()),
+            ("GITHUB_ACTIONS".into(), "true".into()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("evil.yml"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("forged by a workflow"),
+        "shown, inert: {}",
+        run.stdout
+    );
+    for out in [&run.stdout, &run.stderr] {
+        let commands = runner_commands(out);
+        assert!(
+            !commands
+                .iter()
+                .any(|c| c.contains("forged") || c.contains("AKIAFORGED")),
+            "{commands:?}\n{out}"
+        );
+        assert!(!out.contains('\r'), "{out:?}");
+    }
+}
+
+/// CONTRACT §12a: variables resolve as GitHub resolves them. An existing variable the tool did
+/// not write (another role's ARN) is never overwritten: exit 3, nothing of the user written,
+/// the variable named. Two moving users whose variables one job would read: exit 2 naming
+/// both consumers, nothing made.
+#[test]
+fn a_variable_the_tool_did_not_write_or_one_another_user_shadows_is_refused() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.write_manifest(&manifest(false, false));
+    let theirs = "arn:aws:iam::123456789012:role/someone-elses";
+    env.github.set_variable(
+        &environment("acme/api", "production"),
+        "AWS_ROLE_ARN",
+        theirs,
+    );
+    let before = env.github.variables();
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.all().contains("AWS_ROLE_ARN")
+            && run.all().contains("is never overwritten")
+            && run.all().contains("production"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(env.github.variables(), before, "nothing written");
+    assert!(role(&env).is_none(), "no role made");
+
+    // Two users: ci's organization consumer and batch's repository in that organization.
+    env.github.set_variable(
+        &environment("acme/api", "production"),
+        "AWS_ROLE_ARN",
+        &role_arn(),
+    );
+    env.user("batch", &["s3:GetObject"]);
+    env.write_manifest(&format!(
+        "{}  - name: batch\n    migrate: {{ role-name: gha-batch }}\n    consumers:\n      - repository: acme/tools\n        secrets: {{ access-key-id: B_ID, secret-access-key: B_SECRET }}\n",
+        manifest(true, false)
+    ));
+    let before = env.github.variables();
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("organization acme (Actions secrets) of \"ci-deployer\" and acme/tools (repository secrets) of \"batch\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.github.variables(), before);
+    assert!(role(&env).is_none());
+}

@@ -241,7 +241,7 @@ users:
       - repository: acme/web
         app: dependabot
   - name: batch
-    migrate: { role-name: gha-batch, permissions: [arn:aws:iam::aws:policy/PowerUserAccess] }
+    migrate: { role-name: gha-batch, variable: BATCH_ROLE_ARN, permissions: [arn:aws:iam::aws:policy/PowerUserAccess] }
     consumers:
       - repository: acme/batch
 ",

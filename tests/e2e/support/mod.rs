@@ -163,6 +163,32 @@ pub fn aws_store_actions() -> Vec<String> {
     policy_actions(|sid| sid.starts_with("OptionalAwsStores"))
 }
 
+/// The workflow commands the Actions runner would run from `out` (its stdout or stderr), as
+/// the runner reads them: lines end at LF, CR LF or a lone CR; leading whitespace is trimmed;
+/// `::stop-commands::TOKEN` stops every command until `::TOKEN::`.
+pub fn runner_commands(out: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut stopped: Option<String> = None;
+    for line in out.split(['\n', '\r']) {
+        let line = line.trim_start();
+        let Some(rest) = line.strip_prefix("::") else {
+            continue;
+        };
+        if let Some(token) = &stopped {
+            if rest == format!("{token}::") {
+                stopped = None;
+            }
+            continue;
+        }
+        if let Some(token) = rest.strip_prefix("stop-commands::") {
+            stopped = Some(token.to_owned());
+            continue;
+        }
+        commands.push(rest.to_owned());
+    }
+    commands
+}
+
 /// The actions of the shipped policy of the identity that runs `migrate`
 /// (docs/migrate-policy.json).
 pub fn migrate_policy_actions() -> Vec<String> {

@@ -70,12 +70,21 @@ fn shown(r: &str, i: &FakeIssue) -> Value {
         "state": i.state,
         "labels": i.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
         "comments": i.comments.len(),
+        "user": {"login": i.author},
         "html_url": format!("https://github.example/{r}/issues/{}", i.number),
     });
     if i.pull_request {
         v["pull_request"] = json!({"url": "https://api.github.example/pulls/1"});
     }
     v
+}
+
+/// Who a caller acts as: the token's user, or an installation token's App bot.
+fn login_of(caller: &Caller) -> String {
+    match caller.installation() {
+        Some(_) => "aws-key-rotator[bot]".to_owned(),
+        None => super::TOKEN_LOGIN.to_owned(),
+    }
 }
 
 fn param<'a>(query: &'a str, k: &str) -> Option<&'a str> {
@@ -137,6 +146,8 @@ fn create(state: &Shared, r: &str, caller: &Caller, body: &Bytes) -> Response {
             .unwrap_or_default(),
         comments: Vec::new(),
         pull_request: false,
+        author: login_of(caller),
+        comment_authors: Vec::new(),
     };
     let shown = shown(r, &issue);
     issues.push(issue);
@@ -178,7 +189,7 @@ fn comments(state: &Shared, r: &str, n: &str, query: &str) -> Response {
         .comments
         .iter()
         .enumerate()
-        .map(|(i, b)| json!({"id": i + 1, "body": b}))
+        .map(|(i, b)| json!({"id": i + 1, "body": b, "user": {"login": issue.comment_authors[i]}}))
         .collect();
     ok(StatusCode::OK, Value::Array(page(&items, query)))
 }
@@ -200,6 +211,7 @@ fn comment(state: &Shared, r: &str, n: &str, caller: &Caller, body: &Bytes) -> R
         return not_found();
     };
     issue.comments.push(text.to_owned());
+    issue.comment_authors.push(login_of(caller));
     let id = issue.comments.len();
     ok(StatusCode::CREATED, json!({"id": id, "body": text}))
 }

@@ -412,6 +412,9 @@ pub struct FakeIssue {
     /// The comments' bodies, oldest first.
     pub comments: Vec<String>,
     pub pull_request: bool,
+    /// Who opened it, and who wrote each comment (`user.login`).
+    pub author: String,
+    pub comment_authors: Vec<String>,
 }
 
 /// GitHub's secondary limits on content-creating requests (POST, PUT, PATCH, DELETE) of one
@@ -833,6 +836,19 @@ impl FakeGitHub {
     }
 
     /// A repository's issues, open and closed, by number.
+    /// Someone else (`login`) comments on issue `number` of `repository`, as anyone who can
+    /// see a repository can.
+    pub fn comment_as(&self, repository: &str, number: u64, login: &str, body: &str) {
+        let mut s = self.state.lock().unwrap();
+        let issue = s
+            .issues
+            .get_mut(repository)
+            .and_then(|list| list.iter_mut().find(|i| i.number == number))
+            .expect("the issue exists");
+        issue.comments.push(body.to_owned());
+        issue.comment_authors.push(login.to_owned());
+    }
+
     pub fn issues(&self, repository: &str) -> Vec<FakeIssue> {
         self.state
             .lock()
