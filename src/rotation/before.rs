@@ -62,7 +62,9 @@ fn guess(facts: &Facts, stamps: Option<&[Option<DateTime<Utc>>; 2]>) -> [Holding
         State::RolledBack => id(keys.first()),
         State::Incomplete => match facts.journal_of_newest().map(|j| j.phase) {
             Some(Phase::Written | Phase::Verified) => id(keys.last()),
-            Some(Phase::Partial | Phase::RolledBack | Phase::Writing) => Holding::Unknown,
+            Some(Phase::Partial | Phase::RollingBack | Phase::RolledBack | Phase::Writing) => {
+                Holding::Unknown
+            }
             _ => {
                 // No journal (an older release): written after the new key means the new key.
                 let new = keys.last();

@@ -54,14 +54,24 @@ impl<P: Ports> Rotation<'_, '_, P> {
         // (a deactivate started meanwhile would make the old key a broken one to restore).
         let moved =
             super::lease::moved(scene, &self.ring.keys, self.recorder.journal.as_ref()).await;
+        // The intent first (CONTRACT §12a): a write-back cut short must be finished by a later
+        // run, never taken for a rotation whose verification is still to come.
+        let mut put_back = moved.is_ok();
+        if put_back && let Err(e) = self.record(Phase::RollingBack).await {
+            why.push_str(&format!(
+                "; recording the rollback's start failed ({e}), so nothing was put back"
+            ));
+            put_back = false;
+        }
         match &moved {
             Err(m) => why.push_str(&format!("; nothing was put back: {m}")),
-            Ok(()) => self.put_back(&why).await,
+            Ok(()) if put_back => self.put_back(&why).await,
+            Ok(()) => {}
         }
         self.writer.settle_all(scene).await;
         let old_id = self.ring.old.clone();
         match &old_id {
-            Some(old) if moved.is_ok() && self.writer.ledger.all_hold(old) => {
+            Some(old) if put_back && self.writer.ledger.all_hold(old) => {
                 let free_at = scene.now() + plan::job_lifetime();
                 match self.record(Phase::RolledBack).await {
                     Ok(()) => why.push_str(&format!(
@@ -101,7 +111,9 @@ impl<P: Ports> Rotation<'_, '_, P> {
                 "{why}; putting the old values back in every consumer that changed, where they are known"
             ));
         }
-        for i in 0..consumers {
+        // The rotator's own repository last here too (CONTRACT §12a): a write-back cut short
+        // must not leave the next job a pair it cannot authenticate with.
+        for i in plan::write_order(&self.user.consumers, self.ctx.opts) {
             match self.old_pair(i) {
                 Some(old) => {
                     if self.writer.ledger.held(i) == Held::Key(old.id.clone()) {
@@ -153,9 +165,14 @@ impl<P: Ports> Rotation<'_, '_, P> {
         };
         let scene = self.scene();
         let new_id = self.ring.new_id().unwrap_or_default();
+        if let Err(e) = self.record(Phase::RollingBack).await {
+            return Err(Halt::Failed(format!(
+                "could not record the rollback's start on the IAM user ({e}); nothing was put back: run rotate again"
+            )));
+        }
         // Every store gets the old key, readable ones too: what they held when this run
         // started is the incomplete rotation's doing, not the old values.
-        for i in 0..self.user.consumers.len() {
+        for i in plan::write_order(&self.user.consumers, self.ctx.opts) {
             self.report.consumers[i].result = match self.writer.restore(scene, i, &old).await {
                 Ok(()) => ConsumerResult::Restored,
                 Err(e) => ConsumerResult::RestoreFailed(e.to_string()),

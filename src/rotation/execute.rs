@@ -259,7 +259,11 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
     /// Gives every split consumer the id of the key its secret kept (CONTRACT §12): ids are
     /// not secret, and both keys are Active.
     async fn mend_splits(&mut self) -> Result<(), Halt> {
-        for (i, kept) in std::mem::take(&mut self.splits) {
+        // The rotator's own repository last (CONTRACT §12a).
+        let order = super::plan::write_order(&self.user.consumers, self.ctx.opts);
+        let mut splits = std::mem::take(&mut self.splits);
+        splits.sort_by_key(|(i, _)| order.iter().position(|o| o == i));
+        for (i, kept) in splits {
             let scope = self.user.consumers[i].scope.clone();
             let scene = self.scene();
             if let Err(e) = self.writer.write_id(scene, i, &kept).await {

@@ -40,6 +40,9 @@ pub enum Phase {
     Written,
     /// Every consumer holds the new key and the verification workflows succeeded.
     Verified,
+    /// A failed rotation is putting the old values back (CONTRACT §12a): recorded before the
+    /// first write-back, so a run cut short there is finished later, never resumed.
+    RollingBack,
     /// Every consumer holds the old key again; the new key waits until no job can hold it.
     RolledBack,
     /// A failure left consumers on different keys (or on unknown values): a person decides.
@@ -57,6 +60,7 @@ impl Phase {
             Phase::Writing => "writing",
             Phase::Written => "written",
             Phase::Verified => "verified",
+            Phase::RollingBack => "rolling-back",
             Phase::RolledBack => "rolled-back",
             Phase::Partial => "partial",
             Phase::Deactivated => "deactivated",
@@ -69,6 +73,7 @@ impl Phase {
             "writing" => Phase::Writing,
             "written" => Phase::Written,
             "verified" => Phase::Verified,
+            "rolling-back" => Phase::RollingBack,
             "rolled-back" => Phase::RolledBack,
             "partial" => Phase::Partial,
             "deactivated" => Phase::Deactivated,

@@ -905,3 +905,127 @@ fn a_forged_creating_journal_never_deletes_a_key_someone_uses() {
     );
     env.assert_no_leaks();
 }
+
+/// CONTRACT §12a, item 8: the rotator's own repository (GITHUB_REPOSITORY, acme/web) is written
+/// last in every write path, the write-back of a failed verification included: a write-back
+/// cut short then never leaves the next job of its own repository a pair of two keys.
+#[test]
+fn the_write_back_writes_the_rotators_own_repository_last() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.write_manifest(&with_verify("acme/api"));
+    env.github.add_workflow(
+        "acme/api",
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::Fail,
+        },
+    );
+    let run = env.action(&old, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    one_working_key(&env);
+    let log = env.github.log();
+    let dispatched = log
+        .iter()
+        .position(|l| l.starts_with("POST ") && l.contains("/dispatches"))
+        .expect("dispatched");
+    let puts: Vec<&String> = log[dispatched..]
+        .iter()
+        .filter(|l| l.starts_with("PUT ") && l.contains("/secrets/"))
+        .collect();
+    let first_own = puts
+        .iter()
+        .position(|l| l.contains("/acme/web/"))
+        .expect("acme/web restored");
+    let last_other = puts
+        .iter()
+        .rposition(|l| l.contains("/acme/api/"))
+        .expect("acme/api restored");
+    assert!(last_other < first_own, "{puts:#?}");
+}
+
+/// CONTRACT §12a, item 5, settled: a failed verification's write-back is cut short (the runner
+/// lost while acme/web's write-back hangs; acme/api already holds the old key again, its
+/// secrets as fresh as the new key). The journal says `rolling-back`, so the next rotate never
+/// resumes the verification (which acme/web, still on the new key, would pass): without the
+/// old key as credentials it refuses, loud; with them it finishes the write-back by itself.
+#[test]
+fn a_rollback_cut_short_is_finished_and_never_resumed_as_a_success() {
+    let env = TestEnv::new();
+    let old = setup(&env, Some(100)).unwrap();
+    env.write_manifest(&with_verify("acme/web"));
+    env.github.add_workflow(
+        "acme/web",
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::Fail,
+        },
+    );
+    // The forward write of acme/web's id passes; its write-back never answers.
+    env.github.add_fault(
+        Fault::new(
+            axum::http::Method::PUT,
+            "/acme/web/actions/secrets/AWS_ACCESS_KEY_ID",
+            500,
+        )
+        .after(1)
+        .stalls(),
+    );
+    let run = env.spawn_action(&old, &[], &[]);
+    env.github
+        .wait_for_nth("PUT", "/acme/web/actions/secrets/AWS_ACCESS_KEY_ID", 2);
+    run.signal(libc::SIGKILL);
+    assert_eq!(run.wait(&env).code, -1);
+    env.github.clear_faults();
+    expire_lease(&env);
+    assert_eq!(
+        env.journal(USER).map(|j| j.phase),
+        Some(Phase::RollingBack),
+        "the write-back's intent was recorded first"
+    );
+    let api = env
+        .held(&repo("acme/api"), "DEPLOY_KEY_ID", "DEPLOY_KEY_SECRET")
+        .unwrap();
+    assert_eq!(api.id, old.id, "acme/api was put back before the cut");
+    let web = env.held_default(&repo("acme/web")).unwrap();
+    assert_ne!(web.id, old.id, "acme/web still holds the new key");
+    // The verification would pass now on acme/web: it must not be taken for the proof.
+    env.github.add_workflow(
+        "acme/web",
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::Normal,
+        },
+    );
+    let dispatches = env.github.count("POST", "/dispatches");
+    let admin = env.admin.clone();
+    let daily = env.changes_nothing(USER, 3, || env.action(&admin, &[]));
+    assert!(
+        daily
+            .all()
+            .contains("stopped while it put the old key back"),
+        "{}",
+        daily.all()
+    );
+    assert_eq!(env.github.count("POST", "/dispatches"), dispatches);
+    // The next job of the rotator's own repository starts with the old key: it finishes.
+    let finish = env.action(&old, &[]);
+    assert_ne!(finish.code, 2, "{}", finish.all());
+    assert_eq!(
+        env.github.count("POST", "/dispatches"),
+        dispatches,
+        "never verified"
+    );
+    for (scope, id, secret) in consumers() {
+        assert_eq!(
+            env.held(&scope, id, secret).unwrap().id,
+            old.id,
+            "{scope:?}"
+        );
+    }
+    every_consumer_works(&env);
+    assert_eq!(env.journal(USER).map(|j| j.phase), Some(Phase::RolledBack));
+}

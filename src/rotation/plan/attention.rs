@@ -24,7 +24,9 @@ pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Strin
         }),
         // The next rotate finishes these by itself.
         Standing::Incomplete { .. }
-            if facts.orphan_key().is_some() || facts.verification_to_resume() =>
+            if facts.orphan_key().is_some()
+                || facts.verification_to_resume()
+                || facts.rollback_to_finish() =>
         {
             None
         }

@@ -148,6 +148,17 @@ impl Facts {
             && state::stale_consumers(new.created, &self.freshness).is_empty()
     }
 
+    /// A rollback was cut short (`rolling-back`) and this step runs with the old key: its
+    /// values are known, so the next rotate finishes the write-back by itself.
+    pub fn rollback_to_finish(&self) -> bool {
+        let [old, _] = self.keys.as_slice() else {
+            return false;
+        };
+        self.state() == State::Incomplete
+            && self.journal_of_newest().map(|j| j.phase) == Some(Phase::RollingBack)
+            && self.step_key_id.as_deref() == Some(old.id.as_str())
+    }
+
     pub fn state(&self) -> State {
         self.standing().state()
     }
@@ -455,21 +466,32 @@ impl Plan {
     }
 }
 
-/// Every consumer's write, the rotator's own repository last (CONTRACT §12): with
-/// self-rotation its job reads those secrets, and a run killed while writing them would leave
-/// the next run unable to authenticate.
-fn writes(user: &UserSpec, opts: &Options) -> Vec<Consumer> {
-    let own = |c: &Consumer| {
-        let repo = match &c.scope {
-            Scope::Repository(r) | Scope::Environment { repository: r, .. } => Some(r),
-            _ => None,
-        };
-        repo.zip(opts.own_repository.as_ref())
-            .is_some_and(|(r, own)| r.eq_ignore_ascii_case(own))
+/// Whether consumer `c` is in the rotator's own repository (its repository or environment
+/// secrets): with self-rotation its job reads them, and a run stopped while writing them
+/// would leave the next run unable to authenticate.
+pub fn in_own_repository(c: &Consumer, opts: &Options) -> bool {
+    let repo = match &c.scope {
+        Scope::Repository(r) | Scope::Environment { repository: r, .. } => Some(r),
+        _ => None,
     };
-    let (mine, others): (Vec<&Consumer>, Vec<&Consumer>) =
-        user.consumers.iter().partition(|c| own(c));
-    others.into_iter().chain(mine).cloned().collect()
+    repo.zip(opts.own_repository.as_ref())
+        .is_some_and(|(r, own)| r.eq_ignore_ascii_case(own))
+}
+
+/// The order every write path takes through `consumers` (CONTRACT §12, §12a): the manifest's,
+/// the rotator's own repository last.
+pub fn write_order(consumers: &[Consumer], opts: &Options) -> Vec<usize> {
+    let (mine, others): (Vec<usize>, Vec<usize>) =
+        (0..consumers.len()).partition(|&i| in_own_repository(&consumers[i], opts));
+    others.into_iter().chain(mine).collect()
+}
+
+/// Every consumer's write, the rotator's own repository last.
+fn writes(user: &UserSpec, opts: &Options) -> Vec<Consumer> {
+    write_order(&user.consumers, opts)
+        .into_iter()
+        .map(|i| user.consumers[i].clone())
+        .collect()
 }
 
 /// A whole rotation, after deleting `first`.

@@ -134,6 +134,11 @@ fn incomplete(
     if facts.verification_to_resume() && !opts.force {
         return Plan::act(Act::Verify(user.verify.clone()), Some(old));
     }
+    // A rollback cut short is finished, never resumed as a success (CONTRACT §12a): with the
+    // old key as credentials its values are known everywhere, without force.
+    if phase == Some(Phase::RollingBack) && facts.rollback_to_finish() {
+        return Plan::act(Act::RollBack, Some(old));
+    }
     if !opts.force {
         let what = match phase {
             Some(Phase::Partial) => {
@@ -141,6 +146,9 @@ fn incomplete(
             }
             Some(Phase::Written) => {
                 "a rotation wrote every consumer but its verification did not succeed".to_owned()
+            }
+            Some(Phase::RollingBack) => {
+                "a failed rotation was stopped while it put the old key back".to_owned()
             }
             Some(p) => format!("a rotation stopped while {p}"),
             None => "an earlier rotation did not finish (no journal records it)".to_owned(),

@@ -1,6 +1,6 @@
 //! The deciders, case by case.
 use super::*;
-use crate::manifest::{Scope, SecretNames};
+use crate::manifest::{Scope, SecretNames, VerifyWorkflow};
 use KeyStatus::{Active as A, Inactive as I};
 use chrono::TimeZone;
 
@@ -893,4 +893,61 @@ fn a_moved_users_journal_is_believed_only_when_it_fits_the_keys() {
         delete(&u, &f, &Options::default()),
         Plan::Refuse(_)
     ));
+}
+
+/// CONTRACT §12a, item 5: a failed rotation's write-back cut short leaves `rolling-back`.
+/// Restored consumers' secrets look as fresh as the new key's, but the verification is never
+/// resumed: with the old key as credentials the next rotate finishes the write-back without
+/// force; otherwise it refuses (loud), and force never takes it for a verification either.
+#[test]
+fn a_rollback_cut_short_is_finished_never_resumed_as_a_success() {
+    let created = days_ago(1);
+    let mut u = user();
+    u.verify = vec![VerifyWorkflow {
+        repository: "acme/web".into(),
+        workflow: "verify.yml".into(),
+        git_ref: None,
+    }];
+    let mut f = facts(
+        vec![key("OLD", A, days_ago(100)), key("NEW", A, created)],
+        Some(created + Duration::minutes(5)),
+    );
+    f.has_verify = true;
+    let mut written = with_phase(f.clone(), Phase::Written, created + Duration::minutes(1));
+    written.journal.as_mut().unwrap().held = None;
+    assert!(
+        written.verification_to_resume(),
+        "the contrast: written resumes"
+    );
+    let cut = with_phase(f, Phase::RollingBack, created + Duration::minutes(2));
+    assert_eq!(cut.state(), State::Incomplete);
+    assert!(!cut.verification_to_resume());
+    let verifies = |p: &Plan| {
+        matches!(
+            p,
+            Plan::Act {
+                act: Act::Verify(_),
+                ..
+            }
+        )
+    };
+    for opts in [Options::default(), force()] {
+        let p = rotate(&u, &cut, &opts);
+        assert!(!verifies(&p), "{p:?}");
+    }
+    assert!(refused(
+        &rotate(&u, &cut, &Options::default()),
+        "put the old key back"
+    ));
+    assert!(attention(&u, &cut, &Options::default()).is_some());
+    let mut own = cut.clone();
+    own.step_key_id = Some("OLD".into());
+    assert!(matches!(
+        rotate(&u, &own, &Options::default()),
+        Plan::Act {
+            act: Act::RollBack,
+            ..
+        }
+    ));
+    assert_eq!(attention(&u, &own, &Options::default()), None);
 }
