@@ -153,12 +153,12 @@ pub async fn plan_user<P: Ports>(
             .map_err(|e| iam_fault(user, "iam:GetAccessKeyLastUsed", e))?;
         last_used.push((k.id.clone(), used));
     }
-    // A `creating` journal beside two keys: the newer key's last use decides whether it is an
-    // orphan nobody holds (CONTRACT §12a).
+    // A `creating` or `rolled-back` journal beside two keys: the newer key's last use decides
+    // whether it is one nobody holds (CONTRACT §12a).
     let journal = tags.journal().cloned();
     let mut newest_last_used = None;
     if let ([_, new], Some(j)) = (keys.as_slice(), &journal)
-        && j.phase == crate::rotation::journal::Phase::Creating
+        && (j.phase == Phase::Creating || (j.phase == Phase::RolledBack && j.key == new.id))
     {
         newest_last_used = match last_used.iter().find(|(id, _)| *id == new.id) {
             Some((_, u)) => Some(u.clone()),
@@ -170,6 +170,7 @@ pub async fn plan_user<P: Ports>(
             ),
         };
     }
+    let freshness = freshness(user, &readings, keys.last());
     let facts = Facts {
         newest_last_used,
         old_last_used: (command == Command::Deactivate)
@@ -177,7 +178,7 @@ pub async fn plan_user<P: Ports>(
             .flatten(),
         newest_unheld: newest_unheld(&keys, &readings),
         keys,
-        freshness: freshness(user, &readings),
+        freshness,
         now: ctx.clock().now(),
         step_key_id: ctx.step_key.map(|k| k.id.clone()),
         journal,
@@ -247,7 +248,7 @@ pub async fn read_for_writes<P: Ports>(
     }
     if prepared.readings.is_empty() {
         prepared.readings = read_stores(ctx, user).await?;
-        prepared.facts.freshness = freshness(user, &prepared.readings);
+        prepared.facts.freshness = freshness(user, &prepared.readings, prepared.facts.keys.last());
     }
     for (c, reading) in user.consumers.iter().zip(&prepared.readings) {
         fit_for_writes(ctx, c, reading).await?;
@@ -294,14 +295,18 @@ async fn fit_for_writes<P: Ports>(
     Ok(())
 }
 
-fn freshness(user: &UserSpec, readings: &[Reading]) -> Vec<Freshness> {
+/// When each consumer's pair was last written. A readable store that holds another key's id
+/// than the newest key's counts as never written since (CONTRACT §12a: what it holds is
+/// decided by the value, not by a timestamp a write-back also moves).
+fn freshness(user: &UserSpec, readings: &[Reading], newest: Option<&KeyInfo>) -> Vec<Freshness> {
     user.consumers
         .iter()
         .zip(readings)
         .map(|(c, r)| Freshness {
             consumer: c.clone(),
-            updated_at: match r.stamps {
-                [Some(a), Some(b)] => Some(a.min(b)),
+            updated_at: match (r.stamps, r.id_value(), newest) {
+                (_, Some(id), Some(new)) if id != new.id => None,
+                ([Some(a), Some(b)], _, _) => Some(a.min(b)),
                 _ => None,
             },
         })

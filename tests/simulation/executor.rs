@@ -88,6 +88,8 @@ pub(crate) fn run_all(
         .iter()
         .map(|(_, force)| Options {
             force: *force,
+            // Self-rotation runs in the repository whose secrets it reads (written last).
+            own_repository: self_rotating.then(|| "acme/web".to_owned()),
             ..Options::default()
         })
         .collect();

@@ -19,6 +19,14 @@ pub(crate) enum Kind {
     CrashAfter,
 }
 
+/// The forged-tag adversary: before call `call` of run `run`, forgery `what`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Forge {
+    pub(crate) run: usize,
+    pub(crate) call: usize,
+    pub(crate) what: usize,
+}
+
 pub(crate) const CRASHES: [Kind; 2] = [Kind::CrashBefore, Kind::CrashAfter];
 
 pub(crate) const KINDS: [Kind; 3] = [Kind::Error, Kind::Timeout, Kind::Lost];
@@ -146,9 +154,13 @@ pub(crate) enum Start {
     MovedRetiring,
     /// Moved, and the key deactivated eight days ago: it awaits deletion.
     MovedRetired,
+    /// One key, 100 days old, in every consumer; and a second Active key a person made two
+    /// days ago and uses outside the manifest (no journal).
+    Outside,
 }
 
-const STARTS: [Start; 7] = [
+const STARTS: [Start; 8] = [
+    Start::Outside,
     Start::Empty,
     Start::Aged,
     Start::Rotated,
@@ -168,6 +180,7 @@ impl Start {
             Start::Moved => "moved",
             Start::MovedRetiring => "moved-retiring",
             Start::MovedRetired => "moved-retired",
+            Start::Outside => "outside",
         }
     }
     pub(crate) fn parse(s: &str) -> Self {
@@ -194,6 +207,7 @@ pub(crate) struct History {
     pub(crate) faults: Vec<Fault>,
     pub(crate) seed: u64,
     pub(crate) skew: bool,
+    pub(crate) forge: Option<Forge>,
 }
 
 pub(crate) fn command_name(c: Command) -> &'static str {
@@ -215,7 +229,7 @@ impl fmt::Display for History {
         let faults: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
         write!(
             f,
-            "start={} self={} verify={} breaks={} cmds={} faults={} seed={} skew={}",
+            "start={} self={} verify={} breaks={} cmds={} faults={} seed={} skew={} forge={}",
             self.start.name(),
             self.self_rotating,
             self.verify,
@@ -227,7 +241,9 @@ impl fmt::Display for History {
                 faults.join(",")
             },
             self.seed,
-            self.skew
+            self.skew,
+            self.forge
+                .map_or("-".into(), |f| format!("{}:{}:{}", f.run, f.call, f.what))
         )
     }
 }
@@ -269,6 +285,14 @@ impl History {
             },
             seed: f["seed"].parse().unwrap(),
             skew: f["skew"] == "true",
+            forge: f.get("forge").filter(|v| **v != "-").map(|v| {
+                let p: Vec<usize> = v.split(':').map(|x| x.parse().unwrap()).collect();
+                Forge {
+                    run: p[0],
+                    call: p[1],
+                    what: p[2],
+                }
+            }),
         }
     }
 }
@@ -297,6 +321,13 @@ pub(crate) fn setup(h: &History) -> World {
         Start::Aged => {
             let k = w.add_key(true, now - Duration::days(100));
             all(&mut w, &k, now - Duration::days(100));
+        }
+        Start::Outside => {
+            let k = w.add_key(true, now - Duration::days(100));
+            all(&mut w, &k, now - Duration::days(100));
+            let theirs = w.add_key(true, now - Duration::days(2));
+            w.used.insert(theirs.clone(), now - Duration::hours(1));
+            w.outside = Some(theirs);
         }
         Start::Rotated | Start::Retired => {
             let old = w.add_key(h.start == Start::Rotated, now - Duration::days(100));
@@ -334,5 +365,6 @@ pub(crate) fn setup(h: &History) -> World {
     }
     w.verify_breaks = h.verify_breaks;
     w.faults = h.faults.clone();
+    w.forge = h.forge;
     w
 }

@@ -64,6 +64,9 @@ pub(crate) use world::*;
 
 /// Runs one history and checks it; `Err` carries the history and what broke.
 pub(crate) fn explore(h: &History) -> Result<(), String> {
+    if h.forge.is_some() {
+        return explore_forged(h);
+    }
     let w = Rc::new(RefCell::new(setup(h)));
     if std::env::var_os("SIM_REPLAY").is_some() {
         w.borrow_mut().trace = Some(Vec::new());
@@ -95,6 +98,90 @@ pub(crate) fn explore(h: &History) -> Result<(), String> {
         }
     }
     result.map_err(|e| format!("{e}\n  replay: SIM_REPLAY='{h}'"))
+}
+
+/// A history with the forged-tag adversary (CONTRACT §12, §12a): whatever a holder of
+/// `iam:TagUser` writes, at whatever point, the history and the scheduled runs that follow it
+/// (rotate, then deactivate and delete once their grace has passed, none with force) never
+/// take a working key from a consumer, and never delete or deactivate the key a person uses
+/// outside the manifest. A forged journal may leave the user loud (`conflict`): that is a
+/// person's to read, so convergence is not asked.
+pub(crate) fn explore_forged(h: &History) -> Result<(), String> {
+    let w = Rc::new(RefCell::new(setup(h)));
+    if std::env::var_os("SIM_REPLAY").is_some() {
+        w.borrow_mut().trace = Some(Vec::new());
+    }
+    let spec = spec_of(h);
+    let mut rng = Rng(h.seed);
+    let forced = h.commands.iter().any(|(_, force)| *force);
+    run_all(&w, &spec, &h.commands, h.self_rotating, 0, &mut rng);
+    let mut result =
+        safe(&w.borrow(), &spec, forced).map_err(|e| format!("after the history: {e}"));
+    let daily = [
+        (Command::Rotate, Duration::hours(1)),
+        (Command::Rotate, Duration::hours(7)),
+        (Command::Deactivate, Duration::hours(25)),
+        (Command::Delete, Duration::days(8)),
+    ];
+    for (i, (command, later)) in daily.into_iter().enumerate() {
+        if result.is_err() {
+            break;
+        }
+        {
+            let mut w = w.borrow_mut();
+            w.now += later;
+            w.sleeping = vec![None; 64];
+        }
+        let r = run_all(
+            &w,
+            &spec,
+            &[(command, false)],
+            h.self_rotating,
+            10 + i,
+            &mut rng,
+        )
+        .remove(0);
+        result = safe(&w.borrow(), &spec, forced).map_err(|e| {
+            format!(
+                "after the daily {} ({:?}): {e}",
+                command_name(command),
+                r.outcome
+            )
+        });
+    }
+    if let Some(trace) = &w.borrow().trace {
+        for line in trace {
+            println!("{line}");
+        }
+    }
+    result.map_err(|e| format!("{e}\n  replay: SIM_REPLAY='{h}'"))
+}
+
+/// No consumer holds a key that is deleted or Inactive; a moved user's key is never deleted
+/// while Active; and, unless a person forced a run, the key used outside the manifest stands.
+pub(crate) fn safe(w: &World, spec: &UserSpec, forced: bool) -> Result<(), String> {
+    for c in &spec.consumers {
+        let (id, secret) = w.holds(c);
+        for k in [&id, &secret].into_iter().flatten() {
+            if !w.working(k) {
+                return Err(format!("{} holds {k}, which no longer works", c.scope));
+            }
+        }
+    }
+    if let Some(k) = w.deleted_active.first()
+        && spec.moved()
+    {
+        return Err(format!("the moved user's key {k} was deleted while Active"));
+    }
+    if let Some(o) = &w.outside
+        && !forced
+        && !w.working(o)
+    {
+        return Err(format!(
+            "the key {o} a person uses outside the manifest was deleted or deactivated"
+        ));
+    }
+    Ok(())
 }
 
 /// Fault-free, how many port calls a lone run of `h` makes.
@@ -162,6 +249,7 @@ pub(crate) fn base(start: Start, self_rotating: bool, verify: bool, command: Com
         faults: Vec::new(),
         seed: 1,
         skew: false,
+        forge: None,
     }
 }
 
@@ -332,6 +420,30 @@ pub(crate) fn a_crash_at_every_call() {
         split > 0,
         "the sweep never cut a pair: it proves nothing about mending"
     );
+}
+
+/// The forged-tag adversary at every call of every lone run, with every forgery it knows:
+/// a journal or a lease rewritten to any value a holder of `iam:TagUser` could write.
+#[test]
+pub(crate) fn a_forged_tag_at_every_call() {
+    let mut t = Tally::new();
+    let mut histories = lone_runs();
+    for self_rotating in [true, false] {
+        for command in [Command::Rotate, Command::Deactivate, Command::Delete] {
+            histories.push(base(Start::Outside, self_rotating, true, command));
+        }
+    }
+    for h in histories {
+        let n = calls_of(&h);
+        for call in 0..=n {
+            for what in 0..FORGERIES {
+                let mut h = h.clone();
+                h.forge = Some(Forge { run: 0, call, what });
+                t.run(&h);
+            }
+        }
+    }
+    t.finish("a forged tag at every call");
 }
 
 #[test]

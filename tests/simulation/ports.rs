@@ -68,6 +68,20 @@ impl Sim {
         YieldOnce(false).await;
         let mut w = self.w.borrow_mut();
         let n = w.calls[self.run];
+        if let Some(f) = w.forge
+            && !w.forged
+            && f.run == self.run
+            && f.call == n
+        {
+            w.forged = true;
+            w.forge_tags(f.what);
+            if let Some(t) = &mut w.trace {
+                t.push(format!(
+                    "adversary before run {} call {n}: forgery {}",
+                    self.run, f.what
+                ));
+            }
+        }
         w.calls[self.run] += 1;
         let mut hit = w
             .broken
@@ -216,13 +230,26 @@ impl Iam for Sim {
         })
         .await
     }
-    async fn last_used(&self, _: &str) -> Result<LastUse, IamError> {
-        self.iam("iam:GetAccessKeyLastUsed", |_| {
-            Ok(LastUse {
-                date: None,
-                service: "N/A".into(),
-                region: "N/A".into(),
-            })
+    async fn last_used(&self, key_id: &str) -> Result<LastUse, IamError> {
+        let key_id = key_id.to_owned();
+        self.iam("iam:GetAccessKeyLastUsed", move |w| {
+            // A key a person uses outside the manifest is in use all along.
+            let outside = (w.outside.as_deref() == Some(key_id.as_str()))
+                .then(|| w.now - Duration::minutes(5));
+            Ok(
+                match outside.or_else(|| w.used.get(&key_id).copied()).as_ref() {
+                    Some(d) => LastUse {
+                        date: Some(*d),
+                        service: "sts".into(),
+                        region: "us-east-1".into(),
+                    },
+                    None => LastUse {
+                        date: None,
+                        service: "N/A".into(),
+                        region: "N/A".into(),
+                    },
+                },
+            )
         })
         .await
     }
@@ -251,6 +278,8 @@ impl Iam for Sim {
         let secret = key.secret.expose_secret().to_owned();
         self.iam("sts:GetCallerIdentity", move |w| {
             if w.working(&id) && secret == secret_of(&id) {
+                let now = w.now;
+                w.used.insert(id.clone(), now);
                 Ok(Caller {
                     account: "123456789012".into(),
                     arn: format!("arn:aws:iam::123456789012:user/{USER}"),

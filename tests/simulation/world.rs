@@ -43,6 +43,13 @@ pub(crate) struct World {
     pub(crate) crashed: Vec<bool>,
     pub(crate) trace: Option<Vec<String>>,
     pub(crate) scope_key: ScopeKey,
+    /// When IAM last saw each key used (GetAccessKeyLastUsed).
+    pub(crate) used: BTreeMap<String, DateTime<Utc>>,
+    /// A second key a person made and uses outside the manifest (no consumer holds it).
+    pub(crate) outside: Option<String>,
+    /// The forged-tag adversary's one write, and whether it was made.
+    pub(crate) forge: Option<Forge>,
+    pub(crate) forged: bool,
 }
 
 pub(crate) fn secret_of(id: &str) -> String {
@@ -84,6 +91,10 @@ impl World {
             crashed: vec![false; 64],
             trace: None,
             scope_key: ScopeKey::parse("sim-key-id", &key).unwrap(),
+            used: BTreeMap::new(),
+            outside: None,
+            forge: None,
+            forged: false,
         }
     }
 
@@ -135,6 +146,67 @@ impl World {
             (None, None) => Held::Nothing,
             (Some(a), Some(b)) if a == b => Held::Key(a),
             (id, secret) => Held::Split { id, secret },
+        }
+    }
+}
+
+/// How many forgeries the adversary knows (see [`World::forge_tags`]).
+pub(crate) const FORGERIES: usize = 13;
+
+impl World {
+    /// The adversary with `iam:TagUser` on the user (CONTRACT §12, §12a) writes forgery `what`:
+    /// a well-formed journal or lease naming the keys as they are now (the values a reader of
+    /// ListAccessKeys would pick), a malformed one, or a removal.
+    pub(crate) fn forge_tags(&mut self, what: usize) {
+        let now = self.now;
+        let newest = self.keys.last().map(|k| (k.id.clone(), k.created));
+        let oldest = self.keys.first().map(|k| (k.id.clone(), k.created));
+        let journal =
+            |phase: Phase, key: &Option<(String, DateTime<Utc>)>, at: Option<DateTime<Utc>>| {
+                key.as_ref().map(|(id, created)| {
+                    let mut j =
+                        Journal::new(phase, id, &format!("{id}-forged"), at.unwrap_or(*created));
+                    j.held = Some(at.unwrap_or(*created));
+                    j.value()
+                })
+            };
+        let value = match what {
+            // The attack of item 4: an intent at the newest key's creation.
+            0 => newest
+                .as_ref()
+                .map(|(_, c)| Journal::creating("adversary", *c).value()),
+            1 => Some(Journal::creating("adversary", now).value()),
+            2 => journal(Phase::Verified, &newest, None),
+            3 => journal(Phase::Deactivated, &newest, Some(now)),
+            4 => journal(Phase::RolledBack, &newest, None),
+            5 => journal(Phase::Written, &oldest, None),
+            6 => journal(Phase::Moved, &oldest, Some(now)),
+            7 => journal(Phase::RollingBack, &newest, Some(now)),
+            8 => journal(Phase::Written, &newest, None),
+            // A rotation id that does not name its key.
+            9 => newest
+                .as_ref()
+                .map(|(id, c)| Journal::new(Phase::Verified, id, "AKIAOTHER-1", *c).value()),
+            10 => {
+                self.tags.remove(JOURNAL_TAG);
+                None
+            }
+            11 => {
+                self.tags.remove(LEASE_TAG);
+                return;
+            }
+            _ => {
+                let lease = aws_key_rotator::rotation::journal::Lease {
+                    run: "adversary".into(),
+                    until: now + Duration::hours(1),
+                    github: None,
+                };
+                self.tags.insert(LEASE_TAG.into(), lease.value());
+                return;
+            }
+        };
+        if let Some(v) = value {
+            self.tags.insert(JOURNAL_TAG.into(), v);
         }
     }
 }

@@ -5,7 +5,7 @@ use super::{
     Act, Deletion, Facts, Options, Plan, conflict, job_lifetime, list_stale, rotation, when, writes,
 };
 use crate::manifest::UserSpec;
-use crate::model::KeyInfo;
+use crate::model::{KeyInfo, LastUse};
 use crate::rotation::journal::Phase;
 use crate::rotation::state::{self, Standing};
 
@@ -105,6 +105,23 @@ fn rolled_back(
             new.id,
             when(since),
             old.id,
+            when(free_at)
+        ));
+    }
+    // Anyone with iam:TagUser can write `rolled-back` (CONTRACT §12a): a key used after every
+    // job that could hold it had ended is held by someone, and is not this tool's to delete.
+    if let Some(LastUse {
+        date: Some(used),
+        service,
+        ..
+    }) = &facts.newest_last_used
+        && *used > free_at + state::clock_slack()
+        && !opts.force
+    {
+        return Plan::Refuse(format!(
+            "the rolled-back key {} was used at {} (through {service}), after every job that could hold it had ended ({}): someone outside the manifest holds it, so it is not deleted. Find out who (CloudTrail, by AccessKeyId), then delete it by hand or run rotate with force",
+            new.id,
+            when(*used),
             when(free_at)
         ));
     }
