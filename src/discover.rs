@@ -158,6 +158,7 @@ mod tests {
             consumers: consumers
                 .into_iter()
                 .map(|scope| Consumer {
+                    pull_requests: true,
                     scope,
                     secrets: SecretNames::default(),
                 })

@@ -53,10 +53,22 @@ pub struct Vault {
     http: Client<Https, Full<Bytes>>,
     settings: VaultSettings,
     /// The token for each server and namespace, once logged in.
-    tokens: Mutex<HashMap<String, SecretString>>,
+    tokens: Mutex<HashMap<String, HeldToken>>,
+    /// Masks a secret the moment it exists (the tokens of a login made during the run).
+    mask: Option<Masker>,
     /// The secret a read just fetched, for the read of its other field that follows (both
     /// fields from one version); any write forgets it.
     last_read: Mutex<Option<LastRead>>,
+}
+
+/// Masks a secret in the log (the console's, handed in by the app).
+pub type Masker = std::sync::Arc<dyn Fn(&SecretString) + Send + Sync>;
+
+/// A token, and when a JWT login's token is to be replaced by a fresh login (CONTRACT §12a:
+/// a short token TTL is good practice; the job's OIDC token can always log in again).
+struct HeldToken {
+    token: SecretString,
+    renew_at: Option<std::time::Instant>,
 }
 
 /// A secret's fields as a read found them, and when.
@@ -129,7 +141,14 @@ impl Vault {
             settings,
             tokens: Mutex::new(HashMap::new()),
             last_read: Mutex::new(None),
+            mask: None,
         })
+    }
+
+    /// Masks every token a login during the run makes with `mask`.
+    pub fn masking_with(mut self, mask: Masker) -> Self {
+        self.mask = Some(mask);
+        self
     }
 
     /// The server of `scope`.
@@ -230,14 +249,31 @@ impl Vault {
                 .address
                 .as_deref()
                 .map(|a| a.trim_end_matches('/'));
-            let token = match (&self.settings.role, &self.settings.token) {
+            let held = match (&self.settings.role, &self.settings.token) {
                 (Some(role), _) => {
                     let (jwt, token) = self.jwt_login(&address, role, scope).await?;
                     made.push(jwt);
                     made.push(token.clone());
-                    token
+                    let ttl = self.token_ttl(&address, &token, scope).await?;
+                    HeldToken {
+                        renew_at: self.renewal(ttl),
+                        token,
+                    }
                 }
-                (None, Some(t)) if vault_addr == Some(address.as_str()) => t.clone(),
+                (None, Some(t)) if vault_addr == Some(address.as_str()) => {
+                    let ttl = self.token_ttl(&address, t, scope).await?;
+                    // 0: it never expires.
+                    let need = self.settings.min_token_ttl.as_secs();
+                    if ttl > 0 && ttl < need {
+                        return Err(format!(
+                            "the Vault token for {address} expires in {ttl} s, but this run may need it for {need} s (a rollback comes after the verification timeout): give VAULT_TOKEN at least that, or log in with input vault-role (the job's OIDC token logs in again when a short-lived token runs out)"
+                        ));
+                    }
+                    HeldToken {
+                        token: t.clone(),
+                        renew_at: None,
+                    }
+                }
                 (None, Some(_)) => {
                     return Err(format!(
                         "{scope} is on {address}, but VAULT_TOKEN is VAULT_ADDR's token and is not sent elsewhere: log in with input vault-role, or point VAULT_ADDR at that server"
@@ -249,19 +285,28 @@ impl Vault {
                     ));
                 }
             };
-            self.check_lifetime(&address, &token, scope).await?;
-            self.tokens.lock().await.insert(key, token);
+            self.tokens.lock().await.insert(key, held);
         }
         Ok(made)
     }
 
-    /// Refuses a token that expires before this run may be done with it.
-    async fn check_lifetime(
+    /// When a JWT login's token of `ttl` seconds (0: it never expires) is to be replaced: with
+    /// room left for two calls, or half its life, whichever comes first.
+    fn renewal(&self, ttl: u64) -> Option<std::time::Instant> {
+        (ttl > 0).then(|| {
+            let ttl = Duration::from_secs(ttl);
+            let margin = (2 * self.settings.call_timeout).min(ttl / 2);
+            std::time::Instant::now() + ttl - margin
+        })
+    }
+
+    /// The token's remaining life in seconds (0: it never expires), from `lookup-self`.
+    async fn token_ttl(
         &self,
         address: &str,
         token: &SecretString,
         scope: &Scope,
-    ) -> Result<(), String> {
+    ) -> Result<u64, String> {
         let namespace = match scope {
             Scope::Vault { namespace, .. } => namespace.as_deref(),
             _ => None,
@@ -283,15 +328,7 @@ impl Vault {
                 said(&body)
             ));
         }
-        // 0: it never expires.
-        let ttl = body["data"]["ttl"].as_u64().unwrap_or(0);
-        let need = self.settings.min_token_ttl.as_secs();
-        if ttl > 0 && ttl < need {
-            return Err(format!(
-                "the Vault token for {address} expires in {ttl} s, but this run may need it for {need} s (a rollback comes after the verification timeout): give the token (or the role's token_ttl) at least that"
-            ));
-        }
-        Ok(())
+        Ok(body["data"]["ttl"].as_u64().unwrap_or(0))
     }
 
     /// The job's OIDC token, then `auth/MOUNT/login`: (the OIDC token, the Vault token).
@@ -380,20 +417,46 @@ impl Vault {
         }
     }
 
-    /// The token `log_in` got for the scope's server and namespace.
+    /// The token `log_in` got for the scope's server and namespace; a JWT login's that is due
+    /// for renewal is replaced by a fresh login first (its tokens masked at once).
     async fn token(&self, address: &str, scope: &Scope) -> Result<SecretString, StoreError> {
-        self.tokens
-            .lock()
-            .await
-            .get(&realm(address, scope))
-            .cloned()
-            .ok_or_else(|| {
-                error(
-                    StoreErrorKind::Unauthorized,
-                    format!("{scope}: not logged in to Vault (the run logs in before it starts)"),
-                    None,
-                )
-            })
+        let key = realm(address, scope);
+        let mut tokens = self.tokens.lock().await;
+        let Some(held) = tokens.get(&key) else {
+            return Err(error(
+                StoreErrorKind::Unauthorized,
+                format!("{scope}: not logged in to Vault (the run logs in before it starts)"),
+                None,
+            ));
+        };
+        let due = held
+            .renew_at
+            .is_some_and(|at| std::time::Instant::now() >= at);
+        if !due {
+            return Ok(held.token.clone());
+        }
+        let Some(role) = &self.settings.role else {
+            return Ok(held.token.clone());
+        };
+        let fail = |m: String| error(StoreErrorKind::Unauthorized, m, None);
+        let (jwt, token) = self.jwt_login(address, role, scope).await.map_err(|m| {
+            fail(format!(
+                "logging in to Vault again before the token ran out: {m}"
+            ))
+        })?;
+        if let Some(mask) = &self.mask {
+            mask(&jwt);
+            mask(&token);
+        }
+        let ttl = self.token_ttl(address, &token, scope).await.map_err(fail)?;
+        tokens.insert(
+            key,
+            HeldToken {
+                token: token.clone(),
+                renew_at: self.renewal(ttl),
+            },
+        );
+        Ok(token)
     }
 
     /// `MOUNT/data/PATH` of `scope`, with its token and namespace.

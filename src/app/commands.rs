@@ -375,6 +375,9 @@ pub(super) async fn migrate(
         {
             console.error(&format!("{}: {m}", u.name));
         }
+        for w in &u.warnings {
+            console.warn(&format!("{}: {w}", u.name));
+        }
     }
     let exit = view.exit();
     let markdown = view.markdown();

@@ -748,7 +748,11 @@ async fn vault_client(
         min_token_ttl: lease_ttl(settings, tuning),
         allow_http: rt.allow_http,
     })
-    .map_err(|e| Stop(Exit::Invalid, e))?;
+    .map_err(|e| Stop(Exit::Invalid, e))?
+    .masking_with({
+        let masker = console.masker();
+        std::sync::Arc::new(move |s: &secrecy::SecretString| masker.mask(s))
+    });
     let scopes: Vec<&crate::manifest::Scope> = manifest
         .users
         .iter()

@@ -32,6 +32,11 @@ fn variables_path(scope: &Scope) -> Option<String> {
 }
 
 #[derive(Deserialize)]
+struct OrgLogin {
+    login: String,
+}
+
+#[derive(Deserialize)]
 struct VariableBody {
     value: String,
 }
@@ -132,6 +137,33 @@ impl Variables for GitHub {
                 Ok(Scope::Environment {
                     repository,
                     environment: found.name,
+                })
+            }
+            // The login as GitHub spells it (CONTRACT §12a): IAM compares a token's `sub`
+            // case-sensitively, and GitHub mints it with this spelling.
+            Scope::Organization {
+                organization,
+                dependabot,
+                visibility,
+                selected,
+            } => {
+                let what = format!("reading organization {organization}");
+                let reply = self
+                    .send(
+                        http::Method::GET,
+                        &format!("/orgs/{}", encode_segment(organization)),
+                        None,
+                        &what,
+                    )
+                    .await?;
+                let login = serde_json::from_str::<OrgLogin>(&reply.body)
+                    .map_err(|e| unexpected(&what, e))?
+                    .login;
+                Ok(Scope::Organization {
+                    organization: login,
+                    dependabot: *dependabot,
+                    visibility: *visibility,
+                    selected: selected.clone(),
                 })
             }
             other => Ok(other.clone()),
@@ -242,6 +274,41 @@ impl Variables for GitHub {
         }
         self.send_once(&base, &body, &what).await?;
         Ok(())
+    }
+
+    async fn fork_pull_requests_write(&self, repository: &str) -> Result<Option<bool>, GhError> {
+        #[derive(Deserialize)]
+        struct ForkSettings {
+            #[serde(default)]
+            run_workflows_from_fork_pull_requests: bool,
+            #[serde(default)]
+            send_write_tokens_to_workflows: bool,
+        }
+        let what = format!("reading the fork pull request settings of {repository}");
+        let path = format!(
+            "/repos/{}/actions/permissions/fork-pr-workflows-private-repos",
+            repo_path(repository)
+        );
+        match self.send(http::Method::GET, &path, None, &what).await {
+            Ok(reply) => {
+                let f: ForkSettings =
+                    serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
+                Ok(Some(
+                    f.run_workflows_from_fork_pull_requests && f.send_write_tokens_to_workflows,
+                ))
+            }
+            // A public repository (422), an older GitHub (404), or a token that may not read
+            // the repository's administration settings (403): not known.
+            Err(e)
+                if matches!(
+                    e.kind,
+                    GhErrorKind::NotFound | GhErrorKind::Rejected | GhErrorKind::Forbidden
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn workflow_files(&self, repository: &str) -> Result<Vec<(String, String)>, GhError> {

@@ -214,6 +214,10 @@ impl fmt::Display for Scope {
 pub struct Consumer {
     pub scope: Scope,
     pub secrets: SecretNames,
+    /// `pull-requests: false`: the role `migrate` makes leaves this consumer's `pull_request`
+    /// subjects out (CONTRACT §12a). Default `true`: a repository's pull requests from its
+    /// own branches read its secrets today.
+    pub pull_requests: bool,
 }
 
 /// A workflow dispatched after the push to prove the new secrets work.

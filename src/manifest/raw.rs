@@ -135,6 +135,9 @@ pub struct RawConsumer {
     /// `true` once this consumer's workflows assume the user's role (see `migrate`) instead of
     /// reading the key: `rotate` no longer writes it.
     pub oidc: Option<bool>,
+    /// `false`: once moved to a role, this consumer's pull request jobs may not assume it
+    /// (their `pull_request` subject cannot tell a fork from a branch). Default `true`.
+    pub pull_requests: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

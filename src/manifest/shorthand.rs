@@ -16,6 +16,7 @@ pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result
         ));
     }
     let mut consumers = vec![Consumer {
+        pull_requests: true,
         scope: Scope::Repository(repository.to_owned()),
         secrets: SecretNames::default(),
     }];
@@ -37,6 +38,7 @@ pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result
             return Err(format!("environments names {env:?} twice"));
         }
         consumers.push(Consumer {
+            pull_requests: true,
             scope,
             secrets: SecretNames::default(),
         });

@@ -597,3 +597,115 @@ users:
         assert!(got.contains(want), "{got}\nwanted: {want}");
     }
 }
+
+/// CONTRACT §12a, over generated manifests: whenever the manifest is accepted, every job that
+/// reads a moving user's secrets resolves that user's role variable (environment, then
+/// repository, then organization, names compared as GitHub compares them) — never another
+/// user's. And the generator does make manifests that are accepted, and ones that are not.
+#[test]
+fn no_accepted_manifest_lets_one_job_resolve_another_users_variable() {
+    use crate::testing::Rng;
+    const OWNERS: [&str; 3] = ["acme", "Acme", "other"];
+    const REPOS: [&str; 3] = ["web", "Web", "api"];
+    const ENVS: [&str; 2] = ["prod", "Prod"];
+    const VARS: [&str; 3] = ["AWS_ROLE_ARN", "aws_role_arn", "BATCH_ROLE_ARN"];
+    let mut rng = Rng(0x0a12_2026);
+    let (mut accepted, mut refused) = (0, 0);
+    for case in 0..3_000 {
+        let mut yaml = String::from("version: 1\nusers:\n");
+        let mut n = 0;
+        for u in 0..2 + rng.below(2) {
+            yaml.push_str(&format!(
+                "  - name: u{u}\n    migrate: {{ role-name: r{u}, variable: {} }}\n    consumers:\n",
+                rng.pick(&VARS)
+            ));
+            for _ in 0..1 + rng.below(2) {
+                n += 1;
+                let names =
+                    format!("secrets: {{ access-key-id: ID{n}, secret-access-key: SECRET{n} }}");
+                let (o, r) = (rng.pick(&OWNERS), rng.pick(&REPOS));
+                yaml.push_str(&match rng.below(4) {
+                    0 => format!("      - {{ repository: {o}/{r}, {names} }}\n"),
+                    1 => format!(
+                        "      - {{ repository: {o}/{r}, environment: {}, {names} }}\n",
+                        rng.pick(&ENVS)
+                    ),
+                    2 => format!("      - {{ organization: {o}, {names} }}\n"),
+                    _ => format!("      - {{ repository: {o}/{r}, app: dependabot, {names} }}\n"),
+                });
+            }
+        }
+        let Ok(m) = parse("m.yml", &yaml) else {
+            refused += 1;
+            continue;
+        };
+        accepted += 1;
+        // Every Actions scope's variable, by the user that writes it.
+        let mut written: Vec<(Scope, String, String)> = Vec::new();
+        for u in &m.users {
+            for c in u.consumers.iter().chain(&u.on_role) {
+                if !matches!(
+                    c.scope,
+                    Scope::RepositoryDependabot(_)
+                        | Scope::Organization {
+                            dependabot: true,
+                            ..
+                        }
+                ) {
+                    written.push((
+                        c.scope.clone(),
+                        u.migrate.variable.to_ascii_lowercase(),
+                        u.name.clone(),
+                    ));
+                }
+            }
+        }
+        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        for o in OWNERS {
+            for r in REPOS {
+                for env in [None, Some("prod"), Some("Prod")] {
+                    let repo = format!("{o}/{r}");
+                    // The job's chain, most specific first.
+                    let chain = |s: &Scope| -> Option<usize> {
+                        match s {
+                            Scope::Environment {
+                                repository,
+                                environment,
+                            } => (same(repository, &repo)
+                                && env.is_some_and(|e| same(e, environment)))
+                            .then_some(0),
+                            Scope::Repository(x) => same(x, &repo).then_some(1),
+                            Scope::Organization {
+                                organization,
+                                dependabot: false,
+                                ..
+                            } => same(organization, o).then_some(2),
+                            _ => None,
+                        }
+                    };
+                    for (scope, var, user) in &written {
+                        if chain(scope).is_none() {
+                            continue;
+                        }
+                        // This job reads `user`'s secrets: the variable it resolves is the one
+                        // of the most specific scope that has a variable of that name.
+                        let resolved = written
+                            .iter()
+                            .filter(|(s, v, _)| v == var && chain(s).is_some())
+                            .min_by_key(|(s, _, _)| chain(s))
+                            .map(|(_, _, w)| w)
+                            .unwrap();
+                        assert_eq!(
+                            resolved, user,
+                            "case {case}: a job of {repo} {env:?} reads {user}'s secrets but resolves {resolved}'s {var}\n{yaml}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        accepted > 100 && refused > 100,
+        "{accepted} accepted, {refused} refused"
+    );
+}

@@ -432,7 +432,29 @@ impl Validator<'_> {
                 "the access-key-id and secret-access-key secrets have the same name",
             ));
         }
-        Ok(Consumer { scope, secrets })
+        let pull_requests = match (c.pull_requests, &scope) {
+            (None, _) => true,
+            (
+                Some(p),
+                Scope::Repository(_)
+                | Scope::Organization {
+                    dependabot: false, ..
+                },
+            ) => p,
+            (Some(_), other) => {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "pull-requests applies to repository and organization Actions secrets (the jobs of a repository), not to {other}: drop it"
+                    ),
+                ));
+            }
+        };
+        Ok(Consumer {
+            scope,
+            secrets,
+            pull_requests,
+        })
     }
 }
 
@@ -494,6 +516,7 @@ impl Validator<'_> {
             return Err(self.err(at, "the two fields have the same name"));
         }
         Ok(Consumer {
+            pull_requests: true,
             scope: Scope::Vault {
                 mount: v.mount,
                 path: v.path,
@@ -645,6 +668,7 @@ impl Validator<'_> {
                     return Err(self.err(at, "the two JSON fields have the same name"));
                 }
                 Ok(Consumer {
+                    pull_requests: true,
                     scope: Scope::SecretsManager {
                         secret,
                         region: c.region,
@@ -670,6 +694,7 @@ impl Validator<'_> {
                     return Err(self.err(at, "the two parameters have the same name"));
                 }
                 Ok(Consumer {
+                    pull_requests: true,
                     scope: Scope::ParameterStore { region: c.region },
                     secrets: paths,
                 })

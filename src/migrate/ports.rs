@@ -102,4 +102,7 @@ pub trait Variables {
     ) -> Result<(), GhError>;
     /// Every file of `.github/workflows` in `repository` (default branch): `(path, text)`.
     async fn workflow_files(&self, repository: &str) -> Result<Vec<(String, String)>, GhError>;
+    /// Whether workflows of fork pull requests get write tokens in `repository` (a private or
+    /// internal repository's setting); `None` where it does not apply or cannot be read.
+    async fn fork_pull_requests_write(&self, repository: &str) -> Result<Option<bool>, GhError>;
 }

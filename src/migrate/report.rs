@@ -46,6 +46,9 @@ pub struct UserMigration {
     /// Workflow files that read the key's secrets: each needs the snippet instead.
     pub workflows: Vec<WorkflowView>,
     pub snippet: String,
+    /// What a person should know about who the role admits (fork pull requests with write
+    /// tokens, CONTRACT §12a).
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub exit: Exit,
 }
@@ -115,6 +118,7 @@ impl UserMigration {
             consumers: Vec::new(),
             workflows: Vec::new(),
             snippet: String::new(),
+            warnings: Vec::new(),
             exit: Exit::Ok,
         }
     }
@@ -179,6 +183,9 @@ impl MigrationView {
                     if c.oidc { " (oidc)" } else { "" }
                 ));
             }
+            for w in &u.warnings {
+                out.push_str(&format!("  warning: {w}\n"));
+            }
             for w in &u.workflows {
                 for s in &w.uses {
                     out.push_str(&format!(
@@ -210,11 +217,14 @@ impl MigrationView {
                 u.outcome,
                 u.message
                     .as_ref()
-                    .map(|m| format!("{m}\n\n"))
+                    .map(|m| format!("{}\n\n", crate::text::markdown(m)))
                     .unwrap_or_default(),
                 u.role_arn,
                 u.variable
             ));
+            for w in &u.warnings {
+                md.push_str(&format!("> **Warning:** {}\n\n", crate::text::markdown(w)));
+            }
             for c in &u.changes {
                 md.push_str(&format!("- role: {c}\n"));
             }

@@ -131,6 +131,8 @@ fn provider_change(found: Option<&Provider>) -> Option<&'static str> {
 #[derive(Default)]
 struct Reading {
     readers: BTreeMap<(String, String), Option<Readers>>,
+    /// Per repository: whether fork pull requests get write tokens (`None`: not known).
+    fork_writes: BTreeMap<String, Option<bool>>,
     workflows: BTreeMap<String, Vec<(String, String)>>,
 }
 
@@ -336,6 +338,7 @@ async fn read_reaches<V: Variables>(
             Reach::Subjects { .. } => Consumer {
                 scope: github.canonical(&c.scope).await.map_err(gh_stop)?,
                 secrets: c.secrets.clone(),
+                pull_requests: c.pull_requests,
             },
             Reach::NotMovable(_) => c.clone(),
         };
@@ -372,18 +375,29 @@ async fn read_reaches<V: Variables>(
             ) => Reach::NotMovable(
                 "the organization secret does not exist, so who may read it is not known: run rotate first",
             ),
-            // Every repository of the organization, today's and tomorrow's, as the secret.
-            (Scope::Organization { organization, .. }, Some(r)) if r.visibility == "all" => {
-                Reach::Subjects {
-                    exact: Vec::new(),
-                    like: vec![format!("repo:{organization}/*")],
-                }
-            }
-            _ => trust::reach(
-                &c.scope,
-                readers.as_ref().map(|r| r.repositories.as_slice()),
-            ),
+            _ => trust::reach_of(c, readers.as_ref()),
         };
+        // Fork pull requests with write tokens present the same `pull_request` subject as the
+        // repository's own branches (CONTRACT §12a): said where GitHub says so.
+        for repo in trust::pull_request_repositories(&reach) {
+            let writes = match reading.fork_writes.get(&repo) {
+                Some(w) => *w,
+                None => {
+                    let w = github
+                        .fork_pull_requests_write(&repo)
+                        .await
+                        .map_err(gh_stop)?;
+                    reading.fork_writes.insert(repo.clone(), w);
+                    w
+                }
+            };
+            if writes == Some(true) {
+                view.warnings.push(format!(
+                    "workflows of fork pull requests in {repo} get write tokens, and present the subject repo:{repo}:pull_request, which the role admits for {}: set `pull-requests: false` on that consumer, or turn off \"Send write tokens to workflows from fork pull requests\" in {repo}'s Actions settings",
+                    c.scope
+                ));
+            }
+        }
         view.consumers.push(ConsumerMove::new(c, oidc, &reach));
         reached.push(Reached {
             consumer: c.clone(),

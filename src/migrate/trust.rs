@@ -58,6 +58,69 @@ pub fn reach(scope: &Scope, org_repositories: Option<&[String]>) -> Reach {
     }
 }
 
+/// `reach` without the `pull_request` subjects (`pull-requests: false`, CONTRACT §12a): each
+/// whole-repository pattern `repo:O/R:*` becomes the repository's branches and tags
+/// (`repo:O/R:ref:*`) and its environments (`repo:O/R:environment:*`).
+pub fn without_pull_requests(reach: Reach) -> Reach {
+    match reach {
+        Reach::Subjects { exact, like } => Reach::Subjects {
+            exact,
+            like: like
+                .into_iter()
+                .flat_map(|p| {
+                    // `repo:O/R:*` (one repository) or `repo:O/*` (every one of O).
+                    let base = match p.strip_suffix(":*") {
+                        Some(repo) => repo.to_owned(),
+                        None if p.ends_with("/*") => p.clone(),
+                        None => return vec![p],
+                    };
+                    vec![format!("{base}:ref:*"), format!("{base}:environment:*")]
+                })
+                .collect(),
+        },
+        other => other,
+    }
+}
+
+/// The subjects of consumer `c` as GitHub says who reads it (`readers`, for an organization
+/// secret): an organization secret readable by `all` is every repository of the organization,
+/// today's and tomorrow's; `pull-requests: false` leaves `pull_request` jobs out.
+pub fn reach_of(c: &crate::manifest::Consumer, readers: Option<&super::ports::Readers>) -> Reach {
+    let reach = match (&c.scope, readers) {
+        (
+            Scope::Organization {
+                organization,
+                dependabot: false,
+                ..
+            },
+            Some(r),
+        ) if r.visibility == "all" => Reach::Subjects {
+            exact: Vec::new(),
+            like: vec![format!("repo:{organization}/*")],
+        },
+        (scope, r) => reach(scope, r.map(|r| r.repositories.as_slice())),
+    };
+    if c.pull_requests {
+        reach
+    } else {
+        without_pull_requests(reach)
+    }
+}
+
+/// The repositories (`O/R`) whose `pull_request` jobs `reach` admits: those of its
+/// whole-repository patterns that name one repository.
+pub fn pull_request_repositories(reach: &Reach) -> Vec<String> {
+    match reach {
+        Reach::Subjects { like, .. } => like
+            .iter()
+            .filter_map(|p| p.strip_prefix("repo:")?.strip_suffix(":*"))
+            .filter(|r| !r.contains('*'))
+            .map(str::to_owned)
+            .collect(),
+        Reach::NotMovable(_) => Vec::new(),
+    }
+}
+
 /// The role's trust policy: one statement for the exact subjects (`StringEquals`), one for the
 /// patterns (`StringLike`), each requiring the audience; a statement's conditions are all
 /// required, so the two kinds never share one. Subjects sorted and without repeats, so the

@@ -110,6 +110,7 @@ pub fn user(consumers: &[&str]) -> UserSpec {
         consumers: consumers
             .iter()
             .map(|c| Consumer {
+                pull_requests: true,
                 scope: Scope::ParameterStore { region: None },
                 secrets: SecretNames {
                     access_key_id: format!("/{c}/id"),

@@ -343,6 +343,7 @@ mod tests {
     fn fresh(repo: &str, updated: Option<i64>) -> Freshness {
         Freshness {
             consumer: Consumer {
+                pull_requests: true,
                 scope: Scope::Repository(repo.into()),
                 secrets: SecretNames::default(),
             },

@@ -1238,3 +1238,104 @@ fn a_variable_the_tool_did_not_write_or_one_another_user_shadows_is_refused() {
     assert_eq!(env.github.variables(), before);
     assert!(role(&env).is_none());
 }
+
+/// CONTRACT §12a, item 10: an organization login is used as GitHub spells it. The manifest
+/// says `Acme`; GitHub's login is `acme`, and its tokens' `sub` says `repo:acme/…`, which IAM
+/// compares case-sensitively: the role trusts `repo:acme/*`, never `repo:Acme/*`.
+#[test]
+fn an_organization_is_named_in_the_trust_as_github_spells_it() {
+    let env = TestEnv::new();
+    let (old, _, _) = setup(&env);
+    let then = chrono::Utc::now() - chrono::Duration::days(100);
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", &old.id),
+        ("AWS_SECRET_ACCESS_KEY", &old.secret),
+    ] {
+        env.github
+            .set_org_secret(&org("acme"), name, value, "all", &[], then);
+    }
+    env.write_manifest(
+        "version: 1\nusers:\n  - name: ci-deployer\n    migrate: {}\n    consumers:\n      - organization: Acme\n",
+    );
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let trust = role(&env).unwrap()["trust"].clone();
+    assert!(
+        admits(
+            &trust,
+            "repo:acme/web:ref:refs/heads/main",
+            "sts.amazonaws.com"
+        ),
+        "{trust}"
+    );
+    assert!(!trust.to_string().contains("repo:Acme/"), "{trust}");
+    assert!(env.github.variable(&org("acme"), "AWS_ROLE_ARN").is_some());
+}
+
+/// CONTRACT §12a, item 10: a repository's pull requests from its own branches read its secrets,
+/// so `repo:O/R:*` admits `pull_request` subjects by default, and the report warns where fork
+/// pull requests get write tokens (their subject is the same). `pull-requests: false` leaves
+/// them out: branches, tags and environments only.
+#[test]
+fn pull_request_subjects_are_warned_about_and_left_out_on_request() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.github.let_forks_write("acme/web");
+    let manifest = |extra: &str| {
+        format!(
+            "version: 1\nusers:\n  - name: ci-deployer\n    migrate: {{}}\n    consumers:\n      - repository: acme/web{extra}\n"
+        )
+    };
+    env.write_manifest(&manifest(""));
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("fork pull requests in acme/web get write tokens"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout.contains("repo:acme/web:*"),
+        "the subjects are named: {}",
+        run.stdout
+    );
+    let trust = role(&env).unwrap()["trust"].clone();
+    assert!(admits(
+        &trust,
+        "repo:acme/web:pull_request",
+        "sts.amazonaws.com"
+    ));
+
+    env.write_manifest(&manifest("\n        pull-requests: false"));
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!run.all().contains("get write tokens"), "{}", run.all());
+    let trust = role(&env).unwrap()["trust"].clone();
+    assert!(
+        !admits(&trust, "repo:acme/web:pull_request", "sts.amazonaws.com"),
+        "{trust}"
+    );
+    for admitted in [
+        "repo:acme/web:ref:refs/heads/main",
+        "repo:acme/web:ref:refs/tags/v1",
+        "repo:acme/web:environment:production",
+    ] {
+        assert!(
+            admits(&trust, admitted, "sts.amazonaws.com"),
+            "{admitted}: {trust}"
+        );
+    }
+    // Only where it means something: an environment's jobs are named exactly already.
+    env.write_manifest(
+        "version: 1\nusers:\n  - name: ci-deployer\n    migrate: {}\n    consumers:\n      - repository: acme/api\n        environment: production\n        pull-requests: false\n",
+    );
+    let run = env.cli(&env.admin, &["migrate"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("pull-requests applies to repository and organization"),
+        "{}",
+        run.stderr
+    );
+}

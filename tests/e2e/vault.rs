@@ -253,6 +253,11 @@ fn a_second_racing_writer_fails_the_write_and_the_rotation_is_compensated() {
 /// OpenBao's `jwt` auth method trusting the fake GitHub as the OIDC issuer, with a role for
 /// the jobs of acme/web that may write `secret/data/ci/*`.
 fn jwt_auth(issuer: &str) {
+    jwt_auth_with_ttl(issuer, "1h");
+}
+
+/// [`jwt_auth`], the role's tokens living `ttl`.
+fn jwt_auth_with_ttl(issuer: &str, ttl: &str) {
     use reqwest::Method;
     let b = bao::bao();
     let (status, body) = b.api(Method::POST, "sys/auth/jwt", Some(json!({"type": "jwt"})));
@@ -281,7 +286,7 @@ fn jwt_auth(issuer: &str) {
             "bound_audiences": [b.url],
             "bound_claims": {"repository": "acme/web"},
             "token_policies": ["ci-writer"],
-            "token_ttl": "1h",
+            "token_ttl": ttl,
         })),
     );
     assert_eq!(status, 204, "{body}");
@@ -384,6 +389,70 @@ fn tokens_that_would_expire_travel_in_clear_or_go_elsewhere_are_refused_before_a
         bao::bao().get(path).unwrap().1,
         1,
         "Vault was never written"
+    );
+    env.assert_no_leaks();
+}
+
+/// CONTRACT §12a, item 9: a JWT role whose tokens live two seconds (short TTLs are good
+/// practice) is not refused: the run logs in again with the job's OIDC token when its token
+/// would run out. Here the verification times out after three seconds, so the rollback's
+/// write-back needs a fresh login; it gets one, and the old pair is back in Vault.
+#[test]
+fn a_short_lived_jwt_login_logs_in_again_and_the_rollback_reaches_vault() {
+    let env = TestEnv::new();
+    let path = "ci/short";
+    let old = setup(&env, path);
+    let (request_url, issuer) = env.github.enable_oidc("acme/web");
+    jwt_auth_with_ttl(&issuer, "2s");
+    env.remember(crate::support::fake_github::oidc::REQUEST_TOKEN);
+    env.github.add_workflow(
+        "acme/web",
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::NeverComplete,
+        },
+    );
+    env.write_manifest(&manifest(
+        path,
+        "secret",
+        "    verify:\n      - repository: acme/web\n        workflow: verify.yml\n",
+    ));
+    let run = env
+        .spawn_action(
+            &env.admin,
+            &[
+                ("command", "rotate"),
+                ("force", "true"),
+                ("vault-role", "ci"),
+            ],
+            &[
+                ("VAULT_ADDR", &bao::bao().url),
+                ("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url),
+                (
+                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                    crate::support::fake_github::oidc::REQUEST_TOKEN,
+                ),
+            ],
+        )
+        .wait(&env);
+    for t in env.github.issued_oidc_tokens() {
+        env.remember(&t);
+    }
+    assert_eq!(run.code, 1, "the verification timed out: {}", run.all());
+    assert!(!run.all().contains("expires in"), "{}", run.all());
+    let (data, version) = bao::bao().get(path).unwrap();
+    assert_eq!(
+        pair(&data),
+        (old.id.clone(), old.secret.clone()),
+        "{}",
+        run.all()
+    );
+    assert_eq!(version, 3, "written, then put back");
+    assert!(
+        env.github.issued_oidc_tokens().len() >= 2,
+        "logged in again: {}",
+        run.all()
     );
     env.assert_no_leaks();
 }

@@ -54,6 +54,7 @@ pub(crate) fn step_key(w: &World, self_rotating: bool) -> Option<StepKey> {
         return None;
     }
     match w.holds(&Consumer {
+        pull_requests: true,
         scope: web(),
         secrets: SecretNames::default(),
     }) {

@@ -79,6 +79,7 @@ pub(crate) fn web() -> Scope {
 
 pub(crate) fn user_spec(verify: bool) -> UserSpec {
     let consumer = |scope: Scope| Consumer {
+        pull_requests: true,
         scope,
         secrets: SecretNames::default(),
     };
@@ -96,6 +97,7 @@ pub(crate) fn user_spec(verify: bool) -> UserSpec {
             consumer(Scope::Repository("acme/api".into())),
             // A readable store (Parameter Store): its old values are known to every run.
             Consumer {
+                pull_requests: true,
                 scope: Scope::ParameterStore { region: None },
                 secrets: SecretNames {
                     access_key_id: "/ci/key-id".into(),

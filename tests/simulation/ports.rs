@@ -434,6 +434,7 @@ pub(crate) fn run_info(w: &World, r: &WfRun) -> RunInfo {
     let done = w.now >= r.done_at;
     let ok = || {
         let (id, secret) = w.holds(&Consumer {
+            pull_requests: true,
             scope: Scope::Repository(r.repo.clone()),
             secrets: SecretNames::default(),
         });

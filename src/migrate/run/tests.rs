@@ -206,6 +206,9 @@ impl Variables for Mem {
         })
         .map_err(gh)
     }
+    async fn fork_pull_requests_write(&self, _: &str) -> Result<Option<bool>, GhError> {
+        self.call(|_| None).map_err(gh)
+    }
     async fn workflow_files(&self, _: &str) -> Result<Vec<(String, String)>, GhError> {
         self.call(|_| {
             vec![(

@@ -249,3 +249,106 @@ fn generated_manifests_admit_their_consumers_and_nobody_else() {
         }
     }
 }
+
+/// CONTRACT §12a: over generated consumers — repositories (with and without their pull
+/// requests), environments, and organization secrets readable by `all`, `private` or a
+/// selection, names in mixed case — the subjects the role admits are exactly the jobs that can
+/// read the secrets today (a consumer with `pull-requests: false` asks that its pull request
+/// jobs be left out).
+#[test]
+fn generated_consumers_admit_exactly_their_readers_pull_requests_and_visibilities_included() {
+    use crate::manifest::{Consumer, SecretNames};
+    use crate::migrate::ports::Readers;
+    let mut rng = Rng(0x7a57_2026);
+    for case in 0..2_000 {
+        let repo_name = |rng: &mut Rng| format!("{}/{}", rng.pick(&OWNERS), rng.pick(&REPOS));
+        let mut consumers: Vec<(Consumer, Option<Readers>)> = Vec::new();
+        for _ in 0..1 + rng.below(4) {
+            let pull_requests = rng.below(3) != 0;
+            let (scope, readers) = match rng.below(3) {
+                0 => (Scope::Repository(repo_name(&mut rng)), None),
+                1 => (
+                    Scope::Environment {
+                        repository: repo_name(&mut rng),
+                        environment: rng.pick(&ENVS).to_owned(),
+                    },
+                    None,
+                ),
+                _ => {
+                    let owner = rng.pick(&OWNERS);
+                    let visibility = rng.pick(&["all", "private", "selected"]);
+                    let repositories: Vec<String> = match visibility {
+                        // GitHub lists every repository it reaches today; `all` also
+                        // tomorrow's, so the role admits the whole organization.
+                        "all" => REPOS.iter().map(|r| format!("{owner}/{r}")).collect(),
+                        _ => (0..rng.below(3))
+                            .map(|_| format!("{owner}/{}", rng.pick(&REPOS)))
+                            .collect(),
+                    };
+                    (
+                        Scope::Organization {
+                            organization: owner.into(),
+                            dependabot: false,
+                            visibility: None,
+                            selected: vec![],
+                        },
+                        Some(Readers {
+                            visibility: visibility.into(),
+                            repositories,
+                            selected_ids: vec![],
+                        }),
+                    )
+                }
+            };
+            // An environment consumer has no pull request setting of its own.
+            let pull_requests = pull_requests || matches!(scope, Scope::Environment { .. });
+            consumers.push((
+                Consumer {
+                    scope,
+                    secrets: SecretNames::default(),
+                    pull_requests,
+                },
+                readers,
+            ));
+        }
+        let reaches: Vec<Reach> = consumers
+            .iter()
+            .map(|(c, r)| reach_of(c, r.as_ref()))
+            .collect();
+        let policy = policy(PROVIDER, ISSUER, &reaches);
+        // The oracle: which jobs read a secret today, consumer by consumer.
+        let reads = |sub: &str| {
+            consumers.iter().any(|(c, readers)| {
+                let whole = |r: &str| {
+                    sub.strip_prefix(&format!("repo:{r}:"))
+                        .is_some_and(|rest| !rest.is_empty())
+                        && (c.pull_requests || !sub.ends_with(":pull_request"))
+                };
+                match &c.scope {
+                    Scope::Repository(r) => whole(r),
+                    Scope::Environment {
+                        repository,
+                        environment,
+                    } => sub == format!("repo:{repository}:environment:{environment}"),
+                    _ => readers
+                        .as_ref()
+                        .unwrap()
+                        .repositories
+                        .iter()
+                        .any(|r| whole(r)),
+                }
+            })
+        };
+        for owner in OWNERS {
+            for name in REPOS {
+                for sub in tokens_of(&format!("{owner}/{name}"), &ENVS) {
+                    assert_eq!(
+                        admits(&policy, AUDIENCE, &sub),
+                        reads(&sub),
+                        "case {case}: {sub} with consumers {consumers:?}\n{policy:#}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -24,6 +24,7 @@ fn user() -> UserSpec {
         deactivate_after_hours: 24,
         delete_after_days: 7,
         consumers: vec![Consumer {
+            pull_requests: true,
             scope: Scope::Repository("acme/web".into()),
             secrets: SecretNames::default(),
         }],
@@ -604,6 +605,7 @@ fn the_rotators_own_repository_is_written_last() {
         .iter()
         .enumerate()
         .map(|(i, r)| Consumer {
+            pull_requests: true,
             scope: if i == 2 {
                 Scope::Environment {
                     repository: (*r).into(),

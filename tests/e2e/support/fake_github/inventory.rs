@@ -20,9 +20,14 @@ pub(super) fn routes() -> Router<Shared> {
             "/orgs/{o}",
             get(|Extract(s): Extract<Shared>, Path(o): Path<String>| async move {
                 let s = s.lock().unwrap();
-                match s.scopes.contains_key(&org(&o)) {
-                    true => ok(StatusCode::OK, json!({"login": o})),
-                    false => not_found(),
+                // GitHub finds a login whatever its case and answers its own spelling.
+                match s
+                    .scopes
+                    .keys()
+                    .find(|k| k.organization && k.repository.eq_ignore_ascii_case(&o))
+                {
+                    Some(k) => ok(StatusCode::OK, json!({"login": k.repository})),
+                    None => not_found(),
                 }
             }),
         )
@@ -45,6 +50,33 @@ pub(super) fn routes() -> Router<Shared> {
                     .filter(|r| r["private"] == false)
                     .collect();
                 ok(StatusCode::OK, Value::Array(page(&public, &q.unwrap_or_default())))
+            }),
+        )
+        .route(
+            "/repos/{o}/{r}/actions/permissions/fork-pr-workflows-private-repos",
+            get(|Extract(s): Extract<Shared>, Path((o, r)): Path<(String, String)>| async move {
+                let s = s.lock().unwrap();
+                let name = format!("{o}/{r}");
+                if !s.scopes.contains_key(&repo(&name)) {
+                    return not_found();
+                }
+                // GitHub answers only for private and internal repositories.
+                if !s.private_repos.contains(&name) && !s.internal_repos.contains(&name) {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "This setting only applies to internal and private repositories",
+                    );
+                }
+                let writes = s.fork_write_tokens.contains(&name);
+                ok(
+                    StatusCode::OK,
+                    json!({
+                        "run_workflows_from_fork_pull_requests": writes,
+                        "send_write_tokens_to_workflows": writes,
+                        "send_secrets_and_variables": false,
+                        "require_approval_for_fork_pr_workflows": true,
+                    }),
+                )
             }),
         )
         .route(

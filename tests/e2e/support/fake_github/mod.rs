@@ -384,6 +384,8 @@ struct State {
     private_repos: BTreeSet<String>,
     /// Internal repositories (an enterprise's members may read them): private to the rest.
     internal_repos: BTreeSet<String>,
+    /// Private repositories whose fork pull requests get write tokens.
+    fork_write_tokens: BTreeSet<String>,
     /// GitHub Actions' OIDC issuer, once a test turns it on.
     oidc: Option<oidc::Issuer>,
     /// Each scope's Actions variables, by upper-case name.
@@ -579,6 +581,16 @@ impl FakeGitHub {
             .lock()
             .unwrap()
             .private_repos
+            .insert(name.to_owned());
+    }
+
+    /// A private repository whose workflows of fork pull requests get write tokens.
+    pub fn let_forks_write(&self, name: &str) {
+        self.add_private_repo(name);
+        self.state
+            .lock()
+            .unwrap()
+            .fork_write_tokens
             .insert(name.to_owned());
     }
 
