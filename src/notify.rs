@@ -282,16 +282,9 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
     let fix = format!(
         "the rotation's result is unchanged; give the job `permissions: issues: write` on {repo} (input issue-token), or set input issue-repository to none"
     );
-    // Looked up once a run: whose markers are believed (CONTRACT §12a).
-    let me = match issues.identity().await {
-        Ok(me) => me,
-        Err(IssueError(e)) => {
-            told.warnings.push(format!(
-                "could not tell who the issue token acts as: {e}; {fix}"
-            ));
-            return told;
-        }
-    };
+    // Whose markers are believed (CONTRACT §12a): looked up once a run, the first time an
+    // issue is there to read.
+    let mut me: Option<Option<String>> = None;
     let open = match issues.open_issues(repo, LABEL).await {
         Ok(open) => open,
         Err(IssueError(e)) => {
@@ -315,7 +308,19 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
             },
             _ => Vec::new(),
         };
-        let believed = found.map(|f| believed(f, &comments, me.as_deref()));
+        if found.is_some() && me.is_none() {
+            match issues.identity().await {
+                Ok(login) => me = Some(login),
+                Err(IssueError(e)) => {
+                    told.warnings.push(format!(
+                        "could not tell who the issue token acts as: {e}; {fix}"
+                    ));
+                    return told;
+                }
+            }
+        }
+        let mine = me.clone().flatten();
+        let believed = found.map(|f| believed(f, &comments, mine.as_deref()));
         let act = decide(
             user,
             &standing,
