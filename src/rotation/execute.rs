@@ -263,6 +263,7 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         let order = super::plan::write_order(&self.user.consumers, self.ctx.opts);
         let mut splits = std::mem::take(&mut self.splits);
         splits.sort_by_key(|(i, _)| order.iter().position(|o| o == i));
+        let mut mended = false;
         for (i, kept) in splits {
             let scope = self.user.consumers[i].scope.clone();
             let scene = self.scene();
@@ -275,6 +276,18 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
             self.ctx.events.warn(&format!(
                 "{scope} held an id and a secret of different keys (a run stopped between the two writes): its id is {kept} again, and it works"
             ));
+            mended = true;
+        }
+        // Recorded, so that the pairs, their ids now written after their secrets, no longer
+        // read as split (CONTRACT §12a). Without a journal (an older release's) nothing records
+        // it, and a later run mends again: harmless.
+        if mended && let Some(j) = self.recorder.journal.clone() {
+            let scene = self.scene();
+            if let Err(e) = self.recorder.write(scene, j.mended_at(scene.now())).await {
+                self.ctx
+                    .events
+                    .warn(&format!("could not record the mend on the IAM user: {e}"));
+            }
         }
         Ok(())
     }

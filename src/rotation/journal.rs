@@ -103,6 +103,9 @@ pub struct Journal {
     pub at: DateTime<Utc>,
     /// When every consumer held the new key (from `written` on).
     pub held: Option<DateTime<Utc>>,
+    /// When a run last gave split consumers their ids back (CONTRACT §12a): an id written
+    /// then, after its secret, is a mended pair, not a split one.
+    pub mended: Option<DateTime<Utc>>,
 }
 
 /// Who may change the user right now.
@@ -176,6 +179,7 @@ impl Journal {
             run: None,
             at,
             held: (phase == Phase::Moved).then_some(at),
+            mended: None,
         }
     }
 
@@ -188,6 +192,7 @@ impl Journal {
             run: Some(run.to_owned()),
             at,
             held: None,
+            mended: None,
         }
     }
 
@@ -202,6 +207,8 @@ impl Journal {
             phase,
             at,
             held,
+            // A new phase writes again: a split it leaves must read as one.
+            mended: None,
             ..self.clone()
         }
     }
@@ -229,7 +236,19 @@ impl Journal {
                 Some(t) => Some(parse_time(t)?),
                 None => None,
             },
+            mended: match f.get("mended") {
+                Some(t) => Some(parse_time(t)?),
+                None => None,
+            },
         })
+    }
+
+    /// The same record, noting that split consumers got their ids back at `at`.
+    pub fn mended_at(&self, at: DateTime<Utc>) -> Self {
+        Self {
+            mended: Some(at),
+            ..self.clone()
+        }
     }
 
     /// The tag value.
@@ -251,6 +270,9 @@ impl Journal {
         );
         if let Some(h) = self.held {
             v.push_str(&format!(" held={}", time(h)));
+        }
+        if let Some(m) = self.mended {
+            v.push_str(&format!(" mended={}", time(m)));
         }
         v
     }

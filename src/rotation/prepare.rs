@@ -193,7 +193,8 @@ pub async fn plan_user<P: Ports>(
         Command::Delete => plan::delete(user, &facts, ctx.opts),
     };
     let stamps: Vec<_> = readings.iter().map(|r| r.stamps).collect();
-    let splits = state::split_pairs(&facts.keys, &stamps);
+    let mended = facts.journal.as_ref().and_then(|j| j.mended);
+    let splits = state::split_pairs(&facts.keys, &stamps, mended);
     let mut attention = plan::attention(user, &facts, ctx.opts);
     if !splits.is_empty() && attention.is_none() && command == Command::Status {
         attention = Some(split_words(user, &splits));

@@ -234,7 +234,11 @@ pub fn contradiction(keys: &[KeyInfo], journal: &Journal, now: DateTime<Utc>) ->
         ));
     }
     let slack = clock_slack();
-    let times = [("at", Some(journal.at)), ("held", journal.held)];
+    let times = [
+        ("at", Some(journal.at)),
+        ("held", journal.held),
+        ("mended", journal.mended),
+    ];
     for (name, t) in times {
         let Some(t) = t else { continue };
         if t < key.created - slack {
@@ -267,6 +271,7 @@ pub fn contradiction(keys: &[KeyInfo], journal: &Journal, now: DateTime<Utc>) ->
 pub fn split_pairs(
     keys: &[KeyInfo],
     stamps: &[[Option<DateTime<Utc>>; 2]],
+    mended: Option<DateTime<Utc>>,
 ) -> Vec<(usize, String)> {
     let [old, new] = keys else {
         return Vec::new();
@@ -282,6 +287,10 @@ pub fn split_pairs(
                 return None;
             };
             if id.timestamp() <= secret.timestamp() {
+                return None;
+            }
+            // Its id was given back by a mend (the journal records when): whole again.
+            if mended.is_some_and(|m| *id <= m + clock_slack()) {
                 return None;
             }
             // GitHub stamps whole seconds: a secret written in the second the key was created
@@ -435,6 +444,7 @@ mod tests {
             run: None,
             at: at(10_100),
             held: None,
+            mended: None,
         };
         let slack = clock_slack().num_seconds();
         for written in [
@@ -525,17 +535,23 @@ mod tests {
         let mut late = keys.clone();
         late[1].created += chrono::Duration::milliseconds(600);
         assert_eq!(
-            split_pairs(&late, &[s(Some(10_002), Some(10_000))]),
+            split_pairs(&late, &[s(Some(10_002), Some(10_000))], None),
             vec![(0, "K2".to_owned())]
         );
         assert_eq!(
-            split_pairs(&keys, &stamps),
+            split_pairs(&keys, &stamps, None),
             vec![(0, "K1".to_owned()), (3, "K2".to_owned())]
         );
         // Only with two Active keys.
         let retired = [key("K1", I, 0), key("K2", A, 10_000)];
-        assert!(split_pairs(&retired, &stamps).is_empty());
-        assert!(split_pairs(&keys[..1], &stamps).is_empty());
+        assert!(split_pairs(&retired, &stamps, None).is_empty());
+        assert!(split_pairs(&keys[..1], &stamps, None).is_empty());
+        // Mended (the journal records when): whole again; a split written later is not hidden.
+        let mended = Some(at(20_000));
+        let after_mend = [s(Some(20_001), Some(100))];
+        assert!(split_pairs(&keys, &after_mend, mended).is_empty());
+        let later = [s(Some(20_000 + 3_600), Some(100))];
+        assert_eq!(split_pairs(&keys, &later, mended).len(), 1);
     }
 
     #[test]

@@ -352,6 +352,25 @@ fn a_kill_between_a_pairs_two_writes_is_mended_by_the_next_run() {
         !env.tags(USER).contains_key(LEASE_TAG),
         "the lease given back"
     );
+    // CONTRACT §12a: the mend is recorded, so the pair (its id now written after its secret)
+    // no longer reads as split, and the next run writes nothing again.
+    assert!(env.journal(USER).unwrap().mended.is_some());
+    let puts = env.github.count("PUT", "/");
+    let status = env.action(&old, &[("command", "status")]);
+    assert!(
+        !status
+            .all()
+            .contains("hold an id and a secret of different keys"),
+        "{}",
+        status.all()
+    );
+    let again = env.action(&old, &[]);
+    assert!(
+        !again.all().contains("held an id and a secret"),
+        "{}",
+        again.all()
+    );
+    assert_eq!(env.github.count("PUT", "/"), puts, "nothing mended twice");
 
     let fixed = env.action(&old, &[("force", "true")]);
     assert!(fixed.code == 0 || fixed.code == 1, "{}", fixed.all());

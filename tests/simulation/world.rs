@@ -151,7 +151,7 @@ impl World {
 }
 
 /// How many forgeries the adversary knows (see [`World::forge_tags`]).
-pub(crate) const FORGERIES: usize = 13;
+pub(crate) const FORGERIES: usize = 14;
 
 impl World {
     /// The adversary with `iam:TagUser` on the user (CONTRACT §12, §12a) writes forgery `what`:
@@ -195,6 +195,12 @@ impl World {
                 self.tags.remove(LEASE_TAG);
                 return;
             }
+            // The journal as it is, saying a mend happened now (it would hide a split pair).
+            12 => self
+                .tags
+                .get(JOURNAL_TAG)
+                .and_then(|v| Journal::parse(v))
+                .map(|j| j.mended_at(now).value()),
             _ => {
                 let lease = aws_key_rotator::rotation::journal::Lease {
                     run: "adversary".into(),
