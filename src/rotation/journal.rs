@@ -207,8 +207,10 @@ impl Journal {
             phase,
             at,
             held,
-            // A new phase writes again: a split it leaves must read as one.
-            mended: None,
+            // Kept: the mended pairs' ids stay written after their secrets (a write-back that
+            // finds a pair already holding the key it puts back writes nothing). A split a later
+            // write of this rotation leaves inside the clock slack is not named by `status`,
+            // but its rotation still reads as incomplete and its repair rewrites every pair.
             ..self.clone()
         }
     }

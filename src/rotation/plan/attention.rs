@@ -26,7 +26,8 @@ pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Strin
         Standing::Incomplete { .. }
             if facts.orphan_key().is_some()
                 || facts.verification_to_resume()
-                || facts.rollback_to_finish() =>
+                || facts.rollback_to_finish()
+                || facts.repairs_itself() =>
         {
             None
         }

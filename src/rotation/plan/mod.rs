@@ -159,6 +159,22 @@ impl Facts {
             && self.step_key_id.as_deref() == Some(old.id.as_str())
     }
 
+    /// A rotation stopped while writing or awaiting its proof, and this step runs with one of
+    /// its two keys: every value is known, so the next rotate repairs it without a person
+    /// (CONTRACT §12a), as `force` would.
+    pub fn repairs_itself(&self) -> bool {
+        let [old, new] = self.keys.as_slice() else {
+            return false;
+        };
+        let step = self.step_key_id.as_deref();
+        self.state() == State::Incomplete
+            && matches!(
+                self.journal_of_newest().map(|j| j.phase),
+                Some(Phase::Writing | Phase::Written)
+            )
+            && (step == Some(old.id.as_str()) || step == Some(new.id.as_str()))
+    }
+
     pub fn state(&self) -> State {
         self.standing().state()
     }

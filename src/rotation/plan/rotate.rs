@@ -156,6 +156,15 @@ fn incomplete(
     if phase == Some(Phase::RollingBack) && facts.rollback_to_finish() {
         return Plan::act(Act::RollBack, Some(old));
     }
+    // A lost runner needs no person (CONTRACT §12a): a rotation stopped while writing (or
+    // written, awaiting its proof) is repaired as `force` would, wherever this step's
+    // credentials make every value known. No other run holds the lease when this one plans.
+    if !opts.force
+        && facts.repairs_itself()
+        && let Some(act) = repair_with_own_key(user, facts, opts, old, new)
+    {
+        return Plan::act(act, Some(old));
+    }
     if !opts.force {
         let what = match phase {
             Some(Phase::Partial) => {
@@ -176,22 +185,23 @@ fn incomplete(
         } else {
             format!(" These consumers were not updated after the new key was created: {stale}.")
         };
+        let unknown = if facts.step_key_id.is_none()
+            || repair_with_own_key(user, facts, opts, old, new).is_none()
+        {
+            " What each GitHub consumer holds cannot be known (its secrets cannot be read, and this step's credentials are neither key)."
+        } else {
+            ""
+        };
         return Plan::Refuse(format!(
-            "{what}: user {} has two Active keys ({} and the new {}).{stale} Run rotate with force to repair: {}",
+            "{what}: user {} has two Active keys ({} and the new {}).{stale}{unknown} Run rotate with force to repair: {}",
             user.name,
             old.id,
             new.id,
             repair_words(facts, old, new, phase)
         ));
     }
-    let step = facts.step_key_id.as_deref();
-    let act = if step == Some(new.id.as_str()) {
-        Act::Adopt {
-            writes: writes(user, opts),
-            verify: user.verify.clone(),
-        }
-    } else if step == Some(old.id.as_str()) {
-        Act::RollBack
+    let act = if let Some(act) = repair_with_own_key(user, facts, opts, old, new) {
+        act
     } else if phase == Some(Phase::Written) && !user.verify.is_empty() {
         Act::Verify(user.verify.clone())
     } else {
@@ -202,6 +212,28 @@ fn incomplete(
         )
     };
     Plan::act(act, Some(old))
+}
+
+/// The repair this step's own credentials allow: with the new key, write it everywhere and
+/// verify it; with the old key, put it back everywhere. `None` with another identity.
+fn repair_with_own_key(
+    user: &UserSpec,
+    facts: &Facts,
+    opts: &Options,
+    old: &KeyInfo,
+    new: &KeyInfo,
+) -> Option<Act> {
+    let step = facts.step_key_id.as_deref();
+    if step == Some(new.id.as_str()) {
+        Some(Act::Adopt {
+            writes: writes(user, opts),
+            verify: user.verify.clone(),
+        })
+    } else if step == Some(old.id.as_str()) {
+        Some(Act::RollBack)
+    } else {
+        None
+    }
 }
 
 /// What `rotate --force` would do with an incomplete rotation, in words.

@@ -953,3 +953,44 @@ fn a_rollback_cut_short_is_finished_never_resumed_as_a_success() {
     ));
     assert_eq!(attention(&u, &own, &Options::default()), None);
 }
+
+/// CONTRACT §12a: a lost runner needs no person. A rotation stopped while writing (or written,
+/// awaiting its proof) is repaired by the next rotate without force wherever this step's
+/// credentials are one of the two keys; with another identity it stays `incomplete`, loud, and
+/// says that what each consumer holds cannot be known.
+#[test]
+fn a_rotation_a_lost_runner_left_is_repaired_without_a_person_where_every_value_is_known() {
+    let created = days_ago(1);
+    for phase in [Phase::Writing, Phase::Written] {
+        let f = with_phase(
+            facts(
+                vec![key("OLD", A, days_ago(100)), key("NEW", A, created)],
+                Some(days_ago(100)),
+            ),
+            phase,
+            created,
+        );
+        let mut with_old = f.clone();
+        with_old.step_key_id = Some("OLD".into());
+        assert!(matches!(
+            rotate(&user(), &with_old, &Options::default()),
+            Plan::Act {
+                act: Act::RollBack,
+                ..
+            }
+        ));
+        assert_eq!(attention(&user(), &with_old, &Options::default()), None);
+        let mut with_new = f.clone();
+        with_new.step_key_id = Some("NEW".into());
+        assert!(matches!(
+            rotate(&user(), &with_new, &Options::default()),
+            Plan::Act {
+                act: Act::Adopt { .. },
+                ..
+            }
+        ));
+        let p = rotate(&user(), &f, &Options::default());
+        assert!(refused(&p, "cannot be known"), "{phase}: {p:?}");
+        assert!(attention(&user(), &f, &Options::default()).is_some());
+    }
+}
