@@ -33,6 +33,19 @@ fn in_run(env: &TestEnv, inputs: &[(&str, &str)]) -> Run {
     env.exec(&admin, &[], vars)
 }
 
+/// A person deletes key `id` of the user.
+fn delete_key(env: &TestEnv, id: &str) {
+    runtime().block_on(async {
+        env.iam()
+            .delete_access_key()
+            .user_name(USER)
+            .access_key_id(id)
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
 fn open_issues(env: &TestEnv) -> Vec<fake_github::FakeIssue> {
     env.github
         .issues("acme/web")
@@ -108,15 +121,7 @@ fn a_new_reason_is_one_comment_and_a_healthy_user_closes_the_issue() {
     assert_eq!(env.github.issues("acme/web")[0].comments.len(), 1);
 
     // A person removes the Inactive key: one young Active key is healthy.
-    runtime().block_on(async {
-        env.iam()
-            .delete_access_key()
-            .user_name(USER)
-            .access_key_id(&inactive.id)
-            .send()
-            .await
-            .unwrap();
-    });
+    delete_key(&env, &inactive.id);
     let healthy = in_run(&env, &[("command", "deactivate")]);
     assert_eq!(healthy.code, 0, "{}", healthy.all());
     let issues = env.github.issues("acme/web");
@@ -249,15 +254,7 @@ fn a_strangers_marker_neither_silences_a_new_reason_nor_the_healthy_comment() {
         "mallory",
         "<!-- aws-key-rotator:reason=* -->",
     );
-    runtime().block_on(async {
-        env.iam()
-            .delete_access_key()
-            .user_name(USER)
-            .access_key_id(&inactive.id)
-            .send()
-            .await
-            .unwrap();
-    });
+    delete_key(&env, &inactive.id);
     let healthy = in_run(&env, &[("command", "deactivate")]);
     assert_eq!(healthy.code, 0, "{}", healthy.all());
     let issue = &env.github.issues("acme/web")[0];

@@ -25,6 +25,19 @@ fn setup(env: &TestEnv, age: Option<i64>) -> Option<Key> {
     Some(key)
 }
 
+/// The manifest with a verification workflow in `repository` that fails whatever it reads.
+fn failing_verification(env: &TestEnv, repository: &str) {
+    env.write_manifest(&with_verify(repository));
+    env.github.add_workflow(
+        repository,
+        "verify.yml",
+        WorkflowSpec {
+            environment: None,
+            mode: RunMode::Fail,
+        },
+    );
+}
+
 /// Every consumer holds the same working key, id and secret together; returns it.
 fn one_working_key(env: &TestEnv) -> Key {
     let first = env
@@ -307,6 +320,22 @@ fn every_consumer_works(env: &TestEnv) {
     }
 }
 
+/// A rotation killed (SIGKILL: a lost runner) between acme/api's two writes: the new id beside
+/// the old secret. The lease is expired, as a later day finds it.
+fn killed_between_a_pairs_writes(env: &TestEnv, old: &Key) {
+    // acme/api is written first (acme/web, the rotator's own repository, last); its secret
+    // half never answers, and the runner dies there.
+    env.github
+        .add_fault(Fault::new(axum::http::Method::PUT, "DEPLOY_KEY_SECRET", 500).stalls());
+    let run = env.spawn_action(old, &[], &[]);
+    env.github.wait_for("PUT", "DEPLOY_KEY_SECRET");
+    run.signal(libc::SIGKILL);
+    let killed = run.wait(env);
+    assert_eq!(killed.code, -1, "{}", killed.all());
+    env.github.clear_faults();
+    expire_lease(env);
+}
+
 /// A split pair mended by another identity (which knows no secret, so it cannot finish the
 /// rotation): the mend is recorded in the journal, so the pair, its id now written after its
 /// secret, no longer reads as split, and the next run does not mend it again (CONTRACT §12a).
@@ -314,14 +343,7 @@ fn every_consumer_works(env: &TestEnv) {
 fn a_mended_pair_no_longer_reads_as_split() {
     let env = TestEnv::new();
     let old = setup(&env, Some(100)).unwrap();
-    env.github
-        .add_fault(Fault::new(axum::http::Method::PUT, "DEPLOY_KEY_SECRET", 500).stalls());
-    let run = env.spawn_action(&old, &[], &[]);
-    env.github.wait_for("PUT", "DEPLOY_KEY_SECRET");
-    run.signal(libc::SIGKILL);
-    assert_eq!(run.wait(&env).code, -1);
-    env.github.clear_faults();
-    expire_lease(&env);
+    killed_between_a_pairs_writes(&env, &old);
     let admin = env.admin.clone();
     let daily = env.action(&admin, &[("command", "deactivate")]);
     assert!(
@@ -359,15 +381,7 @@ fn a_mended_pair_no_longer_reads_as_split() {
 fn a_kill_between_a_pairs_two_writes_is_mended_by_the_next_run() {
     let env = TestEnv::new();
     let old = setup(&env, Some(100)).unwrap();
-    // acme/api is written first (acme/web, the rotator's own repository, last); its secret
-    // half never answers, and the runner dies there.
-    env.github
-        .add_fault(Fault::new(axum::http::Method::PUT, "DEPLOY_KEY_SECRET", 500).stalls());
-    let run = env.spawn_action(&old, &[], &[]);
-    env.github.wait_for("PUT", "DEPLOY_KEY_SECRET");
-    run.signal(libc::SIGKILL);
-    let killed = run.wait(&env);
-    assert_eq!(killed.code, -1, "{}", killed.all());
+    killed_between_a_pairs_writes(&env, &old);
     let new_id = env
         .github
         .secret(&repo("acme/api"), "DEPLOY_KEY_ID")
@@ -380,8 +394,6 @@ fn a_kill_between_a_pairs_two_writes_is_mended_by_the_next_run() {
         Some(false),
         "split: the new id beside the old secret does not authenticate"
     );
-    env.github.clear_faults();
-    expire_lease(&env);
 
     let daily = env.action(&old, &[]);
     assert!(
@@ -795,15 +807,7 @@ fn a_kill_right_after_create_access_key_is_undone_by_the_next_daily_run() {
 fn a_rollback_whose_id_write_answers_are_lost_still_leaves_whole_pairs() {
     let env = TestEnv::new();
     let old = setup(&env, Some(100)).unwrap();
-    env.write_manifest(&with_verify("acme/web"));
-    env.github.add_workflow(
-        "acme/web",
-        "verify.yml",
-        WorkflowSpec {
-            environment: None,
-            mode: RunMode::Fail,
-        },
-    );
+    failing_verification(&env, "acme/web");
     // The forward write of acme/api's id passes; every later one lands and answers 500.
     env.github.add_fault(
         Fault::new(
@@ -968,15 +972,7 @@ fn a_forged_creating_journal_never_deletes_a_key_someone_uses() {
 fn the_write_back_writes_the_rotators_own_repository_last() {
     let env = TestEnv::new();
     let old = setup(&env, Some(100)).unwrap();
-    env.write_manifest(&with_verify("acme/api"));
-    env.github.add_workflow(
-        "acme/api",
-        "verify.yml",
-        WorkflowSpec {
-            environment: None,
-            mode: RunMode::Fail,
-        },
-    );
+    failing_verification(&env, "acme/api");
     let run = env.action(&old, &[]);
     assert_eq!(run.code, 1, "{}", run.all());
     one_working_key(&env);
@@ -1009,15 +1005,7 @@ fn the_write_back_writes_the_rotators_own_repository_last() {
 fn a_rollback_cut_short_is_finished_and_never_resumed_as_a_success() {
     let env = TestEnv::new();
     let old = setup(&env, Some(100)).unwrap();
-    env.write_manifest(&with_verify("acme/web"));
-    env.github.add_workflow(
-        "acme/web",
-        "verify.yml",
-        WorkflowSpec {
-            environment: None,
-            mode: RunMode::Fail,
-        },
-    );
+    failing_verification(&env, "acme/web");
     // The forward write of acme/web's id passes; its write-back never answers.
     env.github.add_fault(
         Fault::new(

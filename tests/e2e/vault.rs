@@ -250,6 +250,28 @@ fn a_second_racing_writer_fails_the_write_and_the_rotation_is_compensated() {
     env.assert_no_leaks();
 }
 
+/// `rotate --force` logging in to Vault as role `ci` with the job's OIDC token from
+/// `request_url`.
+fn rotate_with_jwt(env: &TestEnv, request_url: &str) -> Run {
+    env.spawn_action(
+        &env.admin,
+        &[
+            ("command", "rotate"),
+            ("force", "true"),
+            ("vault-role", "ci"),
+        ],
+        &[
+            ("VAULT_ADDR", &bao::bao().url),
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", request_url),
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                crate::support::fake_github::oidc::REQUEST_TOKEN,
+            ),
+        ],
+    )
+    .wait(env)
+}
+
 /// OpenBao's `jwt` auth method trusting the fake GitHub as the OIDC issuer, with a role for
 /// the jobs of acme/web that may write `secret/data/ci/*`.
 fn jwt_auth(issuer: &str) {
@@ -301,25 +323,7 @@ fn a_jwt_login_with_the_jobs_oidc_token_and_a_token_of_another_repository_refuse
     jwt_auth(&issuer);
     env.remember(crate::support::fake_github::oidc::REQUEST_TOKEN);
     env.write_manifest(&manifest(path, "secret", ""));
-    let login = |env: &TestEnv| {
-        env.spawn_action(
-            &env.admin,
-            &[
-                ("command", "rotate"),
-                ("force", "true"),
-                ("vault-role", "ci"),
-            ],
-            &[
-                ("VAULT_ADDR", &bao::bao().url),
-                ("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url),
-                (
-                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                    crate::support::fake_github::oidc::REQUEST_TOKEN,
-                ),
-            ],
-        )
-        .wait(env)
-    };
+    let login = |env: &TestEnv| rotate_with_jwt(env, &request_url);
     let run = login(&env);
     assert_eq!(run.code, 0, "{}", run.all());
     let new = env.held_default(&repo("acme/web")).unwrap();
@@ -418,24 +422,7 @@ fn a_short_lived_jwt_login_logs_in_again_and_the_rollback_reaches_vault() {
         "secret",
         "    verify:\n      - repository: acme/web\n        workflow: verify.yml\n",
     ));
-    let run = env
-        .spawn_action(
-            &env.admin,
-            &[
-                ("command", "rotate"),
-                ("force", "true"),
-                ("vault-role", "ci"),
-            ],
-            &[
-                ("VAULT_ADDR", &bao::bao().url),
-                ("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url),
-                (
-                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                    crate::support::fake_github::oidc::REQUEST_TOKEN,
-                ),
-            ],
-        )
-        .wait(&env);
+    let run = rotate_with_jwt(&env, &request_url);
     for t in env.github.issued_oidc_tokens() {
         env.remember(&t);
     }
