@@ -353,6 +353,30 @@ impl Iam for Aws {
         })
     }
 
+    async fn attached_policies(&self, user: &str) -> Result<Vec<String>, IamError> {
+        let mut names = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .iam
+                .list_attached_user_policies()
+                .user_name(user)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| classify("iam:ListAttachedUserPolicies", &self.endpoint, e))?;
+            names.extend(
+                out.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_name().map(str::to_owned)),
+            );
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+                _ => return Ok(names),
+            }
+        }
+    }
+
     async fn tags(&self, user: &str) -> Result<Vec<(String, String)>, IamError> {
         let mut tags = Vec::new();
         let mut marker = None;

@@ -14,6 +14,7 @@ pub const IAM_ACTIONS: &[&str] = &[
     "iam:UpdateAccessKey",
     "iam:DeleteAccessKey",
     "iam:GetAccessKeyLastUsed",
+    "iam:ListAttachedUserPolicies",
     "iam:ListUserTags",
     "iam:TagUser",
     "iam:UntagUser",

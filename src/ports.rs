@@ -63,6 +63,9 @@ pub trait Iam {
     async fn set_inactive(&self, user: &str, key_id: &str) -> Result<(), IamError>;
     async fn delete_key(&self, user: &str, key_id: &str) -> Result<(), IamError>;
     async fn last_used(&self, key_id: &str) -> Result<LastUse, IamError>;
+    /// ListAttachedUserPolicies: the names of the managed policies attached to the user (AWS
+    /// attaches `AWSCompromisedKeyQuarantine*` when it finds the user's key exposed).
+    async fn attached_policies(&self, user: &str) -> Result<Vec<String>, IamError>;
     /// ListUserTags: every tag of the user (the core reads its own two).
     async fn tags(&self, user: &str) -> Result<Vec<(String, String)>, IamError>;
     /// TagUser with one tag (overwrites its value).

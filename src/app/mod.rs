@@ -357,6 +357,7 @@ async fn run_inner(
         deactivate_after: settings.deactivate_after,
         delete_after: settings.delete_after,
         own_repository: rt.repository.clone(),
+        compromised: settings.compromised_key_id.clone(),
     };
     let clock = SystemClock;
     let verify_settings = VerifySettings {
@@ -461,14 +462,33 @@ async fn run_inner(
         .zip(&place)
         .filter_map(|(u, p)| Some((u, *p.as_ref().ok()?)))
         .collect();
-    let mut ready = before_changes(
+    let ready = before_changes(
         read_all(reachable, width, |(user, ctx)| {
             run::plan_user(ctx, user, command)
         }),
         &mut signals,
     )
-    .await??
-    .into_iter();
+    .await??;
+    // `compromised-key-id` names a managed user's key, or nothing is done (CONTRACT §17).
+    if let Some(id) = &settings.compromised_key_id
+        && !ready
+            .iter()
+            .any(|p| p.facts.keys.iter().any(|k| k.id == *id))
+    {
+        return Err(Stop(
+            Exit::Invalid,
+            format!(
+                "{} {id} is not a key of any user of the manifest{}: nothing was changed. Name a key `status` lists, or add its user to the manifest",
+                settings.named("compromised-key-id"),
+                settings
+                    .user
+                    .as_ref()
+                    .map(|u| format!(" selected with user {u}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let mut ready = ready.into_iter();
 
     // The hour's write budget decides who starts: a user is rotated entirely or not at all.
     // Budgets are reserved in manifest order before anyone starts.

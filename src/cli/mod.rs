@@ -186,6 +186,12 @@ pub const INPUTS: &[Input] = &[
         "Print the report as JSON on stdout (human text goes to stderr)",
     ),
     input(
+        "compromised-key-id",
+        Kind::Value("ID"),
+        &[Rotate],
+        "rotate: this access key id of a managed user may be compromised: rotate its user now and deactivate it at once, without the grace period",
+    ),
+    input(
         "delete-inactive",
         Kind::Bool,
         &[Rotate],
@@ -522,6 +528,8 @@ pub struct Settings {
     pub issue_token: Option<SecretString>,
     /// `policy --for`: whose policy (CONTRACT §12a).
     pub policy_for: PolicyFor,
+    /// `compromised-key-id` (CONTRACT §17).
+    pub compromised_key_id: Option<String>,
 }
 
 /// Whose IAM policy `policy` prints (CONTRACT §12a): two identities, two policies.
@@ -552,6 +560,14 @@ impl IssueRepository {
             IssueRepository::Named(r) => Some(r.clone()),
         }
     }
+}
+
+/// An IAM access key id: `AKIA` and 16 more capital letters or digits (20 in all).
+pub fn is_access_key_id(s: &str) -> bool {
+    s.len() == 20
+        && s.starts_with("AKIA")
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 pub const DEFAULT_CONFIG: &str = ".github/aws-key-rotation.yml";
@@ -700,6 +716,16 @@ impl Settings {
             app: raw.app()?,
             issue_repository: raw.issue_repository()?,
             issue_token: raw.secret("issue-token").cloned(),
+            compromised_key_id: match opt(raw.get("compromised-key-id")) {
+                Some(id) if !is_access_key_id(&id) => {
+                    return Err(format!(
+                        "{} {} is not an access key id (AKIA followed by 16 capital letters and digits): give the id of the exposed key, never its secret",
+                        raw.named("compromised-key-id"),
+                        crate::text::quoted(&id)
+                    ));
+                }
+                other => other,
+            },
             policy_for: match raw.get("for").trim() {
                 "" | "rotator" => PolicyFor::Rotator,
                 "migrate" => PolicyFor::Migrate,

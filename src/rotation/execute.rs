@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use super::before;
 use super::context::{Ctx, Scene};
-use super::journal::{Journal, Phase};
+use super::journal::{EXPOSURE_TAG, Exposure, Journal, Phase};
 use super::keyring::KeyRing;
 use super::lease::{self, LeaseGuard};
 use super::ledger::{Held, Part};
@@ -90,10 +90,64 @@ pub async fn execute<P: Ports>(
         ring: KeyRing::new(prepared.facts.keys.clone(), old_key),
         writer: Writer::new(ledger, prepared.scope_keys, old_values),
         splits: prepared.splits,
+        sighting: prepared
+            .facts
+            .exposure
+            .clone()
+            .filter(|_| prepared.facts.exposure_new),
+        quarantined: prepared
+            .facts
+            .exposure
+            .as_ref()
+            .is_some_and(|e| e.source == crate::rotation::journal::ExposureSource::Quarantine),
     };
+    let exposed = command == Command::Rotate && !prepared.facts.exposed_active().is_empty();
     let result = run.act(act.as_ref()).await;
     run.release().await;
-    conclude(run.finish(), result, after_mend, command)
+    let report = conclude(run.finish(), result, after_mend, command);
+    if exposed && report.outcome == Outcome::Rotated {
+        return retire_exposed(ctx, user, report).await;
+    }
+    report
+}
+
+/// An exposed key's user was just rotated: the exposed key is taken out of service in the
+/// same run, without a grace period (CONTRACT §17), unless this step is authenticated with
+/// it: then the first job that starts with the new key does it (the reusable workflow's
+/// `deactivate` job).
+async fn retire_exposed<P: Ports>(
+    ctx: &Ctx<'_, P>,
+    user: &UserSpec,
+    mut report: UserReport,
+) -> UserReport {
+    let second = match prepare::prepare(ctx, user, Command::Deactivate).await {
+        Ok(p) => Box::pin(execute(ctx, user, Command::Deactivate, p)).await,
+        Err(f) => UserReport::new(user, Outcome::of_fault(f, Command::Deactivate)),
+    };
+    let old = report.keys.old.clone().unwrap_or_default();
+    report
+        .notes
+        .retain(|n| !n.contains("stays Active until `deactivate` runs"));
+    match &second.outcome {
+        Outcome::Deactivated => {
+            report.keys.list = second.keys.list.clone();
+            report.notes.push(format!(
+                "the exposed key {old} is Inactive: taken out of service in this run, with no grace period; `delete` removes it after delete-after-days"
+            ));
+            report.notes.extend(second.notes.iter().cloned());
+        }
+        Outcome::Refused(why) | Outcome::Nothing(why) => report.notes.push(format!(
+            "the exposed key {old} stays Active until the first job that starts with the new key runs deactivate: {why}"
+        )),
+        other => {
+            let why = format!(
+                "the exposed key {old} could not be deactivated after the rotation ({other:?}): run deactivate now"
+            );
+            report.notes.push(why.clone());
+            report.attention = Some(why);
+        }
+    }
+    report
 }
 
 /// One user's plan being carried out.
@@ -107,6 +161,10 @@ pub(super) struct Rotation<'c, 'a, P: Ports> {
     pub writer: Writer,
     /// Consumers to mend before anything else, with the key id that makes each whole.
     pub splits: Vec<(usize, String)>,
+    /// An exposure this run saw first, to record before it acts (CONTRACT §17).
+    pub sighting: Option<Exposure>,
+    /// AWS's quarantine policy is on the user.
+    pub quarantined: bool,
 }
 
 impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
@@ -128,6 +186,7 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         let scene = self.scene();
         self.lease.take(scene, &mut self.report.notes).await?;
         self.recheck("before starting").await?;
+        self.record_sighting().await;
         self.mend_splits().await?;
         match act {
             None => {}
@@ -254,6 +313,31 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         Err(Halt::Interrupted(format!(
             "stopped by a signal {before} ({phase}); the lease is given back, and the next run goes on from here"
         )))
+    }
+
+    /// Records an exposure this run saw first, so that every later run knows it (CONTRACT §17).
+    /// A write that fails is said; the next run sees the exposure again.
+    async fn record_sighting(&mut self) {
+        let Some(e) = self.sighting.take() else {
+            return;
+        };
+        let name = self.user.name.clone();
+        match self
+            .ctx
+            .iam()
+            .set_tag(&name, EXPOSURE_TAG, &e.value())
+            .await
+        {
+            Ok(()) => self.ctx.events.warn(&format!(
+                "user {name}: access key {} exposed ({}): recorded; it is taken out of service at once",
+                e.keys.join(", "),
+                e.source.as_str()
+            )),
+            Err(err) => self.ctx.events.warn(&format!(
+                "user {name}: could not record the exposure of {} ({err}); the next run sees it again",
+                e.keys.join(", ")
+            )),
+        }
     }
 
     /// Gives every split consumer the id of the key its secret kept (CONTRACT §12): ids are
@@ -460,6 +544,13 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
     async fn create_failed(&mut self, e: crate::ports::IamError, before: &[String]) -> Halt {
         let name = self.user.name.clone();
         let what = format!("could not create an access key for user {name}: {e}");
+        // AWS's quarantine policy denies the user's own credentials CreateAccessKey (CONTRACT
+        // §17): self-rotation cannot respond to its own exposure.
+        if e.kind == IamErrorKind::Credentials && self.quarantined {
+            return Halt::Refused(format!(
+                "{what}: user {name} is under AWS's quarantine policy (AWSCompromisedKeyQuarantine), which denies its own credentials iam:CreateAccessKey. Nothing was changed. Run this rotation with another identity (a rotator user or role allowed the actions of `aws-key-rotator policy` on {name}), then the exposed key is taken out of service at once"
+            ));
+        }
         if matches!(e.kind, IamErrorKind::NoSuchUser | IamErrorKind::Credentials) {
             return Halt::Failed(format!("{what}. Nothing was changed"));
         }

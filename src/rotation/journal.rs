@@ -27,6 +27,75 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub const JOURNAL_TAG: &str = "aws-key-rotator/rotation";
 pub const LEASE_TAG: &str = "aws-key-rotator/lease";
+/// Which keys were seen exposed, by what, and when first (CONTRACT §17).
+pub const EXPOSURE_TAG: &str = "aws-key-rotator/exposure";
+
+/// Where an exposure was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExposureSource {
+    /// AWS attached an `AWSCompromisedKeyQuarantine*` managed policy to the user.
+    Quarantine,
+    /// An open GitHub secret-scanning alert holds the key id.
+    Alert,
+    /// A person said so (`compromised-key-id`).
+    Manual,
+}
+
+impl ExposureSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExposureSource::Quarantine => "quarantine",
+            ExposureSource::Alert => "alert",
+            ExposureSource::Manual => "manual",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "quarantine" => ExposureSource::Quarantine,
+            "alert" => ExposureSource::Alert,
+            "manual" => ExposureSource::Manual,
+            _ => return None,
+        })
+    }
+}
+
+/// The first sighting of an exposure: the keys exposed (a quarantine names none, so every key
+/// the user had then), its source and when. Written once; later runs only read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exposure {
+    pub keys: Vec<String>,
+    pub source: ExposureSource,
+    pub at: DateTime<Utc>,
+}
+
+impl Exposure {
+    /// `v1 keys=K1+K2 source=quarantine at=TIME` (IAM's tag alphabet has no comma).
+    pub fn value(&self) -> String {
+        format!(
+            "v1 keys={} source={} at={}",
+            self.keys.join("+"),
+            self.source.as_str(),
+            time(self.at)
+        )
+    }
+    pub fn parse(value: &str) -> Option<Self> {
+        let f = fields(value)?;
+        let keys: Vec<String> = f
+            .get("keys")?
+            .split('+')
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if keys.is_empty() {
+            return None;
+        }
+        Some(Self {
+            keys,
+            source: ExposureSource::parse(f.get("source")?)?,
+            at: parse_time(f.get("at")?)?,
+        })
+    }
+}
 
 /// Where a rotation stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -324,6 +393,7 @@ impl Lease {
 pub struct Tags {
     pub journal: Option<Result<Journal, String>>,
     pub lease: Option<Result<Lease, String>>,
+    pub exposure: Option<Result<Exposure, String>>,
 }
 
 impl Tags {
@@ -333,6 +403,9 @@ impl Tags {
             match k {
                 JOURNAL_TAG => tags.journal = Some(Journal::parse(v).ok_or_else(|| v.to_owned())),
                 LEASE_TAG => tags.lease = Some(Lease::parse(v).ok_or_else(|| v.to_owned())),
+                EXPOSURE_TAG => {
+                    tags.exposure = Some(Exposure::parse(v).ok_or_else(|| v.to_owned()));
+                }
                 _ => {}
             }
         }
@@ -344,6 +417,9 @@ impl Tags {
     }
     pub fn lease(&self) -> Option<&Lease> {
         self.lease.as_ref().and_then(|l| l.as_ref().ok())
+    }
+    pub fn exposure(&self) -> Option<&Exposure> {
+        self.exposure.as_ref().and_then(|e| e.as_ref().ok())
     }
 }
 

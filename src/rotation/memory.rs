@@ -37,6 +37,8 @@ pub struct World {
     pub now: i64,
     pub keys: Vec<(KeyInfo, String)>,
     pub tags: BTreeMap<String, String>,
+    /// The managed policies attached to the user, by name.
+    pub policies: Vec<String>,
     /// `(scope, name)` → value and when it was last written.
     pub secrets: BTreeMap<(Scope, String), (String, DateTime<Utc>)>,
     /// The fault the next write of a secret of this name meets (once).
@@ -188,6 +190,9 @@ impl Iam for Mem {
             service: String::new(),
             region: String::new(),
         })
+    }
+    async fn attached_policies(&self, _: &str) -> Result<Vec<String>, IamError> {
+        Ok(self.0.borrow().policies.clone())
     }
     async fn tags(&self, _: &str) -> Result<Vec<(String, String)>, IamError> {
         Ok(self.0.borrow().tags.clone().into_iter().collect())

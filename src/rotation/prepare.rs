@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
 use super::context::Ctx;
-use super::journal::Phase;
+use super::journal::{Exposure, Phase};
 use super::lease::read_tags;
 use super::ledger::PARTS;
 use super::outcome::{Command, Fault, Outcome, UserReport};
@@ -171,7 +171,10 @@ pub async fn plan_user<P: Ports>(
         };
     }
     let freshness = freshness(user, &readings, keys.last());
+    let (exposure, exposure_new) = detect_exposure(ctx, user, command, &keys, &tags).await?;
     let facts = Facts {
+        exposure,
+        exposure_new,
         newest_last_used,
         old_last_used: (command == Command::Deactivate)
             .then(|| last_used.first().map(|(_, u)| u.clone()))
@@ -294,6 +297,56 @@ async fn fit_for_writes<P: Ports>(
         )));
     }
     Ok(())
+}
+
+/// What is known of an exposure of the user's keys (CONTRACT §17), and whether this run sees it
+/// first. Recorded sightings stand (those of keys that still exist); `status`, `rotate` and
+/// `deactivate` also look: a person's `compromised-key-id` naming one of the user's keys, and
+/// AWS's quarantine policy on the user, which names no key, so every key the user has is exposed.
+async fn detect_exposure<P: Ports>(
+    ctx: &Ctx<'_, P>,
+    user: &UserSpec,
+    command: Command,
+    keys: &[KeyInfo],
+    tags: &crate::rotation::journal::Tags,
+) -> Result<(Option<Exposure>, bool), Fault> {
+    use crate::rotation::journal::ExposureSource;
+    let now = ctx.clock().now();
+    // A sighting the user's keys contradict (none of its keys exist, or a time to come) is
+    // history or a forgery: it is read as none.
+    let recorded = tags.exposure().cloned().filter(|e| {
+        e.at <= now + state::clock_slack() && e.keys.iter().any(|k| keys.iter().any(|x| x.id == *k))
+    });
+    if recorded.is_some() || command == Command::Delete || keys.is_empty() {
+        return Ok((recorded, false));
+    }
+    if let Some(id) = &ctx.opts.compromised
+        && keys.iter().any(|k| k.id == *id)
+    {
+        let sighting = Exposure {
+            keys: vec![id.clone()],
+            source: ExposureSource::Manual,
+            at: now,
+        };
+        return Ok((Some(sighting), true));
+    }
+    let policies = ctx
+        .iam()
+        .attached_policies(&user.name)
+        .await
+        .map_err(|e| iam_fault(user, "iam:ListAttachedUserPolicies", e))?;
+    if policies
+        .iter()
+        .any(|p| p.starts_with("AWSCompromisedKeyQuarantine"))
+    {
+        let sighting = Exposure {
+            keys: keys.iter().map(|k| k.id.clone()).collect(),
+            source: ExposureSource::Quarantine,
+            at: now,
+        };
+        return Ok((Some(sighting), true));
+    }
+    Ok((None, false))
 }
 
 /// When each consumer's pair was last written. A readable store that holds another key's id
@@ -433,7 +486,7 @@ pub fn writes_needed(prepared: &Prepared) -> usize {
 /// A user left for the next run: what would have been done, and why not now.
 pub fn defer(user: &UserSpec, prepared: &Prepared, why: String) -> UserReport {
     let mut report = UserReport::new(user, Outcome::Deferred(why));
-    report.keys.state = Some(prepared.facts.state());
+    report.keys.state = Some(prepared.facts.reported_state());
     report.keys.due = is_due(user, &prepared.facts);
     report.keys.list = prepared.facts.keys.clone();
     report.attention = prepared.attention.clone();

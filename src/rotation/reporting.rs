@@ -22,7 +22,7 @@ pub(super) fn first_report(
     let facts = &prepared.facts;
     let mut report = UserReport::new(user, Outcome::Reported);
     report.keys = KeyReport {
-        state: Some(facts.state()),
+        state: Some(facts.reported_state()),
         due: is_due(user, facts),
         deletion_due: plan::deletion_due(user, facts, ctx.opts),
         list: facts.keys.clone(),

@@ -30,6 +30,9 @@ pub enum State {
     Migrating,
     /// Every consumer assumes the role and the user has no key left.
     Migrated,
+    /// A key of the user was seen exposed and still works (CONTRACT §17): reported, loud, over
+    /// whatever the keys' state is; `rotate` takes it out of service at once.
+    Exposed,
 }
 
 impl State {
@@ -45,6 +48,7 @@ impl State {
             State::Conflict => "conflict",
             State::Migrating => "migrating",
             State::Migrated => "migrated",
+            State::Exposed => "exposed",
         }
     }
 }

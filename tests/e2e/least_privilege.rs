@@ -120,6 +120,7 @@ fn the_shipped_policy_is_a_template_with_placeholders() {
             "iam:DeleteAccessKey",
             "iam:GetAccessKeyLastUsed",
             "iam:ListAccessKeys",
+            "iam:ListAttachedUserPolicies",
             "iam:ListUserTags",
             "iam:TagUser",
             "iam:UntagUser",

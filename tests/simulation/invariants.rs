@@ -171,9 +171,11 @@ pub(crate) fn converge(w: &Rc<RefCell<World>>, spec: &UserSpec, h: &History) -> 
                     {
                         return Ok(());
                     }
-                    State::None | State::Current | State::Incomplete | State::RolledBack => {
-                        Command::Rotate
-                    }
+                    State::None
+                    | State::Current
+                    | State::Incomplete
+                    | State::RolledBack
+                    | State::Exposed => Command::Rotate,
                     State::PendingDeactivation => Command::Deactivate,
                     State::PendingDeletion => Command::Delete,
                     State::Migrating | State::Migrated => {

@@ -253,6 +253,10 @@ impl Iam for Sim {
         })
         .await
     }
+    async fn attached_policies(&self, _: &str) -> Result<Vec<String>, IamError> {
+        self.iam("iam:ListAttachedUserPolicies", |_| Ok(Vec::new()))
+            .await
+    }
     async fn tags(&self, _: &str) -> Result<Vec<(String, String)>, IamError> {
         self.iam("iam:ListUserTags", |w| {
             Ok(w.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

@@ -14,6 +14,17 @@ pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Strin
     }
     let name = &user.name;
     let j = facts.journal_of_newest();
+    // An exposed key that still works is loud until it is Inactive (CONTRACT §17).
+    if let Some(e) = &facts.exposure
+        && let Some(k) = facts.exposed_active().first()
+    {
+        return Some(format!(
+            "access key {} of user {name} is exposed ({}, first seen {}): rotate takes it out of service at once (a new key everywhere, then the exposed one Inactive)",
+            k.id,
+            e.source.as_str(),
+            super::when(e.at)
+        ));
+    }
     match facts.standing() {
         Standing::Inactive(_) => Some(format!("user {name} has only an Inactive key")),
         Standing::Conflict => Some(match facts.journal_contradiction() {

@@ -19,7 +19,7 @@ pub(crate) use retire::straggler;
 pub use retire::{deactivate, delete, deletion_due};
 pub use rotate::rotate;
 
-use super::journal::{Journal, Phase};
+use super::journal::{Exposure, Journal, Phase};
 use super::state::{self, Freshness, KeyInfo, KeyStatus, Standing, State};
 use crate::manifest::{Consumer, Scope, UserSpec, VerifyWorkflow};
 
@@ -51,6 +51,10 @@ pub struct Facts {
     pub moved: bool,
     /// An expired lease tag is on the user (a stopped run's).
     pub lease_tag: bool,
+    /// The keys seen exposed (CONTRACT §17): recorded, or first seen by this run.
+    pub exposure: Option<Exposure>,
+    /// This run saw the exposure first: it records it before it acts.
+    pub exposure_new: bool,
 }
 
 /// How long a rolled-back key is kept: GitHub's longest job may still hold it.
@@ -159,6 +163,22 @@ impl Facts {
             && self.step_key_id.as_deref() == Some(old.id.as_str())
     }
 
+    /// Whether key `k` was seen exposed.
+    pub fn exposed(&self, k: &KeyInfo) -> bool {
+        self.exposure
+            .as_ref()
+            .is_some_and(|e| e.keys.contains(&k.id))
+    }
+
+    /// The exposed keys that still work (CONTRACT §17: `exposed`, loud, until they are
+    /// Inactive).
+    pub fn exposed_active(&self) -> Vec<&KeyInfo> {
+        self.keys
+            .iter()
+            .filter(|k| k.status == KeyStatus::Active && self.exposed(k))
+            .collect()
+    }
+
     /// A rotation stopped while writing or awaiting its proof, and this step runs with one of
     /// its two keys: every value is known, so the next rotate repairs it without a person
     /// (CONTRACT §12a), as `force` would.
@@ -177,6 +197,14 @@ impl Facts {
 
     pub fn state(&self) -> State {
         self.standing().state()
+    }
+    /// The state a report shows: `exposed` while an exposed key works, else [`Facts::state`].
+    pub fn reported_state(&self) -> State {
+        if self.exposed_active().is_empty() {
+            self.state()
+        } else {
+            State::Exposed
+        }
     }
     /// The state with the keys it is about.
     pub fn standing(&self) -> Standing<'_> {
@@ -225,6 +253,8 @@ pub struct Options {
     pub delete_after: Option<Duration>,
     /// `GITHUB_REPOSITORY`, the rotator's own repository: written last.
     pub own_repository: Option<String>,
+    /// `compromised-key-id` (CONTRACT §17): a person says this key is exposed.
+    pub compromised: Option<String>,
 }
 
 impl Default for Options {
@@ -237,6 +267,7 @@ impl Default for Options {
             deactivate_after: None,
             delete_after: None,
             own_repository: None,
+            compromised: None,
         }
     }
 }

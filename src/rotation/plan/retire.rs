@@ -138,7 +138,10 @@ fn deactivate_when_clear(
     let j = facts.journal_of_newest();
     let verified_at = j.map_or(new.created, |j| j.at);
     let grace_ends = verified_at + opts.deactivate_after(user);
-    if facts.now < grace_ends && !opts.force {
+    // An exposed key is taken out of service as soon as every consumer holds the new one: no
+    // grace, and its later uses are evidence, not a reason to wait (CONTRACT §17).
+    let exposed = facts.exposed(old);
+    if facts.now < grace_ends && !opts.force && !exposed {
         return Plan::Nothing(format!(
             "not yet: the old key {} stays Active until {} (deactivate-after-hours: {} after the new key {} was verified at {}); force deactivates now",
             old.id,
@@ -157,7 +160,9 @@ fn deactivate_when_clear(
         ));
     }
     let held = j.and_then(|j| j.held).unwrap_or(new.created);
-    if let Some(refusal) = straggler(facts, opts, old, held, "every consumer held the new key") {
+    if !exposed
+        && let Some(refusal) = straggler(facts, opts, old, held, "every consumer held the new key")
+    {
         return refusal;
     }
     Plan::act(

@@ -15,6 +15,21 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         return super::moved::rotate(user, facts);
     }
     let name = &user.name;
+    // AWS's quarantine policy denies the user's own credentials CreateAccessKey (CONTRACT §17).
+    if facts
+        .exposure
+        .as_ref()
+        .is_some_and(|e| e.source == crate::rotation::journal::ExposureSource::Quarantine)
+        && !facts.exposed_active().is_empty()
+        && facts
+            .keys
+            .iter()
+            .any(|k| facts.step_key_id.as_deref() == Some(k.id.as_str()))
+    {
+        return Plan::Refuse(format!(
+            "user {name} is under AWS's quarantine policy (AWSCompromisedKeyQuarantine), which denies its own credentials iam:CreateAccessKey, and this step runs with a key of {name}. Nothing was changed. Run this rotation with another identity (a rotator user or role allowed the actions of `aws-key-rotator policy` on {name}); it takes the exposed key out of service at once"
+        ));
+    }
     let due_in = |k: &KeyInfo| user.max_age_days as i64 - state::age_days(k.created, facts.now);
     // A deletion, followed by a rotation when the older key is due (or forced).
     let delete_then = |old: &KeyInfo, first: Deletion| {
@@ -35,7 +50,8 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             let unfinished = facts
                 .journal_of_newest()
                 .is_some_and(|j| j.phase == Phase::Writing);
-            if left <= 0 || opts.force || unfinished {
+            // An exposed key is rotated at once, whatever its age (CONTRACT §17).
+            if left <= 0 || opts.force || unfinished || facts.exposed(k) {
                 Plan::act(rotation(user, opts, None), Some(k))
             } else {
                 Plan::Nothing(format!(

@@ -67,6 +67,8 @@ fn facts(keys: Vec<KeyInfo>, updated: Option<DateTime<Utc>>) -> Facts {
         newest_unheld: false,
         moved: false,
         lease_tag: false,
+        exposure: None,
+        exposure_new: false,
     }
 }
 fn with_phase(mut f: Facts, phase: Phase, at: DateTime<Utc>) -> Facts {
@@ -993,4 +995,66 @@ fn a_rotation_a_lost_runner_left_is_repaired_without_a_person_where_every_value_
         assert!(refused(&p, "cannot be known"), "{phase}: {p:?}");
         assert!(attention(&user(), &f, &Options::default()).is_some());
     }
+}
+
+/// CONTRACT §17: an exposed key is rotated whatever its age, deactivated with no grace period
+/// and no straggler veto once every consumer holds the new key, and loud until it is Inactive.
+#[test]
+fn an_exposed_key_is_rotated_at_once_and_retired_without_waiting() {
+    use crate::rotation::journal::{Exposure, ExposureSource};
+    let young = key("YOUNG", A, days_ago(3));
+    let mut f = facts(vec![young.clone()], Some(days_ago(3)));
+    f.journal = None;
+    assert!(matches!(
+        rotate(&user(), &f, &Options::default()),
+        Plan::Nothing(_)
+    ));
+    f.exposure = Some(Exposure {
+        keys: vec!["YOUNG".into()],
+        source: ExposureSource::Manual,
+        at: now(),
+    });
+    assert!(matches!(
+        rotate(&user(), &f, &Options::default()),
+        Plan::Act {
+            act: Act::Rotate { .. },
+            ..
+        }
+    ));
+    assert_eq!(f.reported_state(), State::Exposed);
+    assert!(attention(&user(), &f, &Options::default()).is_some());
+
+    // Rotated a minute ago; the exposed key was used since (by whoever found it).
+    let new = key("NEW", A, now() - Duration::minutes(2));
+    let mut g = with_phase(
+        facts(vec![young.clone(), new], Some(now() - Duration::minutes(1))),
+        Phase::Verified,
+        now() - Duration::minutes(1),
+    );
+    g.old_last_used = Some(LastUse {
+        date: Some(now()),
+        service: "s3".into(),
+        region: "us-east-1".into(),
+    });
+    assert!(
+        !matches!(
+            deactivate(&user(), &g, &Options::default()),
+            Plan::Act { .. }
+        ),
+        "not exposed: the grace period and the straggler rule hold"
+    );
+    g.exposure = f.exposure.clone();
+    assert!(matches!(
+        deactivate(&user(), &g, &Options::default()),
+        Plan::Act {
+            act: Act::Deactivate { .. },
+            ..
+        }
+    ));
+    // Its own step cannot retire it: a later job does.
+    g.step_key_id = Some("YOUNG".into());
+    assert!(matches!(
+        deactivate(&user(), &g, &Options::default()),
+        Plan::Refuse(_)
+    ));
 }

@@ -67,38 +67,53 @@ pub fn free_port() -> u16 {
 
 fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let port = free_port();
-        let child = Command::new(python())
-            .arg(repo_root().join("tests/e2e/support/moto_server.py"))
-            .arg(port.to_string())
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start moto with {:?}: {e}; run scripts/setup-test-env",
-                    python()
-                )
-            });
-        let url = format!("http://127.0.0.1:{port}");
-        let client = reqwest::blocking::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client
-            .get(format!("{url}/moto-api/data.json"))
-            .send()
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start on {url}; is moto[server] installed?"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { url, _child: child }
-    })
+    MOTO.get_or_init(|| start_moto(false))
+}
+
+/// A moto that carries AWS's managed policies (the quarantine policy among them), enforced in
+/// auth mode. Its resets take about half a second longer, so only the tests that need those
+/// policies use it.
+fn moto_with_managed_policies() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| start_moto(true))
+}
+
+fn start_moto(managed_policies: bool) -> Moto {
+    let port = free_port();
+    let mut command = Command::new(python());
+    command
+        .arg(repo_root().join("tests/e2e/support/moto_server.py"))
+        .arg(port.to_string())
+        .env("INITIAL_NO_AUTH_ACTION_COUNT", "3");
+    if managed_policies {
+        command.env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start moto with {:?}: {e}; run scripts/setup-test-env",
+                python()
+            )
+        });
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{url}/moto-api/data.json"))
+        .send()
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "moto did not start on {url}; is moto[server] installed?"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto { url, _child: child }
 }
 
 /// Tests share one moto: they run one at a time.
@@ -307,9 +322,17 @@ impl TestEnv {
         Self::with_github(FakeGitHub::start_ghes)
     }
 
+    /// Against the moto that carries AWS's managed policies (CONTRACT §17's quarantine).
+    pub fn with_aws_managed_policies() -> Self {
+        Self::with(FakeGitHub::start, moto_with_managed_policies())
+    }
+
     fn with_github(start: fn(Option<String>) -> FakeGitHub) -> Self {
+        Self::with(start, moto())
+    }
+
+    fn with(start: fn(Option<String>) -> FakeGitHub, moto: &'static Moto) -> Self {
         let guard = serial();
-        let moto = moto();
         let http = reqwest::blocking::Client::new();
         http.post(format!("{}/moto-api/reset", moto.url))
             .send()

@@ -1,0 +1,152 @@
+//! An exposed key (CONTRACT §17): detected (AWS's quarantine policy, a person's
+//! `compromised-key-id`), recorded, and taken out of service within one run — a new key proven
+//! and written everywhere, then the exposed one Inactive with no grace period — against moto in
+//! auth mode, which carries AWS's managed policies and enforces the quarantine.
+
+use crate::support::fixtures::{MANIFEST, USER, add_consumer_stores, consumers, seed_consumers};
+use crate::support::*;
+use aws_key_rotator::rotation::journal::{EXPOSURE_TAG, Exposure, ExposureSource};
+
+const QUARANTINE: &str = "arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3";
+
+/// The user, its three consumers, and a key ten days old (far from due) in all of them.
+fn setup(env: &TestEnv) -> Key {
+    env.rotating_user(USER);
+    add_consumer_stores(env);
+    env.write_manifest(MANIFEST);
+    let key = env.aged_key(USER, 10);
+    seed_consumers(env, &key, 10);
+    key
+}
+
+fn quarantine(env: &TestEnv) {
+    runtime().block_on(async {
+        env.iam()
+            .attach_user_policy()
+            .user_name(USER)
+            .policy_arn(QUARANTINE)
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+/// Every consumer holds `new`, whole, and it works; `exposed` is Inactive and refused.
+fn taken_out_of_service(env: &TestEnv, exposed: &Key) -> Key {
+    let new = env.held_default(&repo("acme/web")).expect("a key");
+    assert_ne!(new.id, exposed.id);
+    for (scope, id, secret) in consumers() {
+        let k = env.held(&scope, id, secret).unwrap();
+        assert_eq!(
+            (k.id.as_str(), k.secret.as_str()),
+            (new.id.as_str(), new.secret.as_str()),
+            "{scope:?}"
+        );
+    }
+    assert!(env.sts_accepts(&new));
+    assert_eq!(
+        env.keys(USER),
+        vec![
+            (exposed.id.clone(), "Inactive".to_owned()),
+            (new.id.clone(), "Active".to_owned())
+        ]
+    );
+    assert!(!env.sts_accepts(exposed));
+    new
+}
+
+#[test]
+fn a_quarantined_users_key_is_rotated_and_deactivated_in_one_scheduled_run() {
+    let env = TestEnv::with_aws_managed_policies();
+    let old = setup(&env);
+    quarantine(&env);
+    let admin = env.admin.clone();
+    // `status` sees it (reads only), loud.
+    let status = env.changes_nothing(USER, 3, || env.action(&admin, &[("command", "status")]));
+    assert_eq!(
+        status.output("state").as_deref(),
+        Some("exposed"),
+        "{}",
+        status.all()
+    );
+    assert!(status.all().contains("quarantine"), "{}", status.all());
+    // The daily rotate, no force, a key 80 days from due: rotated and retired at once.
+    let run = env.action(&admin, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    taken_out_of_service(&env, &old);
+    assert!(
+        run.all()
+            .contains(&format!("the exposed key {} is Inactive", old.id)),
+        "{}",
+        run.all()
+    );
+    let recorded = Exposure::parse(&env.tags(USER)[EXPOSURE_TAG]).unwrap();
+    assert_eq!(
+        (recorded.keys, recorded.source),
+        (vec![old.id.clone()], ExposureSource::Quarantine)
+    );
+    // Quiet afterwards: the exposed key is Inactive (the quarantine policy stays: a person's).
+    let status = env.action(&admin, &[("command", "status")]);
+    assert_ne!(
+        status.output("state").as_deref(),
+        Some("exposed"),
+        "{}",
+        status.all()
+    );
+    env.assert_no_leaks();
+}
+
+#[test]
+fn a_person_names_a_compromised_key_and_a_straggler_does_not_hold_its_retirement() {
+    let env = TestEnv::with_aws_managed_policies();
+    let old = setup(&env);
+    let admin = env.admin.clone();
+    // Whoever found it is using it: evidence, not a reason to wait.
+    env.record_use(&old.id, 1, "s3");
+    let run = env.action(&admin, &[("compromised-key-id", &old.id)]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    taken_out_of_service(&env, &old);
+    let recorded = Exposure::parse(&env.tags(USER)[EXPOSURE_TAG]).unwrap();
+    assert_eq!(recorded.source, ExposureSource::Manual);
+}
+
+#[test]
+fn a_compromised_key_id_that_is_not_a_managed_users_key_changes_nothing() {
+    let env = TestEnv::with_aws_managed_policies();
+    setup(&env);
+    let admin = env.admin.clone();
+    let stranger = env.create_key(&admin_name(&env));
+    for (id, needle) in [
+        (
+            stranger.id.as_str(),
+            "is not a key of any user of the manifest",
+        ),
+        ("AKIA-not-an-id", "is not an access key id"),
+    ] {
+        let run = env.changes_nothing(USER, 2, || {
+            env.action(&admin, &[("compromised-key-id", id)])
+        });
+        assert!(run.all().contains(needle), "{}", run.all());
+    }
+}
+
+/// The admin's IAM user name (the identity the tests act as).
+fn admin_name(env: &TestEnv) -> String {
+    runtime().block_on(async {
+        let me = env.iam().get_user().send().await.unwrap();
+        me.user().unwrap().user_name().to_owned()
+    })
+}
+
+#[test]
+fn self_rotation_under_quarantine_refuses_and_names_the_fix() {
+    let env = TestEnv::with_aws_managed_policies();
+    let old = setup(&env);
+    quarantine(&env);
+    let run = env.changes_nothing(USER, 3, || env.action(&old, &[]));
+    assert!(
+        run.all().contains("quarantine") && run.all().contains("another identity"),
+        "{}",
+        run.all()
+    );
+}
