@@ -53,6 +53,18 @@ pub async fn execute<P: Ports>(
     // Split pairs are mended first, whatever the plan (CONTRACT §12): a plan that does nothing
     // or refuses still ends the same way, after the mend.
     let mend = !prepared.splits.is_empty() && command != Command::Status;
+    // A sighting is recorded by the first changing run that sees it, whatever its plan
+    // (CONTRACT §17): later runs know it. One idempotent tag write; an acting run records it
+    // under its lease, before anything else.
+    let acting = matches!(prepared.plan, Plan::Act { .. }) || mend;
+    if !acting
+        && !ctx.dry_run
+        && command != Command::Status
+        && prepared.facts.exposure_new
+        && let Some(e) = &prepared.facts.exposure
+    {
+        record_exposure(ctx, user, e).await;
+    }
     let (act, old_key, after_mend) = match prepared.plan {
         Plan::Nothing(_) if command == Command::Status => {
             if let Some(f) = prepared.unread {
@@ -109,6 +121,23 @@ pub async fn execute<P: Ports>(
         return retire_exposed(ctx, user, report).await;
     }
     report
+}
+
+/// Records an exposure seen first, so that every later run knows it (CONTRACT §17). A write
+/// that fails is said; the next run sees the exposure again.
+async fn record_exposure<P: Ports>(ctx: &Ctx<'_, P>, user: &UserSpec, e: &Exposure) {
+    let name = &user.name;
+    match ctx.iam().set_tag(name, EXPOSURE_TAG, &e.value()).await {
+        Ok(()) => ctx.events.warn(&format!(
+            "user {name}: access key {} exposed ({}): recorded; rotate takes it out of service at once",
+            e.keys.join(", "),
+            e.source.as_str()
+        )),
+        Err(err) => ctx.events.warn(&format!(
+            "user {name}: could not record the exposure of {} ({err}); the next run sees it again",
+            e.keys.join(", ")
+        )),
+    }
 }
 
 /// An exposed key's user was just rotated: the exposed key is taken out of service in the
@@ -315,28 +344,10 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         )))
     }
 
-    /// Records an exposure this run saw first, so that every later run knows it (CONTRACT §17).
-    /// A write that fails is said; the next run sees the exposure again.
+    /// Records an exposure this run saw first (under its lease, before anything else).
     async fn record_sighting(&mut self) {
-        let Some(e) = self.sighting.take() else {
-            return;
-        };
-        let name = self.user.name.clone();
-        match self
-            .ctx
-            .iam()
-            .set_tag(&name, EXPOSURE_TAG, &e.value())
-            .await
-        {
-            Ok(()) => self.ctx.events.warn(&format!(
-                "user {name}: access key {} exposed ({}): recorded; it is taken out of service at once",
-                e.keys.join(", "),
-                e.source.as_str()
-            )),
-            Err(err) => self.ctx.events.warn(&format!(
-                "user {name}: could not record the exposure of {} ({err}); the next run sees it again",
-                e.keys.join(", ")
-            )),
+        if let Some(e) = self.sighting.take() {
+            record_exposure(self.ctx, self.user, &e).await;
         }
     }
 

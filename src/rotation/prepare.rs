@@ -312,12 +312,30 @@ async fn detect_exposure<P: Ports>(
 ) -> Result<(Option<Exposure>, bool), Fault> {
     use crate::rotation::journal::ExposureSource;
     let now = ctx.clock().now();
-    // A sighting the user's keys contradict (none of its keys exist, or a time to come) is
-    // history or a forgery: it is read as none.
-    let recorded = tags.exposure().cloned().filter(|e| {
-        e.at <= now + state::clock_slack() && e.keys.iter().any(|k| keys.iter().any(|x| x.id == *k))
-    });
-    if recorded.is_some() || command == Command::Delete || keys.is_empty() {
+    // A sighting from a time to come is a forgery: read as none.
+    let recorded = tags
+        .exposure()
+        .cloned()
+        .filter(|e| e.at <= now + state::clock_slack());
+    let live = recorded
+        .as_ref()
+        .is_some_and(|e| e.keys.iter().any(|k| keys.iter().any(|x| x.id == *k)));
+    if command == Command::Delete || keys.is_empty() {
+        return Ok((recorded.filter(|_| live), false));
+    }
+    let quarantined = ctx
+        .iam()
+        .attached_policies(&user.name)
+        .await
+        .map_err(|e| iam_fault(user, "iam:ListAttachedUserPolicies", e))?
+        .iter()
+        .any(|p| p.starts_with("AWSCompromisedKeyQuarantine"));
+    // A recorded sighting stands while one of its keys exists, and a quarantine's while the
+    // policy stays attached: the policy names no key, so the keys made after it are not
+    // exposed by it (CONTRACT §17).
+    if let Some(e) = &recorded
+        && (live || (e.source == ExposureSource::Quarantine && quarantined))
+    {
         return Ok((recorded, false));
     }
     if let Some(id) = &ctx.opts.compromised
@@ -330,15 +348,7 @@ async fn detect_exposure<P: Ports>(
         };
         return Ok((Some(sighting), true));
     }
-    let policies = ctx
-        .iam()
-        .attached_policies(&user.name)
-        .await
-        .map_err(|e| iam_fault(user, "iam:ListAttachedUserPolicies", e))?;
-    if policies
-        .iter()
-        .any(|p| p.starts_with("AWSCompromisedKeyQuarantine"))
-    {
+    if quarantined {
         let sighting = Exposure {
             keys: keys.iter().map(|k| k.id.clone()).collect(),
             source: ExposureSource::Quarantine,

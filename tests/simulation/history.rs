@@ -210,6 +210,8 @@ pub(crate) struct History {
     pub(crate) seed: u64,
     pub(crate) skew: bool,
     pub(crate) forge: Option<Forge>,
+    /// AWS quarantines the user before this call of run 0 (CONTRACT §17).
+    pub(crate) quarantine: Option<usize>,
 }
 
 pub(crate) fn command_name(c: Command) -> &'static str {
@@ -231,7 +233,7 @@ impl fmt::Display for History {
         let faults: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
         write!(
             f,
-            "start={} self={} verify={} breaks={} cmds={} faults={} seed={} skew={} forge={}",
+            "start={} self={} verify={} breaks={} cmds={} faults={} seed={} skew={} forge={} quarantine={}",
             self.start.name(),
             self.self_rotating,
             self.verify,
@@ -245,7 +247,8 @@ impl fmt::Display for History {
             self.seed,
             self.skew,
             self.forge
-                .map_or("-".into(), |f| format!("{}:{}:{}", f.run, f.call, f.what))
+                .map_or("-".into(), |f| format!("{}:{}:{}", f.run, f.call, f.what)),
+            self.quarantine.map_or("-".into(), |c| c.to_string())
         )
     }
 }
@@ -287,6 +290,10 @@ impl History {
             },
             seed: f["seed"].parse().unwrap(),
             skew: f["skew"] == "true",
+            quarantine: f
+                .get("quarantine")
+                .filter(|v| **v != "-")
+                .map(|v| v.parse().unwrap()),
             forge: f.get("forge").filter(|v| **v != "-").map(|v| {
                 let p: Vec<usize> = v.split(':').map(|x| x.parse().unwrap()).collect();
                 Forge {
@@ -368,5 +375,6 @@ pub(crate) fn setup(h: &History) -> World {
     w.verify_breaks = h.verify_breaks;
     w.faults = h.faults.clone();
     w.forge = h.forge;
+    w.quarantine_at = h.quarantine;
     w
 }

@@ -34,7 +34,9 @@ pub(crate) use aws_key_rotator::ports::{
     Caller, Clock, Dispatched, Events, GhError, GhErrorKind, Iam, IamError, IamErrorKind, NewKey,
     RunInfo, SecretStore, StepKey, StoreError, Workflows,
 };
-pub(crate) use aws_key_rotator::rotation::journal::{JOURNAL_TAG, Journal, LEASE_TAG, Phase};
+pub(crate) use aws_key_rotator::rotation::journal::{
+    EXPOSURE_TAG, JOURNAL_TAG, Journal, LEASE_TAG, Phase,
+};
 pub(crate) use aws_key_rotator::rotation::ledger::Held;
 pub(crate) use aws_key_rotator::rotation::plan::{LastUse, Options};
 pub(crate) use aws_key_rotator::rotation::run::{
@@ -66,6 +68,9 @@ pub(crate) use world::*;
 pub(crate) fn explore(h: &History) -> Result<(), String> {
     if h.forge.is_some() {
         return explore_forged(h);
+    }
+    if h.quarantine.is_some() {
+        return explore_quarantined(h);
     }
     let w = Rc::new(RefCell::new(setup(h)));
     if std::env::var_os("SIM_REPLAY").is_some() {
@@ -148,6 +153,109 @@ pub(crate) fn explore_forged(h: &History) -> Result<(), String> {
                 r.outcome
             )
         });
+    }
+    if let Some(trace) = &w.borrow().trace {
+        for line in trace {
+            println!("{line}");
+        }
+    }
+    result.map_err(|e| format!("{e}\n  replay: SIM_REPLAY='{h}'"))
+}
+
+/// A history in which AWS quarantines the user at some call (CONTRACT §17), then the runs a
+/// schedule makes, each an hour later, none with force: `rotate`, `deactivate`, `rotate`,
+/// `deactivate`. No consumer ever holds a key that stopped working; and a history that
+/// completes (no fault, a verification that works: else a failed rotation may leave what a
+/// GitHub consumer holds unknown, which is a person's) ends with every key the quarantine
+/// covered Inactive (or gone) within those hours, no grace period waited, and every consumer
+/// on a working key.
+pub(crate) fn explore_quarantined(h: &History) -> Result<(), String> {
+    let w = Rc::new(RefCell::new(setup(h)));
+    if std::env::var_os("SIM_REPLAY").is_some() {
+        w.borrow_mut().trace = Some(Vec::new());
+    }
+    let spec = spec_of(h);
+    let mut rng = Rng(h.seed);
+    let forced = h.commands.iter().any(|(_, force)| *force);
+    run_all(&w, &spec, &h.commands, h.self_rotating, 0, &mut rng);
+    let mut result =
+        safe(&w.borrow(), &spec, forced).map_err(|e| format!("after the history: {e}"));
+    {
+        let mut w = w.borrow_mut();
+        w.quarantined = true;
+        w.faults.clear();
+        w.broken.clear();
+        w.verify_breaks = false;
+    }
+    for (i, command) in [
+        Command::Rotate,
+        Command::Deactivate,
+        Command::Rotate,
+        Command::Deactivate,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if result.is_err() {
+            break;
+        }
+        {
+            let mut w = w.borrow_mut();
+            w.now += Duration::hours(1);
+            w.sleeping = vec![None; 64];
+        }
+        let r = run_all(
+            &w,
+            &spec,
+            &[(command, false)],
+            h.self_rotating,
+            10 + i,
+            &mut rng,
+        )
+        .remove(0);
+        if let Some(t) = &mut w.borrow_mut().trace {
+            t.push(format!(
+                "scheduled {}: {:?} (state {:?})",
+                command_name(command),
+                r.outcome,
+                r.keys.state
+            ));
+        }
+        result = safe(&w.borrow(), &spec, forced).map_err(|e| {
+            format!(
+                "after the scheduled {} ({:?}): {e}",
+                command_name(command),
+                r.outcome
+            )
+        });
+    }
+    if result.is_ok() && h.faults.is_empty() && !h.verify_breaks && !spec.moved() {
+        let world = w.borrow();
+        // The keys the quarantine covered: those the user had when it was first seen.
+        let covered = world
+            .tags
+            .get(EXPOSURE_TAG)
+            .and_then(|v| aws_key_rotator::rotation::journal::Exposure::parse(v))
+            .map(|e| e.keys);
+        if world.keys.is_empty() {
+            // Nothing to cover.
+        } else if covered.is_none() {
+            result = Err("the quarantine was never recorded".into());
+        } else if let Some(k) = covered
+            .unwrap_or_default()
+            .iter()
+            .find(|k| world.working(k))
+        {
+            result = Err(format!(
+                "the quarantined key {k} still works four scheduled runs later"
+            ));
+        } else if spec
+            .consumers
+            .iter()
+            .any(|c| !matches!(world.held(c), Held::Key(k) if world.working(&k)))
+        {
+            result = Err("a consumer is left without a working key".into());
+        }
     }
     if let Some(trace) = &w.borrow().trace {
         for line in trace {
@@ -250,6 +358,7 @@ pub(crate) fn base(start: Start, self_rotating: bool, verify: bool, command: Com
         seed: 1,
         skew: false,
         forge: None,
+        quarantine: None,
     }
 }
 
@@ -444,6 +553,32 @@ pub(crate) fn a_forged_tag_at_every_call() {
         }
     }
     t.finish("a forged tag at every call");
+}
+
+/// AWS's quarantine at every call of every lone run (with a dedicated identity: the quarantine
+/// denies a self-rotating step its own CreateAccessKey), with and without one fault.
+#[test]
+pub(crate) fn a_quarantine_at_every_call() {
+    let mut t = Tally::new();
+    for h in lone_runs().into_iter().filter(|h| !h.self_rotating) {
+        let n = calls_of(&h);
+        for call in 0..=n {
+            let mut plain = h.clone();
+            plain.quarantine = Some(call);
+            t.run(&plain);
+            for kind in KINDS {
+                let mut faulty = plain.clone();
+                faulty.faults = vec![Fault {
+                    run: 0,
+                    call: (call + 3) % n.max(1),
+                    kind,
+                    persistent: false,
+                }];
+                t.run(&faulty);
+            }
+        }
+    }
+    t.finish("a quarantine at every call");
 }
 
 #[test]

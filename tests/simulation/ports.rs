@@ -68,6 +68,12 @@ impl Sim {
         YieldOnce(false).await;
         let mut w = self.w.borrow_mut();
         let n = w.calls[self.run];
+        if self.run == 0 && w.quarantine_at == Some(n) && !w.quarantined {
+            w.quarantined = true;
+            if let Some(t) = &mut w.trace {
+                t.push(format!("AWS quarantines the user before run 0 call {n}"));
+            }
+        }
         if let Some(f) = w.forge
             && !w.forged
             && f.run == self.run
@@ -254,8 +260,14 @@ impl Iam for Sim {
         .await
     }
     async fn attached_policies(&self, _: &str) -> Result<Vec<String>, IamError> {
-        self.iam("iam:ListAttachedUserPolicies", |_| Ok(Vec::new()))
-            .await
+        self.iam("iam:ListAttachedUserPolicies", |w| {
+            Ok(if w.quarantined {
+                vec!["AWSCompromisedKeyQuarantineV3".to_owned()]
+            } else {
+                Vec::new()
+            })
+        })
+        .await
     }
     async fn tags(&self, _: &str) -> Result<Vec<(String, String)>, IamError> {
         self.iam("iam:ListUserTags", |w| {

@@ -50,6 +50,10 @@ pub(crate) struct World {
     /// The forged-tag adversary's one write, and whether it was made.
     pub(crate) forge: Option<Forge>,
     pub(crate) forged: bool,
+    /// Before this call of run 0, AWS attaches its quarantine policy to the user (CONTRACT §17).
+    pub(crate) quarantine_at: Option<usize>,
+    /// The quarantine policy is attached.
+    pub(crate) quarantined: bool,
 }
 
 pub(crate) fn secret_of(id: &str) -> String {
@@ -95,6 +99,8 @@ impl World {
             outside: None,
             forge: None,
             forged: false,
+            quarantine_at: None,
+            quarantined: false,
         }
     }
 

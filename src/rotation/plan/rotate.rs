@@ -70,6 +70,15 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             "every consumer holds the new key {}; the old key {} awaits `deactivate`",
             new.id, old.id
         )),
+        // The rolled-back key goes at once when the key every consumer holds is exposed: the
+        // exposed key is rotated now (CONTRACT §17). A job started with the rolled-back key
+        // in the last hours may fail; no consumer holds it.
+        Standing::RolledBack { old, new }
+            if facts.exposed(old) && facts.step_key_id.as_deref() != Some(new.id.as_str()) =>
+        {
+            let first = Deletion::new(new, "rolled back; the exposed key is rotated now");
+            Plan::act(rotation(user, opts, Some(first)), Some(old))
+        }
         Standing::RolledBack { old, new } => rolled_back(facts, opts, old, new, delete_then),
         Standing::Incomplete { old, new } => {
             if let Some((orphan, run)) = facts.orphan_key() {
@@ -80,6 +89,13 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             incomplete(user, facts, opts, old, new)
         }
         Standing::PendingDeletion { old, new } => {
+            // The current key is exposed (a quarantine covers every key the user had): the
+            // Inactive old key, which no consumer can be working with, goes first, at once,
+            // and the exposed key is rotated (CONTRACT §17).
+            if facts.exposed(new) {
+                let first = Deletion::new(old, "Inactive; the exposed key is rotated now");
+                return Plan::act(rotation(user, opts, Some(first)), Some(new));
+            }
             let left = due_in(new);
             if left > 0 && !opts.force {
                 return Plan::Nothing(format!(
