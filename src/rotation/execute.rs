@@ -53,11 +53,12 @@ pub async fn execute<P: Ports>(
     // Split pairs are mended first, whatever the plan (CONTRACT §12): a plan that does nothing
     // or refuses still ends the same way, after the mend.
     let mend = !prepared.splits.is_empty() && command != Command::Status;
-    // A sighting is recorded by the first changing run that sees it, whatever its plan
-    // (CONTRACT §17): later runs know it. One idempotent tag write; an acting run records it
-    // under its lease, before anything else.
-    let acting = matches!(prepared.plan, Plan::Act { .. }) || mend;
-    if !acting
+    // A sighting is recorded by the first changing run that sees it (CONTRACT §17): later runs
+    // know it. An acting run records it under its lease, before anything else; one that only
+    // waits (a grace, a rolled-back key's six hours) records it here, one idempotent tag write.
+    // A refusal changes nothing, the sighting's record included: the next run sees it again.
+    let waiting = matches!(prepared.plan, Plan::Nothing(_)) && !mend;
+    if waiting
         && !ctx.dry_run
         && command != Command::Status
         && prepared.facts.exposure_new
