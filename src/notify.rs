@@ -194,6 +194,112 @@ pub fn decide(
     found: Option<(&Found, &[String])>,
     ctx: &Context,
 ) -> Act {
+    decide_about(&Subject::person(user), standing, found, ctx)
+}
+
+/// What an issue is about: its title and the first line of its body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub user: String,
+    pub title: String,
+    pub headline: String,
+}
+
+impl Subject {
+    /// A user that needs a person (CONTRACT §16).
+    pub fn person(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            title: title(user),
+            headline: format!(
+                "**{}** needs a person.",
+                crate::report::escape_markdown(user)
+            ),
+        }
+    }
+    /// An exposed key of a user (CONTRACT §17).
+    pub fn exposure(user: &str, key: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            title: format!("aws-key-rotator: {user} access key {key} exposed"),
+            headline: format!(
+                "Access key **{}** of **{}** may be compromised.",
+                crate::report::escape_markdown(key),
+                crate::report::escape_markdown(user)
+            ),
+        }
+    }
+}
+
+/// Where an exposure stands, for its issue (CONTRACT §17): over (healthy) once every exposed key
+/// is gone and AWS's quarantine policy is detached; else its timeline, which changes (a comment)
+/// as the keys go Inactive and are deleted.
+pub fn exposure_standing(report: &UserReport) -> Option<(Subject, Standing)> {
+    let x = report.exposure.as_ref()?;
+    let name = &report.user.name;
+    let first = x.sighting.keys.first()?;
+    let subject = Subject::exposure(name, first);
+    let exposed: Vec<_> = report
+        .keys
+        .list
+        .iter()
+        .filter(|k| x.sighting.keys.contains(&k.id))
+        .collect();
+    if exposed.is_empty() && !x.quarantined {
+        return Some((subject, Standing::Healthy));
+    }
+    let mut t = format!(
+        "seen exposed ({}) at {}: {}.",
+        x.sighting.source.as_str(),
+        x.sighting.at.format("%Y-%m-%d %H:%M UTC"),
+        x.sighting.keys.join(", ")
+    );
+    for k in &exposed {
+        let used = report
+            .keys
+            .last_used
+            .iter()
+            .find(|(id, _)| *id == k.id)
+            .and_then(|(_, u)| {
+                u.date.map(|d| {
+                    format!(
+                        " (last used {} through {})",
+                        d.format("%Y-%m-%d %H:%M UTC"),
+                        u.service
+                    )
+                })
+            })
+            .unwrap_or_default();
+        t.push_str(&match k.status {
+            crate::model::KeyStatus::Active => format!(
+                " Key {} is Active{used}: rotate takes it out of service at once.",
+                k.id
+            ),
+            crate::model::KeyStatus::Inactive => format!(
+                " Key {} is Inactive{used}: out of service; delete removes it after delete-after-days.",
+                k.id
+            ),
+        });
+    }
+    if exposed.is_empty() {
+        t.push_str(" The exposed keys are deleted.");
+    }
+    if x.quarantined {
+        t.push_str(&format!(
+            " AWS's quarantine policy is still attached to {name}: after reviewing the key's activity (CloudTrail, by AccessKeyId), a person detaches it: aws iam list-attached-user-policies --user-name {name}, then aws iam detach-user-policy --user-name {name} --policy-arn arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3 (the name it lists)."
+        ));
+    }
+    Some((subject, Standing::Person(t)))
+}
+
+/// What to do about the issue of `subject` (`found`: the open one, with its comments' bodies).
+pub fn decide_about(
+    subject: &Subject,
+    standing: &Standing,
+    found: Option<(&Found, &[String])>,
+    ctx: &Context,
+) -> Act {
+    let user = subject.user.as_str();
     let last = found.and_then(|(f, comments)| {
         last_reason(std::iter::once(f.body.as_str()).chain(comments.iter().map(String::as_str)))
     });
@@ -215,12 +321,8 @@ pub fn decide(
             }),
         },
         (Standing::Person(reason), None) => Act::Open {
-            title: title(user),
-            body: format!(
-                "**{}** needs a person.\n\n{}",
-                crate::report::escape_markdown(user),
-                said(user, reason, ctx)
-            ),
+            title: subject.title.clone(),
+            body: format!("{}\n\n{}", subject.headline, said(user, reason, ctx)),
         },
         (Standing::Person(reason), Some((f, _))) => {
             if last.as_deref() == Some(reason_key(reason).as_str()) {
@@ -271,9 +373,20 @@ pub struct Told {
 /// likely a token without `issues: write`), which becomes a warning.
 pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx: &Context) -> Told {
     let mut told = Told::default();
-    let wanted: Vec<(&str, Standing)> = reports
+    // A user with an exposure that is not over has its exposure's issue instead (CONTRACT §17).
+    let wanted: Vec<(Subject, Standing)> = reports
         .iter()
-        .map(|r| (r.user.name.as_str(), standing(r)))
+        .flat_map(|r| {
+            let person = (Subject::person(&r.user.name), standing(r));
+            match exposure_standing(r) {
+                Some((subject, s)) if s != Standing::Healthy => vec![(subject, s)],
+                // Over: its issue closes (when the run could tell), and the user's own goes on.
+                Some((subject, healthy)) if person.1 != Standing::Unknown => {
+                    vec![(subject, healthy), person]
+                }
+                _ => vec![person],
+            }
+        })
         .filter(|(_, s)| *s != Standing::Unknown)
         .collect();
     if wanted.is_empty() {
@@ -293,8 +406,9 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
             return told;
         }
     };
-    for (user, standing) in wanted {
-        let found = open.iter().find(|f| f.title == title(user));
+    for (subject, standing) in wanted {
+        let user = subject.user.as_str();
+        let found = open.iter().find(|f| f.title == subject.title);
         let comments = match found {
             Some(f) if f.comments > 0 => match issues.comments(repo, f.number).await {
                 Ok(c) => c,
@@ -321,8 +435,8 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
         }
         let mine = me.clone().flatten();
         let believed = found.map(|f| believed(f, &comments, mine.as_deref()));
-        let act = decide(
-            user,
+        let act = decide_about(
+            &subject,
             &standing,
             believed.as_ref().map(|(f, c)| (f, c.as_slice())),
             ctx,

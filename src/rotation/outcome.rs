@@ -188,6 +188,16 @@ pub struct UserReport {
     pub notes: Vec<String>,
     /// The AWS account the user is in, when known (CONTRACT §15).
     pub account: Option<String>,
+    /// An exposure of the user's keys, when one is known (CONTRACT §17).
+    pub exposure: Option<ExposureReport>,
+}
+
+/// What a person told of an exposure needs: the sighting, and whether AWS's quarantine policy
+/// is still attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExposureReport {
+    pub sighting: crate::rotation::journal::Exposure,
+    pub quarantined: bool,
 }
 
 impl UserReport {
@@ -201,6 +211,7 @@ impl UserReport {
             runs: Vec::new(),
             notes: Vec::new(),
             account: None,
+            exposure: None,
         }
     }
     pub fn rotated(&self) -> bool {

@@ -171,10 +171,12 @@ pub async fn plan_user<P: Ports>(
         };
     }
     let freshness = freshness(user, &readings, keys.last());
-    let (exposure, exposure_new) = detect_exposure(ctx, user, command, &keys, &tags).await?;
+    let (exposure, exposure_new, quarantined) =
+        detect_exposure(ctx, user, command, &keys, &tags).await?;
     let facts = Facts {
         exposure,
         exposure_new,
+        quarantined,
         newest_last_used,
         old_last_used: (command == Command::Deactivate)
             .then(|| last_used.first().map(|(_, u)| u.clone()))
@@ -300,7 +302,8 @@ async fn fit_for_writes<P: Ports>(
 }
 
 /// What is known of an exposure of the user's keys (CONTRACT §17), and whether this run sees it
-/// first. Recorded sightings stand (those of keys that still exist); `status`, `rotate` and
+/// first, and whether AWS's quarantine policy is attached (one IAM read, every command).
+/// Recorded sightings stand (those of keys that still exist); `status`, `rotate` and
 /// `deactivate` also look: a person's `compromised-key-id` naming one of the user's keys, and
 /// AWS's quarantine policy on the user, which names no key, so every key the user has is exposed.
 async fn detect_exposure<P: Ports>(
@@ -309,7 +312,7 @@ async fn detect_exposure<P: Ports>(
     command: Command,
     keys: &[KeyInfo],
     tags: &crate::rotation::journal::Tags,
-) -> Result<(Option<Exposure>, bool), Fault> {
+) -> Result<(Option<Exposure>, bool, bool), Fault> {
     use crate::rotation::journal::ExposureSource;
     let now = ctx.clock().now();
     // A sighting from a time to come is a forgery: read as none.
@@ -320,9 +323,6 @@ async fn detect_exposure<P: Ports>(
     let live = recorded
         .as_ref()
         .is_some_and(|e| e.keys.iter().any(|k| keys.iter().any(|x| x.id == *k)));
-    if command == Command::Delete || keys.is_empty() {
-        return Ok((recorded.filter(|_| live), false));
-    }
     let quarantined = ctx
         .iam()
         .attached_policies(&user.name)
@@ -336,7 +336,13 @@ async fn detect_exposure<P: Ports>(
     if let Some(e) = &recorded
         && (live || (e.source == ExposureSource::Quarantine && quarantined))
     {
-        return Ok((recorded, false));
+        return Ok((recorded, false, quarantined));
+    }
+    // `delete` reads the policy for the exposure's issue, and sees nothing new; nor is there
+    // anything to see without a key.
+    // An earlier sighting that is over is still reported, so that its issue closes.
+    if command == Command::Delete || keys.is_empty() {
+        return Ok((recorded, false, quarantined));
     }
     if let Some(id) = &ctx.opts.compromised
         && keys.iter().any(|k| k.id == *id)
@@ -346,7 +352,7 @@ async fn detect_exposure<P: Ports>(
             source: ExposureSource::Manual,
             at: now,
         };
-        return Ok((Some(sighting), true));
+        return Ok((Some(sighting), true, quarantined));
     }
     if quarantined {
         let sighting = Exposure {
@@ -354,9 +360,9 @@ async fn detect_exposure<P: Ports>(
             source: ExposureSource::Quarantine,
             at: now,
         };
-        return Ok((Some(sighting), true));
+        return Ok((Some(sighting), true, true));
     }
-    Ok((None, false))
+    Ok((recorded, false, false))
 }
 
 /// When each consumer's pair was last written. A readable store that holds another key's id

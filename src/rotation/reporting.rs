@@ -32,6 +32,14 @@ pub(super) fn first_report(
         old: None,
     };
     report.attention = prepared.attention.clone();
+    report.exposure =
+        facts
+            .exposure
+            .clone()
+            .map(|sighting| crate::rotation::outcome::ExposureReport {
+                sighting,
+                quarantined: facts.quarantined,
+            });
     if let Some(why) = &prepared.unread {
         let note = format!(
             "the secret stores could not be read, so what each consumer holds is not known: {}",

@@ -150,3 +150,63 @@ fn self_rotation_under_quarantine_refuses_and_names_the_fix() {
         run.all()
     );
 }
+
+/// CONTRACT §17: an exposure has its own issue, titled for the key, whose comments follow the
+/// timeline (seen, then Inactive, then deleted) and which names the command that detaches the
+/// quarantine policy; it closes once the key is gone and the policy detached.
+#[test]
+fn an_exposure_keeps_one_issue_with_its_timeline_until_the_key_is_gone_and_the_policy_detached() {
+    let env = TestEnv::with_aws_managed_policies();
+    let old = setup(&env);
+    quarantine(&env);
+    let admin = env.admin.clone();
+    let tell = [("issue-token", fake_github::TOKEN)];
+    let title = format!("aws-key-rotator: {USER} access key {} exposed", old.id);
+    let run = env.action(&admin, &tell);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let issues = env.github.issues("acme/web");
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].title, title);
+    assert!(issues[0].body.contains("is Inactive"), "{}", issues[0].body);
+    assert!(
+        issues[0]
+            .body
+            .contains("aws iam detach-user-policy --user-name ci-deployer"),
+        "{}",
+        issues[0].body
+    );
+    // The key deleted (its grace over): one comment; the policy still attached keeps it open.
+    let run = env.action(
+        &admin,
+        &[("command", "delete"), ("delete-after-days", "0"), tell[0]],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(env.keys(USER).iter().all(|(id, _)| *id != old.id));
+    let run = env.action(&admin, &[("command", "deactivate"), tell[0]]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let issue = &env.github.issues("acme/web")[0];
+    assert_eq!(issue.state, "open");
+    assert!(
+        issue
+            .comments
+            .iter()
+            .any(|c| c.contains("exposed keys are deleted")),
+        "{:?}",
+        issue.comments
+    );
+    // A person detaches the policy: the next run closes the issue.
+    runtime().block_on(async {
+        env.iam()
+            .detach_user_policy()
+            .user_name(USER)
+            .policy_arn(QUARANTINE)
+            .send()
+            .await
+            .unwrap();
+    });
+    let run = env.action(&admin, &[("command", "deactivate"), tell[0]]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let issue = &env.github.issues("acme/web")[0];
+    assert_eq!(issue.state, "closed", "{:?}", issue.comments);
+    assert_eq!(env.github.issues("acme/web").len(), 1, "no other issue");
+}

@@ -55,6 +55,9 @@ pub struct Facts {
     pub exposure: Option<Exposure>,
     /// This run saw the exposure first: it records it before it acts.
     pub exposure_new: bool,
+    /// AWS's quarantine policy is attached to the user (read by `status`, `rotate` and
+    /// `deactivate`).
+    pub quarantined: bool,
 }
 
 /// How long a rolled-back key is kept: GitHub's longest job may still hold it.

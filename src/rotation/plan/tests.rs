@@ -69,6 +69,7 @@ fn facts(keys: Vec<KeyInfo>, updated: Option<DateTime<Utc>>) -> Facts {
         lease_tag: false,
         exposure: None,
         exposure_new: false,
+        quarantined: false,
     }
 }
 fn with_phase(mut f: Facts, phase: Phase, at: DateTime<Utc>) -> Facts {
