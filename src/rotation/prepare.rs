@@ -454,6 +454,10 @@ fn warn_if_everyone_reads<P: Ports>(ctx: &Ctx<'_, P>, c: &Consumer, access: Opti
 pub fn is_due(user: &UserSpec, facts: &Facts) -> bool {
     let old_enough =
         |k: &KeyInfo| state::age_days(k.created, facts.now) >= i64::from(user.max_age_days);
+    // An exposed key that still works is due at once, whatever its age (CONTRACT §17).
+    if !facts.exposed_active().is_empty() {
+        return true;
+    }
     match facts.state() {
         State::None | State::Incomplete => true,
         // A first key whose push never finished is due at once (see `plan::rotate`).
