@@ -112,6 +112,24 @@ pub(crate) fn explore(h: &History) -> Result<(), String> {
 /// outside the manifest. A forged journal may leave the user loud (`conflict`): that is a
 /// person's to read, so convergence is not asked.
 pub(crate) fn explore_forged(h: &History) -> Result<(), String> {
+    let daily = [
+        (Command::Rotate, Duration::hours(1)),
+        (Command::Rotate, Duration::hours(7)),
+        (Command::Deactivate, Duration::hours(25)),
+        (Command::Delete, Duration::days(8)),
+    ];
+    let (w, result) = history_then_schedule(h, |_| {}, &daily);
+    finish(&w, h, result)
+}
+
+/// Runs `h`, checks [`safe`], lets `between` change the world (heal faults, say), then runs
+/// each scheduled command (no force) after its delay, checking [`safe`] after each; the first
+/// broken check is the result.
+fn history_then_schedule(
+    h: &History,
+    between: impl FnOnce(&mut World),
+    schedule: &[(Command, Duration)],
+) -> (Rc<RefCell<World>>, Result<(), String>) {
     let w = Rc::new(RefCell::new(setup(h)));
     if std::env::var_os("SIM_REPLAY").is_some() {
         w.borrow_mut().trace = Some(Vec::new());
@@ -122,38 +140,46 @@ pub(crate) fn explore_forged(h: &History) -> Result<(), String> {
     run_all(&w, &spec, &h.commands, h.self_rotating, 0, &mut rng);
     let mut result =
         safe(&w.borrow(), &spec, forced).map_err(|e| format!("after the history: {e}"));
-    let daily = [
-        (Command::Rotate, Duration::hours(1)),
-        (Command::Rotate, Duration::hours(7)),
-        (Command::Deactivate, Duration::hours(25)),
-        (Command::Delete, Duration::days(8)),
-    ];
-    for (i, (command, later)) in daily.into_iter().enumerate() {
+    between(&mut w.borrow_mut());
+    for (i, (command, later)) in schedule.iter().enumerate() {
         if result.is_err() {
             break;
         }
         {
             let mut w = w.borrow_mut();
-            w.now += later;
+            w.now += *later;
             w.sleeping = vec![None; 64];
         }
         let r = run_all(
             &w,
             &spec,
-            &[(command, false)],
+            &[(*command, false)],
             h.self_rotating,
             10 + i,
             &mut rng,
         )
         .remove(0);
+        if let Some(t) = &mut w.borrow_mut().trace {
+            t.push(format!(
+                "scheduled {}: {:?} (state {:?})",
+                command_name(*command),
+                r.outcome,
+                r.keys.state
+            ));
+        }
         result = safe(&w.borrow(), &spec, forced).map_err(|e| {
             format!(
-                "after the daily {} ({:?}): {e}",
-                command_name(command),
+                "after the scheduled {} ({:?}): {e}",
+                command_name(*command),
                 r.outcome
             )
         });
     }
+    (w, result)
+}
+
+/// Prints the trace of a replayed history, and names the history of a failure.
+fn finish(w: &Rc<RefCell<World>>, h: &History, result: Result<(), String>) -> Result<(), String> {
     if let Some(trace) = &w.borrow().trace {
         for line in trace {
             println!("{line}");
@@ -170,65 +196,20 @@ pub(crate) fn explore_forged(h: &History) -> Result<(), String> {
 /// covered Inactive (or gone) within those hours, no grace period waited, and every consumer
 /// on a working key.
 pub(crate) fn explore_quarantined(h: &History) -> Result<(), String> {
-    let w = Rc::new(RefCell::new(setup(h)));
-    if std::env::var_os("SIM_REPLAY").is_some() {
-        w.borrow_mut().trace = Some(Vec::new());
-    }
-    let spec = spec_of(h);
-    let mut rng = Rng(h.seed);
-    let forced = h.commands.iter().any(|(_, force)| *force);
-    run_all(&w, &spec, &h.commands, h.self_rotating, 0, &mut rng);
-    let mut result =
-        safe(&w.borrow(), &spec, forced).map_err(|e| format!("after the history: {e}"));
-    {
-        let mut w = w.borrow_mut();
+    let hourly = [
+        (Command::Rotate, Duration::hours(1)),
+        (Command::Deactivate, Duration::hours(1)),
+        (Command::Rotate, Duration::hours(1)),
+        (Command::Deactivate, Duration::hours(1)),
+    ];
+    let heal = |w: &mut World| {
         w.quarantined = true;
         w.faults.clear();
         w.broken.clear();
         w.verify_breaks = false;
-    }
-    for (i, command) in [
-        Command::Rotate,
-        Command::Deactivate,
-        Command::Rotate,
-        Command::Deactivate,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        if result.is_err() {
-            break;
-        }
-        {
-            let mut w = w.borrow_mut();
-            w.now += Duration::hours(1);
-            w.sleeping = vec![None; 64];
-        }
-        let r = run_all(
-            &w,
-            &spec,
-            &[(command, false)],
-            h.self_rotating,
-            10 + i,
-            &mut rng,
-        )
-        .remove(0);
-        if let Some(t) = &mut w.borrow_mut().trace {
-            t.push(format!(
-                "scheduled {}: {:?} (state {:?})",
-                command_name(command),
-                r.outcome,
-                r.keys.state
-            ));
-        }
-        result = safe(&w.borrow(), &spec, forced).map_err(|e| {
-            format!(
-                "after the scheduled {} ({:?}): {e}",
-                command_name(command),
-                r.outcome
-            )
-        });
-    }
+    };
+    let (w, mut result) = history_then_schedule(h, heal, &hourly);
+    let spec = spec_of(h);
     if result.is_ok() && h.faults.is_empty() && !h.verify_breaks && !spec.moved() {
         let world = w.borrow();
         // The keys the quarantine covered: those the user had when it was first seen.
@@ -257,12 +238,7 @@ pub(crate) fn explore_quarantined(h: &History) -> Result<(), String> {
             result = Err("a consumer is left without a working key".into());
         }
     }
-    if let Some(trace) = &w.borrow().trace {
-        for line in trace {
-            println!("{line}");
-        }
-    }
-    result.map_err(|e| format!("{e}\n  replay: SIM_REPLAY='{h}'"))
+    finish(&w, h, result)
 }
 
 /// No consumer holds a key that is deleted or Inactive; a moved user's key is never deleted
