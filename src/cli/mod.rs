@@ -188,8 +188,8 @@ pub const INPUTS: &[Input] = &[
     input(
         "compromised-key-id",
         Kind::Value("ID"),
-        &[Rotate],
-        "rotate: this access key id of a managed user may be compromised: rotate its user now and deactivate it at once, without the grace period",
+        &[Status, Rotate],
+        "This access key id of a managed user may be compromised: rotate shows it exposed and takes it out of service at once (a new key everywhere, then the exposed one Inactive, no grace period)",
     ),
     input(
         "delete-inactive",

@@ -70,6 +70,13 @@ fn a_quarantined_users_key_is_rotated_and_deactivated_in_one_scheduled_run() {
         status.all()
     );
     assert!(status.all().contains("quarantine"), "{}", status.all());
+    // Due at once, so the reusable workflow's rotate job runs; not left to a person, since
+    // rotate answers it (the workflow's attention job stays quiet).
+    assert_eq!(
+        status.output("users-due").as_deref(),
+        Some("[\"ci-deployer\"]")
+    );
+    assert_eq!(status.output("needs-person").as_deref(), Some("[]"));
     // The daily rotate, no force, a key 80 days from due: rotated and retired at once.
     let run = env.action(&admin, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
