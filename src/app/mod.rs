@@ -493,29 +493,34 @@ async fn run_inner(
     // The hour's write budget decides who starts: a user is rotated entirely or not at all.
     // Budgets are reserved in manifest order before anyone starts.
     let mut left = github.writes_left_this_hour().await;
-    let mut reports: Vec<Option<UserReport>> = Vec::new();
-    let mut starting = Vec::new();
+    let mut reports: Vec<Option<UserReport>> = vec![None; manifest.users.len()];
+    let mut pending = Vec::new();
     for (i, (user, at)) in manifest.users.iter().zip(&place).enumerate() {
         let ctx = match at {
             Ok(ctx) => *ctx,
             Err((code, why)) => {
                 console.error(&format!("{}: {why}", user.name));
-                reports.push(Some(UserReport::new(user, Outcome::unreached(*code, why))));
+                reports[i] = Some(UserReport::new(user, Outcome::unreached(*code, why)));
                 continue;
             }
         };
         let Some(p) = ready.next() else { break };
+        pending.push((i, user, p, ctx));
+    }
+    // Exposed users first (CONTRACT §17): their answer must not wait for the next run's budget.
+    pending.sort_by_key(|(_, _, p, _)| p.facts.exposed_active().is_empty());
+    let mut starting = Vec::new();
+    for (i, user, p, ctx) in pending {
         let needed = run::writes_needed(&p);
         if !settings.dry_run && needed > left {
             let why = format!(
                 "needs {needed} GitHub writes and this hour's budget has {left} left (AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR): the next run takes it"
             );
             console.warn(&format!("{}: deferred: {why}", user.name));
-            reports.push(Some(run::defer(user, &p, why)));
+            reports[i] = Some(run::defer(user, &p, why));
             continue;
         }
         left -= needed.min(left);
-        reports.push(None);
         starting.push((i, user, p, ctx));
     }
     // What the starting users' writes need (timestamps, public keys), still before anything

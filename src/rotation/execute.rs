@@ -66,6 +66,20 @@ pub async fn execute<P: Ports>(
     {
         record_exposure(ctx, user, e).await;
     }
+    // An exposure that is over (its keys gone, no quarantine policy left) is history: its record
+    // goes, so that a later quarantine is a new sighting (its issue closes in this run).
+    if !ctx.dry_run
+        && command != Command::Status
+        && let Some(e) = &prepared.facts.exposure
+        && !prepared.facts.quarantined
+        && !prepared.facts.keys.iter().any(|k| e.keys.contains(&k.id))
+        && let Err(err) = ctx.iam().remove_tag(&user.name, EXPOSURE_TAG).await
+    {
+        ctx.events.warn(&format!(
+            "user {}: could not remove the record of an exposure that is over ({err})",
+            user.name
+        ));
+    }
     let (act, old_key, after_mend) = match prepared.plan {
         Plan::Nothing(_) if command == Command::Status => {
             if let Some(f) = prepared.unread {

@@ -215,5 +215,58 @@ fn an_exposure_keeps_one_issue_with_its_timeline_until_the_key_is_gone_and_the_p
     assert_eq!(run.code, 0, "{}", run.all());
     let issue = &env.github.issues("acme/web")[0];
     assert_eq!(issue.state, "closed", "{:?}", issue.comments);
+    assert!(
+        !env.tags(USER).contains_key(EXPOSURE_TAG),
+        "an exposure that is over is history: a later quarantine is a new sighting"
+    );
     assert_eq!(env.github.issues("acme/web").len(), 1, "no other issue");
+}
+
+/// CONTRACT §17: exposed users go first. The hour's write budget fits one user: the exposed one
+/// (listed second, its key young) rotates; the one merely due by age waits for the next run.
+#[test]
+fn an_exposed_user_goes_first_when_the_hours_budget_fits_one() {
+    let env = TestEnv::new();
+    for name in ["aged", "exposed"] {
+        env.rotating_user(name);
+    }
+    env.github.add_repo("acme/aged");
+    env.github.add_repo("acme/exposed");
+    let aged = env.aged_key("aged", 100);
+    let exposed = env.aged_key("exposed", 5);
+    env.seed(&[repo("acme/aged")], &aged, 100);
+    env.seed(&[repo("acme/exposed")], &exposed, 5);
+    env.write_manifest(
+        "version: 1
+defaults: { deactivate-after-hours: 0, delete-after-days: 0 }
+users:
+  - name: aged
+    consumers: [{repository: acme/aged}]
+  - name: exposed
+    consumers: [{repository: acme/exposed}]
+",
+    );
+    let run = env.exec(
+        &env.admin.clone(),
+        &["rotate", "--json", "--compromised-key-id", &exposed.id],
+        vec![
+            ("GITHUB_TOKEN".into(), fake_github::TOKEN.into()),
+            ("AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR".into(), "2".into()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["users"][0]["outcome"], "deferred", "{v}");
+    assert_eq!(v["users"][1]["outcome"], "rotated", "{v}");
+    assert_eq!(env.keys("aged").len(), 1, "not started");
+    assert_eq!(
+        env.keys("exposed"),
+        vec![
+            (exposed.id.clone(), "Inactive".to_owned()),
+            (
+                env.held_default(&repo("acme/exposed")).unwrap().id,
+                "Active".to_owned()
+            )
+        ]
+    );
 }
