@@ -139,39 +139,7 @@ pub fn for_migrate(
     for (i, u) in moving.iter().enumerate() {
         let role = format!("arn:aws:iam::{account}:role/{}", u.migrate.role_name);
         let held = holds.get(&u.name).cloned().unwrap_or_default();
-        let n = i + 1;
-        if !held.managed.is_empty() {
-            statements.push(json!({
-                "Sid": format!("MigrateRole{n}AttachesOnlyTheUsersPolicies"),
-                "Effect": "Allow",
-                "Action": MIGRATE_ATTACH_ACTIONS,
-                "Resource": role,
-                "Condition": { "ArnEquals": { "iam:PolicyARN": held.managed } },
-            }));
-        }
-        match &held.boundary {
-            Some(b) => statements.push(json!({
-                "Sid": format!("MigrateRole{n}KeepsTheUsersBoundary"),
-                "Effect": "Allow",
-                "Action": MIGRATE_BOUNDARY_ACTIONS,
-                "Resource": role,
-                "Condition": { "StringEquals": { "iam:PermissionsBoundary": b } },
-            })),
-            None => {
-                statements.push(json!({
-                    "Sid": format!("MigrateRole{n}CreatedWithoutBoundary"),
-                    "Effect": "Allow",
-                    "Action": ["iam:CreateRole"],
-                    "Resource": role,
-                }));
-                statements.push(json!({
-                    "Sid": format!("MigrateRole{n}HasNoBoundary"),
-                    "Effect": "Allow",
-                    "Action": MIGRATE_UNBOUND_ACTIONS,
-                    "Resource": role,
-                }));
-            }
-        }
+        statements.extend(role_statements(i + 1, &role, &held));
     }
     statements.push(json!({
         "Sid": "MigrateGitHubOidcProvider",
@@ -186,6 +154,46 @@ pub fn for_migrate(
         "Resource": "*",
     }));
     json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The statements that give the role `role` of the `n`th moving user only what its user
+/// holds: its managed policies (`iam:PolicyARN`) and its boundary (`iam:PermissionsBoundary`);
+/// a role of a user without a boundary is created without one, and only its boundary may go.
+fn role_statements(n: usize, role: &str, held: &Holds) -> Vec<Value> {
+    let mut statements = Vec::new();
+    if !held.managed.is_empty() {
+        statements.push(json!({
+            "Sid": format!("MigrateRole{n}AttachesOnlyTheUsersPolicies"),
+            "Effect": "Allow",
+            "Action": MIGRATE_ATTACH_ACTIONS,
+            "Resource": role,
+            "Condition": { "ArnEquals": { "iam:PolicyARN": held.managed } },
+        }));
+    }
+    match &held.boundary {
+        Some(b) => statements.push(json!({
+            "Sid": format!("MigrateRole{n}KeepsTheUsersBoundary"),
+            "Effect": "Allow",
+            "Action": MIGRATE_BOUNDARY_ACTIONS,
+            "Resource": role,
+            "Condition": { "StringEquals": { "iam:PermissionsBoundary": b } },
+        })),
+        None => {
+            statements.push(json!({
+                "Sid": format!("MigrateRole{n}CreatedWithoutBoundary"),
+                "Effect": "Allow",
+                "Action": ["iam:CreateRole"],
+                "Resource": role,
+            }));
+            statements.push(json!({
+                "Sid": format!("MigrateRole{n}HasNoBoundary"),
+                "Effect": "Allow",
+                "Action": MIGRATE_UNBOUND_ACTIONS,
+                "Resource": role,
+            }));
+        }
+    }
+    statements
 }
 
 /// The policy document of the rotator's own identity for `manifest`: its users of `account`

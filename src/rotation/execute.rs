@@ -10,7 +10,8 @@ use secrecy::SecretString;
 
 use super::before;
 use super::context::{Ctx, Scene};
-use super::journal::{EXPOSURE_TAG, Exposure, Journal, Phase};
+use super::exposure;
+use super::journal::{Exposure, Journal, Phase};
 use super::keyring::KeyRing;
 use super::lease::{self, LeaseGuard};
 use super::ledger::{Held, Part};
@@ -53,33 +54,7 @@ pub async fn execute<P: Ports>(
     // Split pairs are mended first, whatever the plan (CONTRACT §12): a plan that does nothing
     // or refuses still ends the same way, after the mend.
     let mend = !prepared.splits.is_empty() && command != Command::Status;
-    // A sighting is recorded by the first changing run that sees it (CONTRACT §17): later runs
-    // know it. An acting run records it under its lease, before anything else; one that only
-    // waits (a grace, a rolled-back key's six hours) records it here, one idempotent tag write.
-    // A refusal changes nothing, the sighting's record included: the next run sees it again.
-    let waiting = matches!(prepared.plan, Plan::Nothing(_)) && !mend;
-    if waiting
-        && !ctx.dry_run
-        && command != Command::Status
-        && prepared.facts.exposure_new
-        && let Some(e) = &prepared.facts.exposure
-    {
-        record_exposure(ctx, user, e).await;
-    }
-    // An exposure that is over (its keys gone, no quarantine policy left) is history: its record
-    // goes, so that a later quarantine is a new sighting (its issue closes in this run).
-    if !ctx.dry_run
-        && command != Command::Status
-        && let Some(e) = &prepared.facts.exposure
-        && !prepared.facts.quarantined
-        && !prepared.facts.keys.iter().any(|k| e.keys.contains(&k.id))
-        && let Err(err) = ctx.iam().remove_tag(&user.name, EXPOSURE_TAG).await
-    {
-        ctx.events.warn(&format!(
-            "user {}: could not remove the record of an exposure that is over ({err})",
-            user.name
-        ));
-    }
+    exposure::before_acting(ctx, user, command, &prepared, mend).await;
     let (act, old_key, after_mend) = match prepared.plan {
         Plan::Nothing(_) if command == Command::Status => {
             if let Some(f) = prepared.unread {
@@ -122,74 +97,13 @@ pub async fn execute<P: Ports>(
             .exposure
             .clone()
             .filter(|_| prepared.facts.exposure_new),
-        quarantined: prepared
-            .facts
-            .exposure
-            .as_ref()
-            .is_some_and(|e| e.source == crate::rotation::journal::ExposureSource::Quarantine),
     };
     let exposed = command == Command::Rotate && !prepared.facts.exposed_active().is_empty();
     let result = run.act(act.as_ref()).await;
     run.release().await;
     let report = conclude(run.finish(), result, after_mend, command);
     if exposed && report.outcome == Outcome::Rotated {
-        return retire_exposed(ctx, user, report).await;
-    }
-    report
-}
-
-/// Records an exposure seen first, so that every later run knows it (CONTRACT §17). A write
-/// that fails is said; the next run sees the exposure again.
-async fn record_exposure<P: Ports>(ctx: &Ctx<'_, P>, user: &UserSpec, e: &Exposure) {
-    let name = &user.name;
-    match ctx.iam().set_tag(name, EXPOSURE_TAG, &e.value()).await {
-        Ok(()) => ctx.events.warn(&format!(
-            "user {name}: access key {} exposed ({}): recorded; rotate takes it out of service at once",
-            e.keys.join(", "),
-            e.source.as_str()
-        )),
-        Err(err) => ctx.events.warn(&format!(
-            "user {name}: could not record the exposure of {} ({err}); the next run sees it again",
-            e.keys.join(", ")
-        )),
-    }
-}
-
-/// An exposed key's user was just rotated: the exposed key is taken out of service in the
-/// same run, without a grace period (CONTRACT §17), unless this step is authenticated with
-/// it: then the first job that starts with the new key does it (the reusable workflow's
-/// `deactivate` job).
-async fn retire_exposed<P: Ports>(
-    ctx: &Ctx<'_, P>,
-    user: &UserSpec,
-    mut report: UserReport,
-) -> UserReport {
-    let second = match prepare::prepare(ctx, user, Command::Deactivate).await {
-        Ok(p) => Box::pin(execute(ctx, user, Command::Deactivate, p)).await,
-        Err(f) => UserReport::new(user, Outcome::of_fault(f, Command::Deactivate)),
-    };
-    let old = report.keys.old.clone().unwrap_or_default();
-    report
-        .notes
-        .retain(|n| !n.contains("stays Active until `deactivate` runs"));
-    match &second.outcome {
-        Outcome::Deactivated => {
-            report.keys.list = second.keys.list.clone();
-            report.notes.push(format!(
-                "the exposed key {old} is Inactive: taken out of service in this run, with no grace period; `delete` removes it after delete-after-days"
-            ));
-            report.notes.extend(second.notes.iter().cloned());
-        }
-        Outcome::Refused(why) | Outcome::Nothing(why) => report.notes.push(format!(
-            "the exposed key {old} stays Active until the first job that starts with the new key runs deactivate: {why}"
-        )),
-        other => {
-            let why = format!(
-                "the exposed key {old} could not be deactivated after the rotation ({other:?}): run deactivate now"
-            );
-            report.notes.push(why.clone());
-            report.attention = Some(why);
-        }
+        return exposure::retire_at_once(ctx, user, report).await;
     }
     report
 }
@@ -207,8 +121,6 @@ pub(super) struct Rotation<'c, 'a, P: Ports> {
     pub splits: Vec<(usize, String)>,
     /// An exposure this run saw first, to record before it acts (CONTRACT §17).
     pub sighting: Option<Exposure>,
-    /// AWS's quarantine policy is on the user.
-    pub quarantined: bool,
 }
 
 impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
@@ -362,7 +274,7 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
     /// Records an exposure this run saw first (under its lease, before anything else).
     async fn record_sighting(&mut self) {
         if let Some(e) = self.sighting.take() {
-            record_exposure(self.ctx, self.user, &e).await;
+            exposure::record(self.ctx, self.user, &e).await;
         }
     }
 
@@ -570,13 +482,6 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
     async fn create_failed(&mut self, e: crate::ports::IamError, before: &[String]) -> Halt {
         let name = self.user.name.clone();
         let what = format!("could not create an access key for user {name}: {e}");
-        // AWS's quarantine policy denies the user's own credentials CreateAccessKey (CONTRACT
-        // §17): self-rotation cannot respond to its own exposure.
-        if e.kind == IamErrorKind::Credentials && self.quarantined {
-            return Halt::Refused(format!(
-                "{what}: user {name} is under AWS's quarantine policy (AWSCompromisedKeyQuarantine), which denies its own credentials iam:CreateAccessKey. Nothing was changed. Run this rotation with another identity (a rotator user or role allowed the actions of `aws-key-rotator policy` on {name}), then the exposed key is taken out of service at once"
-            ));
-        }
         if matches!(e.kind, IamErrorKind::NoSuchUser | IamErrorKind::Credentials) {
             return Halt::Failed(format!("{what}. Nothing was changed"));
         }

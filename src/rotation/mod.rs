@@ -3,7 +3,8 @@
 //! Deciding: `state` (the key states), `plan` (what each command does), `journal` (the tags
 //! kept on the IAM user). Doing: `prepare` (reading a user), `execute` (the step machine),
 //! with `lease`, `recorder` (the journal), `keyring` (the keys), `writes` and `ledger` (every
-//! secret write and what each consumer holds), `before`, `compensate` and `verify`.
+//! secret write and what each consumer holds), `before`, `compensate` and `verify`;
+//! `exposure` (what is seen and recorded of an exposed key, and its retirement in the run).
 //! Saying: `outcome`. `run` is the front door.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
@@ -11,6 +12,7 @@ mod before;
 mod compensate;
 mod context;
 mod execute;
+mod exposure;
 pub mod journal;
 mod keyring;
 mod lease;

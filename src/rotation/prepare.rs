@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
 use super::context::Ctx;
-use super::journal::{Exposure, Phase};
+use super::exposure;
+use super::journal::Phase;
 use super::lease::read_tags;
 use super::ledger::PARTS;
 use super::outcome::{Command, Fault, Outcome, UserReport};
@@ -67,7 +68,7 @@ impl Prepared {
     }
 }
 
-fn iam_fault(user: &UserSpec, action: &str, e: IamError) -> Fault {
+pub(super) fn iam_fault(user: &UserSpec, action: &str, e: IamError) -> Fault {
     match e.kind {
         IamErrorKind::NoSuchUser => Fault::Invalid(format!(
             "{}: IAM user {:?} does not exist in this account: fix the name in the manifest or create the user",
@@ -153,30 +154,14 @@ pub async fn plan_user<P: Ports>(
             .map_err(|e| iam_fault(user, "iam:GetAccessKeyLastUsed", e))?;
         last_used.push((k.id.clone(), used));
     }
-    // A `creating` or `rolled-back` journal beside two keys: the newer key's last use decides
-    // whether it is one nobody holds (CONTRACT §12a).
     let journal = tags.journal().cloned();
-    let mut newest_last_used = None;
-    if let ([_, new], Some(j)) = (keys.as_slice(), &journal)
-        && (j.phase == Phase::Creating || (j.phase == Phase::RolledBack && j.key == new.id))
-    {
-        newest_last_used = match last_used.iter().find(|(id, _)| *id == new.id) {
-            Some((_, u)) => Some(u.clone()),
-            None => Some(
-                ctx.iam()
-                    .last_used(&new.id)
-                    .await
-                    .map_err(|e| iam_fault(user, "iam:GetAccessKeyLastUsed", e))?,
-            ),
-        };
-    }
+    let newest_last_used = newest_last_used(ctx, user, &keys, journal.as_ref(), &last_used).await?;
     let freshness = freshness(user, &readings, keys.last());
-    let (exposure, exposure_new, quarantined) =
-        detect_exposure(ctx, user, command, &keys, &tags).await?;
+    let seen = exposure::detect(ctx, user, command, &keys, &tags).await?;
     let facts = Facts {
-        exposure,
-        exposure_new,
-        quarantined,
+        exposure: seen.exposure,
+        exposure_new: seen.first_seen,
+        quarantined: seen.quarantined,
         newest_last_used,
         old_last_used: (command == Command::Deactivate)
             .then(|| last_used.first().map(|(_, u)| u.clone()))
@@ -301,68 +286,29 @@ async fn fit_for_writes<P: Ports>(
     Ok(())
 }
 
-/// What is known of an exposure of the user's keys (CONTRACT §17), and whether this run sees it
-/// first, and whether AWS's quarantine policy is attached (one IAM read, every command).
-/// Recorded sightings stand (those of keys that still exist); `status`, `rotate` and
-/// `deactivate` also look: a person's `compromised-key-id` naming one of the user's keys, and
-/// AWS's quarantine policy on the user, which names no key, so every key the user has is exposed.
-async fn detect_exposure<P: Ports>(
+/// A `creating` or `rolled-back` journal beside two keys: the newer key's last use decides
+/// whether it is one nobody holds (CONTRACT §12a). Read once: from `last_used` when there.
+async fn newest_last_used<P: Ports>(
     ctx: &Ctx<'_, P>,
     user: &UserSpec,
-    command: Command,
     keys: &[KeyInfo],
-    tags: &crate::rotation::journal::Tags,
-) -> Result<(Option<Exposure>, bool, bool), Fault> {
-    use crate::rotation::journal::ExposureSource;
-    let now = ctx.clock().now();
-    // A sighting from a time to come is a forgery: read as none.
-    let recorded = tags
-        .exposure()
-        .cloned()
-        .filter(|e| e.at <= now + state::clock_slack());
-    let live = recorded
-        .as_ref()
-        .is_some_and(|e| e.keys.iter().any(|k| keys.iter().any(|x| x.id == *k)));
-    let quarantined = ctx
-        .iam()
-        .attached_policies(&user.name)
+    journal: Option<&crate::rotation::journal::Journal>,
+    last_used: &[(String, LastUse)],
+) -> Result<Option<LastUse>, Fault> {
+    let ([_, new], Some(j)) = (keys, journal) else {
+        return Ok(None);
+    };
+    if !(j.phase == Phase::Creating || (j.phase == Phase::RolledBack && j.key == new.id)) {
+        return Ok(None);
+    }
+    if let Some((_, u)) = last_used.iter().find(|(id, _)| *id == new.id) {
+        return Ok(Some(u.clone()));
+    }
+    ctx.iam()
+        .last_used(&new.id)
         .await
-        .map_err(|e| iam_fault(user, "iam:ListAttachedUserPolicies", e))?
-        .iter()
-        .any(|p| p.starts_with("AWSCompromisedKeyQuarantine"));
-    // A recorded sighting stands while one of its keys exists, and a quarantine's while the
-    // policy stays attached: the policy names no key, so the keys made after it are not
-    // exposed by it (CONTRACT §17).
-    if let Some(e) = &recorded
-        && (live || (e.source == ExposureSource::Quarantine && quarantined))
-    {
-        return Ok((recorded, false, quarantined));
-    }
-    // `delete` reads the policy for the exposure's issue, and sees nothing new; nor is there
-    // anything to see without a key.
-    // An earlier sighting that is over is still reported, so that its issue closes.
-    if command == Command::Delete || keys.is_empty() {
-        return Ok((recorded, false, quarantined));
-    }
-    if let Some(id) = &ctx.opts.compromised
-        && keys.iter().any(|k| k.id == *id)
-    {
-        let sighting = Exposure {
-            keys: vec![id.clone()],
-            source: ExposureSource::Manual,
-            at: now,
-        };
-        return Ok((Some(sighting), true, quarantined));
-    }
-    if quarantined {
-        let sighting = Exposure {
-            keys: keys.iter().map(|k| k.id.clone()).collect(),
-            source: ExposureSource::Quarantine,
-            at: now,
-        };
-        return Ok((Some(sighting), true, true));
-    }
-    Ok((recorded, false, false))
+        .map(Some)
+        .map_err(|e| iam_fault(user, "iam:GetAccessKeyLastUsed", e))
 }
 
 /// When each consumer's pair was last written. A readable store that holds another key's id

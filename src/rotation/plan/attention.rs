@@ -37,7 +37,6 @@ pub fn attention(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Strin
         Standing::Incomplete { .. }
             if facts.orphan_key().is_some()
                 || facts.verification_to_resume()
-                || facts.rollback_to_finish()
                 || facts.repairs_itself() =>
         {
             None

@@ -155,17 +155,6 @@ impl Facts {
             && state::stale_consumers(new.created, &self.freshness).is_empty()
     }
 
-    /// A rollback was cut short (`rolling-back`) and this step runs with the old key: its
-    /// values are known, so the next rotate finishes the write-back by itself.
-    pub fn rollback_to_finish(&self) -> bool {
-        let [old, _] = self.keys.as_slice() else {
-            return false;
-        };
-        self.state() == State::Incomplete
-            && self.journal_of_newest().map(|j| j.phase) == Some(Phase::RollingBack)
-            && self.step_key_id.as_deref() == Some(old.id.as_str())
-    }
-
     /// Whether key `k` was seen exposed.
     pub fn exposed(&self, k: &KeyInfo) -> bool {
         self.exposure
@@ -182,20 +171,23 @@ impl Facts {
             .collect()
     }
 
-    /// A rotation stopped while writing or awaiting its proof, and this step runs with one of
-    /// its two keys: every value is known, so the next rotate repairs it without a person
-    /// (CONTRACT §12a), as `force` would.
+    /// Whether the next rotate repairs an incomplete rotation without a person (CONTRACT §12a),
+    /// as `force` would, because this step's credentials make every value known: a rotation
+    /// stopped while writing or awaiting its proof, with either of its keys; a rollback cut
+    /// short (`rolling-back`), with the old key only (it is finished, never resumed).
     pub fn repairs_itself(&self) -> bool {
         let [old, new] = self.keys.as_slice() else {
             return false;
         };
         let step = self.step_key_id.as_deref();
+        let with_old = step == Some(old.id.as_str());
+        let with_new = step == Some(new.id.as_str());
         self.state() == State::Incomplete
-            && matches!(
-                self.journal_of_newest().map(|j| j.phase),
-                Some(Phase::Writing | Phase::Written)
-            )
-            && (step == Some(old.id.as_str()) || step == Some(new.id.as_str()))
+            && match self.journal_of_newest().map(|j| j.phase) {
+                Some(Phase::Writing | Phase::Written) => with_old || with_new,
+                Some(Phase::RollingBack) => with_old,
+                _ => false,
+            }
     }
 
     pub fn state(&self) -> State {

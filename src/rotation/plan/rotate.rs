@@ -6,6 +6,7 @@ use super::{
 };
 use crate::manifest::UserSpec;
 use crate::model::{KeyInfo, LastUse};
+use crate::rotation::exposure::QUARANTINE_PREFIX;
 use crate::rotation::journal::Phase;
 use crate::rotation::state::{self, Standing};
 
@@ -15,20 +16,8 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         return super::moved::rotate(user, facts);
     }
     let name = &user.name;
-    // AWS's quarantine policy denies the user's own credentials CreateAccessKey (CONTRACT §17).
-    if facts
-        .exposure
-        .as_ref()
-        .is_some_and(|e| e.source == crate::rotation::journal::ExposureSource::Quarantine)
-        && !facts.exposed_active().is_empty()
-        && facts
-            .keys
-            .iter()
-            .any(|k| facts.step_key_id.as_deref() == Some(k.id.as_str()))
-    {
-        return Plan::Refuse(format!(
-            "user {name} is under AWS's quarantine policy (AWSCompromisedKeyQuarantine), which denies its own credentials iam:CreateAccessKey, and this step runs with a key of {name}. Nothing was changed. Run this rotation with another identity (a rotator user or role allowed the actions of `aws-key-rotator policy` on {name}); it takes the exposed key out of service at once"
-        ));
+    if let Some(refusal) = quarantined_self(user, facts) {
+        return refusal;
     }
     let due_in = |k: &KeyInfo| user.max_age_days as i64 - state::age_days(k.created, facts.now);
     // A deletion, followed by a rotation when the older key is due (or forced).
@@ -120,6 +109,21 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     }
 }
 
+/// AWS's quarantine policy denies the user's own credentials CreateAccessKey (CONTRACT §17): a
+/// step that runs with a key of the quarantined user cannot answer its exposure.
+fn quarantined_self(user: &UserSpec, facts: &Facts) -> Option<Plan> {
+    let name = &user.name;
+    let own_step = facts
+        .keys
+        .iter()
+        .any(|k| facts.step_key_id.as_deref() == Some(k.id.as_str()));
+    (facts.quarantined && own_step && !facts.exposed_active().is_empty()).then(|| {
+        Plan::Refuse(format!(
+            "user {name} is under AWS's quarantine policy ({QUARANTINE_PREFIX}…), which denies its own credentials iam:CreateAccessKey, and this step runs with a key of {name}. Nothing was changed. Run this rotation with another identity (a rotator user or role allowed the actions of `aws-key-rotator policy` on {name}); it takes the exposed key out of service at once"
+        ))
+    })
+}
+
 /// A rotation rolled back: its new key is deleted once no job can still hold it (then the
 /// old key is rotated again if it is due).
 fn rolled_back(
@@ -183,14 +187,10 @@ fn incomplete(
     if facts.verification_to_resume() && !opts.force {
         return Plan::act(Act::Verify(user.verify.clone()), Some(old));
     }
-    // A rollback cut short is finished, never resumed as a success (CONTRACT §12a): with the
-    // old key as credentials its values are known everywhere, without force.
-    if phase == Some(Phase::RollingBack) && facts.rollback_to_finish() {
-        return Plan::act(Act::RollBack, Some(old));
-    }
     // A lost runner needs no person (CONTRACT §12a): a rotation stopped while writing (or
-    // written, awaiting its proof) is repaired as `force` would, wherever this step's
-    // credentials make every value known. No other run holds the lease when this one plans.
+    // written, awaiting its proof), or a rollback cut short, is repaired as `force` would,
+    // wherever this step's credentials make every value known (a rollback cut short is only
+    // ever finished, never resumed). No other run holds the lease when this one plans.
     if !opts.force
         && facts.repairs_itself()
         && let Some(act) = repair_with_own_key(user, facts, opts, old, new)

@@ -1,0 +1,181 @@
+//! An exposed key (CONTRACT §17), in the core's terms: what a run sees (the recorded sighting,
+//! AWS's quarantine policy, a person's `compromised-key-id`), what it records, and the
+//! deactivation that follows a rotation in the same run. The decisions themselves are in `plan`.
+
+use super::context::Ctx;
+use super::execute::execute;
+use super::journal::{EXPOSURE_TAG, Exposure, ExposureSource, Tags};
+use super::outcome::{Command, Fault, Outcome, UserReport};
+use super::plan::Plan;
+use super::prepare::{self, Prepared, iam_fault};
+use super::state::{self, KeyInfo};
+use crate::manifest::UserSpec;
+use crate::ports::{Clock, Iam, Ports};
+
+/// The names AWS gives the policy it attaches when it finds a user's key exposed.
+pub const QUARANTINE_PREFIX: &str = "AWSCompromisedKeyQuarantine";
+
+/// What a run sees of an exposure.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The sighting that stands (recorded, or first seen by this run), or one that is over
+    /// (reported, so that its issue closes).
+    pub exposure: Option<Exposure>,
+    /// This run saw it first: it records it.
+    pub first_seen: bool,
+    /// AWS's quarantine policy is attached to the user.
+    pub quarantined: bool,
+}
+
+/// Reads whether AWS's quarantine policy is on the user (one IAM read, every command) and
+/// decides what is exposed. A recorded sighting stands while one of its keys exists, and a
+/// quarantine's while the policy stays attached: the policy names no key, so the keys made
+/// after it are not exposed by it. `status`, `rotate` and `deactivate` also look for a new
+/// sighting: a person's `compromised-key-id` naming one of the user's keys, else the quarantine
+/// policy, which covers every key the user has.
+pub(super) async fn detect<P: Ports>(
+    ctx: &Ctx<'_, P>,
+    user: &UserSpec,
+    command: Command,
+    keys: &[KeyInfo],
+    tags: &Tags,
+) -> Result<Seen, Fault> {
+    let now = ctx.clock().now();
+    // A sighting from a time to come is a forgery: read as none.
+    let recorded = tags
+        .exposure()
+        .cloned()
+        .filter(|e| e.at <= now + state::clock_slack());
+    let live = recorded
+        .as_ref()
+        .is_some_and(|e| e.keys.iter().any(|k| keys.iter().any(|x| x.id == *k)));
+    let quarantined = ctx
+        .iam()
+        .attached_policies(&user.name)
+        .await
+        .map_err(|e| iam_fault(user, "iam:ListAttachedUserPolicies", e))?
+        .iter()
+        .any(|p| p.starts_with(QUARANTINE_PREFIX));
+    let standing = recorded
+        .as_ref()
+        .is_some_and(|e| live || (e.source == ExposureSource::Quarantine && quarantined));
+    // `delete` looks for nothing new (it reads the policy for the exposure's issue), nor is
+    // there anything to see without a key.
+    if standing || command == Command::Delete || keys.is_empty() {
+        return Ok(Seen {
+            exposure: recorded,
+            first_seen: false,
+            quarantined,
+        });
+    }
+    let first = |keys: Vec<String>, source| Seen {
+        exposure: Some(Exposure {
+            keys,
+            source,
+            at: now,
+        }),
+        first_seen: true,
+        quarantined,
+    };
+    if let Some(id) = &ctx.opts.compromised
+        && keys.iter().any(|k| k.id == *id)
+    {
+        return Ok(first(vec![id.clone()], ExposureSource::Manual));
+    }
+    if quarantined {
+        let all = keys.iter().map(|k| k.id.clone()).collect();
+        return Ok(first(all, ExposureSource::Quarantine));
+    }
+    // An earlier sighting that is over is still reported, so that its issue closes.
+    Ok(Seen {
+        exposure: recorded,
+        first_seen: false,
+        quarantined,
+    })
+}
+
+/// Before a changing run acts: a sighting it sees first is recorded when it only waits (a
+/// grace, a rolled-back key's six hours; an acting run records it under its lease, before
+/// anything else), and one that is over (its keys gone, no quarantine policy left) loses its
+/// record, so that a later quarantine is a new sighting (its issue closes in this run). A
+/// refusal records nothing: the next run sees it again.
+pub(super) async fn before_acting<P: Ports>(
+    ctx: &Ctx<'_, P>,
+    user: &UserSpec,
+    command: Command,
+    prepared: &Prepared,
+    mend: bool,
+) {
+    let facts = &prepared.facts;
+    let Some(e) = &facts.exposure else { return };
+    if ctx.dry_run || command == Command::Status {
+        return;
+    }
+    let waiting = matches!(prepared.plan, Plan::Nothing(_)) && !mend;
+    if waiting && facts.exposure_new {
+        record(ctx, user, e).await;
+    }
+    let over = !facts.quarantined && !facts.keys.iter().any(|k| e.keys.contains(&k.id));
+    if over && let Err(err) = ctx.iam().remove_tag(&user.name, EXPOSURE_TAG).await {
+        ctx.events.warn(&format!(
+            "user {}: could not remove the record of an exposure that is over ({err})",
+            user.name
+        ));
+    }
+}
+
+/// Records an exposure seen first, so that every later run knows it (CONTRACT §17). A write
+/// that fails is said; the next run sees the exposure again.
+pub(super) async fn record<P: Ports>(ctx: &Ctx<'_, P>, user: &UserSpec, e: &Exposure) {
+    let name = &user.name;
+    match ctx.iam().set_tag(name, EXPOSURE_TAG, &e.value()).await {
+        Ok(()) => ctx.events.warn(&format!(
+            "user {name}: access key {} exposed ({}): recorded; rotate takes it out of service at once",
+            e.keys.join(", "),
+            e.source.as_str()
+        )),
+        Err(err) => ctx.events.warn(&format!(
+            "user {name}: could not record the exposure of {} ({err}); the next run sees it again",
+            e.keys.join(", ")
+        )),
+    }
+}
+
+/// An exposed key's user was just rotated: the exposed key is taken out of service in the
+/// same run, without a grace period (CONTRACT §17), unless this step is authenticated with
+/// it: then the first job that starts with the new key does it (the reusable workflow's
+/// `deactivate` job).
+pub(super) async fn retire_at_once<P: Ports>(
+    ctx: &Ctx<'_, P>,
+    user: &UserSpec,
+    mut report: UserReport,
+) -> UserReport {
+    let second = match prepare::prepare(ctx, user, Command::Deactivate).await {
+        Ok(p) => Box::pin(execute(ctx, user, Command::Deactivate, p)).await,
+        Err(f) => UserReport::new(user, Outcome::of_fault(f, Command::Deactivate)),
+    };
+    let old = report.keys.old.clone().unwrap_or_default();
+    report
+        .notes
+        .retain(|n| !n.contains("stays Active until `deactivate` runs"));
+    match &second.outcome {
+        Outcome::Deactivated => {
+            report.keys.list = second.keys.list.clone();
+            report.notes.push(format!(
+                "the exposed key {old} is Inactive: taken out of service in this run, with no grace period; `delete` removes it after delete-after-days"
+            ));
+            report.notes.extend(second.notes.iter().cloned());
+        }
+        Outcome::Refused(why) | Outcome::Nothing(why) => report.notes.push(format!(
+            "the exposed key {old} stays Active until the first job that starts with the new key runs deactivate: {why}"
+        )),
+        other => {
+            let why = format!(
+                "the exposed key {old} could not be deactivated after the rotation ({other:?}): run deactivate now"
+            );
+            report.notes.push(why.clone());
+            report.attention = Some(why);
+        }
+    }
+    report
+}
