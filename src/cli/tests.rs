@@ -121,3 +121,41 @@ fn app_credentials_go_together_and_exclude_a_token() {
             .contains("numeric id")
     );
 }
+
+/// CONTRACT §12a and §17: `for` names one of the two identities, and `compromised-key-id` is a
+/// key id (never a secret), each refused by name otherwise, before anything runs.
+#[test]
+fn policy_for_and_compromised_key_id_are_checked() {
+    assert_eq!(
+        Settings::from_raw(RawInputs::default()).unwrap().policy_for,
+        PolicyFor::Rotator
+    );
+    assert_eq!(
+        Settings::from_raw(with(&[("for", "migrate")]))
+            .unwrap()
+            .policy_for,
+        PolicyFor::Migrate
+    );
+    let e = Settings::from_raw(with(&[("for", "admin")])).unwrap_err();
+    assert!(
+        e.starts_with("input for \"admin\" is not an identity"),
+        "{e}"
+    );
+    let id = "AKIAIOSFODNN7EXAMPLE";
+    assert_eq!(
+        Settings::from_raw(with(&[("compromised-key-id", id)]))
+            .unwrap()
+            .compromised_key_id
+            .as_deref(),
+        Some(id)
+    );
+    for bad in [
+        "akiaiosfodnn7example",
+        "AKIA",
+        "wJalrXUtnFEMI/K7MDENG\r::error::x",
+    ] {
+        let e = Settings::from_raw(with(&[("compromised-key-id", bad)])).unwrap_err();
+        assert!(e.contains("is not an access key id"), "{e}");
+        assert!(!e.contains('\r'), "quoted inert: {e:?}");
+    }
+}

@@ -377,7 +377,7 @@ async fn read_reaches<V: Variables>(
             ),
             _ => trust::reach_of(c, readers.as_ref()),
         };
-        warn_fork_writes(github, reading, view, c, &reach).await?;
+        forks::warn_fork_writes(github, reading, view, c, &reach).await?;
         view.consumers.push(ConsumerMove::new(c, oidc, &reach));
         reached.push(Reached {
             consumer: c.clone(),
@@ -386,38 +386,6 @@ async fn read_reaches<V: Variables>(
         });
     }
     Ok(reached)
-}
-
-/// Fork pull requests with write tokens present the same `pull_request` subject as the
-/// repository's own branches (CONTRACT §12a): warned about where GitHub says so (each
-/// repository read once a run).
-async fn warn_fork_writes<V: Variables>(
-    github: &V,
-    reading: &mut Reading,
-    view: &mut UserMigration,
-    c: &Consumer,
-    reach: &Reach,
-) -> Result<(), Stop> {
-    for repo in trust::pull_request_repositories(reach) {
-        let writes = match reading.fork_writes.get(&repo) {
-            Some(w) => *w,
-            None => {
-                let w = github
-                    .fork_pull_requests_write(&repo)
-                    .await
-                    .map_err(gh_stop)?;
-                reading.fork_writes.insert(repo.clone(), w);
-                w
-            }
-        };
-        if writes == Some(true) {
-            view.warnings.push(format!(
-                "workflows of fork pull requests in {repo} get write tokens, and present the subject repo:{repo}:pull_request, which the role admits for {}: set `pull-requests: false` on that consumer, or turn off \"Send write tokens to workflows from fork pull requests\" in {repo}'s Actions settings",
-                c.scope
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The variable in each movable consumer's scope: the writes where it differs.
@@ -616,5 +584,6 @@ async fn apply<R: Roles, V: Variables>(
     view
 }
 
+mod forks;
 #[cfg(test)]
 mod tests;
