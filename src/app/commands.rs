@@ -69,13 +69,7 @@ pub(super) async fn policy(
         }
     };
     let doc = match issuer {
-        Some(issuer) => {
-            let holds = migrate_holds(&aws, &manifest).await?;
-            eprintln!(
-                "The policy of the identity that runs migrate (a person, or a workflow in a protected environment): never give it to the daily rotator, which needs none of it"
-            );
-            crate::policy::for_migrate(&manifest, &account, &issuer, &holds)
-        }
+        Some(issuer) => migrate_policy(&aws, &manifest, &account, &issuer).await?,
         None => crate::policy::for_manifest(&manifest, &account, &region),
     };
     if manifest.users.iter().any(|u| u.account_role.is_some()) {
@@ -88,6 +82,22 @@ pub(super) async fn policy(
         serde_json::to_string_pretty(&doc).expect("a policy serializes") + "\n"
     );
     Ok(Exit::Ok)
+}
+
+/// `policy --for migrate`: the policy of the identity that runs `migrate` (CONTRACT §12a).
+async fn migrate_policy(
+    aws: &aws::Aws,
+    manifest: &crate::manifest::Manifest,
+    account: &str,
+    issuer: &str,
+) -> Result<serde_json::Value, Stop> {
+    let holds = migrate_holds(aws, manifest).await?;
+    eprintln!(
+        "The policy of the identity that runs migrate (a person, or a workflow in a protected environment): never give it to the daily rotator, which needs none of it"
+    );
+    Ok(crate::policy::for_migrate(
+        manifest, account, issuer, &holds,
+    ))
 }
 
 /// What each moving user of `manifest` holds (managed policies, its groups' included, or those

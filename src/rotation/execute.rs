@@ -92,11 +92,7 @@ pub async fn execute<P: Ports>(
         ring: KeyRing::new(prepared.facts.keys.clone(), old_key),
         writer: Writer::new(ledger, prepared.scope_keys, old_values),
         splits: prepared.splits,
-        sighting: prepared
-            .facts
-            .exposure
-            .clone()
-            .filter(|_| prepared.facts.exposure_new),
+        sighting: prepared.facts.first_sighting(),
     };
     let exposed = command == Command::Rotate && !prepared.facts.exposed_active().is_empty();
     let result = run.act(act.as_ref()).await;

@@ -155,6 +155,11 @@ impl Facts {
             && state::stale_consumers(new.created, &self.freshness).is_empty()
     }
 
+    /// The exposure this run saw first, to record.
+    pub fn first_sighting(&self) -> Option<Exposure> {
+        self.exposure.clone().filter(|_| self.exposure_new)
+    }
+
     /// Whether key `k` was seen exposed.
     pub fn exposed(&self, k: &KeyInfo) -> bool {
         self.exposure

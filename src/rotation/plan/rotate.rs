@@ -77,36 +77,45 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             }
             incomplete(user, facts, opts, old, new)
         }
-        Standing::PendingDeletion { old, new } => {
-            // The current key is exposed (a quarantine covers every key the user had): the
-            // Inactive old key, which no consumer can be working with, goes first, at once,
-            // and the exposed key is rotated (CONTRACT §17).
-            if facts.exposed(new) {
-                let first = Deletion::new(old, "Inactive; the exposed key is rotated now");
-                return Plan::act(rotation(user, opts, Some(first)), Some(new));
-            }
-            let left = due_in(new);
-            if left > 0 && !opts.force {
-                return Plan::Nothing(format!(
-                    "key {} is current; the Inactive old key {} awaits `delete`",
-                    new.id, old.id
-                ));
-            }
-            if !opts.delete_inactive {
-                return Plan::Refuse(format!(
-                    "key {} is due for rotation, but user {name} already has two keys and the Inactive key {} must go first: run `delete`, or rotate with delete-inactive: true",
-                    new.id, old.id
-                ));
-            }
-            let first = Deletion::new(old, "the leftover Inactive key (delete-inactive)");
-            Plan::act(rotation(user, opts, Some(first)), Some(new))
-        }
+        Standing::PendingDeletion { old, new } => pending_deletion(user, facts, opts, old, new),
         Standing::Conflict => Plan::Refuse(conflict(user, facts, "rotate")),
         Standing::Migrated
         | Standing::Migrating(_)
         | Standing::Retiring(_)
         | Standing::Retired(_) => super::moved::rotate(user, facts),
     }
+}
+
+/// An Inactive old key beside the current one: it is deleted first where the current key must
+/// be rotated now (exposed, CONTRACT §17, at once; due, with `delete-inactive`).
+fn pending_deletion(
+    user: &UserSpec,
+    facts: &Facts,
+    opts: &Options,
+    old: &KeyInfo,
+    new: &KeyInfo,
+) -> Plan {
+    // The current key is exposed (a quarantine covers every key the user had): the Inactive
+    // old key, which no consumer can be working with, goes first, at once.
+    if facts.exposed(new) {
+        let first = Deletion::new(old, "Inactive; the exposed key is rotated now");
+        return Plan::act(rotation(user, opts, Some(first)), Some(new));
+    }
+    let left = user.max_age_days as i64 - state::age_days(new.created, facts.now);
+    if left > 0 && !opts.force {
+        return Plan::Nothing(format!(
+            "key {} is current; the Inactive old key {} awaits `delete`",
+            new.id, old.id
+        ));
+    }
+    if !opts.delete_inactive {
+        return Plan::Refuse(format!(
+            "key {} is due for rotation, but user {} already has two keys and the Inactive key {} must go first: run `delete`, or rotate with delete-inactive: true",
+            new.id, user.name, old.id
+        ));
+    }
+    let first = Deletion::new(old, "the leftover Inactive key (delete-inactive)");
+    Plan::act(rotation(user, opts, Some(first)), Some(new))
 }
 
 /// AWS's quarantine policy denies the user's own credentials CreateAccessKey (CONTRACT §17): a
