@@ -4,6 +4,7 @@
 //! (`aws`, `github`, `action`, `cli`) are thin. `app` wires them for one invocation.
 
 pub mod action;
+pub mod alerts;
 pub mod app;
 pub mod aws;
 pub mod aws_stores;

@@ -337,6 +337,34 @@ pub trait Lister {
     async fn inventory(&self, owner: &str) -> Result<Inventory, GhError>;
 }
 
+/// An open secret scanning alert whose secret is an AWS access key id (CONTRACT §17).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyAlert {
+    /// `owner/name` of the repository the key was found in.
+    pub repository: String,
+    pub number: u64,
+    pub key_id: String,
+    /// GitHub's validity check: `active` (the pair found works), `inactive`, `unknown`.
+    pub validity: Option<String>,
+    pub url: String,
+}
+
+/// GitHub's secret scanning, as an exposure's source and its closing (CONTRACT §17).
+pub trait Alerts {
+    /// The open `aws_access_key_id` alerts of organization `org`; `None` when `org` is no
+    /// organization (a user's repositories are read one by one).
+    async fn org_key_alerts(&self, org: &str) -> Result<Option<Vec<KeyAlert>>, GhError>;
+    /// The open `aws_access_key_id` alerts of one repository.
+    async fn repo_key_alerts(&self, repository: &str) -> Result<Vec<KeyAlert>, GhError>;
+    /// Resolves an alert as `revoked`, with `comment`.
+    async fn resolve_alert(
+        &self,
+        repository: &str,
+        number: u64,
+        comment: &str,
+    ) -> Result<(), GhError>;
+}
+
 /// The ports one run works through, as one type: the core is generic over this alone
 /// (`Ctx<'_, P>`). An adapter set names its four (the live one); a type that is all four at
 /// once (an in-memory world) is its own.

@@ -24,6 +24,7 @@ use crate::stores::Stores;
 use crate::vault::{Vault, VaultSettings};
 
 mod commands;
+mod exposure;
 mod outputs;
 mod signals;
 
@@ -349,6 +350,7 @@ async fn run_inner(
         console.mask(&k.secret);
     }
     let github = github_client(&settings, rt, console, &tuning, &manifest).await?;
+    let scanning = exposure::look(&github, &manifest.users, console).await;
     let opts = Options {
         force: settings.force,
         delete_inactive: settings.delete_inactive,
@@ -358,6 +360,7 @@ async fn run_inner(
         delete_after: settings.delete_after,
         own_repository: rt.repository.clone(),
         compromised: settings.compromised_key_id.clone(),
+        alerts: scanning.alerts.clone(),
     };
     let clock = SystemClock;
     let verify_settings = VerifySettings {
@@ -623,6 +626,14 @@ async fn run_inner(
         console.warn(&format!("could not write the outputs {path}: {e}"));
     }
     if signal.is_none() && !settings.dry_run && command != Command::Status {
+        exposure::close_alerts(
+            &github,
+            &scanning,
+            &reports,
+            run_url(rt).as_deref(),
+            console,
+        )
+        .await;
         tell_a_person(&settings, rt, console, &tuning, &github, command, &reports).await;
     }
     Ok(match signal {
@@ -663,14 +674,7 @@ async fn tell_a_person(
     let ctx = crate::notify::Context {
         command: command_name(command).to_owned(),
         config: path.clone(),
-        run_url: match (&rt.repository, &rt.github_run) {
-            (Some(own), Some((id, _))) => Some(format!(
-                "{}/{own}/actions/runs/{}",
-                rt.server_url.trim_end_matches('/'),
-                id.trim()
-            )),
-            _ => None,
-        },
+        run_url: run_url(rt),
     };
     let told = crate::notify::tell(issues, &repo, reports, &ctx).await;
     for line in &told.done {
@@ -678,6 +682,18 @@ async fn tell_a_person(
     }
     for w in &told.warnings {
         console.warn(w);
+    }
+}
+
+/// This workflow run's page, when the process runs in one.
+fn run_url(rt: &Runtime) -> Option<String> {
+    match (&rt.repository, &rt.github_run) {
+        (Some(own), Some((id, _))) => Some(format!(
+            "{}/{own}/actions/runs/{}",
+            rt.server_url.trim_end_matches('/'),
+            id.trim()
+        )),
+        _ => None,
     }
 }
 

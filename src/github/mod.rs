@@ -4,6 +4,7 @@
 //! repository-id path without URL-encoding, and its default retry resends every method. Its
 //! retry layer is compiled out (feature `retry` off); this module retries deliberately.
 
+mod alerts;
 mod app;
 pub mod governor;
 mod inventory;

@@ -1,5 +1,5 @@
 //! An exposed key (CONTRACT §17), in the core's terms: what a run sees (the recorded sighting,
-//! AWS's quarantine policy, a person's `compromised-key-id`), what it records, and the
+//! AWS's quarantine policy, a person's `compromised-key-id`, a secret scanning alert), what it records, and the
 //! deactivation that follows a rotation in the same run. The decisions themselves are in `plan`.
 
 use super::context::Ctx;
@@ -32,7 +32,8 @@ pub struct Seen {
 /// quarantine's while the policy stays attached: the policy names no key, so the keys made
 /// after it are not exposed by it. `status`, `rotate` and `deactivate` also look for a new
 /// sighting: a person's `compromised-key-id` naming one of the user's keys, else the quarantine
-/// policy, which covers every key the user has.
+/// policy, which covers every key the user has, else an open secret scanning alert naming one
+/// of them (the app read the alerts once for the run).
 pub(super) async fn detect<P: Ports>(
     ctx: &Ctx<'_, P>,
     user: &UserSpec,
@@ -85,6 +86,15 @@ pub(super) async fn detect<P: Ports>(
     if quarantined {
         let all = keys.iter().map(|k| k.id.clone()).collect();
         return Ok(first(all, ExposureSource::Quarantine));
+    }
+    // GitHub's secret scanning found one of the user's key ids in code.
+    let alerted: Vec<String> = keys
+        .iter()
+        .filter(|k| ctx.opts.alerts.iter().any(|a| a.key_id == k.id))
+        .map(|k| k.id.clone())
+        .collect();
+    if !alerted.is_empty() {
+        return Ok(first(alerted, ExposureSource::Alert));
     }
     // An earlier sighting that is over is still reported, so that its issue closes.
     Ok(Seen {

@@ -270,3 +270,126 @@ users:
         ]
     );
 }
+
+/// The binary as the action, in workflow run 4242 of acme/web.
+fn in_run(env: &TestEnv, inputs: &[(&str, &str)]) -> Run {
+    let mut vars: Vec<(String, String)> = vec![
+        ("GITHUB_ACTIONS".into(), "true".into()),
+        ("INPUT_GITHUB-TOKEN".into(), fake_github::TOKEN.into()),
+        ("GITHUB_REPOSITORY".into(), "acme/web".into()),
+        ("GITHUB_RUN_ID".into(), "4242".into()),
+        ("GITHUB_RUN_ATTEMPT".into(), "1".into()),
+    ];
+    for (k, v) in inputs {
+        vars.push((format!("INPUT_{}", k.to_ascii_uppercase()), (*v).into()));
+    }
+    env.exec(&env.admin.clone(), &[], vars)
+}
+
+/// CONTRACT §17: GitHub's secret scanning found a managed key in code. One scheduled `rotate`
+/// (no force, a young key) answers it: every consumer on a working new key, the exposed one
+/// Inactive, the alert resolved as revoked with a comment naming the run, one issue. Detection
+/// costs one read per repository of an owner that is no organization (acme here: three
+/// consumers, two repositories).
+#[test]
+fn a_secret_scanning_alert_for_a_managed_key_is_answered_in_one_run_and_resolved() {
+    let env = TestEnv::new();
+    let old = setup(&env);
+    let number = env
+        .github
+        .raise_alert("acme/api", "aws_access_key_id", &old.id, "active");
+    // Another type's secret, in the same repository: never read as a key.
+    env.github.raise_alert(
+        "acme/api",
+        "github_personal_access_token",
+        "ghp_notakey",
+        "active",
+    );
+    let status = env.changes_nothing(USER, 3, || in_run(&env, &[("command", "status")]));
+    assert_eq!(
+        status.output("state").as_deref(),
+        Some("exposed"),
+        "{}",
+        status.all()
+    );
+    assert!(status.all().contains("alert"), "{}", status.all());
+    assert_eq!(
+        env.github.count("GET", "/secret-scanning/alerts"),
+        3,
+        "the organization endpoint once (404: acme is no organization), then each repository: {:?}",
+        env.github.log()
+    );
+    let run = in_run(&env, &[("issue-token", fake_github::TOKEN)]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    taken_out_of_service(&env, &old);
+    let recorded = Exposure::parse(&env.tags(USER)[EXPOSURE_TAG]).unwrap();
+    assert_eq!(recorded.source, ExposureSource::Alert);
+    let alert = env
+        .github
+        .alerts()
+        .into_iter()
+        .find(|a| a.number == number && a.secret_type == "aws_access_key_id")
+        .unwrap();
+    assert_eq!(
+        (alert.state.as_str(), alert.resolution.as_deref()),
+        ("resolved", Some("revoked"))
+    );
+    let comment = alert.resolution_comment.unwrap();
+    assert!(
+        comment.contains(&old.id) && comment.contains("/acme/web/actions/runs/4242"),
+        "{comment}"
+    );
+    let other = env
+        .github
+        .alerts()
+        .into_iter()
+        .find(|a| a.secret_type != "aws_access_key_id")
+        .unwrap();
+    assert_eq!(
+        other.state, "open",
+        "another type's alert is not the tool's"
+    );
+    let issues = env.github.issues("acme/web");
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0]
+            .title
+            .ends_with(&format!("access key {} exposed", old.id))
+    );
+    env.assert_no_leaks();
+}
+
+/// An alert whose key id no user of the manifest has changes nothing, and stays open.
+#[test]
+fn an_alert_for_a_key_nobody_manages_changes_nothing() {
+    let env = TestEnv::new();
+    setup(&env);
+    let stranger = env.create_key(&admin_name(&env));
+    env.github
+        .raise_alert("acme/web", "aws_access_key_id", &stranger.id, "active");
+    let run = env.changes_nothing(USER, 0, || in_run(&env, &[]));
+    assert!(!run.all().contains("exposed"), "{}", run.all());
+    assert!(env.github.alerts().iter().all(|a| a.state == "open"));
+    assert!(!env.tags(USER).contains_key(EXPOSURE_TAG));
+}
+
+/// A token that may not read the alerts: one warning naming the permission, and the run goes
+/// on (here: nothing is due).
+#[test]
+fn a_token_that_may_not_read_alerts_warns_once_and_the_run_goes_on() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.github.deny_alerts();
+    let run = env.changes_nothing(USER, 0, || in_run(&env, &[]));
+    let warnings: Vec<_> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::warning") && l.contains("secret scanning alerts"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.all());
+    assert!(
+        warnings[0].contains("secret_scanning_alerts: read"),
+        "{}",
+        warnings[0]
+    );
+}

@@ -255,6 +255,8 @@ pub struct Options {
     pub own_repository: Option<String>,
     /// `compromised-key-id` (CONTRACT §17): a person says this key is exposed.
     pub compromised: Option<String>,
+    /// Open secret scanning alerts naming an access key id (CONTRACT §17), read by the app.
+    pub alerts: Vec<crate::ports::KeyAlert>,
 }
 
 impl Default for Options {
@@ -268,6 +270,7 @@ impl Default for Options {
             delete_after: None,
             own_repository: None,
             compromised: None,
+            alerts: Vec::new(),
         }
     }
 }

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::runtime;
 
+mod alerts;
 mod apps;
 mod contents;
 mod gate;
@@ -44,6 +45,7 @@ fn router(state: Shared, prefix: Option<&'static str>) -> Router {
         .merge(variables::routes())
         .merge(contents::routes())
         .merge(issues::routes())
+        .merge(alerts::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
@@ -400,6 +402,10 @@ struct State {
     issues: HashMap<String, Vec<FakeIssue>>,
     /// Every issue and comment text written, for the leak scan.
     written_text: Vec<String>,
+    /// Secret scanning alerts, every owner's, in the order they were raised.
+    alerts: Vec<alerts::FakeAlert>,
+    /// The token may not read (nor resolve) secret scanning alerts.
+    alerts_denied: bool,
 }
 
 /// An issue (or a pull request, which the issues API lists too).
@@ -869,6 +875,45 @@ impl FakeGitHub {
             .get(repository)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Secret scanning raises an alert of `secret_type` for `secret`, found in `repository`;
+    /// its number in that repository.
+    pub fn raise_alert(
+        &self,
+        repository: &str,
+        secret_type: &str,
+        secret: &str,
+        validity: &str,
+    ) -> u64 {
+        let mut s = self.state.lock().unwrap();
+        let number = s
+            .alerts
+            .iter()
+            .filter(|a| a.repository == repository)
+            .count() as u64
+            + 1;
+        s.alerts.push(alerts::FakeAlert {
+            repository: repository.to_owned(),
+            number,
+            secret_type: secret_type.to_owned(),
+            secret: secret.to_owned(),
+            state: "open".into(),
+            resolution: None,
+            resolution_comment: None,
+            validity: validity.to_owned(),
+        });
+        number
+    }
+
+    /// Every alert, as GitHub keeps it now.
+    pub fn alerts(&self) -> Vec<alerts::FakeAlert> {
+        self.state.lock().unwrap().alerts.clone()
+    }
+
+    /// The token may no longer read secret scanning alerts (403).
+    pub fn deny_alerts(&self) {
+        self.state.lock().unwrap().alerts_denied = true;
     }
 
     /// Every issue and comment text written so far.
