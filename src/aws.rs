@@ -2,6 +2,7 @@
 
 mod accounts;
 mod roles;
+pub mod trail;
 
 pub use accounts::{AccountSession, session_name};
 
@@ -80,7 +81,7 @@ fn to_chrono(t: &aws_sdk_iam::primitives::DateTime) -> DateTime<Utc> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
 }
 
-fn classify<E>(
+pub(crate) fn classify<E>(
     action: &str,
     endpoint: &str,
     err: SdkError<E, aws_smithy_runtime_api::http::Response>,

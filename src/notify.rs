@@ -203,6 +203,9 @@ pub struct Subject {
     pub user: String,
     pub title: String,
     pub headline: String,
+    /// Markdown shown after the reason when the issue is opened or a new reason is said (an
+    /// exposure's evidence), never part of the reason: new calls alone add no comment.
+    pub evidence: String,
 }
 
 impl Subject {
@@ -215,6 +218,7 @@ impl Subject {
                 "**{}** needs a person.",
                 crate::report::escape_markdown(user)
             ),
+            evidence: String::new(),
         }
     }
     /// An exposed key of a user (CONTRACT §17).
@@ -227,6 +231,7 @@ impl Subject {
                 crate::report::escape_markdown(key),
                 crate::report::escape_markdown(user)
             ),
+            evidence: String::new(),
         }
     }
 }
@@ -238,7 +243,11 @@ pub fn exposure_standing(report: &UserReport) -> Option<(Subject, Standing)> {
     let x = report.exposure.as_ref()?;
     let name = &report.user.name;
     let first = x.sighting.keys.first()?;
-    let subject = Subject::exposure(name, first);
+    let mut subject = Subject::exposure(name, first);
+    subject.evidence = format!(
+        "\n{}",
+        crate::report::exposure::markdown(&crate::report::exposure::view(x))
+    );
     let exposed: Vec<_> = report
         .keys
         .list
@@ -322,7 +331,12 @@ pub fn decide_about(
         },
         (Standing::Person(reason), None) => Act::Open {
             title: subject.title.clone(),
-            body: format!("{}\n\n{}", subject.headline, said(user, reason, ctx)),
+            body: format!(
+                "{}\n\n{}{}",
+                subject.headline,
+                said(user, reason, ctx),
+                subject.evidence
+            ),
         },
         (Standing::Person(reason), Some((f, _))) => {
             if last.as_deref() == Some(reason_key(reason).as_str()) {
@@ -330,7 +344,11 @@ pub fn decide_about(
             } else {
                 Act::Comment {
                     number: f.number,
-                    body: format!("A new reason.\n\n{}", said(user, reason, ctx)),
+                    body: format!(
+                        "A new reason.\n\n{}{}",
+                        said(user, reason, ctx),
+                        subject.evidence
+                    ),
                 }
             }
         }

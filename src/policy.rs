@@ -26,6 +26,11 @@ pub const SECRETS_MANAGER_ACTIONS: &[&str] = &[
     "secretsmanager:PutSecretValue",
 ];
 
+/// The evidence of an exposure (CONTRACT §17): CloudTrail's calls by access key. It has no
+/// resource-level permissions in AWS; without it the report says which permission would show
+/// more, and nothing fails.
+pub const EVIDENCE_ACTIONS: &[&str] = &["cloudtrail:LookupEvents"];
+
 pub const SSM_ACTIONS: &[&str] = &["ssm:GetParameter", "ssm:PutParameter"];
 
 /// `migrate` reads what each user may do (on the user; its groups' policies on its groups).
@@ -293,12 +298,20 @@ fn statements(members: &[&UserSpec], account: &str, region: &str) -> Vec<Value> 
             _ => {}
         }
     }
-    let mut statements = vec![json!({
-        "Sid": "RotateTheManifestsUsersKeys",
-        "Effect": "Allow",
-        "Action": IAM_ACTIONS,
-        "Resource": users,
-    })];
+    let mut statements = vec![
+        json!({
+            "Sid": "RotateTheManifestsUsersKeys",
+            "Effect": "Allow",
+            "Action": IAM_ACTIONS,
+            "Resource": users,
+        }),
+        json!({
+            "Sid": "ExposureEvidence",
+            "Effect": "Allow",
+            "Action": EVIDENCE_ACTIONS,
+            "Resource": "*",
+        }),
+    ];
     if !secrets.is_empty() {
         statements.push(json!({
             "Sid": "SecretsManagerConsumers",
@@ -639,11 +652,12 @@ users:
         }
         assert!(!allows(&p, "iam:CreateUser", user));
         assert!(!allows(&p, "secretsmanager:DeleteSecret", secret));
-        // The one action AWS grants only on `*`.
+        // The actions AWS grants only on `*`.
         assert!(allows(&p, SSM_DESCRIBE, "*"));
+        assert!(allows(&p, "cloudtrail:LookupEvents", "*"));
         let statements = p["Statement"].as_array().unwrap();
-        assert_eq!(statements.len(), 4);
-        // A manifest of GitHub consumers only needs the IAM statement.
+        assert_eq!(statements.len(), 5);
+        // A manifest of GitHub consumers only needs the IAM statement and the evidence's.
         let gh = crate::manifest::parse(
             "m.yml",
             "version: 1\nusers:\n  - name: a\n    consumers: [{repository: a/b}]\n",
@@ -654,7 +668,7 @@ users:
                 .as_array()
                 .unwrap()
                 .len(),
-            1
+            2
         );
     }
 

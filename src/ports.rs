@@ -365,6 +365,28 @@ pub trait Alerts {
     ) -> Result<(), GhError>;
 }
 
+/// One call CloudTrail recorded as made with an access key (CONTRACT §17's evidence). The user
+/// agent and the source address are whatever the caller sent: foreign text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrailEvent {
+    pub time: DateTime<Utc>,
+    pub access_key_id: String,
+    pub event_name: String,
+    pub source_ip: String,
+    pub user_agent: String,
+}
+
+/// CloudTrail's event history, read for the evidence of an exposure.
+pub trait Trail {
+    /// The calls made with `key_id` since `since`, newest first, at most `max`.
+    async fn key_events(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<TrailEvent>, IamError>;
+}
+
 /// The ports one run works through, as one type: the core is generic over this alone
 /// (`Ctx<'_, P>`). An adapter set names its four (the live one); a type that is all four at
 /// once (an in-memory world) is its own.

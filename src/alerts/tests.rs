@@ -150,6 +150,7 @@ async fn an_alert_is_resolved_once_its_key_is_inactive_or_deleted_and_not_before
             at: chrono::Utc::now(),
         },
         quarantined: false,
+        trail: None,
     });
     let alerts = [
         alert("acme/api", 3, "AKIAEXPOSED000000001"),

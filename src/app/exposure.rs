@@ -31,3 +31,46 @@ pub(super) async fn close_alerts(
     done.iter().for_each(|d| console.info(d));
     failed.iter().for_each(|f| console.warn(f));
 }
+
+/// At most this many calls with an exposed key are shown, newest first.
+pub const EVIDENCE_EVENTS: usize = 50;
+
+/// CloudTrail's record of the calls made with each exposed key since its sighting, for the
+/// report, the summary and the issue: through `trails[i]`, the CloudTrail of user `i`'s account
+/// (`None`: not reached). An identity that may not call `LookupEvents` gets one line naming
+/// the permission in place of the events.
+pub(super) async fn gather_evidence(
+    reports: &mut [Option<UserReport>],
+    trails: &[Option<impl crate::ports::Trail>],
+) {
+    for (report, trail) in reports.iter_mut().zip(trails) {
+        let (Some(report), Some(trail)) = (report, trail) else {
+            continue;
+        };
+        let Some(x) = report.exposure.as_mut() else {
+            continue;
+        };
+        x.trail = Some(evidence(trail, &x.sighting).await);
+    }
+}
+
+async fn evidence(
+    trail: &impl crate::ports::Trail,
+    sighting: &crate::rotation::journal::Exposure,
+) -> Result<Vec<crate::ports::TrailEvent>, String> {
+    let mut events = Vec::new();
+    for key in &sighting.keys {
+        match trail.key_events(key, sighting.at, EVIDENCE_EVENTS).await {
+            Ok(found) => events.extend(found),
+            Err(e) if e.kind == crate::ports::IamErrorKind::Credentials => {
+                return Err(format!(
+                    "CloudTrail's record of who used the exposed key is not shown: this identity may not call cloudtrail:LookupEvents (grant it to see every call since the exposure was seen; {e})"
+                ));
+            }
+            Err(e) => return Err(format!("CloudTrail's record could not be read: {e}")),
+        }
+    }
+    events.sort_by_key(|e| std::cmp::Reverse(e.time));
+    events.truncate(EVIDENCE_EVENTS);
+    Ok(events)
+}

@@ -605,6 +605,15 @@ async fn run_inner(
             reports[i] = Some(UserReport::new(user, Outcome::Interrupted(why)));
         }
     }
+    let trails: Vec<Option<aws::trail::Trail>> = place
+        .iter()
+        .map(|p| {
+            p.as_ref()
+                .ok()
+                .map(|c| aws::trail::Trail::new(c.ports.aws.config()))
+        })
+        .collect();
+    exposure::gather_evidence(&mut reports, &trails).await;
     let mut reports: Vec<UserReport> = reports.into_iter().flatten().collect();
     for r in &mut reports {
         r.account = match &r.user.account_role {

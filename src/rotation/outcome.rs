@@ -192,12 +192,15 @@ pub struct UserReport {
     pub exposure: Option<ExposureReport>,
 }
 
-/// What a person told of an exposure needs: the sighting, and whether AWS's quarantine policy
-/// is still attached.
+/// What a person told of an exposure needs: the sighting, whether AWS's quarantine policy is
+/// still attached, and the evidence of who used the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExposureReport {
     pub sighting: crate::rotation::journal::Exposure,
     pub quarantined: bool,
+    /// CloudTrail's calls with the exposed keys since the sighting, newest first (the app
+    /// reads them after the run), or why they could not be read.
+    pub trail: Option<Result<Vec<crate::ports::TrailEvent>, String>>,
 }
 
 impl UserReport {

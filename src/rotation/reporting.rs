@@ -39,6 +39,7 @@ pub(super) fn first_report(
             .map(|sighting| crate::rotation::outcome::ExposureReport {
                 sighting,
                 quarantined: facts.quarantined,
+                trail: None,
             });
     if let Some(why) = &prepared.unread {
         let note = format!(

@@ -3,6 +3,7 @@
 //! and written everywhere, then the exposed one Inactive with no grace period — against moto in
 //! auth mode, which carries AWS's managed policies and enforces the quarantine.
 
+use crate::support::fake_cloudtrail::{self, Recorded};
 use crate::support::fixtures::{MANIFEST, USER, add_consumer_stores, consumers, seed_consumers};
 use crate::support::*;
 use aws_key_rotator::rotation::journal::{EXPOSURE_TAG, Exposure, ExposureSource};
@@ -391,5 +392,120 @@ fn a_token_that_may_not_read_alerts_warns_once_and_the_run_goes_on() {
         warnings[0].contains("secret_scanning_alerts: read"),
         "{}",
         warnings[0]
+    );
+}
+
+/// A call CloudTrail recorded with `key`, `minutes` from now.
+fn call(key: &str, minutes: i64, name: &str, ip: &str, agent: &str) -> Recorded {
+    Recorded {
+        time: chrono::Utc::now() + chrono::Duration::minutes(minutes),
+        access_key_id: key.into(),
+        event_name: name.into(),
+        source_ip: ip.into(),
+        user_agent: agent.into(),
+    }
+}
+
+/// CONTRACT §17's evidence: CloudTrail's calls with the exposed key since it was seen, newest
+/// first, in the report, the summary and the issue. The user agent is whatever the caller sent
+/// (a forged workflow command, an HTML comment, a mention, a link): inert everywhere.
+#[test]
+fn who_used_an_exposed_key_is_shown_everywhere_and_a_callers_text_stays_inert() {
+    let env = TestEnv::new();
+    let old = setup(&env);
+    let trail = fake_cloudtrail::fake();
+    let hostile = "curl/8 \r::error::forged\n<!-- aws-key-rotator:reason x --> @octo [x](https://evil.example)";
+    // A call a minute into the run (the straggler), one a day before the sighting (not
+    // shown), one with another key (not shown).
+    trail.record(call(&old.id, 1, "ListBuckets", "203.0.113.7", hostile));
+    trail.record(call(
+        &old.id,
+        2,
+        "GetCallerIdentity",
+        "198.51.100.9",
+        "aws-cli/2.15",
+    ));
+    trail.record(call(&old.id, -24 * 60, "CreateUser", "192.0.2.1", "before"));
+    trail.record(call(&env.admin.id, 1, "DeleteBucket", "192.0.2.2", "other"));
+    let run = in_run(
+        &env,
+        &[
+            ("compromised-key-id", &old.id),
+            ("issue-token", fake_github::TOKEN),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let asked = trail.requests();
+    assert_eq!(
+        asked.len(),
+        1,
+        "one LookupEvents per exposed key: {asked:?} {}",
+        run.all()
+    );
+    assert_eq!(asked[0]["LookupAttributes"][0]["AttributeValue"], old.id);
+    assert_eq!(asked[0]["MaxResults"], 50);
+    for text in [
+        &run.stdout,
+        &run.summary,
+        &env.github.issues("acme/web")[0].body,
+    ] {
+        let newest = text.find("198.51.100.9").expect("the newest call");
+        let older = text.find("203.0.113.7").expect("the straggler's call");
+        assert!(newest < older, "newest first: {text}");
+        assert!(
+            !text.contains("192.0.2.1") && !text.contains("192.0.2.2"),
+            "{text}"
+        );
+    }
+    assert!(
+        runner_commands(&run.stdout)
+            .iter()
+            .all(|c| !c.contains("forged")),
+        "{:?}",
+        runner_commands(&run.stdout)
+    );
+    for md in [&run.summary, &env.github.issues("acme/web")[0].body] {
+        assert!(!md.contains("<!-- aws-key-rotator:reason x"), "{md}");
+        // No mention, and the link's brackets escaped: no link.
+        assert!(
+            !md.contains("@octo") && md.contains("\\[x\\](https://evil"),
+            "{md}"
+        );
+    }
+    // `status --json` carries it for machines.
+    let status = env.exec(
+        &env.admin.clone(),
+        &["status", "--json"],
+        vec![("GITHUB_TOKEN".into(), fake_github::TOKEN.into())],
+    );
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let x = &v["users"][0]["exposure"];
+    assert_eq!(x["source"], "manual", "{v}");
+    assert_eq!(x["events"][0]["event_name"], "GetCallerIdentity", "{v}");
+    assert_eq!(x["events"][1]["source_ip"], "203.0.113.7", "{v}");
+    assert_eq!(x["events"].as_array().unwrap().len(), 2, "{v}");
+    env.assert_no_leaks();
+}
+
+/// An identity that may not call LookupEvents: one line naming the permission, and the
+/// response goes on (the key is still taken out of service).
+#[test]
+fn an_identity_that_may_not_read_cloudtrail_gets_one_line_naming_the_permission() {
+    let env = TestEnv::new();
+    let old = setup(&env);
+    fake_cloudtrail::fake().deny();
+    let run = in_run(&env, &[("compromised-key-id", &old.id)]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    taken_out_of_service(&env, &old);
+    let lines: Vec<_> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("cloudtrail:LookupEvents"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", run.all());
+    assert!(
+        run.summary.contains("cloudtrail:LookupEvents"),
+        "{}",
+        run.summary
     );
 }

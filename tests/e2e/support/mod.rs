@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bao;
+pub mod fake_cloudtrail;
 pub mod fake_github;
 pub mod fixtures;
 
@@ -333,6 +334,7 @@ impl TestEnv {
 
     fn with(start: fn(Option<String>) -> FakeGitHub, moto: &'static Moto) -> Self {
         let guard = serial();
+        fake_cloudtrail::fake().reset();
         let http = reqwest::blocking::Client::new();
         http.post(format!("{}/moto-api/reset", moto.url))
             .send()
@@ -794,6 +796,8 @@ impl TestEnv {
             .env("HOME", self.workspace.path())
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ENDPOINT_URL", &self.moto_url)
+            // moto serves no LookupEvents: CloudTrail is the fake's.
+            .env("AWS_ENDPOINT_URL_CLOUDTRAIL", &fake_cloudtrail::fake().url)
             .env("AWS_REGION", "us-east-1")
             .env("GITHUB_API_URL", &self.github.url)
             .env("GITHUB_WORKSPACE", self.workspace.path())

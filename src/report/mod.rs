@@ -11,6 +11,8 @@ use crate::manifest::Scope;
 use crate::rotation::outcome::{Outcome, UserReport};
 use crate::rotation::state::{self, KeyStatus};
 
+pub mod exposure;
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -119,6 +121,9 @@ pub struct UserView {
     pub external: Vec<String>,
     pub notes: Vec<String>,
     pub verification_runs: Vec<RunView>,
+    /// An exposure of the user's keys and its evidence (CONTRACT §17).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<exposure::ExposureView>,
     /// The outcome in words, for people.
     #[serde(skip)]
     pub outcome_words: &'static str,
@@ -260,6 +265,7 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
         },
         new_access_key_id: r.keys.new.clone(),
         old_access_key_id: r.keys.old.clone(),
+        exposure: r.exposure.as_ref().map(exposure::view),
         keys: r
             .keys
             .list
@@ -437,6 +443,9 @@ pub fn text(report: &ReportView) -> String {
                     .unwrap_or_default()
             ));
         }
+        if let Some(x) = &u.exposure {
+            out.push_str(&exposure::text(x));
+        }
         for c in &u.consumers {
             out.push_str(&format!(
                 "  consumer {} ({}) {}/{}: {}{}\n",
@@ -551,6 +560,9 @@ pub fn markdown(report: &ReportView) -> String {
                 ));
             }
             md.push('\n');
+        }
+        if let Some(x) = &u.exposure {
+            md.push_str(&exposure::markdown(x));
         }
         if !u.consumers.is_empty() {
             md.push_str(
