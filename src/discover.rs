@@ -151,6 +151,7 @@ mod tests {
 
     fn user(consumers: Vec<Scope>) -> UserSpec {
         UserSpec {
+            on_exposure: Default::default(),
             name: "ci".into(),
             max_age_days: 90,
             deactivate_after_hours: 24,

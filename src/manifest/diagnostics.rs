@@ -17,6 +17,7 @@ fn expectation(key: &str) -> Option<(&'static str, &'static str)> {
             "delete-after-days: 7",
         ),
         "visibility" => ("one of all, private or selected", "visibility: selected"),
+        "on-exposure" => ("rotate or revoke", "on-exposure: rotate"),
         "users" => ("a list of users", "users:\n  - name: ci-deployer"),
         "consumers" => (
             "a list of consumers",

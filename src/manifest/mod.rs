@@ -47,6 +47,19 @@ impl Default for SecretNames {
     }
 }
 
+/// What `rotate` does with an exposed key (CONTRACT §17).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnExposure {
+    /// A new key written everywhere and verified, then the exposed key Inactive at once: no
+    /// consumer is left without a working key.
+    #[default]
+    Rotate,
+    /// The exposed key Inactive first, then the rotation: consumers fail until they hold the
+    /// new key; the holder of the leaked one has no window.
+    Revoke,
+}
+
 /// Who reads an organization secret (GitHub's `visibility`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -248,6 +261,8 @@ pub struct UserSpec {
     pub origin: String,
     /// The role of the user's account, when it is not the account of the run's credentials.
     pub account_role: Option<AccountRole>,
+    /// `on-exposure`: how an exposed key is answered (CONTRACT §17).
+    pub on_exposure: OnExposure,
 }
 
 /// A user of another AWS account, reached through a session of a role there (CONTRACT §15).

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{SecretNames, Visibility};
+use super::{OnExposure, SecretNames, Visibility};
 
 /// aws-key-rotator manifest: the IAM users whose keys are rotated and every consumer of each key.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -36,6 +36,9 @@ pub struct RawDefaults {
     pub delete_after_days: Option<u64>,
     /// Secret names written in every consumer (default AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
     pub secrets: Option<SecretNames>,
+    /// An exposed key: `rotate` (default: a new key everywhere, verified, then the exposed one
+    /// Inactive at once) or `revoke` (the exposed key Inactive first, then the rotation).
+    pub on_exposure: Option<OnExposure>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -52,6 +55,8 @@ pub struct RawUser {
     /// Overrides defaults.delete-after-days for this user.
     #[schemars(range(min = 0, max = 365))]
     pub delete_after_days: Option<u64>,
+    /// Overrides defaults.on-exposure for this user.
+    pub on_exposure: Option<OnExposure>,
     /// Every GitHub place the key is stored.
     #[schemars(with = "Vec<RawConsumer>", length(min = 1))]
     pub consumers: Vec<Spanned<RawConsumer>>,

@@ -46,6 +46,7 @@ pub fn shorthand(iam_user: &str, repository: &str, environments: &str) -> Result
     Ok(Manifest {
         source: "inputs iam-user/environments".into(),
         users: vec![UserSpec {
+            on_exposure: Default::default(),
             name: iam_user.to_owned(),
             max_age_days: DEFAULT_MAX_AGE_DAYS,
             deactivate_after_hours: DEFAULT_DEACTIVATE_AFTER_HOURS,

@@ -53,7 +53,7 @@ fn parses_the_contract_example() {
 fn unknown_field_is_located() {
     assert_eq!(
         err("version: 1\nusers:\n  - name: a\n    consumer:\n      - repository: a/b\n"),
-        "m.yml:4:5: unknown field `consumer`, expected one of name, max-age-days, deactivate-after-hours, delete-after-days, consumers, verify, external, migrate, account-role, external-id (see the manifest reference in the README)"
+        "m.yml:4:5: unknown field `consumer`, expected one of name, max-age-days, deactivate-after-hours, delete-after-days, on-exposure, consumers, verify, external, migrate, account-role, external-id (see the manifest reference in the README)"
     );
 }
 

@@ -52,6 +52,7 @@ impl Validator<'_> {
                     deactivate_after_hours: None,
                     delete_after_days: None,
                     secrets: None,
+                    on_exposure: None,
                 },
             ),
         };
@@ -268,6 +269,7 @@ impl Validator<'_> {
                 on_role,
                 migrate,
                 account_role,
+                on_exposure: u.on_exposure.or(defaults.on_exposure).unwrap_or_default(),
             });
         }
         Ok(Manifest {

@@ -94,7 +94,16 @@ pub async fn execute<P: Ports>(
         splits: prepared.splits,
         sighting: prepared.facts.first_sighting(),
     };
-    let exposed = command == Command::Rotate && !prepared.facts.exposed_active().is_empty();
+    // An exposed key this run rotated away: deactivated next, in this run (unless revoked first).
+    let revoked = matches!(
+        &act,
+        Some(Act::Rotate {
+            revoke: Some(_),
+            ..
+        })
+    );
+    let exposed =
+        command == Command::Rotate && !revoked && !prepared.facts.exposed_active().is_empty();
     let result = run.act(act.as_ref()).await;
     run.release().await;
     let report = conclude(run.finish(), result, after_mend, command);
@@ -144,28 +153,35 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
             None => {}
             Some(Act::Rotate {
                 first,
+                revoke,
                 writes,
                 verify,
             }) => {
                 if let Some(d) = first {
                     self.delete_step(d).await?;
                 }
+                if let Some(key_id) = revoke {
+                    self.revoke(key_id).await?;
+                }
                 self.stop_before(&Step::CreateKey)?;
                 self.create_key().await?;
                 self.stop_before(&Step::ProveNewKey)?;
                 let key = self.prove_new_key().await?;
                 self.write_and_verify(&key, writes, verify).await?;
+                self.settle_revoke().await?;
             }
             Some(Act::Adopt { writes, verify }) => {
                 self.stop_before(&Step::AdoptStepKey)?;
                 let key = self.adopt_step_key()?;
                 self.write_and_verify(&key, writes, verify).await?;
+                self.settle_revoke().await?;
             }
             Some(Act::Verify(verify)) => {
                 for v in verify {
                     self.stop_before(&Step::DispatchVerification(v.clone()))?;
                 }
                 self.verify_and_record(verify).await?;
+                self.settle_revoke().await?;
             }
             Some(Act::RollBack) => {
                 self.stop_before(&Step::RollBack)?;
@@ -435,6 +451,61 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
             .events
             .info(&format!("access key {key_id} is now Inactive"));
         self.ring.set_inactive(key_id);
+        Ok(())
+    }
+
+    /// `on-exposure: revoke` (CONTRACT §17): the exposed key Inactive before the new key is
+    /// made. Consumers fail until they hold the new key; the exposure's record (written under
+    /// the lease, before this) tells the next run what happened if this one stops.
+    async fn revoke(&mut self, key_id: &str) -> Result<(), Halt> {
+        self.stop_before(&Step::Deactivate {
+            key_id: key_id.to_owned(),
+        })?;
+        self.recheck(&format!("before revoking key {key_id}"))
+            .await?;
+        let name = self.user.name.clone();
+        let iam = self.ctx.iam();
+        if let Err(e) = iam.set_inactive(&name, key_id).await {
+            let now_inactive = matches!(
+                iam.list_keys(&name).await,
+                Ok(keys) if keys.iter().any(|k| k.id == key_id && k.status == crate::model::KeyStatus::Inactive)
+            );
+            if !now_inactive {
+                return Err(Halt::Failed(format!(
+                    "could not deactivate the exposed key {key_id} (on-exposure: revoke): {e}. It stays Active and nothing else was changed; run again"
+                )));
+            }
+        }
+        self.ring.set_inactive(key_id);
+        let note = format!(
+            "the exposed key {key_id} is Inactive: revoked before the new key was made (on-exposure: revoke); consumers fail until they hold the new key"
+        );
+        self.ctx.events.warn(&note);
+        self.report.notes.push(note);
+        Ok(())
+    }
+
+    /// After a revoke, once the new key is proven everywhere: the record says the old key is
+    /// Inactive (`deactivated`), so the user reads as an ordinary pending deletion. Nothing to
+    /// do when the old key is still Active (no revoke).
+    async fn settle_revoke(&mut self) -> Result<(), Halt> {
+        let revoked = matches!(
+            self.ring.keys.as_slice(),
+            [old, _] if old.status == crate::model::KeyStatus::Inactive
+        );
+        let verified = self
+            .recorder
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.phase == Phase::Verified);
+        if revoked
+            && verified
+            && let Err(e) = self.record(Phase::Deactivated).await
+        {
+            return Err(Halt::Failed(format!(
+                "every consumer holds the new key, but recording that the revoked key is Inactive failed ({e}): run rotate again to record it"
+            )));
+        }
         Ok(())
     }
 

@@ -105,6 +105,7 @@ pub fn secret_of(id: &str) -> String {
 /// A user with one SSM consumer per name given (readable stores: their old values are known).
 pub fn user(consumers: &[&str]) -> UserSpec {
     UserSpec {
+        on_exposure: Default::default(),
         name: "ci".into(),
         max_age_days: 90,
         deactivate_after_hours: 24,

@@ -509,3 +509,68 @@ fn an_identity_that_may_not_read_cloudtrail_gets_one_line_naming_the_permission(
         run.summary
     );
 }
+
+/// CONTRACT §17, `on-exposure: revoke`: the exposed key is Inactive before the new key exists
+/// (the dry run lists it first; the run says so), then the rotation runs as any other, and the
+/// user ends an ordinary pending deletion.
+#[test]
+fn on_exposure_revoke_deactivates_the_exposed_key_first_then_rotates() {
+    let env = TestEnv::new();
+    let old = setup(&env);
+    env.write_manifest(&MANIFEST.replace(
+        "  delete-after-days: 0\n",
+        "  delete-after-days: 0\n  on-exposure: revoke\n",
+    ));
+    let admin = env.admin.clone();
+    // (Loud, as anything exposed: a dry run answers nothing.)
+    let plan = env.changes_nothing(USER, 3, || {
+        env.action(
+            &admin,
+            &[("compromised-key-id", &old.id), ("dry-run", "true")],
+        )
+    });
+    let deactivate = plan
+        .stdout
+        .find(&format!("would set access key {} Inactive", old.id))
+        .expect("the revoke is planned");
+    let create = plan.stdout.find("create a new access key").unwrap();
+    assert!(deactivate < create, "{}", plan.stdout);
+    let run = env.action(&admin, &[("compromised-key-id", &old.id)]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.all().contains("revoked before the new key was made"),
+        "{}",
+        run.all()
+    );
+    taken_out_of_service(&env, &old);
+    let journal = env.tags(USER)["aws-key-rotator/rotation"].clone();
+    assert!(journal.contains("phase=deactivated"), "{journal}");
+    let status = env.action(&admin, &[("command", "status")]);
+    assert_eq!(
+        status.output("state").as_deref(),
+        Some("pending-deletion"),
+        "{}",
+        status.all()
+    );
+}
+
+/// `on-exposure` takes `rotate` or `revoke`: anything else is a located manifest error, and
+/// nothing changes.
+#[test]
+fn an_unknown_on_exposure_is_a_located_manifest_error() {
+    let env = TestEnv::new();
+    let old = setup(&env);
+    env.write_manifest(&MANIFEST.replace(
+        "  delete-after-days: 0\n",
+        "  delete-after-days: 0\n  on-exposure: delete\n",
+    ));
+    let run = env.changes_nothing(USER, 2, || {
+        env.action(&env.admin.clone(), &[("compromised-key-id", &old.id)])
+    });
+    assert!(
+        run.all().contains("aws-key-rotation.yml:5:"),
+        "{}",
+        run.all()
+    );
+    assert!(run.all().contains("on-exposure: rotate"), "{}", run.all());
+}

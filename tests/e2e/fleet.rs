@@ -107,6 +107,7 @@ fn kind(line: &str) -> &'static str {
         ("GET", _) if path.contains("/actions/runs/") => "run poll",
         ("GET", _) if path.contains("/actions/workflows/") => "run listing",
         ("GET", _) if path.ends_with("/issues") => "issues listing",
+        ("GET", _) if path.contains("/secret-scanning/alerts") => "secret scanning alerts",
         ("GET", _) if path.matches('/').count() == 3 && path.starts_with("/repos/") => {
             "repository (default branch)"
         }
@@ -152,6 +153,8 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         );
         keys.push(key);
     }
+    // The fleet's owner is an organization: its secret scanning alerts are one read.
+    env.github.add_org("acme");
     env.write_manifest(&manifest(fleet));
     let speedup = fleet.speedup.max(1);
     env.github
@@ -430,6 +433,8 @@ fn small_fleet(accounts: usize) {
         1,
         "every user healthy: one look for issues to close"
     );
+    // Detecting an exposure (CONTRACT §17): the organization's open alerts, one page.
+    assert_eq!(n("secret scanning alerts"), 1, "{:?}", m.requests);
     assert_eq!(n("other"), 0, "{:?}", m.requests);
     assert_eq!(
         m.assumed,

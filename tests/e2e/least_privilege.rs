@@ -100,6 +100,11 @@ fn the_shipped_policy_is_a_template_with_placeholders() {
                 assert_eq!(st["Action"], serde_json::json!(["ssm:DescribeParameters"]));
                 assert_eq!(st["Resource"], "*");
             }
+            // The evidence of an exposure (CONTRACT §17): no resource-level permission.
+            "OptionalExposureEvidence" => {
+                assert_eq!(st["Action"], serde_json::json!(["cloudtrail:LookupEvents"]));
+                assert_eq!(st["Resource"], "*");
+            }
             // Users in other accounts (CONTRACT §15): the role of each, nothing else.
             "OptionalAssumeTheAccountRoles" => {
                 assert_eq!(st["Action"], serde_json::json!(["sts:AssumeRole"]));

@@ -84,6 +84,7 @@ pub(crate) fn user_spec(verify: bool) -> UserSpec {
         secrets: SecretNames::default(),
     };
     UserSpec {
+        on_exposure: Default::default(),
         name: USER.into(),
         max_age_days: 90,
         deactivate_after_hours: 24,
@@ -134,6 +135,9 @@ pub(crate) fn spec_of(h: &History) -> UserSpec {
     let mut spec = user_spec(h.verify);
     if h.start.moved() {
         spec.on_role = std::mem::take(&mut spec.consumers);
+    }
+    if h.revoke {
+        spec.on_exposure = aws_key_rotator::manifest::OnExposure::Revoke;
     }
     spec
 }
@@ -212,6 +216,8 @@ pub(crate) struct History {
     pub(crate) forge: Option<Forge>,
     /// AWS quarantines the user before this call of run 0 (CONTRACT §17).
     pub(crate) quarantine: Option<usize>,
+    /// The user's manifest entry says `on-exposure: revoke`.
+    pub(crate) revoke: bool,
 }
 
 pub(crate) fn command_name(c: Command) -> &'static str {
@@ -233,7 +239,7 @@ impl fmt::Display for History {
         let faults: Vec<String> = self.faults.iter().map(ToString::to_string).collect();
         write!(
             f,
-            "start={} self={} verify={} breaks={} cmds={} faults={} seed={} skew={} forge={} quarantine={}",
+            "start={} self={} verify={} breaks={} cmds={} faults={} seed={} skew={} forge={} quarantine={} revoke={}",
             self.start.name(),
             self.self_rotating,
             self.verify,
@@ -248,7 +254,8 @@ impl fmt::Display for History {
             self.skew,
             self.forge
                 .map_or("-".into(), |f| format!("{}:{}:{}", f.run, f.call, f.what)),
-            self.quarantine.map_or("-".into(), |c| c.to_string())
+            self.quarantine.map_or("-".into(), |c| c.to_string()),
+            self.revoke
         )
     }
 }
@@ -290,6 +297,7 @@ impl History {
             },
             seed: f["seed"].parse().unwrap(),
             skew: f["skew"] == "true",
+            revoke: f.get("revoke") == Some(&"true"),
             quarantine: f
                 .get("quarantine")
                 .filter(|v| **v != "-")

@@ -244,10 +244,20 @@ pub(crate) fn explore_quarantined(h: &History) -> Result<(), String> {
 /// No consumer holds a key that is deleted or Inactive; a moved user's key is never deleted
 /// while Active; and, unless a person forced a run, the key used outside the manifest stands.
 pub(crate) fn safe(w: &World, spec: &UserSpec, forced: bool) -> Result<(), String> {
+    // `on-exposure: revoke` chooses the outage: a consumer may hold the exposed key it made
+    // Inactive (never a deleted one) until it holds the new key.
+    let revoked = |k: &str| {
+        spec.on_exposure == aws_key_rotator::manifest::OnExposure::Revoke
+            && w.keys.iter().any(|x| x.id == k)
+            && w.tags
+                .get(EXPOSURE_TAG)
+                .and_then(|v| aws_key_rotator::rotation::journal::Exposure::parse(v))
+                .is_some_and(|e| e.keys.iter().any(|x| x == k))
+    };
     for c in &spec.consumers {
         let (id, secret) = w.holds(c);
         for k in [&id, &secret].into_iter().flatten() {
-            if !w.working(k) {
+            if !w.working(k) && !revoked(k) {
                 return Err(format!("{} holds {k}, which no longer works", c.scope));
             }
         }
@@ -335,6 +345,7 @@ pub(crate) fn base(start: Start, self_rotating: bool, verify: bool, command: Com
         skew: false,
         forge: None,
         quarantine: None,
+        revoke: false,
     }
 }
 
@@ -555,6 +566,34 @@ pub(crate) fn a_quarantine_at_every_call() {
         }
     }
     t.finish("a quarantine at every call");
+}
+
+/// The same under `on-exposure: revoke`: consumers may hold the revoked key for a while (the
+/// owner's choice), never a deleted one, and a history that completes ends as under `rotate`:
+/// the covered keys out of service, every consumer on a working key.
+#[test]
+pub(crate) fn a_quarantine_at_every_call_under_revoke() {
+    let mut t = Tally::new();
+    for h in lone_runs().into_iter().filter(|h| !h.self_rotating) {
+        let n = calls_of(&h);
+        for call in 0..=n {
+            let mut plain = h.clone();
+            plain.quarantine = Some(call);
+            plain.revoke = true;
+            t.run(&plain);
+            for kind in KINDS {
+                let mut faulty = plain.clone();
+                faulty.faults = vec![Fault {
+                    run: 0,
+                    call: (call + 3) % n.max(1),
+                    kind,
+                    persistent: false,
+                }];
+                t.run(&faulty);
+            }
+        }
+    }
+    t.finish("a quarantine at every call, on-exposure: revoke");
 }
 
 #[test]

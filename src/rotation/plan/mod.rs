@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 mod attention;
 mod moved;
 mod retire;
+mod revoke;
 mod rotate;
 #[cfg(test)]
 mod tests;
@@ -386,6 +387,9 @@ pub enum Act {
     /// consumer in `writes` order, and dispatch the verification workflows.
     Rotate {
         first: Option<Deletion>,
+        /// `on-exposure: revoke`: this exposed key is made Inactive before the new one is
+        /// created (CONTRACT §17).
+        revoke: Option<String>,
         writes: Vec<Consumer>,
         verify: Vec<VerifyWorkflow>,
     },
@@ -431,11 +435,15 @@ impl Act {
         match self {
             Act::Rotate {
                 first,
+                revoke,
                 writes: w,
                 verify: v,
             } => first
                 .iter()
                 .map(Step::delete)
+                .chain(revoke.iter().map(|key_id| Step::Deactivate {
+                    key_id: key_id.clone(),
+                }))
                 .chain([Step::CreateKey, Step::ProveNewKey])
                 .chain(writes(w))
                 .chain(verify(v))
@@ -548,6 +556,7 @@ fn writes(user: &UserSpec, opts: &Options) -> Vec<Consumer> {
 fn rotation(user: &UserSpec, opts: &Options, first: Option<Deletion>) -> Act {
     Act::Rotate {
         first,
+        revoke: None,
         writes: writes(user, opts),
         verify: user.verify.clone(),
     }

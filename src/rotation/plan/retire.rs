@@ -7,17 +7,15 @@ use crate::model::{KeyInfo, KeyStatus, LastUse};
 use crate::rotation::state::Standing;
 
 /// Checks input `old-access-key-id` against the user's keys. `Err` is the plan to return.
-fn check_named_old_key(user: &UserSpec, facts: &Facts, opts: &Options) -> Result<(), Plan> {
-    let Some(named) = opts.old_access_key_id.as_deref() else {
-        return Ok(());
-    };
+fn check_named_old_key(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Plan> {
+    let named = opts.old_access_key_id.as_deref()?;
     match facts.keys.as_slice() {
-        [old, _, ..] if old.id == named => Ok(()),
-        [.., new] if new.id == named => Err(Plan::Refuse(format!(
+        [old, _, ..] if old.id == named => None,
+        [.., new] if new.id == named => Some(Plan::Refuse(format!(
             "old-access-key-id {named} is the newest key of user {}: only the older key is ever retired",
             user.name
         ))),
-        _ => Err(Plan::Invalid(format!(
+        _ => Some(Plan::Invalid(format!(
             "old-access-key-id {named} is not a key of user {} (its keys: {}): pass the old-access-key-id output of the rotate step",
             user.name,
             if facts.keys.is_empty() {
@@ -45,7 +43,7 @@ fn already_gone(facts: &Facts, opts: &Options) -> Option<Plan> {
 
 /// What both retirements check first: a re-run, and the key named by the input.
 fn named_first(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Plan> {
-    already_gone(facts, opts).or_else(|| check_named_old_key(user, facts, opts).err())
+    already_gone(facts, opts).or_else(|| check_named_old_key(user, facts, opts))
 }
 
 /// `deactivate`: set the older key Inactive after the safety checks and the grace period.

@@ -1,6 +1,7 @@
 //! `rotate` (CONTRACT §4, last column): a new key where one is due, and the repairs of an
 //! incomplete rotation.
 
+use super::revoke::answer;
 use super::{
     Act, Deletion, Facts, Options, Plan, conflict, job_lifetime, list_stale, rotation, when, writes,
 };
@@ -29,6 +30,9 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         };
         Plan::act(act, Some(old))
     };
+    if let Some(plan) = super::revoke::after_revoke(user, facts, opts) {
+        return plan;
+    }
     match facts.standing() {
         Standing::None => Plan::act(rotation(user, opts, None), None),
         Standing::Current(k) => {
@@ -40,7 +44,9 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
                 .journal_of_newest()
                 .is_some_and(|j| j.phase == Phase::Writing);
             // An exposed key is rotated at once, whatever its age (CONTRACT §17).
-            if left <= 0 || opts.force || unfinished || facts.exposed(k) {
+            if facts.exposed(k) {
+                Plan::act(answer(user, facts, opts, None, k), Some(k))
+            } else if left <= 0 || opts.force || unfinished {
                 Plan::act(rotation(user, opts, None), Some(k))
             } else {
                 Plan::Nothing(format!(
@@ -66,7 +72,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
             if facts.exposed(old) && facts.step_key_id.as_deref() != Some(new.id.as_str()) =>
         {
             let first = Deletion::new(new, "rolled back; the exposed key is rotated now");
-            Plan::act(rotation(user, opts, Some(first)), Some(old))
+            Plan::act(answer(user, facts, opts, Some(first), old), Some(old))
         }
         Standing::RolledBack { old, new } => rolled_back(facts, opts, old, new, delete_then),
         Standing::Incomplete { old, new } => {
@@ -99,7 +105,7 @@ fn pending_deletion(
     // old key, which no consumer can be working with, goes first, at once.
     if facts.exposed(new) {
         let first = Deletion::new(old, "Inactive; the exposed key is rotated now");
-        return Plan::act(rotation(user, opts, Some(first)), Some(new));
+        return Plan::act(answer(user, facts, opts, Some(first), new), Some(new));
     }
     let left = user.max_age_days as i64 - state::age_days(new.created, facts.now);
     if left > 0 && !opts.force {

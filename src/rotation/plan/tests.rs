@@ -19,6 +19,7 @@ fn key(id: &str, status: KeyStatus, created: DateTime<Utc>) -> KeyInfo {
 }
 fn user() -> UserSpec {
     UserSpec {
+        on_exposure: Default::default(),
         name: "ci".into(),
         max_age_days: 90,
         deactivate_after_hours: 24,
@@ -1057,5 +1058,105 @@ fn an_exposed_key_is_rotated_at_once_and_retired_without_waiting() {
     assert!(matches!(
         deactivate(&user(), &g, &Options::default()),
         Plan::Refuse(_)
+    ));
+}
+
+/// CONTRACT §17, `on-exposure: revoke`: the exposed key Inactive before the new key is made
+/// (not when the step signs with it), and every shape a stopped revoke leaves decided without
+/// touching a key someone may work with.
+#[test]
+fn revoke_deactivates_first_and_a_stopped_revoke_is_finished() {
+    use crate::manifest::OnExposure;
+    use crate::rotation::journal::{Exposure, ExposureSource};
+    let revoking = UserSpec {
+        on_exposure: OnExposure::Revoke,
+        ..user()
+    };
+    let exposed = |f: &mut Facts| {
+        f.exposure = Some(Exposure {
+            keys: vec!["OLD".into()],
+            source: ExposureSource::Alert,
+            at: now(),
+        })
+    };
+    let old = key("OLD", A, days_ago(3));
+    let mut f = facts(vec![old.clone()], Some(days_ago(3)));
+    exposed(&mut f);
+    let Plan::Act { act, .. } = rotate(&revoking, &f, &Options::default()) else {
+        panic!()
+    };
+    assert_eq!(
+        act.steps()[..2],
+        [
+            Step::Deactivate {
+                key_id: "OLD".into()
+            },
+            Step::CreateKey
+        ]
+    );
+    // `rotate` (the default) never deactivates first.
+    let Plan::Act { act, .. } = rotate(&user(), &f, &Options::default()) else {
+        panic!()
+    };
+    assert_eq!(act.steps()[0], Step::CreateKey);
+    // A step that signs with the exposed key cannot revoke it and still make a key.
+    f.step_key_id = Some("OLD".into());
+    let Plan::Act { act, .. } = rotate(&revoking, &f, &Options::default()) else {
+        panic!()
+    };
+    assert_eq!(act.steps()[0], Step::CreateKey);
+
+    // Stopped after the revoke, before the new key: the new key now.
+    let revoked = key("OLD", I, days_ago(3));
+    let mut g = facts(vec![revoked.clone()], Some(days_ago(3)));
+    exposed(&mut g);
+    let Plan::Act { act, .. } = rotate(&revoking, &g, &Options::default()) else {
+        panic!()
+    };
+    assert_eq!(act.steps()[0], Step::CreateKey);
+    // The same with no exposure on record: a person's to decide.
+    g.exposure = None;
+    assert!(refused(
+        &rotate(&revoking, &g, &Options::default()),
+        "only an Inactive key"
+    ));
+
+    // Stopped while writing the new key: another new key replaces it.
+    let new = key("NEW", A, now() - Duration::minutes(2));
+    let mut h = with_phase(
+        facts(vec![revoked.clone(), new.clone()], Some(now())),
+        Phase::Writing,
+        now() - Duration::minutes(1),
+    );
+    exposed(&mut h);
+    let Plan::Act { act, .. } = rotate(&revoking, &h, &Options::default()) else {
+        panic!()
+    };
+    assert!(
+        matches!(&act.steps()[..2], [Step::DeleteKey { key_id, .. }, Step::CreateKey] if key_id == "NEW"),
+        "{:?}",
+        act.steps()
+    );
+    // Verified, its record not yet written: only the record.
+    let verified = with_phase(h.clone(), Phase::Verified, now());
+    assert!(matches!(
+        rotate(&revoking, &verified, &Options::default()),
+        Plan::Act {
+            act: Act::Deactivate { .. },
+            ..
+        }
+    ));
+    // Rolled back: a person looks first; force replaces the key.
+    let rolled = with_phase(h.clone(), Phase::RolledBack, now());
+    assert!(refused(
+        &rotate(&revoking, &rolled, &Options::default()),
+        "was revoked (on-exposure: revoke)"
+    ));
+    assert!(is_act(&rotate(&revoking, &rolled, &force())));
+    // Recorded as deactivated: an ordinary pending deletion.
+    let done = with_phase(h, Phase::Deactivated, now());
+    assert!(matches!(
+        rotate(&revoking, &done, &Options::default()),
+        Plan::Nothing(_)
     ));
 }
