@@ -30,6 +30,9 @@ struct Fleet {
     binary: PathBuf,
     /// Extra variables for the tool (e.g. `AWS_KEY_ROTATOR_MAX_CONCURRENT_USERS`).
     vars: Vec<(String, String)>,
+    /// CONTRACT §17: every key young (not due) and the first user's named compromised: the run
+    /// answers that one exposure, from its start to the exposed key Inactive.
+    exposed: bool,
 }
 
 #[derive(Debug)]
@@ -48,6 +51,10 @@ struct Measured {
     peak_rss_kib: i64,
     /// AssumeRole calls the run made (moto's log).
     assumed: usize,
+    /// AWS calls the run made (moto's log).
+    aws_calls: usize,
+    /// With an exposure: its key is Inactive at the end of the run.
+    exposed_inactive: Option<bool>,
     stdout: String,
     stderr: String,
 }
@@ -124,10 +131,11 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
     let trusted = format!("arn:aws:iam::{HOME}:root");
     for u in 0..fleet.users {
         let name = user_name(u);
+        let age = if fleet.exposed { 10 } else { 100 };
         let key = match account_of(fleet, u) {
             None => {
                 env.rotating_user(&name);
-                env.aged_key(&name, 100)
+                env.aged_key(&name, age)
             }
             Some(account) => {
                 let role = AccountRoleSpec {
@@ -136,13 +144,13 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
                     external_id: None,
                     actions: &shipped,
                 };
-                env.account_user(&account, role, &name, 100)
+                env.account_user(&account, role, &name, age)
             }
         };
         let scopes: Vec<_> = (0..fleet.consumers)
             .map(|c| repo(&repo_name(u, c)))
             .collect();
-        env.seed(&scopes, &key, 100);
+        env.seed(&scopes, &key, age);
         env.github.add_workflow(
             &repo_name(u, 0),
             "verify.yml",
@@ -196,7 +204,11 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
     // The first key's credentials run the step, as a workflow's secrets would; every user's
     // policy lets it rotate only its own keys, so the step runs as the admin here.
     let admin = env.admin.clone();
-    let mut cmd = env.command(&fleet.binary, &admin, &["rotate", "--json"], vars);
+    let mut args = vec!["rotate", "--json"];
+    if fleet.exposed {
+        args.extend(["--compromised-key-id", keys[0].id.as_str()]);
+    }
+    let mut cmd = env.command(&fleet.binary, &admin, &args, vars);
     let started = Instant::now();
     let child = cmd
         .stdin(Stdio::null())
@@ -230,6 +242,14 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         .iter()
         .filter(|c| *c == "AssumeRole")
         .count();
+    let aws_calls = aws_calls.len() - aws_before.len();
+    let exposed_inactive = fleet.exposed.then(|| {
+        let listed = match account_of(fleet, 0) {
+            None => env.keys(&user_name(0)),
+            Some(account) => env.keys_in_account(&account, &user_name(0)),
+        };
+        listed.contains(&(keys[0].id.clone(), "Inactive".to_owned()))
+    });
     env.remember_sessions();
     let (hits, closest) = env.github.limit_counters().unwrap_or_default();
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_default();
@@ -256,6 +276,8 @@ fn run_fleet(env: &TestEnv, fleet: &Fleet) -> Measured {
         closest,
         peak_rss_kib,
         assumed,
+        aws_calls,
+        exposed_inactive,
         stdout,
         stderr,
     }
@@ -329,6 +351,13 @@ fn print(fleet: &Fleet, m: &Measured) {
             .map(|d| format!("{} ms", d.as_millis()))
             .unwrap_or_else(|| "-".into())
     );
+    if let Some(inactive) = m.exposed_inactive {
+        println!(
+            "exposure: the named key is {} at the end of the run; AWS calls: {}",
+            if inactive { "Inactive" } else { "STILL ACTIVE" },
+            m.aws_calls
+        );
+    }
     println!(
         "AssumeRole calls: {} (one per other account, {} expected)",
         m.assumed,
@@ -382,6 +411,7 @@ fn fleet_from_env() -> Fleet {
             .map(PathBuf::from)
             .unwrap_or_else(|_| PathBuf::from(env!("CARGO_BIN_EXE_aws-key-rotator"))),
         vars,
+        exposed: std::env::var("BENCH_EXPOSED").is_ok_and(|v| v == "1"),
     }
 }
 
@@ -400,6 +430,36 @@ fn a_small_fleet_over_two_accounts_assumes_the_other_accounts_role_once() {
     small_fleet(2);
 }
 
+/// CONTRACT §17 in a fleet: one user's key named compromised, every key young. One run answers
+/// it: only that user rotates, at the minimum of requests plus the organization's one page of
+/// alerts, and its exposed key is Inactive when the run ends; nobody else is touched.
+#[test]
+fn an_exposed_key_in_a_fleet_is_inactive_within_one_run() {
+    let env = TestEnv::new();
+    let fleet = Fleet {
+        users: 3,
+        consumers: 3,
+        verify_seconds: 10,
+        speedup: 10,
+        accounts: 1,
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_aws-key-rotator")),
+        vars: vec![],
+        exposed: true,
+    };
+    let m = run_fleet(&env, &fleet);
+    assert_eq!(m.code, 0, "{}\n{}", m.stdout, m.stderr);
+    assert_eq!(m.rotated, 1, "{}", m.stdout);
+    assert_eq!(m.exposed_inactive, Some(true), "{}", m.stdout);
+    let n = |k: &str| m.requests.get(k).copied().unwrap_or(0);
+    assert_eq!(n("secret write") + n("dispatch"), minimum_writes(1, 3));
+    assert_eq!(n("secret scanning alerts"), 1, "{:?}", m.requests);
+    assert_eq!(n("other"), 0, "{:?}", m.requests);
+    for u in 1..fleet.users {
+        assert_eq!(env.keys(&user_name(u)).len(), 1, "user {u} untouched");
+    }
+    print(&fleet, &m);
+}
+
 fn small_fleet(accounts: usize) {
     let env = TestEnv::new();
     let fleet = Fleet {
@@ -410,6 +470,7 @@ fn small_fleet(accounts: usize) {
         accounts,
         binary: PathBuf::from(env!("CARGO_BIN_EXE_aws-key-rotator")),
         vars: vec![],
+        exposed: false,
     };
     let m = run_fleet(&env, &fleet);
     assert_eq!(m.code, 0, "{}\n{}", m.stdout, m.stderr);
