@@ -74,3 +74,16 @@ async fn evidence(
     events.truncate(EVIDENCE_EVENTS);
     Ok(events)
 }
+
+/// `exposed-only` (an hourly schedule beside the daily one): a user with no exposure on record
+/// or in sight waits for the run that rotates by age; an exposed one is answered as ever.
+pub(super) fn exposed_only(
+    mut p: crate::rotation::run::Prepared,
+) -> crate::rotation::run::Prepared {
+    if p.facts.exposure.is_none() && matches!(p.plan, crate::rotation::plan::Plan::Act { .. }) {
+        p.plan = crate::rotation::plan::Plan::Nothing(
+            "not exposed: this exposed-only run answers exposed keys only; the run without it (the daily one) rotates by age and repairs".into(),
+        );
+    }
+    p
+}

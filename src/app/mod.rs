@@ -491,7 +491,13 @@ async fn run_inner(
             ),
         ));
     }
-    let mut ready = ready.into_iter();
+    let mut ready = ready.into_iter().map(|p| {
+        if settings.exposed_only {
+            exposure::exposed_only(p)
+        } else {
+            p
+        }
+    });
 
     // The hour's write budget decides who starts: a user is rotated entirely or not at all.
     // Budgets are reserved in manifest order before anyone starts.

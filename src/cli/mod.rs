@@ -192,6 +192,12 @@ pub const INPUTS: &[Input] = &[
         "This access key id of a managed user may be compromised: rotate shows it exposed and takes it out of service at once (a new key everywhere, then the exposed one Inactive, no grace period)",
     ),
     input(
+        "exposed-only",
+        Kind::Bool,
+        &[Rotate],
+        "rotate: answer exposed keys only; keys merely due by age wait for the next run without it (an hourly schedule beside the daily one)",
+    ),
+    input(
         "delete-inactive",
         Kind::Bool,
         &[Rotate],
@@ -510,6 +516,8 @@ pub struct Settings {
     pub force: bool,
     pub json: bool,
     pub delete_inactive: bool,
+    /// `exposed-only` (CONTRACT §17): `rotate` acts for exposed users only.
+    pub exposed_only: bool,
     pub old_access_key_id: Option<String>,
     pub straggler_window: chrono::Duration,
     /// Overrides of the manifest's grace periods.
@@ -683,6 +691,7 @@ impl Settings {
             force: raw.boolean("force")?,
             json: raw.boolean("json")?,
             delete_inactive: raw.boolean("delete-inactive")?,
+            exposed_only: raw.boolean("exposed-only")?,
             old_access_key_id: opt(raw.get("old-access-key-id")),
             straggler_window: chrono::Duration::minutes(
                 raw.number(bounds::STRAGGLER_WINDOW_MINUTES, 15)?.into(),

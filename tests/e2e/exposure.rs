@@ -574,3 +574,46 @@ fn an_unknown_on_exposure_is_a_located_manifest_error() {
     );
     assert!(run.all().contains("on-exposure: rotate"), "{}", run.all());
 }
+
+/// `exposed-only` (the hourly schedule beside the daily one): the exposed user is answered, the
+/// one merely due by age waits for the daily run.
+#[test]
+fn an_exposed_only_run_answers_the_exposed_user_and_leaves_the_due_one() {
+    let env = TestEnv::new();
+    for name in ["aged", "exposed"] {
+        env.rotating_user(name);
+    }
+    env.github.add_repo("acme/aged");
+    env.github.add_repo("acme/exposed");
+    let aged = env.aged_key("aged", 100);
+    let exposed = env.aged_key("exposed", 5);
+    env.seed(&[repo("acme/aged")], &aged, 100);
+    env.seed(&[repo("acme/exposed")], &exposed, 5);
+    env.write_manifest(
+        "version: 1
+defaults: { deactivate-after-hours: 0, delete-after-days: 0 }
+users:
+  - name: aged
+    consumers: [{repository: acme/aged}]
+  - name: exposed
+    consumers: [{repository: acme/exposed}]
+",
+    );
+    let run = env.action(
+        &env.admin.clone(),
+        &[
+            ("compromised-key-id", &exposed.id),
+            ("exposed-only", "true"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.all().contains("exposed-only"), "{}", run.all());
+    assert_eq!(
+        env.keys("aged"),
+        vec![(aged.id.clone(), "Active".to_owned())]
+    );
+    assert!(
+        env.keys("exposed")
+            .contains(&(exposed.id.clone(), "Inactive".to_owned()))
+    );
+}

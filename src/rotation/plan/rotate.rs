@@ -236,6 +236,8 @@ fn incomplete(
             || repair_with_own_key(user, facts, opts, old, new).is_none()
         {
             " What each GitHub consumer holds cannot be known (its secrets cannot be read, and this step's credentials are neither key)."
+        } else if phase == Some(Phase::RollingBack) {
+            " The old key's secret is not known to this step (it runs with the new key), so the rollback cannot be finished here: run rotate with the old key's credentials to finish it."
         } else {
             ""
         };
