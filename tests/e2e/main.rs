@@ -11,6 +11,7 @@ mod cli;
 mod container;
 mod demo;
 mod discover;
+mod docs;
 mod exposure;
 mod fleet;
 mod ghes;
