@@ -103,15 +103,31 @@ pub struct Console {
 #[derive(Clone)]
 pub struct Masker {
     in_actions: bool,
+    /// `--json`: stdout is one JSON document, so workflow commands go to stderr (the runner
+    /// reads both).
+    quiet: bool,
     masked: Arc<Mutex<Vec<SecretString>>>,
+}
+
+/// A workflow command line: on stdout, or on stderr when stdout is the JSON document.
+fn command_line(quiet: bool, line: &str) {
+    if quiet {
+        eprintln!("{line}");
+        let _ = std::io::stderr().flush();
+    } else {
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+    }
 }
 
 impl Masker {
     pub fn mask(&self, secret: &SecretString) {
         if self.in_actions && !secret.expose_secret().is_empty() {
             // The runner consumes this line; it must come before anything that could show the value.
-            println!("::add-mask::{}", escape_data(secret.expose_secret()));
-            let _ = std::io::stdout().flush();
+            command_line(
+                self.quiet,
+                &format!("::add-mask::{}", escape_data(secret.expose_secret())),
+            );
         }
         self.masked
             .lock()
@@ -127,6 +143,7 @@ impl Console {
             quiet,
             masker: Masker {
                 in_actions,
+                quiet,
                 masked: Arc::default(),
             },
         }
@@ -176,7 +193,7 @@ impl Console {
     pub fn error(&self, text: &str) {
         let text = self.scrub(text);
         if self.in_actions {
-            println!("::error::{}", escape_data(&text));
+            command_line(self.quiet, &format!("::error::{}", escape_data(&text)));
         }
         eprintln!("{}", self.inert(&format!("error: {text}")));
     }
@@ -192,21 +209,21 @@ impl Events for Console {
     fn warn(&self, text: &str) {
         let text = self.scrub(text);
         if self.in_actions {
-            println!("::warning::{}", escape_data(&text));
+            command_line(self.quiet, &format!("::warning::{}", escape_data(&text)));
         } else {
             eprintln!("{}", self.inert(&format!("warning: {text}")));
         }
     }
     fn group(&self, title: &str) {
         if self.in_actions {
-            println!("::group::{}", escape_data(title));
+            command_line(self.quiet, &format!("::group::{}", escape_data(title)));
         } else {
             self.out(&format!("== {title}"));
         }
     }
     fn end_group(&self) {
         if self.in_actions {
-            println!("::endgroup::");
+            command_line(self.quiet, "::endgroup::");
         }
     }
 }

@@ -4,34 +4,29 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::action::{self, Console, Runtime, UserLog};
+use crate::action::{self, Console, Runtime};
 use futures_util::stream::{self, StreamExt as _};
-use secrecy::ExposeSecret;
 
 use crate::aws;
-use crate::aws_stores::AwsStores;
-use crate::cli::{CommandName, ManifestSource, Settings};
+use crate::cli::{ManifestSource, Settings};
 use crate::exit::Exit;
 use crate::github::{GitHub, Pacing};
 use crate::manifest::{self, Manifest};
-use crate::ports::{Clock, Events, SystemClock};
+use crate::ports::{Events, SystemClock};
 use crate::report;
 use crate::rotation::journal;
-use crate::rotation::plan::Options;
-use crate::rotation::run::{self, Command, Ctx, Fault, LeaseSettings, Outcome, UserReport};
-use crate::rotation::verify::VerifySettings;
+use crate::rotation::run::{Command, Fault, UserReport};
 use crate::stores::Stores;
 use crate::vault::{Vault, VaultSettings};
 
 mod commands;
 mod exposure;
 mod outputs;
+mod phases;
 mod signals;
 
-use outputs::outputs;
 pub use outputs::{exit_code, exit_output};
 pub use signals::Signals;
-use signals::{GIVE_BACK_WITHIN, before_changes, interruptible};
 
 /// Users worked on at once by default: enough that one user's verification overlaps the
 /// next users' writes, few enough that memory and open connections stay small.
@@ -251,7 +246,7 @@ pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tu
     code
 }
 
-/// [`run_inner`], with a run that stopped early said as the contract wants (stderr, `--json`,
+/// [`phases::run_inner`], with a run that stopped early said as the contract wants (stderr, `--json`,
 /// the step summary).
 async fn run_or_stop(
     settings: Settings,
@@ -261,7 +256,7 @@ async fn run_or_stop(
     json: bool,
     command: &str,
 ) -> Exit {
-    match run_inner(settings, rt, console, tuning).await {
+    match phases::run_inner(settings, rt, console, tuning).await {
         Ok(code) => code,
         Err(Stop(code, message)) => {
             console.error(&message);
@@ -281,380 +276,6 @@ async fn run_or_stop(
             code
         }
     }
-}
-
-async fn run_inner(
-    settings: Settings,
-    rt: &Runtime,
-    console: &Console,
-    tuning: Tuning,
-) -> Result<Exit, Stop> {
-    for token in [&settings.github_token, &settings.issue_token]
-        .into_iter()
-        .flatten()
-    {
-        console.mask(token);
-    }
-    // Vault's token and the job's OIDC request token, before anything else is printed.
-    for t in [
-        rt.vault_token.as_ref(),
-        rt.id_token_request.as_ref().map(|(_, t)| t),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        console.mask(t);
-    }
-    if let Some((_, key)) = &settings.app {
-        // The runner masks line by line: every line of the PEM.
-        for line in key.expose_secret().lines().map(str::trim) {
-            if !line.is_empty() && !line.starts_with("-----") {
-                console.mask(&secrecy::SecretString::from(line.to_owned()));
-            }
-        }
-    }
-    let command = match settings.command {
-        CommandName::Verify => return commands::verify(&settings, console, &tuning).await,
-        CommandName::Discover => return commands::discover(&settings, rt, console, &tuning).await,
-        CommandName::Policy => return commands::policy(&settings, rt, &tuning).await,
-        CommandName::Migrate => return commands::migrate(&settings, rt, console, &tuning).await,
-        CommandName::Status => Command::Status,
-        CommandName::Rotate => Command::Rotate,
-        CommandName::Deactivate => Command::Deactivate,
-        CommandName::Delete => Command::Delete,
-    };
-    // Commands that change something listen for SIGINT/SIGTERM from here on; the others end
-    // at once, as any program does (they change nothing).
-    let mut signals = if command == Command::Status || settings.dry_run {
-        Signals::none()
-    } else {
-        Signals::listen()
-    };
-    let manifest = load_manifest(&settings, rt)?;
-    if settings.old_access_key_id.is_some() && manifest.users.len() > 1 {
-        return Err(Stop(
-            Exit::Invalid,
-            format!(
-                "{} names one key, but the manifest has several users: select one with {}",
-                settings.named("old-access-key-id"),
-                settings.named("user")
-            ),
-        ));
-    }
-    let aws = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
-    let step_key = aws
-        .step_key()
-        .await
-        .map_err(|e| Stop(Exit::Invalid, e.to_string()))?;
-    if let Some(k) = &step_key {
-        console.mask(&k.secret);
-    }
-    let github = github_client(&settings, rt, console, &tuning, &manifest).await?;
-    let scanning = exposure::look(&github, &manifest.users, console).await;
-    let opts = Options {
-        force: settings.force,
-        delete_inactive: settings.delete_inactive,
-        straggler_window: settings.straggler_window,
-        old_access_key_id: settings.old_access_key_id.clone(),
-        deactivate_after: settings.deactivate_after,
-        delete_after: settings.delete_after,
-        own_repository: rt.repository.clone(),
-        compromised: settings.compromised_key_id.clone(),
-        alerts: scanning.alerts.clone(),
-    };
-    let clock = SystemClock;
-    let verify_settings = VerifySettings {
-        timeout: tuning.verify_timeout.unwrap_or(settings.verify_timeout),
-        poll: tuning.poll_interval.unwrap_or(settings.poll_interval),
-    };
-    let ttl = chrono::Duration::from_std(lease_ttl(&settings, &tuning))
-        .unwrap_or(chrono::Duration::hours(1));
-    let lease = LeaseSettings {
-        run_id: journal::run_id(
-            rt.github_run
-                .as_ref()
-                .map(|(id, attempt)| (id.as_str(), attempt.as_str())),
-            std::process::id(),
-            clock.now(),
-        ),
-        settle: tuning.lease_settle,
-        ttl,
-        github: holder_run(rt),
-        call_timeout: chrono::Duration::from_std(tuning.pacing.call_timeout)
-            .unwrap_or(chrono::Duration::seconds(30)),
-    };
-    let stop = crate::ports::Stop::default();
-    let vault = vault_client(&settings, rt, console, &tuning, &manifest).await?;
-    // The accounts: this process's own, and one session per account role (CONTRACT §15).
-    let home_account = aws.account_once().await;
-    let roles = account_roles(&manifest);
-    let sessions = futures_util::future::join_all(
-        roles
-            .iter()
-            .map(|r| aws.through_role(r, &lease.run_id, console.masker())),
-    )
-    .await;
-    let reached: Vec<(&aws::Aws, AwsStores)> = std::iter::once(Ok(&aws))
-        .chain(sessions.iter().map(|s| s.reached.as_ref()))
-        .filter_map(Result::ok)
-        .map(|a| (a, AwsStores::new(a.config())))
-        .collect();
-    let lives: Vec<Live> = reached
-        .iter()
-        .map(|(aws, aws_stores)| Live {
-            aws,
-            stores: Stores {
-                github: &github,
-                aws: aws_stores,
-                vault: &vault,
-            },
-            github: &github,
-        })
-        .collect();
-    let ctxs: Vec<Ctx<Live>> = lives
-        .iter()
-        .map(|live| Ctx {
-            ports: live,
-            events: console,
-            verify: verify_settings.clone(),
-            step_key: step_key.as_ref(),
-            opts: &opts,
-            dry_run: settings.dry_run,
-            lease: &lease,
-            stop: &stop,
-        })
-        .collect();
-    // Each account role's context (`ctxs` holds the home account's, then one per role
-    // reached, in order), or why its account cannot be reached.
-    let unreached = |role: &manifest::AccountRole| {
-        (
-            Exit::Failed,
-            format!("no session for account-role {}", role.arn),
-        )
-    };
-    let mut reached_roles = ctxs.iter().skip(1);
-    let ctx_of_role: Vec<Result<&Ctx<Live>, (Exit, String)>> = roles
-        .iter()
-        .zip(&sessions)
-        .map(|(role, session)| match &session.reached {
-            Ok(_) => reached_roles.next().ok_or_else(|| unreached(role)),
-            Err(e) => Err(e.clone()),
-        })
-        .collect();
-    // Where each user is worked on: its account's context, or why it cannot be.
-    let place: Vec<Result<&Ctx<Live>, (Exit, String)>> = manifest
-        .users
-        .iter()
-        .map(|u| match &u.account_role {
-            None => Ok(&ctxs[0]),
-            Some(role) => roles
-                .iter()
-                .position(|r| r == role)
-                .and_then(|at| ctx_of_role.get(at).cloned())
-                .unwrap_or_else(|| Err(unreached(role))),
-        })
-        .collect();
-
-    // Phase 1: read everything and decide, for every user, before changing anything. Reads
-    // only, so users are read side by side; the first user's error (in manifest order) stops.
-    // A user whose account cannot be reached is reported as such, and the others go on.
-    let width = tuning.max_concurrent_users.max(1);
-    let reachable: Vec<(&manifest::UserSpec, &Ctx<Live>)> = manifest
-        .users
-        .iter()
-        .zip(&place)
-        .filter_map(|(u, p)| Some((u, *p.as_ref().ok()?)))
-        .collect();
-    let ready = before_changes(
-        read_all(reachable, width, |(user, ctx)| {
-            run::plan_user(ctx, user, command)
-        }),
-        &mut signals,
-    )
-    .await??;
-    // `compromised-key-id` names a managed user's key, or nothing is done (CONTRACT §17).
-    if let Some(id) = &settings.compromised_key_id
-        && !ready
-            .iter()
-            .any(|p| p.facts.keys.iter().any(|k| k.id == *id))
-    {
-        return Err(Stop(
-            Exit::Invalid,
-            format!(
-                "{} {id} is not a key of any user of the manifest{}: nothing was changed. Name a key `status` lists, or add its user to the manifest",
-                settings.named("compromised-key-id"),
-                settings
-                    .user
-                    .as_ref()
-                    .map(|u| format!(" selected with user {u}"))
-                    .unwrap_or_default()
-            ),
-        ));
-    }
-    let mut ready = ready.into_iter().map(|p| {
-        if settings.exposed_only {
-            exposure::exposed_only(p)
-        } else {
-            p
-        }
-    });
-
-    // The hour's write budget decides who starts: a user is rotated entirely or not at all.
-    // Budgets are reserved in manifest order before anyone starts.
-    let mut left = github.writes_left_this_hour().await;
-    let mut reports: Vec<Option<UserReport>> = vec![None; manifest.users.len()];
-    let mut pending = Vec::new();
-    for (i, (user, at)) in manifest.users.iter().zip(&place).enumerate() {
-        let ctx = match at {
-            Ok(ctx) => *ctx,
-            Err((code, why)) => {
-                console.error(&format!("{}: {why}", user.name));
-                reports[i] = Some(UserReport::new(user, Outcome::unreached(*code, why)));
-                continue;
-            }
-        };
-        let Some(p) = ready.next() else { break };
-        pending.push((i, user, p, ctx));
-    }
-    // Exposed users first (CONTRACT §17): their answer must not wait for the next run's budget.
-    pending.sort_by_key(|(_, _, p, _)| p.facts.exposed_active().is_empty());
-    let mut starting = Vec::new();
-    for (i, user, p, ctx) in pending {
-        let needed = run::writes_needed(&p);
-        if !settings.dry_run && needed > left {
-            let why = format!(
-                "needs {needed} GitHub writes and this hour's budget has {left} left (AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR): the next run takes it"
-            );
-            console.warn(&format!("{}: deferred: {why}", user.name));
-            reports[i] = Some(run::defer(user, &p, why));
-            continue;
-        }
-        left -= needed.min(left);
-        starting.push((i, user, p, ctx));
-    }
-    // What the starting users' writes need (timestamps, public keys), still before anything
-    // changes: a store that cannot be read stops the run here, untouched.
-    let starting = before_changes(
-        read_all(starting, width, |(i, user, mut p, ctx)| async move {
-            run::read_for_writes(ctx, user, &mut p)
-                .await
-                .map(|()| (i, user, p, ctx))
-        }),
-        &mut signals,
-    )
-    .await??;
-
-    // Phase 2: act. Users are worked on side by side (at most `width` at once), so one user's
-    // propagation wait and verification overlap another's writes; every GitHub write still
-    // goes one at a time through the process's one governor. Each user's lines are printed
-    // as one block when it is done.
-    let live = width == 1 || starting.len() == 1;
-    let started: Vec<(usize, &manifest::UserSpec, &Ctx<Live>)> = starting
-        .iter()
-        .map(|(i, user, _, ctx)| (*i, *user, *ctx))
-        .collect();
-    let finished = std::cell::RefCell::new(reports);
-    let acting = async {
-        let mut done = stream::iter(starting)
-            .map(|(i, user, p, ctx)| async move {
-                let log = UserLog::new(console, live);
-                let user_ctx = ctx.with_events(&log);
-                log.group(&format!("{} ({})", user.name, command_name(command)));
-                let r = run::execute(&user_ctx, user, command, p).await;
-                log.end_group();
-                (i, r, log)
-            })
-            .buffer_unordered(width);
-        while let Some((i, r, log)) = done.next().await {
-            log.flush();
-            if let Outcome::Failed(m)
-            | Outcome::Refused(m)
-            | Outcome::Invalid(m)
-            | Outcome::Interrupted(m) = &r.outcome
-            {
-                console.error(&format!("{}: {m}", r.user.name));
-            }
-            if let Some(why) = &r.attention {
-                console.error(&format!("{} needs a person: {why}", r.user.name));
-            }
-            finished.borrow_mut()[i] = Some(r);
-        }
-    };
-    let signal = interruptible(acting, &mut signals, &stop).await;
-    let mut reports = finished.into_inner();
-    if let Some(signal) = signal {
-        // The runs that did not stop by themselves in time: their leases are given back here,
-        // and each says where it stopped (CONTRACT §12: within 5 seconds of the signal).
-        let unfinished: Vec<_> = started
-            .into_iter()
-            .filter(|(i, _, _)| reports[*i].is_none())
-            .collect();
-        let give_back = futures_util::future::join_all(
-            unfinished
-                .iter()
-                .map(|(_, user, ctx)| run::give_back_lease(ctx, user)),
-        );
-        let words = tokio::time::timeout(GIVE_BACK_WITHIN, give_back)
-            .await
-            .unwrap_or_else(|_| {
-                vec![
-                    "giving the lease back took too long: it expires by itself".to_owned();
-                    unfinished.len()
-                ]
-            });
-        for ((i, user, _), words) in unfinished.into_iter().zip(words) {
-            let why = format!(
-                "stopped by {} while it was working ({words})",
-                signal.name()
-            );
-            console.error(&format!("{}: {why}", user.name));
-            reports[i] = Some(UserReport::new(user, Outcome::Interrupted(why)));
-        }
-    }
-    let trails: Vec<Option<aws::trail::Trail>> = place
-        .iter()
-        .map(|p| {
-            p.as_ref()
-                .ok()
-                .map(|c| aws::trail::Trail::new(c.ports.aws.config()))
-        })
-        .collect();
-    exposure::gather_evidence(&mut reports, &trails).await;
-    let mut reports: Vec<UserReport> = reports.into_iter().flatten().collect();
-    for r in &mut reports {
-        r.account = match &r.user.account_role {
-            Some(role) => Some(role.account.clone()),
-            None => home_account.clone(),
-        };
-    }
-
-    let view = report::views(command_name(command), &reports, clock.now());
-    if settings.json {
-        print!("{}", console.scrub(&report::json(&view)));
-    } else {
-        console.info(report::text(&view).trim_end());
-    }
-    summarize(rt, console, || report::markdown(&view));
-    if let Some(path) = &rt.output_file
-        && let Err(e) = action::write_outputs(path, &outputs(&reports))
-    {
-        console.warn(&format!("could not write the outputs {path}: {e}"));
-    }
-    if signal.is_none() && !settings.dry_run && command != Command::Status {
-        exposure::close_alerts(
-            &github,
-            &scanning,
-            &reports,
-            run_url(rt).as_deref(),
-            console,
-        )
-        .await;
-        tell_a_person(&settings, rt, console, &tuning, &github, command, &reports).await;
-    }
-    Ok(match signal {
-        Some(s) => s.exit(),
-        None => exit_code(&reports),
-    })
 }
 
 /// CONTRACT §16: an issue for each user that needs a person, in `issue-repository`, with the

@@ -277,3 +277,59 @@ fn verify_as_json_is_one_document_too() {
             .contains("not the expected AKIAOTHER")
     );
 }
+
+/// Inside Actions (`GITHUB_ACTIONS=true`), `--json` keeps stdout one JSON document, as a `run:`
+/// step piping it into `jq` needs: the workflow commands (a mask, a warning, an error, a group)
+/// go to stderr, where the runner reads them too.
+#[test]
+fn in_actions_json_stdout_is_one_document_and_workflow_commands_go_to_stderr() {
+    let env = TestEnv::new();
+    env.rotating_user(USER);
+    let key = env.aged_key(USER, 100);
+    env.github.add_repo("acme/web");
+    env.write_manifest(
+        "version: 1\nusers:\n  - name: ci-deployer\n    consumers: [{repository: acme/web}]\n",
+    );
+    // A warning on the way: the token may not read the secret scanning alerts.
+    env.github.deny_alerts();
+    let in_actions = |args: &[&str]| {
+        env.exec(
+            &key,
+            args,
+            vec![
+                ("GITHUB_ACTIONS".into(), "true".into()),
+                ("GITHUB_TOKEN".into(), fake_github::TOKEN.into()),
+            ],
+        )
+    };
+    for args in [
+        &["status", "--json"][..],
+        &["rotate", "--json", "--dry-run"][..],
+    ] {
+        let run = in_actions(args);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}): {}", run.stdout));
+        assert_eq!(v["users"][0]["name"], USER, "{args:?}");
+        assert!(!run.stdout.contains("::"), "{args:?}: {}", run.stdout);
+        let commands = runner_commands(&run.stderr);
+        assert!(
+            commands.iter().any(|c| c.starts_with("add-mask")),
+            "{args:?}: the mask reaches the runner: {commands:?}"
+        );
+        assert!(
+            commands.iter().any(|c| c.starts_with("warning")),
+            "{args:?}: {commands:?}"
+        );
+    }
+    // An error too: the document carries it, the annotation goes to stderr.
+    env.write_manifest("version: 1\nusers: []\n");
+    let run = in_actions(&["status", "--json"]);
+    assert_eq!(run.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(v["error"]["exit_code"], 2);
+    assert!(
+        runner_commands(&run.stderr)
+            .iter()
+            .any(|c| c.starts_with("error"))
+    );
+}

@@ -278,17 +278,20 @@ impl Run {
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
     }
-    /// Everything a person or a later step could see (mask commands are consumed by the runner).
+    /// Everything a person or a later step could see (mask commands are consumed by the runner,
+    /// which reads workflow commands on stdout and stderr alike: with `--json` they go to
+    /// stderr).
     pub fn visible(&self) -> String {
-        let stdout: Vec<&str> = self
-            .stdout
-            .lines()
-            .filter(|l| !l.starts_with("::add-mask::"))
-            .collect();
+        let unmasked = |out: &str| {
+            out.lines()
+                .filter(|l| !l.starts_with("::add-mask::"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
         format!(
             "{}\n{}\n{}\n{}",
-            stdout.join("\n"),
-            self.stderr,
+            unmasked(&self.stdout),
+            unmasked(&self.stderr),
             self.outputs,
             self.summary
         )
