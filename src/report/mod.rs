@@ -12,6 +12,11 @@ use crate::rotation::outcome::{Outcome, UserReport};
 use crate::rotation::state::{self, KeyStatus};
 
 pub mod exposure;
+mod markdown;
+mod text;
+
+pub use markdown::markdown;
+pub use text::text;
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -398,93 +403,6 @@ fn status_word(s: KeyStatus) -> &'static str {
     }
 }
 
-/// Plain text, one block per user.
-pub fn text(report: &ReportView) -> String {
-    let mut out = String::new();
-    for u in &report.users {
-        let state = u.state.as_deref().unwrap_or("unknown");
-        let due = if u.due { "rotation due" } else { "not due" };
-        let head = if u.outcome == "status" {
-            format!("state {state}, {due}")
-        } else {
-            format!("{} (state before: {state}, {due})", u.outcome_words)
-        };
-        out.push_str(&format!(
-            "{}{}: {head}; max-age-days {}\n",
-            u.name,
-            u.account
-                .as_ref()
-                .map(|a| format!(" (account {a})"))
-                .unwrap_or_default(),
-            u.max_age_days
-        ));
-        for line in u.message.iter() {
-            out.push_str(&format!("  {line}\n"));
-        }
-        if let Some(a) = &u.attention {
-            out.push_str(&format!("  needs a person: {a}\n"));
-        }
-        if let Some(j) = &u.journal {
-            out.push_str(&format!("  {}\n", j.words));
-        }
-        for s in &u.planned {
-            out.push_str(&format!("  would {s}\n"));
-        }
-        for k in &u.keys {
-            out.push_str(&format!(
-                "  key {} {} created {} ({} days){}\n",
-                k.access_key_id,
-                status_word(k.status),
-                k.created_at.format("%Y-%m-%d"),
-                k.age_days,
-                k.last_used_words
-                    .as_ref()
-                    .map(|w| format!(", {w}"))
-                    .unwrap_or_default()
-            ));
-        }
-        if let Some(x) = &u.exposure {
-            out.push_str(&exposure::text(x));
-        }
-        for c in &u.consumers {
-            out.push_str(&format!(
-                "  consumer {} ({}) {}/{}: {}{}\n",
-                c.repository,
-                c.store,
-                c.access_key_id_secret,
-                c.secret_access_key_secret,
-                c.result,
-                c.holds
-                    .as_ref()
-                    .map(|h| format!(", holds {h}"))
-                    .unwrap_or_default()
-            ));
-        }
-        for c in &u.on_role {
-            out.push_str(&format!("  consumer {c}: assumes the role (oidc)\n"));
-        }
-        for run in &u.verification_runs {
-            out.push_str(&format!(
-                "  verification {} in {}: {}{}\n",
-                run.workflow,
-                run.repository,
-                run.conclusion,
-                run.url
-                    .as_ref()
-                    .map(|u| format!(" ({u})"))
-                    .unwrap_or_default()
-            ));
-        }
-        for e in &u.external {
-            out.push_str(&format!("  external consumer (update by hand): {e}\n"));
-        }
-        for n in &u.notes {
-            out.push_str(&format!("  note: {n}\n"));
-        }
-    }
-    out
-}
-
 /// Text from anywhere (GitHub's and AWS's messages, names from the manifest) as inert Markdown
 /// on one line: every character that could open a link or an image (`[`), HTML or an autolink
 /// (`<`), emphasis (`*`, `~`), code, a table cell, a heading or an issue reference (`#`) is
@@ -505,134 +423,6 @@ pub(crate) fn plain_url(u: &str) -> bool {
     (u.starts_with("https://") || u.starts_with("http://"))
         && u.chars()
             .all(|c| c.is_ascii_graphic() && !"()[]<>`\\\"'".contains(c))
-}
-
-/// The step summary.
-pub fn markdown(report: &ReportView) -> String {
-    let mut md = format!("## aws-key-rotator `{}`\n\n", report.command);
-    for u in &report.users {
-        md.push_str(&format!(
-            "### {} — {}\n\nState before: `{}`{}{}\n\n",
-            escape_markdown(&u.name),
-            u.outcome_words,
-            u.state.as_deref().unwrap_or("unknown"),
-            if u.due { " (rotation due)" } else { "" },
-            u.account
-                .as_ref()
-                .map(|a| format!(" · account `{a}`"))
-                .unwrap_or_default()
-        ));
-        if let Some(m) = &u.message {
-            md.push_str(&format!("> {}\n\n", escape_markdown(m)));
-        }
-        if let Some(a) = &u.attention {
-            md.push_str(&format!("> **Needs a person:** {}\n\n", escape_markdown(a)));
-        }
-        if let Some(j) = &u.journal {
-            md.push_str(&format!("{}\n\n", escape_markdown(&j.words)));
-        }
-        if !u.planned.is_empty() {
-            md.push_str("Planned (dry run, nothing changed):\n\n");
-            for s in &u.planned {
-                md.push_str(&format!("1. {}\n", escape_markdown(s)));
-            }
-            md.push('\n');
-        }
-        if let Some(new) = &u.new_access_key_id {
-            md.push_str(&format!("New key: `{new}`"));
-            if let Some(old) = &u.old_access_key_id {
-                md.push_str(&format!(" · old key: `{old}`"));
-            }
-            md.push_str("\n\n");
-        }
-        if !u.keys.is_empty() {
-            md.push_str(
-                "| key | status | created | age (days) | last used |\n|---|---|---|---|---|\n",
-            );
-            for k in &u.keys {
-                md.push_str(&format!(
-                    "| `{}` | {} | {} | {} | {} |\n",
-                    k.access_key_id,
-                    status_word(k.status),
-                    k.created_at.format("%Y-%m-%d %H:%M UTC"),
-                    k.age_days,
-                    escape_markdown(k.last_used_words.as_deref().unwrap_or("–"))
-                ));
-            }
-            md.push('\n');
-        }
-        if let Some(x) = &u.exposure {
-            md.push_str(&exposure::markdown(x));
-        }
-        if !u.consumers.is_empty() {
-            md.push_str(
-                "| consumer | store | secrets | result | holds key |\n|---|---|---|---|---|\n",
-            );
-        }
-        for c in &u.consumers {
-            md.push_str(&format!(
-                "| {} | {} | `{}`, `{}` | {} | {} |\n",
-                escape_markdown(&c.repository),
-                escape_markdown(&c.store),
-                c.access_key_id_secret,
-                c.secret_access_key_secret,
-                escape_markdown(&c.result),
-                c.holds
-                    .as_deref()
-                    .map(|h| format!("`{}`", escape_markdown(h)))
-                    .unwrap_or_else(|| "–".into())
-            ));
-        }
-        if !u.consumers.is_empty() {
-            md.push('\n');
-        }
-        if !u.on_role.is_empty() {
-            md.push_str(&format!(
-                "Assume the role instead of holding the key (`oidc: true`): {}\n\n",
-                u.on_role
-                    .iter()
-                    .map(|c| escape_markdown(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !u.verification_runs.is_empty() {
-            md.push_str(
-                "| verification workflow | repository | run | conclusion |\n|---|---|---|---|\n",
-            );
-            for run in &u.verification_runs {
-                md.push_str(&format!(
-                    "| `{}` | {} | {} | {} |\n",
-                    escape_markdown(&run.workflow),
-                    escape_markdown(&run.repository),
-                    run.url
-                        .as_deref()
-                        .and_then(run_link)
-                        .unwrap_or_else(|| "–".into()),
-                    if run.ok {
-                        "✅ success".to_owned()
-                    } else {
-                        format!("❌ {}", escape_markdown(&run.conclusion))
-                    }
-                ));
-            }
-            md.push('\n');
-        }
-        if !u.external.is_empty() {
-            md.push_str("Outside GitHub (update by hand):\n\n");
-            for e in &u.external {
-                md.push_str(&format!("- {}\n", escape_markdown(e)));
-            }
-            md.push('\n');
-        }
-        for n in &u.notes {
-            md.push_str(&format!("- {}\n", escape_markdown(n)));
-        }
-        if !u.notes.is_empty() {
-            md.push('\n');
-        }
-    }
-    md
 }
 
 /// The `--json` document.

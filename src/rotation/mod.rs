@@ -28,5 +28,6 @@ mod recorder;
 mod reporting;
 pub mod run;
 pub mod state;
+mod steps;
 pub mod verify;
 mod writes;
