@@ -4,20 +4,17 @@
 //! (`aws`, `github`, `action`, `cli`) are thin. `app` wires them for one invocation.
 
 pub mod action;
+pub mod adapters;
 pub mod alerts;
 pub mod app;
-pub mod aws;
-pub mod aws_stores;
 pub mod bounds;
 pub mod cli;
 pub mod discover;
 pub mod exit;
-pub mod github;
 pub mod human;
 pub mod manifest;
 pub mod migrate;
 pub mod model;
-pub mod net;
 pub mod notify;
 pub mod policy;
 pub mod ports;
@@ -26,8 +23,6 @@ mod properties;
 pub mod report;
 pub mod rotation;
 pub mod seal;
-pub mod stores;
 #[cfg(test)]
 mod testing;
 pub mod text;
-pub mod vault;

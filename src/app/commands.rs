@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Stop, Tuning, github_client, load_all, load_manifest, summarize};
 use crate::action::{Console, Runtime};
-use crate::aws;
+use crate::adapters::aws;
 use crate::cli::Settings;
 use crate::exit::Exit;
 use crate::ports::Events;

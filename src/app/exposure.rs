@@ -2,8 +2,8 @@
 //! closed once the keys are out of service, and the evidence of who used an exposed key.
 
 use crate::action::Console;
+use crate::adapters::github::GitHub;
 use crate::alerts::{self, Sightings};
-use crate::github::GitHub;
 use crate::manifest::UserSpec;
 use crate::ports::Events;
 use crate::rotation::run::UserReport;

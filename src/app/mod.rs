@@ -7,17 +7,17 @@ use std::time::Duration;
 use crate::action::{self, Console, Runtime};
 use futures_util::stream::{self, StreamExt as _};
 
-use crate::aws;
+use crate::adapters::aws;
+use crate::adapters::github::{GitHub, Pacing};
+use crate::adapters::stores::Stores;
+use crate::adapters::vault::{Vault, VaultSettings};
 use crate::cli::{ManifestSource, Settings};
 use crate::exit::Exit;
-use crate::github::{GitHub, Pacing};
 use crate::manifest::{self, Manifest};
 use crate::ports::{Events, SystemClock};
 use crate::report;
 use crate::rotation::journal;
 use crate::rotation::run::{Command, Fault, UserReport};
-use crate::stores::Stores;
-use crate::vault::{Vault, VaultSettings};
 
 mod commands;
 mod exposure;
@@ -119,13 +119,13 @@ async fn read_all<T, U, F: Future<Output = Result<U, Fault>>>(
 struct Live<'a> {
     aws: &'a aws::Aws,
     stores: Stores<'a>,
-    github: &'a crate::github::GitHub,
+    github: &'a crate::adapters::github::GitHub,
 }
 
 impl<'a> crate::ports::Ports for Live<'a> {
     type Iam = aws::Aws;
     type Store = Stores<'a>;
-    type Workflows = crate::github::GitHub;
+    type Workflows = crate::adapters::github::GitHub;
     type Clock = SystemClock;
     fn iam(&self) -> &aws::Aws {
         self.aws
@@ -133,7 +133,7 @@ impl<'a> crate::ports::Ports for Live<'a> {
     fn store(&self) -> &Stores<'a> {
         &self.stores
     }
-    fn workflows(&self) -> &crate::github::GitHub {
+    fn workflows(&self) -> &crate::adapters::github::GitHub {
         self.github
     }
     fn clock(&self) -> &SystemClock {
@@ -377,7 +377,8 @@ async fn github_client(
     tuning: &Tuning,
     manifest: &Manifest,
 ) -> Result<GitHub, Stop> {
-    crate::github::check_api_url(&rt.api_url, rt.allow_http).map_err(|e| Stop(Exit::Invalid, e))?;
+    crate::adapters::github::check_api_url(&rt.api_url, rt.allow_http)
+        .map_err(|e| Stop(Exit::Invalid, e))?;
     let Some((app_id, key)) = &settings.app else {
         return GitHub::new(
             &rt.api_url,

@@ -13,12 +13,14 @@ use super::{
     lease_ttl, load_manifest, read_all, run_url, summarize, tell_a_person, vault_client,
 };
 use crate::action::{self, Console, Runtime, UserLog};
+use crate::adapters::aws::{self, AccountSession};
+use crate::adapters::aws_stores::AwsStores;
+use crate::adapters::github::GitHub;
+use crate::adapters::stores::Stores;
+use crate::adapters::vault::Vault;
 use crate::alerts::Sightings;
-use crate::aws::{self, AccountSession};
-use crate::aws_stores::AwsStores;
 use crate::cli::{CommandName, Settings};
 use crate::exit::Exit;
-use crate::github::GitHub;
 use crate::manifest::{self, Manifest, UserSpec};
 use crate::ports::{Clock, Events, SystemClock};
 use crate::report;
@@ -26,8 +28,6 @@ use crate::rotation::journal;
 use crate::rotation::plan::Options;
 use crate::rotation::run::{self, Command, Ctx, LeaseSettings, Outcome, Prepared, UserReport};
 use crate::rotation::verify::VerifySettings;
-use crate::stores::Stores;
-use crate::vault::Vault;
 
 /// Where a user is worked on: its account's context, or why it cannot be.
 type Place<'a> = Result<&'a Ctx<'a, Live<'a>>, (Exit, String)>;

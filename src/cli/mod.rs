@@ -331,13 +331,7 @@ impl IssueRepository {
     }
 }
 
-/// An IAM access key id: `AKIA` and 16 more capital letters or digits (20 in all).
-pub fn is_access_key_id(s: &str) -> bool {
-    s.len() == 20
-        && s.starts_with("AKIA")
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
+pub use crate::model::is_access_key_id;
 
 pub const DEFAULT_CONFIG: &str = ".github/aws-key-rotation.yml";
 

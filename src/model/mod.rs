@@ -44,3 +44,11 @@ impl fmt::Display for LastUse {
 }
 
 pub mod issuer;
+
+/// An IAM access key id: `AKIA` and 16 more capital letters or digits (20 in all).
+pub fn is_access_key_id(s: &str) -> bool {
+    s.len() == 20
+        && s.starts_with("AKIA")
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}

@@ -1,4 +1,3 @@
-
 use super::*;
 
 const ISSUER: &str = "token.actions.githubusercontent.com";

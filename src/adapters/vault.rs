@@ -95,7 +95,7 @@ fn realm(address: &str, scope: &Scope) -> String {
 /// Plain http only to loopback (a local server), unless allowed: a token and a key never
 /// travel in clear.
 fn check_address(address: &str, allow_http: bool) -> Result<(), String> {
-    crate::net::require_tls("the Vault address", address, allow_http)
+    crate::adapters::net::require_tls("the Vault address", address, allow_http)
 }
 
 /// A KV v2 secret as read: its fields, its version and when that version was written.
@@ -253,7 +253,7 @@ impl Vault {
         let token = self.token(&address, scope).await?;
         let segments = |s: &str| {
             s.split('/')
-                .map(crate::github::encode_segment)
+                .map(crate::adapters::github::encode_segment)
                 .collect::<Vec<_>>()
                 .join("/")
         };

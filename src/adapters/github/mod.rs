@@ -106,7 +106,7 @@ enum ClientAuth {
 /// for a loopback host (`127.0.0.0/8`, `::1`, `localhost`) or with `allow_http`
 /// (`AWS_KEY_ROTATOR_ALLOW_HTTP=1`, for emulators on other hosts).
 pub fn check_api_url(api_url: &str, allow_http: bool) -> Result<(), String> {
-    crate::net::require_tls("GITHUB_API_URL", api_url, allow_http).map_err(|e| {
+    crate::adapters::net::require_tls("GITHUB_API_URL", api_url, allow_http).map_err(|e| {
         format!("{e} (GitHub: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server)")
     })
 }

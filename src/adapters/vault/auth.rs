@@ -162,7 +162,7 @@ impl Vault {
             .auth_mount
             .trim_matches('/')
             .split('/')
-            .map(crate::github::encode_segment)
+            .map(crate::adapters::github::encode_segment)
             .collect::<Vec<_>>()
             .join("/");
         let namespace = match scope {

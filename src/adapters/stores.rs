@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::aws_stores::AwsStores;
-use crate::github::GitHub;
+use crate::adapters::aws_stores::AwsStores;
+use crate::adapters::github::GitHub;
+use crate::adapters::vault::Vault;
 use crate::manifest::Scope;
 use crate::ports::{SecretStore, StoreError};
 use crate::seal::ScopeKey;
-use crate::vault::Vault;
 
 pub struct Stores<'a> {
     pub github: &'a GitHub,

@@ -38,7 +38,7 @@ fn key_alerts(page: Vec<AlertEntry>, repository: Option<&str>) -> Vec<KeyAlert> 
     page.into_iter()
         .filter(|a| a.secret_type.as_deref() == Some(SECRET_TYPE))
         .filter_map(|a| {
-            let key_id = a.secret.filter(|s| crate::cli::is_access_key_id(s))?;
+            let key_id = a.secret.filter(|s| crate::model::is_access_key_id(s))?;
             let repository = a
                 .repository
                 .map(|r| r.full_name)

@@ -1,7 +1,7 @@
 //! The AWS secret stores on the SDK: one Secrets Manager secret whose JSON `SecretString` holds
 //! the pair (its other fields kept), and SSM Parameter Store parameters (their type and KMS key
 //! kept). Both are readable: the core reads the old values before writing, and reads back.
-//! [`crate::stores::Stores`] puts them beside GitHub's and Vault's behind one port.
+//! [`crate::adapters::stores::Stores`] puts them beside GitHub's and Vault's behind one port.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
