@@ -223,11 +223,9 @@ fn an_exposure_keeps_one_issue_with_its_timeline_until_the_key_is_gone_and_the_p
     assert_eq!(env.github.issues("acme/web").len(), 1, "no other issue");
 }
 
-/// CONTRACT §17: exposed users go first. The hour's write budget fits one user: the exposed one
-/// (listed second, its key young) rotates; the one merely due by age waits for the next run.
-#[test]
-fn an_exposed_user_goes_first_when_the_hours_budget_fits_one() {
-    let env = TestEnv::new();
+/// Two users, each with its repository: `aged`, its key 100 days old (due), and `exposed`, its
+/// key 5 days old; no grace periods.
+fn aged_and_exposed(env: &TestEnv) -> (Key, Key) {
     for name in ["aged", "exposed"] {
         env.rotating_user(name);
     }
@@ -247,6 +245,15 @@ users:
     consumers: [{repository: acme/exposed}]
 ",
     );
+    (aged, exposed)
+}
+
+/// CONTRACT §17: exposed users go first. The hour's write budget fits one user: the exposed one
+/// (listed second, its key young) rotates; the one merely due by age waits for the next run.
+#[test]
+fn an_exposed_user_goes_first_when_the_hours_budget_fits_one() {
+    let env = TestEnv::new();
+    let (_, exposed) = aged_and_exposed(&env);
     let run = env.exec(
         &env.admin.clone(),
         &["rotate", "--json", "--compromised-key-id", &exposed.id],
@@ -580,25 +587,7 @@ fn an_unknown_on_exposure_is_a_located_manifest_error() {
 #[test]
 fn an_exposed_only_run_answers_the_exposed_user_and_leaves_the_due_one() {
     let env = TestEnv::new();
-    for name in ["aged", "exposed"] {
-        env.rotating_user(name);
-    }
-    env.github.add_repo("acme/aged");
-    env.github.add_repo("acme/exposed");
-    let aged = env.aged_key("aged", 100);
-    let exposed = env.aged_key("exposed", 5);
-    env.seed(&[repo("acme/aged")], &aged, 100);
-    env.seed(&[repo("acme/exposed")], &exposed, 5);
-    env.write_manifest(
-        "version: 1
-defaults: { deactivate-after-hours: 0, delete-after-days: 0 }
-users:
-  - name: aged
-    consumers: [{repository: acme/aged}]
-  - name: exposed
-    consumers: [{repository: acme/exposed}]
-",
-    );
+    let (aged, exposed) = aged_and_exposed(&env);
     let run = env.action(
         &env.admin.clone(),
         &[

@@ -437,14 +437,8 @@ fn a_small_fleet_over_two_accounts_assumes_the_other_accounts_role_once() {
 fn an_exposed_key_in_a_fleet_is_inactive_within_one_run() {
     let env = TestEnv::new();
     let fleet = Fleet {
-        users: 3,
-        consumers: 3,
-        verify_seconds: 10,
-        speedup: 10,
-        accounts: 1,
-        binary: PathBuf::from(env!("CARGO_BIN_EXE_aws-key-rotator")),
-        vars: vec![],
         exposed: true,
+        ..three_by_three(1)
     };
     let m = run_fleet(&env, &fleet);
     assert_eq!(m.code, 0, "{}\n{}", m.stdout, m.stderr);
@@ -460,9 +454,9 @@ fn an_exposed_key_in_a_fleet_is_inactive_within_one_run() {
     print(&fleet, &m);
 }
 
-fn small_fleet(accounts: usize) {
-    let env = TestEnv::new();
-    let fleet = Fleet {
+/// The suite's fleet: 3 users × 3 consumers over `accounts`, a 10 s verification, clock ×10.
+fn three_by_three(accounts: usize) -> Fleet {
+    Fleet {
         users: 3,
         consumers: 3,
         verify_seconds: 10,
@@ -471,7 +465,12 @@ fn small_fleet(accounts: usize) {
         binary: PathBuf::from(env!("CARGO_BIN_EXE_aws-key-rotator")),
         vars: vec![],
         exposed: false,
-    };
+    }
+}
+
+fn small_fleet(accounts: usize) {
+    let env = TestEnv::new();
+    let fleet = three_by_three(accounts);
     let m = run_fleet(&env, &fleet);
     assert_eq!(m.code, 0, "{}\n{}", m.stdout, m.stderr);
     assert_eq!((m.rotated, m.deferred), (3, 0), "{}", m.stdout);

@@ -546,26 +546,7 @@ pub(crate) fn a_forged_tag_at_every_call() {
 /// denies a self-rotating step its own CreateAccessKey), with and without one fault.
 #[test]
 pub(crate) fn a_quarantine_at_every_call() {
-    let mut t = Tally::new();
-    for h in lone_runs().into_iter().filter(|h| !h.self_rotating) {
-        let n = calls_of(&h);
-        for call in 0..=n {
-            let mut plain = h.clone();
-            plain.quarantine = Some(call);
-            t.run(&plain);
-            for kind in KINDS {
-                let mut faulty = plain.clone();
-                faulty.faults = vec![Fault {
-                    run: 0,
-                    call: (call + 3) % n.max(1),
-                    kind,
-                    persistent: false,
-                }];
-                t.run(&faulty);
-            }
-        }
-    }
-    t.finish("a quarantine at every call");
+    quarantine_search(false, "a quarantine at every call");
 }
 
 /// The same under `on-exposure: revoke`: consumers may hold the revoked key for a while (the
@@ -573,13 +554,17 @@ pub(crate) fn a_quarantine_at_every_call() {
 /// the covered keys out of service, every consumer on a working key.
 #[test]
 pub(crate) fn a_quarantine_at_every_call_under_revoke() {
+    quarantine_search(true, "a quarantine at every call, on-exposure: revoke");
+}
+
+fn quarantine_search(revoke: bool, name: &str) {
     let mut t = Tally::new();
     for h in lone_runs().into_iter().filter(|h| !h.self_rotating) {
         let n = calls_of(&h);
         for call in 0..=n {
             let mut plain = h.clone();
             plain.quarantine = Some(call);
-            plain.revoke = true;
+            plain.revoke = revoke;
             t.run(&plain);
             for kind in KINDS {
                 let mut faulty = plain.clone();
@@ -593,7 +578,7 @@ pub(crate) fn a_quarantine_at_every_call_under_revoke() {
             }
         }
     }
-    t.finish("a quarantine at every call, on-exposure: revoke");
+    t.finish(name);
 }
 
 #[test]
