@@ -190,9 +190,10 @@ pub(super) async fn verify(
         }
         _ => match aws.whoami().await {
             Ok(caller)
-                if settings.expected_role_arn.as_deref().is_some_and(|role| {
-                    !crate::migrate::role::is_session_of(&caller.arn, role)
-                }) =>
+                if settings
+                    .expected_role_arn
+                    .as_deref()
+                    .is_some_and(|role| !crate::model::arn::is_session_of(&caller.arn, role)) =>
             {
                 view.message = format!(
                     "the credentials in this job are {}, not a session of the expected role {}: the job did not assume the role (check its configure-aws-credentials step, role-to-assume and permissions: id-token: write)",

@@ -462,7 +462,7 @@ impl Settings {
             vault_auth_mount: opt(raw.get("vault-auth-mount")).unwrap_or_else(|| "jwt".into()),
             vault_audience: opt(raw.get("vault-audience")),
             expected_role_arn: match opt(raw.get("expected-role-arn")) {
-                Some(arn) if crate::migrate::role::parse_arn(&arn).is_none() => {
+                Some(arn) if crate::model::arn::parse_arn(&arn).is_none() => {
                     return Err(format!(
                         "{} {arn:?} is not an IAM role ARN: write arn:aws:iam::ACCOUNT:role/NAME (the role migrate made; its ARN is the consumer's Actions variable)",
                         raw.named("expected-role-arn")

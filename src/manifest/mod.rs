@@ -174,6 +174,23 @@ impl Scope {
         o1 == o2 && nested(&r1, &r2) && (r1.is_none() || r2.is_none() || nested(&e1, &e2))
     }
 
+    /// Why a consumer of this scope cannot assume a role through GitHub's OIDC, if it cannot
+    /// (an organization secret can, once the repositories that read it are known).
+    pub fn cannot_assume_role(&self) -> Option<&'static str> {
+        match self {
+            Scope::RepositoryDependabot(_)
+            | Scope::Organization {
+                dependabot: true, ..
+            } => Some(
+                "Dependabot reads its own secrets and cannot assume a role through GitHub's OIDC",
+            ),
+            Scope::SecretsManager { .. } | Scope::ParameterStore { .. } | Scope::Vault { .. } => {
+                Some("an application outside GitHub Actions reads this store")
+            }
+            Scope::Repository(_) | Scope::Environment { .. } | Scope::Organization { .. } => None,
+        }
+    }
+
     /// The store writes the pair as one (a KV v2 secret: one version for both fields).
     pub fn whole_pair(&self) -> bool {
         matches!(self, Scope::Vault { .. })

@@ -7,7 +7,6 @@ use super::names::*;
 use super::raw;
 use super::*;
 use crate::bounds;
-use crate::migrate::trust::{self, Reach};
 
 mod consumers;
 
@@ -164,7 +163,7 @@ impl Validator<'_> {
             for c in u.consumers {
                 let oidc = c.value.oidc.unwrap_or(false);
                 let consumer = self.consumer(&c.referenced, c.value, &default_secrets)?;
-                if oidc && let Reach::NotMovable(why) = trust::reach(&consumer.scope, Some(&[])) {
+                if oidc && let Some(why) = consumer.scope.cannot_assume_role() {
                     return Err(self.err(&c.referenced, format!(
                         "`oidc: true` on {}: {why}. Only repository, environment and organization Actions secrets can move to a role; drop `oidc`",
                         consumer.scope

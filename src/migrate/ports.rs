@@ -2,11 +2,12 @@
 //! a user's policies; GitHub's Actions variables, who reads an organization secret, and the
 //! workflow files of a repository.
 
+use std::fmt;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::role::RoleChange;
 use crate::manifest::Scope;
 use crate::ports::{GhError, IamError};
 
@@ -105,4 +106,45 @@ pub trait Variables {
     /// Whether workflows of fork pull requests get write tokens in `repository` (a private or
     /// internal repository's setting); `None` where it does not apply or cannot be read.
     async fn fork_pull_requests_write(&self, repository: &str) -> Result<Option<bool>, GhError>;
+}
+
+/// One call that changes a role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleChange {
+    /// CreateRole with the trust, a one-hour session, the boundary and the tag.
+    Create {
+        trust: Value,
+        boundary: Option<String>,
+    },
+    UpdateTrust(Value),
+    SessionOneHour,
+    SetBoundary(String),
+    RemoveBoundary,
+    Attach(String),
+    Detach(String),
+    PutInline(String, Value),
+    DeleteInline(String),
+}
+
+impl fmt::Display for RoleChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoleChange::Create { boundary, .. } => write!(
+                f,
+                "create the role with its trust policy and a one-hour session{}",
+                boundary
+                    .as_ref()
+                    .map(|b| format!(", permissions boundary {b}"))
+                    .unwrap_or_default()
+            ),
+            RoleChange::UpdateTrust(_) => f.write_str("update the role's trust policy"),
+            RoleChange::SessionOneHour => f.write_str("set the role's session to one hour"),
+            RoleChange::SetBoundary(b) => write!(f, "set the permissions boundary {b}"),
+            RoleChange::RemoveBoundary => f.write_str("remove the permissions boundary"),
+            RoleChange::Attach(arn) => write!(f, "attach {arn}"),
+            RoleChange::Detach(arn) => write!(f, "detach {arn}"),
+            RoleChange::PutInline(name, _) => write!(f, "put inline policy {name}"),
+            RoleChange::DeleteInline(name) => write!(f, "delete inline policy {name}"),
+        }
+    }
 }

@@ -1,8 +1,6 @@
 //! The role `migrate` keeps for a user (CONTRACT §13), and the changes that bring IAM's to it.
 //! Pure: a role this tool did not make is never changed.
 
-use std::fmt;
-
 use serde_json::Value;
 
 use super::ports::{Permissions, RoleState};
@@ -21,46 +19,7 @@ pub struct RoleSpec {
     pub permissions: Permissions,
 }
 
-/// One call that changes a role.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RoleChange {
-    /// CreateRole with the trust, a one-hour session, the boundary and the tag.
-    Create {
-        trust: Value,
-        boundary: Option<String>,
-    },
-    UpdateTrust(Value),
-    SessionOneHour,
-    SetBoundary(String),
-    RemoveBoundary,
-    Attach(String),
-    Detach(String),
-    PutInline(String, Value),
-    DeleteInline(String),
-}
-
-impl fmt::Display for RoleChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RoleChange::Create { boundary, .. } => write!(
-                f,
-                "create the role with its trust policy and a one-hour session{}",
-                boundary
-                    .as_ref()
-                    .map(|b| format!(", permissions boundary {b}"))
-                    .unwrap_or_default()
-            ),
-            RoleChange::UpdateTrust(_) => f.write_str("update the role's trust policy"),
-            RoleChange::SessionOneHour => f.write_str("set the role's session to one hour"),
-            RoleChange::SetBoundary(b) => write!(f, "set the permissions boundary {b}"),
-            RoleChange::RemoveBoundary => f.write_str("remove the permissions boundary"),
-            RoleChange::Attach(arn) => write!(f, "attach {arn}"),
-            RoleChange::Detach(arn) => write!(f, "detach {arn}"),
-            RoleChange::PutInline(name, _) => write!(f, "put inline policy {name}"),
-            RoleChange::DeleteInline(name) => write!(f, "delete inline policy {name}"),
-        }
-    }
-}
+pub use super::ports::RoleChange;
 
 /// The changes that make `found` (IAM's role of that name, if any) the role `want` of `user`;
 /// `Err` names why it is not touched: a role of that name this tool did not make for `user`.
@@ -134,40 +93,6 @@ pub fn changes(
     Ok(out)
 }
 
-/// `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME` → (partition, account, name).
-pub fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
-    let rest = arn.strip_prefix("arn:")?;
-    let (partition, rest) = rest.split_once(':')?;
-    let rest = rest.strip_prefix("iam::")?;
-    let (account, resource) = rest.split_once(':')?;
-    let name = resource.strip_prefix("role/")?.rsplit('/').next()?;
-    let ok = partition.starts_with("aws")
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && !name.is_empty();
-    ok.then_some((partition, account, name))
-}
-
-/// Whether `caller` (GetCallerIdentity's ARN) is a session of role `role_arn`:
-/// `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`.
-pub fn is_session_of(caller: &str, role_arn: &str) -> bool {
-    let Some((partition, account, name)) = parse_arn(role_arn) else {
-        return false;
-    };
-    let Some(rest) = caller
-        .strip_prefix("arn:")
-        .and_then(|r| r.strip_prefix(partition))
-        .and_then(|r| r.strip_prefix(':'))
-    else {
-        return false;
-    };
-    rest.strip_prefix("sts::")
-        .and_then(|r| r.strip_prefix(account))
-        .and_then(|r| r.strip_prefix(":assumed-role/"))
-        .and_then(|r| r.split_once('/'))
-        .is_some_and(|(role, session)| role == name && !session.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,33 +160,5 @@ mod tests {
         );
         let other = changes("ci", &want(), Some(&made(Some("deployer")))).unwrap_err();
         assert!(other.contains("for user deployer"), "{other}");
-    }
-
-    #[test]
-    fn a_session_of_the_role_and_nothing_else() {
-        let role = "arn:aws:iam::123456789012:role/ci/gha-ci";
-        assert_eq!(parse_arn(role), Some(("aws", "123456789012", "gha-ci")));
-        assert!(!is_session_of(
-            "arn:aws-cn:sts::123456789012:assumed-role/gha-ci/s",
-            role
-        ));
-        assert!(is_session_of(
-            "arn:aws-cn:sts::123456789012:assumed-role/gha-ci/s",
-            "arn:aws-cn:iam::123456789012:role/gha-ci"
-        ));
-        assert!(is_session_of(
-            "arn:aws:sts::123456789012:assumed-role/gha-ci/GitHubActions",
-            role
-        ));
-        for other in [
-            "arn:aws:sts::123456789012:assumed-role/gha-ci-other/s",
-            "arn:aws:sts::210987654321:assumed-role/gha-ci/s",
-            "arn:aws:iam::123456789012:user/gha-ci",
-            "arn:aws:sts::123456789012:assumed-role/gha-ci/",
-        ] {
-            assert!(!is_session_of(other, role), "{other}");
-        }
-        assert_eq!(parse_arn("arn:aws:iam::123456789012:user/ci"), None);
-        assert_eq!(parse_arn("gha-ci"), None);
     }
 }

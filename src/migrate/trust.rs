@@ -49,12 +49,11 @@ pub fn reach(scope: &Scope, org_repositories: Option<&[String]>) -> Reach {
                 "the repositories that may read this organization secret are not known",
             ),
         },
-        Scope::RepositoryDependabot(_) | Scope::Organization { .. } => Reach::NotMovable(
-            "Dependabot reads its own secrets and cannot assume a role through GitHub's OIDC",
+        other => Reach::NotMovable(
+            other
+                .cannot_assume_role()
+                .unwrap_or("this store cannot assume a role"),
         ),
-        Scope::SecretsManager { .. } | Scope::ParameterStore { .. } | Scope::Vault { .. } => {
-            Reach::NotMovable("an application outside GitHub Actions reads this store")
-        }
     }
 }
 

@@ -43,6 +43,7 @@ impl fmt::Display for LastUse {
     }
 }
 
+pub mod arn;
 pub mod issuer;
 
 /// An IAM access key id: `AKIA` and 16 more capital letters or digits (20 in all).

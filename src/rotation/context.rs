@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::lease::LeaseSettings;
+use super::journal::HolderRun;
 use super::plan::Options;
 use super::verify::VerifySettings;
 use crate::manifest::UserSpec;
@@ -104,4 +104,22 @@ where
             Err(_) => attempt += 1,
         }
     }
+}
+
+/// How this run takes the lease on a user (CONTRACT §5).
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    /// This run's id, written in the lease.
+    pub run_id: String,
+    /// How long to wait between writing the lease and reading it back: two runs that both saw
+    /// the lease free both write it, and the wait lets the later write win for both of them.
+    pub settle: std::time::Duration,
+    /// How long the lease lasts (past the verification timeout), should the run die.
+    pub ttl: chrono::Duration,
+    /// The workflow run and runner this run is, in Actions: written in the lease, so a later
+    /// run can ask GitHub whether the holder is gone.
+    pub github: Option<HolderRun>,
+    /// The longest one AWS or GitHub call may take: no mutation starts unless the lease has
+    /// twice that left (CONTRACT §12: a lease that expires under a call fences nothing).
+    pub call_timeout: chrono::Duration,
 }

@@ -8,6 +8,7 @@
 
 use secrecy::SecretString;
 
+use super::answer;
 use super::before;
 use super::context::{Ctx, Scene};
 use super::exposure;
@@ -54,7 +55,7 @@ pub async fn execute<P: Ports>(
     // Split pairs are mended first, whatever the plan (CONTRACT §12): a plan that does nothing
     // or refuses still ends the same way, after the mend.
     let mend = !prepared.splits.is_empty() && command != Command::Status;
-    exposure::before_acting(ctx, user, command, &prepared, mend).await;
+    answer::before_acting(ctx, user, command, &prepared, mend).await;
     let (act, old_key, after_mend) = match prepared.plan {
         Plan::Nothing(_) if command == Command::Status => {
             if let Some(f) = prepared.unread {
@@ -108,7 +109,46 @@ pub async fn execute<P: Ports>(
     run.release().await;
     let report = conclude(run.finish(), result, after_mend, command);
     if exposed && report.outcome == Outcome::Rotated {
-        return exposure::retire_at_once(ctx, user, report).await;
+        return retire_at_once(ctx, user, report).await;
+    }
+    report
+}
+
+/// An exposed key's user was just rotated: the exposed key is taken out of service in the
+/// same run, without a grace period (CONTRACT §17), unless this step is authenticated with
+/// it: then the first job that starts with the new key does it (the reusable workflow's
+/// `deactivate` job).
+async fn retire_at_once<P: Ports>(
+    ctx: &Ctx<'_, P>,
+    user: &UserSpec,
+    mut report: UserReport,
+) -> UserReport {
+    let second = match prepare::prepare(ctx, user, Command::Deactivate).await {
+        Ok(p) => Box::pin(execute(ctx, user, Command::Deactivate, p)).await,
+        Err(f) => UserReport::new(user, Outcome::of_fault(f, Command::Deactivate)),
+    };
+    let old = report.keys.old.clone().unwrap_or_default();
+    report
+        .notes
+        .retain(|n| !n.contains("stays Active until `deactivate` runs"));
+    match &second.outcome {
+        Outcome::Deactivated => {
+            report.keys.list = second.keys.list.clone();
+            report.notes.push(format!(
+                "the exposed key {old} is Inactive: taken out of service in this run, with no grace period; `delete` removes it after delete-after-days"
+            ));
+            report.notes.extend(second.notes.iter().cloned());
+        }
+        Outcome::Refused(why) | Outcome::Nothing(why) => report.notes.push(format!(
+            "the exposed key {old} stays Active until the first job that starts with the new key runs deactivate: {why}"
+        )),
+        other => {
+            let why = format!(
+                "the exposed key {old} could not be deactivated after the rotation ({other:?}): run deactivate now"
+            );
+            report.notes.push(why.clone());
+            report.attention = Some(why);
+        }
     }
     report
 }

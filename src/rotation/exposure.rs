@@ -1,13 +1,12 @@
 //! An exposed key (CONTRACT §17), in the core's terms: what a run sees (the recorded sighting,
-//! AWS's quarantine policy, a person's `compromised-key-id`, a secret scanning alert), what it records, and the
+//! AWS's quarantine policy, a person's `compromised-key-id`, a secret scanning alert) and what
+//! it records. The run's answer (the record before acting, the deactivation after the
+//! rotation) is in `answer.rs`, what it records, and the
 //! deactivation that follows a rotation in the same run. The decisions themselves are in `plan`.
 
 use super::context::Ctx;
-use super::execute::execute;
 use super::journal::{EXPOSURE_TAG, Exposure, ExposureSource, Tags};
-use super::outcome::{Command, Fault, Outcome, UserReport};
-use super::plan::Plan;
-use super::prepare::{self, Prepared, iam_fault};
+use super::outcome::{Command, Fault, iam_fault};
 use super::state::{self, KeyInfo};
 use crate::manifest::UserSpec;
 use crate::ports::{Clock, Iam, Ports};
@@ -104,36 +103,6 @@ pub(super) async fn detect<P: Ports>(
     })
 }
 
-/// Before a changing run acts: a sighting it sees first is recorded when it only waits (a
-/// grace, a rolled-back key's six hours; an acting run records it under its lease, before
-/// anything else), and one that is over (its keys gone, no quarantine policy left) loses its
-/// record, so that a later quarantine is a new sighting (its issue closes in this run). A
-/// refusal records nothing: the next run sees it again.
-pub(super) async fn before_acting<P: Ports>(
-    ctx: &Ctx<'_, P>,
-    user: &UserSpec,
-    command: Command,
-    prepared: &Prepared,
-    mend: bool,
-) {
-    let facts = &prepared.facts;
-    let Some(e) = &facts.exposure else { return };
-    if ctx.dry_run || command == Command::Status {
-        return;
-    }
-    let waiting = matches!(prepared.plan, Plan::Nothing(_)) && !mend;
-    if waiting && facts.exposure_new {
-        record(ctx, user, e).await;
-    }
-    let over = !facts.quarantined && !facts.keys.iter().any(|k| e.keys.contains(&k.id));
-    if over && let Err(err) = ctx.iam().remove_tag(&user.name, EXPOSURE_TAG).await {
-        ctx.events.warn(&format!(
-            "user {}: could not remove the record of an exposure that is over ({err})",
-            user.name
-        ));
-    }
-}
-
 /// Records an exposure seen first, so that every later run knows it (CONTRACT §17). A write
 /// that fails is said; the next run sees the exposure again.
 pub(super) async fn record<P: Ports>(ctx: &Ctx<'_, P>, user: &UserSpec, e: &Exposure) {
@@ -149,43 +118,4 @@ pub(super) async fn record<P: Ports>(ctx: &Ctx<'_, P>, user: &UserSpec, e: &Expo
             e.keys.join(", ")
         )),
     }
-}
-
-/// An exposed key's user was just rotated: the exposed key is taken out of service in the
-/// same run, without a grace period (CONTRACT §17), unless this step is authenticated with
-/// it: then the first job that starts with the new key does it (the reusable workflow's
-/// `deactivate` job).
-pub(super) async fn retire_at_once<P: Ports>(
-    ctx: &Ctx<'_, P>,
-    user: &UserSpec,
-    mut report: UserReport,
-) -> UserReport {
-    let second = match prepare::prepare(ctx, user, Command::Deactivate).await {
-        Ok(p) => Box::pin(execute(ctx, user, Command::Deactivate, p)).await,
-        Err(f) => UserReport::new(user, Outcome::of_fault(f, Command::Deactivate)),
-    };
-    let old = report.keys.old.clone().unwrap_or_default();
-    report
-        .notes
-        .retain(|n| !n.contains("stays Active until `deactivate` runs"));
-    match &second.outcome {
-        Outcome::Deactivated => {
-            report.keys.list = second.keys.list.clone();
-            report.notes.push(format!(
-                "the exposed key {old} is Inactive: taken out of service in this run, with no grace period; `delete` removes it after delete-after-days"
-            ));
-            report.notes.extend(second.notes.iter().cloned());
-        }
-        Outcome::Refused(why) | Outcome::Nothing(why) => report.notes.push(format!(
-            "the exposed key {old} stays Active until the first job that starts with the new key runs deactivate: {why}"
-        )),
-        other => {
-            let why = format!(
-                "the exposed key {old} could not be deactivated after the rotation ({other:?}): run deactivate now"
-            );
-            report.notes.push(why.clone());
-            report.attention = Some(why);
-        }
-    }
-    report
 }

@@ -5,30 +5,12 @@
 use chrono::{DateTime, Utc};
 
 use super::context::{Ctx, Scene, retry};
-use super::journal::{self, HolderRun, Journal, LEASE_TAG, Lease, Tags};
+use super::journal::{self, Journal, LEASE_TAG, Lease, Tags};
 use super::outcome::Halt;
 use super::state;
 use crate::manifest::UserSpec;
 use crate::model::KeyInfo;
 use crate::ports::{Clock, Iam, IamError, Ports, Workflows};
-
-/// How this run takes the lease on a user (CONTRACT §5).
-#[derive(Clone, Debug)]
-pub struct LeaseSettings {
-    /// This run's id, written in the lease.
-    pub run_id: String,
-    /// How long to wait between writing the lease and reading it back: two runs that both saw
-    /// the lease free both write it, and the wait lets the later write win for both of them.
-    pub settle: std::time::Duration,
-    /// How long the lease lasts (past the verification timeout), should the run die.
-    pub ttl: chrono::Duration,
-    /// The workflow run and runner this run is, in Actions: written in the lease, so a later
-    /// run can ask GitHub whether the holder is gone.
-    pub github: Option<HolderRun>,
-    /// The longest one AWS or GitHub call may take: no mutation starts unless the lease has
-    /// twice that left (CONTRACT §12: a lease that expires under a call fences nothing).
-    pub call_timeout: chrono::Duration,
-}
 
 /// This run's hold on the user: whether it wrote the lease, and until when it holds.
 #[derive(Debug, Default)]
@@ -138,8 +120,10 @@ impl LeaseGuard {
             return Ok(());
         }
         let me = &s.ctx.lease.run_id;
+        // Read again before each attempt (one read each: a lost answer of the removal must not
+        // remove a lease another run took since).
         for _ in 0..super::context::ATTEMPTS {
-            let Ok(tags) = read_tags_again(s).await else {
+            let Ok(tags) = read_tags(s.ctx.iam(), s.name()).await else {
                 continue;
             };
             match tags.lease() {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::context::Ctx;
-use super::lease::LeaseSettings;
+use super::context::LeaseSettings;
 use super::plan::{LastUse, Options};
 use super::verify::VerifySettings;
 use crate::manifest::{Consumer, Scope, SecretNames, UserSpec};

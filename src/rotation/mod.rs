@@ -8,6 +8,7 @@
 //! Saying: `outcome`. `run` is the front door.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod answer;
 mod before;
 mod compensate;
 mod context;

@@ -13,6 +13,7 @@ use super::verify::RunResult;
 use crate::exit::Exit;
 use crate::manifest::{Consumer, UserSpec};
 use crate::model::{KeyInfo, LastUse};
+use crate::ports::{IamError, IamErrorKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -260,6 +261,26 @@ impl Halt {
             Halt::Refused(why) => Outcome::Refused(why),
             Halt::Interrupted(why) => Outcome::Interrupted(why),
         }
+    }
+}
+
+pub(super) fn iam_fault(user: &UserSpec, action: &str, e: IamError) -> Fault {
+    match e.kind {
+        IamErrorKind::NoSuchUser => Fault::Invalid(format!(
+            "{}: IAM user {:?} does not exist in this account: fix the name in the manifest or create the user",
+            user.origin, user.name
+        )),
+        IamErrorKind::Credentials => Fault::Invalid(with_action(action, e)),
+        _ => Fault::Failed(with_action(action, e)),
+    }
+}
+
+/// The error, prefixed with the action unless it already names it.
+fn with_action(action: &str, e: IamError) -> String {
+    if e.message.contains(action) {
+        e.message
+    } else {
+        format!("{action}: {}", e.message)
     }
 }
 

@@ -12,14 +12,12 @@ use super::exposure;
 use super::journal::Phase;
 use super::lease::read_tags;
 use super::ledger::PARTS;
-use super::outcome::{Command, Fault, Outcome, UserReport};
+use super::outcome::{Command, Fault, Outcome, UserReport, iam_fault};
 use super::plan::{self, Facts, LastUse, Plan};
 use super::state::{self, Freshness, KeyInfo, State};
 use super::writes::{OldValues, secret_name};
 use crate::manifest::{Consumer, Scope, UserSpec, Visibility};
-use crate::ports::{
-    Clock, Iam, IamError, IamErrorKind, Ports, SecretStore, StoreError, StoreErrorKind,
-};
+use crate::ports::{Clock, Iam, Ports, SecretStore, StoreError, StoreErrorKind};
 use crate::seal::ScopeKey;
 
 /// What one consumer's store said before anything changed.
@@ -65,26 +63,6 @@ impl Prepared {
     /// What each readable store held before, in manifest order.
     pub(super) fn readings_old(&self) -> Vec<OldValues> {
         self.readings.iter().map(|r| r.old.clone()).collect()
-    }
-}
-
-pub(super) fn iam_fault(user: &UserSpec, action: &str, e: IamError) -> Fault {
-    match e.kind {
-        IamErrorKind::NoSuchUser => Fault::Invalid(format!(
-            "{}: IAM user {:?} does not exist in this account: fix the name in the manifest or create the user",
-            user.origin, user.name
-        )),
-        IamErrorKind::Credentials => Fault::Invalid(with_action(action, e)),
-        _ => Fault::Failed(with_action(action, e)),
-    }
-}
-
-/// The error, prefixed with the action unless it already names it.
-fn with_action(action: &str, e: IamError) -> String {
-    if e.message.contains(action) {
-        e.message
-    } else {
-        format!("{action}: {}", e.message)
     }
 }
 

@@ -2,8 +2,9 @@
 //! ([`execute`]). The parts live in their own rooms; this is their front door.
 
 pub use super::context::Ctx;
+pub use super::context::LeaseSettings;
 pub use super::execute::{execute, run_user};
-pub use super::lease::{LeaseSettings, give_back_lease};
+pub use super::lease::give_back_lease;
 pub use super::outcome::{
     Command, ConsumerReport, ConsumerResult, Fault, KeyReport, Outcome, UserReport,
 };

@@ -180,7 +180,7 @@ impl Aws {
             Err(e) => Err(words(classify("sts:GetCallerIdentity", &aws.endpoint, e))),
             Ok(out)
                 if out.account() != Some(role.account.as_str())
-                    || !crate::migrate::role::is_session_of(
+                    || !crate::model::arn::is_session_of(
                         out.arn().unwrap_or_default(),
                         &role.arn,
                     ) =>

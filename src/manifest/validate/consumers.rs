@@ -272,7 +272,7 @@ impl Validator<'_> {
             };
         };
         let arn = role.value.trim().to_owned();
-        let Some((_, account, name)) = crate::migrate::role::parse_arn(&arn) else {
+        let Some((_, account, name)) = crate::model::arn::parse_arn(&arn) else {
             return Err(self.err(
                 &role.referenced,
                 format!("account-role {arn:?} is not an IAM role ARN: write arn:aws:iam::ACCOUNT:role/NAME (ACCOUNT: twelve digits)"),
