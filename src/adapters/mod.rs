@@ -1,8 +1,7 @@
 //! The wire: every port the core and the use cases name, implemented on an SDK or a REST API.
-//! Adapters return errors in the ports' terms. The ports they implement are in `ports.rs`, but
-//! for three use cases whose ports still live with them (`notify`'s issues, `migrate`'s roles and
-//! variables, `discover`'s inventory), and `aws/accounts.rs` still picks exit codes and masks
-//! through the action's masker: both are to straighten.
+//! Adapters return errors in the ports' terms and import no use case: every trait and type they
+//! speak is in `crate::ports`. One exception is left to straighten: `aws/accounts.rs` picks exit
+//! codes for an account role it cannot reach, and masks through the action's masker.
 //!
 //! - `aws`: IAM and STS (keys, tags, the caller), account roles, migrate's roles and provider,
 //!   CloudTrail's evidence;

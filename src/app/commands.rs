@@ -107,7 +107,7 @@ async fn migrate_holds(
     aws: &aws::Aws,
     manifest: &crate::manifest::Manifest,
 ) -> Result<std::collections::BTreeMap<String, crate::policy::Holds>, Stop> {
-    use crate::migrate::ports::Roles;
+    use crate::ports::migrate::Roles;
     let mut holds = std::collections::BTreeMap::new();
     for u in manifest
         .users

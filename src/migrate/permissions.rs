@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::ports::{Permissions, UserPermissions};
+use crate::ports::migrate::{Permissions, UserPermissions};
 
 /// The actions that only manage a user's own access keys and tags.
 const KEY_AND_TAG_ACTIONS: [&str; 9] = [

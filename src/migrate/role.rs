@@ -3,13 +3,9 @@
 
 use serde_json::Value;
 
-use super::ports::{Permissions, RoleState};
+use crate::ports::migrate::{Permissions, RoleState};
 
-/// A session of at most one hour.
-pub const MAX_SESSION_SECONDS: i32 = 3600;
-
-/// The tag that marks a role (value: the IAM user it was made for) or provider this tool made.
-pub const MADE_TAG: &str = "aws-key-rotator/made-for";
+pub use crate::ports::migrate::{MADE_TAG, MAX_SESSION_SECONDS};
 
 /// The role as the manifest and the user's permissions want it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,7 +15,7 @@ pub struct RoleSpec {
     pub permissions: Permissions,
 }
 
-pub use super::ports::RoleChange;
+pub use crate::ports::migrate::RoleChange;
 
 /// The changes that make `found` (IAM's role of that name, if any) the role `want` of `user`;
 /// `Err` names why it is not touched: a role of that name this tool did not make for `user`.

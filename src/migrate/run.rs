@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::permissions;
-use super::ports::{Provider, Readers, Roles, Variables};
 use super::report::{ConsumerMove, MigrationView, ProviderView, UserMigration, WorkflowView};
 use super::role::{self, RoleSpec};
 use super::trust::{self, AUDIENCE, Reach};
 use super::workflows;
 use crate::exit::Exit;
 use crate::manifest::{Consumer, Scope, UserSpec};
+use crate::ports::migrate::{Provider, Readers, Roles, Variables};
 use crate::ports::{Events, GhError};
 
 /// What the run was told.

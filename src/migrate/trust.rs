@@ -84,7 +84,10 @@ pub fn without_pull_requests(reach: Reach) -> Reach {
 /// The subjects of consumer `c` as GitHub says who reads it (`readers`, for an organization
 /// secret): an organization secret readable by `all` is every repository of the organization,
 /// today's and tomorrow's; `pull-requests: false` leaves `pull_request` jobs out.
-pub fn reach_of(c: &crate::manifest::Consumer, readers: Option<&super::ports::Readers>) -> Reach {
+pub fn reach_of(
+    c: &crate::manifest::Consumer,
+    readers: Option<&crate::ports::migrate::Readers>,
+) -> Reach {
     let reach = match (&c.scope, readers) {
         (
             Scope::Organization {

@@ -7,9 +7,9 @@ use aws_sdk_iam::types::{AttachedPolicy, Tag};
 use serde_json::Value;
 
 use super::{Aws, classify};
-use crate::migrate::ports::{Permissions, Provider, RoleState, Roles, UserPermissions};
-use crate::migrate::role::{MADE_TAG, MAX_SESSION_SECONDS, RoleChange};
 use crate::ports::IamError;
+use crate::ports::migrate::{MADE_TAG, MAX_SESSION_SECONDS, RoleChange};
+use crate::ports::migrate::{Permissions, Provider, RoleState, Roles, UserPermissions};
 
 /// IAM returns policy documents URL-encoded (encoded JSON never parses as JSON, so a document
 /// that does is taken as it is, `%` and all).

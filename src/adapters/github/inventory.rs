@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 
 use super::{GitHub, encode_segment};
-use crate::discover::{Inventory, Lister};
 use crate::manifest::Scope;
 use crate::ports::{GhError, GhErrorKind};
+use crate::ports::{Inventory, Lister};
 
 #[derive(Deserialize)]
 struct Repo {

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{GitHub, encode_segment, repo_path, unexpected};
-use crate::notify::{Comment, Found, IssueError, Issues};
 use crate::ports::GhError;
+use crate::ports::issues::{Comment, Found, IssueError, Issues};
 
 #[derive(Deserialize)]
 struct IssueEntry {

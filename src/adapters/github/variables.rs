@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{GitHub, encode_segment, repo_path, unexpected};
 use crate::manifest::Scope;
-use crate::migrate::ports::{Readers, Variables};
+use crate::ports::migrate::{Readers, Variables};
 use crate::ports::{GhError, GhErrorKind};
 
 /// Where a scope's Actions variables live.

@@ -2,9 +2,9 @@
 
 use super::{Reading, Stop, gh_stop};
 use crate::manifest::Consumer;
-use crate::migrate::ports::Variables;
 use crate::migrate::report::UserMigration;
 use crate::migrate::trust::{self, Reach};
+use crate::ports::migrate::Variables;
 
 /// Fork pull requests with write tokens present the same `pull_request` subject as the
 /// repository's own branches (CONTRACT §12a): warned about where GitHub says so (each

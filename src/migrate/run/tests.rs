@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::*;
 use crate::manifest::{self, Scope};
-use crate::migrate::ports::{Permissions, Provider, Readers, RoleState, UserPermissions};
 use crate::migrate::role::{MADE_TAG, RoleChange};
+use crate::ports::migrate::{Permissions, Provider, Readers, RoleState, UserPermissions};
 use crate::ports::{GhErrorKind, IamError, IamErrorKind};
 
 #[derive(Clone, Debug, Default, PartialEq)]

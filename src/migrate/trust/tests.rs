@@ -258,7 +258,7 @@ fn generated_manifests_admit_their_consumers_and_nobody_else() {
 #[test]
 fn generated_consumers_admit_exactly_their_readers_pull_requests_and_visibilities_included() {
     use crate::manifest::{Consumer, SecretNames};
-    use crate::migrate::ports::Readers;
+    use crate::ports::migrate::Readers;
     let mut rng = Rng(0x7a57_2026);
     for case in 0..2_000 {
         let repo_name = |rng: &mut Rng| format!("{}/{}", rng.pick(&OWNERS), rng.pick(&REPOS));

@@ -2,6 +2,9 @@
 // The ports are used on a current-thread runtime inside this crate: no `Send` bounds needed.
 #![allow(async_fn_in_trait)]
 
+pub mod issues;
+pub mod migrate;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};

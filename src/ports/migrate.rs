@@ -11,6 +11,12 @@ use serde_json::Value;
 use crate::manifest::Scope;
 use crate::ports::{GhError, IamError};
 
+/// A session of at most one hour.
+pub const MAX_SESSION_SECONDS: i32 = 3600;
+
+/// The tag that marks a role (value: the IAM user it was made for) or provider this tool made.
+pub const MADE_TAG: &str = "aws-key-rotator/made-for";
+
 /// An OIDC provider as IAM has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Provider {
