@@ -45,74 +45,84 @@ pub(super) fn after_revoke(user: &UserSpec, facts: &Facts, opts: &Options) -> Op
                 && facts.exposed(old)
                 && !facts.exposed(new) =>
         {
-            // Stopped right after CreateAccessKey: the key nobody received goes, another comes.
-            if let Some((orphan, run)) = facts.orphan_key() {
-                let why =
-                    format!("created by run {run}, which stopped before any secret carried it");
-                return Some(Plan::act(
-                    rotation(user, opts, Some(Deletion::new(orphan, &why))),
-                    Some(old),
-                ));
-            }
-            let phase = facts.journal_of_newest().map(|j| j.phase)?;
-            Some(match phase {
-                // Verified, the record of the old key's deactivation not yet written (or a
-                // person deactivated the exposed key by hand after the rotation).
-                Phase::Verified => Plan::act(
-                    Act::Deactivate {
-                        key_id: old.id.clone(),
-                    },
-                    Some(old),
-                ),
-                Phase::Written if !user.verify.is_empty() && !opts.force => {
-                    Plan::act(Act::Verify(user.verify.clone()), Some(old))
-                }
-                Phase::Creating
-                | Phase::Writing
-                | Phase::Written
-                | Phase::RolledBack
-                | Phase::Partial
-                | Phase::RollingBack
-                    if facts.step_key_id.as_deref() == Some(new.id.as_str()) =>
-                {
-                    Plan::act(
-                        Act::Adopt {
-                            writes: super::writes(user, opts),
-                            verify: user.verify.clone(),
-                        },
-                        Some(old),
-                    )
-                }
-                Phase::RolledBack | Phase::Partial | Phase::RollingBack if !opts.force => {
-                    Plan::Refuse(format!(
-                        "the exposed key {} was revoked (on-exposure: revoke) and the rotation to {} did not succeed: consumers may hold the Inactive key. Find out why (the verification's run, the report), then run rotate with force: it deletes {} and writes another new key everywhere",
-                        old.id, new.id, new.id
-                    ))
-                }
-                // This tool's rotation after a revoke, stopped while making or writing the new
-                // key: nobody can be working with the revoked one, so another new key, written
-                // everywhere, costs nothing more.
-                Phase::Creating
-                | Phase::Writing
-                | Phase::Written
-                | Phase::RolledBack
-                | Phase::Partial
-                | Phase::RollingBack => Plan::act(
-                    rotation(
-                        user,
-                        opts,
-                        Some(Deletion::new(
-                            new,
-                            "the rotation after a revoke did not finish; another key replaces it",
-                        )),
-                    ),
-                    Some(old),
-                ),
-                // Anything else (deactivated: pending deletion; no record of this tool's): not a
-                // revoke's to decide.
-                _ => return None,
-            })
+            unfinished(user, facts, opts, old, new)
         }
         _ => None,
     }
+}
+
+/// An Inactive exposed key beside the newer Active one: the rotation after a revoke (or after a
+/// person deactivated the exposed key by hand), by the newer key's journal.
+fn unfinished(
+    user: &UserSpec,
+    facts: &Facts,
+    opts: &Options,
+    old: &KeyInfo,
+    new: &KeyInfo,
+) -> Option<Plan> {
+    // Stopped right after CreateAccessKey: the key nobody received goes, another comes.
+    if let Some((orphan, run)) = facts.orphan_key() {
+        let why = format!("created by run {run}, which stopped before any secret carried it");
+        return Some(Plan::act(
+            rotation(user, opts, Some(Deletion::new(orphan, &why))),
+            Some(old),
+        ));
+    }
+    let phase = facts.journal_of_newest().map(|j| j.phase)?;
+    Some(match phase {
+        // Verified, the record of the old key's deactivation not yet written (or a
+        // person deactivated the exposed key by hand after the rotation).
+        Phase::Verified => Plan::act(
+            Act::Deactivate {
+                key_id: old.id.clone(),
+            },
+            Some(old),
+        ),
+        Phase::Written if !user.verify.is_empty() && !opts.force => {
+            Plan::act(Act::Verify(user.verify.clone()), Some(old))
+        }
+        Phase::Creating
+        | Phase::Writing
+        | Phase::Written
+        | Phase::RolledBack
+        | Phase::Partial
+        | Phase::RollingBack
+            if facts.step_key_id.as_deref() == Some(new.id.as_str()) =>
+        {
+            Plan::act(
+                Act::Adopt {
+                    writes: super::writes(user, opts),
+                    verify: user.verify.clone(),
+                },
+                Some(old),
+            )
+        }
+        Phase::RolledBack | Phase::Partial | Phase::RollingBack if !opts.force => {
+            Plan::Refuse(format!(
+                "the exposed key {} was revoked (on-exposure: revoke) and the rotation to {} did not succeed: consumers may hold the Inactive key. Find out why (the verification's run, the report), then run rotate with force: it deletes {} and writes another new key everywhere",
+                old.id, new.id, new.id
+            ))
+        }
+        // This tool's rotation after a revoke, stopped while making or writing the new
+        // key: nobody can be working with the revoked one, so another new key, written
+        // everywhere, costs nothing more.
+        Phase::Creating
+        | Phase::Writing
+        | Phase::Written
+        | Phase::RolledBack
+        | Phase::Partial
+        | Phase::RollingBack => replace(user, opts, old, new),
+        // Anything else (deactivated: pending deletion; no record of this tool's): not a
+        // revoke's to decide.
+        _ => return None,
+    })
+}
+
+/// Another new key in place of `new`, written everywhere.
+fn replace(user: &UserSpec, opts: &Options, old: &KeyInfo, new: &KeyInfo) -> Plan {
+    let why = "the rotation after a revoke did not finish; another key replaces it";
+    Plan::act(
+        rotation(user, opts, Some(Deletion::new(new, why))),
+        Some(old),
+    )
 }

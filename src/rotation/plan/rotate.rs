@@ -35,28 +35,7 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     }
     match facts.standing() {
         Standing::None => Plan::act(rotation(user, opts, None), None),
-        Standing::Current(k) => {
-            let left = due_in(k);
-            // A first key whose push never finished (a run killed while writing it): some
-            // consumers may hold half a pair of it, and nobody has its secret any more. A new
-            // key written everywhere mends them (CONTRACT §12).
-            let unfinished = facts
-                .journal_of_newest()
-                .is_some_and(|j| j.phase == Phase::Writing);
-            // An exposed key is rotated at once, whatever its age (CONTRACT §17).
-            if facts.exposed(k) {
-                Plan::act(answer(user, facts, opts, None, k), Some(k))
-            } else if left <= 0 || opts.force || unfinished {
-                Plan::act(rotation(user, opts, None), Some(k))
-            } else {
-                Plan::Nothing(format!(
-                    "key {} is {} days old; rotation is due in {left} days (max-age-days {}); use force to rotate now",
-                    k.id,
-                    state::age_days(k.created, facts.now),
-                    user.max_age_days
-                ))
-            }
-        }
+        Standing::Current(k) => current(user, facts, opts, k),
         Standing::Inactive(k) => Plan::Refuse(format!(
             "user {name} has only an Inactive key ({}): no consumer can be working with it. If it should still be in use, reactivate it (aws iam update-access-key --user-name {name} --access-key-id {} --status Active) and run rotate; otherwise delete it (aws iam delete-access-key) and run rotate to bootstrap a new key",
             k.id, k.id
@@ -89,6 +68,31 @@ pub fn rotate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         | Standing::Migrating(_)
         | Standing::Retiring(_)
         | Standing::Retired(_) => super::moved::rotate(user, facts),
+    }
+}
+
+/// One Active key: rotated when due, forced, exposed (at once, CONTRACT §17) or left half
+/// written by a killed run.
+fn current(user: &UserSpec, facts: &Facts, opts: &Options, k: &KeyInfo) -> Plan {
+    let left = user.max_age_days as i64 - state::age_days(k.created, facts.now);
+    // A first key whose push never finished (a run killed while writing it): some
+    // consumers may hold half a pair of it, and nobody has its secret any more. A new
+    // key written everywhere mends them (CONTRACT §12).
+    let unfinished = facts
+        .journal_of_newest()
+        .is_some_and(|j| j.phase == Phase::Writing);
+    // An exposed key is rotated at once, whatever its age (CONTRACT §17).
+    if facts.exposed(k) {
+        Plan::act(answer(user, facts, opts, None, k), Some(k))
+    } else if left <= 0 || opts.force || unfinished {
+        Plan::act(rotation(user, opts, None), Some(k))
+    } else {
+        Plan::Nothing(format!(
+            "key {} is {} days old; rotation is due in {left} days (max-age-days {}); use force to rotate now",
+            k.id,
+            state::age_days(k.created, facts.now),
+            user.max_age_days
+        ))
     }
 }
 
