@@ -242,28 +242,7 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
         outcome_words,
         message: message(&r.outcome),
         attention: r.attention.clone(),
-        journal: r.keys.journal.as_ref().map(|j| {
-            let mut words = format!(
-                "rotation to {}: {} since {}",
-                j.key,
-                j.phase,
-                j.at.format("%Y-%m-%d %H:%M:%S UTC")
-            );
-            if let Some(h) = j.held {
-                words.push_str(&format!(
-                    "; every consumer held it from {}",
-                    h.format("%Y-%m-%d %H:%M:%S UTC")
-                ));
-            }
-            JournalView {
-                phase: j.phase.to_string(),
-                access_key_id: j.key.clone(),
-                rotation: j.rotation.clone(),
-                at: rfc3339(j.at),
-                held: j.held.map(rfc3339),
-                words,
-            }
-        }),
+        journal: r.keys.journal.as_ref().map(journal_view),
         planned: match &r.outcome {
             Outcome::Planned(s) => s.clone(),
             _ => Vec::new(),
@@ -271,118 +250,144 @@ pub fn view(r: &UserReport, now: DateTime<Utc>) -> UserView {
         new_access_key_id: r.keys.new.clone(),
         old_access_key_id: r.keys.old.clone(),
         exposure: r.exposure.as_ref().map(exposure::view),
-        keys: r
-            .keys
-            .list
-            .iter()
-            .map(|k| {
-                let used = r
-                    .keys
-                    .last_used
-                    .iter()
-                    .find(|(id, _)| id == &k.id)
-                    .map(|(_, u)| u);
-                KeyView {
-                    access_key_id: k.id.clone(),
-                    status: k.status,
-                    created: rfc3339(k.created),
-                    created_at: k.created,
-                    age_days: state::age_days(k.created, now),
-                    last_used: used.map(|u| LastUseView {
-                        date: u.date.map(rfc3339),
-                        service: u.service.clone(),
-                        region: u.region.clone(),
-                    }),
-                    last_used_words: used.map(ToString::to_string),
-                }
-            })
-            .collect(),
+        keys: key_views(r, now),
         on_role: r.user.on_role.iter().map(|c| c.scope.to_string()).collect(),
-        consumers: r
-            .consumers
-            .iter()
-            .map(|c| {
-                let (repository, environment, store) = match &c.consumer.scope {
-                    Scope::Repository(r) => (r.clone(), None, "repository secrets".to_owned()),
-                    Scope::Environment {
-                        repository,
-                        environment,
-                    } => (
-                        repository.clone(),
-                        Some(environment.clone()),
-                        format!("environment {environment}"),
-                    ),
-                    Scope::RepositoryDependabot(r) => {
-                        (r.clone(), None, "Dependabot secret".to_owned())
-                    }
-                    Scope::Organization {
-                        organization,
-                        dependabot,
-                        ..
-                    } => (
-                        organization.clone(),
-                        None,
-                        if *dependabot {
-                            "organization Dependabot secret".to_owned()
-                        } else {
-                            "organization secret".to_owned()
-                        },
-                    ),
-                    Scope::SecretsManager { secret, region } => {
-                        (secret.clone(), None, with_region("Secrets Manager", region))
-                    }
-                    Scope::ParameterStore { region } => (
-                        c.consumer.secrets.access_key_id.clone(),
-                        None,
-                        with_region("Parameter Store", region),
-                    ),
-                    Scope::Vault {
-                        mount,
-                        path,
-                        address,
-                        ..
-                    } => (
-                        format!("{mount}/{path}"),
-                        None,
-                        match address {
-                            Some(a) => format!("Vault KV at {a}"),
-                            None => "Vault KV".to_owned(),
-                        },
-                    ),
-                };
-                let store = match &c.access {
-                    Some(a) => format!("{store} ({a})"),
-                    None => store,
-                };
-                let organization = match &c.consumer.scope {
-                    Scope::Organization { organization, .. } => Some(organization.clone()),
-                    _ => None,
-                };
-                ConsumerView {
-                    repository,
-                    organization,
-                    environment,
-                    store,
-                    access_key_id_secret: c.consumer.secrets.access_key_id.clone(),
-                    secret_access_key_secret: c.consumer.secrets.secret_access_key.clone(),
-                    result: c.result.to_string(),
-                    holds: c.holds.clone(),
-                }
-            })
-            .collect(),
+        consumers: r.consumers.iter().map(consumer_view).collect(),
         external: r.user.external.clone(),
         notes: r.notes.clone(),
-        verification_runs: r
-            .runs
-            .iter()
-            .map(|run| RunView {
-                repository: run.workflow.repository.clone(),
-                workflow: run.workflow.workflow.clone(),
-                url: run.url.clone(),
-                conclusion: run.conclusion.clone(),
-                ok: run.ok,
-            })
-            .collect(),
+        verification_runs: r.runs.iter().map(run_view).collect(),
+    }
+}
+
+/// The journal in words and fields.
+fn journal_view(j: &crate::rotation::journal::Journal) -> JournalView {
+    let mut words = format!(
+        "rotation to {}: {} since {}",
+        j.key,
+        j.phase,
+        j.at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    if let Some(h) = j.held {
+        words.push_str(&format!(
+            "; every consumer held it from {}",
+            h.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    JournalView {
+        phase: j.phase.to_string(),
+        access_key_id: j.key.clone(),
+        rotation: j.rotation.clone(),
+        at: rfc3339(j.at),
+        held: j.held.map(rfc3339),
+        words,
+    }
+}
+
+/// Each key with its age and last use.
+fn key_views(r: &UserReport, now: DateTime<Utc>) -> Vec<KeyView> {
+    r.keys
+        .list
+        .iter()
+        .map(|k| {
+            let used = r
+                .keys
+                .last_used
+                .iter()
+                .find(|(id, _)| id == &k.id)
+                .map(|(_, u)| u);
+            KeyView {
+                access_key_id: k.id.clone(),
+                status: k.status,
+                created: rfc3339(k.created),
+                created_at: k.created,
+                age_days: state::age_days(k.created, now),
+                last_used: used.map(|u| LastUseView {
+                    date: u.date.map(rfc3339),
+                    service: u.service.clone(),
+                    region: u.region.clone(),
+                }),
+                last_used_words: used.map(ToString::to_string),
+            }
+        })
+        .collect()
+}
+
+/// A consumer: where, which store, its two secrets, the result and the key it holds.
+fn consumer_view(c: &crate::rotation::outcome::ConsumerReport) -> ConsumerView {
+    let (repository, environment, store) = match &c.consumer.scope {
+        Scope::Repository(r) => (r.clone(), None, "repository secrets".to_owned()),
+        Scope::Environment {
+            repository,
+            environment,
+        } => (
+            repository.clone(),
+            Some(environment.clone()),
+            format!("environment {environment}"),
+        ),
+        Scope::RepositoryDependabot(r) => (r.clone(), None, "Dependabot secret".to_owned()),
+        Scope::Organization {
+            organization,
+            dependabot,
+            ..
+        } => (
+            organization.clone(),
+            None,
+            if *dependabot {
+                "organization Dependabot secret".to_owned()
+            } else {
+                "organization secret".to_owned()
+            },
+        ),
+        Scope::SecretsManager { secret, region } => {
+            (secret.clone(), None, with_region("Secrets Manager", region))
+        }
+        Scope::ParameterStore { region } => (
+            c.consumer.secrets.access_key_id.clone(),
+            None,
+            with_region("Parameter Store", region),
+        ),
+        Scope::Vault {
+            mount,
+            path,
+            address,
+            ..
+        } => (
+            format!("{mount}/{path}"),
+            None,
+            match address {
+                Some(a) => format!("Vault KV at {a}"),
+                None => "Vault KV".to_owned(),
+            },
+        ),
+    };
+    let store = match &c.access {
+        Some(a) => format!("{store} ({a})"),
+        None => store,
+    };
+    let organization = match &c.consumer.scope {
+        Scope::Organization { organization, .. } => Some(organization.clone()),
+        _ => None,
+    };
+    ConsumerView {
+        repository,
+        organization,
+        environment,
+        store,
+        access_key_id_secret: c.consumer.secrets.access_key_id.clone(),
+        secret_access_key_secret: c.consumer.secrets.secret_access_key.clone(),
+        result: c.result.to_string(),
+        holds: c.holds.clone(),
+    }
+}
+
+/// A verification run.
+fn run_view(run: &crate::rotation::verify::RunResult) -> RunView {
+    RunView {
+        repository: run.workflow.repository.clone(),
+        workflow: run.workflow.workflow.clone(),
+        url: run.url.clone(),
+        conclusion: run.conclusion.clone(),
+        ok: run.ok,
     }
 }
 
