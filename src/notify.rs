@@ -349,22 +349,7 @@ pub struct Told {
 /// likely a token without `issues: write`), which becomes a warning.
 pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx: &Context) -> Told {
     let mut told = Told::default();
-    // A user with an exposure that is not over has its exposure's issue instead (CONTRACT §17).
-    let wanted: Vec<(Subject, Standing)> = reports
-        .iter()
-        .flat_map(|r| {
-            let person = (Subject::person(&r.user.name), standing(r));
-            match exposure_standing(r) {
-                Some((subject, s)) if s != Standing::Healthy => vec![(subject, s)],
-                // Over: its issue closes (when the run could tell), and the user's own goes on.
-                Some((subject, healthy)) if person.1 != Standing::Unknown => {
-                    vec![(subject, healthy), person]
-                }
-                _ => vec![person],
-            }
-        })
-        .filter(|(_, s)| *s != Standing::Unknown)
-        .collect();
+    let wanted = wanted(reports);
     if wanted.is_empty() {
         return told;
     }
@@ -417,27 +402,8 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
             believed.as_ref().map(|(f, c)| (f, c.as_slice())),
             ctx,
         );
-        let result = match &act {
-            Act::Nothing => continue,
-            Act::Open { title, body } => issues
-                .open(repo, title, body, LABEL)
-                .await
-                .map(|n| format!("{user}: opened issue #{n} in {repo}")),
-            Act::Comment { number, body } => issues
-                .comment(repo, *number, body)
-                .await
-                .map(|()| format!("{user}: a new reason, commented on issue #{number} in {repo}")),
-            Act::Close { number, comment } => {
-                let said = match comment {
-                    Some(c) => issues.comment(repo, *number, c).await,
-                    None => Ok(()),
-                };
-                match said {
-                    Ok(()) => issues.close(repo, *number).await,
-                    Err(e) => Err(e),
-                }
-                .map(|()| format!("{user}: healthy again, closed issue #{number} in {repo}"))
-            }
+        let Some(result) = carry_out(issues, repo, user, &act).await else {
+            continue;
         };
         match result {
             Ok(line) => told.done.push(line),
@@ -450,6 +416,59 @@ pub async fn tell(issues: &impl Issues, repo: &str, reports: &[UserReport], ctx:
         }
     }
     told
+}
+
+/// Does what `act` says to user `user`'s issue in `repo`: what was done, in words, or the
+/// error; `None` when there is nothing to do.
+async fn carry_out(
+    issues: &impl Issues,
+    repo: &str,
+    user: &str,
+    act: &Act,
+) -> Option<Result<String, IssueError>> {
+    Some(match act {
+        Act::Nothing => return None,
+        Act::Open { title, body } => issues
+            .open(repo, title, body, LABEL)
+            .await
+            .map(|n| format!("{user}: opened issue #{n} in {repo}")),
+        Act::Comment { number, body } => issues
+            .comment(repo, *number, body)
+            .await
+            .map(|()| format!("{user}: a new reason, commented on issue #{number} in {repo}")),
+        Act::Close { number, comment } => {
+            let said = match comment {
+                Some(c) => issues.comment(repo, *number, c).await,
+                None => Ok(()),
+            };
+            match said {
+                Ok(()) => issues.close(repo, *number).await,
+                Err(e) => Err(e),
+            }
+            .map(|()| format!("{user}: healthy again, closed issue #{number} in {repo}"))
+        }
+    })
+}
+
+/// Each user's subjects and where they stand: a user with an exposure that is not over has its
+/// exposure's issue instead (CONTRACT §17); one that is over closes (when the run could tell),
+/// and the user's own goes on.
+fn wanted(reports: &[UserReport]) -> Vec<(Subject, Standing)> {
+    reports
+        .iter()
+        .flat_map(|r| {
+            let person = (Subject::person(&r.user.name), standing(r));
+            match exposure_standing(r) {
+                Some((subject, s)) if s != Standing::Healthy => vec![(subject, s)],
+                // Over: its issue closes (when the run could tell), and the user's own goes on.
+                Some((subject, healthy)) if person.1 != Standing::Unknown => {
+                    vec![(subject, healthy), person]
+                }
+                _ => vec![person],
+            }
+        })
+        .filter(|(_, s)| *s != Standing::Unknown)
+        .collect()
 }
 
 #[cfg(test)]
