@@ -118,20 +118,7 @@ pub async fn plan_user<P: Ports>(
             Err(f) => return Err(f),
         }
     }
-    let wants_last_use = match command {
-        Command::Status => true,
-        Command::Deactivate => keys.len() == 2 || (user.moved() && !keys.is_empty()),
-        _ => false,
-    };
-    let mut last_used = Vec::new();
-    for k in keys.iter().filter(|_| wants_last_use) {
-        let used = ctx
-            .iam()
-            .last_used(&k.id)
-            .await
-            .map_err(|e| iam_fault(user, "iam:GetAccessKeyLastUsed", e))?;
-        last_used.push((k.id.clone(), used));
-    }
+    let last_used = last_uses(ctx, user, command, &keys).await?;
     let journal = tags.journal().cloned();
     let newest_last_used = newest_last_used(ctx, user, &keys, journal.as_ref(), &last_used).await?;
     let freshness = freshness(user, &readings, keys.last());
@@ -154,12 +141,7 @@ pub async fn plan_user<P: Ports>(
         moved: user.moved(),
         lease_tag: tags.lease().is_some_and(|l| l.until <= ctx.clock().now()),
     };
-    let plan = match command {
-        Command::Status => Plan::Nothing(String::new()),
-        Command::Rotate => plan::rotate(user, &facts, ctx.opts),
-        Command::Deactivate => plan::deactivate(user, &facts, ctx.opts),
-        Command::Delete => plan::delete(user, &facts, ctx.opts),
-    };
+    let plan = decide(command, user, &facts, ctx.opts);
     let stamps: Vec<_> = readings.iter().map(|r| r.stamps).collect();
     let mended = facts.journal.as_ref().and_then(|j| j.mended);
     let splits = state::split_pairs(&facts.keys, &stamps, mended);
@@ -177,6 +159,41 @@ pub async fn plan_user<P: Ports>(
         attention,
         splits,
     })
+}
+
+/// `GetAccessKeyLastUsed` for every key, where the command needs it: `status` (to report), and
+/// `deactivate` of an old key beside a new one or of a moved user's key (the straggler rule).
+async fn last_uses<P: Ports>(
+    ctx: &Ctx<'_, P>,
+    user: &UserSpec,
+    command: Command,
+    keys: &[KeyInfo],
+) -> Result<Vec<(String, LastUse)>, Fault> {
+    let wants_last_use = match command {
+        Command::Status => true,
+        Command::Deactivate => keys.len() == 2 || (user.moved() && !keys.is_empty()),
+        _ => false,
+    };
+    let mut last_used = Vec::new();
+    for k in keys.iter().filter(|_| wants_last_use) {
+        let used = ctx
+            .iam()
+            .last_used(&k.id)
+            .await
+            .map_err(|e| iam_fault(user, "iam:GetAccessKeyLastUsed", e))?;
+        last_used.push((k.id.clone(), used));
+    }
+    Ok(last_used)
+}
+
+/// The command's decider.
+fn decide(command: Command, user: &UserSpec, facts: &Facts, opts: &plan::Options) -> Plan {
+    match command {
+        Command::Status => Plan::Nothing(String::new()),
+        Command::Rotate => plan::rotate(user, facts, opts),
+        Command::Deactivate => plan::deactivate(user, facts, opts),
+        Command::Delete => plan::delete(user, facts, opts),
+    }
 }
 
 fn split_words(user: &UserSpec, splits: &[(usize, String)]) -> String {
