@@ -16,7 +16,7 @@ use super::journal::{Exposure, Phase};
 use super::keyring::KeyRing;
 use super::lease::{self, LeaseGuard};
 use super::ledger::{Held, Part};
-use super::outcome::{Command, ConsumerResult, Done, Halt, Outcome, UserReport};
+use super::outcome::{Command, ConsumerResult, Done, Fault, Halt, Outcome, UserReport};
 use super::plan::{Act, Plan, Step};
 use super::prepare::{self, Prepared};
 use super::recorder::Recorder;
@@ -56,29 +56,14 @@ pub async fn execute<P: Ports>(
     // or refuses still ends the same way, after the mend.
     let mend = !prepared.splits.is_empty() && command != Command::Status;
     answer::before_acting(ctx, user, command, &prepared, mend).await;
-    let (act, old_key, after_mend) = match prepared.plan {
-        Plan::Nothing(_) if command == Command::Status => {
-            if let Some(f) = prepared.unread {
-                // What could be read is reported; the run still fails (CONTRACT §7).
-                report.outcome = Outcome::of_fault(f, command);
+    let (act, old_key, after_mend) = match to_act(prepared.plan, command, mend, prepared.unread) {
+        Ok(to_act) => to_act,
+        Err(outcome) => {
+            if let Some(o) = outcome {
+                report.outcome = o;
             }
             return report;
         }
-        Plan::Nothing(why) if !mend => {
-            report.outcome = Outcome::Nothing(why);
-            return report;
-        }
-        Plan::Refuse(why) if !mend => {
-            report.outcome = Outcome::Refused(why);
-            return report;
-        }
-        Plan::Invalid(why) => {
-            report.outcome = Outcome::Invalid(why);
-            return report;
-        }
-        Plan::Nothing(why) => (None, None, Some(Outcome::Nothing(why))),
-        Plan::Refuse(why) => (None, None, Some(Outcome::Refused(why))),
-        Plan::Act { act, old_key } => (Some(act), old_key, None),
     };
     report.keys.old = old_key.clone();
     if ctx.dry_run {
@@ -112,6 +97,33 @@ pub async fn execute<P: Ports>(
         return retire_at_once(ctx, user, report).await;
     }
     report
+}
+
+/// The act a plan asks of this run, the old key it concerns, and, after a mend, the outcome it
+/// ends with.
+type ToAct = (Option<Act>, Option<String>, Option<Outcome>);
+
+/// What `plan` asks of this run, or the outcome to report at once (`None`: the report as it
+/// stands, a `status` that read everything). A plan that does nothing or refuses still acts
+/// when split pairs are to be mended first (CONTRACT §12).
+fn to_act(
+    plan: Plan,
+    command: Command,
+    mend: bool,
+    unread: Option<Fault>,
+) -> Result<ToAct, Option<Outcome>> {
+    match plan {
+        // What could be read is reported; the run still fails (CONTRACT §7).
+        Plan::Nothing(_) if command == Command::Status => {
+            Err(unread.map(|f| Outcome::of_fault(f, command)))
+        }
+        Plan::Nothing(why) if !mend => Err(Some(Outcome::Nothing(why))),
+        Plan::Refuse(why) if !mend => Err(Some(Outcome::Refused(why))),
+        Plan::Invalid(why) => Err(Some(Outcome::Invalid(why))),
+        Plan::Nothing(why) => Ok((None, None, Some(Outcome::Nothing(why)))),
+        Plan::Refuse(why) => Ok((None, None, Some(Outcome::Refused(why)))),
+        Plan::Act { act, old_key } => Ok((Some(act), old_key, None)),
+    }
 }
 
 /// An exposed key's user was just rotated: the exposed key is taken out of service in the
