@@ -217,19 +217,7 @@ fn incomplete(
         return Plan::act(act, Some(old));
     }
     if !opts.force {
-        let what = match phase {
-            Some(Phase::Partial) => {
-                "a rotation failed and could not be rolled back everywhere".to_owned()
-            }
-            Some(Phase::Written) => {
-                "a rotation wrote every consumer but its verification did not succeed".to_owned()
-            }
-            Some(Phase::RollingBack) => {
-                "a failed rotation was stopped while it put the old key back".to_owned()
-            }
-            Some(p) => format!("a rotation stopped while {p}"),
-            None => "an earlier rotation did not finish (no journal records it)".to_owned(),
-        };
+        let what = stopped_words(phase);
         let stale = list_stale(facts);
         let stale = if stale.is_empty() {
             String::new()
@@ -265,6 +253,23 @@ fn incomplete(
         )
     };
     Plan::act(act, Some(old))
+}
+
+/// How an incomplete rotation stopped, in words, from its journal's phase.
+fn stopped_words(phase: Option<Phase>) -> String {
+    match phase {
+        Some(Phase::Partial) => {
+            "a rotation failed and could not be rolled back everywhere".to_owned()
+        }
+        Some(Phase::Written) => {
+            "a rotation wrote every consumer but its verification did not succeed".to_owned()
+        }
+        Some(Phase::RollingBack) => {
+            "a failed rotation was stopped while it put the old key back".to_owned()
+        }
+        Some(p) => format!("a rotation stopped while {p}"),
+        None => "an earlier rotation did not finish (no journal records it)".to_owned(),
+    }
 }
 
 /// The repair this step's own credentials allow: with the new key, write it everywhere and
