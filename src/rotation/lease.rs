@@ -38,6 +38,44 @@ pub(super) async fn read_tags_again<P: Ports>(s: Scene<'_, '_, P>) -> Result<Tag
     retry(|| read_tags(s.ctx.iam(), s.name())).await
 }
 
+/// Whether this run may take the lease on the user whose tags are `tags`: free, its own, expired,
+/// or held by a run GitHub says has finished (said in `notes`); else why not.
+async fn free_for_me<P: Ports>(
+    s: Scene<'_, '_, P>,
+    tags: &Tags,
+    notes: &mut Vec<String>,
+) -> Result<(), Halt> {
+    let ctx = s.ctx;
+    let me = &ctx.lease.run_id;
+    let name = s.name();
+    let now = ctx.clock().now();
+    match &tags.lease {
+        Some(Ok(l)) if &l.run != me && l.live(now) && holder_gone(ctx, l).await => {
+            let note = format!(
+                "the lease of run {} on user {name} lasts until {}, but GitHub says its holder has finished: it is dead, and this run takes it",
+                l.run,
+                stamp(l.until)
+            );
+            ctx.events.warn(&note);
+            notes.push(note);
+        }
+        Some(Ok(l)) if &l.run != me && l.live(now) => {
+            return Err(Halt::Refused(format!(
+                "run {} is changing user {name} (its lease lasts until {}): one run at a time. Wait for it; if it died, the lease expires at that time",
+                l.run,
+                stamp(l.until)
+            )));
+        }
+        Some(Err(raw)) => {
+            return Err(Halt::Refused(format!(
+                "the lease tag {LEASE_TAG} of user {name} holds {raw:?}, which this release cannot read: if no run is changing the user, remove it (aws iam untag-user --user-name {name} --tag-keys {LEASE_TAG}) and run again"
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl LeaseGuard {
     /// Takes the lease, or says why not (another live run holds it; the tag is unreadable).
     /// `notes` gets a line when a dead holder's lease is taken over.
@@ -54,31 +92,7 @@ impl LeaseGuard {
                 "could not read the tags of IAM user {name}: {e}. Nothing was changed; run again"
             ))
         })?;
-        let now = ctx.clock().now();
-        match &tags.lease {
-            Some(Ok(l)) if &l.run != me && l.live(now) && holder_gone(ctx, l).await => {
-                let note = format!(
-                    "the lease of run {} on user {name} lasts until {}, but GitHub says its holder has finished: it is dead, and this run takes it",
-                    l.run,
-                    stamp(l.until)
-                );
-                ctx.events.warn(&note);
-                notes.push(note);
-            }
-            Some(Ok(l)) if &l.run != me && l.live(now) => {
-                return Err(Halt::Refused(format!(
-                    "run {} is changing user {name} (its lease lasts until {}): one run at a time. Wait for it; if it died, the lease expires at that time",
-                    l.run,
-                    stamp(l.until)
-                )));
-            }
-            Some(Err(raw)) => {
-                return Err(Halt::Refused(format!(
-                    "the lease tag {LEASE_TAG} of user {name} holds {raw:?}, which this release cannot read: if no run is changing the user, remove it (aws iam untag-user --user-name {name} --tag-keys {LEASE_TAG}) and run again"
-                )));
-            }
-            _ => {}
-        }
+        free_for_me(s, &tags, notes).await?;
         let lease = Lease {
             run: me.clone(),
             until: s.now() + ctx.lease.ttl,
