@@ -36,21 +36,23 @@ pub(super) async fn close_alerts(
 pub const EVIDENCE_EVENTS: usize = 50;
 
 /// CloudTrail's record of the calls made with each exposed key since its sighting, for the
-/// report, the summary and the issue: through `trails[i]`, the CloudTrail of user `i`'s account
-/// (`None`: not reached). An identity that may not call `LookupEvents` gets one line naming
-/// the permission in place of the events.
+/// report, the summary and the issue: through the CloudTrail of user `i`'s account
+/// (`accounts[i]`; `None`: not reached), a client made only for a user with an exposure. An
+/// identity that may not call `LookupEvents` gets one line naming the permission in place of
+/// the events.
 pub(super) async fn gather_evidence(
     reports: &mut [Option<UserReport>],
-    trails: &[Option<impl crate::ports::Trail>],
+    accounts: &[Option<&aws_config::SdkConfig>],
 ) {
-    for (report, trail) in reports.iter_mut().zip(trails) {
-        let (Some(report), Some(trail)) = (report, trail) else {
+    for (report, account) in reports.iter_mut().zip(accounts) {
+        let (Some(report), Some(config)) = (report, account) else {
             continue;
         };
         let Some(x) = report.exposure.as_mut() else {
             continue;
         };
-        x.trail = Some(evidence(trail, &x.sighting).await);
+        let trail = crate::adapters::aws::trail::Trail::new(config);
+        x.trail = Some(evidence(&trail, &x.sighting).await);
     }
 }
 

@@ -221,15 +221,11 @@ impl<'r> Run<'r> {
         )
         .await??;
         let signal = self.act(starting, &mut reports, signals, &conn.stop).await;
-        let trails: Vec<Option<aws::trail::Trail>> = place
+        let accounts: Vec<_> = place
             .iter()
-            .map(|p| {
-                p.as_ref()
-                    .ok()
-                    .map(|c| aws::trail::Trail::new(c.ports.aws.config()))
-            })
+            .map(|p| p.as_ref().ok().map(|c| c.ports.aws.config()))
             .collect();
-        exposure::gather_evidence(&mut reports, &trails).await;
+        exposure::gather_evidence(&mut reports, &accounts).await;
         Ok((reports, signal))
     }
 

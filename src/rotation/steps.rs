@@ -64,7 +64,6 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         self.recheck(&format!("before deactivating key {key_id}"))
             .await?;
         let name = self.user.name.clone();
-        let iam = self.ctx.iam();
         // The journal first: a key made Inactive with no record of when would leave the user a
         // conflict. `deactivated` on two Active keys still reads as pending-deactivation, so a
         // failed attempt is simply tried again.
@@ -81,22 +80,16 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
                 "could not record the deactivation on IAM user {name} ({e}). Nothing was changed; run again"
             )));
         }
-        if let Err(e) = iam.set_inactive(&name, key_id).await {
-            let now_inactive = matches!(
-                iam.list_keys(&name).await,
-                Ok(keys) if keys.iter().any(|k| k.id == key_id && k.status == crate::model::KeyStatus::Inactive)
-            );
-            if !now_inactive {
-                // Back to when it was verified (or the retirement recorded), so the grace
-                // period is not restarted; through the recorder, which then knows it too.
-                if verified.is_some() {
-                    let scene = self.scene();
-                    self.recorder.put_back(scene, verified).await;
-                }
-                return Err(Halt::Failed(format!(
-                    "could not deactivate key {key_id}: {e}. It stays Active; run again"
-                )));
+        if let Err(e) = self.set_inactive_settled(key_id).await {
+            // Back to when it was verified (or the retirement recorded), so the grace period
+            // is not restarted; through the recorder, which then knows it too.
+            if verified.is_some() {
+                let scene = self.scene();
+                self.recorder.put_back(scene, verified).await;
             }
+            return Err(Halt::Failed(format!(
+                "could not deactivate key {key_id}: {e}. It stays Active; run again"
+            )));
         }
         self.ctx
             .events
@@ -114,18 +107,10 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         })?;
         self.recheck(&format!("before revoking key {key_id}"))
             .await?;
-        let name = self.user.name.clone();
-        let iam = self.ctx.iam();
-        if let Err(e) = iam.set_inactive(&name, key_id).await {
-            let now_inactive = matches!(
-                iam.list_keys(&name).await,
-                Ok(keys) if keys.iter().any(|k| k.id == key_id && k.status == crate::model::KeyStatus::Inactive)
-            );
-            if !now_inactive {
-                return Err(Halt::Failed(format!(
-                    "could not deactivate the exposed key {key_id} (on-exposure: revoke): {e}. It stays Active and nothing else was changed; run again"
-                )));
-            }
+        if let Err(e) = self.set_inactive_settled(key_id).await {
+            return Err(Halt::Failed(format!(
+                "could not deactivate the exposed key {key_id} (on-exposure: revoke): {e}. It stays Active and nothing else was changed; run again"
+            )));
         }
         self.ring.set_inactive(key_id);
         let note = format!(
@@ -279,5 +264,19 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
             .events
             .info(&format!("STS accepts the new key {}", pair.id));
         Ok(pair)
+    }
+
+    /// UpdateAccessKey to Inactive; an error whose call took effect anyway (a lost answer) is
+    /// settled by listing the keys: `Err` only while the key is still Active.
+    async fn set_inactive_settled(&self, key_id: &str) -> Result<(), crate::ports::IamError> {
+        let (iam, name) = (self.ctx.iam(), self.user.name.as_str());
+        let Err(e) = iam.set_inactive(name, key_id).await else {
+            return Ok(());
+        };
+        let now_inactive = matches!(
+            iam.list_keys(name).await,
+            Ok(keys) if keys.iter().any(|k| k.id == key_id && k.status == crate::model::KeyStatus::Inactive)
+        );
+        if now_inactive { Ok(()) } else { Err(e) }
     }
 }
