@@ -37,7 +37,8 @@ pub fn owners(users: &[UserSpec]) -> Vec<String> {
                 Scope::Organization { organization, .. } => Some(organization.to_ascii_lowercase()),
                 Scope::SecretsManager { .. }
                 | Scope::ParameterStore { .. }
-                | Scope::Vault { .. } => None,
+                | Scope::Vault { .. }
+                | Scope::S3 { .. } => None,
             };
             owners.extend(owner);
         }
@@ -70,6 +71,12 @@ pub fn snippet(scope: &Scope) -> String {
         Scope::SecretsManager { secret, .. } => format!("- aws-secrets-manager: {secret}"),
         Scope::ParameterStore { .. } => "- ssm-parameters: {}".to_owned(),
         Scope::Vault { mount, path, .. } => format!("- vault: {{ mount: {mount}, path: {path} }}"),
+        Scope::S3 {
+            bucket,
+            key,
+            format,
+            ..
+        } => format!("- s3: {{ bucket: {bucket}, key: {key} }}\n  format: {format}"),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod roles;
+pub mod s3;
 pub mod trail;
 
 pub use accounts::{AccountSession, session_name};

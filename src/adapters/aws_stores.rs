@@ -17,19 +17,21 @@ use crate::seal::ScopeKey;
 
 pub struct AwsStores {
     config: SdkConfig,
+    /// S3 config objects (CONTRACT §18).
+    pub s3: crate::adapters::aws::s3::S3Objects,
     sm: PerRegion<aws_sdk_secretsmanager::Client>,
     ssm: PerRegion<aws_sdk_ssm::Client>,
 }
 
 /// One client per region a consumer names (`None`: the step's own region), made on first use.
-struct PerRegion<C> {
+pub(crate) struct PerRegion<C> {
     clients: Mutex<HashMap<Option<String>, C>>,
     /// The step's own region.
     default: Option<Region>,
 }
 
 impl<C: Clone> PerRegion<C> {
-    fn new(default: Option<Region>) -> Self {
+    pub(crate) fn new(default: Option<Region>) -> Self {
         Self {
             clients: Mutex::new(HashMap::new()),
             default,
@@ -37,7 +39,7 @@ impl<C: Clone> PerRegion<C> {
     }
 
     /// The client for `region`, made by `make` with the region to use.
-    fn get(&self, region: &Option<String>, make: impl FnOnce(Option<Region>) -> C) -> C {
+    pub(crate) fn get(&self, region: &Option<String>, make: impl FnOnce(Option<Region>) -> C) -> C {
         let mut clients = self.clients.lock().expect("not poisoned");
         clients
             .entry(region.clone())
@@ -65,6 +67,18 @@ fn store_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    store_error_for("OptionalAwsStores", what, err)
+}
+
+/// [`store_error`], naming the policy statement that grants the store's actions.
+pub(crate) fn store_error_for<E>(
+    statement: &str,
+    what: &str,
+    err: SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     let status = match &err {
         SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
         SdkError::ResponseError(r) => Some(r.raw().status().as_u16()),
@@ -73,7 +87,9 @@ where
     let code = err.code().unwrap_or_default().to_owned();
     let detail = err.message().unwrap_or_default().to_owned();
     let (kind, uncertain) = match (code.as_str(), status) {
-        ("ResourceNotFoundException" | "ParameterNotFound", _) => (StoreErrorKind::NotFound, false),
+        ("ResourceNotFoundException" | "ParameterNotFound" | "NoSuchKey" | "NoSuchBucket", _) => {
+            (StoreErrorKind::NotFound, false)
+        }
         (
             "AccessDeniedException"
             | "UnrecognizedClientException"
@@ -97,7 +113,7 @@ where
         message.push_str(&format!(": {detail}"));
     }
     if kind == StoreErrorKind::Forbidden {
-        message.push_str(" — grant this identity the store's actions (see docs/iam-policy.json, statement OptionalAwsStores)");
+        message.push_str(&format!(" — grant this identity the store's actions (see docs/iam-policy.json, statement {statement})"));
     }
     if status.is_none() {
         let mut source = std::error::Error::source(&err);
@@ -127,6 +143,7 @@ impl AwsStores {
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             config: config.clone(),
+            s3: crate::adapters::aws::s3::S3Objects::new(config),
             sm: PerRegion::new(config.region().cloned()),
             ssm: PerRegion::new(config.region().cloned()),
         }

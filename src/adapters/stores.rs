@@ -1,4 +1,4 @@
-//! Every store a consumer may use behind one [`SecretStore`]: GitHub's, AWS's and Vault's,
+//! Every store a consumer may use behind one [`SecretStore`]: GitHub's, AWS's, Vault's and S3's,
 //! each scope sent to its own.
 
 use chrono::{DateTime, Utc};
@@ -22,11 +22,13 @@ enum Side {
     GitHub,
     Aws,
     Vault,
+    S3,
 }
 
 fn side(scope: &Scope) -> Side {
     match scope {
         Scope::Vault { .. } => Side::Vault,
+        Scope::S3 { .. } => Side::S3,
         s if s.is_readable() => Side::Aws,
         _ => Side::GitHub,
     }
@@ -45,6 +47,7 @@ impl SecretStore for Stores<'_> {
             Side::GitHub => self.github.updated_at(scope, name).await,
             Side::Aws => self.aws.updated_at(scope, name).await,
             Side::Vault => self.vault.updated_at(scope, name).await,
+            Side::S3 => self.aws.s3.updated_at(scope, name).await,
         }
     }
     async fn put(
@@ -58,6 +61,7 @@ impl SecretStore for Stores<'_> {
             Side::GitHub => self.github.put(scope, key, name, value).await,
             Side::Aws => self.aws.put(scope, key, name, value).await,
             Side::Vault => self.vault.put(scope, name, value).await,
+            Side::S3 => Err(crate::ports::not_whole_pair(scope)),
         }
     }
     async fn put_pair(
@@ -68,6 +72,7 @@ impl SecretStore for Stores<'_> {
     ) -> Result<(), StoreError> {
         match side(scope) {
             Side::Vault => self.vault.put_pair(scope, names, values).await,
+            Side::S3 => self.aws.s3.put_pair(scope, names, values).await,
             _ => Err(crate::ports::not_whole_pair(scope)),
         }
     }
@@ -76,6 +81,7 @@ impl SecretStore for Stores<'_> {
             Side::GitHub => self.github.read(scope, name).await,
             Side::Aws => self.aws.read(scope, name).await,
             Side::Vault => self.vault.read(scope, name).await,
+            Side::S3 => self.aws.s3.read(scope, name).await,
         }
     }
     async fn access(&self, scope: &Scope, name: &str) -> Result<Option<String>, StoreError> {
@@ -96,6 +102,7 @@ impl SecretStore for Stores<'_> {
     async fn fit_for_secret(&self, scope: &Scope, name: &str) -> Result<(), StoreError> {
         match side(scope) {
             Side::Aws => self.aws.fit_for_secret(scope, name).await,
+            Side::S3 => self.aws.s3.fit_for_secret(scope, name).await,
             _ => Ok(()),
         }
     }

@@ -82,6 +82,35 @@ impl Visibility {
     }
 }
 
+/// How an S3 config object is written (CONTRACT §18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocumentFormat {
+    /// JSON; `fields` are dotted paths of keys (`aws.key_id`).
+    Json,
+    /// YAML; `fields` are dotted paths of keys.
+    Yaml,
+    /// `NAME=value` lines; `fields` are the variables (default `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`).
+    Dotenv,
+    /// `[SECTION]` and `KEY = value` lines; `fields` are `SECTION.KEY`.
+    Ini,
+    /// The AWS CLI's credentials file; `profile` names the section (default `default`).
+    Credentials,
+}
+
+impl fmt::Display for DocumentFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DocumentFormat::Json => "json",
+            DocumentFormat::Yaml => "yaml",
+            DocumentFormat::Dotenv => "dotenv",
+            DocumentFormat::Ini => "ini",
+            DocumentFormat::Credentials => "credentials",
+        })
+    }
+}
+
 /// Where a secret lives on GitHub: one public key, one set of secrets.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
@@ -121,6 +150,14 @@ pub enum Scope {
         address: Option<String>,
         namespace: Option<String>,
     },
+    /// An S3 object holding app config (CONTRACT §18): the consumer's secret names are the two
+    /// fields of the document ([`DocumentFormat`]) that hold the pair; every other byte is kept.
+    S3 {
+        bucket: String,
+        key: String,
+        format: DocumentFormat,
+        region: Option<String>,
+    },
 }
 
 impl Scope {
@@ -133,7 +170,10 @@ impl Scope {
     pub fn is_readable(&self) -> bool {
         matches!(
             self,
-            Scope::SecretsManager { .. } | Scope::ParameterStore { .. } | Scope::Vault { .. }
+            Scope::SecretsManager { .. }
+                | Scope::ParameterStore { .. }
+                | Scope::Vault { .. }
+                | Scope::S3 { .. }
         )
     }
 
@@ -184,16 +224,18 @@ impl Scope {
             } => Some(
                 "Dependabot reads its own secrets and cannot assume a role through GitHub's OIDC",
             ),
-            Scope::SecretsManager { .. } | Scope::ParameterStore { .. } | Scope::Vault { .. } => {
-                Some("an application outside GitHub Actions reads this store")
-            }
+            Scope::SecretsManager { .. }
+            | Scope::ParameterStore { .. }
+            | Scope::Vault { .. }
+            | Scope::S3 { .. } => Some("an application outside GitHub Actions reads this store"),
             Scope::Repository(_) | Scope::Environment { .. } | Scope::Organization { .. } => None,
         }
     }
 
-    /// The store writes the pair as one (a KV v2 secret: one version for both fields).
+    /// The store writes the pair as one (a KV v2 secret: one version for both fields; an S3
+    /// object: one put of the whole document).
     pub fn whole_pair(&self) -> bool {
-        matches!(self, Scope::Vault { .. })
+        matches!(self, Scope::Vault { .. } | Scope::S3 { .. })
     }
 }
 
@@ -234,6 +276,15 @@ impl fmt::Display for Scope {
                     .iter()
                     .try_for_each(|n| write!(f, " in namespace {n}"))?;
                 address.iter().try_for_each(|a| write!(f, " at {a}"))
+            }
+            Scope::S3 {
+                bucket,
+                key,
+                format,
+                region,
+            } => {
+                write!(f, "S3 object s3://{bucket}/{key} ({format})")?;
+                region.iter().try_for_each(|r| write!(f, " in {r}"))
             }
         }
     }

@@ -135,6 +135,17 @@ pub struct RawConsumer {
     pub address: Option<String>,
     /// With `vault`: the Vault Enterprise namespace.
     pub namespace: Option<String>,
+    /// An S3 object holding app config: `{ bucket, key }`; the two values named by `fields`
+    /// are replaced, every other byte kept (CONTRACT §18).
+    pub s3: Option<RawS3>,
+    /// With `s3`: `json`, `yaml`, `dotenv`, `ini` or `credentials` (default: from the key's
+    /// extension).
+    pub format: Option<crate::manifest::DocumentFormat>,
+    /// With `s3`: where the pair is in the document: dotted paths (json, yaml), `SECTION.KEY`
+    /// (ini), variable names (dotenv; default `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
+    pub fields: Option<SecretNames>,
+    /// With `s3` and `format: credentials`: the profile (default `default`).
+    pub profile: Option<String>,
     /// Secret names for this consumer (default: defaults.secrets).
     pub secrets: Option<SecretNames>,
     /// `true` once this consumer's workflows assume the user's role (see `migrate`) instead of
@@ -152,6 +163,15 @@ pub struct RawVault {
     pub mount: String,
     /// The secret's path under the mount (e.g. `ci/deployer`).
     pub path: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawS3 {
+    /// The bucket's name (e.g. `acme-config`).
+    pub bucket: String,
+    /// The object's key (e.g. `web/prod.json`).
+    pub key: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

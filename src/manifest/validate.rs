@@ -9,6 +9,7 @@ use super::*;
 use crate::bounds;
 
 mod consumers;
+mod s3;
 
 pub(super) struct Validator<'a> {
     pub file: &'a str,

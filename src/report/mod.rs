@@ -359,6 +359,16 @@ fn consumer_view(c: &crate::rotation::outcome::ConsumerReport) -> ConsumerView {
                 None => "Vault KV".to_owned(),
             },
         ),
+        Scope::S3 {
+            bucket,
+            key,
+            format,
+            region,
+        } => (
+            format!("s3://{bucket}/{key}"),
+            None,
+            with_region(&format!("S3 object ({format})"), region),
+        ),
     };
     let store = match &c.access {
         Some(a) => format!("{store} ({a})"),

@@ -38,8 +38,11 @@ fn secrets_path(scope: &Scope) -> String {
             encode_segment(organization),
             if *dependabot { "dependabot" } else { "actions" }
         ),
-        Scope::SecretsManager { .. } | Scope::ParameterStore { .. } | Scope::Vault { .. } => {
-            unreachable!("AWS stores are written by aws_stores, never through GitHub")
+        Scope::SecretsManager { .. }
+        | Scope::ParameterStore { .. }
+        | Scope::Vault { .. }
+        | Scope::S3 { .. } => {
+            unreachable!("readable stores have adapters of their own, never GitHub's")
         }
     }
 }

@@ -11,6 +11,23 @@ impl Validator<'_> {
         c: raw::RawConsumer,
         default_secrets: &SecretNames,
     ) -> Result<Consumer, ManifestError> {
+        if c.s3.is_some() {
+            return self.s3_consumer(at, c);
+        }
+        for (key, set) in [
+            ("format", c.format.is_some()),
+            ("fields", c.fields.is_some()),
+            ("profile", c.profile.is_some()),
+        ] {
+            if set {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "`{key}` belongs to `s3` consumers: drop it, or add `s3: {{ bucket, key }}`"
+                    ),
+                ));
+            }
+        }
         if c.vault.is_some() {
             return self.vault_consumer(at, c, default_secrets);
         }
