@@ -33,6 +33,13 @@ pub const EVIDENCE_ACTIONS: &[&str] = &["cloudtrail:LookupEvents"];
 
 pub const SSM_ACTIONS: &[&str] = &["ssm:GetParameter", "ssm:PutParameter"];
 
+/// An S3 config object (CONTRACT §18): read and written whole, on its own ARN.
+pub const S3_ACTIONS: &[&str] = &["s3:GetObject", "s3:PutObject"];
+
+/// The object's KMS key, used by S3 on this identity's behalf: to open the object it reads
+/// and to seal the one it puts.
+pub const S3_KMS_ACTIONS: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"];
+
 /// `migrate` reads what each user may do (on the user; its groups' policies on its groups).
 pub const MIGRATE_USER_ACTIONS: &[&str] = &[
     "iam:GetUser",
@@ -269,6 +276,7 @@ fn statements(members: &[&UserSpec], account: &str, region: &str) -> Vec<Value> 
         .collect();
     let mut secrets = Vec::new();
     let mut parameters = Vec::new();
+    let mut objects = Objects::default();
     for c in members.iter().flat_map(|u| &u.consumers) {
         match &c.scope {
             Scope::SecretsManager { secret, region: r } => {
@@ -295,6 +303,12 @@ fn statements(members: &[&UserSpec], account: &str, region: &str) -> Vec<Value> 
                     );
                 }
             }
+            Scope::S3 {
+                bucket,
+                key,
+                region: r,
+                ..
+            } => objects.add(bucket, key, r.as_deref().unwrap_or(region)),
             _ => {}
         }
     }
@@ -334,7 +348,54 @@ fn statements(members: &[&UserSpec], account: &str, region: &str) -> Vec<Value> 
             "Resource": "*",
         }));
     }
+    statements.extend(objects.statements(account));
     statements
+}
+
+/// The S3 objects a manifest names, their buckets (a bucket key's encryption context) and
+/// the regions whose S3 uses their KMS keys.
+#[derive(Default)]
+struct Objects {
+    arns: Vec<String>,
+    buckets: Vec<String>,
+    via: Vec<String>,
+}
+
+impl Objects {
+    fn add(&mut self, bucket: &str, key: &str, region: &str) {
+        push_new(&mut self.arns, format!("arn:aws:s3:::{bucket}/{key}"));
+        push_new(&mut self.buckets, format!("arn:aws:s3:::{bucket}"));
+        push_new(&mut self.via, format!("s3.{region}.amazonaws.com"));
+    }
+
+    /// The objects' actions on their ARNs; their KMS keys only through S3 and only for them
+    /// (the encryption context S3 sends is the object's ARN, or its bucket's with an S3 Bucket
+    /// Key: S3's own check on the object's ARN still bounds what is read or written).
+    fn statements(self, account: &str) -> Vec<Value> {
+        if self.arns.is_empty() {
+            return Vec::new();
+        }
+        let mut contexts = self.arns.clone();
+        contexts.extend(self.buckets);
+        vec![
+            json!({
+                "Sid": "S3ConfigObjects",
+                "Effect": "Allow",
+                "Action": S3_ACTIONS,
+                "Resource": self.arns,
+            }),
+            json!({
+                "Sid": "S3ConfigObjectKeys",
+                "Effect": "Allow",
+                "Action": S3_KMS_ACTIONS,
+                "Resource": format!("arn:aws:kms:*:{account}:key/*"),
+                "Condition": {
+                    "StringEquals": { "kms:ViaService": self.via },
+                    "ArnEquals": { "kms:EncryptionContext:aws:s3:arn": contexts },
+                },
+            }),
+        ]
+    }
 }
 
 fn push_new(list: &mut Vec<String>, item: String) {

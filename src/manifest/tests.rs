@@ -709,3 +709,103 @@ fn no_accepted_manifest_lets_one_job_resolve_another_users_variable() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+#[test]
+fn s3_consumers_name_their_fields_by_format() {
+    let m = parse(
+        "m.yml",
+        "version: 1
+users:
+  - name: app
+    consumers:
+      - s3: { bucket: acme-config, key: web/prod.json }
+        fields: { access-key-id: aws.key_id, secret-access-key: aws.secret }
+      - s3: { bucket: acme-config, key: backup/credentials }
+        profile: backup
+        region: eu-west-1
+      - s3: { bucket: acme-config, key: app/settings }
+        format: dotenv
+",
+    )
+    .unwrap();
+    let c = &m.users[0].consumers;
+    assert_eq!(
+        c[0].scope,
+        Scope::S3 {
+            bucket: "acme-config".into(),
+            key: "web/prod.json".into(),
+            format: DocumentFormat::Json,
+            region: None,
+        }
+    );
+    assert_eq!(c[0].secrets.secret_access_key, "aws.secret");
+    assert_eq!(
+        (
+            c[1].secrets.access_key_id.as_str(),
+            c[1].secrets.secret_access_key.as_str()
+        ),
+        ("backup.aws_access_key_id", "backup.aws_secret_access_key")
+    );
+    assert_eq!(c[2].secrets.access_key_id, "AWS_ACCESS_KEY_ID");
+    assert!(
+        c.iter()
+            .all(|c| c.scope.whole_pair() && c.scope.is_readable())
+    );
+}
+
+#[test]
+fn s3_consumers_that_cannot_be_written_are_refused_and_located() {
+    let head = "version: 1\nusers:\n  - name: app\n    consumers:\n      - ";
+    for (entry, says) in [
+        (
+            "s3: { bucket: Acme_Config, key: a.json }\n        fields: { access-key-id: a, secret-access-key: b }",
+            "is not a bucket name",
+        ),
+        (
+            "s3: { bucket: acme-config, key: /a.json }\n        fields: { access-key-id: a, secret-access-key: b }",
+            "is not an object key",
+        ),
+        ("s3: { bucket: acme-config, key: a.conf }", "add `format:"),
+        ("s3: { bucket: acme-config, key: a.json }", "needs `fields:"),
+        (
+            "s3: { bucket: acme-config, key: a.env }\n        fields: { access-key-id: A-B, secret-access-key: C }",
+            "is not a variable name",
+        ),
+        (
+            "s3: { bucket: acme-config, key: a.ini }\n        fields: { access-key-id: nodot, secret-access-key: s.k }",
+            "is not SECTION.KEY",
+        ),
+        (
+            "s3: { bucket: acme-config, key: a.json }\n        fields: { access-key-id: a.b, secret-access-key: a.b }",
+            "the two fields are the same",
+        ),
+        (
+            "s3: { bucket: acme-config, key: credentials }\n        fields: { access-key-id: a.b, secret-access-key: a.c }",
+            "not `fields`",
+        ),
+        (
+            "s3: { bucket: acme-config, key: a.json }\n        profile: x",
+            "`profile` belongs to `format: credentials`",
+        ),
+        (
+            "s3: { bucket: acme-config, key: a.env }\n        secrets: { access-key-id: A, secret-access-key: B }",
+            "not `secrets`",
+        ),
+        (
+            "s3: { bucket: acme-config, key: a.env }\n        repository: acme/web",
+            "`repository` does not belong",
+        ),
+        (
+            "s3: { bucket: acme-config, key: a.env }\n        format: toml",
+            "toml",
+        ),
+        (
+            "repository: acme/web\n        format: json",
+            "`format` belongs to `s3` consumers",
+        ),
+    ] {
+        let e = err(&format!("{head}{entry}\n"));
+        assert!(e.contains(says), "{entry}: {e}");
+        assert!(e.contains("m.yml:"), "{entry}: not located: {e}");
+    }
+}

@@ -270,3 +270,60 @@ fn arn_patterns_match_as_iam_does() {
     assert!(arn_matches("x-??????", "x-AbCdEf"));
     assert!(!arn_matches("x-??????", "x-AbCdE"));
 }
+
+#[test]
+fn an_s3_object_gets_its_own_arn_and_its_key_only_through_s3_for_it() {
+    let m = crate::manifest::parse(
+        "m.yml",
+        "version: 1
+users:
+  - name: app
+    consumers:
+      - s3: { bucket: acme-config, key: web/prod.json }
+        fields: { access-key-id: aws.id, secret-access-key: aws.secret }
+      - s3: { bucket: acme-backup, key: host/credentials }
+        region: eu-west-1
+",
+    )
+    .unwrap();
+    let p = for_manifest(&m, "111122223333", "us-east-1");
+    let object = "arn:aws:s3:::acme-config/web/prod.json";
+    for a in S3_ACTIONS {
+        assert!(allows(&p, a, object), "{a}");
+        assert!(
+            allows(&p, a, "arn:aws:s3:::acme-backup/host/credentials"),
+            "{a}"
+        );
+        assert!(
+            !allows(&p, a, "arn:aws:s3:::acme-config/web/other.json"),
+            "{a}"
+        );
+        assert!(!allows(&p, a, "arn:aws:s3:::acme-config/*"), "{a}");
+    }
+    assert!(!allows(&p, "s3:ListBucket", "arn:aws:s3:::acme-config"));
+    let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    for a in S3_KMS_ACTIONS {
+        let via = |service: &str, arn: &str| {
+            allows_when(
+                &p,
+                a,
+                key,
+                &[
+                    ("kms:ViaService", service),
+                    ("kms:EncryptionContext:aws:s3:arn", arn),
+                ],
+            )
+        };
+        assert!(via("s3.us-east-1.amazonaws.com", object), "{a}");
+        assert!(
+            via("s3.eu-west-1.amazonaws.com", "arn:aws:s3:::acme-backup"),
+            "{a}"
+        );
+        assert!(
+            !via("s3.us-east-1.amazonaws.com", "arn:aws:s3:::other/x"),
+            "{a}"
+        );
+        assert!(!via("ssm.us-east-1.amazonaws.com", object), "{a}");
+        assert!(!allows(&p, a, key), "{a} without S3's context");
+    }
+}

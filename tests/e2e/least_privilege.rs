@@ -105,6 +105,29 @@ fn the_shipped_policy_is_a_template_with_placeholders() {
                 assert_eq!(st["Action"], serde_json::json!(["cloudtrail:LookupEvents"]));
                 assert_eq!(st["Resource"], "*");
             }
+            // S3 config objects (CONTRACT §18): the object, and its KMS key only through S3
+            // for that object.
+            "OptionalS3ConfigObjects" => {
+                assert_eq!(
+                    st["Action"],
+                    serde_json::json!(["s3:GetObject", "s3:PutObject"])
+                );
+                assert_eq!(st["Resource"], "arn:aws:s3:::BUCKET/OBJECT_KEY");
+            }
+            "OptionalS3ConfigObjectKeys" => {
+                assert_eq!(
+                    st["Action"],
+                    serde_json::json!(["kms:Decrypt", "kms:GenerateDataKey"])
+                );
+                assert_eq!(
+                    st["Condition"]["StringEquals"]["kms:ViaService"],
+                    "s3.REGION.amazonaws.com"
+                );
+                assert_eq!(
+                    st["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:s3:arn"][0],
+                    "arn:aws:s3:::BUCKET/OBJECT_KEY"
+                );
+            }
             // Users in other accounts (CONTRACT §15): the role of each, nothing else.
             "OptionalAssumeTheAccountRoles" => {
                 assert_eq!(st["Action"], serde_json::json!(["sts:AssumeRole"]));

@@ -21,6 +21,7 @@ mod libsodium;
 mod migrate;
 mod protocol;
 mod rotation;
+mod s3;
 mod schema;
 mod stores;
 mod vault;

@@ -376,6 +376,43 @@ impl TestEnv {
         }
     }
 
+    /// S3 on moto as the admin (path-style: moto serves no bucket hosts).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&sdk_config(
+            &self.moto_url,
+            &self.admin.id,
+            &self.admin.secret,
+        ))
+        .force_path_style(true)
+        .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// KMS on moto as the admin.
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&sdk_config(
+            &self.moto_url,
+            &self.admin.id,
+            &self.admin.secret,
+        ))
+    }
+
+    /// The next `times` conditional puts of `bucket/key` find `old` replaced by `new` in the
+    /// object first: another writer between the tool's read and its write.
+    pub fn s3_writer(&self, bucket: &str, key: &str, times: u32, old: &str, new: &str) {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/_test/s3-writer", self.moto_url))
+            .json(&serde_json::json!({"bucket": bucket, "key": key, "times": times, "old": old, "new": new}))
+            .send()
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    pub fn moto_url(&self) -> &str {
+        &self.moto_url
+    }
+
     pub fn iam(&self) -> aws_sdk_iam::Client {
         iam_client(&self.moto_url, &self.admin.id, &self.admin.secret)
     }

@@ -20,7 +20,7 @@
    client's own timeout has to end it. `"after": N` lets N such calls pass first, and
    `"apply": false` stalls before the call takes effect.
 6. `GET /_test/calls` answers `{"calls": [actions in order], "stalled": N}`: what the server was
-   asked, and how many calls are stalled now.
+   asked (an S3 put as `PUT /bucket/key`), and how many calls are stalled now.
 7. moto keeps the permissions boundary of roles only: a user's is kept too
    (PutUserPermissionsBoundary, and GetUser shows it), as IAM does.
 8. STS takes AssumeRoleWithWebIdentity unsigned (the token is the credential, and the SDKs
@@ -34,6 +34,11 @@
    everything in that account and answers its key: how a test sets up a second account.
    `GET /_test/sessions` answers every assumed role's secret key and session token (for the
    tests' leak scan).
+
+11. `POST /_test/s3-writer` with `{"bucket": B, "key": K, "times": N, "old": TEXT, "new": TEXT}`:
+   the next N conditional puts (`If-Match`) of that object find it changed first, as by another
+   writer between the tool's read and its write: `old` replaced by `new` in its text, its
+   encryption and metadata kept. The put then meets a changed ETag (412), as on S3.
 
 Usage: python moto_server.py PORT
 """
@@ -256,6 +261,44 @@ def _account_admin(account_id):
     return {"id": key.access_key_id, "secret": key.secret_access_key}
 
 
+# (bucket, key) -> [times left, old, new] (POST /_test/s3-writer)
+_S3_WRITER = {}
+
+
+def _s3_write_between(environ):
+    """Another writer's change, if one is due before this conditional put."""
+    if environ.get("REQUEST_METHOD") != "PUT" or "HTTP_IF_MATCH" not in environ:
+        return
+    path = urllib.parse.unquote(environ.get("PATH_INFO", "")).lstrip("/")
+    bucket, _, key = path.partition("/")
+    due = _S3_WRITER.get((bucket, key))
+    if not due or due[0] <= 0:
+        return
+    due[0] -= 1
+    from moto.s3.models import s3_backends
+
+    for account in s3_backends.values():
+        for backend in account.values():
+            try:
+                old = backend.get_object(bucket, key)
+            except Exception:
+                continue
+            if old is None:
+                continue
+            text = old.value.decode().replace(due[1], due[2])
+            new = backend.put_object(
+                bucket,
+                key,
+                text.encode(),
+                encryption=old.encryption,
+                kms_key_id=old.kms_key_id,
+                bucket_key_enabled=old.bucket_key_enabled,
+                disable_notification=True,
+            )
+            new.set_metadata(dict(old.metadata))
+            return
+
+
 class TestHooks:
     def __init__(self, app):
         self.app = app
@@ -274,6 +317,19 @@ class TestHooks:
             _APPLY.clear()
             del _CALLS[:]
             _STALLED[0] = 0
+            _S3_WRITER.clear()
+        if path == "/_test/s3-writer":
+            body = json.loads(raw.decode())
+            _S3_WRITER[(body["bucket"], body["key"])] = [
+                int(body.get("times", 1)),
+                body["old"],
+                body["new"],
+            ]
+            return Response("ok")(environ, start_response)
+        _s3_write_between(environ)
+        if environ.get("REQUEST_METHOD") == "PUT" and not path.startswith("/_test/"):
+            # S3's puts, by object (`PUT /bucket/key`), among the calls.
+            _CALLS.append("PUT " + urllib.parse.unquote(path))
         if path == "/_test/account":
             body = json.loads(raw.decode())
             answer = json.dumps(_account_admin(body["account_id"]))
