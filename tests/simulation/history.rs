@@ -112,6 +112,22 @@ pub(crate) fn user_spec(verify: bool) -> UserSpec {
                 address: None,
                 namespace: None,
             }),
+            // App config in S3 (CONTRACT §18): the pair in one conditional put. A conflict the
+            // adapter could not settle (a second writer) is a refused write: the call fails
+            // with nothing written, one of the faults tried at every call.
+            Consumer {
+                pull_requests: true,
+                scope: Scope::S3 {
+                    bucket: "acme-config".into(),
+                    key: "web/prod.json".into(),
+                    format: aws_key_rotator::manifest::DocumentFormat::Json,
+                    region: None,
+                },
+                secrets: SecretNames {
+                    access_key_id: "aws.key_id".into(),
+                    secret_access_key: "aws.secret".into(),
+                },
+            },
         ],
         verify: if verify {
             vec![VerifyWorkflow {

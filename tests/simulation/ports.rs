@@ -356,8 +356,9 @@ impl SecretStore for Sim {
         .await
         .map_err(StoreError::from)
     }
-    /// A store that keeps the pair together (Vault's KV v2): both fields in one write, one
-    /// stamp. A check-and-set conflict the adapter could not settle is an error of this call.
+    /// A store that keeps the pair together (Vault's KV v2, an S3 object): both fields in one
+    /// write, one stamp. A conflict the adapter could not settle (check-and-set, `If-Match`) is
+    /// an error of this call.
     async fn put_pair(
         &self,
         scope: &Scope,
