@@ -15,6 +15,8 @@ use crate::manifest::Scope;
 use crate::ports::{SecretStore, StoreError, StoreErrorKind};
 use crate::seal::ScopeKey;
 
+mod listing;
+
 pub struct AwsStores {
     config: SdkConfig,
     /// S3 config objects (CONTRACT §18).

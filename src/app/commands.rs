@@ -1,5 +1,5 @@
-//! The commands beside the key's life cycle: `policy`, `verify` and `discover` (which change
-//! nothing), and `migrate`.
+//! The commands beside the key's life cycle: `policy` and `verify` (which change nothing), and
+//! `migrate`. `discover` has a file of its own.
 
 use std::time::Duration;
 
@@ -234,104 +234,6 @@ pub(super) async fn verify(
         print!("{}", console.scrub(&report::verify_json(view)));
     }
     Ok(exit)
-}
-
-/// `discover`: every place a managed secret name lives that the manifest does not list. Reads
-/// only; each finding is a warning, and the run exits 0.
-pub(super) async fn discover(
-    settings: &Settings,
-    rt: &Runtime,
-    console: &Console,
-    tuning: &Tuning,
-) -> Result<Exit, Stop> {
-    use crate::discover::{self, Inventory, KeyUse, Lister, Report};
-    use crate::ports::{GhErrorKind, Iam};
-    let manifest = load_manifest(settings, rt)?;
-    let github = github_client(settings, rt, console, tuning, &manifest).await?;
-    let mut inventory = Inventory::default();
-    let owners = discover::owners(&manifest.users);
-    for owner in &owners {
-        let inv = github.inventory(owner).await.map_err(|e| {
-            let code = match e.kind {
-                GhErrorKind::Unavailable => Exit::Failed,
-                _ => Exit::Invalid,
-            };
-            Stop(code, format!("discover: {}", e.message))
-        })?;
-        inventory.repositories += inv.repositories;
-        inventory.stores.extend(inv.stores);
-        for limit in &inv.limits {
-            console.warn(&format!("discover: {limit}"));
-        }
-    }
-    let findings = discover::findings(&manifest.users, &inventory);
-    let home = aws::load(tuning.propagation, tuning.pacing.call_timeout).await;
-    let mut keys = std::collections::BTreeMap::new();
-    // Users of other accounts are read through their account roles (one session each).
-    let mut sessions: Vec<aws::AccountSession> = Vec::new();
-    let run_id = format!("discover-{}", std::process::id());
-    for user in &manifest.users {
-        if !findings.iter().any(|f| f.user == user.name) {
-            continue;
-        }
-        let aws = match &user.account_role {
-            None => &home,
-            Some(role) => {
-                if !sessions.iter().any(|s| s.role == *role) {
-                    sessions.push(home.through_role(role, &run_id, console.masker()).await);
-                }
-                let session = sessions
-                    .iter()
-                    .find(|s| s.role == *role)
-                    .expect("just added");
-                session
-                    .reached
-                    .as_ref()
-                    .map_err(|(code, why)| Stop(*code, format!("{}: {why}", user.name)))?
-            }
-        };
-        let listed = aws.list_keys(&user.name).await.map_err(|e| {
-            Stop(
-                Exit::Invalid,
-                format!("iam:ListAccessKeys for {}: {e}", user.name),
-            )
-        })?;
-        let mut uses = Vec::new();
-        for k in crate::rotation::state::oldest_first(listed) {
-            let used = aws
-                .last_used(&k.id)
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_else(|e| format!("last use unknown ({e})"));
-            uses.push(KeyUse {
-                access_key_id: k.id.clone(),
-                status: format!("{:?}", k.status),
-                last_used: used,
-            });
-        }
-        keys.insert(user.name.clone(), uses);
-    }
-    for f in &findings {
-        console.warn(&format!(
-            "{}: {} holds {}, but the manifest does not list it as a consumer: it may use this user's key and would break when the old key is retired. Check it, then add it to the manifest",
-            f.user, f.store, f.secret
-        ));
-    }
-    let report = Report::new(
-        owners,
-        inventory.repositories,
-        github.requests(),
-        &manifest.users,
-        &findings,
-        &keys,
-    );
-    if settings.json {
-        print!("{}", console.scrub(&report.json()));
-    } else {
-        console.info(report.text().trim_end());
-    }
-    summarize(rt, console, || report.markdown());
-    Ok(Exit::Ok)
 }
 
 /// `migrate` (CONTRACT §13): the provider, each user's role and variables, and the workflow

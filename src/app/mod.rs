@@ -20,6 +20,7 @@ use crate::rotation::journal;
 use crate::rotation::run::{Command, Fault, UserReport};
 
 mod commands;
+mod discover;
 mod exposure;
 mod outputs;
 mod phases;
@@ -73,6 +74,9 @@ impl Tuning {
             .filter(|n| (1..=600).contains(n))
         {
             pacing.call_timeout = Duration::from_secs(n);
+        }
+        if let Some(d) = ms("AWS_KEY_ROTATOR_CODE_SEARCH_INTERVAL_MS") {
+            pacing.search_interval = d;
         }
         if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_CLOCK_SPEEDUP") {
             pacing.clock_speedup = u32::try_from(n).unwrap_or(u32::MAX).max(1);

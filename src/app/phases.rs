@@ -44,7 +44,9 @@ pub(super) async fn run_inner(
     mask_credentials(&settings, rt, console);
     let command = match settings.command {
         CommandName::Verify => return commands::verify(&settings, console, &tuning).await,
-        CommandName::Discover => return commands::discover(&settings, rt, console, &tuning).await,
+        CommandName::Discover => {
+            return super::discover::discover(&settings, rt, console, &tuning).await;
+        }
         CommandName::Policy => return commands::policy(&settings, rt, &tuning).await,
         CommandName::Migrate => return commands::migrate(&settings, rt, console, &tuning).await,
         CommandName::Status => Command::Status,

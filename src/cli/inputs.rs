@@ -186,6 +186,12 @@ pub const INPUTS: &[Input] = &[
         "This access key id of a managed user may be compromised: rotate shows it exposed and takes it out of service at once (a new key everywhere, then the exposed one Inactive, no grace period)",
     ),
     input(
+        "sarif-file",
+        Kind::Value("FILE"),
+        &[Discover],
+        "discover: also write the findings as SARIF 2.1.0 to FILE (relative to GITHUB_WORKSPACE), for github/codeql-action/upload-sarif",
+    ),
+    input(
         "exposed-only",
         Kind::Bool,
         &[Rotate],

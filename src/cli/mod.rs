@@ -299,6 +299,8 @@ pub struct Settings {
     pub policy_for: PolicyFor,
     /// `compromised-key-id` (CONTRACT §17).
     pub compromised_key_id: Option<String>,
+    /// `discover --sarif FILE` (CONTRACT §18).
+    pub sarif_file: Option<String>,
 }
 
 /// Whose IAM policy `policy` prints (CONTRACT §12a): two identities, two policies.
@@ -490,6 +492,7 @@ impl Settings {
                 }
                 other => other,
             },
+            sarif_file: opt(raw.get("sarif-file")),
             policy_for: match raw.get("for").trim() {
                 "" | "rotator" => PolicyFor::Rotator,
                 "migrate" => PolicyFor::Migrate,

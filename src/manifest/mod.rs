@@ -99,6 +99,22 @@ pub enum DocumentFormat {
     Credentials,
 }
 
+impl DocumentFormat {
+    /// The format an object's key tells by its name, if it does.
+    pub fn from_name(key: &str) -> Option<DocumentFormat> {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        match (name, ext.as_deref()) {
+            ("credentials", _) => Some(DocumentFormat::Credentials),
+            (".env", _) | (_, Some("env")) => Some(DocumentFormat::Dotenv),
+            (_, Some("json")) => Some(DocumentFormat::Json),
+            (_, Some("yaml" | "yml")) => Some(DocumentFormat::Yaml),
+            (_, Some("ini")) => Some(DocumentFormat::Ini),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for DocumentFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -2,6 +2,7 @@
 // The ports are used on a current-thread runtime inside this crate: no `Send` bounds needed.
 #![allow(async_fn_in_trait)]
 
+pub mod discover;
 pub mod issues;
 pub mod migrate;
 

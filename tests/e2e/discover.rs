@@ -167,3 +167,261 @@ fn discover_lists_its_own_accounts_private_repositories_and_says_what_it_cannot_
     );
     assert_eq!(env.github.count("GET", "/user/repos"), 1);
 }
+
+/// The key searched for itself (CONTRACT §18): a key id committed in a file, the user named in
+/// another, a secret and parameters named after the user, an object beside the manifest's own
+/// holding the key id.
+fn seed_the_key_everywhere(env: &TestEnv, key: &Key) {
+    env.github.add_file(
+        "acme/api",
+        "deploy/run.sh",
+        &format!(
+            "#!/bin/sh\n# deploys the api\nexport AWS_ACCESS_KEY_ID={}\n",
+            key.id
+        ),
+    );
+    env.github.add_file(
+        "acme/docs",
+        "README.md",
+        "# docs\nPublished by the ci-deployer user.\nNot ci-deployer-2.\n",
+    );
+    // A path made to forge a workflow command, holding the key id too.
+    env.github.add_file(
+        "acme/docs",
+        "ops/\r::error::forged",
+        &format!("id={}\n", key.id),
+    );
+    // Another key id, nobody's here: not a finding.
+    env.github
+        .add_file("acme/api", "other.txt", "AKIAIOSFODNN7EXAMPLE\n");
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk_config(
+        env.moto_url(),
+        &env.admin.id,
+        &env.admin.secret,
+    ));
+    let ssm = aws_sdk_ssm::Client::new(&sdk_config(
+        env.moto_url(),
+        &env.admin.id,
+        &env.admin.secret,
+    ));
+    let s3 = env.s3();
+    runtime().block_on(async {
+        sm.create_secret()
+            .name("apps/reporting")
+            .description("keys of ci-deployer for the reporting job")
+            .secret_string("{}")
+            .send()
+            .await
+            .unwrap();
+        sm.create_secret()
+            .name("apps/unrelated")
+            .secret_string("{}")
+            .send()
+            .await
+            .unwrap();
+        for (name, value) in [
+            ("/ci-deployer/key-id", key.id.as_str()),
+            ("/ci-deployer/secret", "not-read"),
+        ] {
+            ssm.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                .send()
+                .await
+                .unwrap();
+        }
+        s3.create_bucket()
+            .bucket("acme-config")
+            .send()
+            .await
+            .unwrap();
+        for (k, text) in [
+            ("web/prod.json", "{}".to_owned()),
+            ("web/batch.env", format!("AWS_ACCESS_KEY_ID={}\n", key.id)),
+            ("web/notes.txt", key.id.clone()),
+            ("other/app.env", format!("AWS_ACCESS_KEY_ID={}\n", key.id)),
+        ] {
+            s3.put_object()
+                .bucket("acme-config")
+                .key(k)
+                .body(text.into_bytes().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    env.write_manifest(&format!(
+        "{MANIFEST}      - s3: {{ bucket: acme-config, key: web/prod.json }}\n        fields: {{ access-key-id: a.id, secret-access-key: a.secret }}\n"
+    ));
+}
+
+/// Whether `log` is a valid SARIF 2.1.0 document (the OASIS schema, checked by `jsonschema`).
+fn sarif_valid(log: &std::path::Path) -> Result<(), String> {
+    let schema = repo_root().join("tests/fixtures/sarif-schema-2.1.0.json");
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg("import json, sys, jsonschema\nschema = json.load(open(sys.argv[1]))\njsonschema.validators.validator_for(schema)(schema).validate(json.load(open(sys.argv[2])))\n")
+        .arg(schema)
+        .arg(log)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_committed_key_id_is_reported_exposed_with_file_and_line_and_nothing_is_written() {
+    let env = TestEnv::new();
+    let key = setup(&env);
+    seed_the_key_everywhere(&env, &key);
+    let before = env.world(USER);
+    let set_up = env.aws_calls().0.len();
+    let admin = env.admin.clone();
+    let run = env.action(
+        &admin,
+        &[("command", "discover"), ("sarif-file", "discover.sarif")],
+    );
+    assert_eq!(run.code, 3, "an exposed key is loud: {}", run.all());
+    let respond = format!("aws-key-rotator rotate --compromised-key-id {}", key.id);
+    let commands = runner_commands(&run.stdout);
+    let errors: Vec<&String> = commands.iter().filter(|c| c.starts_with("error")).collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error per exposed key, none forged: {commands:#?}"
+    );
+    assert!(errors[0].contains(&respond), "{}", errors[0]);
+    assert!(
+        run.stdout.contains(&format!(
+            "EXPOSED: key {} is in acme/api \"deploy/run.sh\" line 3: respond with `{respond}`",
+            key.id
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("acme/docs \"README.md\" line 2 names ci-deployer"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("README.md\" line 3"),
+        "ci-deployer-2 is another name"
+    );
+    assert!(!run.stdout.contains("other.txt"), "a key id nobody manages");
+    // AWS: the secret and the two parameters named after the user, the object holding the key.
+    for snippet in [
+        "- aws-secrets-manager: apps/reporting",
+        "- ssm-parameters: { access-key-id: /ci-deployer/key-id, secret-access-key: /ci-deployer/secret }",
+        "- s3: { bucket: acme-config, key: web/batch.env }\n  format: dotenv",
+    ] {
+        assert!(run.summary.contains(snippet), "{snippet}: {}", run.all());
+    }
+    assert!(!run.all().contains("apps/unrelated"));
+    assert!(!run.all().contains("notes.txt"), "not a config format");
+    assert!(
+        !run.all().contains("other/app.env"),
+        "outside the manifest's prefixes"
+    );
+    // SARIF: valid, the exposed key an error in acme/api's file by URL, the unlisted places
+    // warnings at the user's entry in the manifest.
+    let file = env.workspace.path().join("discover.sarif");
+    sarif_valid(&file).unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let exposed: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|r| r["ruleId"] == "exposed-access-key-id")
+        .collect();
+    assert_eq!(exposed.len(), 2, "{results:#?}");
+    let place = &exposed[0]["locations"][0]["physicalLocation"];
+    assert_eq!(
+        place["artifactLocation"]["uri"],
+        "https://github.com/acme/api/blob/HEAD/deploy/run.sh"
+    );
+    assert_eq!(place["region"]["startLine"], 3);
+    let unlisted = results
+        .iter()
+        .filter(|r| r["ruleId"] == "unlisted-consumer")
+        .count();
+    assert_eq!(unlisted, 3 + 3, "three GitHub stores, three AWS places");
+    // Read only: keys, tags and GitHub's secrets as they were; no write of any kind.
+    assert_eq!(env.world(USER), before, "nothing changed");
+    for method in ["PUT", "POST", "PATCH", "DELETE"] {
+        assert_eq!(env.github.count(method, "/"), 0, "{method}");
+    }
+    let (calls, _) = env.aws_calls();
+    let writes = ["PUT ", "Put", "Tag", "Untag", "Create", "Update", "Delete"];
+    let run_calls = &calls[set_up..];
+    assert!(
+        !run_calls
+            .iter()
+            .any(|c| writes.iter().any(|w| c.starts_with(w))),
+        "{run_calls:?}"
+    );
+}
+
+#[test]
+fn code_search_is_paced_and_read_page_by_page() {
+    let env = TestEnv::new();
+    setup(&env);
+    // 150 files name the user (two pages of 100), in two owners: acme's and tools'.
+    for i in 0..150 {
+        env.github.add_file(
+            "acme/docs",
+            &format!("pages/p{i:03}.md"),
+            "Deployed by ci-deployer.\n",
+        );
+    }
+    env.github.add_repo("tools/checks");
+    env.write_manifest(&format!(
+        "{MANIFEST}    verify:\n      - repository: tools/checks\n        workflow: v.yml\n"
+    ));
+    let admin = env.admin.clone();
+    let run = env.cli(&admin, &["discover", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        v["users"][0]["code"].as_array().unwrap().len(),
+        150,
+        "{}",
+        run.all()
+    );
+    let searches = env.github.code_searches();
+    assert_eq!(searches.len(), 3, "acme: two pages; tools: one");
+    assert_eq!(v["code_searches"], 2, "two queries");
+    for pair in searches.windows(2) {
+        assert!(
+            pair[1].duration_since(pair[0]) >= std::time::Duration::from_millis(290),
+            "each search waits its turn: {:?}",
+            pair[1].duration_since(pair[0])
+        );
+    }
+}
+
+#[test]
+fn a_token_that_may_not_search_code_gets_one_warning_and_the_rest_goes_on() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.github.deny_code_search();
+    let admin = env.admin.clone();
+    let run = env.action(&admin, &[("command", "discover")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let warnings: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::warning::") && l.contains("code not searched"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("acme/api (repository secrets) holds AWS_ACCESS_KEY_ID"),
+        "the stores are still searched"
+    );
+}

@@ -101,7 +101,7 @@ impl S3Objects {
 
     /// Against an endpoint of one's own (an emulator, a gateway), buckets are addressed by
     /// path: a bucket's virtual host would not resolve there.
-    fn client(&self, region: &Option<String>) -> aws_sdk_s3::Client {
+    pub(crate) fn client(&self, region: &Option<String>) -> aws_sdk_s3::Client {
         self.clients.get(region, |r| {
             let own_endpoint = self.config.endpoint_url().is_some()
                 || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod app;
+mod code_search;
 pub mod governor;
 mod inventory;
 mod issues;
@@ -48,6 +49,8 @@ pub struct Pacing {
     pub clock_speedup: u32,
     /// The longest a request may take, answer included (then it is a lost answer).
     pub call_timeout: Duration,
+    /// Time between two code search requests (GitHub allows 10 a minute).
+    pub search_interval: Duration,
 }
 
 impl Default for Pacing {
@@ -61,6 +64,7 @@ impl Default for Pacing {
             per_hour: limits.per_hour,
             clock_speedup: 1,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            search_interval: Duration::from_secs(6),
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct GitHub {
     /// The server refused `return_run_details` once (GitHub Enterprise Server 3.20 and older):
     /// later dispatches do without.
     run_details_refused: std::sync::atomic::AtomicBool,
+    /// When the last code search request went out.
+    last_search: Mutex<Option<Instant>>,
 }
 
 enum ClientAuth {
@@ -170,6 +176,7 @@ impl GitHub {
             started: Instant::now(),
             runs: Default::default(),
             run_details_refused: Default::default(),
+            last_search: Mutex::new(None),
         })
     }
 
@@ -182,6 +189,15 @@ impl GitHub {
         let mut segments = path.trim_start_matches('/').split('/');
         let owner = match (segments.next(), segments.next()) {
             (Some("repos" | "orgs" | "users"), Some(owner)) => owner.to_ascii_lowercase(),
+            (Some("search"), Some(rest)) => {
+                match rest
+                    .split_once('?')
+                    .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("owner=")))
+                {
+                    Some(owner) => owner.to_ascii_lowercase(),
+                    None => return &self.client,
+                }
+            }
             (Some("installation"), Some(rest)) => match rest
                 .split_once('?')
                 .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("owner=")))

@@ -1,7 +1,6 @@
 //! What `migrate` reads and writes in GitHub: Actions variables (repository, environment,
 //! organization), who reads an organization secret, and a repository's workflow files.
 
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -67,11 +66,6 @@ struct Entry {
     kind: String,
     name: String,
     path: String,
-}
-
-#[derive(Deserialize)]
-struct FileBody {
-    content: String,
 }
 
 #[derive(Deserialize)]
@@ -328,24 +322,9 @@ impl Variables for GitHub {
             .into_iter()
             .filter(|e| e.kind == "file" && (e.name.ends_with(".yml") || e.name.ends_with(".yaml")))
         {
-            let what = format!("reading {} of {repository}", e.path);
-            let path = format!(
-                "/repos/{}/contents/{}",
-                repo_path(repository),
-                e.path
-                    .split('/')
-                    .map(encode_segment)
-                    .collect::<Vec<_>>()
-                    .join("/")
-            );
-            let reply = self.send(http::Method::GET, &path, None, &what).await?;
-            let body: FileBody =
-                serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
-            let packed: String = body.content.split_whitespace().collect();
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(packed)
-                .map_err(|e| unexpected(&what, e))?;
-            files.push((e.path, String::from_utf8_lossy(&bytes).into_owned()));
+            if let Some(text) = self.file_at(repository, &e.path).await? {
+                files.push((e.path, text));
+            }
         }
         Ok(files)
     }

@@ -65,7 +65,7 @@ impl Validator<'_> {
                 format!("region {r:?} is not an AWS region name (like eu-west-1)"),
             ));
         }
-        let format = match c.format.or_else(|| format_of(key)) {
+        let format = match c.format.or_else(|| DocumentFormat::from_name(key)) {
             Some(f) => f,
             None => {
                 return Err(self.err(
@@ -130,20 +130,6 @@ impl Validator<'_> {
             return Err(self.err(at, "the two fields are the same: the pair needs two places"));
         }
         Ok(names)
-    }
-}
-
-/// The format an object's name tells, if it does.
-fn format_of(key: &str) -> Option<DocumentFormat> {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match (name, ext.as_deref()) {
-        ("credentials", _) => Some(DocumentFormat::Credentials),
-        (".env", _) | (_, Some("env")) => Some(DocumentFormat::Dotenv),
-        (_, Some("json")) => Some(DocumentFormat::Json),
-        (_, Some("yaml" | "yml")) => Some(DocumentFormat::Yaml),
-        (_, Some("ini")) => Some(DocumentFormat::Ini),
-        _ => None,
     }
 }
 

@@ -843,6 +843,8 @@ impl TestEnv {
             .env("GITHUB_WORKSPACE", self.workspace.path())
             .env("GITHUB_REPOSITORY", "acme/web")
             .env("AWS_KEY_ROTATOR_GITHUB_WRITE_INTERVAL_MS", "0")
+            // Code search's 10 a minute, at a test's pace (its own test checks the spacing).
+            .env("AWS_KEY_ROTATOR_CODE_SEARCH_INTERVAL_MS", "300")
             .env("AWS_KEY_ROTATOR_RETRY_BASE_MS", "10")
             .env("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS", "2")
             .env("AWS_KEY_ROTATOR_POLL_INTERVAL_MS", "20")

@@ -12,7 +12,8 @@
 4. In IAM auth mode moto checks a request's signature against a body it re-encodes from the
    parsed form (spaces as `+`), so a correctly signed body that encodes a space as `%20` (as the
    AWS SDK for Rust does, in tag values) is refused with SignatureDoesNotMatch. Real IAM signs
-   the bytes sent: the wrapper hands moto's check the raw body.
+   the bytes sent: the wrapper hands moto's check the raw body, and the raw query string (moto
+   decodes it, so an S3 listing's `prefix=web%2F` would not match its own signature).
 
 5. `POST /_test/lose-answer` with `{"action": "CreateAccessKey", "times": 1}` lets the next
    such call take effect and then answers 500 instead of its result: a lost answer. With
@@ -151,6 +152,11 @@ def _create_aws_request_from_raw_body(self):
     raw = getattr(_RAW, "body", None)
     if raw:
         request.data = raw
+    # The query string as sent, too: moto hands the signer a decoded one (`prefix=web/` for
+    # the `prefix=web%2F` the client signed), and the signer does not encode it again.
+    query = getattr(_RAW, "query", None)
+    if query:
+        request.url = request.url.split("?", 1)[0] + "?" + query
     return request
 
 
@@ -308,6 +314,7 @@ class TestHooks:
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)
         _RAW.body = raw
+        _RAW.query = environ.get("QUERY_STRING", "")
         path = environ.get("PATH_INFO")
         if path == "/moto-api/reset":
             _BROKEN_AFTER.clear()

@@ -22,6 +22,7 @@ use super::runtime;
 
 mod alerts;
 mod apps;
+mod code_search;
 mod contents;
 mod gate;
 mod inventory;
@@ -44,6 +45,7 @@ fn router(state: Shared, prefix: Option<&'static str>) -> Router {
         .merge(inventory::routes())
         .merge(variables::routes())
         .merge(contents::routes())
+        .merge(code_search::routes())
         .merge(issues::routes())
         .merge(alerts::routes())
         .fallback(no_route)
@@ -406,6 +408,11 @@ struct State {
     alerts: Vec<alerts::FakeAlert>,
     /// The token may not read (nor resolve) secret scanning alerts.
     alerts_denied: bool,
+    /// The token may not search code.
+    code_search_denied: bool,
+    /// Code search requests of the last minute (its limit), and every one.
+    code_searches: Vec<std::time::Instant>,
+    code_search_log: Vec<std::time::Instant>,
 }
 
 /// An issue (or a pull request, which the issues API lists too).
@@ -914,6 +921,16 @@ impl FakeGitHub {
     /// The token may no longer read secret scanning alerts (403).
     pub fn deny_alerts(&self) {
         self.state.lock().unwrap().alerts_denied = true;
+    }
+
+    /// The token may not search code (403).
+    pub fn deny_code_search(&self) {
+        self.state.lock().unwrap().code_search_denied = true;
+    }
+
+    /// When each code search request arrived, in order.
+    pub fn code_searches(&self) -> Vec<std::time::Instant> {
+        self.state.lock().unwrap().code_search_log.clone()
     }
 
     /// Every issue and comment text written so far.
