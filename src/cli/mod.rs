@@ -62,7 +62,7 @@ fn about(c: CommandName) -> (&'static str, &'static str) {
             "aws-key-rotator delete --user ci-deployer",
         ),
         Discover => (
-            "List places holding a user's secret names that the manifest does not name. Changes nothing",
+            "List places that may hold a user's key but are not in the manifest, and its key ids found in code. Changes nothing",
             "aws-key-rotator discover --json",
         ),
         Verify => (

@@ -15,6 +15,7 @@ const WORKFLOWS: &[&str] = &[
     ".github/workflows/rotate-aws-key.yml",
     "examples/workflows/rotate-aws-keys.yml",
     "examples/workflows/verify-aws-credentials.yml",
+    "examples/workflows/discover-aws-keys.yml",
 ];
 
 fn action_names(section: &str) -> BTreeSet<String> {
@@ -610,6 +611,7 @@ fn the_release_pins_the_image_digest_and_the_action_commit() {
         ".github/workflows/rotate-aws-key.yml",
         "examples/workflows/rotate-aws-keys.yml",
         "examples/workflows/verify-aws-credentials.yml",
+        "examples/workflows/discover-aws-keys.yml",
         "scripts/pin-release",
     ] {
         let to = dir.path().join(f);
@@ -649,6 +651,7 @@ fn the_release_pins_the_image_digest_and_the_action_commit() {
         ".github/workflows/rotate-aws-key.yml",
         "examples/workflows/rotate-aws-keys.yml",
         "examples/workflows/verify-aws-credentials.yml",
+        "examples/workflows/discover-aws-keys.yml",
     ] {
         let text = read(f);
         for r in own_refs(&text) {
@@ -659,8 +662,8 @@ fn the_release_pins_the_image_digest_and_the_action_commit() {
         assert!(text.contains(&format!("@{sha} # v1.2.3")), "{f}");
     }
     assert_eq!(
-        pinned, 9,
-        "the six steps of the reusable workflow (repair among them), the rotation example's and the verification example's two (key and oidc mode)"
+        pinned, 10,
+        "the six steps of the reusable workflow (repair among them), the rotation example's, the verification example's two (key and oidc mode) and the discover example's"
     );
 }
 
