@@ -451,3 +451,46 @@ fn a_script_signing_with_the_credentials_file_works_after_the_rotation() {
     );
     env.assert_no_leaks();
 }
+
+/// The rotator allowed the shipped actions and the S3 statement's (`policy` names them on the
+/// object's ARN; moto checks actions only): a rotation works, and without either S3 action it
+/// fails with the object as it was.
+#[test]
+fn the_rotator_needs_exactly_the_objects_get_and_put() {
+    let mut base: Vec<String> = shipped_actions();
+    base.extend(
+        aws_key_rotator::policy::S3_KMS_ACTIONS
+            .iter()
+            .map(|a| a.to_string()),
+    );
+    for missing in [None, Some("s3:GetObject"), Some("s3:PutObject")] {
+        let env = TestEnv::new();
+        let old = setup(&env);
+        let docs = documents(&old)[2..3].to_vec();
+        bucket(&env, false, &docs);
+        env.write_manifest(&manifest(&docs, ""));
+        let mut actions: Vec<&str> = base.iter().map(String::as_str).collect();
+        actions.extend(
+            aws_key_rotator::policy::S3_ACTIONS
+                .iter()
+                .filter(|a| Some(**a) != missing),
+        );
+        env.user("rotator", &actions);
+        let rotator = env.create_key("rotator");
+        env.remember(&rotator.secret);
+        let run = env.action(&rotator, &[("command", "rotate"), ("force", "true")]);
+        let text = object(&env, &docs[0].0).text;
+        match missing {
+            None => {
+                assert_eq!(run.code, 0, "{}", run.all());
+                assert!(!text.contains(&old.id), "rotated");
+            }
+            Some(action) => {
+                assert_ne!(run.code, 0, "without {action}: {}", run.all());
+                assert_eq!(text, docs[0].2, "without {action}: the object as it was");
+                assert!(run.stderr.contains("AccessDenied"), "{}", run.stderr);
+            }
+        }
+        env.assert_no_leaks();
+    }
+}
