@@ -479,7 +479,7 @@ fn the_rotator_needs_exactly_the_objects_get_and_put() {
         let rotator = env.create_key("rotator");
         env.remember(&rotator.secret);
         let run = env.action(&rotator, &[("command", "rotate"), ("force", "true")]);
-        let text = object(&env, &docs[0].0).text;
+        let text = object(&env, docs[0].0).text;
         match missing {
             None => {
                 assert_eq!(run.code, 0, "{}", run.all());
