@@ -45,36 +45,19 @@ pub(super) async fn discover(
     ))
     .chain(sessions.iter().map(|(aws, users)| (aws, users.clone())))
     .collect();
-    let mut key_ids = BTreeMap::new();
-    for (aws, users) in &accounts {
-        for u in users {
-            key_ids.insert(u.name.clone(), list_keys(aws, u).await?);
-        }
-    }
+    let key_ids = all_keys(&accounts).await?;
     let ids: BTreeMap<String, Vec<String>> = key_ids
         .iter()
         .map(|(u, keys)| (u.clone(), keys.iter().map(|k| k.id.clone()).collect()))
         .collect();
     let (code, code_searches) = search_code(&github, &owners, &manifest.users, &ids, console).await;
-    let mut mentions = Vec::new();
-    for (aws, users) in &accounts {
-        let found = discover::aws::search(&AwsStores::new(aws.config()), users, &ids).await;
-        for w in &found.warnings {
-            console.warn(&format!("discover: {w}"));
-        }
-        mentions.extend(found.mentions);
-    }
-    let mut keys = BTreeMap::new();
-    for (aws, users) in &accounts {
-        for u in users {
-            let any = findings.iter().any(|f| f.user == u.name)
-                || mentions.iter().any(|m| m.user == u.name)
-                || code.iter().any(|c| c.user == u.name);
-            if any {
-                keys.insert(u.name.clone(), last_uses(aws, &key_ids[&u.name]).await);
-            }
-        }
-    }
+    let mentions = aws_mentions(&accounts, &ids, console).await;
+    let found = |name: &str| {
+        findings.iter().any(|f| f.user == name)
+            || mentions.iter().any(|m| m.user == name)
+            || code.iter().any(|c| c.user == name)
+    };
+    let keys = key_uses(&accounts, &key_ids, found).await;
     let report = Report::new(
         &manifest.users,
         Gathered {
@@ -103,6 +86,51 @@ pub(super) async fn discover(
     } else {
         Exit::Refused
     })
+}
+
+/// Every user's keys, oldest first.
+async fn all_keys(
+    accounts: &[(&Aws, Vec<&UserSpec>)],
+) -> Result<BTreeMap<String, Vec<KeyInfo>>, Stop> {
+    let mut out = BTreeMap::new();
+    for (aws, users) in accounts {
+        for u in users {
+            out.insert(u.name.clone(), list_keys(aws, u).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// The AWS places of each account that name its users or hold their key ids.
+async fn aws_mentions(
+    accounts: &[(&Aws, Vec<&UserSpec>)],
+    ids: &BTreeMap<String, Vec<String>>,
+    console: &Console,
+) -> Vec<discover::aws::Mention> {
+    let mut mentions = Vec::new();
+    for (aws, users) in accounts {
+        let found = discover::aws::search(&AwsStores::new(aws.config()), users, ids).await;
+        for w in &found.warnings {
+            console.warn(&format!("discover: {w}"));
+        }
+        mentions.extend(found.mentions);
+    }
+    mentions
+}
+
+/// The last use of every key of each user with a finding (`found`).
+async fn key_uses(
+    accounts: &[(&Aws, Vec<&UserSpec>)],
+    keys: &BTreeMap<String, Vec<KeyInfo>>,
+    found: impl Fn(&str) -> bool,
+) -> BTreeMap<String, Vec<KeyUse>> {
+    let mut out = BTreeMap::new();
+    for (aws, users) in accounts {
+        for u in users.iter().filter(|u| found(&u.name)) {
+            out.insert(u.name.clone(), last_uses(aws, &keys[&u.name]).await);
+        }
+    }
+    out
 }
 
 /// Every store of every owner, with the limits of what could be seen said as warnings.

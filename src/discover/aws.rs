@@ -220,20 +220,12 @@ fn pairs<'a>(params: &[&'a Named]) -> Vec<(Option<&'a str>, Option<&'a str>)> {
     out
 }
 
-async fn objects<A: AwsListing>(
-    aws: &A,
-    users: &[&UserSpec],
-    keys: &BTreeMap<String, Vec<String>>,
-    found: &mut Found,
-) {
-    let listed_objects: BTreeSet<(&str, &str)> = users
-        .iter()
-        .flat_map(|u| &u.consumers)
-        .filter_map(|c| match &c.scope {
-            Scope::S3 { bucket, key, .. } => Some((bucket.as_str(), key.as_str())),
-            _ => None,
-        })
-        .collect();
+/// The S3 objects the manifest names, and the prefixes they live under (bucket, prefix,
+/// region).
+type Prefixes = BTreeSet<(String, String, Option<String>)>;
+
+fn prefixes(users: &[&UserSpec]) -> (BTreeSet<(String, String)>, Prefixes) {
+    let mut objects = BTreeSet::new();
     let mut prefixes = BTreeSet::new();
     for c in users.iter().flat_map(|u| &u.consumers) {
         if let Scope::S3 {
@@ -243,15 +235,24 @@ async fn objects<A: AwsListing>(
             ..
         } = &c.scope
         {
-            let prefix = key.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let prefix = if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
+            objects.insert((bucket.clone(), key.clone()));
+            let prefix = match key.rsplit_once('/') {
+                Some((dir, _)) if !dir.is_empty() => format!("{dir}/"),
+                _ => String::new(),
             };
             prefixes.insert((bucket.clone(), prefix, region.clone()));
         }
     }
+    (objects, prefixes)
+}
+
+async fn objects<A: AwsListing>(
+    aws: &A,
+    users: &[&UserSpec],
+    keys: &BTreeMap<String, Vec<String>>,
+    found: &mut Found,
+) {
+    let (named, prefixes) = prefixes(users);
     for (bucket, prefix, region) in prefixes {
         let (listed, more) = match aws.objects(&bucket, &prefix, &region).await {
             Ok(l) => l,
@@ -269,7 +270,7 @@ async fn objects<A: AwsListing>(
         }
         let mut unread = 0;
         for key in listed {
-            if listed_objects.contains(&(bucket.as_str(), key.as_str())) {
+            if named.contains(&(bucket.clone(), key.clone())) {
                 continue;
             }
             let Some(format) = DocumentFormat::from_name(&key) else {
@@ -286,40 +287,15 @@ async fn objects<A: AwsListing>(
                 ));
                 continue;
             }
-            let text = match aws.object_text(&bucket, &key, &region, OBJECT_LIMIT).await {
-                Ok(Some(t)) => t,
-                Ok(None) => continue,
-                Err(_) => {
-                    unread += 1;
-                    continue;
-                }
+            let scope = Scope::S3 {
+                bucket: bucket.clone(),
+                key,
+                format,
+                region: region.clone(),
             };
-            for u in users {
-                let Some(id) = keys
-                    .get(&u.name)
-                    .into_iter()
-                    .flatten()
-                    .find(|id| text.expose_secret().lines().any(|l| names(l, id)))
-                else {
-                    continue;
-                };
-                let scope = Scope::S3 {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    format,
-                    region: region.clone(),
-                };
-                let mut snippet = snippet(&scope);
-                match format {
-                    DocumentFormat::Dotenv | DocumentFormat::Credentials => {}
-                    _ => snippet.push_str("\n  fields: { access-key-id: …, secret-access-key: … }   # where the pair is"),
-                }
-                found.mentions.push(Mention {
-                    user: u.name.clone(),
-                    store: scope.to_string(),
-                    why: format!("holds key id {id}"),
-                    snippet,
-                });
+            match object(aws, &scope, users, keys).await {
+                Ok(mentions) => found.mentions.extend(mentions),
+                Err(()) => unread += 1,
             }
         }
         if unread > 0 {
@@ -328,4 +304,51 @@ async fn objects<A: AwsListing>(
             ));
         }
     }
+}
+
+/// The users whose key id the object holds, as mentions; `Err` when it could not be read.
+async fn object<A: AwsListing>(
+    aws: &A,
+    scope: &Scope,
+    users: &[&UserSpec],
+    keys: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<Mention>, ()> {
+    let Scope::S3 {
+        bucket,
+        key,
+        format,
+        region,
+    } = scope
+    else {
+        return Ok(Vec::new());
+    };
+    let text = match aws.object_text(bucket, key, region, OBJECT_LIMIT).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(Vec::new()),
+        Err(_) => return Err(()),
+    };
+    let mut out = Vec::new();
+    for u in users {
+        let Some(id) = keys
+            .get(&u.name)
+            .into_iter()
+            .flatten()
+            .find(|id| text.expose_secret().lines().any(|l| names(l, id)))
+        else {
+            continue;
+        };
+        let mut snippet = snippet(scope);
+        if !matches!(format, DocumentFormat::Dotenv | DocumentFormat::Credentials) {
+            snippet.push_str(
+                "\n  fields: { access-key-id: …, secret-access-key: … }   # where the pair is",
+            );
+        }
+        out.push(Mention {
+            user: u.name.clone(),
+            store: scope.to_string(),
+            why: format!("holds key id {id}"),
+            snippet,
+        });
+    }
+    Ok(out)
 }

@@ -224,22 +224,7 @@ impl Report {
                     super::code::respond(id)
                 ));
             }
-            if !u.code.is_empty() {
-                md.push_str("| in code | line | names |\n|---|---|---|\n");
-                for c in &u.code {
-                    md.push_str(&format!(
-                        "| {} {} | {} | {} |\n",
-                        markdown(&c.repository),
-                        markdown(&c.path),
-                        c.line,
-                        match &c.access_key_id {
-                            Some(id) => format!("key `{id}` (exposed)"),
-                            None => "the user".to_owned(),
-                        }
-                    ));
-                }
-                md.push('\n');
-            }
+            md.push_str(&code_table(&u.code));
             if !u.findings.is_empty() || !u.mentions.is_empty() {
                 md.push_str("| not in the manifest | why |\n|---|---|\n");
                 for f in &u.findings {
@@ -273,4 +258,26 @@ impl Report {
         }
         md
     }
+}
+
+/// The files naming a user's key or name, as a Markdown table (empty when none).
+fn code_table(code: &[CodeFinding]) -> String {
+    if code.is_empty() {
+        return String::new();
+    }
+    let mut md = "| in code | line | names |\n|---|---|---|\n".to_owned();
+    for c in code {
+        md.push_str(&format!(
+            "| {} {} | {} | {} |\n",
+            markdown(&c.repository),
+            markdown(&c.path),
+            c.line,
+            match &c.access_key_id {
+                Some(id) => format!("key `{id}` (exposed)"),
+                None => "the user".to_owned(),
+            }
+        ));
+    }
+    md.push('\n');
+    md
 }

@@ -156,6 +156,39 @@ pub struct RawConsumer {
     pub pull_requests: Option<bool>,
 }
 
+impl RawConsumer {
+    /// The manifest keys this entry sets, by their names in the manifest.
+    pub fn set_keys(&self) -> Vec<&'static str> {
+        [
+            ("repository", self.repository.is_some()),
+            ("environment", self.environment.is_some()),
+            ("organization", self.organization.is_some()),
+            ("app", self.app.is_some()),
+            ("visibility", self.visibility.is_some()),
+            (
+                "selected-repositories",
+                self.selected_repositories.is_some(),
+            ),
+            ("aws-secrets-manager", self.aws_secrets_manager.is_some()),
+            ("ssm-parameters", self.ssm_parameters.is_some()),
+            ("region", self.region.is_some()),
+            ("vault", self.vault.is_some()),
+            ("address", self.address.is_some()),
+            ("namespace", self.namespace.is_some()),
+            ("s3", self.s3.is_some()),
+            ("format", self.format.is_some()),
+            ("fields", self.fields.is_some()),
+            ("profile", self.profile.is_some()),
+            ("secrets", self.secrets.is_some()),
+            ("oidc", self.oidc.is_some()),
+            ("pull-requests", self.pull_requests.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawVault {

@@ -4,6 +4,19 @@
 
 use super::*;
 
+/// The keys of a GitHub store's entry.
+const GITHUB_KEYS: &[&str] = &[
+    "repository",
+    "organization",
+    "environment",
+    "app",
+    "visibility",
+    "selected-repositories",
+];
+
+/// The keys of an AWS store's entry.
+const AWS_KEYS: &[&str] = &["aws-secrets-manager", "ssm-parameters", "region"];
+
 impl Validator<'_> {
     pub(super) fn consumer(
         &self,
@@ -11,159 +24,18 @@ impl Validator<'_> {
         c: raw::RawConsumer,
         default_secrets: &SecretNames,
     ) -> Result<Consumer, ManifestError> {
-        if c.s3.is_some() {
-            return self.s3_consumer(at, c);
+        if c.s3.is_some()
+            || c.vault.is_some()
+            || c.aws_secrets_manager.is_some()
+            || c.ssm_parameters.is_some()
+        {
+            return self.store_consumer(at, c, default_secrets);
         }
-        for (key, set) in [
-            ("format", c.format.is_some()),
-            ("fields", c.fields.is_some()),
-            ("profile", c.profile.is_some()),
-        ] {
-            if set {
-                return Err(self.err(
-                    at,
-                    format!(
-                        "`{key}` belongs to `s3` consumers: drop it, or add `s3: {{ bucket, key }}`"
-                    ),
-                ));
-            }
-        }
-        if c.vault.is_some() {
-            return self.vault_consumer(at, c, default_secrets);
-        }
-        for (key, set) in [
-            ("address", c.address.is_some()),
-            ("namespace", c.namespace.is_some()),
-        ] {
-            if set {
-                return Err(self.err(
-                    at,
-                    format!("`{key}` belongs to `vault` consumers: drop it, or add `vault: {{ mount, path }}`"),
-                ));
-            }
-        }
-        if c.aws_secrets_manager.is_some() || c.ssm_parameters.is_some() {
-            return self.aws_consumer(at, c, default_secrets);
-        }
-        if c.region.is_some() {
-            return Err(self.err(
-                at,
-                "`region` belongs to AWS stores (`aws-secrets-manager`, `ssm-parameters`): drop it",
-            ));
-        }
-        let dependabot = match c.app.as_deref() {
-            None => false,
-            Some("dependabot") => true,
-            Some(other) => {
-                return Err(self.err(
-                    at,
-                    format!("`app: {other}` is not a secret store: the only app is `dependabot`"),
-                ));
-            }
-        };
-        if c.selected_repositories.is_some() && c.visibility != Some(Visibility::Selected) {
-            return Err(self.err(
-                at,
-                "`selected-repositories` goes with `visibility: selected`: add it, or drop the list",
-            ));
-        }
-        if c.visibility.is_some() && c.organization.is_none() {
-            return Err(self.err(
-                at,
-                "`visibility` belongs to organization secrets: drop it, or name the `organization`",
-            ));
-        }
-        let scope = match (c.organization, c.repository) {
-            (Some(_), Some(_)) => {
-                return Err(self.err(
-                    at,
-                    "a consumer is either a `repository` or an `organization`, not both: make them two entries",
-                ));
-            }
-            (Some(organization), None) => {
-                if c.environment.is_some() {
-                    return Err(self.err(
-                        at,
-                        "environments belong to repositories: an organization has no `environment`",
-                    ));
-                }
-                if !valid_owner(&organization) {
-                    return Err(self.err(
-                        at,
-                        format!(
-                            "organization {organization:?} is not a valid GitHub organization name"
-                        ),
-                    ));
-                }
-                let selected = c.selected_repositories.unwrap_or_default();
-                if c.visibility == Some(Visibility::Selected) && selected.is_empty() {
-                    return Err(self.err(
-                        at,
-                        "`visibility: selected` needs `selected-repositories`: the repositories that may read a secret created new, for example `selected-repositories: [acme/web]`",
-                    ));
-                }
-                for r in &selected {
-                    let in_org = r
-                        .split_once('/')
-                        .is_some_and(|(o, _)| o.eq_ignore_ascii_case(&organization));
-                    if !valid_repository(r) || !in_org {
-                        return Err(self.err(
-                            at,
-                            format!(
-                                "selected repository {r:?} is not a repository of {organization} (owner/name)"
-                            ),
-                        ));
-                    }
-                }
-                Scope::Organization {
-                    organization,
-                    dependabot,
-                    visibility: c.visibility,
-                    selected,
-                }
-            }
-            (None, None) => {
-                return Err(self.err(
-                    at,
-                    "a consumer needs `repository: owner/name` or `organization: name`",
-                ));
-            }
-            (None, Some(repository)) => {
-                if !valid_repository(&repository) {
-                    return Err(self.err(
-                        at,
-                        format!("repository {repository:?} is not of the form owner/name"),
-                    ));
-                }
-                match (c.environment, dependabot) {
-                    (None, false) => Scope::Repository(repository),
-                    (None, true) => Scope::RepositoryDependabot(repository),
-                    (Some(_), true) => {
-                        return Err(self.err(
-                            at,
-                            "Dependabot secrets have no environments: drop `environment` or `app`",
-                        ));
-                    }
-                    (Some(e), false) if e.trim().is_empty() => {
-                        return Err(self.err(
-                            at,
-                            "environment is empty: name the environment or drop the key",
-                        ));
-                    }
-                    (Some(e), false) if dot_segment(e.trim()) => {
-                        return Err(self.err(
-                            at,
-                            format!("environment {e:?} is not an environment name: `.` and `..` would walk up the API's paths"),
-                        ));
-                    }
-                    (Some(environment), false) => Scope::Environment {
-                        repository,
-                        environment,
-                    },
-                }
-            }
-        };
-        let secrets = c.secrets.unwrap_or_else(|| default_secrets.clone());
+        self.misplaced(at, &c)?;
+        let pull_requests = c.pull_requests;
+        let secrets = c.secrets.clone();
+        let scope = self.github_scope(at, c)?;
+        let secrets = secrets.unwrap_or_else(|| default_secrets.clone());
         for name in [&secrets.access_key_id, &secrets.secret_access_key] {
             if let Err(why) = check_secret_name(name) {
                 return Err(self.err(at, format!("secret name {name:?} {why}")));
@@ -178,7 +50,7 @@ impl Validator<'_> {
                 "the access-key-id and secret-access-key secrets have the same name",
             ));
         }
-        let pull_requests = match (c.pull_requests, &scope) {
+        let pull_requests = match (pull_requests, &scope) {
             (None, _) => true,
             (
                 Some(p),
@@ -203,6 +75,213 @@ impl Validator<'_> {
         })
     }
 
+    /// An entry of a store outside GitHub: S3, Vault, Secrets Manager or Parameter Store.
+    fn store_consumer(
+        &self,
+        at: &serde_saphyr::Location,
+        c: raw::RawConsumer,
+        default_secrets: &SecretNames,
+    ) -> Result<Consumer, ManifestError> {
+        if c.s3.is_some() {
+            return self.s3_consumer(at, c);
+        }
+        self.not_s3(at, &c)?;
+        if c.vault.is_some() {
+            return self.vault_consumer(at, c, default_secrets);
+        }
+        self.misplaced(at, &c)?;
+        self.aws_consumer(at, c, default_secrets)
+    }
+
+    /// An S3 key on an entry that is not an S3 object.
+    fn not_s3(
+        &self,
+        at: &serde_saphyr::Location,
+        c: &raw::RawConsumer,
+    ) -> Result<(), ManifestError> {
+        match ["format", "fields", "profile"]
+            .into_iter()
+            .find(|k| c.set_keys().contains(k))
+        {
+            Some(key) => Err(self.err(
+                at,
+                format!(
+                    "`{key}` belongs to `s3` consumers: drop it, or add `s3: {{ bucket, key }}`"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A key of a store this entry is not: S3's, Vault's, or an AWS store's `region`.
+    fn misplaced(
+        &self,
+        at: &serde_saphyr::Location,
+        c: &raw::RawConsumer,
+    ) -> Result<(), ManifestError> {
+        self.not_s3(at, c)?;
+        let keys = c.set_keys();
+        if let Some(key) = ["address", "namespace"]
+            .into_iter()
+            .find(|k| keys.contains(k))
+        {
+            return Err(self.err(
+                at,
+                format!("`{key}` belongs to `vault` consumers: drop it, or add `vault: {{ mount, path }}`"),
+            ));
+        }
+        if keys.contains(&"region") && c.aws_secrets_manager.is_none() && c.ssm_parameters.is_none()
+        {
+            return Err(self.err(
+                at,
+                "`region` belongs to AWS stores (`aws-secrets-manager`, `ssm-parameters`): drop it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The GitHub scope of a `repository` or `organization` entry (with its `environment`,
+    /// `app: dependabot`, `visibility` and `selected-repositories`).
+    fn github_scope(
+        &self,
+        at: &serde_saphyr::Location,
+        c: raw::RawConsumer,
+    ) -> Result<Scope, ManifestError> {
+        let dependabot = match c.app.as_deref() {
+            None => false,
+            Some("dependabot") => true,
+            Some(other) => {
+                return Err(self.err(
+                    at,
+                    format!("`app: {other}` is not a secret store: the only app is `dependabot`"),
+                ));
+            }
+        };
+        if c.selected_repositories.is_some() && c.visibility != Some(Visibility::Selected) {
+            return Err(self.err(
+                at,
+                "`selected-repositories` goes with `visibility: selected`: add it, or drop the list",
+            ));
+        }
+        if c.visibility.is_some() && c.organization.is_none() {
+            return Err(self.err(
+                at,
+                "`visibility` belongs to organization secrets: drop it, or name the `organization`",
+            ));
+        }
+        let scope = match (c.organization.clone(), c.repository.clone()) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    at,
+                    "a consumer is either a `repository` or an `organization`, not both: make them two entries",
+                ));
+            }
+            (Some(organization), None) => {
+                self.organization_scope(at, organization, dependabot, c)?
+            }
+            (None, None) => {
+                return Err(self.err(
+                    at,
+                    "a consumer needs `repository: owner/name` or `organization: name`",
+                ));
+            }
+            (None, Some(repository)) => {
+                self.repository_scope(at, repository, c.environment, dependabot)?
+            }
+        };
+        Ok(scope)
+    }
+
+    /// An `organization` entry's scope.
+    fn organization_scope(
+        &self,
+        at: &serde_saphyr::Location,
+        organization: String,
+        dependabot: bool,
+        c: raw::RawConsumer,
+    ) -> Result<Scope, ManifestError> {
+        if c.environment.is_some() {
+            return Err(self.err(
+                at,
+                "environments belong to repositories: an organization has no `environment`",
+            ));
+        }
+        if !valid_owner(&organization) {
+            return Err(self.err(
+                at,
+                format!("organization {organization:?} is not a valid GitHub organization name"),
+            ));
+        }
+        let selected = c.selected_repositories.unwrap_or_default();
+        if c.visibility == Some(Visibility::Selected) && selected.is_empty() {
+            return Err(self.err(
+                at,
+                "`visibility: selected` needs `selected-repositories`: the repositories that may read a secret created new, for example `selected-repositories: [acme/web]`",
+            ));
+        }
+        for r in &selected {
+            let in_org = r
+                .split_once('/')
+                .is_some_and(|(o, _)| o.eq_ignore_ascii_case(&organization));
+            if !valid_repository(r) || !in_org {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "selected repository {r:?} is not a repository of {organization} (owner/name)"
+                    ),
+                ));
+            }
+        }
+        Ok(Scope::Organization {
+            organization,
+            dependabot,
+            visibility: c.visibility,
+            selected,
+        })
+    }
+
+    /// A `repository` entry's scope: its secrets, an environment's, or its Dependabot secrets.
+    fn repository_scope(
+        &self,
+        at: &serde_saphyr::Location,
+        repository: String,
+        environment: Option<String>,
+        dependabot: bool,
+    ) -> Result<Scope, ManifestError> {
+        if !valid_repository(&repository) {
+            return Err(self.err(
+                at,
+                format!("repository {repository:?} is not of the form owner/name"),
+            ));
+        }
+        Ok(match (environment, dependabot) {
+            (None, false) => Scope::Repository(repository),
+            (None, true) => Scope::RepositoryDependabot(repository),
+            (Some(_), true) => {
+                return Err(self.err(
+                    at,
+                    "Dependabot secrets have no environments: drop `environment` or `app`",
+                ));
+            }
+            (Some(e), false) if e.trim().is_empty() => {
+                return Err(self.err(
+                    at,
+                    "environment is empty: name the environment or drop the key",
+                ));
+            }
+            (Some(e), false) if dot_segment(e.trim()) => {
+                return Err(self.err(
+                    at,
+                    format!("environment {e:?} is not an environment name: `.` and `..` would walk up the API's paths"),
+                ));
+            }
+            (Some(environment), false) => Scope::Environment {
+                repository,
+                environment,
+            },
+        })
+    }
+
     /// `vault: { mount, path }`, with an optional `address` and `namespace`.
     pub(super) fn vault_consumer(
         &self,
@@ -210,18 +289,11 @@ impl Validator<'_> {
         c: raw::RawConsumer,
         default_secrets: &SecretNames,
     ) -> Result<Consumer, ManifestError> {
-        let others = [
-            ("repository", c.repository.is_some()),
-            ("organization", c.organization.is_some()),
-            ("environment", c.environment.is_some()),
-            ("app", c.app.is_some()),
-            ("visibility", c.visibility.is_some()),
-            ("selected-repositories", c.selected_repositories.is_some()),
-            ("aws-secrets-manager", c.aws_secrets_manager.is_some()),
-            ("ssm-parameters", c.ssm_parameters.is_some()),
-            ("region", c.region.is_some()),
-        ];
-        if let Some((key, _)) = others.iter().find(|(_, set)| *set) {
+        if let Some(key) = c
+            .set_keys()
+            .into_iter()
+            .find(|k| GITHUB_KEYS.contains(k) || AWS_KEYS.contains(k))
+        {
             return Err(self.err(
                 at,
                 format!("`{key}` does not belong to a `vault` consumer: make it its own entry"),
@@ -374,15 +446,7 @@ impl Validator<'_> {
         c: raw::RawConsumer,
         default_secrets: &SecretNames,
     ) -> Result<Consumer, ManifestError> {
-        let github = [
-            ("repository", c.repository.is_some()),
-            ("organization", c.organization.is_some()),
-            ("environment", c.environment.is_some()),
-            ("app", c.app.is_some()),
-            ("visibility", c.visibility.is_some()),
-            ("selected-repositories", c.selected_repositories.is_some()),
-        ];
-        if let Some((key, _)) = github.iter().find(|(_, set)| *set) {
+        if let Some(key) = c.set_keys().into_iter().find(|k| GITHUB_KEYS.contains(k)) {
             return Err(self.err(
                 at,
                 format!(

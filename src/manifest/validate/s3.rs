@@ -12,32 +12,14 @@ impl Validator<'_> {
         at: &serde_saphyr::Location,
         c: raw::RawConsumer,
     ) -> Result<Consumer, ManifestError> {
-        let others = [
-            ("repository", c.repository.is_some()),
-            ("organization", c.organization.is_some()),
-            ("environment", c.environment.is_some()),
-            ("app", c.app.is_some()),
-            ("visibility", c.visibility.is_some()),
-            ("selected-repositories", c.selected_repositories.is_some()),
-            ("aws-secrets-manager", c.aws_secrets_manager.is_some()),
-            ("ssm-parameters", c.ssm_parameters.is_some()),
-            ("vault", c.vault.is_some()),
-            ("address", c.address.is_some()),
-            ("namespace", c.namespace.is_some()),
-            ("oidc", c.oidc.is_some()),
-            ("pull-requests", c.pull_requests.is_some()),
-        ];
-        if let Some((key, _)) = others.iter().find(|(_, set)| *set) {
-            return Err(self.err(
-                at,
-                format!("`{key}` does not belong to an `s3` consumer: make it its own entry"),
-            ));
-        }
-        if c.secrets.is_some() {
-            return Err(self.err(
-                at,
-                "an `s3` consumer names where the pair is with `fields` (access-key-id, secret-access-key), not `secrets`",
-            ));
+        const S3_KEYS: &[&str] = &["s3", "format", "fields", "profile", "region"];
+        if let Some(key) = c.set_keys().into_iter().find(|k| !S3_KEYS.contains(k)) {
+            let fix = if key == "secrets" {
+                "an `s3` consumer names where the pair is with `fields` (access-key-id, secret-access-key), not `secrets`".to_owned()
+            } else {
+                format!("`{key}` does not belong to an `s3` consumer: make it its own entry")
+            };
+            return Err(self.err(at, fix));
         }
         let object = c.s3.expect("called for s3 consumers");
         if !valid_bucket(&object.bucket) {
