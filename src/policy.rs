@@ -266,14 +266,13 @@ pub fn account_role_trust(principal: &str, external_id: Option<&str>) -> Value {
     json!({ "Version": "2012-10-17", "Statement": [statement] })
 }
 
-fn statements(members: &[&UserSpec], account: &str, region: &str) -> Vec<Value> {
-    if members.is_empty() {
-        return Vec::new();
-    }
-    let users: Vec<String> = members
-        .iter()
-        .map(|u| format!("arn:aws:iam::{account}:user/{}", u.name))
-        .collect();
+/// The stores' resources the members' consumers name: Secrets Manager secrets, SSM
+/// parameters and S3 objects, each once.
+fn resources(
+    members: &[&UserSpec],
+    account: &str,
+    region: &str,
+) -> (Vec<String>, Vec<String>, Objects) {
     let mut secrets = Vec::new();
     let mut parameters = Vec::new();
     let mut objects = Objects::default();
@@ -312,6 +311,18 @@ fn statements(members: &[&UserSpec], account: &str, region: &str) -> Vec<Value> 
             _ => {}
         }
     }
+    (secrets, parameters, objects)
+}
+
+fn statements(members: &[&UserSpec], account: &str, region: &str) -> Vec<Value> {
+    if members.is_empty() {
+        return Vec::new();
+    }
+    let users: Vec<String> = members
+        .iter()
+        .map(|u| format!("arn:aws:iam::{account}:user/{}", u.name))
+        .collect();
+    let (secrets, parameters, objects) = resources(members, account, region);
     let mut statements = vec![
         json!({
             "Sid": "RotateTheManifestsUsersKeys",

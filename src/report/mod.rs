@@ -312,9 +312,10 @@ fn key_views(r: &UserReport, now: DateTime<Utc>) -> Vec<KeyView> {
         .collect()
 }
 
-/// A consumer: where, which store, its two secrets, the result and the key it holds.
-fn consumer_view(c: &crate::rotation::outcome::ConsumerReport) -> ConsumerView {
-    let (repository, environment, store) = match &c.consumer.scope {
+/// Where a consumer is, in the report's words: the repository (or the store's own name), its
+/// environment, and the kind of store.
+fn place(consumer: &crate::manifest::Consumer) -> (String, Option<String>, String) {
+    match &consumer.scope {
         Scope::Repository(r) => (r.clone(), None, "repository secrets".to_owned()),
         Scope::Environment {
             repository,
@@ -342,7 +343,7 @@ fn consumer_view(c: &crate::rotation::outcome::ConsumerReport) -> ConsumerView {
             (secret.clone(), None, with_region("Secrets Manager", region))
         }
         Scope::ParameterStore { region } => (
-            c.consumer.secrets.access_key_id.clone(),
+            consumer.secrets.access_key_id.clone(),
             None,
             with_region("Parameter Store", region),
         ),
@@ -369,7 +370,12 @@ fn consumer_view(c: &crate::rotation::outcome::ConsumerReport) -> ConsumerView {
             None,
             with_region(&format!("S3 object ({format})"), region),
         ),
-    };
+    }
+}
+
+/// A consumer: where, which store, its two secrets, the result and the key it holds.
+fn consumer_view(c: &crate::rotation::outcome::ConsumerReport) -> ConsumerView {
+    let (repository, environment, store) = place(&c.consumer);
     let store = match &c.access {
         Some(a) => format!("{store} ({a})"),
         None => store,
