@@ -112,73 +112,9 @@ impl GitHub {
                 true,
                 format!("{what}: GitHub answered {code}{said}"),
             )
-        } else if status == StatusCode::UNAUTHORIZED {
-            let fix = if self.has_token {
-                "the token is wrong or expired"
-            } else {
-                "no token was given"
-            };
-            (
-                GhErrorKind::Unauthorized,
-                false,
-                format!(
-                    "{what}: GitHub answered 401{said}: {fix}. Give it as input github-token (CLI: env GITHUB_TOKEN): a fine-grained personal access token or a GitHub App installation token, or use app-id and app-private-key"
-                ),
-            )
-        } else if status == StatusCode::FORBIDDEN
-            && (path.contains("/actions/workflows/") || path.contains("/actions/runs/"))
-        {
-            (
-                GhErrorKind::Forbidden,
-                false,
-                format!(
-                    "{what}: GitHub answered 403{said}: the token cannot run workflows here. Give it \"Actions: write\" on this repository"
-                ),
-            )
-        } else if status == StatusCode::FORBIDDEN && path.contains("/issues") {
-            (
-                GhErrorKind::Forbidden,
-                false,
-                format!("{what}: GitHub answered 403{said}: the token cannot write issues here"),
-            )
-        } else if status == StatusCode::FORBIDDEN
-            && (path.contains("/variables") || path.contains("/contents/"))
-        {
-            let what_for = if path.contains("/variables") {
-                "\"Variables: write\" on this repository (organization variables: the organization's \"Variables: write\")"
-            } else {
-                "\"Contents: read\" on this repository"
-            };
-            (
-                GhErrorKind::Forbidden,
-                false,
-                format!("{what}: GitHub answered 403{said}: give the token {what_for}"),
-            )
-        } else if status == StatusCode::FORBIDDEN {
-            let need = if *method == http::Method::GET {
-                "read"
-            } else {
-                "write"
-            };
-            (
-                GhErrorKind::Forbidden,
-                false,
-                format!(
-                    "{what}: GitHub answered 403{said}: the token cannot {need} secrets here. The workflow's own GITHUB_TOKEN can never write secrets; use a fine-grained token with \"Secrets: write\" (and \"Environments: write\" for environment secrets) on this repository"
-                ),
-            )
-        } else if status == StatusCode::NOT_FOUND {
-            (
-                GhErrorKind::NotFound,
-                false,
-                format!("{what}: GitHub answered 404{said}"),
-            )
         } else {
-            (
-                GhErrorKind::Rejected,
-                false,
-                format!("{what}: GitHub answered {code}{said}"),
-            )
+            let (kind, message) = self.refusal(status, &said, what, method, path);
+            (kind, false, message)
         };
         Attempt {
             error: GhError {
@@ -191,6 +127,74 @@ impl GitHub {
             retry,
             retry_after,
         }
+    }
+}
+
+impl GitHub {
+    /// A 4xx answer in words: what kind of error, and what to do about it.
+    fn refusal(
+        &self,
+        status: StatusCode,
+        said: &str,
+        what: &str,
+        method: &http::Method,
+        path: &str,
+    ) -> (GhErrorKind, String) {
+        let code = status.as_u16();
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                let fix = if self.has_token {
+                    "the token is wrong or expired"
+                } else {
+                    "no token was given"
+                };
+                (
+                    GhErrorKind::Unauthorized,
+                    format!(
+                        "{what}: GitHub answered 401{said}: {fix}. Give it as input github-token (CLI: env GITHUB_TOKEN): a fine-grained personal access token or a GitHub App installation token, or use app-id and app-private-key"
+                    ),
+                )
+            }
+            StatusCode::FORBIDDEN => (
+                GhErrorKind::Forbidden,
+                format!(
+                    "{what}: GitHub answered 403{said}: {}",
+                    forbidden_fix(method, path)
+                ),
+            ),
+            StatusCode::NOT_FOUND => (
+                GhErrorKind::NotFound,
+                format!("{what}: GitHub answered 404{said}"),
+            ),
+            _ => (
+                GhErrorKind::Rejected,
+                format!("{what}: GitHub answered {code}{said}"),
+            ),
+        }
+    }
+}
+
+/// What a 403 on `path` asks of the token.
+fn forbidden_fix(method: &http::Method, path: &str) -> String {
+    if path.contains("/actions/workflows/") || path.contains("/actions/runs/") {
+        "the token cannot run workflows here. Give it \"Actions: write\" on this repository".into()
+    } else if path.contains("/issues") {
+        "the token cannot write issues here".into()
+    } else if path.contains("/variables") {
+        "give the token \"Variables: write\" on this repository (organization variables: the organization's \"Variables: write\")".into()
+    } else if path.contains("/contents/") {
+        "give the token \"Contents: read\" on this repository".into()
+    } else if path.starts_with("/search/") {
+        "the token cannot search code here".into()
+    } else {
+        let need = if *method == http::Method::GET {
+            "read"
+        } else {
+            "write"
+        };
+        format!(
+            "the token cannot {need} secrets here. The workflow's own GITHUB_TOKEN can never write secrets; use a fine-grained token with \"Secrets: write\" (and \"Environments: write\" for environment secrets) on this repository"
+        )
     }
 }
 
