@@ -127,46 +127,10 @@ where
             IamErrorKind::Credentials,
             format!("AWS answered 403 to {action}: the credentials are invalid or not allowed to call it (see docs/iam-policy.json)"),
         ),
-        _ => {
-            let what = match &err {
-                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                    let mut m = format!("could not reach {endpoint} for {action}");
-                    let mut source = std::error::Error::source(&err);
-                    while let Some(s) = source {
-                        m.push_str(&format!(": {s}"));
-                        source = s.source();
-                    }
-                    m
-                }
-                SdkError::ConstructionFailure(_) => {
-                    let mut m = format!("{action} could not be sent");
-                    let mut source = std::error::Error::source(&err);
-                    while let Some(s) = source {
-                        m.push_str(&format!(": {s}"));
-                        source = s.source();
-                    }
-                    if m.contains("credentials") || m.contains("Credentials") {
-                        return IamError {
-                            kind: IamErrorKind::Credentials,
-                            message: format!("{m}. Provide AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or aws-actions/configure-aws-credentials)"),
-                        };
-                    }
-                    m
-                }
-                _ => format!(
-                    "{action} failed: {}{}",
-                    code.as_deref().unwrap_or("error"),
-                    status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
-                ),
-            };
-            let kind = match &err {
-                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                    IamErrorKind::Unreachable
-                }
-                _ => IamErrorKind::Other,
-            };
-            (kind, what)
-        }
+        _ => match unanswered(action, endpoint, &err, code.as_deref(), status) {
+            Ok(found) => found,
+            Err(e) => return e,
+        },
     };
     let message = match detail {
         Some(d) if !d.is_empty() && kind != IamErrorKind::LimitExceeded => {
@@ -175,6 +139,56 @@ where
         _ => message,
     };
     IamError { kind, message }
+}
+
+/// `message` with the chain of the error's sources.
+pub(crate) fn with_sources(mut message: String, err: &dyn std::error::Error) -> String {
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    message
+}
+
+/// An error AWS did not answer in its own words: the endpoint unreachable, a request that could
+/// not be built (`Err`: no credentials, said whole), or an answer without a known code.
+fn unanswered<E>(
+    action: &str,
+    endpoint: &str,
+    err: &SdkError<E, aws_smithy_runtime_api::http::Response>,
+    code: Option<&str>,
+    status: Option<u16>,
+) -> Result<(IamErrorKind, String), IamError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Ok((
+            IamErrorKind::Unreachable,
+            with_sources(format!("could not reach {endpoint} for {action}"), err),
+        )),
+        SdkError::ConstructionFailure(_) => {
+            let m = with_sources(format!("{action} could not be sent"), err);
+            if m.contains("credentials") || m.contains("Credentials") {
+                return Err(IamError {
+                    kind: IamErrorKind::Credentials,
+                    message: format!(
+                        "{m}. Provide AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or aws-actions/configure-aws-credentials)"
+                    ),
+                });
+            }
+            Ok((IamErrorKind::Other, m))
+        }
+        _ => Ok((
+            IamErrorKind::Other,
+            format!(
+                "{action} failed: {}{}",
+                code.unwrap_or("error"),
+                status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// CreateAccessKey and DeleteAccessKey are not idempotent: the SDK's standard retry would

@@ -118,11 +118,7 @@ where
         message.push_str(&format!(" — grant this identity the store's actions (see docs/iam-policy.json, statement {statement})"));
     }
     if status.is_none() {
-        let mut source = std::error::Error::source(&err);
-        while let Some(s) = source {
-            message.push_str(&format!(": {s}"));
-            source = s.source();
-        }
+        message = crate::adapters::aws::with_sources(message, &err);
     }
     StoreError {
         kind,
