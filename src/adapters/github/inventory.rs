@@ -95,6 +95,51 @@ impl GitHub {
     }
 }
 
+impl GitHub {
+    /// A repository's stores with their secret names: its Actions and Dependabot secrets, and
+    /// each environment's.
+    async fn repository_stores(&self, r: &str, inv: &mut Inventory) -> Result<(), GhError> {
+        let rp = r
+            .split('/')
+            .map(encode_segment)
+            .collect::<Vec<_>>()
+            .join("/");
+        let what = format!("listing the secrets of {r}");
+        inv.stores.insert(
+            Scope::Repository(r.to_owned()),
+            self.names(&format!("/repos/{rp}/actions/secrets"), &what)
+                .await?,
+        );
+        inv.stores.insert(
+            Scope::RepositoryDependabot(r.to_owned()),
+            self.names(&format!("/repos/{rp}/dependabot/secrets"), &what)
+                .await?,
+        );
+        let envs = self
+            .names(
+                &format!("/repos/{rp}/environments"),
+                &format!("listing the environments of {r}"),
+            )
+            .await?;
+        for e in envs {
+            let names = self
+                .names(
+                    &format!("/repos/{rp}/environments/{}/secrets", encode_segment(&e)),
+                    &what,
+                )
+                .await?;
+            inv.stores.insert(
+                Scope::Environment {
+                    repository: r.to_owned(),
+                    environment: e,
+                },
+                names,
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Lister for GitHub {
     async fn inventory(&self, owner: &str) -> Result<Inventory, GhError> {
         let o = encode_segment(owner);
@@ -131,44 +176,7 @@ impl Lister for GitHub {
             ..Inventory::default()
         };
         for repo in repos {
-            let r = &repo.full_name;
-            let rp = r
-                .split('/')
-                .map(encode_segment)
-                .collect::<Vec<_>>()
-                .join("/");
-            let what = format!("listing the secrets of {r}");
-            inv.stores.insert(
-                Scope::Repository(r.clone()),
-                self.names(&format!("/repos/{rp}/actions/secrets"), &what)
-                    .await?,
-            );
-            inv.stores.insert(
-                Scope::RepositoryDependabot(r.clone()),
-                self.names(&format!("/repos/{rp}/dependabot/secrets"), &what)
-                    .await?,
-            );
-            let envs = self
-                .names(
-                    &format!("/repos/{rp}/environments"),
-                    &format!("listing the environments of {r}"),
-                )
-                .await?;
-            for e in envs {
-                let names = self
-                    .names(
-                        &format!("/repos/{rp}/environments/{}/secrets", encode_segment(&e)),
-                        &what,
-                    )
-                    .await?;
-                inv.stores.insert(
-                    Scope::Environment {
-                        repository: r.clone(),
-                        environment: e,
-                    },
-                    names,
-                );
-            }
+            self.repository_stores(&repo.full_name, &mut inv).await?;
         }
         if is_org {
             for dependabot in [false, true] {
