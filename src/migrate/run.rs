@@ -81,29 +81,8 @@ pub async fn migrate<R: Roles, V: Variables>(
     // changed).
     let acting = planned.iter().any(Planned::keeps_a_role);
     if !settings.dry_run && acting && view.provider.change.is_some() {
-        let result = match &found {
-            None => iam
-                .create_provider(&format!("https://{issuer}"), AUDIENCE)
-                .await
-                .map(|_| ()),
-            Some(_) => iam.add_audience(&provider_arn, AUDIENCE).await,
-        };
-        if let Err(e) = result {
-            return Err((
-                Exit::Failed,
-                format!(
-                    "could not set up the OIDC provider {provider_arn}: {e}. Nothing else was changed; run migrate again"
-                ),
-            ));
-        }
-        events.info(&format!("OIDC provider {provider_arn}: done"));
-        view.provider.change = Some(
-            match &found {
-                None => "created",
-                Some(_) => "audience added",
-            }
-            .into(),
-        );
+        view.provider.change =
+            Some(set_up_provider(iam, found.as_ref(), &provider_arn, &issuer, events).await?);
     }
     for p in planned {
         view.users.push(match p {
@@ -116,6 +95,37 @@ pub async fn migrate<R: Roles, V: Variables>(
         });
     }
     Ok(view)
+}
+
+/// Makes the OIDC provider (or adds the audience to it); answers what was done.
+async fn set_up_provider<R: Roles>(
+    iam: &R,
+    found: Option<&Provider>,
+    provider_arn: &str,
+    issuer: &str,
+    events: &dyn Events,
+) -> Result<String, Stopped> {
+    let result = match found {
+        None => iam
+            .create_provider(&format!("https://{issuer}"), AUDIENCE)
+            .await
+            .map(|_| ()),
+        Some(_) => iam.add_audience(provider_arn, AUDIENCE).await,
+    };
+    if let Err(e) = result {
+        return Err((
+            Exit::Failed,
+            format!(
+                "could not set up the OIDC provider {provider_arn}: {e}. Nothing else was changed; run migrate again"
+            ),
+        ));
+    }
+    events.info(&format!("OIDC provider {provider_arn}: done"));
+    Ok(match found {
+        None => "created",
+        Some(_) => "audience added",
+    }
+    .into())
 }
 
 fn provider_change(found: Option<&Provider>) -> Option<&'static str> {
