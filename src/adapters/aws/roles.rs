@@ -319,6 +319,17 @@ impl Roles for Aws {
                     .await
                     .map_err(self.fail("iam:UpdateRole"))?;
             }
+            other => self.change_permissions(name, other).await?,
+        }
+        Ok(())
+    }
+}
+
+impl Aws {
+    /// A change of what the role may do: its boundary, its managed and inline policies.
+    async fn change_permissions(&self, name: &str, change: &RoleChange) -> Result<(), IamError> {
+        let iam = &self.iam;
+        match change {
             RoleChange::SetBoundary(arn) => {
                 iam.put_role_permissions_boundary()
                     .role_name(name)
@@ -366,6 +377,9 @@ impl Roles for Aws {
                     .send()
                     .await
                     .map_err(self.fail("iam:DeleteRolePolicy"))?;
+            }
+            RoleChange::Create { .. } | RoleChange::UpdateTrust(_) | RoleChange::SessionOneHour => {
+                unreachable!("change_role makes these itself")
             }
         }
         Ok(())
