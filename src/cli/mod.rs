@@ -463,15 +463,7 @@ impl Settings {
             vault_role: opt(raw.get("vault-role")),
             vault_auth_mount: opt(raw.get("vault-auth-mount")).unwrap_or_else(|| "jwt".into()),
             vault_audience: opt(raw.get("vault-audience")),
-            expected_role_arn: match opt(raw.get("expected-role-arn")) {
-                Some(arn) if crate::model::arn::parse_arn(&arn).is_none() => {
-                    return Err(format!(
-                        "{} {arn:?} is not an IAM role ARN: write arn:aws:iam::ACCOUNT:role/NAME (the role migrate made; its ARN is the consumer's Actions variable)",
-                        raw.named("expected-role-arn")
-                    ));
-                }
-                other => other,
-            },
+            expected_role_arn: expected_role_arn(&raw)?,
             verify_timeout: Duration::from_secs(
                 60 * u64::from(raw.number(bounds::VERIFY_TIMEOUT_MINUTES, 30)?),
             ),
@@ -482,29 +474,52 @@ impl Settings {
             app: raw.app()?,
             issue_repository: raw.issue_repository()?,
             issue_token: raw.secret("issue-token").cloned(),
-            compromised_key_id: match opt(raw.get("compromised-key-id")) {
-                Some(id) if !is_access_key_id(&id) => {
-                    return Err(format!(
-                        "{} {} is not an access key id (AKIA followed by 16 capital letters and digits): give the id of the exposed key, never its secret",
-                        raw.named("compromised-key-id"),
-                        crate::text::quoted(&id)
-                    ));
-                }
-                other => other,
-            },
+            compromised_key_id: compromised_key_id(&raw)?,
             sarif_file: opt(raw.get("sarif-file")),
-            policy_for: match raw.get("for").trim() {
-                "" | "rotator" => PolicyFor::Rotator,
-                "migrate" => PolicyFor::Migrate,
-                other => {
-                    return Err(format!(
-                        "{} {other:?} is not an identity: write rotator (the daily rotator's policy) or migrate (the policy of the identity that runs migrate)",
-                        raw.named("for")
-                    ));
-                }
-            },
+            policy_for: policy_for(&raw)?,
         })
     }
+}
+
+/// `expected-role-arn`: a role's ARN, if given.
+fn expected_role_arn(raw: &RawInputs) -> Result<Option<String>, String> {
+    Ok(match opt(raw.get("expected-role-arn")) {
+        Some(arn) if crate::model::arn::parse_arn(&arn).is_none() => {
+            return Err(format!(
+                "{} {arn:?} is not an IAM role ARN: write arn:aws:iam::ACCOUNT:role/NAME (the role migrate made; its ARN is the consumer's Actions variable)",
+                raw.named("expected-role-arn")
+            ));
+        }
+        other => other,
+    })
+}
+
+/// `compromised-key-id`: an access key id, never a secret.
+fn compromised_key_id(raw: &RawInputs) -> Result<Option<String>, String> {
+    Ok(match opt(raw.get("compromised-key-id")) {
+        Some(id) if !is_access_key_id(&id) => {
+            return Err(format!(
+                "{} {} is not an access key id (AKIA followed by 16 capital letters and digits): give the id of the exposed key, never its secret",
+                raw.named("compromised-key-id"),
+                crate::text::quoted(&id)
+            ));
+        }
+        other => other,
+    })
+}
+
+/// `for`: whose policy `policy` prints.
+fn policy_for(raw: &RawInputs) -> Result<PolicyFor, String> {
+    Ok(match raw.get("for").trim() {
+        "" | "rotator" => PolicyFor::Rotator,
+        "migrate" => PolicyFor::Migrate,
+        other => {
+            return Err(format!(
+                "{} {other:?} is not an identity: write rotator (the daily rotator's policy) or migrate (the policy of the identity that runs migrate)",
+                raw.named("for")
+            ));
+        }
+    })
 }
 
 #[cfg(test)]
