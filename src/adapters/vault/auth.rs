@@ -103,23 +103,13 @@ impl Vault {
         Ok(body["data"]["ttl"].as_u64().unwrap_or(0))
     }
 
-    /// The job's OIDC token, then `auth/MOUNT/login`: (the OIDC token, the Vault token).
-    pub(super) async fn jwt_login(
-        &self,
-        address: &str,
-        role: &str,
-        scope: &Scope,
-    ) -> Result<(SecretString, SecretString), String> {
+    /// The job's GitHub OIDC token for `audience` (ACTIONS_ID_TOKEN_REQUEST_URL).
+    async fn job_token(&self, audience: &str) -> Result<SecretString, String> {
         let Some((url, bearer)) = &self.settings.id_token_request else {
             return Err(
                 "input vault-role logs in with the job's GitHub OIDC token, but ACTIONS_ID_TOKEN_REQUEST_URL is not set: give the job `permissions: id-token: write`, or use VAULT_TOKEN".into(),
             );
         };
-        let audience = self
-            .settings
-            .audience
-            .clone()
-            .unwrap_or_else(|| address.to_owned());
         let sep = if url.contains('?') { '&' } else { '?' };
         let request_url = format!(
             "{url}{sep}audience={}",
@@ -156,7 +146,22 @@ impl Vault {
                 "GitHub did not give the job an OIDC token (HTTP {status}): give the job `permissions: id-token: write`"
             ));
         };
-        let jwt = SecretString::from(jwt.to_owned());
+        Ok(SecretString::from(jwt.to_owned()))
+    }
+
+    /// The job's OIDC token, then `auth/MOUNT/login`: (the OIDC token, the Vault token).
+    pub(super) async fn jwt_login(
+        &self,
+        address: &str,
+        role: &str,
+        scope: &Scope,
+    ) -> Result<(SecretString, SecretString), String> {
+        let audience = self
+            .settings
+            .audience
+            .clone()
+            .unwrap_or_else(|| address.to_owned());
+        let jwt = self.job_token(&audience).await?;
         let mount = self
             .settings
             .auth_mount
