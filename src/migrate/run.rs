@@ -248,6 +248,40 @@ async fn plan_user<R: Roles, V: Variables>(
     }
 }
 
+/// The role a user's consumers would assume: its trust (who may), its permissions (the user's).
+async fn role_spec<R: Roles>(
+    iam: &R,
+    user: &UserSpec,
+    target: &Target<'_>,
+    reached: &[Reached],
+) -> Result<RoleSpec, Stop> {
+    let reaches: Vec<Reach> = reached.iter().map(|r| r.reach.clone()).collect();
+    let trust = trust::policy(target.provider_arn, target.issuer, &reaches);
+    let size = trust.to_string().len();
+    if size > TRUST_POLICY_LIMIT {
+        return Err((
+            Exit::Invalid,
+            format!(
+                "the role's trust policy would be {size} characters, over IAM's default limit of {TRUST_POLICY_LIMIT}: narrow who reads the organization secrets (visibility selected, or all: one pattern), or list fewer consumers"
+            ),
+        ));
+    }
+    Ok(RoleSpec {
+        name: user.migrate.role_name.clone(),
+        trust,
+        permissions: {
+            let perms = iam.user_permissions(&user.name).await.map_err(|e| {
+                iam_stop(
+                    format!("reading the permissions of IAM user {}", user.name),
+                    &e,
+                )
+            })?;
+            permissions::for_role(&user.name, &perms, user.migrate.policies.as_deref())
+                .map_err(|why| (Exit::Invalid, why))?
+        },
+    })
+}
+
 /// Reads what is there and decides; `None` when nothing differs.
 async fn plan_changes<R: Roles, V: Variables>(
     iam: &R,
@@ -269,31 +303,7 @@ async fn plan_changes<R: Roles, V: Variables>(
         ));
         return Ok(None);
     }
-    let reaches: Vec<Reach> = reached.iter().map(|r| r.reach.clone()).collect();
-    let trust = trust::policy(target.provider_arn, target.issuer, &reaches);
-    let size = trust.to_string().len();
-    if size > TRUST_POLICY_LIMIT {
-        return Err((
-            Exit::Invalid,
-            format!(
-                "the role's trust policy would be {size} characters, over IAM's default limit of {TRUST_POLICY_LIMIT}: narrow who reads the organization secrets (visibility selected, or all: one pattern), or list fewer consumers"
-            ),
-        ));
-    }
-    let spec = RoleSpec {
-        name: user.migrate.role_name.clone(),
-        trust,
-        permissions: {
-            let perms = iam.user_permissions(&user.name).await.map_err(|e| {
-                iam_stop(
-                    format!("reading the permissions of IAM user {}", user.name),
-                    &e,
-                )
-            })?;
-            permissions::for_role(&user.name, &perms, user.migrate.policies.as_deref())
-                .map_err(|why| (Exit::Invalid, why))?
-        },
-    };
+    let spec = role_spec(iam, user, target, &reached).await?;
     view.set_role(&spec);
     let found = iam
         .role(&spec.name)
