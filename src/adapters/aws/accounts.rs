@@ -137,29 +137,7 @@ impl Aws {
             masker,
             current: tokio::sync::Mutex::new(None),
         };
-        let words = |e: IamError| {
-            let code = match e.kind {
-                IamErrorKind::Credentials => Exit::Invalid,
-                _ => Exit::Failed,
-            };
-            let what = match e.kind {
-                IamErrorKind::Credentials => format!(
-                    "cannot assume the account-role {} ({}): its trust must admit this run's identity{}, and this identity needs sts:AssumeRole on it (see docs/account-role-trust.json)",
-                    role.arn,
-                    e.message,
-                    if role.external_id.is_some() {
-                        " with the manifest's external-id"
-                    } else {
-                        ""
-                    }
-                ),
-                _ => format!(
-                    "cannot assume the account-role {}: {}; nothing was changed, run again",
-                    role.arn, e.message
-                ),
-            };
-            (code, what)
-        };
+        let words = |e: IamError| not_assumed(role, e);
         if let Err(e) = session.credentials().await {
             return AccountSession {
                 role: role.clone(),
@@ -203,4 +181,29 @@ impl Aws {
             reached,
         }
     }
+}
+
+/// Why `role` could not be assumed, with the exit code it calls for.
+fn not_assumed(role: &AccountRole, e: IamError) -> (Exit, String) {
+    let code = match e.kind {
+        IamErrorKind::Credentials => Exit::Invalid,
+        _ => Exit::Failed,
+    };
+    let what = match e.kind {
+        IamErrorKind::Credentials => format!(
+            "cannot assume the account-role {} ({}): its trust must admit this run's identity{}, and this identity needs sts:AssumeRole on it (see docs/account-role-trust.json)",
+            role.arn,
+            e.message,
+            if role.external_id.is_some() {
+                " with the manifest's external-id"
+            } else {
+                ""
+            }
+        ),
+        _ => format!(
+            "cannot assume the account-role {}: {}; nothing was changed, run again",
+            role.arn, e.message
+        ),
+    };
+    (code, what)
 }
