@@ -54,54 +54,9 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     if let Some(p) = named_first(user, facts, opts) {
         return p;
     }
-    let name = &user.name;
-    let named = opts.old_access_key_id.is_some();
-    let (old, new, incomplete) = match facts.standing() {
-        Standing::None if named => {
-            return Plan::Refuse(format!(
-                "user {name} has no access key: nothing to deactivate"
-            ));
-        }
-        Standing::None => return Plan::Nothing(format!("user {name} has no access key")),
-        Standing::Current(k) | Standing::Inactive(k) if named => {
-            return Plan::Refuse(format!(
-                "user {name} has a single key ({}): the only key is never deactivated. Run rotate first",
-                k.id
-            ));
-        }
-        Standing::Current(k) => {
-            return Plan::Nothing(format!(
-                "user {name} has a single key ({}): nothing to deactivate",
-                k.id
-            ));
-        }
-        Standing::Inactive(k) => {
-            return Plan::Refuse(format!(
-                "user {name} has only an Inactive key ({}): the only key is never touched; see status",
-                k.id
-            ));
-        }
-        Standing::PendingDeletion { old, .. } => {
-            return Plan::Nothing(format!(
-                "the old key {} is already Inactive; it awaits `delete`",
-                old.id
-            ));
-        }
-        Standing::RolledBack { old, new } => {
-            return Plan::Nothing(format!(
-                "the rotation to {} was rolled back: every consumer holds {} again, which stays Active",
-                new.id, old.id
-            ));
-        }
-        Standing::Conflict => return Plan::Refuse(conflict(user, facts, "deactivate")),
-        Standing::Migrated
-        | Standing::Migrating(_)
-        | Standing::Retiring(_)
-        | Standing::Retired(_) => {
-            return super::moved::deactivate(user, facts, opts);
-        }
-        Standing::PendingDeactivation { old, new } => (old, new, false),
-        Standing::Incomplete { old, new } => (old, new, true),
+    let (old, new, incomplete) = match pair_to_deactivate(user, facts, opts) {
+        Ok(pair) => pair,
+        Err(plan) => return plan,
     };
     if facts.step_key_id.as_deref() == Some(old.id.as_str()) {
         return Plan::Refuse(format!(
@@ -122,6 +77,50 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         ));
     }
     deactivate_when_clear(user, facts, opts, old, new)
+}
+
+/// The pair `deactivate` works on (old, new, whether the rotation is incomplete), or the plan
+/// when the keys are not such a pair.
+fn pair_to_deactivate<'f>(
+    user: &UserSpec,
+    facts: &'f Facts,
+    opts: &Options,
+) -> Result<(&'f KeyInfo, &'f KeyInfo, bool), Plan> {
+    let name = &user.name;
+    let named = opts.old_access_key_id.is_some();
+    match facts.standing() {
+        Standing::PendingDeactivation { old, new } => Ok((old, new, false)),
+        Standing::Incomplete { old, new } => Ok((old, new, true)),
+        Standing::None if named => Err(Plan::Refuse(format!(
+            "user {name} has no access key: nothing to deactivate"
+        ))),
+        Standing::None => Err(Plan::Nothing(format!("user {name} has no access key"))),
+        Standing::Current(k) | Standing::Inactive(k) if named => Err(Plan::Refuse(format!(
+            "user {name} has a single key ({}): the only key is never deactivated. Run rotate first",
+            k.id
+        ))),
+        Standing::Current(k) => Err(Plan::Nothing(format!(
+            "user {name} has a single key ({}): nothing to deactivate",
+            k.id
+        ))),
+        Standing::Inactive(k) => Err(Plan::Refuse(format!(
+            "user {name} has only an Inactive key ({}): the only key is never touched; see status",
+            k.id
+        ))),
+        Standing::PendingDeletion { old, .. } => Err(Plan::Nothing(format!(
+            "the old key {} is already Inactive; it awaits `delete`",
+            old.id
+        ))),
+        Standing::RolledBack { old, new } => Err(Plan::Nothing(format!(
+            "the rotation to {} was rolled back: every consumer holds {} again, which stays Active",
+            new.id, old.id
+        ))),
+        Standing::Conflict => Err(Plan::Refuse(conflict(user, facts, "deactivate"))),
+        Standing::Migrated
+        | Standing::Migrating(_)
+        | Standing::Retiring(_)
+        | Standing::Retired(_) => Err(super::moved::deactivate(user, facts, opts)),
+    }
 }
 
 /// Every consumer holds the new key: the grace period, the people outside GitHub and the
@@ -196,20 +195,7 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     let delete_old =
         |old: &KeyInfo, why: &str| Plan::act(Act::Delete(Deletion::new(old, why)), Some(old));
     match facts.standing() {
-        Standing::PendingDeletion { old, .. } => {
-            let since = facts.journal_of_newest().map_or(facts.now, |j| j.at);
-            let grace_ends = since + opts.delete_after(user);
-            if facts.now < grace_ends && !opts.force {
-                return Plan::Nothing(format!(
-                    "not yet: the Inactive key {} is kept until {} (delete-after-days: {} after it was deactivated at {}); force deletes now",
-                    old.id,
-                    when(grace_ends),
-                    span(opts.delete_after(user)),
-                    when(since)
-                ));
-            }
-            delete_old(old, "the Inactive old key")
-        }
+        Standing::PendingDeletion { old, .. } => delete_after_grace(user, facts, opts, old),
         Standing::Conflict => match facts.keys.as_slice() {
             [o, n]
                 if opts.force
@@ -261,6 +247,25 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         | Standing::Retiring(_)
         | Standing::Retired(_) => super::moved::delete(user, facts, opts),
     }
+}
+
+/// The Inactive old key, deleted once its grace has passed since it was deactivated.
+fn delete_after_grace(user: &UserSpec, facts: &Facts, opts: &Options, old: &KeyInfo) -> Plan {
+    let since = facts.journal_of_newest().map_or(facts.now, |j| j.at);
+    let grace_ends = since + opts.delete_after(user);
+    if facts.now < grace_ends && !opts.force {
+        return Plan::Nothing(format!(
+            "not yet: the Inactive key {} is kept until {} (delete-after-days: {} after it was deactivated at {}); force deletes now",
+            old.id,
+            when(grace_ends),
+            span(opts.delete_after(user)),
+            when(since)
+        ));
+    }
+    Plan::act(
+        Act::Delete(Deletion::new(old, "the Inactive old key")),
+        Some(old),
+    )
 }
 
 /// The straggler rule (CONTRACT §5): `old` used more than the window after `since` (when
