@@ -26,24 +26,7 @@ fn main() -> ExitCode {
             }
         }
     };
-    // Only this crate's own logs can be turned up: the SDKs' debug and trace logs may carry
-    // request and response bodies, and a CreateAccessKey response holds a secret.
-    let level = env
-        .get("AWS_KEY_ROTATOR_LOG")
-        .map(|l| l.trim().to_ascii_lowercase())
-        .filter(|l| ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()))
-        .unwrap_or_else(|| "warn".into());
-    // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && env.get("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "warn,octocrab=off,aws_key_rotator={level}"
-        )))
-        .without_time()
-        .init();
+    logging(&env);
     let json = raw.get("json").trim() == "true";
     let console = Console::new(rt.in_actions, json);
     let command = match raw.get("command").trim() {
@@ -80,4 +63,27 @@ fn main() -> ExitCode {
     runtime
         .block_on(app::run(settings, &rt, &console, tuning))
         .into()
+}
+
+/// Logs to stderr: this crate's at `AWS_KEY_ROTATOR_LOG` (default `warn`), every other crate's
+/// warnings only.
+fn logging(env: &std::collections::HashMap<String, String>) {
+    // Only this crate's own logs can be turned up: the SDKs' debug and trace logs may carry
+    // request and response bodies, and a CreateAccessKey response holds a secret.
+    let level = env
+        .get("AWS_KEY_ROTATOR_LOG")
+        .map(|l| l.trim().to_ascii_lowercase())
+        .filter(|l| ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()))
+        .unwrap_or_else(|| "warn".into());
+    // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && env.get("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "warn,octocrab=off,aws_key_rotator={level}"
+        )))
+        .without_time()
+        .init();
 }

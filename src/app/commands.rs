@@ -188,52 +188,72 @@ pub(super) async fn verify(
             console.error(&view.message);
             Exit::Failed
         }
-        _ => match aws.whoami().await {
-            Ok(caller)
-                if settings
-                    .expected_role_arn
-                    .as_deref()
-                    .is_some_and(|role| !crate::model::arn::is_session_of(&caller.arn, role)) =>
-            {
-                view.message = format!(
-                    "the credentials in this job are {}, not a session of the expected role {}: the job did not assume the role (check its configure-aws-credentials step, role-to-assume and permissions: id-token: write)",
-                    caller.arn,
-                    settings.expected_role_arn.as_deref().unwrap_or_default()
-                );
-                view.arn = Some(caller.arn);
-                view.account = Some(caller.account);
-                console.error(&view.message);
-                Exit::Failed
+        _ => {
+            let (ok, message, caller) = verdict(settings, &key_id, aws.whoami().await);
+            view.ok = ok;
+            view.message = message;
+            if let Some(c) = caller {
+                view.arn = Some(c.arn);
+                view.account = Some(c.account);
             }
-            Ok(caller) => {
-                view.message = match &settings.expected_role_arn {
-                    Some(role) => format!(
-                        "credentials work: {} is a session of the expected role {role} (account {})",
-                        caller.arn, caller.account
-                    ),
-                    None => format!(
-                        "credentials work: key {key_id} is {} (account {})",
-                        caller.arn, caller.account
-                    ),
-                };
-                view.ok = true;
-                view.arn = Some(caller.arn);
-                view.account = Some(caller.account);
+            if ok {
                 console.info(&view.message);
                 Exit::Ok
-            }
-            Err(e) => {
-                view.message =
-                    format!("key {key_id} does not work with STS GetCallerIdentity: {e}");
+            } else {
                 console.error(&view.message);
                 Exit::Failed
             }
-        },
+        }
     };
     if settings.json {
         print!("{}", console.scrub(&report::verify_json(view)));
     }
     Ok(exit)
+}
+
+/// What STS says of this step's credentials: whether they are what was expected, in words,
+/// and who they are.
+fn verdict(
+    settings: &Settings,
+    key_id: &str,
+    whoami: Result<crate::ports::Caller, crate::ports::IamError>,
+) -> (bool, String, Option<crate::ports::Caller>) {
+    let caller = match whoami {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                false,
+                format!("key {key_id} does not work with STS GetCallerIdentity: {e}"),
+                None,
+            );
+        }
+    };
+    match settings.expected_role_arn.as_deref() {
+        Some(role) if !crate::model::arn::is_session_of(&caller.arn, role) => (
+            false,
+            format!(
+                "the credentials in this job are {}, not a session of the expected role {role}: the job did not assume the role (check its configure-aws-credentials step, role-to-assume and permissions: id-token: write)",
+                caller.arn
+            ),
+            Some(caller),
+        ),
+        Some(role) => (
+            true,
+            format!(
+                "credentials work: {} is a session of the expected role {role} (account {})",
+                caller.arn, caller.account
+            ),
+            Some(caller),
+        ),
+        None => (
+            true,
+            format!(
+                "credentials work: key {key_id} is {} (account {})",
+                caller.arn, caller.account
+            ),
+            Some(caller),
+        ),
+    }
 }
 
 /// `migrate` (CONTRACT §13): the provider, each user's role and variables, and the workflow
