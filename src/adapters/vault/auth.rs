@@ -113,7 +113,7 @@ impl Vault {
         let sep = if url.contains('?') { '&' } else { '?' };
         let request_url = format!(
             "{url}{sep}audience={}",
-            percent_encoding::utf8_percent_encode(&audience, percent_encoding::NON_ALPHANUMERIC)
+            percent_encoding::utf8_percent_encode(audience, percent_encoding::NON_ALPHANUMERIC)
         );
         let bearer = SecretString::from(format!("bearer {}", bearer.expose_secret()));
         let request = http::Request::builder()

@@ -5,6 +5,7 @@ use super::{Act, Deletion, Facts, Options, Plan, conflict, describe, list_stale,
 use crate::manifest::UserSpec;
 use crate::model::{KeyInfo, KeyStatus, LastUse};
 use crate::rotation::state::Standing;
+use std::ops::ControlFlow::{self, Break, Continue};
 
 /// Checks input `old-access-key-id` against the user's keys. `Err` is the plan to return.
 fn check_named_old_key(user: &UserSpec, facts: &Facts, opts: &Options) -> Option<Plan> {
@@ -55,8 +56,8 @@ pub fn deactivate(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         return p;
     }
     let (old, new, incomplete) = match pair_to_deactivate(user, facts, opts) {
-        Ok(pair) => pair,
-        Err(plan) => return plan,
+        Continue(pair) => pair,
+        Break(plan) => return plan,
     };
     if facts.step_key_id.as_deref() == Some(old.id.as_str()) {
         return Plan::Refuse(format!(
@@ -85,41 +86,41 @@ fn pair_to_deactivate<'f>(
     user: &UserSpec,
     facts: &'f Facts,
     opts: &Options,
-) -> Result<(&'f KeyInfo, &'f KeyInfo, bool), Plan> {
+) -> ControlFlow<Plan, (&'f KeyInfo, &'f KeyInfo, bool)> {
     let name = &user.name;
     let named = opts.old_access_key_id.is_some();
     match facts.standing() {
-        Standing::PendingDeactivation { old, new } => Ok((old, new, false)),
-        Standing::Incomplete { old, new } => Ok((old, new, true)),
-        Standing::None if named => Err(Plan::Refuse(format!(
+        Standing::PendingDeactivation { old, new } => Continue((old, new, false)),
+        Standing::Incomplete { old, new } => Continue((old, new, true)),
+        Standing::None if named => Break(Plan::Refuse(format!(
             "user {name} has no access key: nothing to deactivate"
         ))),
-        Standing::None => Err(Plan::Nothing(format!("user {name} has no access key"))),
-        Standing::Current(k) | Standing::Inactive(k) if named => Err(Plan::Refuse(format!(
+        Standing::None => Break(Plan::Nothing(format!("user {name} has no access key"))),
+        Standing::Current(k) | Standing::Inactive(k) if named => Break(Plan::Refuse(format!(
             "user {name} has a single key ({}): the only key is never deactivated. Run rotate first",
             k.id
         ))),
-        Standing::Current(k) => Err(Plan::Nothing(format!(
+        Standing::Current(k) => Break(Plan::Nothing(format!(
             "user {name} has a single key ({}): nothing to deactivate",
             k.id
         ))),
-        Standing::Inactive(k) => Err(Plan::Refuse(format!(
+        Standing::Inactive(k) => Break(Plan::Refuse(format!(
             "user {name} has only an Inactive key ({}): the only key is never touched; see status",
             k.id
         ))),
-        Standing::PendingDeletion { old, .. } => Err(Plan::Nothing(format!(
+        Standing::PendingDeletion { old, .. } => Break(Plan::Nothing(format!(
             "the old key {} is already Inactive; it awaits `delete`",
             old.id
         ))),
-        Standing::RolledBack { old, new } => Err(Plan::Nothing(format!(
+        Standing::RolledBack { old, new } => Break(Plan::Nothing(format!(
             "the rotation to {} was rolled back: every consumer holds {} again, which stays Active",
             new.id, old.id
         ))),
-        Standing::Conflict => Err(Plan::Refuse(conflict(user, facts, "deactivate"))),
+        Standing::Conflict => Break(Plan::Refuse(conflict(user, facts, "deactivate"))),
         Standing::Migrated
         | Standing::Migrating(_)
         | Standing::Retiring(_)
-        | Standing::Retired(_) => Err(super::moved::deactivate(user, facts, opts)),
+        | Standing::Retired(_) => Break(super::moved::deactivate(user, facts, opts)),
     }
 }
 
