@@ -163,19 +163,13 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
                 ));
             }
             let since = facts.journal.as_ref().map_or(facts.now, |j| j.at);
-            let grace_ends = since + opts.delete_after(user);
-            if facts.now < grace_ends && !opts.force {
-                return Plan::Nothing(format!(
-                    "not yet: the Inactive key {} is kept until {} (delete-after-days: {} after it was deactivated at {}); force deletes now",
-                    k.id,
-                    when(grace_ends),
-                    span(opts.delete_after(user)),
-                    when(since)
-                ));
-            }
-            Plan::act(
-                Act::Delete(Deletion::new(k, "retired: every consumer assumes the role")),
-                Some(k),
+            super::retire::delete_after_grace(
+                user,
+                facts,
+                opts,
+                k,
+                since,
+                "retired: every consumer assumes the role",
             )
         }
         Standing::Inactive(k) if opts.force => Plan::act(

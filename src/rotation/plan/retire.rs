@@ -196,7 +196,10 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     let delete_old =
         |old: &KeyInfo, why: &str| Plan::act(Act::Delete(Deletion::new(old, why)), Some(old));
     match facts.standing() {
-        Standing::PendingDeletion { old, .. } => delete_after_grace(user, facts, opts, old),
+        Standing::PendingDeletion { old, .. } => {
+            let since = facts.journal_of_newest().map_or(facts.now, |j| j.at);
+            delete_after_grace(user, facts, opts, old, since, "the Inactive old key")
+        }
         Standing::Conflict => match facts.keys.as_slice() {
             [o, n]
                 if opts.force
@@ -250,9 +253,16 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     }
 }
 
-/// The Inactive old key, deleted once its grace has passed since it was deactivated.
-fn delete_after_grace(user: &UserSpec, facts: &Facts, opts: &Options, old: &KeyInfo) -> Plan {
-    let since = facts.journal_of_newest().map_or(facts.now, |j| j.at);
+/// The Inactive key `old`, deleted once its grace has passed since it was deactivated
+/// (`since`); `why` says which key it is.
+pub(super) fn delete_after_grace(
+    user: &UserSpec,
+    facts: &Facts,
+    opts: &Options,
+    old: &KeyInfo,
+    since: chrono::DateTime<chrono::Utc>,
+    why: &str,
+) -> Plan {
     let grace_ends = since + opts.delete_after(user);
     if facts.now < grace_ends && !opts.force {
         return Plan::Nothing(format!(
@@ -263,10 +273,7 @@ fn delete_after_grace(user: &UserSpec, facts: &Facts, opts: &Options, old: &KeyI
             when(since)
         ));
     }
-    Plan::act(
-        Act::Delete(Deletion::new(old, "the Inactive old key")),
-        Some(old),
-    )
+    Plan::act(Act::Delete(Deletion::new(old, why)), Some(old))
 }
 
 /// The straggler rule (CONTRACT §5): `old` used more than the window after `since` (when
