@@ -18,3 +18,22 @@ impl Rng {
         from[self.below(from.len())]
     }
 }
+
+/// The tests' IAM user `ci` with `consumers`: the default periods (90 days, 24 hours, 7 days),
+/// no verification, nothing outside GitHub, not moving. Tests override fields as they need.
+pub fn user_of(consumers: Vec<crate::manifest::Consumer>) -> crate::manifest::UserSpec {
+    crate::manifest::UserSpec {
+        on_exposure: Default::default(),
+        name: "ci".into(),
+        max_age_days: 90,
+        deactivate_after_hours: 24,
+        delete_after_days: 7,
+        consumers,
+        verify: vec![],
+        external: vec![],
+        origin: "m.yml:3:5".into(),
+        on_role: Vec::new(),
+        migrate: crate::manifest::Migration::defaults("ci"),
+        account_role: None,
+    }
+}

@@ -3,29 +3,21 @@ use crate::manifest::{Consumer, SecretNames, VerifyWorkflow};
 
 fn user(consumers: Vec<Scope>) -> UserSpec {
     UserSpec {
-        on_exposure: Default::default(),
-        name: "ci".into(),
-        max_age_days: 90,
-        deactivate_after_hours: 24,
-        delete_after_days: 7,
-        consumers: consumers
-            .into_iter()
-            .map(|scope| Consumer {
-                pull_requests: true,
-                scope,
-                secrets: SecretNames::default(),
-            })
-            .collect(),
         verify: vec![VerifyWorkflow {
             repository: "tools/checks".into(),
             workflow: "v.yml".into(),
             git_ref: None,
         }],
-        external: vec![],
-        origin: "m.yml:3:5".into(),
-        on_role: Vec::new(),
-        migrate: crate::manifest::Migration::defaults("ci"),
-        account_role: None,
+        ..crate::testing::user_of(
+            consumers
+                .into_iter()
+                .map(|scope| Consumer {
+                    pull_requests: true,
+                    scope,
+                    secrets: SecretNames::default(),
+                })
+                .collect(),
+        )
     }
 }
 

@@ -104,13 +104,8 @@ pub fn secret_of(id: &str) -> String {
 
 /// A user with one SSM consumer per name given (readable stores: their old values are known).
 pub fn user(consumers: &[&str]) -> UserSpec {
-    UserSpec {
-        on_exposure: Default::default(),
-        name: "ci".into(),
-        max_age_days: 90,
-        deactivate_after_hours: 24,
-        delete_after_days: 7,
-        consumers: consumers
+    crate::testing::user_of(
+        consumers
             .iter()
             .map(|c| Consumer {
                 pull_requests: true,
@@ -121,13 +116,7 @@ pub fn user(consumers: &[&str]) -> UserSpec {
                 },
             })
             .collect(),
-        verify: vec![],
-        external: vec![],
-        origin: "m.yml:3:5".into(),
-        on_role: Vec::new(),
-        migrate: crate::manifest::Migration::defaults("ci"),
-        account_role: None,
-    }
+    )
 }
 
 fn iam_err(message: &str) -> IamError {

@@ -18,24 +18,11 @@ fn key(id: &str, status: KeyStatus, created: DateTime<Utc>) -> KeyInfo {
     }
 }
 fn user() -> UserSpec {
-    UserSpec {
-        on_exposure: Default::default(),
-        name: "ci".into(),
-        max_age_days: 90,
-        deactivate_after_hours: 24,
-        delete_after_days: 7,
-        consumers: vec![Consumer {
-            pull_requests: true,
-            scope: Scope::Repository("acme/web".into()),
-            secrets: SecretNames::default(),
-        }],
-        verify: vec![],
-        external: vec![],
-        origin: "m.yml:3:5".into(),
-        on_role: Vec::new(),
-        migrate: crate::manifest::Migration::defaults("ci"),
-        account_role: None,
-    }
+    crate::testing::user_of(vec![Consumer {
+        pull_requests: true,
+        scope: Scope::Repository("acme/web".into()),
+        secrets: SecretNames::default(),
+    }])
 }
 /// Facts with the journal a finished step leaves: two Active keys are `verified` and an
 /// Inactive old key `deactivated`, both when the new key was created (tests override).
