@@ -31,6 +31,56 @@ impl Exit {
     }
 }
 
+/// How a refusal ends when nothing was changed and the same command may simply run again:
+/// said in one place, so every such message ends alike.
+pub const RUN_AGAIN: &str = "Nothing was changed; run again";
+
+/// Why a command stopped: the exit code, what to say, and whether nothing was changed and the
+/// same command may run again (then the message ends with [`RUN_AGAIN`]). Adapters return
+/// errors; the app and the use cases turn them into refusals and choose the code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub exit: Exit,
+    pub message: String,
+    pub unchanged: bool,
+}
+
+impl Refusal {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+            unchanged: false,
+        }
+    }
+
+    /// Nothing was changed, and running the same command again is the fix.
+    pub fn run_again(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            unchanged: true,
+            ..Self::new(exit, message)
+        }
+    }
+
+    /// The same refusal, its message with `context` before it.
+    pub fn within(self, context: &str) -> Self {
+        Self {
+            message: format!("{context}: {}", self.message),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unchanged {
+            write!(f, "{}. {RUN_AGAIN}", self.message)
+        } else {
+            f.write_str(&self.message)
+        }
+    }
+}
+
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {
         std::process::ExitCode::from(e.code())

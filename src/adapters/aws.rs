@@ -5,7 +5,7 @@ mod roles;
 pub mod s3;
 pub mod trail;
 
-pub use accounts::{AccountSession, session_name};
+pub use accounts::{AccountSession, NotReached, session_name};
 
 use std::time::Duration;
 

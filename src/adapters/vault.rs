@@ -63,8 +63,7 @@ pub struct Vault {
     last_read: Mutex<Option<LastRead>>,
 }
 
-/// Masks a secret in the log (the console's, handed in by the app).
-pub type Masker = std::sync::Arc<dyn Fn(&SecretString) + Send + Sync>;
+pub use crate::ports::Mask as Masker;
 
 /// A token, and when a JWT login's token is to be replaced by a fresh login (CONTRACT §12a:
 /// a short token TTL is good practice; the job's OIDC token can always log in again).

@@ -54,7 +54,7 @@ pub(super) async fn policy(
     let issuer = match settings.policy_for {
         // Placed before anything is printed: a policy for the wrong issuer is worse than none.
         crate::cli::PolicyFor::Migrate => {
-            Some(rt.oidc_issuer().map_err(|e| Stop(Exit::Invalid, e))?)
+            Some(rt.oidc_issuer().map_err(|e| Stop::new(Exit::Invalid, e))?)
         }
         crate::cli::PolicyFor::Rotator => None,
     };
@@ -115,7 +115,7 @@ async fn migrate_holds(
         .filter(|u| u.migrating() && u.account_role.is_none())
     {
         let held = aws.user_permissions(&u.name).await.map_err(|e| {
-            Stop(
+            Stop::new(
                 Exit::Invalid,
                 format!(
                     "policy --for migrate allows each role only what its user holds, and could not read what {} holds ({e}): run it with credentials that may read the users' policies (iam:GetUser, iam:ListAttachedUserPolicies, iam:ListGroupsForUser, iam:ListAttachedGroupPolicies)",
@@ -169,7 +169,7 @@ pub(super) async fn verify(
     let key_id = aws
         .key_id()
         .await
-        .map_err(|e| Stop(Exit::Invalid, e.to_string()))?;
+        .map_err(|e| Stop::new(Exit::Invalid, e.to_string()))?;
     let expected = settings.expected_access_key_id.clone();
     let mut view = report::VerifyView {
         access_key_id: key_id.clone(),
@@ -267,13 +267,13 @@ pub(super) async fn migrate(
     use crate::migrate::run::{self, Settings as MigrateSettings};
     let manifest = load_manifest(settings, rt)?;
     // Whose tokens the roles trust, placed before anything is made (CONTRACT §12a).
-    let issuer = rt.oidc_issuer().map_err(|e| Stop(Exit::Invalid, e))?;
+    let issuer = rt.oidc_issuer().map_err(|e| Stop::new(Exit::Invalid, e))?;
     if let Some(u) = manifest
         .users
         .iter()
         .find(|u| u.migrating() && u.account_role.is_some())
     {
-        return Err(Stop(
+        return Err(Stop::new(
             Exit::Invalid,
             format!(
                 "user {} has an account-role: migrate works in the account of its own credentials only; run it with credentials of account {} (select the user with {})",
@@ -301,7 +301,7 @@ pub(super) async fn migrate(
         console,
     )
     .await
-    .map_err(|(code, message)| Stop(code, format!("migrate: {message}")))?;
+    .map_err(|stop| stop.within("migrate"))?;
     for u in &view.users {
         if let Some(m) = &u.message
             && u.exit != Exit::Ok

@@ -146,7 +146,7 @@ async fn inventory(
                 GhErrorKind::Unavailable => Exit::Failed,
                 _ => Exit::Invalid,
             };
-            Stop(code, format!("discover: {}", e.message))
+            Stop::new(code, format!("discover: {}", e.message))
         })?;
         inventory.repositories += inv.repositories;
         inventory.stores.extend(inv.stores);
@@ -175,13 +175,16 @@ async fn reach<'a>(
         }
     }
     for role in roles {
-        let session = home.through_role(&role, &run_id, console.masker()).await;
+        let session = home
+            .through_role(&role, &run_id, super::mask_with(console))
+            .await;
         let mine: Vec<&UserSpec> = users
             .iter()
             .filter(|u| u.account_role.as_ref() == Some(&role))
             .collect();
-        let aws = session.reached.map_err(|(code, why)| {
-            Stop(
+        let aws = session.reached.map_err(|e| {
+            let (code, why) = super::not_reached(&e);
+            Stop::new(
                 code,
                 format!("{}: {why}", mine.first().map_or("", |u| &u.name)),
             )
@@ -193,7 +196,7 @@ async fn reach<'a>(
 
 async fn list_keys(aws: &Aws, user: &UserSpec) -> Result<Vec<KeyInfo>, Stop> {
     let listed = aws.list_keys(&user.name).await.map_err(|e| {
-        Stop(
+        Stop::new(
             Exit::Invalid,
             format!("iam:ListAccessKeys for {}: {e}", user.name),
         )
@@ -317,7 +320,7 @@ fn write_sarif(
     };
     let text = serde_json::to_string_pretty(&log).expect("the log serializes") + "\n";
     std::fs::write(&full, text).map_err(|e| {
-        Stop(
+        Stop::new(
             Exit::Invalid,
             format!(
                 "cannot write the SARIF file {}: {e}; {} is relative to the workspace",

@@ -99,7 +99,7 @@ impl Tuning {
 }
 
 /// An error that ends the run before any user was touched.
-struct Stop(Exit, String);
+type Stop = crate::exit::Refusal;
 
 /// Reads for every item, `width` at a time, keeping their order; the first error in that order
 /// stops the run, before anything changed.
@@ -148,8 +148,8 @@ impl<'a> crate::ports::Ports for Live<'a> {
 /// A user could not be read or planned: the run stops before anything changed.
 fn unchanged(fault: Fault) -> Stop {
     match fault {
-        Fault::Invalid(m) => Stop(Exit::Invalid, m),
-        Fault::Failed(m) => Stop(Exit::Failed, format!("{m}. Nothing was changed; run again")),
+        Fault::Invalid(m) => Stop::new(Exit::Invalid, m),
+        Fault::Failed(m) => Stop::run_again(Exit::Failed, m),
     }
 }
 
@@ -167,7 +167,7 @@ fn load_all(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
     let manifest = match std::fs::read_to_string(&full) {
         Ok(text) => {
             if settings.iam_user.is_some() {
-                return Err(Stop(
+                return Err(Stop::new(
                     Exit::Invalid,
                     format!(
                         "both a manifest ({path}) and {} are given: list the user in the manifest (and select it with {}), or remove the manifest",
@@ -176,11 +176,11 @@ fn load_all(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
                     ),
                 ));
             }
-            manifest::parse(path, &text).map_err(|e| Stop(Exit::Invalid, e.to_string()))?
+            manifest::parse(path, &text).map_err(|e| Stop::new(Exit::Invalid, e.to_string()))?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             let Some(iam_user) = &settings.iam_user else {
-                return Err(Stop(
+                return Err(Stop::new(
                     Exit::Invalid,
                     format!(
                         "no manifest at {path}: add one (see the manifest reference in the README), point {} at it, or give {} for a single user whose consumers are this repository",
@@ -190,7 +190,7 @@ fn load_all(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
                 ));
             };
             let Some(repo) = rt.repository.clone() else {
-                return Err(Stop(
+                return Err(Stop::new(
                     Exit::Invalid,
                     format!(
                         "{} writes to the current repository, but GITHUB_REPOSITORY is not set: export GITHUB_REPOSITORY=owner/name (the repository whose secrets hold the key), or write a manifest",
@@ -199,10 +199,10 @@ fn load_all(settings: &Settings, rt: &Runtime) -> Result<Manifest, Stop> {
                 ));
             };
             manifest::shorthand(iam_user, &repo, &settings.environments)
-                .map_err(|e| Stop(Exit::Invalid, e))?
+                .map_err(|e| Stop::new(Exit::Invalid, e))?
         }
         Err(e) => {
-            return Err(Stop(
+            return Err(Stop::new(
                 Exit::Invalid,
                 format!(
                     "cannot read the manifest {path}: {e}; {} is relative to {}",
@@ -223,7 +223,7 @@ fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, S
     if let Some(name) = user {
         if !manifest.users.iter().any(|u| u.name == name) {
             let known: Vec<_> = manifest.users.iter().map(|u| u.name.as_str()).collect();
-            return Err(Stop(
+            return Err(Stop::new(
                 Exit::Invalid,
                 format!(
                     "user {name:?} is not in {} (its users: {})",
@@ -262,7 +262,8 @@ async fn run_or_stop(
 ) -> Exit {
     match phases::run_inner(settings, rt, console, tuning).await {
         Ok(code) => code,
-        Err(Stop(code, message)) => {
+        Err(stop) => {
+            let (code, message) = (stop.exit, stop.to_string());
             console.error(&message);
             if json {
                 print!(
@@ -382,20 +383,20 @@ async fn github_client(
     manifest: &Manifest,
 ) -> Result<GitHub, Stop> {
     crate::adapters::github::check_api_url(&rt.api_url, rt.allow_http)
-        .map_err(|e| Stop(Exit::Invalid, e))?;
+        .map_err(|e| Stop::new(Exit::Invalid, e))?;
     let Some((app_id, key)) = &settings.app else {
         return GitHub::new(
             &rt.api_url,
             settings.github_token.clone(),
             tuning.pacing.clone(),
         )
-        .map_err(|e| Stop(Exit::Invalid, e));
+        .map_err(|e| Stop::new(Exit::Invalid, e));
     };
     let owners = crate::discover::owners(&manifest.users);
     let (github, tokens) =
         GitHub::with_app(&rt.api_url, *app_id, key, &owners, tuning.pacing.clone())
             .await
-            .map_err(|e| Stop(Exit::Invalid, e))?;
+            .map_err(|e| Stop::new(Exit::Invalid, e))?;
     for t in &tokens {
         console.mask(t);
     }
@@ -430,11 +431,8 @@ async fn vault_client(
         min_token_ttl: lease_ttl(settings, tuning),
         allow_http: rt.allow_http,
     })
-    .map_err(|e| Stop(Exit::Invalid, e))?
-    .masking_with({
-        let masker = console.masker();
-        std::sync::Arc::new(move |s: &secrecy::SecretString| masker.mask(s))
-    });
+    .map_err(|e| Stop::new(Exit::Invalid, e))?
+    .masking_with(mask_with(console));
     let scopes: Vec<&crate::manifest::Scope> = manifest
         .users
         .iter()
@@ -446,7 +444,7 @@ async fn vault_client(
         let tokens = vault
             .log_in(&scopes)
             .await
-            .map_err(|e| Stop(Exit::Invalid, e))?;
+            .map_err(|e| Stop::new(Exit::Invalid, e))?;
         for t in &tokens {
             console.mask(t);
         }
@@ -469,4 +467,21 @@ pub fn environment() -> HashMap<String, String> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
+}
+
+/// The exit an account role's session that cannot be used calls for (CONTRACT §15).
+fn not_reached(e: &crate::adapters::aws::NotReached) -> (Exit, String) {
+    use crate::adapters::aws::NotReached;
+    let code = match e {
+        NotReached::Refused(_) => Exit::Invalid,
+        NotReached::Failed(_) => Exit::Failed,
+        NotReached::WrongSession(_) => Exit::Refused,
+    };
+    (code, e.to_string())
+}
+
+/// The console's masker as a function the adapters call.
+fn mask_with(console: &Console) -> crate::ports::Mask {
+    let masker = console.masker();
+    std::sync::Arc::new(move |s: &secrecy::SecretString| masker.mask(s))
 }

@@ -103,7 +103,7 @@ fn mask_credentials(settings: &Settings, rt: &Runtime, console: &Console) {
 
 fn one_key_names_one_user(settings: &Settings, manifest: &Manifest) -> Result<(), Stop> {
     if settings.old_access_key_id.is_some() && manifest.users.len() > 1 {
-        return Err(Stop(
+        return Err(Stop::new(
             Exit::Invalid,
             format!(
                 "{} names one key, but the manifest has several users: select one with {}",
@@ -148,7 +148,7 @@ impl<'r> Run<'r> {
         let step_key = aws
             .step_key()
             .await
-            .map_err(|e| Stop(Exit::Invalid, e.to_string()))?;
+            .map_err(|e| Stop::new(Exit::Invalid, e.to_string()))?;
         if let Some(k) = &step_key {
             console.mask(&k.secret);
         }
@@ -163,7 +163,7 @@ impl<'r> Run<'r> {
         let sessions = futures_util::future::join_all(
             roles
                 .iter()
-                .map(|r| aws.through_role(r, &lease.run_id, console.masker())),
+                .map(|r| aws.through_role(r, &lease.run_id, super::mask_with(console))),
         )
         .await;
         Ok(Connection {
@@ -538,7 +538,7 @@ fn places<'a>(
         .zip(sessions)
         .map(|(role, session)| match &session.reached {
             Ok(_) => reached_roles.next().ok_or_else(|| unreached(role)),
-            Err(e) => Err(e.clone()),
+            Err(e) => Err(super::not_reached(e)),
         })
         .collect();
     manifest
@@ -566,7 +566,7 @@ fn compromised_is_managed(settings: &Settings, ready: &[Prepared]) -> Result<(),
     {
         return Ok(());
     }
-    Err(Stop(
+    Err(Stop::new(
         Exit::Invalid,
         format!(
             "{} {id} is not a key of any user of the manifest{}: nothing was changed. Name a key `status` lists, or add its user to the manifest",

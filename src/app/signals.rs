@@ -73,7 +73,7 @@ pub(super) async fn before_changes<T>(
 ) -> Result<T, Stop> {
     tokio::select! {
         t = reads => Ok(t),
-        s = signals.recv() => Err(Stop(
+        s = signals.recv() => Err(Stop::new(
             s.exit(),
             format!("stopped by {} while reading, before anything changed", s.name()),
         )),

@@ -25,7 +25,7 @@ pub struct Settings<'a> {
 }
 
 /// Why the run stopped before any user: the exit code and the message.
-pub type Stopped = (Exit, String);
+pub type Stopped = crate::exit::Refusal;
 
 /// `migrate` for `users`.
 pub async fn migrate<R: Roles, V: Variables>(
@@ -58,7 +58,7 @@ pub async fn migrate<R: Roles, V: Variables>(
         && !p.made_here
         && !p.audiences.iter().any(|a| a == AUDIENCE)
     {
-        return Err((
+        return Err(Stop::new(
             Exit::Refused,
             format!(
                 "the OIDC provider {provider_arn} exists, was not made by aws-key-rotator and does not accept the audience {AUDIENCE}: it is never changed. Add the audience yourself (aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn {provider_arn} --client-id {AUDIENCE}) and run migrate again"
@@ -113,7 +113,7 @@ async fn set_up_provider<R: Roles>(
         Some(_) => iam.add_audience(provider_arn, AUDIENCE).await,
     };
     if let Err(e) = result {
-        return Err((
+        return Err(Stop::new(
             Exit::Failed,
             format!(
                 "could not set up the OIDC provider {provider_arn}: {e}. Nothing else was changed; run migrate again"
@@ -200,10 +200,10 @@ struct Reached {
 }
 
 /// A user stopped before anything changed: the exit and why.
-type Stop = (Exit, String);
+type Stop = crate::exit::Refusal;
 
 fn gh_stop(e: GhError) -> Stop {
-    (exit_of(&e), e.message)
+    Stop::new(exit_of(&e), e.message)
 }
 
 /// Bad credentials and a missing user are the user's to fix (exit 2); the rest failed (1).
@@ -213,7 +213,7 @@ fn iam_stop(what: String, e: &crate::ports::IamError) -> Stop {
         Credentials | NoSuchUser => Exit::Invalid,
         _ => Exit::Failed,
     };
-    (exit, format!("{what}: {e}"))
+    Stop::new(exit, format!("{what}: {e}"))
 }
 
 async fn plan_user<R: Roles, V: Variables>(
@@ -241,8 +241,8 @@ async fn plan_user<R: Roles, V: Variables>(
     }
     match plan_changes(iam, github, user, target, reading, &mut view).await {
         Ok(act) => Planned { view, act },
-        Err((exit, why)) => {
-            view.fail(exit, why);
+        Err(stop) => {
+            view.fail(stop.exit, stop.to_string());
             Planned::done(view)
         }
     }
@@ -259,7 +259,7 @@ async fn role_spec<R: Roles>(
     let trust = trust::policy(target.provider_arn, target.issuer, &reaches);
     let size = trust.to_string().len();
     if size > TRUST_POLICY_LIMIT {
-        return Err((
+        return Err(Stop::new(
             Exit::Invalid,
             format!(
                 "the role's trust policy would be {size} characters, over IAM's default limit of {TRUST_POLICY_LIMIT}: narrow who reads the organization secrets (visibility selected, or all: one pattern), or list fewer consumers"
@@ -277,7 +277,7 @@ async fn role_spec<R: Roles>(
                 )
             })?;
             permissions::for_role(&user.name, &perms, user.migrate.policies.as_deref())
-                .map_err(|why| (Exit::Invalid, why))?
+                .map_err(|why| Stop::new(Exit::Invalid, why))?
         },
     })
 }
@@ -312,8 +312,8 @@ async fn plan_changes<R: Roles, V: Variables>(
     if let Some(r) = &found {
         view.role_arn = r.arn.clone();
     }
-    let changes =
-        role::changes(&user.name, &spec, found.as_ref()).map_err(|why| (Exit::Refused, why))?;
+    let changes = role::changes(&user.name, &spec, found.as_ref())
+        .map_err(|why| Stop::new(Exit::Refused, why))?;
     view.changes = changes.iter().map(ToString::to_string).collect();
     let writes = plan_variables(github, user, &reached, view, target.settings.dry_run).await?;
     scan_workflows(
@@ -379,7 +379,7 @@ async fn read_reaches<V: Variables>(
                 },
                 None,
             ) if oidc => {
-                return Err((
+                return Err(Stop::new(
                     Exit::Refused,
                     format!(
                         "{} assumes the role (oidc: true), but who may read its secrets is no longer known (the organization secret is gone), so its repositories would leave the trust. Nothing was changed: keep the secret until every consumer is on the role, or list the repositories as repository consumers",
@@ -433,7 +433,7 @@ async fn plan_variables<V: Variables>(
             // A value the tool did not write: another role's ARN a job may rely on (CONTRACT
             // §12a). Never overwritten; nothing of this user is written.
             Some(v) => {
-                return Err((
+                return Err(Stop::new(
                     Exit::Refused,
                     format!(
                         "{scope}: the variable {variable} exists and holds {}, not the ARN of the role made for user {} ({}): it is never overwritten, since the jobs of that scope may rely on it. Delete it or give this user its own migrate.variable, then run migrate again. Nothing was written",

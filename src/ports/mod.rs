@@ -15,6 +15,10 @@ use crate::manifest::Scope;
 use crate::model::{KeyInfo, LastUse};
 use crate::seal::ScopeKey;
 
+/// Masks a secret in the log the moment it exists (the console's, handed in by the app):
+/// a session's keys, a Vault token.
+pub type Mask = std::sync::Arc<dyn Fn(&SecretString) + Send + Sync>;
+
 /// A key fresh from CreateAccessKey. Its `Debug` shows the id only.
 #[derive(Debug)]
 pub struct NewKey {

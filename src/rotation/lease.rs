@@ -2,6 +2,7 @@
 //! waited on and read back; re-checked before every destructive step; given back at the end,
 //! or taken over when GitHub says its holder is gone.
 
+use crate::exit::RUN_AGAIN;
 use chrono::{DateTime, Utc};
 
 use super::context::{Ctx, Scene, retry};
@@ -89,7 +90,7 @@ impl LeaseGuard {
         let name = s.name();
         let tags = read_tags_again(s).await.map_err(|e| {
             Halt::Failed(format!(
-                "could not read the tags of IAM user {name}: {e}. Nothing was changed; run again"
+                "could not read the tags of IAM user {name}: {e}. {RUN_AGAIN}"
             ))
         })?;
         free_for_me(s, &tags, notes).await?;
@@ -101,13 +102,13 @@ impl LeaseGuard {
         self.written = true;
         if let Err(e) = ctx.iam().set_tag(name, LEASE_TAG, &lease.value()).await {
             return Err(Halt::Failed(format!(
-                "could not take the lease on IAM user {name} (iam:TagUser: {e}). Nothing was changed; run again"
+                "could not take the lease on IAM user {name} (iam:TagUser: {e}). {RUN_AGAIN}"
             )));
         }
         ctx.clock().sleep(ctx.lease.settle).await;
         let tags = read_tags_again(s).await.map_err(|e| {
             Halt::Failed(format!(
-                "could not read back the lease on IAM user {name}: {e}. Nothing was changed; run again"
+                "could not read back the lease on IAM user {name}: {e}. {RUN_AGAIN}"
             ))
         })?;
         match tags.lease() {

@@ -2,6 +2,7 @@
 //! what happened to it, and the keys as the run left them. The reports (`report.rs`) and the
 //! outputs (`app.rs`) read these and nothing else of the core.
 
+use crate::exit::RUN_AGAIN;
 use std::fmt;
 
 use serde::Serialize;
@@ -100,7 +101,7 @@ impl Outcome {
         match fault {
             Fault::Invalid(m) => Outcome::Invalid(m),
             Fault::Failed(m) if command == Command::Status => Outcome::Failed(m),
-            Fault::Failed(m) => Outcome::Failed(format!("{m}. Nothing was changed; run again")),
+            Fault::Failed(m) => Outcome::Failed(format!("{m}. {RUN_AGAIN}")),
         }
     }
 }
@@ -325,7 +326,7 @@ mod tests {
         );
         assert!(matches!(
             Outcome::of_fault(f(), Command::Rotate),
-            Outcome::Failed(m) if m.ends_with("Nothing was changed; run again")
+            Outcome::Failed(m) if m.ends_with(RUN_AGAIN)
         ));
     }
 }

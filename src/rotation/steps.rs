@@ -7,6 +7,7 @@ use super::execute::Rotation;
 use super::journal::{Journal, Phase};
 use super::outcome::{Done, Halt};
 use super::plan::{Deletion, Step};
+use crate::exit::RUN_AGAIN;
 use crate::ports::{Iam, IamErrorKind, NewKey, Ports, StepKey};
 
 impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
@@ -48,7 +49,7 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
             .await
         {
             return Err(Halt::Failed(format!(
-                "could not record on IAM user {} that every consumer assumes the role ({e}). Nothing was changed; run again",
+                "could not record on IAM user {} that every consumer assumes the role ({e}). {RUN_AGAIN}",
                 self.user.name
             )));
         }
@@ -77,7 +78,7 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
             .await
         {
             return Err(Halt::Failed(format!(
-                "could not record the deactivation on IAM user {name} ({e}). Nothing was changed; run again"
+                "could not record the deactivation on IAM user {name} ({e}). {RUN_AGAIN}"
             )));
         }
         if let Err(e) = self.set_inactive_settled(key_id).await {
@@ -154,7 +155,7 @@ impl<'c, 'a, P: Ports> Rotation<'c, 'a, P> {
         let intent = Journal::creating(&self.ctx.lease.run_id, scene.now());
         if let Err(e) = self.recorder.write(scene, intent).await {
             return Err(Halt::Failed(format!(
-                "could not record the rotation's start on IAM user {name} ({e}). Nothing was changed; run again"
+                "could not record the rotation's start on IAM user {name} ({e}). {RUN_AGAIN}"
             )));
         }
         let before: Vec<String> = self.ring.keys.iter().map(|k| k.id.clone()).collect();

@@ -11,9 +11,8 @@ use aws_credential_types::provider::{self, ProvideCredentials, error::Credential
 use secrecy::SecretString;
 
 use super::{Aws, classify};
-use crate::action::Masker;
-use crate::exit::Exit;
 use crate::manifest::AccountRole;
+use crate::ports::Mask as Masker;
 use crate::ports::{IamError, IamErrorKind};
 
 /// How long a session is asked for: STS's default, and the longest a role chained from another
@@ -83,7 +82,7 @@ impl Session {
             });
         };
         for secret in [c.secret_access_key(), c.session_token()] {
-            self.masker.mask(&SecretString::from(secret.to_owned()));
+            (self.masker)(&SecretString::from(secret.to_owned()));
         }
         let expires = SystemTime::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(c.expiration().secs()).unwrap_or(0));
@@ -116,7 +115,7 @@ impl ProvideCredentials for Session {
 /// reports carry).
 pub struct AccountSession {
     pub role: AccountRole,
-    pub reached: Result<Aws, (Exit, String)>,
+    pub reached: Result<Aws, NotReached>,
 }
 
 impl Aws {
@@ -163,16 +162,13 @@ impl Aws {
                         &role.arn,
                     ) =>
             {
-                Err((
-                    Exit::Refused,
-                    format!(
-                        "the session of account-role {} is {} in account {}, not that role in account {}: its users are not touched",
-                        role.arn,
-                        out.arn().unwrap_or("unknown"),
-                        out.account().unwrap_or("unknown"),
-                        role.account
-                    ),
-                ))
+                Err(NotReached::WrongSession(format!(
+                    "the session of account-role {} is {} in account {}, not that role in account {}: its users are not touched",
+                    role.arn,
+                    out.arn().unwrap_or("unknown"),
+                    out.account().unwrap_or("unknown"),
+                    role.account
+                )))
             }
             Ok(_) => Ok(aws),
         };
@@ -183,14 +179,31 @@ impl Aws {
     }
 }
 
-/// Why `role` could not be assumed, with the exit code it calls for.
-fn not_assumed(role: &AccountRole, e: IamError) -> (Exit, String) {
-    let code = match e.kind {
-        IamErrorKind::Credentials => Exit::Invalid,
-        _ => Exit::Failed,
-    };
-    let what = match e.kind {
-        IamErrorKind::Credentials => format!(
+/// Why an account role's session cannot be used (CONTRACT §15). The app chooses the exit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotReached {
+    /// The role's trust or this identity's permissions refuse it: the set-up is to fix.
+    Refused(String),
+    /// STS failed or could not be reached: nothing was changed, and a later run may succeed.
+    Failed(String),
+    /// The session is another identity's: its users are not touched.
+    WrongSession(String),
+}
+
+impl std::fmt::Display for NotReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReached::Refused(m) | NotReached::Failed(m) | NotReached::WrongSession(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// Why `role` could not be assumed.
+fn not_assumed(role: &AccountRole, e: IamError) -> NotReached {
+    match e.kind {
+        IamErrorKind::Credentials => NotReached::Refused(format!(
             "cannot assume the account-role {} ({}): its trust must admit this run's identity{}, and this identity needs sts:AssumeRole on it (see docs/account-role-trust.json)",
             role.arn,
             e.message,
@@ -199,11 +212,10 @@ fn not_assumed(role: &AccountRole, e: IamError) -> (Exit, String) {
             } else {
                 ""
             }
-        ),
-        _ => format!(
+        )),
+        _ => NotReached::Failed(format!(
             "cannot assume the account-role {}: {}; nothing was changed, run again",
             role.arn, e.message
-        ),
-    };
-    (code, what)
+        )),
+    }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 
 mod attention;
+mod grace;
 mod moved;
 mod retire;
 mod revoke;

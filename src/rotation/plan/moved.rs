@@ -163,7 +163,7 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
                 ));
             }
             let since = facts.journal.as_ref().map_or(facts.now, |j| j.at);
-            super::retire::delete_after_grace(
+            super::grace::delete_after_grace(
                 user,
                 facts,
                 opts,

@@ -198,7 +198,7 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
     match facts.standing() {
         Standing::PendingDeletion { old, .. } => {
             let since = facts.journal_of_newest().map_or(facts.now, |j| j.at);
-            delete_after_grace(user, facts, opts, old, since, "the Inactive old key")
+            super::grace::delete_after_grace(user, facts, opts, old, since, "the Inactive old key")
         }
         Standing::Conflict => match facts.keys.as_slice() {
             [o, n]
@@ -251,29 +251,6 @@ pub fn delete(user: &UserSpec, facts: &Facts, opts: &Options) -> Plan {
         | Standing::Retiring(_)
         | Standing::Retired(_) => super::moved::delete(user, facts, opts),
     }
-}
-
-/// The Inactive key `old`, deleted once its grace has passed since it was deactivated
-/// (`since`); `why` says which key it is.
-pub(super) fn delete_after_grace(
-    user: &UserSpec,
-    facts: &Facts,
-    opts: &Options,
-    old: &KeyInfo,
-    since: chrono::DateTime<chrono::Utc>,
-    why: &str,
-) -> Plan {
-    let grace_ends = since + opts.delete_after(user);
-    if facts.now < grace_ends && !opts.force {
-        return Plan::Nothing(format!(
-            "not yet: the Inactive key {} is kept until {} (delete-after-days: {} after it was deactivated at {}); force deletes now",
-            old.id,
-            when(grace_ends),
-            span(opts.delete_after(user)),
-            when(since)
-        ));
-    }
-    Plan::act(Act::Delete(Deletion::new(old, why)), Some(old))
 }
 
 /// The straggler rule (CONTRACT §5): `old` used more than the window after `since` (when
