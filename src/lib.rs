@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod app;
 pub mod bounds;
 pub mod cli;
+pub mod config;
 pub mod discover;
 pub mod exit;
 pub mod human;

@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
 use aws_key_rotator::action::{self, Console, Runtime};
-use aws_key_rotator::app::{self, Tuning};
-use aws_key_rotator::cli::{RawInputs, Settings};
+use aws_key_rotator::app;
+use aws_key_rotator::config::Tuning;
+use aws_key_rotator::config::{RawInputs, Settings};
 use aws_key_rotator::exit::Exit;
 use aws_key_rotator::report;
 

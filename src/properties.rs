@@ -7,7 +7,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::bounds;
-use crate::cli::{INPUTS, Kind, RawInputs, Settings};
+use crate::config::{INPUTS, Kind, RawInputs, Settings};
 use crate::manifest;
 use crate::testing::Rng;
 

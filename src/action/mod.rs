@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::cli::RawInputs;
+use crate::config::RawInputs;
 use crate::ports::Events;
 
 /// What the runner (or the shell) tells the program through the environment.
@@ -74,7 +74,7 @@ impl Runtime {
     }
 }
 
-/// Reads the action's inputs (`INPUT_*`, dashes kept); the table is [`crate::cli::INPUTS`].
+/// Reads the action's inputs (`INPUT_*`, dashes kept); the table is [`crate::config::INPUTS`].
 pub fn inputs_from_env(env: &HashMap<String, String>) -> RawInputs {
     RawInputs::from_env(env)
 }

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use super::{Stop, Tuning, github_client, load_all, load_manifest, summarize};
+use super::{Stop, github_client, load_all, load_manifest, summarize};
 use crate::action::{Console, Runtime};
 use crate::adapters::aws;
-use crate::cli::Settings;
+use crate::config::Settings;
+use crate::config::Tuning;
 use crate::exit::Exit;
 use crate::ports::Events;
 use crate::report;
@@ -53,10 +54,10 @@ pub(super) async fn policy(
     let manifest = selected;
     let issuer = match settings.policy_for {
         // Placed before anything is printed: a policy for the wrong issuer is worse than none.
-        crate::cli::PolicyFor::Migrate => {
+        crate::config::PolicyFor::Migrate => {
             Some(rt.oidc_issuer().map_err(|e| Stop::new(Exit::Invalid, e))?)
         }
-        crate::cli::PolicyFor::Rotator => None,
+        crate::config::PolicyFor::Rotator => None,
     };
     let account = match aws.whoami().await {
         Ok(caller) if !caller.account.is_empty() => caller.account,

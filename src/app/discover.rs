@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Stop, Tuning, github_client, load_manifest, summarize};
+use super::{Stop, github_client, load_manifest, summarize};
 use crate::action::{Console, Runtime};
 use crate::adapters::aws::{self, Aws};
 use crate::adapters::aws_stores::AwsStores;
 use crate::adapters::github::GitHub;
-use crate::cli::Settings;
+use crate::config::Settings;
+use crate::config::Tuning;
 use crate::discover::code::{self, CodeFinding};
 use crate::discover::report::Gathered;
 use crate::discover::{self, Inventory, KeyUse, Lister, Report};
@@ -293,7 +294,7 @@ fn write_sarif(
     settings: &Settings,
     rt: &Runtime,
 ) -> Result<(), Stop> {
-    let crate::cli::ManifestSource::File { path, .. } = &settings.config;
+    let crate::config::ManifestSource::File { path, .. } = &settings.config;
     let user_lines: Vec<(String, usize)> = users
         .iter()
         .map(|u| {

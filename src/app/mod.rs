@@ -8,10 +8,10 @@ use crate::action::{self, Console, Runtime};
 use futures_util::stream::{self, StreamExt as _};
 
 use crate::adapters::aws;
-use crate::adapters::github::{GitHub, Pacing};
+use crate::adapters::github::GitHub;
 use crate::adapters::stores::Stores;
 use crate::adapters::vault::{Vault, VaultSettings};
-use crate::cli::{ManifestSource, Settings};
+use crate::config::{ManifestSource, Settings, Tuning};
 use crate::exit::Exit;
 use crate::manifest::{self, Manifest};
 use crate::ports::{Events, SystemClock};
@@ -28,75 +28,6 @@ mod signals;
 
 pub use outputs::{exit_code, exit_output};
 pub use signals::Signals;
-
-/// Users worked on at once by default: enough that one user's verification overlaps the
-/// next users' writes, few enough that memory and open connections stay small.
-pub const DEFAULT_CONCURRENT_USERS: usize = 8;
-
-/// Timing knobs, from `AWS_KEY_ROTATOR_*` variables (documented in the README).
-#[derive(Clone, Debug)]
-pub struct Tuning {
-    pub pacing: Pacing,
-    pub propagation: Duration,
-    /// Overrides poll-interval-seconds and verify-timeout-minutes with finer units.
-    pub poll_interval: Option<Duration>,
-    pub verify_timeout: Option<Duration>,
-    /// How long a run waits between writing the lease and reading it back.
-    pub lease_settle: Duration,
-    /// How many users are read, and worked on, at once.
-    pub max_concurrent_users: usize,
-}
-
-impl Tuning {
-    pub fn from_env(env: &HashMap<String, String>) -> Self {
-        let ms = |k: &str| {
-            env.get(k)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_millis)
-        };
-        let mut pacing = Pacing::default();
-        if let Some(d) = ms("AWS_KEY_ROTATOR_GITHUB_WRITE_INTERVAL_MS") {
-            pacing.write_interval = d;
-        }
-        if let Some(d) = ms("AWS_KEY_ROTATOR_RETRY_BASE_MS") {
-            pacing.retry_base = d;
-        }
-        let count = |k: &str| env.get(k).and_then(|v| v.trim().parse::<usize>().ok());
-        if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_WRITES_PER_MINUTE") {
-            pacing.per_minute = n;
-        }
-        if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_WRITES_PER_HOUR") {
-            pacing.per_hour = n;
-        }
-        if let Some(n) = env
-            .get("AWS_KEY_ROTATOR_CALL_TIMEOUT_SECONDS")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|n| (1..=600).contains(n))
-        {
-            pacing.call_timeout = Duration::from_secs(n);
-        }
-        if let Some(d) = ms("AWS_KEY_ROTATOR_CODE_SEARCH_INTERVAL_MS") {
-            pacing.search_interval = d;
-        }
-        if let Some(n) = count("AWS_KEY_ROTATOR_GITHUB_CLOCK_SPEEDUP") {
-            pacing.clock_speedup = u32::try_from(n).unwrap_or(u32::MAX).max(1);
-        }
-        Self {
-            pacing,
-            poll_interval: ms("AWS_KEY_ROTATOR_POLL_INTERVAL_MS"),
-            verify_timeout: ms("AWS_KEY_ROTATOR_VERIFY_TIMEOUT_MS"),
-            max_concurrent_users: count("AWS_KEY_ROTATOR_MAX_CONCURRENT_USERS")
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_CONCURRENT_USERS),
-            lease_settle: ms("AWS_KEY_ROTATOR_LEASE_SETTLE_MS").unwrap_or(Duration::from_secs(3)),
-            propagation: env
-                .get("AWS_KEY_ROTATOR_PROPAGATION_TIMEOUT_SECONDS")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs)
-                .unwrap_or(Duration::from_secs(120)),
-        }
-    }
-}
 
 /// An error that ends the run before any user was touched.
 type Stop = crate::exit::Refusal;
@@ -240,7 +171,7 @@ fn select_user(mut manifest: Manifest, user: Option<&str>) -> Result<Manifest, S
 /// Runs one invocation and returns the exit code. Prints through `console` only.
 pub async fn run(settings: Settings, rt: &Runtime, console: &Console, tuning: Tuning) -> Exit {
     let json = settings.json;
-    let command = crate::cli::command_name(settings.command);
+    let command = crate::config::command_name(settings.command);
     let code = run_or_stop(settings, rt, console, tuning, json, command).await;
     if let Some(path) = &rt.output_file
         && let Err(e) = action::write_outputs(path, &exit_output(code))

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret;
 use super::outputs::{exit_code, outputs};
 use super::signals::{GIVE_BACK_WITHIN, Signal, Signals, before_changes, interruptible};
 use super::{
-    Live, Stop, Tuning, account_roles, command_name, commands, exposure, github_client, holder_run,
+    Live, Stop, account_roles, command_name, commands, exposure, github_client, holder_run,
     lease_ttl, load_manifest, read_all, run_url, summarize, tell_a_person, vault_client,
 };
 use crate::action::{self, Console, Runtime, UserLog};
@@ -19,7 +19,8 @@ use crate::adapters::github::GitHub;
 use crate::adapters::stores::Stores;
 use crate::adapters::vault::Vault;
 use crate::alerts::Sightings;
-use crate::cli::{CommandName, Settings};
+use crate::config::Tuning;
+use crate::config::{CommandName, Settings};
 use crate::exit::Exit;
 use crate::manifest::{self, Manifest, UserSpec};
 use crate::ports::{Clock, Events, SystemClock};

@@ -30,7 +30,7 @@ fn action_names(section: &str) -> BTreeSet<String> {
 #[test]
 fn action_yml_declares_exactly_the_inputs_the_binary_reads() {
     let declared = action_names("inputs");
-    let read: BTreeSet<String> = aws_key_rotator::cli::INPUTS
+    let read: BTreeSet<String> = aws_key_rotator::config::INPUTS
         .iter()
         .map(|i| i.name.to_string())
         .collect();

@@ -54,7 +54,7 @@ const fn input(
 }
 
 use CommandName::{Deactivate, Delete, Discover, Migrate, Policy, Rotate, Status, Verify};
-pub(super) const EVERY: &[CommandName] = &[
+pub(crate) const EVERY: &[CommandName] = &[
     Status, Rotate, Deactivate, Delete, Discover, Verify, Policy, Migrate,
 ];
 /// The commands that read the manifest and talk to GitHub.
@@ -252,3 +252,17 @@ pub const INPUTS: &[Input] = &[
         "How often to poll verification workflows",
     ),
 ];
+
+/// The command's name, as the CLI and `INPUT_COMMAND` spell it.
+pub fn command_name(c: CommandName) -> &'static str {
+    match c {
+        Status => "status",
+        Rotate => "rotate",
+        Deactivate => "deactivate",
+        Delete => "delete",
+        Discover => "discover",
+        Verify => "verify",
+        Policy => "policy",
+        Migrate => "migrate",
+    }
+}
