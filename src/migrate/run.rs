@@ -97,45 +97,6 @@ pub async fn migrate<R: Roles, V: Variables>(
     Ok(view)
 }
 
-/// Makes the OIDC provider (or adds the audience to it); answers what was done.
-async fn set_up_provider<R: Roles>(
-    iam: &R,
-    found: Option<&Provider>,
-    provider_arn: &str,
-    issuer: &str,
-    events: &dyn Events,
-) -> Result<String, Stopped> {
-    let result = match found {
-        None => iam
-            .create_provider(&format!("https://{issuer}"), AUDIENCE)
-            .await
-            .map(|_| ()),
-        Some(_) => iam.add_audience(provider_arn, AUDIENCE).await,
-    };
-    if let Err(e) = result {
-        return Err(Stop::new(
-            Exit::Failed,
-            format!(
-                "could not set up the OIDC provider {provider_arn}: {e}. Nothing else was changed; run migrate again"
-            ),
-        ));
-    }
-    events.info(&format!("OIDC provider {provider_arn}: done"));
-    Ok(match found {
-        None => "created",
-        Some(_) => "audience added",
-    }
-    .into())
-}
-
-fn provider_change(found: Option<&Provider>) -> Option<&'static str> {
-    match found {
-        None => Some("create it (no thumbprint: IAM trusts GitHub's certificate authority)"),
-        Some(p) if !p.audiences.iter().any(|a| a == AUDIENCE) => Some("add the audience"),
-        Some(_) => None,
-    }
-}
-
 /// What was read once and is shared between users: who reads each organization secret, and
 /// each repository's workflow files.
 #[derive(Default)]
@@ -605,5 +566,7 @@ async fn apply<R: Roles, V: Variables>(
 }
 
 mod forks;
+mod provider;
+use provider::{provider_change, set_up_provider};
 #[cfg(test)]
 mod tests;
