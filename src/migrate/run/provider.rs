@@ -22,7 +22,7 @@ pub(super) async fn set_up_provider<R: Roles>(
         Some(_) => iam.add_audience(provider_arn, AUDIENCE).await,
     };
     if let Err(e) = result {
-        return Err(Stop::new(
+        return Err(Stopped::new(
             Exit::Failed,
             format!(
                 "could not set up the OIDC provider {provider_arn}: {e}. Nothing else was changed; run migrate again"
