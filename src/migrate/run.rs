@@ -12,7 +12,7 @@ use super::trust::{self, AUDIENCE, Reach};
 use super::workflows;
 use crate::exit::Exit;
 use crate::manifest::{Consumer, Scope, UserSpec};
-use crate::ports::migrate::{Provider, Readers, Roles, Variables};
+use crate::ports::migrate::{Readers, Roles, Variables};
 use crate::ports::{Events, GhError};
 
 /// What the run was told.
