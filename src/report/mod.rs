@@ -12,28 +12,18 @@ use crate::rotation::outcome::{Outcome, UserReport};
 use crate::rotation::state::{self, KeyStatus};
 
 pub mod exposure;
+mod json;
 mod markdown;
 mod text;
 
+pub use json::{
+    Body, ErrorView, ReportView, error_json, json, json_schema, migration_json, verify_json, views,
+};
 pub use markdown::markdown;
 pub use text::text;
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// The whole report (`--json`; its shape is documented in the README).
-#[derive(Serialize, JsonSchema)]
-pub struct ReportView {
-    pub command: String,
-    pub users: Vec<UserView>,
-    /// Set when the run stopped before any user was looked at (then `users` is empty).
-    pub error: Option<ErrorView>,
-    /// `verify`: what the credentials turned out to be.
-    pub verify: Option<VerifyView>,
-    /// `migrate`: the provider, and each user's role, consumers and workflows.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub migration: Option<crate::migrate::report::MigrationView>,
 }
 
 /// What `verify` found.
@@ -48,56 +38,6 @@ pub struct VerifyView {
     pub arn: Option<String>,
     pub account: Option<String>,
     pub message: String,
-}
-
-/// The `--json` document of `verify`.
-pub fn verify_json(v: VerifyView) -> String {
-    json(&ReportView {
-        command: "verify".into(),
-        users: Vec::new(),
-        error: None,
-        verify: Some(v),
-        migration: None,
-    })
-}
-
-/// `migrate`'s report as the `--json` document.
-pub fn migration_json(v: crate::migrate::report::MigrationView) -> String {
-    json(&ReportView {
-        command: "migrate".into(),
-        users: Vec::new(),
-        error: None,
-        verify: None,
-        migration: Some(v),
-    })
-}
-
-/// Why a run stopped before any user was looked at.
-#[derive(Serialize, JsonSchema)]
-pub struct ErrorView {
-    /// The process's exit code (CONTRACT §7): 1 failed, 2 invalid input, 3 refused.
-    pub exit_code: u8,
-    pub message: String,
-}
-
-/// The `--json` document of a run that stopped early.
-pub fn error_json(command: &str, exit_code: u8, message: &str) -> String {
-    json(&ReportView {
-        command: command.into(),
-        users: Vec::new(),
-        error: Some(ErrorView {
-            exit_code,
-            message: message.into(),
-        }),
-        verify: None,
-        migration: None,
-    })
-}
-
-/// The JSON Schema of the `--json` document (committed as `schema/report.schema.json`).
-pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(ReportView);
-    serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -407,16 +347,6 @@ fn run_view(run: &crate::rotation::verify::RunResult) -> RunView {
     }
 }
 
-pub fn views(command: &str, reports: &[UserReport], now: DateTime<Utc>) -> ReportView {
-    ReportView {
-        command: command.into(),
-        users: reports.iter().map(|r| view(r, now)).collect(),
-        error: None,
-        verify: None,
-        migration: None,
-    }
-}
-
 fn status_word(s: KeyStatus) -> &'static str {
     match s {
         KeyStatus::Active => "Active",
@@ -444,11 +374,6 @@ pub(crate) fn plain_url(u: &str) -> bool {
     (u.starts_with("https://") || u.starts_with("http://"))
         && u.chars()
             .all(|c| c.is_ascii_graphic() && !"()[]<>`\\\"'".contains(c))
-}
-
-/// The `--json` document.
-pub fn json(report: &ReportView) -> String {
-    serde_json::to_string_pretty(report).expect("the report serializes") + "\n"
 }
 
 #[cfg(test)]
