@@ -371,6 +371,12 @@ fn what_cannot_be_written_safely_is_refused_before_anything_changes() {
         Some(ServerSideEncryption::Aes256),
     );
     put("broken.json", "{\"aws\": {\"key_id\": ".to_owned(), None);
+    // Whoever may put the object could make it huge: refused unread.
+    put(
+        "huge.json",
+        format!("{{\"pad\": \"{}\"}}", "x".repeat(2 * 1024 * 1024)),
+        None,
+    );
     let fields = "fields: { access-key-id: aws.key_id, secret-access-key: aws.secret }";
     for (key, fields, says) in [
         ("plain.json", fields, "not encrypted with KMS"),
@@ -380,6 +386,7 @@ fn what_cannot_be_written_safely_is_refused_before_anything_changes() {
             "no field `aws.nothing`",
         ),
         ("broken.json", fields, "not a JSON document (line 1"),
+        ("huge.json", fields, "at most 1048576 bytes"),
         ("missing.json", fields, "does not exist"),
     ] {
         env.write_manifest(&manifest(&[(key, fields, String::new())], ""));

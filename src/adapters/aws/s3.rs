@@ -25,6 +25,10 @@ pub mod document;
 /// The policy statement of docs/iam-policy.json that grants these actions.
 const STATEMENT: &str = "OptionalS3ConfigObjects";
 
+/// The largest object edited: app config, not data. Whoever may put the object could make it
+/// huge; it is refused unread.
+const LARGEST: i64 = 1024 * 1024;
+
 /// The read of one field is followed at once by the read of the other: both from one version.
 const PAIRED_READ: Duration = Duration::from_secs(5);
 
@@ -135,6 +139,11 @@ impl S3Objects {
                 }
                 err
             })?;
+        if let Some(n) = out.content_length.filter(|n| *n > LARGEST) {
+            return Err(rejected(format!(
+                "{scope}: the object is {n} bytes; a config object this tool edits is at most {LARGEST} bytes (1 MiB): keep the key in a smaller object"
+            )));
+        }
         let bytes = out.body.collect().await.map_err(|e| StoreError {
             kind: StoreErrorKind::Unavailable,
             message: format!("{what}: the body was cut short: {e}"),
