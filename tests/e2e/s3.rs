@@ -294,15 +294,25 @@ fn a_failed_verification_puts_each_earlier_document_back() {
     env.assert_no_leaks();
 }
 
+/// A rotation of web/prod.json while another writer changes it between the tool's read and its
+/// write, `times` times (each adds `-x` to its name).
+fn race(
+    env: &TestEnv,
+    versioned: bool,
+    times: u32,
+) -> (Key, Vec<(&'static str, &'static str, String)>, Run) {
+    let old = setup(env);
+    let docs = documents(&old)[..1].to_vec();
+    bucket(env, versioned, &docs);
+    env.write_manifest(&manifest(&docs, ""));
+    env.s3_writer(BUCKET, "web/prod.json", times, "\"web", "\"web-x");
+    (old, docs, rotate(env))
+}
+
 #[test]
 fn a_writer_between_read_and_write_is_read_again_once_and_its_change_kept() {
     let env = TestEnv::new();
-    let old = setup(&env);
-    let docs = documents(&old)[..1].to_vec();
-    bucket(&env, true, &docs);
-    env.write_manifest(&manifest(&docs, ""));
-    env.s3_writer(BUCKET, "web/prod.json", 1, "\"web", "\"web-x");
-    let run = rotate(&env);
+    let (old, docs, run) = race(&env, true, 1);
     assert_eq!(run.code, 0, "{}", run.all());
     let new = env.held_default(&repo("acme/web")).unwrap();
     let expected = docs[0]
@@ -322,12 +332,7 @@ fn a_writer_between_read_and_write_is_read_again_once_and_its_change_kept() {
 #[test]
 fn a_second_writer_fails_the_write_which_is_compensated_keeping_their_change() {
     let env = TestEnv::new();
-    let old = setup(&env);
-    let docs = documents(&old)[..1].to_vec();
-    bucket(&env, false, &docs);
-    env.write_manifest(&manifest(&docs, ""));
-    env.s3_writer(BUCKET, "web/prod.json", 2, "\"web", "\"web-x");
-    let run = rotate(&env);
+    let (old, _, run) = race(&env, false, 2);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("If-Match"), "{}", run.stderr);
     let text = object(&env, "web/prod.json").text;
