@@ -766,6 +766,10 @@ fn s3_consumers_that_cannot_be_written_are_refused_and_located() {
             "is not an object key",
         ),
         ("s3: { bucket: acme-config, key: a.conf }", "add `format:"),
+        (
+            "s3: { bucket: acme-config, key: \"cfg/*.env\" }",
+            "wildcard",
+        ),
         ("s3: { bucket: acme-config, key: a.json }", "needs `fields:"),
         (
             "s3: { bucket: acme-config, key: a.env }\n        fields: { access-key-id: A-B, secret-access-key: C }",

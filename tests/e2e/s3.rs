@@ -376,6 +376,17 @@ fn what_cannot_be_written_safely_is_refused_before_anything_changes() {
         Some(ServerSideEncryption::Aes256),
     );
     put("broken.json", "{\"aws\": {\"key_id\": ".to_owned(), None);
+    // Tags a put would drop.
+    runtime().block_on(async {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("tagged.json")
+            .body(ByteStream::from(docs[0].2.clone().into_bytes()))
+            .tagging("team=web")
+            .send()
+            .await
+            .unwrap();
+    });
     // Whoever may put the object could make it huge: refused unread.
     put(
         "huge.json",
@@ -392,6 +403,7 @@ fn what_cannot_be_written_safely_is_refused_before_anything_changes() {
         ),
         ("broken.json", fields, "not a JSON document (line 1"),
         ("huge.json", fields, "at most 1048576 bytes"),
+        ("tagged.json", fields, "1 object tags"),
         ("missing.json", fields, "does not exist"),
     ] {
         env.write_manifest(&manifest(&[(key, fields, String::new())], ""));

@@ -39,6 +39,14 @@ impl Validator<'_> {
                 format!("s3 key {key:?} is not an object key: name it without a leading `/`, e.g. `web/prod.json`"),
             ));
         }
+        // IAM reads these in a resource ARN as a wildcard or a policy variable: the policy for
+        // this object would reach others.
+        if key.contains(['*', '?', '$']) {
+            return Err(self.err(
+                at,
+                format!("s3 key {key:?} holds `*`, `?` or `$`, which an IAM policy reads as a wildcard or a variable: keep the key in an object whose name has none"),
+            ));
+        }
         if let Some(r) = &c.region
             && !valid_region(r)
         {

@@ -86,6 +86,15 @@ pub fn replace(
         at = span.end;
     }
     out.push_str(&text[at..]);
+    // What is written must read as written: each field holds its new value, and the document
+    // still parses (a value whose place cannot take it is refused here, before any put).
+    for (field, value) in edits {
+        if read(format, &out, field)?.as_deref() != Some(*value) {
+            return Err(DocError(format!(
+                "`{field}` would not read back as the value written there: write the key's current value as a plain string in the {format} document"
+            )));
+        }
+    }
     Ok(out)
 }
 
@@ -149,25 +158,42 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     })
 }
 
-/// One value on a line, from `start` (bytes into the line) to its end or a comment.
-fn value_at(line: &str, start: usize, comments: bool) -> (Range<usize>, Quote) {
+/// One value on a line, from `start` (bytes into the line) to its end or, in dotenv
+/// (`shell`), a comment; there a quoted value is its inside (a quote escaped with `\` is part
+/// of it). An ini value is the rest of the line as it is: the AWS CLI keeps quotes.
+fn value_at(line: &str, start: usize, shell: bool) -> (Range<usize>, Quote) {
     let rest = &line[start..];
     let lead = rest.len() - rest.trim_start().len();
     let from = start + lead;
     let body = &line[from..];
-    for (q, quote) in [('"', Quote::Double), ('\'', Quote::Single)] {
-        if let Some(inner) = body.strip_prefix(q)
-            && let Some(end) = inner.find(q)
-        {
-            return (from + 1..from + 1 + end, quote);
+    if shell {
+        for (q, quote) in [('"', Quote::Double), ('\'', Quote::Single)] {
+            if let Some(inner) = body.strip_prefix(q)
+                && let Some(end) = closing(inner, q)
+            {
+                return (from + 1..from + 1 + end, quote);
+            }
         }
     }
     let mut end = body.len();
-    if comments && let Some(hash) = body.find(" #") {
+    if shell && let Some(hash) = body.find(" #") {
         end = hash;
     }
     let value = body[..end].trim_end();
     (from..from + value.len(), Quote::None)
+}
+
+/// Where the quote `q` that closes `inner` is: the first not escaped with a backslash.
+fn closing(inner: &str, q: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            c if c == q && !escaped => return Some(i),
+            _ => escaped = false,
+        }
+    }
+    None
 }
 
 fn dotenv(text: &str, field: &str) -> Result<Option<Found>, DocError> {
@@ -357,7 +383,25 @@ fn tree(text: &str, field: &str, kind: &str) -> Result<Option<Found>, DocError> 
         };
         i = v;
     }
+    scalar_at(text, &events, i, field, kind)
+}
+
+/// The scalar at event `i`, where `field` leads, as a found value.
+fn scalar_at(
+    text: &str,
+    events: &Events<'_>,
+    i: usize,
+    field: &str,
+    kind: &str,
+) -> Result<Option<Found>, DocError> {
     match events.get(i) {
+        Some((Event::Scalar(_, style, ..), span))
+            if span.is_empty() || (*style == ScalarStyle::Plain && kind == "JSON") =>
+        {
+            Err(DocError(format!(
+                "`{field}` in the {kind} document holds no string: write the key's current value there (quoted), so the tool knows its place"
+            )))
+        }
         Some((Event::Scalar(value, style, ..), span)) => {
             let quote = match style {
                 ScalarStyle::Plain => Quote::None,

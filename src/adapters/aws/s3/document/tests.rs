@@ -143,3 +143,51 @@ fn values_outside_a_keys_alphabet_are_refused() {
     let e = replace(Dotenv, "A=1\n", &[("A", "x\ny")]).unwrap_err();
     assert!(e.0.contains("not an access key id"), "{e}");
 }
+
+#[test]
+fn a_place_that_holds_no_string_is_refused_before_any_put() {
+    for (format, text, says) in [
+        (Yaml, "aws:\n  key_id:\n  secret: s\n", "holds no string"),
+        (
+            Json,
+            "{\"aws\": {\"key_id\": null, \"secret\": \"s\"}}",
+            "holds no string",
+        ),
+        (
+            Json,
+            "{\"aws\": {\"key_id\": 12, \"secret\": \"s\"}}",
+            "holds no string",
+        ),
+    ] {
+        let e = replace(format, text, &[("aws.key_id", ID), ("aws.secret", SECRET)]).unwrap_err();
+        assert!(e.0.contains(says), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn an_ini_value_is_the_rest_of_its_line_as_the_aws_cli_reads_it() {
+    let text = "[backup]\naws_access_key_id = \"AKIAOLD\"\naws_secret_access_key = old\n";
+    assert_eq!(
+        read(Credentials, text, "backup.aws_access_key_id")
+            .unwrap()
+            .as_deref(),
+        Some("\"AKIAOLD\"")
+    );
+    let out = swap(
+        Credentials,
+        text,
+        ["backup.aws_access_key_id", "backup.aws_secret_access_key"],
+    );
+    assert!(
+        out.contains(&format!("aws_access_key_id = {ID}\n")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_dotenv_quote_escaped_inside_a_value_does_not_end_it() {
+    let text = "A=\"x\\\"y\" # c\nB=2\n";
+    assert_eq!(read(Dotenv, text, "A").unwrap().as_deref(), Some("x\\\"y"));
+    let out = replace(Dotenv, text, &[("A", ID)]).unwrap();
+    assert_eq!(out, format!("A=\"{ID}\" # c\nB=2\n"));
+}
