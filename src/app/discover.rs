@@ -238,13 +238,26 @@ async fn search_code(
     for query in code::queries(owners, &terms) {
         searches += 1;
         match github.search_code(&query).await {
-            Ok(found) => hits.extend(found),
-            Err(e) => {
+            Ok(found) => {
+                if found.total > found.hits.len() as u64 {
+                    console.warn(&format!(
+                        "discover: code search for {} found {} files, and GitHub answers only the first {}: narrow the search by hand",
+                        crate::text::quoted(&query),
+                        found.total,
+                        found.hits.len()
+                    ));
+                }
+                hits.extend(found.hits);
+            }
+            // The token may not search at all: said once.
+            Err(e) if matches!(e.kind, GhErrorKind::Forbidden | GhErrorKind::Unauthorized) => {
                 console.warn(&format!(
                     "discover: code not searched ({e}); a token that may search code (any token that reads the repositories) lets discover find the key in files"
                 ));
                 break;
             }
+            // This owner cannot be searched (422), or GitHub failed: the others still are.
+            Err(e) => console.warn(&format!("discover: code not searched: {e}")),
         }
     }
     hits.sort_by(|a, b| (&a.repository, &a.path).cmp(&(&b.repository, &b.path)));

@@ -101,7 +101,7 @@ async fn secrets<A: AwsListing>(
         for u in named(users, s) {
             let consumer = u.consumers.iter().any(|c| {
                 matches!(&c.scope, Scope::SecretsManager { secret, .. }
-                    if secret == &s.name || secret.ends_with(&format!(":secret:{}", s.name)))
+                    if secret == &s.name || arn_names(secret, &s.name))
             });
             if consumer {
                 continue;
@@ -351,4 +351,12 @@ async fn object<A: AwsListing>(
         });
     }
     Ok(out)
+}
+
+/// Whether `arn` is the ARN of the secret named `name` (Secrets Manager appends `-` and six
+/// characters to it).
+fn arn_names(arn: &str, name: &str) -> bool {
+    arn.rsplit_once(":secret:")
+        .and_then(|(_, tail)| tail.strip_prefix(name))
+        .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-'))
 }

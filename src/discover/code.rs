@@ -45,13 +45,17 @@ pub fn terms(users: &[UserSpec], keys: &BTreeMap<String, Vec<String>>) -> Vec<Te
 }
 
 /// The code search queries: for each owner, the terms quoted and joined by `OR`, five at most
-/// per query. `user:` reaches an organization's repositories as well as a user's.
+/// per query, key ids apart from names (a common name filling GitHub's 1,000 results must not
+/// hide a key id). `user:` reaches an organization's repositories as well as a user's.
 pub fn queries(owners: &[String], terms: &[Term]) -> Vec<String> {
     let mut out = Vec::new();
     for owner in owners {
-        for chunk in terms.chunks(TERMS_PER_QUERY) {
-            let words: Vec<String> = chunk.iter().map(|t| format!("\"{}\"", t.text)).collect();
-            out.push(format!("{} user:{owner}", words.join(" OR ")));
+        for ids in [true, false] {
+            let kind: Vec<&Term> = terms.iter().filter(|t| t.key_id == ids).collect();
+            for chunk in kind.chunks(TERMS_PER_QUERY) {
+                let words: Vec<String> = chunk.iter().map(|t| format!("\"{}\"", t.text)).collect();
+                out.push(format!("{} user:{owner}", words.join(" OR ")));
+            }
         }
     }
     out
@@ -155,13 +159,16 @@ mod tests {
 
     #[test]
     fn queries_quote_terms_five_at_most_per_owner() {
-        let terms: Vec<Term> = (0..6).map(|i| term(&format!("t{i}"), false)).collect();
+        let mut terms: Vec<Term> = (0..6).map(|i| term(&format!("t{i}"), false)).collect();
+        terms.insert(2, term("AKIAEXAMPLE000000001", true));
         let q = queries(&["acme".into(), "bob".into()], &terms);
         assert_eq!(
             q,
             [
+                "\"AKIAEXAMPLE000000001\" user:acme",
                 "\"t0\" OR \"t1\" OR \"t2\" OR \"t3\" OR \"t4\" user:acme",
                 "\"t5\" user:acme",
+                "\"AKIAEXAMPLE000000001\" user:bob",
                 "\"t0\" OR \"t1\" OR \"t2\" OR \"t3\" OR \"t4\" user:bob",
                 "\"t5\" user:bob",
             ]

@@ -13,11 +13,19 @@ pub struct CodeHit {
     pub path: String,
 }
 
+/// What one code search found: the files read, and how many GitHub counted (it answers at
+/// most 1,000).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeResults {
+    pub hits: Vec<CodeHit>,
+    pub total: u64,
+}
+
 /// GitHub's code search, and the text of a file it found.
 pub trait CodeSearch {
     /// Every file matching `query` (GitHub's syntax; at most 1,000), each search request paced
     /// under code search's own limit.
-    async fn search_code(&self, query: &str) -> Result<Vec<CodeHit>, GhError>;
+    async fn search_code(&self, query: &str) -> Result<CodeResults, GhError>;
     /// The text of `path` on the repository's default branch (`None`: not there any more, or
     /// too large to read through the contents API).
     async fn file_text(&self, repository: &str, path: &str) -> Result<Option<String>, GhError>;

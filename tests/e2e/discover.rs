@@ -394,8 +394,12 @@ fn code_search_is_paced_and_read_page_by_page() {
         run.all()
     );
     let searches = env.github.code_searches();
-    assert_eq!(searches.len(), 3, "acme: two pages; tools: one");
-    assert_eq!(v["code_searches"], 2, "two queries");
+    assert_eq!(
+        searches.len(),
+        5,
+        "acme: its key ids (one page), its name (two pages); tools: one page each"
+    );
+    assert_eq!(v["code_searches"], 4, "key ids and names apart, for each owner");
     for pair in searches.windows(2) {
         assert!(
             pair[1].duration_since(pair[0]) >= std::time::Duration::from_millis(290),

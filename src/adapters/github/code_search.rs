@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::{GitHub, encode_segment, repo_path, unexpected};
-use crate::ports::discover::{CodeHit, CodeSearch};
+use crate::ports::discover::{CodeHit, CodeResults, CodeSearch};
 use crate::ports::{GhError, GhErrorKind};
 
 /// Code search answers at most 1,000 results: ten pages of 100.
@@ -14,6 +14,8 @@ const MAX_PAGES: usize = 10;
 
 #[derive(Deserialize)]
 struct SearchPage {
+    #[serde(default)]
+    total_count: u64,
     items: Vec<Item>,
 }
 
@@ -84,7 +86,7 @@ impl GitHub {
 }
 
 impl CodeSearch for GitHub {
-    async fn search_code(&self, query: &str) -> Result<Vec<CodeHit>, GhError> {
+    async fn search_code(&self, query: &str) -> Result<CodeResults, GhError> {
         let what = format!("searching code for {}", crate::text::quoted(query));
         // With a GitHub App, the searched owner's installation token (`owner=` picks it).
         let owner = query
@@ -93,6 +95,7 @@ impl CodeSearch for GitHub {
             .unwrap_or_default();
         let q = percent_encoding::utf8_percent_encode(query, percent_encoding::NON_ALPHANUMERIC);
         let mut hits = Vec::new();
+        let mut total = 0;
         for page in 1..=MAX_PAGES {
             self.pace_search().await;
             let path = format!(
@@ -104,6 +107,7 @@ impl CodeSearch for GitHub {
             let body: SearchPage =
                 serde_json::from_str(&reply.body).map_err(|e| unexpected(&what, e))?;
             let n = body.items.len();
+            total = total.max(body.total_count);
             hits.extend(body.items.into_iter().map(|i| CodeHit {
                 repository: i.repository.full_name,
                 path: i.path,
@@ -112,7 +116,7 @@ impl CodeSearch for GitHub {
                 break;
             }
         }
-        Ok(hits)
+        Ok(CodeResults { hits, total })
     }
 
     async fn file_text(&self, repository: &str, path: &str) -> Result<Option<String>, GhError> {
