@@ -399,7 +399,10 @@ fn code_search_is_paced_and_read_page_by_page() {
         5,
         "acme: its key ids (one page), its name (two pages); tools: one page each"
     );
-    assert_eq!(v["code_searches"], 4, "key ids and names apart, for each owner");
+    assert_eq!(
+        v["code_searches"], 4,
+        "key ids and names apart, for each owner"
+    );
     for pair in searches.windows(2) {
         assert!(
             pair[1].duration_since(pair[0]) >= std::time::Duration::from_millis(290),
